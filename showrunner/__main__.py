@@ -1,0 +1,3 @@
+from showrunner.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,160 @@
+"""The `showrunner` command. Each subcommand is a thin call into the library."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from showrunner import __version__
+from showrunner.errors import ShowrunnerError
+
+
+def _check(args: argparse.Namespace) -> int:
+    from showrunner.lint import check_paths
+
+    code, out, err = check_paths(args.paths, strict=args.strict, as_json=args.json)
+    sys.stdout.write(out)
+    sys.stderr.write(err)
+    return code
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from showrunner.schema import schema_text
+
+    sys.stdout.write(schema_text())
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from showrunner import report
+    from showrunner.lint import lint
+    from showrunner.load import load
+    from showrunner.timeline import compile_timeline
+
+    result = load(args.path)
+    findings = lint(result)
+    timeline = compile_timeline(result.show, source=str(result.path))
+    if args.at:
+        sys.stdout.write(report.render_state(report.parse_at(timeline, args.at), label=args.at))
+        return 0
+    if args.html:
+        Path(args.html).write_text(report.render_html(timeline, findings=findings), "utf-8")
+    if args.json:
+        Path(args.json).write_text(report.render_json(timeline, findings=findings), "utf-8")
+    sys.stdout.write(report.render_text(timeline, findings=findings))
+    return 0
+
+
+def _import(args: argparse.Namespace) -> int:
+    from showrunner.importer import import_file
+
+    result = import_file(args.file, hold=args.hold)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.output:
+        Path(args.output).write_text(result.yaml_text, "utf-8")
+        print(f"wrote {args.output} ({result.kind})", file=sys.stderr)
+    else:
+        sys.stdout.write(result.yaml_text)
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from showrunner.sim import serve_forever
+
+    record = Path(args.record) if args.record else None
+    print(f"Scope simulator on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
+    try:
+        asyncio.run(
+            serve_forever(
+                args.host, args.port, record_path=record, load_time=args.load_time, fps=args.fps
+            )
+        )
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from showrunner.runner import run_show
+
+    return asyncio.run(
+        run_show(
+            args.path,
+            scope_url=args.scope,
+            start_scene=args.start_scene,
+            at=args.at,
+            journal_path=Path(args.journal) if args.journal else None,
+            record_video=Path(args.record_video) if args.record_video else None,
+            state_file=Path(args.state_file) if args.state_file else None,
+            environ=os.environ,
+        )
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="showrunner", description="Run AI-video shows against a Daydream Scope server."
+    )
+    parser.add_argument("--version", action="version", version=f"showrunner {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="validate show files and lint them (no server needed)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--strict", action="store_true", help="warnings fail too")
+    p.add_argument("--json", action="store_true", help="machine-readable findings")
+    p.set_defaults(func=_check)
+
+    p = sub.add_parser("schema", help="print the show-file JSON Schema")
+    p.set_defaults(func=_schema)
+
+    p = sub.add_parser("report", help="dry-run timeline of a show (no server needed)")
+    p.add_argument("path")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--at", metavar="TIME", help="print the resolved state at TIME or SCENE+OFFSET")
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("import", help="convert a Scope timeline or workflow file into a show")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the show here (default stdout)")
+    p.add_argument("--hold", action="store_true", help="hold the last look instead of stopping")
+    p.set_defaults(func=_import)
+
+    p = sub.add_parser("sim", help="serve the Scope simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--record", metavar="FILE", help="append every request as JSON lines")
+    p.add_argument("--load-time", type=float, default=None, help="seconds a pipeline load takes")
+    p.add_argument("--fps", type=float, default=None, help="pipeline fps for every pipeline")
+    p.set_defaults(func=_sim)
+
+    p = sub.add_parser("run", help="play a show live")
+    p.add_argument("path")
+    p.add_argument("--scope", metavar="URL", help="Scope server URL (default: the show's, else the simulator)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--from", dest="start_scene", metavar="SCENE", help="start at this scene")
+    where.add_argument("--at", metavar="TIME", help="start at TIME or SCENE+OFFSET")
+    p.add_argument("--journal", metavar="FILE", help="write every action as JSON lines")
+    p.add_argument("--record-video", metavar="FILE", help="write the received video to a file")
+    p.add_argument("--state-file", metavar="FILE", help="where the resume state is kept")
+    p.set_defaults(func=_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except ShowrunnerError as exc:
+        print(str(exc), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0

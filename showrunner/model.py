@@ -1,0 +1,772 @@
+"""The show-file model: what a show can ask of a Scope session, validated.
+
+Times are stored as float seconds. Strings such as ``"1:30"``, ``"1m30s"``, ``"8 bars"`` and
+``"16 beats"`` are converted while validating; bars and beats need the show's ``bpm``, which the
+loader passes in the validation context (``{"bpm": …, "beats_per_bar": …}``).
+
+Scene values *track*, as on a lighting console: a value set in a scene stays in force in the
+following scenes (in file order) until a later scene changes it. A jump (loop, goto, seek) sends
+the full resolved state of its target, so playback never depends on the path taken.
+
+Checks that need more than one field (names that must exist, ranges that depend on the pipeline)
+live in :func:`semantic_problems`, which returns locations in the same form as pydantic errors so
+the loader can point at the text the user wrote.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Iterator
+from typing import Annotated, Any, Literal
+
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
+from pydantic import (
+    BaseModel,
+    GetJsonSchemaHandler,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from showrunner import pipelines
+
+Loc = tuple[str | int, ...]
+Problem = tuple[Loc, str]
+
+# ---------------------------------------------------------------------------------------------
+# Times
+# ---------------------------------------------------------------------------------------------
+
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
+_UNITS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)")
+_UNITS_FULL = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*(?:ms|h|m|s))+\s*$")
+_MUSICAL = re.compile(r"^(\d+(?:\.\d+)?)\s*(bars?|beats?)$")
+_TIME_HELP = "a time: seconds (12.5), 'mm:ss', '1m30s', '500ms', '8 bars' or '16 beats'"
+_MAX_SECONDS = 10 * 365 * 24 * 3600.0
+
+TIME_JSON_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "minimum": 0},
+        {
+            "type": "string",
+            "pattern": r"^\s*(\d+(\.\d+)?|(\d+:)?\d+:\d+(\.\d+)?|(\d+(\.\d+)?\s*(ms|h|m|s)\s*)+"
+            r"|\d+(\.\d+)?\s*(bars?|beats?))\s*$",
+        },
+    ],
+    "description": "Seconds as a number, or 'mm:ss', 'h:mm:ss', '1m30s', '500ms', "
+    "'8 bars' or '16 beats' (bars and beats need the show's bpm).",
+}
+
+
+def parse_time(value: object, bpm: float | None = None, beats_per_bar: int = 4) -> float:
+    """Turn a written time into seconds; raises ValueError with a message for the user."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"expected {_TIME_HELP}")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        seconds = _parse_time_text(value.strip().lower(), value, bpm, beats_per_bar)
+    else:
+        raise ValueError(f"expected {_TIME_HELP}")
+    if seconds != seconds or seconds < 0:
+        raise ValueError("must be a time >= 0")
+    if seconds > _MAX_SECONDS:
+        raise ValueError("is longer than ten years")
+    return seconds
+
+
+def _parse_time_text(text: str, original: str, bpm: float | None, beats_per_bar: int) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    if clock := _CLOCK.match(text):
+        hours, minutes, seconds = clock.groups()
+        if hours is None and float(seconds) >= 60:
+            raise ValueError(f"{original!r}: seconds must be below 60 in 'mm:ss'")
+        if hours is not None and (int(minutes) >= 60 or float(seconds) >= 60):
+            raise ValueError(f"{original!r}: minutes and seconds must be below 60 in 'h:mm:ss'")
+        return int(hours or 0) * 3600 + int(minutes) * 60 + float(seconds)
+    if _UNITS_FULL.match(text):
+        return sum(float(n) * _UNIT_SECONDS[u] for n, u in _UNITS.findall(text))
+    if musical := _MUSICAL.match(text):
+        if not bpm:
+            raise ValueError(f"{original!r} needs `bpm` at the top of the show")
+        count = float(musical.group(1))
+        beats = count * beats_per_bar if musical.group(2).startswith("bar") else count
+        return beats * 60.0 / bpm
+    raise ValueError(f"{original!r} is not {_TIME_HELP}")
+
+
+def _time_validator(value: object, info: ValidationInfo) -> float:
+    ctx = info.context if isinstance(info.context, dict) else {}
+    return parse_time(value, ctx.get("bpm"), ctx.get("beats_per_bar") or 4)
+
+
+Seconds = Annotated[float, BeforeValidator(_time_validator), WithJsonSchema(TIME_JSON_SCHEMA)]
+
+
+class _OrShorthand:
+    """JSON Schema for a model that may also be written in a short form (a string, a number)."""
+
+    def __init__(self, *short: dict[str, Any], description: str | None = None) -> None:
+        self.short = short
+        self.description = description
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema: dict[str, Any] = {"anyOf": [*self.short, handler(core_schema)]}
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+# ---------------------------------------------------------------------------------------------
+# Building blocks
+# ---------------------------------------------------------------------------------------------
+
+
+class Model(BaseModel):
+    """Frozen, and unknown keys are errors (the loader adds a "did you mean" hint)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+Method = Literal["linear", "slerp"]
+Ease = Literal["step", "linear", "ease-in", "ease-out", "ease-in-out", "cubic"]
+MergeMode = Literal["permanent_merge", "runtime_peft"]
+InputMode = Literal["text", "video"]
+
+
+class Prompt(Model):
+    """One weighted prompt. Scope normalises weights to sum 1, so only ratios matter."""
+
+    text: str = Field(description="The prompt text (T5 keeps the first 512 tokens).")
+    weight: float = Field(1.0, ge=0, le=1e6, description="Relative weight, >= 0.")
+
+
+def _prompts_shorthand(value: object) -> object:
+    if isinstance(value, str):
+        return [{"text": value}]
+    if isinstance(value, list):
+        return [{"text": v} if isinstance(v, str) else v for v in value]
+    return value
+
+
+PromptItem = Annotated[Prompt, _OrShorthand({"type": "string"})]
+Prompts = Annotated[
+    list[PromptItem],
+    BeforeValidator(_prompts_shorthand),
+    _OrShorthand(
+        {"type": "string"},
+        description="A prompt, or a list of prompts (strings or {text, weight}) blended by weight.",
+    ),
+]
+
+
+class Transition(Model):
+    """How the picture moves into new prompts: over a duration or a number of chunks, or a cut."""
+
+    duration: Seconds | None = Field(
+        None, description="Blend time; converted to chunk steps with the pipeline's chunk rate."
+    )
+    steps: int | None = Field(None, ge=0, le=1000, description="Blend length in chunks; 0 = cut.")
+    method: Method | None = Field(
+        None, description="Temporal interpolation; the pipeline default when absent."
+    )
+
+    @model_validator(mode="after")
+    def _one_length(self) -> Transition:
+        if self.duration is not None and self.steps is not None:
+            raise ValueError("give either `duration` or `steps`, not both")
+        return self
+
+    @property
+    def is_cut(self) -> bool:
+        return self.steps == 0 or self.duration == 0
+
+
+def _transition_shorthand(value: object) -> object:
+    if isinstance(value, str) and value.strip().lower() == "cut":
+        return {"steps": 0}
+    if isinstance(value, int | float | str) and not isinstance(value, bool):
+        return {"duration": value}
+    return value
+
+
+TransitionSpec = Annotated[
+    Transition,
+    BeforeValidator(_transition_shorthand),
+    _OrShorthand(
+        {"const": "cut"},
+        *TIME_JSON_SCHEMA["anyOf"],
+        description="'cut', a duration (e.g. '4s', '2 bars'), or {duration|steps, method}.",
+    ),
+]
+
+
+def _steps_descending(value: list[int] | None) -> list[int] | None:
+    if value is not None:
+        if not value:
+            raise ValueError("needs at least one step")
+        if any(b >= a for a, b in zip(value, value[1:], strict=False)):
+            raise ValueError("must be strictly descending, e.g. [1000, 750, 500, 250]")
+    return value
+
+
+DenoisingSteps = Annotated[
+    list[Annotated[int, Field(ge=0, le=1000)]] | None,
+    Field(description="Denoising step list, strictly descending within 0-1000."),
+]
+
+
+class RuntimeParams(Model):
+    """Values Scope reads every chunk; they track from scene to scene until changed."""
+
+    denoising_steps: DenoisingSteps = None
+    noise_scale: float | None = Field(None, ge=0, le=1, description="Video mode only; 0-1.")
+    noise_controller: bool | None = Field(None, description="Video mode only.")
+    manage_cache: bool | None = Field(
+        None, description="Automatic cache resets; LoRA-scale and step changes become cuts."
+    )
+    kv_cache_attention_bias: float | None = Field(
+        None, ge=0.01, le=1.0, description="Reliance on past frames (krea); 0.01-1."
+    )
+    prompt_interpolation: Method | None = Field(
+        None, description="Spatial blend of several prompts (no effect in Wan pipelines, §8-H)."
+    )
+    vace_context_scale: float | None = Field(None, ge=0, le=2, description="VACE strength, 0-2.")
+
+    _check_steps = field_validator("denoising_steps")(_steps_descending)
+
+
+PipelineChain = Annotated[
+    list[str],
+    BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string"},
+                {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            ],
+            "description": "A pipeline id, or an ordered chain [preprocessors…, main, "
+            "postprocessors…] (§8-K).",
+        }
+    ),
+    Field(min_length=1),
+]
+
+
+class LoraLoad(Model):
+    """A LoRA loaded with the pipeline (adding/removing one means a reload)."""
+
+    lora: str = Field(description="Name of a LoRA under `assets.loras`.")
+    scale: float = Field(1.0, ge=-10, le=10)
+    merge_mode: MergeMode | None = Field(
+        None, description="Overrides `lora_merge_mode`; runtime_peft allows runtime scales."
+    )
+
+
+class LoadParams(Model):
+    """Pipeline load parameters; changing any of them reloads the pipeline and reconnects."""
+
+    height: int | None = Field(None, ge=1, le=4096)
+    width: int | None = Field(None, ge=1, le=4096)
+    base_seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    vae_type: Literal["wan", "lightvae", "tae", "lighttae"] | None = None
+    quantization: Literal["fp8_e4m3fn", "none"] | None = Field(
+        None, description="'fp8_e4m3fn' or 'none'."
+    )
+    vace_enabled: bool | None = Field(None, description="Load VACE weights (Scope default true).")
+    loras: list[LoraLoad] | None = None
+    lora_merge_mode: MergeMode | None = Field(
+        None, description="Default merge mode (Scope default permanent_merge)."
+    )
+
+
+class OutputSink(Model):
+    enabled: bool = True
+    name: str = Field("showrunner", min_length=1, description="Name other apps see.")
+
+
+class InputSource(Model):
+    """A server-side video input for video mode (§3.3 `input_source`)."""
+
+    enabled: bool = True
+    source_type: str = Field(
+        description="video_file, ndi, spout, syphon or a plugin source", min_length=1
+    )
+    source_name: str = Field(min_length=1, description="File path or asset name, or sender name.")
+    flip_vertical: bool | None = None
+
+
+class Defaults(RuntimeParams):
+    """The starting state of the show."""
+
+    pipeline: PipelineChain = Field(default_factory=lambda: ["longlive"])
+    load: LoadParams = Field(default_factory=LoadParams)
+    input_mode: InputMode | None = Field(None, description="The pipeline's default mode if absent.")
+    transition: TransitionSpec | None = Field(
+        None, description="Transition into scenes that name none (pipeline default if absent)."
+    )
+    output_sinks: dict[Literal["ndi", "spout", "syphon"], OutputSink] = Field(
+        default_factory=dict, description="Send Scope's picture to NDI / Spout / Syphon."
+    )
+    input_source: InputSource | None = None
+
+
+class Auth(Model):
+    """An auth header for a Scope behind a proxy; the secret stays in the environment."""
+
+    env: str = Field(
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Name of the environment variable that holds the token (never the token).",
+    )
+    header: str = Field("Authorization", min_length=1)
+    scheme: str | None = Field("Bearer", description="Prefix before the token; null for none.")
+
+
+class Timeouts(Model):
+    connect: Seconds = Field(5.0, gt=0)
+    request: Seconds = Field(10.0, gt=0)
+    load: Seconds = Field(300.0, gt=0, description="Pipeline load, polled until loaded.")
+    offer: Seconds = Field(15.0, gt=0)
+    first_frame: Seconds = Field(10.0, gt=0)
+
+
+class ScopeTarget(Model):
+    url: str | None = Field(
+        None,
+        pattern=r"^https?://[^\s/]+(/.*)?$",
+        description="Scope server URL; absent = the embedded simulator.",
+    )
+    auth: Auth | None = None
+    timeouts: Timeouts = Field(default_factory=Timeouts)
+
+
+class ImageAsset(Model):
+    file: str | None = Field(None, description="Local file, relative to the show file; uploaded.")
+    server_path: str | None = Field(None, description="A path that already exists on the server.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ImageAsset:
+        if (self.file is None) == (self.server_path is None):
+            raise ValueError("give exactly one of `file` or `server_path`")
+        return self
+
+
+class LoraAsset(Model):
+    path: str | None = Field(None, description="Absolute path on the server.")
+    filename: str | None = Field(None, description="File name, resolved with GET /api/v1/loras.")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> LoraAsset:
+        if (self.path is None) == (self.filename is None):
+            raise ValueError("give exactly one of `path` or `filename`")
+        return self
+
+
+Image = Annotated[
+    ImageAsset,
+    BeforeValidator(lambda v: {"file": v} if isinstance(v, str) else v),
+    _OrShorthand({"type": "string"}, description="A local file, or {file|server_path}."),
+]
+Lora = Annotated[
+    LoraAsset,
+    BeforeValidator(
+        lambda v: ({"path": v} if v.startswith("/") else {"filename": v})
+        if isinstance(v, str)
+        else v
+    ),
+    _OrShorthand({"type": "string"}, description="A server path (/…), a filename, or {path|filename}."),
+]
+
+_NAME = r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$"
+Name = Annotated[str, Field(pattern=_NAME, max_length=200)]
+
+
+class Assets(Model):
+    images: dict[Name, Image] = Field(default_factory=dict)
+    loras: dict[Name, Lora] = Field(default_factory=dict)
+
+
+class Keyframe(Model):
+    at: Seconds = Field(description="Offset from the scene's start.")
+    value: float
+    ease: Ease = Field("linear", description="Curve from the previous keyframe to this one.")
+
+
+KEYFRAME_TARGET = re.compile(
+    r"^(noise_scale|vace_context_scale|kv_cache_attention_bias|lora\.(?P<lora>[^.]+)"
+    r"|prompt\.(?P<prompt>\d+)\.weight)$"
+)
+KEYFRAME_RANGES: dict[str, tuple[float, float]] = {
+    "noise_scale": (0.0, 1.0),
+    "vace_context_scale": (0.0, 2.0),
+    "kv_cache_attention_bias": (0.01, 1.0),
+    "lora": (-10.0, 10.0),
+    "prompt": (0.0, 1e6),
+}
+
+
+class TravelStep(Model):
+    """One stop of prompt travel inside a scene (A → B → C)."""
+
+    at: Seconds = Field(description="Offset from the scene's start.")
+    prompts: Prompts
+    transition: TransitionSpec | None = None
+
+
+class Vace(Model):
+    refs: list[Name] | None = Field(
+        None, description="Image assets used as VACE references; [] clears them."
+    )
+    context_scale: float | None = Field(None, ge=0, le=2)
+    use_input_video: bool | None = None
+
+
+class Goto(Model):
+    scene: Name
+    times: int | None = Field(
+        None, ge=1, description="How many times to jump; absent = every time (a loop)."
+    )
+
+
+class After(Model):
+    scene: Name
+    offset: Seconds = 0.0
+
+
+class Scene(RuntimeParams):
+    """One look of the show and how it starts."""
+
+    name: Name
+    notes: str | None = None
+    # timing
+    duration: Seconds | None = Field(None, description="How long the scene plays.")
+    at: Seconds | None = Field(
+        None, description="Start time from the show start (or from the last cue)."
+    )
+    after: Annotated[
+        After,
+        BeforeValidator(lambda v: {"scene": v} if isinstance(v, str) else v),
+        _OrShorthand({"type": "string"}),
+    ] | None = Field(None, description="Start when another scene ends, plus an offset.")
+    cue: bool | Name | None = Field(
+        None, description="true/'go': wait for GO; a name: wait for that named cue (or GO)."
+    )
+    pre_wait: Seconds = Field(0.0, description="Delay between the trigger and the start.")
+    # picture
+    prompts: Prompts | None = None
+    transition: TransitionSpec | None = None
+    travel: list[TravelStep] = Field(default_factory=list)
+    keyframes: dict[str, list[Keyframe]] = Field(
+        default_factory=dict,
+        description="noise_scale, vace_context_scale, kv_cache_attention_bias, lora.<name>, "
+        "prompt.<index>.weight -> keyframes.",
+    )
+    pipeline: PipelineChain | None = None
+    load: LoadParams | None = Field(None, description="Overrides merged over the defaults.")
+    input_mode: InputMode | None = None
+    vace: Vace | None = None
+    first_frame: Name | None = None
+    last_frame: Name | None = None
+    loras: dict[Name, Annotated[float, Field(ge=-10, le=10)]] = Field(
+        default_factory=dict, description="Runtime LoRA scales by asset name."
+    )
+    reset_cache: bool = Field(False, description="A hard cut at the start of this scene.")
+    paused: bool | None = None
+    goto: Annotated[
+        Goto,
+        BeforeValidator(lambda v: {"scene": v} if isinstance(v, str) else v),
+        _OrShorthand({"type": "string"}),
+    ] | None = Field(None, description="After this scene, jump to another.")
+
+    @model_validator(mode="after")
+    def _timing(self) -> Scene:
+        if self.at is not None and self.after is not None:
+            raise ValueError("give either `at` or `after`, not both")
+        if self.cue not in (None, False) and (self.at is not None or self.after is not None):
+            raise ValueError("a cue scene starts on its trigger; drop `at`/`after`")
+        return self
+
+    @property
+    def cue_name(self) -> str | None:
+        """None for a timed scene, "go" for GO, else the named cue."""
+        if self.cue in (None, False):
+            return None
+        if self.cue is True:
+            return "go"
+        return str(self.cue).lower() if str(self.cue).lower() == "go" else str(self.cue)
+
+
+class Section(Model):
+    name: Name
+    start: Name = Field(description="First scene of the section.")
+    end: Name = Field(description="Last scene of the section.")
+    repeat: int = Field(2, ge=1, le=100000, description="Times the section plays in all.")
+
+
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+_HHMM = r"^([01]?\d|2[0-3]):[0-5]\d$|^24:00$"
+
+
+class Window(Model):
+    days: list[Day] | Literal["daily", "weekdays", "weekends"] = "daily"
+    start: str = Field(pattern=_HHMM, description="Opening time, HH:MM.")
+    end: str = Field(pattern=_HHMM, description="Closing time, HH:MM (before start = past midnight).")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Window:
+        if self.start == self.end:
+            raise ValueError("`start` and `end` are the same time")
+        return self
+
+    @property
+    def weekdays(self) -> tuple[int, ...]:
+        """Days as Python weekday numbers (Monday = 0)."""
+        names = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        if self.days == "daily":
+            return tuple(range(7))
+        if self.days == "weekdays":
+            return (0, 1, 2, 3, 4)
+        if self.days == "weekends":
+            return (5, 6)
+        return tuple(sorted({names.index(d) for d in self.days}))
+
+
+class Hours(Model):
+    """Opening hours of an installation; outside them the show pauses or plays a holding scene."""
+
+    timezone: str | None = Field(None, description="IANA zone, e.g. Europe/Berlin; local if absent.")
+    open: list[Window] = Field(min_length=1)
+    closed: Literal["pause"] | Name = Field(
+        "pause", description="'pause', or the name of a scene played only while closed."
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                zoneinfo.ZoneInfo(value)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+
+Loop = Annotated[
+    bool | Literal["forever"] | int,
+    WithJsonSchema(
+        {
+            "anyOf": [{"type": "boolean"}, {"const": "forever"}, {"type": "integer", "minimum": 1}],
+            "description": "false: play once; true or 'forever': loop; N: play N times.",
+        }
+    ),
+]
+
+
+class Show(Model):
+    """A show file."""
+
+    title: str = Field(min_length=1)
+    bpm: float | None = Field(None, gt=0, le=999)
+    beats_per_bar: int = Field(4, ge=1, le=16)
+    fps: float | None = Field(
+        None, gt=0, le=240, description="Assumed pipeline fps for seconds -> chunks."
+    )
+    vars: dict[str, Any] = Field(default_factory=dict, description="Template variables.")
+    include: dict[str, str] = Field(
+        default_factory=dict, description="Variable name -> YAML file (e.g. a prompt library)."
+    )
+    scope: ScopeTarget = Field(default_factory=ScopeTarget)
+    defaults: Defaults = Field(default_factory=Defaults)
+    assets: Assets = Field(default_factory=Assets)
+    scenes: list[Scene] = Field(min_length=1)
+    sections: list[Section] = Field(default_factory=list)
+    loop: Loop = False
+    end: Literal["hold", "stop"] = Field(
+        "hold", description="At the end: keep the last look until quit, or stop and exit."
+    )
+    hours: Hours | None = None
+    reload_at: Literal["now", "boundary"] = Field(
+        "now", description="Hot reload: apply edits to the playing scene now or at its end."
+    )
+
+    @field_validator("loop")
+    @classmethod
+    def _loop(cls, value: bool | str | int) -> bool | str | int:
+        if not isinstance(value, bool) and isinstance(value, int) and value < 1:
+            raise ValueError("loop count must be >= 1")
+        return value
+
+    @property
+    def loop_count(self) -> int | None:
+        """How many times the show plays: None = forever."""
+        if self.loop is True or self.loop == "forever":
+            return None
+        if self.loop is False:
+            return 1
+        return int(self.loop)
+
+    def scene_index(self, name: str) -> int:
+        for i, scene in enumerate(self.scenes):
+            if scene.name == name:
+                return i
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-field checks
+# ---------------------------------------------------------------------------------------------
+
+
+def semantic_problems(show: Show) -> list[Problem]:
+    """Errors that involve several fields, with the location of the offending value."""
+    return list(_names(show)) + list(_scene_refs(show)) + list(_sizes(show))
+
+
+def _names(show: Show) -> Iterator[Problem]:
+    seen: dict[str, int] = {}
+    for i, scene in enumerate(show.scenes):
+        if scene.name in seen:
+            yield ("scenes", i, "name"), (
+                f"duplicate scene name {scene.name!r} (first used by scenes[{seen[scene.name]}])"
+            )
+        else:
+            seen[scene.name] = i
+    section_names: set[str] = set()
+    for i, section in enumerate(show.sections):
+        if section.name in section_names:
+            yield ("sections", i, "name"), f"duplicate section name {section.name!r}"
+        section_names.add(section.name)
+        for key in ("start", "end"):
+            target = getattr(section, key)
+            if target not in seen:
+                yield ("sections", i, key), _unknown("scene", target, seen)
+        if section.start in seen and section.end in seen and seen[section.start] > seen[section.end]:
+            yield ("sections", i, "end"), f"scene {section.end!r} comes before {section.start!r}"
+    if show.hours and show.hours.closed != "pause" and show.hours.closed not in seen:
+        yield ("hours", "closed"), _unknown("scene", show.hours.closed, seen)
+    for i, lora in enumerate((show.defaults.load.loras or [])):
+        if lora.lora not in show.assets.loras:
+            yield ("defaults", "load", "loras", i, "lora"), _unknown(
+                "LoRA asset", lora.lora, show.assets.loras
+            )
+
+
+def _scene_refs(show: Show) -> Iterator[Problem]:
+    names = {s.name: i for i, s in enumerate(show.scenes)}
+    images = show.assets.images
+    for i, scene in enumerate(show.scenes):
+        base: Loc = ("scenes", i)
+        if scene.after is not None:
+            if scene.after.scene not in names:
+                yield (*base, "after", "scene"), _unknown("scene", scene.after.scene, names)
+            elif names[scene.after.scene] >= i:
+                yield (*base, "after", "scene"), (
+                    f"scene {scene.after.scene!r} must come before {scene.name!r}"
+                )
+        if scene.goto is not None and scene.goto.scene not in names:
+            yield (*base, "goto", "scene"), _unknown("scene", scene.goto.scene, names)
+        refs = scene.vace.refs if scene.vace and scene.vace.refs else []
+        for j, ref in enumerate(refs):
+            if ref not in images:
+                yield (*base, "vace", "refs", j), _unknown("image asset", ref, images)
+        for key in ("first_frame", "last_frame"):
+            ref = getattr(scene, key)
+            if ref is not None and ref not in images:
+                yield (*base, key), _unknown("image asset", ref, images)
+        for name in scene.loras:
+            if name not in show.assets.loras:
+                yield (*base, "loras", name), _unknown("LoRA asset", name, show.assets.loras)
+        for j, lora in enumerate((scene.load.loras or []) if scene.load else []):
+            if lora.lora not in show.assets.loras:
+                yield (*base, "load", "loras", j, "lora"), _unknown(
+                    "LoRA asset", lora.lora, show.assets.loras
+                )
+        yield from _keyframe_problems(show, i, scene)
+        yield from _travel_problems(i, scene)
+
+
+def _keyframe_problems(show: Show, index: int, scene: Scene) -> Iterator[Problem]:
+    for target, frames in scene.keyframes.items():
+        loc: Loc = ("scenes", index, "keyframes", target)
+        match = KEYFRAME_TARGET.match(target)
+        if not match:
+            yield loc, (
+                f"unknown keyframe target {target!r}; use noise_scale, vace_context_scale, "
+                "kv_cache_attention_bias, lora.<name> or prompt.<index>.weight"
+            )
+            continue
+        kind = "lora" if match.group("lora") else "prompt" if match.group("prompt") else target
+        if match.group("lora") and match.group("lora") not in show.assets.loras:
+            yield loc, _unknown("LoRA asset", match.group("lora"), show.assets.loras)
+        if not frames:
+            yield loc, "needs at least one keyframe"
+        low, high = KEYFRAME_RANGES[kind]
+        last = -1.0
+        for k, frame in enumerate(frames):
+            if not low <= frame.value <= high:
+                yield (*loc, k, "value"), f"must be between {low:g} and {high:g}"
+            if frame.at < last:
+                yield (*loc, k, "at"), "keyframes must be in time order"
+            if scene.duration is not None and frame.at > scene.duration:
+                yield (*loc, k, "at"), "is after the end of the scene"
+            last = frame.at
+
+
+def _travel_problems(index: int, scene: Scene) -> Iterator[Problem]:
+    last = 0.0
+    for k, step in enumerate(scene.travel):
+        loc: Loc = ("scenes", index, "travel", k, "at")
+        if step.at < last:
+            yield loc, "travel stops must be in time order"
+        if scene.duration is not None and step.at > scene.duration:
+            yield loc, "is after the end of the scene"
+        last = step.at
+
+
+def _sizes(show: Show) -> Iterator[Problem]:
+    """Wan pipelines refuse sizes that do not divide by 16 (the load would end in `error`)."""
+    chain = show.defaults.pipeline
+    load = show.defaults.load
+    yield from _size_problems(chain, load, ("defaults", "load"))
+    for i, scene in enumerate(show.scenes):
+        chain = scene.pipeline or chain
+        if scene.load is not None:
+            merged = load.model_copy(update=scene.load.model_dump(exclude_none=True))
+            yield from _size_problems(chain, merged, ("scenes", i, "load"), scene.load)
+            load = merged
+
+
+def _size_problems(
+    chain: list[str], load: LoadParams, loc: Loc, written: LoadParams | None = None
+) -> Iterator[Problem]:
+    wan = [p for p in chain if (info := pipelines.lookup(p)) is not None and info.wan]
+    if not wan:
+        return
+    for key in ("height", "width"):
+        value = getattr(load, key)
+        if written is not None and getattr(written, key) is None:
+            continue
+        if value is not None and value % pipelines.WAN_SIZE_MULTIPLE:
+            yield (*loc, key), (
+                f"{value} is not divisible by {pipelines.WAN_SIZE_MULTIPLE} ({wan[0]} needs it)"
+            )
+
+
+def _unknown(what: str, name: str, known: dict[str, Any] | set[str]) -> str:
+    import difflib
+
+    hint = difflib.get_close_matches(name, list(known), n=1)
+    suffix = f"; did you mean {hint[0]!r}?" if hint else ""
+    return f"unknown {what} {name!r}{suffix}"

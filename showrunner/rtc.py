@@ -1,0 +1,314 @@
+"""The WebRTC side of a Scope session: one aiortc peer connection behind a small facade.
+
+Scope streams generated video over WebRTC and takes live parameters as JSON text on a
+data channel (contract §3, §4). Everything aiortc lives in this module, so the rest of
+showrunner deals only in plain strings, floats and callbacks:
+
+- a ``sendrecv`` video transceiver even though nothing is sent: Scope's output track only
+  runs while an input track exists, and a ``recvonly`` offer gets no video (§4.1);
+- a ``"parameters"`` data channel, ordered, created before the offer (§3.1);
+- an empty ICE server list and, for a Scope on this machine, host candidates restricted
+  to 127.0.0.1 (see :func:`restrict_ice_to_loopback`);
+- received frames are consumed, counted and optionally recorded to a file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.contrib.media import MediaRecorder, MediaRelay
+from aiortc.exceptions import InvalidAccessError, InvalidStateError
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from showrunner.errors import ScopeConnectError, ScopeProtocolError, ScopeTimeoutError
+
+__all__ = [
+    "CHANNEL_LABEL",
+    "LOOPBACK_ADDRESS",
+    "RtcConnection",
+    "candidate_addresses",
+    "restrict_ice_to_loopback",
+]
+
+log = logging.getLogger("showrunner.rtc")
+
+CHANNEL_LABEL = "parameters"
+LOOPBACK_ADDRESS = "127.0.0.1"
+
+OfferFn = Callable[[str], Awaitable[str]]
+"""Sends our offer SDP to the server and returns its answer SDP."""
+
+
+def restrict_ice_to_loopback(pc: RTCPeerConnection) -> None:
+    """Make every ICE transport of `pc` gather a single host candidate on 127.0.0.1.
+
+    aioice's host-address discovery deliberately skips 127.0.0.1, so a loopback-only
+    setup would otherwise advertise LAN addresses (and, with the default configuration,
+    ask a public STUN server). The fix is applied per connection, to the aioice
+    ``Connection`` behind each gatherer, rather than by patching aioice globally: other
+    peer connections in the same process (a simulator, say) keep their own behaviour.
+    Call it after the transceivers and the data channel exist and before
+    ``setLocalDescription``, which is when gathering happens.
+    """
+    gatherers = {
+        id(g): g
+        for g in (
+            t.receiver.transport.transport.iceGatherer for t in pc.getTransceivers()
+        )
+    }
+    if pc.sctp is not None:
+        g = pc.sctp.transport.transport.iceGatherer
+        gatherers[id(g)] = g
+    for gatherer in gatherers.values():
+        connection = gatherer._connection
+        gather_component = connection.get_component_candidates
+
+        async def loopback_candidates(
+            component: int,
+            addresses: list[str],
+            timeout: int = 5,
+            _gather: Callable[..., Awaitable[list[Any]]] = gather_component,
+        ) -> list[Any]:
+            # `addresses` is whatever aioice discovered on the LAN; ignore it.
+            return await _gather(
+                component=component, addresses=[LOOPBACK_ADDRESS], timeout=timeout
+            )
+
+        connection.get_component_candidates = loopback_candidates
+
+
+def candidate_addresses(sdp: str) -> list[str]:
+    """The connection addresses of every ``a=candidate`` line in an SDP blob."""
+    found = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            # a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ …
+            fields = line.split()
+            if len(fields) > 4:
+                found.append(fields[4])
+    return found
+
+
+@contextlib.contextmanager
+def _map_rtc_errors(what: str) -> Iterator[None]:
+    """Translate aiortc's exceptions into showrunner's, once, with one-line messages."""
+    try:
+        yield
+    except (InvalidStateError, InvalidAccessError, ValueError) as exc:
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        raise ScopeProtocolError(f"WebRTC {what} failed: {detail}") from exc
+    except OSError as exc:
+        raise ScopeConnectError(f"WebRTC {what} failed: {exc}") from exc
+
+
+class RtcConnection:
+    """One receive-only peer connection to Scope with its "parameters" data channel.
+
+    ``on_message(text)`` is called for every text message from the server; ``on_state(what,
+    state)`` for every change of the peer connection (``what == "connection"``) and when
+    the data channel closes (``what == "channel"``). Callbacks must not raise.
+    """
+
+    def __init__(
+        self,
+        *,
+        loopback_only: bool,
+        record_to: Path | None = None,
+        on_message: Callable[[str], None] | None = None,
+        on_state: Callable[[str, str], None] | None = None,
+    ) -> None:
+        self.loopback_only = loopback_only
+        self.record_to = record_to
+        self.on_message = on_message
+        self.on_state = on_state
+        self.local_sdp: str | None = None
+        self.remote_sdp: str | None = None
+        self.frames_received = 0
+        self.last_frame_at: float | None = None
+        self._pc: RTCPeerConnection | None = None
+        self._channel: RTCDataChannel | None = None
+        self._recorder: MediaRecorder | None = None
+        self._relay: MediaRelay | None = None
+        self._consumer: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self._first_frame = asyncio.Event()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"RtcConnection(state={self.state!r}, channel={self.channel_state!r})"
+
+    @property
+    def state(self) -> str:
+        """The peer connection state: new, connecting, connected, failed or closed."""
+        if self._closed:
+            return "closed"
+        if self._pc is None:
+            return "new"
+        return str(self._pc.connectionState)
+
+    @property
+    def channel_state(self) -> str:
+        """The data channel state: connecting, open, closing or closed ("new" before connect)."""
+        if self._channel is None:
+            return "closed" if self._closed else "new"
+        return str(self._channel.readyState)
+
+    async def connect(self, offer_fn: OfferFn, *, timeout: float) -> None:
+        """Offer, apply the answer and wait up to `timeout` s for the data channel to open.
+
+        Raises ScopeTimeoutError, ScopeConnectError or ScopeProtocolError; on any failure the
+        connection is closed again.
+        """
+        if self._pc is not None or self._closed:
+            raise RuntimeError("an RtcConnection connects once; make a new one to reconnect")
+        try:
+            await self._negotiate(offer_fn)
+            await self._wait_open(timeout)
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _negotiate(self, offer_fn: OfferFn) -> None:
+        # An empty list, not None: None makes aiortc fall back to a public STUN server.
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self._pc = pc
+        pc.on("connectionstatechange", self._on_connection_state)
+        pc.on("track", self._on_track)
+        pc.addTransceiver("video", direction="sendrecv")
+        channel = pc.createDataChannel(CHANNEL_LABEL, ordered=True)
+        self._channel = channel
+        channel.on("open", self._changed.set)
+        channel.on("close", self._on_channel_close)
+        channel.on("message", self._on_message)
+        if self.loopback_only:
+            restrict_ice_to_loopback(pc)
+        with _map_rtc_errors("offer"):
+            await pc.setLocalDescription(await pc.createOffer())
+        self.local_sdp = pc.localDescription.sdp
+        answer = await offer_fn(self.local_sdp)
+        self.remote_sdp = answer
+        with _map_rtc_errors("answer"):
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+        if self._recorder is not None:
+            await self._recorder.start()
+
+    async def _wait_open(self, timeout: float) -> None:
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if self.channel_state == "open":
+                        return
+                    if self.state in ("failed", "closed") or self.channel_state == "closed":
+                        raise ScopeConnectError(
+                            f"WebRTC connection to Scope failed before the data channel opened "
+                            f"(peer connection {self.state}, data channel {self.channel_state})"
+                        )
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise ScopeTimeoutError(
+                f"the WebRTC data channel did not open within {timeout:g} s "
+                f"(peer connection {self.state})"
+            ) from None
+
+    def send_text(self, text: str) -> float:
+        """Write one text message to the data channel; return the unix time it was written."""
+        channel = self._channel
+        if channel is None or channel.readyState != "open":
+            raise ScopeConnectError(
+                f"cannot send on the {CHANNEL_LABEL!r} data channel: it is {self.channel_state}"
+            )
+        with _map_rtc_errors("data channel send"):
+            channel.send(text)
+        return time.time()
+
+    async def wait_first_frame(self, timeout: float) -> None:
+        """Wait until at least one video frame has arrived."""
+        try:
+            async with asyncio.timeout(timeout):
+                await self._first_frame.wait()
+        except TimeoutError:
+            raise ScopeTimeoutError(
+                f"no video frame arrived within {timeout:g} s (peer connection {self.state})"
+            ) from None
+
+    async def close(self) -> None:
+        """Close the peer connection, stop recording and the frame consumer. Never raises."""
+        if self._closed:
+            return
+        self._closed = True
+        pc, self._pc = self._pc, None
+        if pc is not None:
+            try:
+                await pc.close()
+            except Exception:  # closing is best effort; the connection may be half-dead
+                log.warning("closing the peer connection failed", exc_info=True)
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            consumer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await consumer
+        recorder, self._recorder = self._recorder, None
+        if recorder is not None:
+            try:
+                await recorder.stop()
+            except Exception:  # e.g. nothing was ever encoded; the file is just empty
+                log.warning("finishing the recording %s failed", self.record_to, exc_info=True)
+            else:
+                log.info("recorded the received video to %s", self.record_to)
+        self._changed.set()
+
+    # -- aiortc callbacks ---------------------------------------------------------------
+
+    def _on_connection_state(self) -> None:
+        state = self.state
+        log.info("peer connection %s", state)
+        self._changed.set()
+        if self.on_state is not None:
+            self.on_state("connection", state)
+
+    def _on_channel_close(self) -> None:
+        log.info("data channel %r closed", CHANNEL_LABEL)
+        self._changed.set()
+        if self.on_state is not None:
+            self.on_state("channel", "closed")
+
+    def _on_message(self, message: str | bytes) -> None:
+        text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+        if self.on_message is not None:
+            self.on_message(text)
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        if track.kind != "video" or self._consumer is not None:
+            return
+        source = track
+        if self.record_to is not None:
+            # The recorder and the frame counter both need every frame of the one track.
+            self._relay = MediaRelay()
+            source = self._relay.subscribe(track)
+            self._recorder = MediaRecorder(str(self.record_to))
+            self._recorder.addTrack(self._relay.subscribe(track))
+        self._consumer = asyncio.ensure_future(self._consume(source))
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                await track.recv()
+            except MediaStreamError:
+                log.info("remote video track ended after %d frames", self.frames_received)
+                return
+            self.frames_received += 1
+            self.last_frame_at = time.monotonic()
+            self._first_frame.set()

@@ -1,0 +1,146 @@
+"""Request models of the simulated Scope API, and the data-channel key families.
+
+The HTTP paths validate like Scope's Pydantic models do (422 with a FastAPI-shaped `detail`
+list); the data channel validates nothing (contract §3.2).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+# Removed by the frame processor before an update reaches a pipeline (contract §3.2 step 4).
+CONTROL_KEYS = frozenset(
+    {
+        "quantize_mode",
+        "lookahead_ms",
+        "output_sinks",
+        "input_source",
+        "modulations",
+        "beat_cache_reset_rate",
+        "bpm",
+        "beat_phase",
+        "bar_position",
+        "beat_count",
+        "is_playing",
+        "_quantized",
+    }
+)
+
+# Consumed by the chunk that applies them (contract §3.3, §8-L).
+ONE_SHOT_KEYS = (
+    "reset_cache",
+    "vace_ref_images",
+    "first_frame_image",
+    "last_frame_image",
+    "images",
+    "lora_scales",
+)
+
+
+class PromptItem(BaseModel):
+    text: str
+    weight: float = Field(1.0, ge=0)
+
+
+class Transition(BaseModel):
+    target_prompts: list[PromptItem]
+    # 4 on the validated HTTP paths; the data channel's default is 0 (contract §8-I).
+    num_steps: int = Field(4, ge=0)
+    temporal_interpolation_method: Literal["linear", "slerp"] = "linear"
+
+
+class LoRAScale(BaseModel):
+    path: str
+    scale: float = Field(..., ge=-10, le=10)
+
+
+class Parameters(BaseModel):
+    """Scope's runtime `Parameters` model; unknown keys pass through."""
+
+    model_config = ConfigDict(extra="allow")
+
+    pipeline_ids: list[str] | None = None
+    input_mode: Literal["text", "video"] | None = None
+    prompts: list[PromptItem] | None = None
+    prompt_interpolation_method: Literal["linear", "slerp"] = "linear"
+    transition: Transition | None = None
+    denoising_step_list: list[int] | None = None
+    noise_scale: float | None = Field(None, ge=0, le=1)
+    noise_controller: bool | None = None
+    manage_cache: bool | None = None
+    reset_cache: bool | None = None
+    kv_cache_attention_bias: float | None = Field(None, ge=0.01, le=1.0)
+    base_seed: int | None = Field(None, ge=0)
+    lora_scales: list[LoRAScale] | None = None
+    vace_ref_images: list[str] | None = None
+    vace_use_input_video: bool | None = None
+    vace_context_scale: float = Field(1.0, ge=0, le=2)
+    first_frame_image: str | None = None
+    last_frame_image: str | None = None
+    images: list[str] | None = None
+    paused: bool | None = None
+    ctrl_input: dict[str, Any] | None = None
+    quantize_mode: Literal["none", "beat", "bar", "2_bar", "4_bar"] | None = None
+    lookahead_ms: int | None = Field(None, ge=0)
+    recording: bool | None = None
+    node_id: str | None = None
+
+
+class PipelineEntry(BaseModel):
+    node_id: str
+    pipeline_id: str
+    load_params: dict[str, Any] | None = None
+
+
+class LoadRequest(BaseModel):
+    pipeline_ids: list[str] | None = None
+    load_params: dict[str, Any] | None = None
+    pipelines: list[PipelineEntry] | None = None
+
+
+class OfferRequest(BaseModel):
+    sdp: str
+    type: str
+    initialParameters: Parameters | None = None  # noqa: N815 - camelCase on the wire
+    user_id: str | None = None
+    connection_id: str | None = None
+    connection_info: dict[str, Any] | None = None
+
+
+class IceCandidate(BaseModel):
+    candidate: str
+    sdpMid: str | None = None  # noqa: N815 - camelCase on the wire
+    sdpMLineIndex: int | None = None  # noqa: N815 - camelCase on the wire
+
+
+class IceCandidates(BaseModel):
+    candidates: list[IceCandidate]
+
+
+class ModelDownload(BaseModel):
+    pipeline_id: str
+
+
+class LoRAInstall(BaseModel):
+    url: str
+    filename: str | None = None
+
+
+def dump_parameters(model: Parameters) -> dict[str, Any]:
+    """What Scope forwards: `model_dump(exclude_none=True)`, so the defaults are always there."""
+    return model.model_dump(exclude_none=True)
+
+
+def validation_detail(error: ValidationError, where: str = "body") -> list[dict[str, Any]]:
+    """FastAPI's 422 `detail` list for a Pydantic error, made JSON-safe."""
+    detail = []
+    for item in error.errors(include_url=False, include_context=False):
+        entry = {k: v for k, v in item.items() if k != "ctx"}
+        entry["loc"] = [where, *item["loc"]]
+        detail.append(entry)
+    # `input` may hold anything the client sent; keep only what survives JSON.
+    result: list[dict[str, Any]] = json.loads(json.dumps(detail, default=str))
+    return result

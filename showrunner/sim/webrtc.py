@@ -1,0 +1,369 @@
+"""The answering side of a simulated Scope WebRTC session (contract §2.6, §3, §4.1).
+
+One `SimPeer` per offer: an aiortc peer connection that never leaves 127.0.0.1, the
+"parameters" data channel feeding a `SimSession`, and a video track that renders the
+session's chunks at the pipeline's frame rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import ifaddr
+from aioice import Candidate
+from aiortc import (
+    RTCConfiguration,
+    RTCDataChannel,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    sdp as aiortc_sdp,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import candidate_from_sdp
+from av import VideoFrame
+from PIL import Image
+
+from showrunner.sim.loads import Faults
+from showrunner.sim.record import Recorder
+from showrunner.sim.render import ChunkView, Renderer
+from showrunner.sim.session import SimSession
+
+log = logging.getLogger(__name__)
+
+VIDEO_CLOCK = 90000
+LOOPBACK = "127.0.0.1"
+
+
+def restrict_to_loopback(pc: RTCPeerConnection) -> None:
+    """Make every ICE gatherer of `pc` offer one host candidate on 127.0.0.1 and nothing else.
+
+    aioice leaves 127.0.0.1 out of its host addresses and would gather on every LAN interface;
+    this swaps the gather step of each of this connection's gatherers (no process-wide patch,
+    so other peers in the process are untouched). Call it once the transceivers and the data
+    channel transport exist, before `setLocalDescription` (which gathers). The connection must
+    have been built with `RTCConfiguration(iceServers=[])`: aiortc adds a public STUN server
+    when the list is None.
+    """
+    transports = [t.receiver.transport for t in pc.getTransceivers()]
+    if pc.sctp is not None:
+        transports.append(pc.sctp.transport)
+    gatherers = {id(t.transport.iceGatherer): t.transport.iceGatherer for t in transports}
+    for gatherer in gatherers.values():
+        connection = gatherer._connection
+
+        async def gather(connection: Any = connection) -> None:
+            if connection._local_candidates_start:
+                return
+            connection._local_candidates_start = True
+            for component in connection._components:
+                connection._local_candidates += await connection.get_component_candidates(
+                    component=component, addresses=[LOOPBACK]
+                )
+            connection._local_candidates_end = True
+
+        connection.gather_candidates = gather
+
+
+def _host_addresses() -> set[str]:
+    found = {LOOPBACK, "::1"}
+    for adapter in ifaddr.get_adapters():
+        for ip in adapter.ips:
+            found.add(ip.ip if isinstance(ip.ip, str) else ip.ip[0])
+    return found
+
+
+def is_local_candidate(candidate: str) -> bool:
+    """True when a remote candidate is an address of this host (mDNS names never are)."""
+    try:
+        host = Candidate.from_sdp(candidate.removeprefix("candidate:")).host
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False  # an mDNS ".local" name: resolving it would multicast on the LAN
+    return address.is_loopback or str(address) in _host_addresses()
+
+
+def local_candidates_only(sdp: str) -> str:
+    """The offer without candidates that would make the simulator send beyond this host."""
+    kept = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:") and not is_local_candidate(line[2:]):
+            continue
+        kept.append(line)
+    return "\r\n".join(kept) + "\r\n"
+
+
+def offered_video_direction(sdp: str) -> str | None:
+    """Direction of the offer's first video m-line, None without one."""
+    description = aiortc_sdp.SessionDescription.parse(sdp)
+    for media in description.media:
+        if media.kind == "video":
+            return media.direction or "sendrecv"
+    return None
+
+
+def chunk_view(session: SimSession) -> ChunkView:
+    """What the picture of the session's current chunk shows."""
+    stream = session.stream
+    assert stream is not None
+    transition = session.transition
+    return ChunkView(
+        pipeline_id=stream.pipeline_id,
+        width=stream.width,
+        height=stream.height,
+        chunk=session.chunk,
+        prompts=tuple((p["text"], p["weight"]) for p in session.prompts),
+        transition=(transition["step"], transition["num_steps"]) if transition else None,
+        lora_scales=tuple(sorted(session.lora_scales.items())),
+        vace_ref=session.vace_ref,
+        paused=session.paused,
+        cache_resets=len(session.cache_resets),
+        buttons=tuple(session.ctrl["button"]),
+        mouse=(float(session.ctrl["mouse"][0]), float(session.ctrl["mouse"][1])),
+    )
+
+
+class SimVideoTrack(MediaStreamTrack):
+    """Sends the peer's chunks as frames, paced at the pipeline fps."""
+
+    kind = "video"
+
+    def __init__(self, peer: SimPeer) -> None:
+        super().__init__()
+        self._peer = peer
+        self._base: Image.Image | None = None
+        self._left = 0
+        self._next_at: float | None = None
+        self._start = time.monotonic()
+
+    async def recv(self) -> VideoFrame:
+        peer, session = self._peer, self._peer.session
+        assert session.stream is not None
+        period = 1.0 / session.stream.fps
+        while True:
+            if self.readyState != "live" or session.closed:
+                raise MediaStreamError
+            if session.paused:
+                # Frames stop; nothing frozen is re-sent (contract §10).
+                await peer.resumed.wait()
+                self._next_at = None
+                continue
+            if self._left == 0:
+                if not peer.chunks:
+                    peer.chunk_ready.clear()
+                    await peer.chunk_ready.wait()
+                    continue
+                self._base = peer.chunks.popleft()
+                self._left = session.stream.frames_per_chunk
+            now = time.monotonic()
+            if self._next_at is not None and self._next_at > now:
+                await asyncio.sleep(self._next_at - now)
+                continue
+            break
+        # After a stall, pace from now instead of sending a burst.
+        self._next_at = max(self._next_at or now, now - period) + period
+        self._left -= 1
+        assert self._base is not None
+        image = peer.renderer.frame_image(self._base, session.frames_sent + 1)
+        frame = VideoFrame.from_image(image)
+        frame.pts = int((now - self._start) * VIDEO_CLOCK)
+        frame.time_base = Fraction(1, VIDEO_CLOCK)
+        peer.frame_sent(image)
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        # Wake a recv() that waits, so it can notice the end.
+        self._peer.resumed.set()
+        self._peer.chunk_ready.set()
+
+
+class SimPeer:
+    """One answered offer: peer connection, data channel, session, chunk producer."""
+
+    def __init__(
+        self,
+        session: SimSession,
+        *,
+        recorder: Recorder,
+        faults: Faults,
+        on_closed: Callable[[SimPeer], None] | None = None,
+    ) -> None:
+        self.session = session
+        self.recorder = recorder
+        self.faults = faults
+        self.renderer = Renderer()
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.channel: RTCDataChannel | None = None
+        self.track: SimVideoTrack | None = None
+        self.chunks: deque[Image.Image] = deque(maxlen=2)  # frames that do not fit are dropped
+        self.chunk_ready = asyncio.Event()
+        self.resumed = asyncio.Event()
+        self.last_image: Image.Image | None = None
+        self.frame_times: deque[float] = deque(maxlen=512)
+        self._producer: asyncio.Task[None] | None = None
+        self._on_closed = on_closed
+        self._closing = False
+        if not session.paused:
+            self.resumed.set()
+        session.on_pause_change = self._pause_changed
+        self.pc.on("datachannel", self._on_datachannel)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    # -- signalling ----------------------------------------------------------------------
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Apply the client's offer and return the answer SDP (loopback candidates only)."""
+        direction = offered_video_direction(offer_sdp)
+        await self.pc.setRemoteDescription(
+            RTCSessionDescription(sdp=local_candidates_only(offer_sdp), type="offer")
+        )
+        if self.session.stream is not None:
+            if direction == "sendrecv":
+                self.track = SimVideoTrack(self)
+                self.pc.addTrack(self.track)
+            else:
+                # Scope's output loop needs an input track: recvonly gets none (contract §4.1).
+                reason = f"video m-line is {direction}" if direction else "no video m-line"
+                self.session.no_video_reason = reason
+                log.warning("session %s: %s, no video", self.session.session_id, reason)
+        restrict_to_loopback(self.pc)
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        if self.track is not None:
+            self._producer = asyncio.get_running_loop().create_task(self._produce())
+        return self.pc.localDescription.sdp
+
+    async def add_candidate(self, candidate: str, sdp_mid: str | None, index: int | None) -> None:
+        """A trickled candidate (PATCH); non-local ones are ignored. ValueError if unparsable."""
+        text = candidate.removeprefix("a=").removeprefix("candidate:")
+        parsed = candidate_from_sdp(text)
+        parsed.sdpMid, parsed.sdpMLineIndex = sdp_mid, index
+        if is_local_candidate(text):
+            await self.pc.addIceCandidate(parsed)
+
+    # -- data channel --------------------------------------------------------------------
+
+    def _on_datachannel(self, channel: RTCDataChannel) -> None:
+        self.channel = channel  # the last channel opened receives notifications
+
+        @channel.on("message")
+        def on_message(message: str | bytes) -> None:
+            try:
+                self._on_message(channel, message)
+            except Exception:
+                log.exception("data channel message handling failed")
+
+    def _on_message(self, channel: RTCDataChannel, message: str | bytes) -> None:
+        text = message if isinstance(message, str) else message.decode("utf-8", "replace")
+        try:
+            parsed: Any = json.loads(text)
+            ok = True
+        except ValueError:
+            parsed, ok = text, False
+        self.recorder.add(
+            {
+                "kind": "data",
+                "received_at": time.time(),
+                "session_id": self.session.session_id,
+                "label": channel.label,
+                "message": parsed,
+            }
+        )
+        if not ok:
+            log.error("session %s: bad JSON on the data channel, dropped", self.session.session_id)
+            return
+        self.session.receive(parsed)
+
+    def send(self, message: dict[str, Any]) -> bool:
+        """Send a server→client message if the channel is open."""
+        channel = self.channel
+        if channel is None or channel.readyState != "open":
+            return False
+        try:
+            channel.send(json.dumps(message))
+        except Exception:
+            log.exception("cannot send on the data channel")
+            return False
+        return True
+
+    async def drop_channel(self) -> None:
+        """Close the data channel from the server side; the peer connection stays."""
+        if self.channel is not None:
+            self.channel.close()
+
+    # -- video ---------------------------------------------------------------------------
+
+    def _pause_changed(self, paused: bool) -> None:
+        if paused:
+            self.resumed.clear()
+        else:
+            self.resumed.set()
+
+    async def _produce(self) -> None:
+        """Generate chunks whether or not anyone watches (contract §4.1, text mode)."""
+        session = self.session
+        assert session.stream is not None
+        next_at = time.monotonic()
+        try:
+            while not session.closed:
+                if session.paused:
+                    await self.resumed.wait()
+                    next_at = time.monotonic()
+                    continue
+                session.step()
+                self.chunks.append(self.renderer.chunk_image(chunk_view(session)))
+                self.chunk_ready.set()
+                next_at += session.stream.chunk_interval + max(self.faults.chunk_delay, 0.0)
+                delay = next_at - time.monotonic()
+                if delay < -1.0:
+                    next_at = time.monotonic()  # fell far behind: do not catch up in a burst
+                await asyncio.sleep(max(delay, 0.0))
+        except Exception:
+            log.exception("session %s: chunk generation failed", session.session_id)
+
+    def frame_sent(self, image: Image.Image) -> None:
+        self.session.frames_sent += 1
+        self.last_image = image
+        self.frame_times.append(time.monotonic())
+
+    def fps_out(self, window: float = 2.0) -> float:
+        """Frames per second sent over the last `window` seconds."""
+        now = time.monotonic()
+        recent = [t for t in self.frame_times if now - t <= window]
+        if len(recent) < 2:
+            return 0.0
+        span = max(now - recent[0], 1e-6)
+        return round(len(recent) / span, 2)
+
+    # -- lifetime ------------------------------------------------------------------------
+
+    def _on_state(self) -> None:
+        if self.pc.connectionState in ("failed", "closed") and not self._closing:
+            log.info(
+                "session %s: connection %s", self.session.session_id, self.pc.connectionState
+            )
+            asyncio.get_running_loop().create_task(self.close())
+
+    async def close(self, *, notify: bool = False) -> None:
+        """End the session; with `notify`, try to send `stream_stopped` first."""
+        if self._closing:
+            return
+        self._closing = True
+        if notify and self.send({"type": "stream_stopped"}):
+            await asyncio.sleep(0.05)  # let SCTP deliver it before the connection goes
+        self.session.closed = True
+        if self._producer is not None:
+            self._producer.cancel()
+            await asyncio.gather(self._producer, return_exceptions=True)
+        if self.track is not None:
+            self.track.stop()
+        await self.pc.close()
+        if self._on_closed is not None:
+            self._on_closed(self)
