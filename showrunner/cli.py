@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -63,15 +64,29 @@ def _import(args: argparse.Namespace) -> int:
     return 0
 
 
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def _sim(args: argparse.Namespace) -> int:
     from showrunner.sim import serve_forever
 
     record = Path(args.record) if args.record else None
-    print(f"Scope simulator on http://{args.host}:{args.port} (Ctrl-C stops)", file=sys.stderr)
+
+    def ready(sim: object) -> None:
+        print(f"Scope simulator on {getattr(sim, 'url', '?')} (Ctrl-C stops)", file=sys.stderr)
+
+    # SIGTERM (service managers, `timeout`) ends the simulator as cleanly as Ctrl-C.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         asyncio.run(
             serve_forever(
-                args.host, args.port, record_path=record, load_time=args.load_time, fps=args.fps
+                args.host,
+                args.port,
+                record_path=record,
+                load_time=args.load_time,
+                fps=args.fps,
+                on_ready=ready,
             )
         )
     except KeyboardInterrupt:

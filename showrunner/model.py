@@ -20,19 +20,19 @@ import zoneinfo
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from pydantic.json_schema import JsonSchemaValue
-from pydantic_core import CoreSchema
 from pydantic import (
     BaseModel,
-    GetJsonSchemaHandler,
     BeforeValidator,
     ConfigDict,
     Field,
+    GetJsonSchemaHandler,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from showrunner import pipelines
 
@@ -70,7 +70,10 @@ def parse_time(value: object, bpm: float | None = None, beats_per_bar: int = 4) 
     if isinstance(value, bool) or value is None:
         raise ValueError(f"expected {_TIME_HELP}")
     if isinstance(value, int | float):
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # a huge YAML integer; float() cannot hold it
+            raise ValueError("is longer than ten years") from None
     elif isinstance(value, str):
         seconds = _parse_time_text(value.strip().lower(), value, bpm, beats_per_bar)
     else:
@@ -107,7 +110,12 @@ def _parse_time_text(text: str, original: str, bpm: float | None, beats_per_bar:
 
 def _time_validator(value: object, info: ValidationInfo) -> float:
     ctx = info.context if isinstance(info.context, dict) else {}
-    return parse_time(value, ctx.get("bpm"), ctx.get("beats_per_bar") or 4)
+    bpm = ctx.get("bpm")
+    if not bpm and ctx.get("bpm_invalid") and isinstance(value, str):
+        # The bpm error is reported on its own; say why bars cannot be converted here.
+        if _MUSICAL.match(value.strip().lower()):
+            raise ValueError(f"{value!r} cannot be converted because `bpm` is invalid")
+    return parse_time(value, bpm, ctx.get("beats_per_bar") or 4)
 
 
 Seconds = Annotated[float, BeforeValidator(_time_validator), WithJsonSchema(TIME_JSON_SCHEMA)]
@@ -241,7 +249,7 @@ class RuntimeParams(Model):
         None, ge=0.01, le=1.0, description="Reliance on past frames (krea); 0.01-1."
     )
     prompt_interpolation: Method | None = Field(
-        None, description="Spatial blend of several prompts (no effect in Wan pipelines, §8-H)."
+        None, description="Spatial blend of several prompts (Scope 0.2.4: no effect in the Wan pipelines)."
     )
     vace_context_scale: float | None = Field(None, ge=0, le=2, description="VACE strength, 0-2.")
 
@@ -258,7 +266,7 @@ PipelineChain = Annotated[
                 {"type": "array", "items": {"type": "string"}, "minItems": 1},
             ],
             "description": "A pipeline id, or an ordered chain [preprocessors…, main, "
-            "postprocessors…] (§8-K).",
+            "postprocessors…].",
         }
     ),
     Field(min_length=1),
@@ -269,7 +277,7 @@ class LoraLoad(Model):
     """A LoRA loaded with the pipeline (adding/removing one means a reload)."""
 
     lora: str = Field(description="Name of a LoRA under `assets.loras`.")
-    scale: float = Field(1.0, ge=-10, le=10)
+    scale: float = Field(1.0, ge=-10, le=10, description="Scale at load, -10 to 10; 0 = off.")
     merge_mode: MergeMode | None = Field(
         None, description="Overrides `lora_merge_mode`; runtime_peft allows runtime scales."
     )
@@ -278,21 +286,33 @@ class LoraLoad(Model):
 class LoadParams(Model):
     """Pipeline load parameters; changing any of them reloads the pipeline and reconnects."""
 
-    height: int | None = Field(None, ge=1, le=4096)
-    width: int | None = Field(None, ge=1, le=4096)
-    base_seed: int | None = Field(None, ge=0, le=2**63 - 1)
-    vae_type: Literal["wan", "lightvae", "tae", "lighttae"] | None = None
+    height: int | None = Field(
+        None, ge=1, le=4096, description="Output height in pixels (Wan pipelines: divisible by 16)."
+    )
+    width: int | None = Field(
+        None, ge=1, le=4096, description="Output width in pixels (Wan pipelines: divisible by 16)."
+    )
+    base_seed: int | None = Field(
+        None, ge=0, le=2**63 - 1, description="Random seed (Scope's `base_seed`; default 42)."
+    )
+    vae_type: Literal["wan", "lightvae", "tae", "lighttae"] | None = Field(
+        None, description="VAE used to decode frames (Scope default 'wan')."
+    )
     quantization: Literal["fp8_e4m3fn", "none"] | None = Field(
         None, description="'fp8_e4m3fn' or 'none'."
     )
     vace_enabled: bool | None = Field(None, description="Load VACE weights (Scope default true).")
-    loras: list[LoraLoad] | None = None
+    loras: list[LoraLoad] | None = Field(
+        None, description="LoRAs loaded with the pipeline; changing this list reloads."
+    )
     lora_merge_mode: MergeMode | None = Field(
         None, description="Default merge mode (Scope default permanent_merge)."
     )
 
 
 class OutputSink(Model):
+    """Scope sends its picture to another app (NDI, Spout or Syphon)."""
+
     enabled: bool = True
     name: str = Field("showrunner", min_length=1, description="Name other apps see.")
 
@@ -311,8 +331,12 @@ class InputSource(Model):
 class Defaults(RuntimeParams):
     """The starting state of the show."""
 
-    pipeline: PipelineChain = Field(default_factory=lambda: ["longlive"])
-    load: LoadParams = Field(default_factory=LoadParams)
+    pipeline: PipelineChain = Field(
+        default_factory=lambda: ["longlive"], description="Pipeline of the show (default longlive)."
+    )
+    load: LoadParams = Field(
+        default_factory=LoadParams, description="Pipeline load settings (a change reloads)."
+    )
     input_mode: InputMode | None = Field(None, description="The pipeline's default mode if absent.")
     transition: TransitionSpec | None = Field(
         None, description="Transition into scenes that name none (pipeline default if absent)."
@@ -335,11 +359,11 @@ class Auth(Model):
 
 
 class Timeouts(Model):
-    connect: Seconds = Field(5.0, gt=0)
-    request: Seconds = Field(10.0, gt=0)
+    connect: Seconds = Field(5.0, gt=0, description="Reaching the server.")
+    request: Seconds = Field(10.0, gt=0, description="One HTTP request.")
     load: Seconds = Field(300.0, gt=0, description="Pipeline load, polled until loaded.")
-    offer: Seconds = Field(15.0, gt=0)
-    first_frame: Seconds = Field(10.0, gt=0)
+    offer: Seconds = Field(15.0, gt=0, description="WebRTC offer/answer and connection.")
+    first_frame: Seconds = Field(10.0, gt=0, description="The first video frame after connecting.")
 
 
 class ScopeTarget(Model):
@@ -348,8 +372,8 @@ class ScopeTarget(Model):
         pattern=r"^https?://[^\s/]+(/.*)?$",
         description="Scope server URL; absent = the embedded simulator.",
     )
-    auth: Auth | None = None
-    timeouts: Timeouts = Field(default_factory=Timeouts)
+    auth: Auth | None = Field(None, description="Auth header for a Scope behind a proxy.")
+    timeouts: Timeouts = Field(default_factory=Timeouts, description="Seconds before giving up.")
 
 
 class ImageAsset(Model):
@@ -394,13 +418,17 @@ Name = Annotated[str, Field(pattern=_NAME, max_length=200)]
 
 
 class Assets(Model):
-    images: dict[Name, Image] = Field(default_factory=dict)
-    loras: dict[Name, Lora] = Field(default_factory=dict)
+    images: dict[Name, Image] = Field(
+        default_factory=dict, description="Images by name (VACE references, first/last frames)."
+    )
+    loras: dict[Name, Lora] = Field(default_factory=dict, description="LoRA files by name.")
 
 
 class Keyframe(Model):
+    """A value at a time inside the scene; values between keyframes follow `ease`."""
+
     at: Seconds = Field(description="Offset from the scene's start.")
-    value: float
+    value: float = Field(description="The value reached at `at`.")
     ease: Ease = Field("linear", description="Curve from the previous keyframe to this one.")
 
 
@@ -422,34 +450,40 @@ class TravelStep(Model):
 
     at: Seconds = Field(description="Offset from the scene's start.")
     prompts: Prompts
-    transition: TransitionSpec | None = None
+    transition: TransitionSpec | None = Field(None, description="How to move into these prompts.")
 
 
 class Vace(Model):
     refs: list[Name] | None = Field(
         None, description="Image assets used as VACE references; [] clears them."
     )
-    context_scale: float | None = Field(None, ge=0, le=2)
-    use_input_video: bool | None = None
+    context_scale: float | None = Field(None, ge=0, le=2, description="VACE strength, 0-2.")
+    use_input_video: bool | None = Field(
+        None, description="Video mode: the input video conditions VACE."
+    )
 
 
 class Goto(Model):
-    scene: Name
+    """Jump to another scene when this one ends."""
+
+    scene: Name = Field(description="Name of the scene to jump to.")
     times: int | None = Field(
         None, ge=1, description="How many times to jump; absent = every time (a loop)."
     )
 
 
 class After(Model):
-    scene: Name
-    offset: Seconds = 0.0
+    """Start when another scene ends."""
+
+    scene: Name = Field(description="Name of an earlier scene.")
+    offset: Seconds = Field(0.0, description="Extra time after that scene's end.")
 
 
 class Scene(RuntimeParams):
     """One look of the show and how it starts."""
 
-    name: Name
-    notes: str | None = None
+    name: Name = Field(description="Unique scene name (letters, digits, _ . -); cues use it.")
+    notes: str | None = Field(None, description="Free text for the operator and the report.")
     # timing
     duration: Seconds | None = Field(None, description="How long the scene plays.")
     at: Seconds | None = Field(
@@ -465,25 +499,31 @@ class Scene(RuntimeParams):
     )
     pre_wait: Seconds = Field(0.0, description="Delay between the trigger and the start.")
     # picture
-    prompts: Prompts | None = None
-    transition: TransitionSpec | None = None
-    travel: list[TravelStep] = Field(default_factory=list)
+    prompts: Prompts | None = Field(None, description="What to generate; tracks to later scenes.")
+    transition: TransitionSpec | None = Field(
+        None, description="How the picture moves into this scene's prompts."
+    )
+    travel: list[TravelStep] = Field(
+        default_factory=list, description="Prompt changes inside the scene, by offset."
+    )
     keyframes: dict[str, list[Keyframe]] = Field(
         default_factory=dict,
         description="noise_scale, vace_context_scale, kv_cache_attention_bias, lora.<name>, "
         "prompt.<index>.weight -> keyframes.",
     )
-    pipeline: PipelineChain | None = None
+    pipeline: PipelineChain | None = Field(
+        None, description="Switch pipeline (a reload and reconnect: a gap in the output)."
+    )
     load: LoadParams | None = Field(None, description="Overrides merged over the defaults.")
-    input_mode: InputMode | None = None
-    vace: Vace | None = None
-    first_frame: Name | None = None
-    last_frame: Name | None = None
+    input_mode: InputMode | None = Field(None, description="text or video (a change reconnects).")
+    vace: Vace | None = Field(None, description="VACE reference images and strength.")
+    first_frame: Name | None = Field(None, description="Image asset the clip starts from.")
+    last_frame: Name | None = Field(None, description="Image asset the clip heads towards.")
     loras: dict[Name, Annotated[float, Field(ge=-10, le=10)]] = Field(
         default_factory=dict, description="Runtime LoRA scales by asset name."
     )
     reset_cache: bool = Field(False, description="A hard cut at the start of this scene.")
-    paused: bool | None = None
+    paused: bool | None = Field(None, description="Freeze the output on its last frame.")
     goto: Annotated[
         Goto,
         BeforeValidator(lambda v: {"scene": v} if isinstance(v, str) else v),
@@ -509,7 +549,9 @@ class Scene(RuntimeParams):
 
 
 class Section(Model):
-    name: Name
+    """Scenes from `start` to `end` that play `repeat` times in all."""
+
+    name: Name = Field(description="Unique section name.")
     start: Name = Field(description="First scene of the section.")
     end: Name = Field(description="Last scene of the section.")
     repeat: int = Field(2, ge=1, le=100000, description="Times the section plays in all.")
@@ -520,7 +562,9 @@ _HHMM = r"^([01]?\d|2[0-3]):[0-5]\d$|^24:00$"
 
 
 class Window(Model):
-    days: list[Day] | Literal["daily", "weekdays", "weekends"] = "daily"
+    days: list[Day] | Literal["daily", "weekdays", "weekends"] = Field(
+        "daily", description="'daily', 'weekdays', 'weekends' or a list such as [mon, fri]."
+    )
     start: str = Field(pattern=_HHMM, description="Opening time, HH:MM.")
     end: str = Field(pattern=_HHMM, description="Closing time, HH:MM (before start = past midnight).")
 
@@ -547,7 +591,7 @@ class Hours(Model):
     """Opening hours of an installation; outside them the show pauses or plays a holding scene."""
 
     timezone: str | None = Field(None, description="IANA zone, e.g. Europe/Berlin; local if absent.")
-    open: list[Window] = Field(min_length=1)
+    open: list[Window] = Field(min_length=1, description="Opening windows (any one opens).")
     closed: Literal["pause"] | Name = Field(
         "pause", description="'pause', or the name of a scene played only while closed."
     )
@@ -577,9 +621,11 @@ Loop = Annotated[
 class Show(Model):
     """A show file."""
 
-    title: str = Field(min_length=1)
-    bpm: float | None = Field(None, gt=0, le=999)
-    beats_per_bar: int = Field(4, ge=1, le=16)
+    title: str = Field(min_length=1, description="Name of the show (reports, operator page).")
+    bpm: float | None = Field(
+        None, gt=0, le=999, description="Tempo; needed for times written in bars or beats."
+    )
+    beats_per_bar: int = Field(4, ge=1, le=16, description="Beats in one bar (default 4).")
     fps: float | None = Field(
         None, gt=0, le=240, description="Assumed pipeline fps for seconds -> chunks."
     )
@@ -587,16 +633,24 @@ class Show(Model):
     include: dict[str, str] = Field(
         default_factory=dict, description="Variable name -> YAML file (e.g. a prompt library)."
     )
-    scope: ScopeTarget = Field(default_factory=ScopeTarget)
-    defaults: Defaults = Field(default_factory=Defaults)
-    assets: Assets = Field(default_factory=Assets)
-    scenes: list[Scene] = Field(min_length=1)
-    sections: list[Section] = Field(default_factory=list)
+    scope: ScopeTarget = Field(
+        default_factory=ScopeTarget, description="The Scope server (absent: the simulator)."
+    )
+    defaults: Defaults = Field(
+        default_factory=Defaults, description="Pipeline, load settings and values at the start."
+    )
+    assets: Assets = Field(default_factory=Assets, description="Images and LoRAs, by name.")
+    scenes: list[Scene] = Field(min_length=1, description="The scenes in playing order.")
+    sections: list[Section] = Field(
+        default_factory=list, description="Runs of scenes that play several times."
+    )
     loop: Loop = False
     end: Literal["hold", "stop"] = Field(
         "hold", description="At the end: keep the last look until quit, or stop and exit."
     )
-    hours: Hours | None = None
+    hours: Hours | None = Field(
+        None, description="Opening hours of an installation; the show plays only inside them."
+    )
     reload_at: Literal["now", "boundary"] = Field(
         "now", description="Hot reload: apply edits to the playing scene now or at its end."
     )
@@ -631,7 +685,9 @@ class Show(Model):
 
 def semantic_problems(show: Show) -> list[Problem]:
     """Errors that involve several fields, with the location of the offending value."""
-    return list(_names(show)) + list(_scene_refs(show)) + list(_sizes(show))
+    return (
+        list(_names(show)) + list(_scene_refs(show)) + list(_sizes(show)) + list(_prompt_lists(show))
+    )
 
 
 def _names(show: Show) -> Iterator[Problem]:
@@ -656,7 +712,7 @@ def _names(show: Show) -> Iterator[Problem]:
             yield ("sections", i, "end"), f"scene {section.end!r} comes before {section.start!r}"
     if show.hours and show.hours.closed != "pause" and show.hours.closed not in seen:
         yield ("hours", "closed"), _unknown("scene", show.hours.closed, seen)
-    for i, lora in enumerate((show.defaults.load.loras or [])):
+    for i, lora in enumerate(show.defaults.load.loras or []):
         if lora.lora not in show.assets.loras:
             yield ("defaults", "load", "loras", i, "lora"), _unknown(
                 "LoRA asset", lora.lora, show.assets.loras
@@ -665,7 +721,6 @@ def _names(show: Show) -> Iterator[Problem]:
 
 def _scene_refs(show: Show) -> Iterator[Problem]:
     names = {s.name: i for i, s in enumerate(show.scenes)}
-    images = show.assets.images
     for i, scene in enumerate(show.scenes):
         base: Loc = ("scenes", i)
         if scene.after is not None:
@@ -677,24 +732,27 @@ def _scene_refs(show: Show) -> Iterator[Problem]:
                 )
         if scene.goto is not None and scene.goto.scene not in names:
             yield (*base, "goto", "scene"), _unknown("scene", scene.goto.scene, names)
-        refs = scene.vace.refs if scene.vace and scene.vace.refs else []
-        for j, ref in enumerate(refs):
-            if ref not in images:
-                yield (*base, "vace", "refs", j), _unknown("image asset", ref, images)
-        for key in ("first_frame", "last_frame"):
-            ref = getattr(scene, key)
-            if ref is not None and ref not in images:
-                yield (*base, key), _unknown("image asset", ref, images)
-        for name in scene.loras:
-            if name not in show.assets.loras:
-                yield (*base, "loras", name), _unknown("LoRA asset", name, show.assets.loras)
-        for j, lora in enumerate((scene.load.loras or []) if scene.load else []):
-            if lora.lora not in show.assets.loras:
-                yield (*base, "load", "loras", j, "lora"), _unknown(
-                    "LoRA asset", lora.lora, show.assets.loras
-                )
+        yield from _asset_refs(show, base, scene)
         yield from _keyframe_problems(show, i, scene)
         yield from _travel_problems(i, scene)
+
+
+def _asset_refs(show: Show, base: Loc, scene: Scene) -> Iterator[Problem]:
+    images, loras = show.assets.images, show.assets.loras
+    refs = scene.vace.refs if scene.vace and scene.vace.refs else []
+    for j, ref in enumerate(refs):
+        if ref not in images:
+            yield (*base, "vace", "refs", j), _unknown("image asset", ref, images)
+    for key in ("first_frame", "last_frame"):
+        ref = getattr(scene, key)
+        if ref is not None and ref not in images:
+            yield (*base, key), _unknown("image asset", ref, images)
+    for name in scene.loras:
+        if name not in loras:
+            yield (*base, "loras", name), _unknown("LoRA asset", name, loras)
+    for j, lora in enumerate((scene.load.loras or []) if scene.load else []):
+        if lora.lora not in loras:
+            yield (*base, "load", "loras", j, "lora"), _unknown("LoRA asset", lora.lora, loras)
 
 
 def _keyframe_problems(show: Show, index: int, scene: Scene) -> Iterator[Problem]:
@@ -733,6 +791,26 @@ def _travel_problems(index: int, scene: Scene) -> Iterator[Problem]:
         if scene.duration is not None and step.at > scene.duration:
             yield loc, "is after the end of the scene"
         last = step.at
+
+
+def _prompt_lists(show: Show) -> Iterator[Problem]:
+    """Scope normalises weights to sum 1 and has no safe meaning for an empty prompt list."""
+    for i, scene in enumerate(show.scenes):
+        if scene.prompts is not None:
+            yield from _prompt_problems(scene.prompts, ("scenes", i, "prompts"))
+        for k, step in enumerate(scene.travel):
+            yield from _prompt_problems(step.prompts, ("scenes", i, "travel", k, "prompts"))
+
+
+def _prompt_problems(prompts: list[Prompt], loc: Loc) -> Iterator[Problem]:
+    if not prompts:
+        yield loc, "is an empty prompt list; give at least one prompt"
+        return
+    for j, prompt in enumerate(prompts):
+        if not prompt.text.strip():
+            yield (*loc, j, "text"), "prompt text is empty"
+    if all(p.weight == 0 for p in prompts):
+        yield loc, "all prompt weights are 0; at least one must be above 0"
 
 
 def _sizes(show: Show) -> Iterator[Problem]:

@@ -32,7 +32,12 @@ from aiortc.contrib.media import MediaRecorder, MediaRelay
 from aiortc.exceptions import InvalidAccessError, InvalidStateError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from showrunner.errors import ScopeConnectError, ScopeProtocolError, ScopeTimeoutError
+from showrunner.errors import (
+    ScopeConnectError,
+    ScopeError,
+    ScopeProtocolError,
+    ScopeTimeoutError,
+)
 
 __all__ = [
     "CHANNEL_LABEL",
@@ -192,6 +197,8 @@ class RtcConnection:
         channel.on("open", self._changed.set)
         channel.on("close", self._on_channel_close)
         channel.on("message", self._on_message)
+        if self.record_to is not None:
+            self._recorder = self._open_recorder(self.record_to)
         if self.loopback_only:
             restrict_ice_to_loopback(pc)
         with _map_rtc_errors("offer"):
@@ -222,6 +229,16 @@ class RtcConnection:
                 f"the WebRTC data channel did not open within {timeout:g} s "
                 f"(peer connection {self.state})"
             ) from None
+
+    @staticmethod
+    def _open_recorder(path: Path) -> MediaRecorder:
+        # Opened before the offer so that a bad path fails the connect, not a callback.
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return MediaRecorder(str(path))
+        except Exception as exc:  # PyAV raises its own error types for container problems
+            detail = " ".join(str(exc).split()) or type(exc).__name__
+            raise ScopeError(f"cannot record the video to {path}: {detail}") from exc
 
     def send_text(self, text: str) -> float:
         """Write one text message to the data channel; return the unix time it was written."""
@@ -294,11 +311,10 @@ class RtcConnection:
         if track.kind != "video" or self._consumer is not None:
             return
         source = track
-        if self.record_to is not None:
+        if self._recorder is not None:
             # The recorder and the frame counter both need every frame of the one track.
             self._relay = MediaRelay()
             source = self._relay.subscribe(track)
-            self._recorder = MediaRecorder(str(self.record_to))
             self._recorder.addTrack(self._relay.subscribe(track))
         self._consumer = asyncio.ensure_future(self._consume(source))
 

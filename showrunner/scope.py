@@ -33,12 +33,12 @@ from showrunner.errors import (
     ScopeProtocolError,
     ScopeTimeoutError,
 )
+from showrunner.pipelines import lookup as pipeline_info
 from showrunner.rtc import RtcConnection
 
 __all__ = [
     "EVENT_KINDS",
     "FALLBACK_CHUNK_INTERVAL",
-    "FRAMES_PER_CHUNK",
     "ONE_SHOT_KEYS",
     "RUNTIME_KEYS",
     "SESSION_START_KEYS",
@@ -52,22 +52,11 @@ __all__ = [
 
 log = logging.getLogger("showrunner.scope")
 
-# Output frames per pipeline call ("chunk"), §3.3 and §7. One data-channel update is
-# consumed per chunk, so this sets how fast updates may be sent.
-FRAMES_PER_CHUNK: Mapping[str, int] = {
-    "longlive": 12,
-    "krea-realtime-video": 12,
-    "reward-forcing": 12,
-    "memflow": 12,
-    "streamdiffusionv2": 4,
-    "passthrough": 4,
-    "controller-viz": 1,
-    "gray": 1,
-}
 FALLBACK_CHUNK_INTERVAL = 0.1
 # Timer and network jitter must not let sends outrun the server's one-per-chunk intake.
 _SPACING_HEADROOM = 1.1
 _STALL_SECONDS = 3.0
+_FIRST_POLL = 0.02
 
 # Keys that apply for a single chunk (§8-L): two copies must never be merged into one.
 ONE_SHOT_KEYS = frozenset(
@@ -364,6 +353,7 @@ class ScopeClient:
         name = "+".join(ids)
         deadline = started + self.timeouts.load
         not_loaded_since: float | None = None
+        polls = 0
         while True:
             status = await self.pipeline_status()
             state = status.get("status")
@@ -393,7 +383,10 @@ class ScopeClient:
                     f"loading pipeline {name} did not finish within {self.timeouts.load:g} s "
                     f"(last status {state!r}" + (f", stage {stage!r})" if stage else ")")
                 )
-            await asyncio.sleep(min(self.timeouts.poll_interval, max(0.0, deadline - now)))
+            # Weight-free loads finish in milliseconds (§10): poll fast first, then back off.
+            pause = min(self.timeouts.poll_interval, _FIRST_POLL * 2**polls)
+            polls += 1
+            await asyncio.sleep(min(pause, max(0.0, deadline - now)))
 
     async def upload_asset(self, path: Path) -> str:
         """Upload a local image/video file (§2.9); return the server path to send in parameters."""
@@ -542,6 +535,7 @@ class Coalescer:
             except Exception as exc:
                 if not slot.done.done():
                     slot.done.set_exception(exc)
+                    slot.done.exception()  # the caller may have gone; don't warn about it
                 continue
             finally:
                 self._last_sent = self._clock()
@@ -566,8 +560,10 @@ class Coalescer:
 
 
 def _chunk_frames(chain: Sequence[str]) -> int | None:
+    """Output frames per pipeline call (§3.3, §7); None when no pipeline of `chain` is known."""
+    infos = [pipeline_info(p) for p in chain]
     # Every processor in the chain takes one update per *its* chunk: the longest one binds.
-    known = [FRAMES_PER_CHUNK[p] for p in chain if p in FRAMES_PER_CHUNK]
+    known = [info.frames_per_chunk for info in infos if info is not None]
     return max(known) if known else None
 
 
@@ -588,7 +584,11 @@ def _pipeline_fps(metrics: Mapping[str, Any], session_id: str | None) -> float |
 
 
 class ScopeSession:
-    """The one live Scope session a show plays against (async context manager)."""
+    """The one live Scope session a show plays against (async context manager).
+
+    Keep exactly one per server (§4.5). After ``close()`` the same object can ``open()``
+    again; ``frames_received`` counts across all its connections.
+    """
 
     def __init__(
         self,

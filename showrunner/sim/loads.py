@@ -104,9 +104,13 @@ class LoadManager:
 
     # -- requests ------------------------------------------------------------------------
 
-    def request(self, entries: list[tuple[str, str, dict[str, Any]]]) -> None:
+    def request(self, entries: list[tuple[str, str, dict[str, Any] | None]]) -> None:
         """Start loading `(key, pipeline_id, load_params)` entries; returns at once."""
         self._stale = self._snapshot(consume=False)
+        if self._stale["status"] == "error":
+            # An unread failure of the previous request is cleared by this one; the race
+            # window shows a transient `not_loaded` rather than a stale `error`.
+            self._stale["status"] = "not_loaded"
         self._stale_until = self._clock() + max(self.faults.stale_status, 0.0)
         if self._task is not None and not self._task.done():
             self._task.cancel()
@@ -116,7 +120,8 @@ class LoadManager:
         kept: dict[str, Instance] = {}
         new: list[Instance] = []
         old = {k: i for k, i in self.instances.items() if i.status == "loaded"}
-        for key, pipeline_id, params in entries:
+        for key, pipeline_id, given in entries:
+            params = given if given is not None else {}
             same = old.get(key)
             if same and same.pipeline_id == pipeline_id and same.load_params == params:
                 kept[key] = old.pop(key)
@@ -181,7 +186,7 @@ class LoadManager:
     def _check(self, instance: Instance, info: catalog.PipelineInfo) -> None:
         fail = self.faults.fail_loads
         if fail is True or (
-            isinstance(fail, set) and (instance.pipeline_id in fail or instance.key in fail)
+            not isinstance(fail, bool) and (instance.pipeline_id in fail or instance.key in fail)
         ):
             raise LoadFailed("injected load failure")
         params = instance.load_params

@@ -78,7 +78,7 @@ def blend(
     return [{"text": k, "weight": w} for k, w in weights.items() if w > 1e-9]
 
 
-@dataclass
+@dataclass(eq=False)
 class SimSession:
     """One WebRTC session of the simulator, as seen by its pipeline processor."""
 

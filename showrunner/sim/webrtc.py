@@ -17,8 +17,8 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-import ifaddr
 from aioice import Candidate
+from aioice.ice import get_host_addresses
 from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
@@ -73,11 +73,7 @@ def restrict_to_loopback(pc: RTCPeerConnection) -> None:
 
 
 def _host_addresses() -> set[str]:
-    found = {LOOPBACK, "::1"}
-    for adapter in ifaddr.get_adapters():
-        for ip in adapter.ips:
-            found.add(ip.ip if isinstance(ip.ip, str) else ip.ip[0])
-    return found
+    return {LOOPBACK, "::1", *get_host_addresses(use_ipv4=True, use_ipv6=True)}
 
 
 def is_local_candidate(candidate: str) -> bool:
@@ -101,8 +97,12 @@ def local_candidates_only(sdp: str) -> str:
 
 
 def offered_video_direction(sdp: str) -> str | None:
-    """Direction of the offer's first video m-line, None without one."""
+    """Direction of the offer's first video m-line, None without one; ValueError for non-SDP."""
+    if not sdp.lstrip().startswith("v=0"):
+        raise ValueError("not an SDP offer")
     description = aiortc_sdp.SessionDescription.parse(sdp)
+    if not description.media:
+        raise ValueError("SDP offer has no media sections")
     for media in description.media:
         if media.kind == "video":
             return media.direction or "sendrecv"
@@ -142,10 +142,14 @@ class SimVideoTrack(MediaStreamTrack):
         self._left = 0
         self._next_at: float | None = None
         self._start = time.monotonic()
+        self._ended = asyncio.Event()
 
     async def recv(self) -> VideoFrame:
         peer, session = self._peer, self._peer.session
-        assert session.stream is not None
+        if session.stream is None or session.no_video_reason is not None:
+            # A session without a usable pipeline: connected, silent (contract §2.6).
+            await self._ended.wait()
+            raise MediaStreamError
         period = 1.0 / session.stream.fps
         while True:
             if self.readyState != "live" or session.closed:
@@ -181,6 +185,7 @@ class SimVideoTrack(MediaStreamTrack):
     def stop(self) -> None:
         super().stop()
         # Wake a recv() that waits, so it can notice the end.
+        self._ended.set()
         self._peer.resumed.set()
         self._peer.chunk_ready.set()
 
@@ -225,19 +230,22 @@ class SimPeer:
         await self.pc.setRemoteDescription(
             RTCSessionDescription(sdp=local_candidates_only(offer_sdp), type="offer")
         )
-        if self.session.stream is not None:
-            if direction == "sendrecv":
-                self.track = SimVideoTrack(self)
-                self.pc.addTrack(self.track)
-            else:
-                # Scope's output loop needs an input track: recvonly gets none (contract §4.1).
-                reason = f"video m-line is {direction}" if direction else "no video m-line"
-                self.session.no_video_reason = reason
-                log.warning("session %s: %s, no video", self.session.session_id, reason)
+        if direction in ("sendrecv", "recvonly"):
+            # Scope always answers with its output track, even when it will stay silent.
+            self.track = SimVideoTrack(self)
+            self.pc.addTrack(self.track)
+        if self.session.stream is not None and direction != "sendrecv":
+            # The output loop needs an input track; a recvonly offer has none (contract §4.1).
+            reason = f"video m-line is {direction}" if direction else "no video m-line"
+            self.session.no_video_reason = reason
+            log.warning("session %s: %s, no video", self.session.session_id, reason)
         restrict_to_loopback(self.pc)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         if self.track is not None:
-            self._producer = asyncio.get_running_loop().create_task(self._produce())
+            if self.session.no_video_reason is None:
+                self._producer = asyncio.get_running_loop().create_task(self._produce())
+            elif direction == "recvonly":
+                self.track.stop()  # "Track stopped" at once, like Scope's loop
         return self.pc.localDescription.sdp
 
     async def add_candidate(self, candidate: str, sdp_mid: str | None, index: int | None) -> None:

@@ -1,0 +1,125 @@
+"""How close to plan do messages leave, and reach Scope?
+
+Generates a show of many short scenes with keyframes (>= 1,000 data-channel messages), plays it
+with `run_show` against a simulator on its own thread (SimThread) with a journal and the
+simulator's record, and prints:
+
+- send lateness: journal ``sent_at - planned_at`` (when the message was written to the data
+  channel, against its planned time) — target p99 <= 1 ms;
+- end-to-end lateness: simulator ``received_at - planned_at`` — target p99 <= 5 ms.
+
+    .venv/bin/python bench/bench_cue_timing.py [--scenes 220] [--scene-seconds 0.25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from showrunner.runner import run_show
+from showrunner.sim import SimThread
+
+# The simulator's controller-viz runs 1 frame per chunk at 24 fps (41.7 ms per chunk); the show
+# plans at 20 fps (50 ms), so every planned message fits the server's one-per-chunk intake.
+PIPELINE = "controller-viz"
+SHOW_FPS = 16
+
+
+def make_show(scenes: int, seconds: float) -> str:
+    lines = [
+        "title: Cue timing benchmark",
+        f"fps: {SHOW_FPS}",
+        "end: stop",
+        "defaults:",
+        f"  pipeline: {PIPELINE}",
+        "scenes:",
+    ]
+    for i in range(scenes):
+        low, high = (0.2, 0.8) if i % 2 == 0 else (0.8, 0.2)
+        lines += [
+            f"  - name: s{i:04d}",
+            f"    prompts: benchmark look number {i}",
+            "    transition: cut",
+            f"    duration: {seconds}",
+            "    keyframes:",
+            "      noise_scale:",
+            f"        - {{at: 0, value: {low}}}",
+            f"        - {{at: {seconds}, value: {high}}}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def percentiles(values: list[float]) -> tuple[float, float, float]:
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return statistics.median(ordered), p99, ordered[-1]
+
+
+def analyse(journal: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
+    sends = [json.loads(line) for line in journal.read_text().splitlines()]
+    sends = [r for r in sends if r["kind"] == "send"]
+    sends.sort(key=lambda r: r["sent_at"])
+    data = [r for r in records if r.get("kind") == "data"]
+    send_late = [(r["sent_at"] - r["planned_at"]) * 1000 for r in sends]
+    matched = [(s, d) for s, d in zip(sends, data, strict=False) if s["message"] == d["message"]]
+    e2e_late = [(d["received_at"] - s["planned_at"]) * 1000 for s, d in matched]
+    return {
+        "messages": len(sends),
+        "received": len(data),
+        "matched": len(matched),
+        "send": percentiles(send_late),
+        "e2e": percentiles(e2e_late) if e2e_late else (float("nan"),) * 3,
+        "early": sum(1 for v in send_late if v < 0),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenes", type=int, default=220)
+    parser.add_argument("--scene-seconds", type=float, default=0.25)
+    parser.add_argument("--keep", type=Path, default=None, help="keep the show/journal/record here")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    import os
+    if os.environ.get("SWI"): sys.setswitchinterval(float(os.environ["SWI"]))
+    folder = args.keep or Path(tempfile.mkdtemp(prefix="showrunner-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
+    show = folder / "bench.yaml"
+    show.write_text(make_show(args.scenes, args.scene_seconds))
+    journal = folder / "journal.jsonl"
+    journal.unlink(missing_ok=True)
+    sim_thread = SimThread("127.0.0.1", 0, record_path=folder / "sim.jsonl")
+    sim = sim_thread.start()
+    try:
+        code = asyncio.run(
+            run_show(show, scope_url=sim.url, journal_path=journal, stdin_tty=False,
+                     state_file=folder / "state.json")
+        )
+    finally:
+        records = list(sim.records)
+        sim_thread.stop()
+    if code != 0:
+        print(f"run_show returned {code}", file=sys.stderr)
+        return code
+    result = analyse(journal, records)
+    s50, s99, smax = result["send"]
+    e50, e99, emax = result["e2e"]
+    print(f"messages sent {result['messages']}, received {result['received']}, "
+          f"matched {result['matched']}, sent early {result['early']}")
+    print(f"send lateness (sent_at - planned_at):     p50 {s50:.3f} ms  p99 {s99:.3f} ms  "
+          f"max {smax:.3f} ms   target p99 <= 1 ms: {'ok' if s99 <= 1 else 'MISSED'}")
+    print(f"end-to-end (received_at - planned_at):    p50 {e50:.3f} ms  p99 {e99:.3f} ms  "
+          f"max {emax:.3f} ms   target p99 <= 5 ms: {'ok' if e99 <= 5 else 'MISSED'}")
+    print(f"files: {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,498 @@
+"""Operator commands: one gate in front of the player, shared by HTTP, OSC, the page and keys.
+
+Every way an operator can press GO ends up here, so the rules that make GO trustworthy live
+in one place:
+
+* **Debounce.** Two GOs closer than ``min_go_interval`` seconds are one press (a bouncing
+  button, a double click, an OSC fader that sends twice): the second does nothing.
+* **Idempotence.** A command may carry an id. A retry with an id that was already applied
+  does nothing, so a client that lost the answer can safely send again.
+* **Journal.** Every operator action is written down with its source (``http``, ``osc``,
+  ``page``, ``keyboard``), whether it was applied, and why not.
+
+The player's methods may be plain functions or coroutines; both are accepted.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import logging
+import math
+import threading
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, Protocol
+
+from showrunner.errors import CueError, ShowrunnerError
+
+log = logging.getLogger(__name__)
+
+Source = Literal["http", "osc", "page", "keyboard"]
+SOURCES: tuple[Source, ...] = ("http", "osc", "page", "keyboard")
+
+#: Commands an operator may send, and whether each takes a scene name.
+COMMANDS: Mapping[str, bool] = {
+    "go": False,
+    "back": False,
+    "goto": True,
+    "hold": False,
+    "resume": False,
+    "panic": False,
+    "reload": False,
+    "quit": False,
+}
+
+# Why a command was not applied. Each maps to one HTTP status in `control`.
+DEBOUNCED = "debounced"
+DUPLICATE = "duplicate"
+UNKNOWN_SCENE = "unknown scene"
+REFUSED = "refused"
+NOT_SUPPORTED = "not supported"
+NOT_READY = "not ready"
+FAILED = "failed"
+
+
+class Controllable(Protocol):
+    """What the control surface needs from a player. Any method may return an awaitable.
+
+    A player may also have ``reload()`` (see `Reloadable`); without it RELOAD is answered
+    "not supported".
+    """
+
+    def go(self) -> object: ...
+    def back(self) -> object: ...
+    def goto(self, name: str) -> object: ...
+    def hold(self) -> object: ...
+    def resume(self) -> object: ...
+    def panic(self) -> object: ...
+    def quit(self) -> object: ...
+
+    def status(self) -> object:
+        """A JSON-able dict (or an awaitable of one); see `normalize_status` for the keys read."""
+        ...
+
+    def subscribe(self, callback: Callable[..., object]) -> object:
+        """Call `callback` on every status change or event; may return an unsubscribe callable."""
+        ...
+
+
+class Reloadable(Controllable, Protocol):
+    """A player that can re-read its show file while playing."""
+
+    def reload(self) -> object: ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to one operator command."""
+
+    command: str
+    applied: bool
+    reason: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"command": self.command, "applied": self.applied}
+        if self.reason is not None:
+            body["reason"] = self.reason
+        if self.error is not None:
+            body["error"] = self.error
+        return body
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One operator action as it was received and what became of it."""
+
+    at: float
+    source: str
+    command: str
+    arg: str | None
+    command_id: str | None
+    applied: bool
+    reason: str | None = None
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_record(self) -> dict[str, Any]:
+        """The run-journal line: kind "operator", time in ``sent_at`` like the player's lines."""
+        return {
+            "kind": "operator",
+            "sent_at": self.at,
+            "source": self.source,
+            "command": self.command,
+            "arg": self.arg,
+            "id": self.command_id,
+            "applied": self.applied,
+            "reason": self.reason,
+            "error": self.error,
+            "label": self.text(),
+        }
+
+    def text(self) -> str:
+        """A one-line summary for the operator's log view."""
+        what = self.command.upper() + (f" {self.arg}" if self.arg is not None else "")
+        if self.applied:
+            verdict = "applied"
+        else:
+            verdict = f"not applied ({self.reason or 'unknown'})"
+            if self.error:
+                verdict += f": {self.error}"
+        return f"{what} from {self.source}: {verdict}"
+
+
+class Journal(Protocol):
+    """Where operator actions are written down; `showrunner.journal.Journal` (the run journal)
+    fits, so operator actions sit in the same file as everything the player did."""
+
+    def write(self, record: Mapping[str, Any]) -> None: ...
+
+
+class MemoryJournal:
+    """Keeps records in a list; for tests and for embedding."""
+
+    def __init__(self) -> None:
+        self.records: list[dict[str, Any]] = []
+
+    def write(self, record: Mapping[str, Any]) -> None:
+        self.records.append(dict(record))
+
+    def __repr__(self) -> str:
+        return f"MemoryJournal(records={len(self.records)})"
+
+
+async def resolve(value: object) -> Any:
+    """`value`, awaited if it is awaitable: the player may be sync or async."""
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class Commands:
+    """Debounced, idempotent, journaled operator commands in front of one player.
+
+    `player` may be None until the show is running (`attach` sets it); commands sent before
+    then are answered with reason "not ready". Safe to call from the event loop and from
+    other threads (the checks that decide debounce and duplicates hold a lock and never await).
+    """
+
+    def __init__(
+        self,
+        player: Controllable | None = None,
+        *,
+        min_go_interval: float = 0.5,
+        journal: Journal | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+        remember_ids: int = 1024,
+        recent: int = 50,
+    ) -> None:
+        if min_go_interval < 0 or not math.isfinite(min_go_interval):
+            raise ValueError("min_go_interval must be a finite number of seconds >= 0")
+        self.player = player
+        self.min_go_interval = float(min_go_interval)
+        self.journal = journal
+        self._clock = clock
+        self._wallclock = wallclock
+        self._lock = threading.Lock()
+        self._last_go: float | None = None
+        # Ids claimed by a command that is running or was applied; oldest forgotten first.
+        self._ids: OrderedDict[str, bool] = OrderedDict()
+        self._remember_ids = remember_ids
+        self.recent: deque[JournalEntry] = deque(maxlen=recent)
+        self._listeners: list[Callable[[JournalEntry], None]] = []
+
+    def attach(self, player: Controllable | None) -> None:
+        """Point the commands at a (new) player; None detaches."""
+        self.player = player
+
+    def listen(self, callback: Callable[[JournalEntry], None]) -> Callable[[], None]:
+        """Call `callback` with every journal entry; returns a function that stops it."""
+        self._listeners.append(callback)
+
+        def stop() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return stop
+
+    async def status(self) -> dict[str, Any]:
+        """The player's status in the stable shape of `normalize_status`."""
+        if self.player is None:
+            return normalize_status({"connection": "waiting"})
+        return normalize_status(await resolve(self.player.status()))
+
+    # -- the commands -------------------------------------------------------------------------
+
+    async def go(self, *, source: str = "http", command_id: str | None = None) -> Outcome:
+        """Advance the show, unless debounced or already applied under `command_id`."""
+        return await self.run("go", source=source, command_id=command_id)
+
+    async def back(self, *, source: str = "http", command_id: str | None = None) -> Outcome:
+        """Return to the previous scene."""
+        return await self.run("back", source=source, command_id=command_id)
+
+    async def goto(
+        self, scene: str, *, source: str = "http", command_id: str | None = None
+    ) -> Outcome:
+        """Jump to the scene named `scene`."""
+        return await self.run("goto", scene, source=source, command_id=command_id)
+
+    async def hold(self, *, source: str = "http", command_id: str | None = None) -> Outcome:
+        """Stop the countdown where it is; the picture keeps running."""
+        return await self.run("hold", source=source, command_id=command_id)
+
+    async def resume(self, *, source: str = "http", command_id: str | None = None) -> Outcome:
+        """Continue after HOLD or PANIC."""
+        return await self.run("resume", source=source, command_id=command_id)
+
+    async def panic(self, *, source: str = "http", command_id: str | None = None) -> Outcome:
+        """The player's safe state, at once. Never debounced."""
+        return await self.run("panic", source=source, command_id=command_id)
+
+    async def reload(self, *, source: str = "http", command_id: str | None = None) -> Outcome:
+        """Re-read the show file, if the player supports it."""
+        return await self.run("reload", source=source, command_id=command_id)
+
+    async def quit(self, *, source: str = "http", command_id: str | None = None) -> Outcome:
+        """End the show."""
+        return await self.run("quit", source=source, command_id=command_id)
+
+    async def run(
+        self,
+        command: str,
+        arg: str | None = None,
+        *,
+        source: str = "http",
+        command_id: str | None = None,
+    ) -> Outcome:
+        """Carry out `command` (a key of COMMANDS) with the rules above, and journal it."""
+        if command not in COMMANDS:
+            raise ValueError(f"unknown command {command!r}; expected one of {', '.join(COMMANDS)}")
+        if COMMANDS[command] != (arg is not None):
+            raise ValueError(f"{command} {'needs' if COMMANDS[command] else 'takes no'} argument")
+        if source not in SOURCES:
+            raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
+        command_id = command_id or None
+        player = self.player
+        if player is None:
+            return self._done(command, arg, source, command_id, False, NOT_READY, "no show running")
+        method = getattr(player, command, None)
+        if not callable(method):
+            return self._done(
+                command, arg, source, command_id, False, NOT_SUPPORTED,
+                f"this player has no {command}",
+            )
+        refusal, previous_go = self._claim(command, command_id)
+        if refusal is not None:
+            return self._done(command, arg, source, command_id, False, refusal)
+        if command == "goto":
+            assert arg is not None
+            unknown = await self._unknown_scene(player, arg)
+            if unknown:
+                self._release(command, command_id, previous_go)
+                return self._done(command, arg, source, command_id, False, UNKNOWN_SCENE, unknown)
+        try:
+            await resolve(method(arg) if arg is not None else method())
+        except NotImplementedError as exc:
+            self._release(command, command_id, previous_go)
+            reason_text = str(exc) or f"this player cannot {command}"
+            return self._done(command, arg, source, command_id, False, NOT_SUPPORTED, reason_text)
+        except CueError as exc:
+            self._release(command, command_id, previous_go)
+            return self._done(command, arg, source, command_id, False, REFUSED, str(exc))
+        except ShowrunnerError as exc:
+            self._release(command, command_id, previous_go)
+            return self._done(command, arg, source, command_id, False, FAILED, str(exc))
+        except Exception as exc:
+            # A bug, not an operator mistake: written down, then raised to the caller.
+            self._release(command, command_id, previous_go)
+            self._done(command, arg, source, command_id, False, FAILED, repr(exc))
+            raise
+        return self._done(command, arg, source, command_id, True)
+
+    # -- rules --------------------------------------------------------------------------------
+
+    def _claim(self, command: str, command_id: str | None) -> tuple[str | None, float | None]:
+        """Decide duplicate/debounce and reserve the id and GO time, without awaiting."""
+        with self._lock:
+            if command_id is not None and command_id in self._ids:
+                return DUPLICATE, None
+            previous_go = self._last_go
+            if command == "go":
+                now = self._clock()
+                if previous_go is not None and now - previous_go < self.min_go_interval:
+                    return DEBOUNCED, None
+                self._last_go = now
+            if command_id is not None:
+                self._ids[command_id] = True
+                while len(self._ids) > self._remember_ids:
+                    self._ids.popitem(last=False)
+            return None, previous_go
+
+    def _release(self, command: str, command_id: str | None, previous_go: float | None) -> None:
+        """Undo a claim for a command that did not happen, so a retry is not swallowed."""
+        with self._lock:
+            if command_id is not None:
+                self._ids.pop(command_id, None)
+            if command == "go":
+                self._last_go = previous_go
+
+    async def _unknown_scene(self, player: Controllable, scene: str) -> str | None:
+        try:
+            names = normalize_status(await resolve(player.status()))["scenes"]
+        except Exception:  # noqa: BLE001 - a broken status must not block a jump
+            log.debug("status() failed while checking a goto", exc_info=True)
+            return None
+        if names and scene not in names:
+            return f"unknown scene {scene!r}"
+        return None
+
+    def _done(
+        self,
+        command: str,
+        arg: str | None,
+        source: str,
+        command_id: str | None,
+        applied: bool,
+        reason: str | None = None,
+        error: str | None = None,
+    ) -> Outcome:
+        entry = JournalEntry(
+            at=self._wallclock(),
+            source=source,
+            command=command,
+            arg=arg,
+            command_id=command_id,
+            applied=applied,
+            reason=reason,
+            error=error,
+        )
+        self.recent.append(entry)
+        if self.journal is not None:
+            try:
+                self.journal.write(entry.to_record())
+            except OSError:
+                # A full disk must not stop the show; the log still has the action.
+                log.exception("could not write the operator journal")
+        log.info("operator: %s", entry.text())
+        for listener in list(self._listeners):
+            try:
+                listener(entry)
+            except Exception:  # noqa: BLE001 - one broken listener must not break the others
+                log.exception("operator journal listener failed")
+        return Outcome(command=command, applied=applied, reason=reason, error=error)
+
+    def __repr__(self) -> str:
+        return (
+            f"Commands(player={type(self.player).__name__ if self.player else None}, "
+            f"min_go_interval={self.min_go_interval!r}, journal={self.journal!r})"
+        )
+
+
+# -- status -----------------------------------------------------------------------------------
+
+# The player's own key names vary with its version; the first one present wins.
+_ALIASES: Mapping[str, Sequence[str]] = {
+    "title": ("title",),
+    "scene": ("scene", "current", "current_scene"),
+    "next": ("next", "next_scene", "next_cue"),
+    "countdown": ("countdown", "countdown_s", "remaining"),
+    "position": ("position", "elapsed", "scene_elapsed"),
+    "connection": ("connection", "connection_state", "state"),
+    "held": ("held", "holding", "on_hold"),
+    "mode": ("mode",),
+    "waiting_for": ("waiting_for", "waiting"),
+    "scenes": ("scenes", "scene_names"),
+    "errors": ("errors", "last_errors"),
+    "reload_errors": ("reload_errors",),
+}
+
+
+def normalize_status(raw: object) -> dict[str, Any]:
+    """The player's status in one stable, JSON-safe shape.
+
+    Keys: ``title``, ``scene``, ``next``, ``countdown`` (seconds or None), ``position``,
+    ``connection``, ``held``, ``mode`` (e.g. playing, waiting, hold, panic), ``waiting_for``
+    (the cue the show waits for, or None), ``scenes`` (names, in show order), ``errors``,
+    ``reload_errors`` (lists of strings), and ``player`` (the player's own dict, JSON-safe).
+    """
+    src: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
+
+    def pick(key: str) -> Any:
+        for name in _ALIASES[key]:
+            if src.get(name) is not None:
+                return src[name]
+        return None
+
+    return {
+        "title": _name(pick("title")),
+        "scene": _name(pick("scene")),
+        "next": _name(pick("next")),
+        "countdown": _number(pick("countdown")),
+        "position": _number(pick("position")),
+        "connection": str(pick("connection") or "unknown"),
+        "held": bool(pick("held")),
+        "mode": _name(pick("mode")),
+        "waiting_for": _name(pick("waiting_for")),
+        "scenes": [n for n in (_name(s) for s in _items(pick("scenes"))) if n is not None],
+        "errors": [_text(e) for e in _items(pick("errors"))],
+        "reload_errors": [_text(e) for e in _items(pick("reload_errors"))],
+        "player": json_safe(src),
+    }
+
+
+def _name(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):
+        for key in ("name", "scene", "id"):
+            if isinstance(value.get(key), str):
+                return str(value[key])
+    return str(value)
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _items(value: object) -> list[object]:
+    if value is None:
+        return []
+    if isinstance(value, str | bytes | Mapping):
+        return [value]
+    if isinstance(value, Sequence):
+        return list(value)
+    return [value]
+
+
+def _text(value: object) -> str:
+    if isinstance(value, Mapping):
+        for key in ("message", "error", "text"):
+            if isinstance(value.get(key), str):
+                return str(value[key])
+    return str(value)
+
+
+def json_safe(value: Any, _depth: int = 0) -> Any:
+    """`value` with everything JSON cannot carry turned into strings (or None for NaN)."""
+    if _depth > 20:
+        return repr(value)
+    if isinstance(value, enum.Enum):
+        return json_safe(value.value, _depth + 1)
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(v, _depth + 1) for v in value]
+    return str(value)

@@ -1,0 +1,575 @@
+"""The operator's control surface: an HTTP API, a live event stream, an MJPEG preview and a page.
+
+``ControlServer`` serves, on one port:
+
+* ``GET /api/status`` and ``POST /api/{go,back,hold,resume,panic,reload}``, ``POST /api/goto/{scene}``
+  (commands go through `showrunner.commands.Commands`: debounced, idempotent, journaled);
+* ``GET /api/events``, a Server-Sent Events stream of status and log lines;
+* ``GET /preview.mjpg``, the show's picture as MJPEG at about 10 fps;
+* ``GET /``, the operator page (plain HTML/CSS/JS from ``showrunner/static``).
+
+Bound to loopback it is open to local programs; bound to anything else it requires a bearer
+token (`needs_token`). Browsers may pass the token as ``?token=`` on GET requests, since
+``EventSource`` and ``<img>`` cannot send headers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import json
+import logging
+import secrets
+import socket
+import sys
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Generator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.datastructures import Headers, QueryParams
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from showrunner.commands import (
+    DEBOUNCED,
+    DUPLICATE,
+    FAILED,
+    NOT_READY,
+    NOT_SUPPORTED,
+    REFUSED,
+    UNKNOWN_SCENE,
+    Commands,
+    Controllable,
+    Journal,
+    JournalEntry,
+    json_safe,
+)
+
+__all__ = ["ControlServer", "Controllable", "FrameSource", "needs_token"]
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).with_name("static")
+PREVIEW_FPS = 10.0
+HEARTBEAT_S = 1.0  # a status event at least this often: keeps the page's countdown true
+_BACKLOG = 50
+_QUEUE_SIZE = 256
+
+_HTTP_STATUS: dict[str | None, int] = {
+    None: 200,
+    DEBOUNCED: 200,
+    DUPLICATE: 200,
+    UNKNOWN_SCENE: 404,
+    REFUSED: 409,
+    NOT_SUPPORTED: 501,
+    NOT_READY: 503,
+    FAILED: 502,
+}
+
+
+class FrameSource(Protocol):
+    """Where the preview comes from. `latest_jpeg` is called ~10×/s per viewer: keep it cheap."""
+
+    def latest_jpeg(self) -> bytes | None: ...
+
+
+def needs_token(host: str) -> bool:
+    """Whether a server bound to `host` must require a token: yes unless it is loopback only.
+
+    ``127.0.0.0/8``, ``::1`` and ``localhost`` are loopback. The wildcard addresses (``0.0.0.0``,
+    ``::``, ``""``), LAN addresses and other host names are reachable from other machines.
+    """
+    name = host.strip().strip("[]").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return False
+    try:
+        return not ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return True
+
+
+def _is_loopback_name(host: str) -> bool:
+    return bool(host) and not needs_token(host)
+
+
+# -- fan-out to event-stream clients --------------------------------------------------------
+
+
+class _Hub:
+    """Fans player events and journal entries out to every open event stream.
+
+    Publishers may run on other threads (a player's scheduler, a keyboard reader); everything
+    is handed to the event loop before it touches a queue.
+    """
+
+    _CLOSE = ("close", None)
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queues: set[asyncio.Queue[tuple[str, Any]]] = set()
+        self.backlog: deque[dict[str, Any]] = deque(maxlen=_BACKLOG)
+        self.closing = asyncio.Event()
+
+    def subscribe(self) -> asyncio.Queue[tuple[str, Any]]:
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue(_QUEUE_SIZE)
+        if self.closing.is_set():
+            queue.put_nowait(self._CLOSE)
+        self._queues.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[tuple[str, Any]]) -> None:
+        self._queues.discard(queue)
+
+    def publish(self, kind: str, data: Any = None) -> None:
+        """Send one event to every stream; safe from any thread."""
+        if self._on_loop():
+            self._publish(kind, data)
+        else:
+            with contextlib.suppress(RuntimeError):  # the loop is already closed
+                self._loop.call_soon_threadsafe(self._publish, kind, data)
+
+    def close(self) -> None:
+        """End every stream; call on the loop."""
+        self.closing.set()
+        for queue in list(self._queues):
+            self._put(queue, self._CLOSE)
+
+    def _on_loop(self) -> bool:
+        try:
+            return asyncio.get_running_loop() is self._loop
+        except RuntimeError:
+            return False
+
+    def _publish(self, kind: str, data: Any) -> None:
+        if kind == "log":
+            self.backlog.append(data)
+        for queue in list(self._queues):
+            self._put(queue, (kind, data))
+
+    @staticmethod
+    def _put(queue: asyncio.Queue[tuple[str, Any]], item: tuple[str, Any]) -> None:
+        # A stalled viewer loses its oldest events rather than holding memory or the show.
+        while True:
+            try:
+                queue.put_nowait(item)
+                return
+            except asyncio.QueueFull:
+                queue.get_nowait()
+
+
+def _sse(event: str, data: Any) -> bytes:
+    payload = json.dumps(json_safe(data), separators=(",", ":"))
+    return f"event: {event}\ndata: {payload}\n\n".encode()
+
+
+def _player_log_line(payload: Any) -> dict[str, Any] | None:
+    """A log line for the page from a player event, when the event carries a message."""
+    if not isinstance(payload, dict):
+        return None
+    text = next(
+        (payload[k] for k in ("text", "error", "message") if isinstance(payload.get(k), str)),
+        None,
+    )
+    if text is None:
+        return None
+    level = payload.get("level")
+    if not isinstance(level, str):
+        is_error = "error" in payload or "error" in (payload.get("kind"), payload.get("type"))
+        level = "error" if is_error else "info"
+    at = payload.get("at") if isinstance(payload.get("at"), int | float) else None
+    return {"at": at, "level": level, "source": "player", "text": text}
+
+
+# -- access rules ---------------------------------------------------------------------------
+
+
+class _Gate:
+    """Token and origin checks in front of the whole app (static files excepted)."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, loopback: bool) -> None:
+        self.app = app
+        self.token = token
+        self.loopback = loopback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        problem = self._problem(scope, headers)
+        if problem is not None:
+            code, message = problem
+            extra = {"WWW-Authenticate": "Bearer"} if code == 401 else None
+            await JSONResponse({"error": message}, code, headers=extra)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _problem(self, scope: Scope, headers: Headers) -> tuple[int, str] | None:
+        method = scope["method"]
+        host = headers.get("host", "")
+        if self.loopback and self.token is None and not _is_loopback_name(_hostname(host)):
+            # Another name resolving to 127.0.0.1 (DNS rebinding) must not reach an open server.
+            return 403, f"host {host!r} is not a loopback name"
+        origin = headers.get("origin")
+        if method not in ("GET", "HEAD") and origin and urlsplit(origin).netloc != host:
+            # Stops other web pages in the operator's browser from pressing buttons.
+            return 403, f"cross-origin request from {origin!r} refused"
+        if self.token is None or scope["path"].startswith("/static/"):
+            return None
+        if self._token_ok(headers.get("authorization", ""), scope, method):
+            return None
+        return 401, "missing or wrong token: send 'Authorization: Bearer <token>'"
+
+    def _token_ok(self, authorization: str, scope: Scope, method: str) -> bool:
+        assert self.token is not None
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() == "bearer" and secrets.compare_digest(given.strip(), self.token):
+            return True
+        if method in ("GET", "HEAD"):
+            query = QueryParams(scope.get("query_string", b"").decode("latin-1"))
+            return secrets.compare_digest(query.get("token", ""), self.token)
+        return False
+
+
+def _hostname(host_header: str) -> str:
+    return urlsplit(f"//{host_header}").hostname or ""
+
+
+# -- the server -------------------------------------------------------------------------------
+
+
+class _Uvicorn(uvicorn.Server):
+    # The control server lives inside `showrunner run`: Ctrl-C belongs to the show.
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class ControlServer:
+    """The HTTP control surface for one player, as an async context manager.
+
+    ``async with ControlServer(player) as server: print(server.url)``. `player` may be None
+    and set later with `attach`. `token` is required from clients when given, and always when
+    the bind is not loopback (`require_token` overrides that rule; a missing token is then
+    generated and announced once through `announce`, stderr by default).
+    """
+
+    def __init__(
+        self,
+        player: Controllable | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        frames: FrameSource | None = None,
+        journal: Journal | None = None,
+        min_go_interval: float = 0.5,
+        require_token: bool | None = None,
+        commands: Commands | None = None,
+        announce: Callable[[str], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.frames = frames
+        self.commands = commands or Commands(
+            None, min_go_interval=min_go_interval, journal=journal
+        )
+        required = needs_token(host) if require_token is None else require_token
+        self.token_generated = required and not token
+        self.token: str | None = token or (secrets.token_urlsafe(24) if required else None)
+        self._announce = announce or _print_stderr
+        # With shared commands (OSC, keys), their player is this server's player too.
+        self._player: Controllable | None = player or self.commands.player
+        self._unsubscribe: Callable[[], object] | None = None
+        self._stop_listening: Callable[[], None] | None = None
+        self._hub: _Hub | None = None
+        self._server: _Uvicorn | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.app = self._build_app()
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> ControlServer:
+        if self._task is not None:
+            raise RuntimeError("ControlServer is already running; use one `async with` at a time")
+        self._hub = _Hub(asyncio.get_running_loop())
+        self._stop_listening = self.commands.listen(self._on_journal)
+        self.attach(self._player)
+        try:
+            await self._start()
+        except BaseException:
+            await self._teardown()
+            raise
+        if self.token_generated:
+            self._announce(f"control: open {self.page_url} (token {self.token})")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._teardown()
+
+    async def _start(self) -> None:
+        sock = _bind(self.host, self.port)
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app,
+            host=self.host,
+            port=self.port,
+            log_level="warning",
+            log_config=None,
+            lifespan="off",
+            access_log=False,
+            timeout_graceful_shutdown=2,
+        )
+        self._server = _Uvicorn(config)
+        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
+        while not self._server.started:
+            if self._task.done():
+                sock.close()
+                self._task.result()
+                raise OSError(f"control server on {self.host}:{self.port} did not start")
+            await asyncio.sleep(0.005)
+
+    async def _teardown(self) -> None:
+        if self._hub is not None:
+            # Ends the event and preview streams, so the shutdown below does not wait on them.
+            self._hub.close()
+        if self._server is not None and self._task is not None:
+            self._server.should_exit = True
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._server = None
+        self._task = None
+        self._drop_player_subscription()
+        if self._stop_listening is not None:
+            self._stop_listening()
+            self._stop_listening = None
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:8765``."""
+        if self._task is None:
+            raise RuntimeError("ControlServer.url is known inside `async with ControlServer(...)`")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def page_url(self) -> str:
+        """The operator page's URL, with the token when one is needed."""
+        return f"{self.url}/" + (f"?token={self.token}" if self.token else "")
+
+    # -- the player ---------------------------------------------------------------------------
+
+    @property
+    def player(self) -> Controllable | None:
+        return self._player
+
+    def attach(self, player: Controllable | None) -> None:
+        """Control `player` from now on (None detaches); usable as `run_show(on_player=...)`."""
+        self._drop_player_subscription()
+        self._player = player
+        self.commands.attach(player)
+        if self.commands.journal is None:
+            # Operator lines belong in the run journal next to what the player did.
+            journal = getattr(player, "journal", None)
+            if callable(getattr(journal, "write", None)):
+                self.commands.journal = journal
+        if player is not None and self._hub is not None:
+            subscribe = getattr(player, "subscribe", None)
+            if callable(subscribe):
+                result = subscribe(self._on_player_event)
+                if callable(result):
+                    self._unsubscribe = result
+        if self._hub is not None:
+            self._hub.publish("status")
+
+    def _drop_player_subscription(self) -> None:
+        if self._unsubscribe is not None:
+            with contextlib.suppress(Exception):
+                self._unsubscribe()
+            self._unsubscribe = None
+
+    def _on_player_event(self, *args: Any, **kwargs: Any) -> None:
+        if self._hub is None:
+            return
+        payload: Any = args[0] if len(args) == 1 and not kwargs else {"args": args, **kwargs}
+        self._hub.publish("player", payload)
+        if (line := _player_log_line(payload)) is not None:
+            self._hub.publish("log", line)
+        self._hub.publish("status")
+
+    def _on_journal(self, entry: JournalEntry) -> None:
+        if self._hub is None:
+            return
+        level = "info" if entry.applied or entry.reason in (DEBOUNCED, DUPLICATE) else "warning"
+        self._hub.publish(
+            "log", {"at": entry.at, "level": level, "source": entry.source, "text": entry.text()}
+        )
+        self._hub.publish("status")
+
+    # -- the app ------------------------------------------------------------------------------
+
+    def _build_app(self) -> ASGIApp:
+        routes = [
+            Route("/", self._page, methods=["GET"]),
+            Route("/api/status", self._status, methods=["GET"]),
+            Route("/api/events", self._events, methods=["GET"]),
+            Route("/api/goto/{scene}", self._goto, methods=["POST"]),
+            Route("/api/{command:str}", self._command, methods=["POST"]),
+            Route("/preview.mjpg", self._preview, methods=["GET"]),
+            Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
+        ]
+        app = Starlette(routes=routes)
+        return _Gate(app, token=self.token, loopback=not needs_token(self.host))
+
+    async def _page(self, request: Request) -> Response:
+        return FileResponse(STATIC_DIR / "operator.html", headers={"Cache-Control": "no-store"})
+
+    async def _status(self, request: Request) -> Response:
+        return JSONResponse(await self.commands.status(), headers={"Cache-Control": "no-store"})
+
+    async def _goto(self, request: Request) -> Response:
+        return await self._run(request, "goto", request.path_params["scene"])
+
+    async def _command(self, request: Request) -> Response:
+        command = request.path_params["command"]
+        if command not in ("go", "back", "hold", "resume", "panic", "reload"):
+            return JSONResponse({"error": f"no such command {command!r}"}, 404)
+        return await self._run(request, command, None)
+
+    async def _run(self, request: Request, command: str, arg: str | None) -> Response:
+        body: Any = {}
+        raw = await request.body()
+        if raw.strip():
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                return JSONResponse({"error": "the request body is not JSON"}, 400)
+        if not isinstance(body, dict):
+            return JSONResponse({"error": "the request body must be a JSON object"}, 400)
+        command_id = body.get("id") or request.query_params.get("id")
+        if command_id is not None and not isinstance(command_id, str | int):
+            return JSONResponse({"error": "`id` must be a string"}, 400)
+        source = "page" if body.get("source") == "page" else "http"
+        outcome = await self.commands.run(
+            command,
+            arg,
+            source=source,
+            command_id=str(command_id) if command_id is not None else None,
+        )
+        # No status in the answer: the player carries commands out on its own loop, so the
+        # status right now may not show the command yet. The event stream follows it.
+        return JSONResponse(outcome.to_json(), _HTTP_STATUS.get(outcome.reason, 500))
+
+    async def _events(self, request: Request) -> Response:
+        hub = self._hub
+        if hub is None:
+            return JSONResponse({"error": "the control server is not running"}, 503)
+        queue = hub.subscribe()
+        backlog = list(hub.backlog)
+        return StreamingResponse(
+            self._event_stream(hub, queue, backlog),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    async def _event_stream(
+        self, hub: _Hub, queue: asyncio.Queue[tuple[str, Any]], backlog: list[dict[str, Any]]
+    ) -> AsyncIterator[bytes]:
+        try:
+            yield b"retry: 1000\n\n"
+            yield _sse("status", await self.commands.status())
+            for line in backlog:
+                yield _sse("log", line)
+            while True:
+                try:
+                    items = [await asyncio.wait_for(queue.get(), HEARTBEAT_S)]
+                except TimeoutError:
+                    items = [("status", None)]
+                while not queue.empty():
+                    items.append(queue.get_nowait())
+                status_changed = False
+                for kind, data in items:
+                    if kind == "close":
+                        return
+                    if kind == "status":
+                        status_changed = True  # many changes at once make one status event
+                    else:
+                        yield _sse(kind, data)
+                if status_changed:
+                    yield _sse("status", await self.commands.status())
+        finally:
+            hub.unsubscribe(queue)
+
+    async def _preview(self, request: Request) -> Response:
+        frames, hub = self.frames, self._hub
+        first = frames.latest_jpeg() if frames is not None else None
+        if frames is None or first is None or hub is None:
+            return JSONResponse({"error": "no preview picture yet"}, 503)
+        return StreamingResponse(
+            _mjpeg(frames, first, hub),
+            media_type=f"multipart/x-mixed-replace; boundary={_BOUNDARY.decode()}",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    def __repr__(self) -> str:
+        where = self.url if self._task is not None else f"{self.host}:{self.port}"
+        return f"ControlServer({where!r}, token={'yes' if self.token else 'no'})"
+
+
+_BOUNDARY = b"showrunnerframe"
+
+
+async def _mjpeg(frames: FrameSource, first: bytes, hub: _Hub) -> AsyncIterator[bytes]:
+    """MJPEG parts at ~PREVIEW_FPS; each part is followed at once by the next boundary, since
+    browsers show a part only when they see the boundary after it."""
+    yield b"--" + _BOUNDARY + b"\r\n"
+    jpeg: bytes | None = first
+    sent: bytes | None = None
+    idle = 0
+    while not hub.closing.is_set():
+        # The same picture is re-sent about once a second, so a gone viewer is noticed.
+        if jpeg is not None and (jpeg is not sent or idle >= PREVIEW_FPS):
+            yield _part(jpeg)
+            sent, idle = jpeg, 0
+        else:
+            idle += 1
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(hub.closing.wait(), 1.0 / PREVIEW_FPS)
+        jpeg = frames.latest_jpeg() or sent
+
+
+def _part(jpeg: bytes) -> bytes:
+    head = f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
+    return head + jpeg + b"\r\n--" + _BOUNDARY + b"\r\n"
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(64)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _print_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+

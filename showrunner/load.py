@@ -1,0 +1,1125 @@
+"""Read a show file: safe YAML with exact positions, templates, includes, generators, validation.
+
+The pipeline is: text → ruamel.yaml *nodes* (every node keeps its line and column) → plain Python
+data, built by one walk that also renders jinja2 templates inside string values, splices scene
+includes and expands ``each`` generators → :class:`~showrunner.model.Show`. The walk records where
+each value of the final data was written (file, line, column), so a pydantic error location or a
+lint finding can point at the text the user typed, even inside an included file or a generated
+scene.
+
+Nothing here constructs arbitrary objects: only plain YAML scalars, lists and mappings are built,
+any other tag is an error. Every problem is collected and raised together as
+:class:`~showrunner.errors.ShowErrors`; nothing else escapes :func:`load`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import os.path
+import re
+import types
+import typing
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Union
+
+import jinja2
+import ruamel.yaml
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml.composer import MaxDepthExceededError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
+
+from showrunner.errors import ShowError, ShowErrors
+from showrunner.model import LoadParams, Show, semantic_problems
+
+Loc = tuple[str | int, ...]
+
+MAX_FILE_BYTES = 1_000_000  # pure-Python YAML parsing runs at about 100 kB/s
+MAX_DEPTH = 100  # nesting levels; deeper input is an error, not a RecursionError
+MAX_VALUES = 200_000  # values built, after aliases and generators are expanded
+MAX_EACH = 1000  # scenes one `each` block may generate
+MAX_TEMPLATE_OUTPUT = 100_000  # characters one template may produce
+
+_YAML_TAG = "tag:yaml.org,2002:"
+_PLAIN_TAGS = {f"{_YAML_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
+_SHAPE = "a show file is a mapping with at least `title` and `scenes`"
+_EACH_NOTE = re.compile(r" \(each [^()]*\)$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Public API
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Pos:
+    path: str
+    line: int  # 1-based
+    col: int  # 1-based
+    note: str = ""  # which generator iteration made the value, e.g. "(each mood='rain')"
+
+
+@dataclass
+class _Index:
+    """Where each value (and each mapping key) of the built data was written."""
+
+    main: str
+    values: dict[Loc, _Pos] = field(default_factory=dict)
+    keys: dict[Loc, _Pos] = field(default_factory=dict)
+
+    def value(self, loc: Loc) -> _Pos:
+        """The position of `loc`, or of the nearest enclosing value that was written."""
+        for end in range(len(loc), -1, -1):
+            pos = self.values.get(loc[:end])
+            if pos is not None:
+                return pos
+        return _Pos(self.main, 1, 1)
+
+    def key(self, loc: Loc) -> _Pos:
+        return self.keys.get(loc) or self.value(loc[:-1])
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """A valid show plus what is needed to point at its text and to watch it for edits."""
+
+    show: Show
+    path: Path
+    files: tuple[Path, ...]  # the show file, included files and local asset files
+    _index: _Index = field(repr=False, compare=False, default_factory=lambda: _Index("<show>"))
+
+
+def load(path: str | Path) -> LoadResult:
+    """Load and validate a show file; raises ShowErrors listing every problem found."""
+    display = str(path)
+    source = Path(path)
+    try:
+        text = _read(source)
+    except _FileProblem as problem:
+        raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
+                                    col=problem.col)]) from None
+    return _Loader(display, source.parent, source).run(text)
+
+
+def load_show(path: str | Path) -> Show:
+    """Load and validate a show file; raises ShowErrors listing every problem found."""
+    return load(path).show
+
+
+def load_text(text: str, *, path: str = "<string>", base_dir: Path | None = None) -> LoadResult:
+    """Load a show from text; includes and asset files are looked up under `base_dir`."""
+    base = base_dir if base_dir is not None else Path.cwd()
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
+        raise ShowErrors([ShowError(_too_large(len(text.encode("utf-8", "surrogatepass"))),
+                                    path=path)])
+    return _Loader(path, base, None).run(text)
+
+
+def locate(result_or_path: LoadResult | str | Path, key_path: Loc) -> tuple[str, int, int]:
+    """(file, line, col) of the value at `key_path` (or of its nearest written parent)."""
+    result = result_or_path if isinstance(result_or_path, LoadResult) else load(result_or_path)
+    pos = result._index.value(tuple(key_path))
+    return pos.path, pos.line, pos.col
+
+
+def read_yaml(path: str | Path) -> Any:
+    """The plain data of a YAML file as written (no templates, no includes, no validation)."""
+    display = str(path)
+    try:
+        text = _read(Path(path))
+    except _FileProblem as problem:
+        raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
+                                    col=problem.col)]) from None
+    builder = _Builder(_Index(display), _make_env())
+    root = builder.parse(text, display)
+    try:
+        data = None if root is None else builder.build(root, (), display, None)
+    except _TooBig as big:
+        builder.errors.append(_too_many(big.pos))
+    if builder.errors:
+        raise ShowErrors(_sorted(builder.errors, [display]))
+    return data
+
+
+def format_key_path(loc: Loc) -> str:
+    """("scenes", 2, "transition") -> "scenes[2].transition"."""
+    out = ""
+    for item in loc:
+        if isinstance(item, int):
+            out += f"[{item}]"
+        elif re.match(r"^[A-Za-z_][A-Za-z0-9_\-]*$", item):
+            out += f".{item}" if out else item
+        else:
+            out += f"[{item!r}]"
+    return out
+
+
+def note_at(result: LoadResult, key_path: Loc) -> str:
+    """The generator note ("(each mood='rain')") of a generated value, else ""."""
+    return result._index.value(tuple(key_path)).note
+
+
+# ---------------------------------------------------------------------------------------------
+# Files
+# ---------------------------------------------------------------------------------------------
+
+
+class _FileProblem(Exception):
+    def __init__(self, message: str, line: int = 1, col: int = 1) -> None:
+        super().__init__(message)
+        self.message, self.line, self.col = message, line, col
+
+
+def _too_large(size: int) -> str:
+    return f"file is too large ({size / 1e6:.1f} MB; a show file may be at most 1 MB)"
+
+
+def _read(path: Path) -> str:
+    try:
+        if path.is_dir():
+            raise _FileProblem("is a directory, not a show file")
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _FileProblem(_too_large(size))
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _FileProblem("file not found") from None
+    except OSError as exc:
+        raise _FileProblem(f"cannot read file: {exc.strerror or exc}".lower()) from None
+    except ValueError:  # a NUL character in the name
+        raise _FileProblem("not a valid file name") from None
+    if b"\x00" in data:  # line numbers mean nothing in binary data: point at the start
+        raise _FileProblem("not a text file (binary data)")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line, col = _line_col(data, exc.start)
+        raise _FileProblem("not a UTF-8 text file (invalid byte)", line, col) from None
+
+
+def _line_col(data: bytes | str, offset: int) -> tuple[int, int]:
+    before = data[:offset]
+    newline: Any = b"\n" if isinstance(data, bytes) else "\n"
+    line = before.count(newline) + 1
+    return line, offset - (before.rfind(newline) + 1) + 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Templates
+# ---------------------------------------------------------------------------------------------
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The jinja2 sandbox, also refusing arithmetic that would eat all memory."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**" and isinstance(right, int | float) and abs(right) > 1000:
+            raise SecurityError("exponent is too large")
+        if operator == "*":
+            for seq, n in ((left, right), (right, left)):
+                if isinstance(seq, str | list | tuple) and isinstance(n, int):
+                    if len(seq) * n > MAX_TEMPLATE_OUTPUT:
+                        raise SecurityError("result would be too large")
+        return super().call_binop(context, operator, left, right)
+
+
+def _make_env() -> _Sandbox:
+    env = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    for name in ("lipsum", "cycler", "joiner"):
+        env.globals.pop(name, None)
+    return env
+
+
+class _TemplateProblem(Exception):
+    pass
+
+
+# What a template can raise: jinja2's own errors plus whatever Python raises for the expression
+# the user wrote (1/0, 'a' + 1, a missing index, a recursion-deep expression).
+_TEMPLATE_FAILURES = (
+    jinja2.TemplateError,
+    ArithmeticError,
+    TypeError,
+    ValueError,
+    LookupError,
+    RecursionError,
+)
+
+
+def _template_message(exc: BaseException, ctx: dict[str, Any]) -> str:
+    if isinstance(exc, SecurityError):
+        return f"template not allowed: {str(exc).rstrip('.')}"
+    if isinstance(exc, jinja2.UndefinedError):
+        match = re.match(r"^'([^']+)' is undefined$", str(exc))
+        if match:
+            hint = difflib.get_close_matches(match.group(1), [k for k in ctx if k != "loop"], n=1)
+            names = ", ".join(sorted(k for k in ctx)) or "none"
+            suffix = f"; did you mean {hint[0]!r}?" if hint else f" (known: {names})"
+            return f"undefined template variable {match.group(1)!r}{suffix}"
+        return f"template error: {exc}"
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        text = str(exc.message or exc)
+        block = re.search(r"innermost block that needs to be closed is '(\w+)'", text)
+        if text.startswith("Unexpected end of template") and block:
+            text = f"unexpected end of template: '{{% end{block.group(1)} %}}' is missing"
+        return f"template syntax error: {text[0].lower()}{text[1:]}".rstrip(".")
+    if isinstance(exc, RecursionError):
+        return "template error: expression is nested too deeply"
+    return f"template error: {exc}".rstrip(".")
+
+
+def _plain(value: Any) -> Any:
+    """A template result as plain data (what YAML could have written)."""
+    if isinstance(value, jinja2.Undefined):
+        value._fail_with_undefined_error()
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str):
+        return str(value)  # drops Markup
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, Iterable) and not isinstance(value, bytes):
+        # lists, ranges, and the generators filters like `map` and `select` return
+        items = list(itertools.islice(value, MAX_VALUES + 1))
+        if len(items) > MAX_VALUES:
+            raise _TemplateProblem("template gives too many values")
+        return [_plain(v) for v in items]
+    raise _TemplateProblem(f"template gives a {type(value).__name__}, not a value")
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML nodes -> data
+# ---------------------------------------------------------------------------------------------
+
+
+def _tag_text(node: Node) -> str:
+    tag = str(node.tag)
+    return "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
+
+
+def _pos(node: Node, path: str, note: str = "") -> _Pos:
+    return _Pos(path, node.start_mark.line + 1, node.start_mark.column + 1, note)
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    return f"text ({_short(node.value)})"
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif value is None:
+        text = "null"
+    elif isinstance(value, str):
+        text = repr(value)
+    elif isinstance(value, int | float):
+        text = _num(value)
+    elif isinstance(value, list):
+        return "a list"
+    elif isinstance(value, dict):
+        return "a mapping"
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _num(value: int | float) -> str:
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    if isinstance(value, int) and value.bit_length() > 64:
+        return "a huge number"
+    return repr(value)
+
+
+class _Builder:
+    """Builds plain data from nodes, recording positions and collecting problems."""
+
+    def __init__(self, index: _Index, env: _Sandbox) -> None:
+        self.index = index
+        self.env = env
+        self.errors: list[ShowError] = []
+        self.poisoned: list[Loc] = []  # values already reported; later errors there are echoes
+        self.count = 0
+        self._templates: dict[str, Any] = {}
+
+    # -- problems ------------------------------------------------------------------------------
+
+    def error(self, message: str, pos: _Pos, loc: Loc, *, poison: bool = True) -> None:
+        text = f"{message} {pos.note}" if pos.note else message
+        self.errors.append(ShowError(text, path=pos.path, line=pos.line, col=pos.col,
+                                     key_path=format_key_path(loc)))
+        if poison:
+            self.poisoned.append(loc)
+
+    # -- parsing -------------------------------------------------------------------------------
+
+    def parse(self, text: str, path: str) -> Node | None:
+        """Text -> one YAML node; a syntax error is recorded and gives None."""
+        yaml = ruamel.yaml.YAML(typ="rt", pure=True)
+        yaml.max_depth = MAX_DEPTH
+        yaml.composer.warn_double_anchors = False  # re-defining an anchor is valid YAML
+        try:
+            node: Node | None = yaml.compose(text)
+        except MaxDepthExceededError as exc:
+            mark = exc.problem_mark
+            self.errors.append(ShowError(f"nesting is deeper than {MAX_DEPTH} levels", path=path,
+                                         line=mark.line + 1, col=mark.column + 1))
+            return None
+        except ReaderError as exc:
+            line, col = _line_col(text, exc.position)
+            char = exc.character if isinstance(exc.character, int) else 0
+            self.errors.append(ShowError(f"control character U+{char:04X} is not allowed in YAML",
+                                         path=path, line=line, col=col))
+            return None
+        except MarkedYAMLError as exc:
+            self.errors.append(_syntax_error(exc, path))
+            return None
+        except YAMLError as exc:  # unmarked errors are rare; keep them one line
+            self.errors.append(ShowError(f"yaml error: {str(exc).splitlines()[0]}", path=path))
+            return None
+        if node is None or (isinstance(node, ScalarNode) and node.tag == f"{_YAML_TAG}null"
+                            and node.value in ("", "~", "null")):
+            return None
+        return node
+
+    # -- building ------------------------------------------------------------------------------
+
+    def build(
+        self, node: Node, loc: Loc, path: str, ctx: dict[str, Any] | None, note: str = ""
+    ) -> Any:
+        """Node -> data at `loc`; `ctx` None means no templating (raw data)."""
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise _TooBig(_pos(node, path, note))
+        pos = _pos(node, path, note)
+        self.index.values.setdefault(loc, pos)
+        if str(node.tag) not in _PLAIN_TAGS | {f"{_YAML_TAG}map", f"{_YAML_TAG}seq"}:
+            self.error(f"tag {_tag_text(node)!r} is not allowed; show files hold plain data",
+                       pos, loc)
+        if isinstance(node, MappingNode):
+            return {key: self.build(value, (*loc, key), path, ctx, note)
+                    for key, _, value in self.items(node, loc, path, note)}
+        if isinstance(node, SequenceNode):
+            return [self.build(item, (*loc, i), path, ctx, note) for i, item in enumerate(node.value)]
+        value = self.scalar(node, pos, loc) if isinstance(node, ScalarNode) else None
+        if ctx is not None and isinstance(value, str) and ("{{" in value or "{%" in value):
+            return self.render(value, ctx, pos, loc)
+        return value
+
+    def items(self, node: MappingNode, loc: Loc, path: str, note: str = "") -> list[tuple[str, Node, Node]]:
+        """A mapping's (key, key node, value node) in file order, merges (<<) applied."""
+        out: dict[str, tuple[Node, Node]] = {}
+        merged: list[tuple[str, Node, Node]] = []
+        for key_node, value_node in node.value:
+            if str(key_node.tag) == f"{_YAML_TAG}merge":
+                merged.extend(self._merge_sources(value_node, loc, path, note))
+                continue
+            if not isinstance(key_node, ScalarNode):
+                self.error(f"a key must be text, not {_kind(key_node)}", _pos(key_node, path, note),
+                           loc, poison=False)
+                continue
+            key = str(key_node.value)
+            if str(key_node.tag) not in _PLAIN_TAGS:
+                self.error(f"tag {_tag_text(key_node)!r} is not allowed; show files hold plain data",
+                           _pos(key_node, path, note), loc, poison=False)
+                self.poisoned.append((*loc, key))
+            if key in out:
+                first = out[key][0].start_mark.line + 1
+                self.error(f"duplicate key {key!r} (first set on line {first})",
+                           _pos(key_node, path, note), loc, poison=False)
+                continue
+            out[key] = (key_node, value_node)
+            self.index.keys.setdefault((*loc, key), _pos(key_node, path, note))
+        for key, key_node, value_node in merged:
+            if key not in out:
+                out[key] = (key_node, value_node)
+                self.index.keys.setdefault((*loc, key), _pos(key_node, path, note))
+        return [(key, k, v) for key, (k, v) in out.items()]
+
+    def _merge_sources(self, node: Node, loc: Loc, path: str, note: str) -> Iterator[tuple[str, Node, Node]]:
+        sources = node.value if isinstance(node, SequenceNode) else [node]
+        for source in sources:
+            if not isinstance(source, MappingNode):
+                self.error("`<<` merges a mapping (or a list of mappings)", _pos(source, path, note),
+                           loc)
+                continue
+            yield from self.items(source, loc, path, note)
+
+    def scalar(self, node: ScalarNode, pos: _Pos, loc: Loc) -> Any:
+        tag, text = str(node.tag), str(node.value)
+        try:
+            if tag == f"{_YAML_TAG}int":
+                return _yaml_int(text)
+            if tag == f"{_YAML_TAG}float":
+                return _yaml_float(text)
+        except ValueError:
+            kind = "integer" if tag.endswith("int") else "number"
+            big = re.fullmatch(r"[-+]?[0-9_]{300,}", text)
+            self.error("number is too large" if big else f"{text!r} is not a valid {kind}",
+                       pos, loc)
+            return text
+        if tag == f"{_YAML_TAG}bool":
+            if text.lower() not in ("true", "false"):
+                self.error(f"{text!r} is not true or false", pos, loc)
+                return text
+            return text.lower() == "true"
+        if tag == f"{_YAML_TAG}null":
+            return None
+        return text  # str, timestamps (kept as written) and rejected tags
+
+    def render(self, text: str, ctx: dict[str, Any], pos: _Pos, loc: Loc) -> Any:
+        """Render a templated string; one `{{ expr }}` keeps the expression's own type."""
+        try:
+            single = _SINGLE_EXPR.match(text)
+            if single and "{{" not in single["expr"] and "}}" not in single["expr"]:
+                key = "expr:" + single["expr"]
+                if key not in self._templates:
+                    self._templates[key] = self.env.compile_expression(
+                        single["expr"], undefined_to_none=False)
+                return _plain(self._templates[key](**ctx))
+            if text not in self._templates:
+                self._templates[text] = self.env.from_string(text)
+            out = self._templates[text].render(ctx)
+            if len(out) > MAX_TEMPLATE_OUTPUT:
+                raise _TemplateProblem("template result is too long")
+            return out
+        except _TemplateProblem as exc:
+            self.error(str(exc), pos, loc)
+        except _TEMPLATE_FAILURES as exc:
+            self.error(_template_message(exc, ctx), pos, loc)
+        return text
+
+
+class _TooBig(Exception):
+    def __init__(self, pos: _Pos) -> None:
+        super().__init__("too many values")
+        self.pos = pos
+
+
+def _too_many(pos: _Pos) -> ShowError:
+    return ShowError(
+        f"too many values (more than {MAX_VALUES} after expanding aliases and generators)",
+        path=pos.path, line=pos.line, col=pos.col,
+    )
+
+
+def _yaml_int(text: str) -> int:
+    t = text.replace("_", "")
+    sign = -1 if t.startswith("-") else 1
+    t = t.lstrip("+-")
+    for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
+        if t.lower().startswith(prefix):
+            return sign * int(t[2:], base)
+    return sign * int(t, 10)
+
+
+def _yaml_float(text: str) -> float:
+    t = text.replace("_", "").lower()
+    if t in (".inf", "+.inf"):
+        return float("inf")
+    if t == "-.inf":
+        return float("-inf")
+    if t == ".nan":
+        return float("nan")
+    return float(t)
+
+
+def _syntax_error(exc: MarkedYAMLError, path: str) -> ShowError:
+    mark = exc.problem_mark or exc.context_mark
+    problem = str(exc.problem or exc.context or "invalid YAML")
+    context = str(exc.context or "")
+    if "'\\t'" in problem or "\t" in problem:
+        message = "a tab character cannot indent YAML; use spaces"
+    elif context.startswith("expected a single document"):
+        message = "a show file holds one YAML document, but `---` starts another"
+    elif problem.startswith("found undefined alias"):
+        message = f"undefined alias {problem.split()[-1]} (define it with &name first)"
+    else:
+        message = problem
+        cm = exc.context_mark
+        if context and cm is not None and mark is not None and cm.line != mark.line:
+            message += f" ({context} started on line {cm.line + 1})"
+        elif context and exc.problem:
+            message += f" ({context})"
+    line = mark.line + 1 if mark is not None else 1
+    col = mark.column + 1 if mark is not None else 1
+    return ShowError(message[0].lower() + message[1:], path=path, line=line, col=col)
+
+
+# ---------------------------------------------------------------------------------------------
+# The show: vars, includes, generators, then validation
+# ---------------------------------------------------------------------------------------------
+
+
+class _Loader:
+    def __init__(self, display: str, base: Path, source: Path | None) -> None:
+        self.display = display
+        self.base = base
+        self.files: list[Path] = [source.resolve()] if source is not None else []
+        self.index = _Index(display)
+        self.b = _Builder(self.index, _make_env())
+        self.paths: list[str] = [display]  # display paths in the order met, to sort errors
+        self.scenes_broken = False
+
+    def run(self, text: str) -> LoadResult:
+        try:
+            show = self._run(text)
+        except _TooBig as big:
+            self.b.errors.append(_too_many(big.pos))
+            show = None
+        if self.b.errors or show is None:
+            raise ShowErrors(_sorted(self.b.errors, self.paths))
+        return LoadResult(show, Path(self.display), tuple(dict.fromkeys(self.files)), self.index)
+
+    def _run(self, text: str) -> Show | None:
+        root = self.b.parse(text, self.display)
+        if root is None:
+            if not self.b.errors:
+                self.b.errors.append(ShowError(f"the file is empty; {_SHAPE}", path=self.display))
+            return None
+        if not isinstance(root, MappingNode):
+            self.b.error(f"the top level is {_kind(root)}; {_SHAPE}", _pos(root, self.display), ())
+            return None
+        data = self._top(root)
+        self._check_assets(data)
+        show = self._validate(data)
+        if show is not None and not self.scenes_broken:
+            for loc, message in semantic_problems(show):
+                self._problem(tuple(loc), message)
+        return show
+
+    def _top(self, root: MappingNode) -> dict[str, Any]:
+        self.index.values[()] = _pos(root, self.display)
+        items = self.b.items(root, (), self.display)
+        ctx: dict[str, Any] = {}
+        data: dict[str, Any] = {}
+        for key, _, node in items:  # includes first: vars may use them
+            if key == "include":
+                data[key] = self._libraries(node, ctx)
+        for key, _, node in items:
+            if key == "vars":
+                data[key] = self._vars(node, ctx)
+        for key, _, node in items:
+            if key == "scenes" and isinstance(node, SequenceNode):
+                self.index.values.setdefault(("scenes",), _pos(node, self.display))
+                data[key] = []
+                self._scenes(node, self.display, self.base, ctx, data[key], ())
+            elif key not in ("include", "vars"):
+                data[key] = self.b.build(node, (key,), self.display, ctx)
+        return {key: data[key] for key, _, _ in items if key in data}
+
+    def _libraries(self, node: Node, ctx: dict[str, Any]) -> Any:
+        raw = self.b.build(node, ("include",), self.display, None)
+        if not isinstance(raw, dict):
+            return raw  # validation reports the type
+        for name, rel in raw.items():
+            loc: Loc = ("include", name)
+            pos = self.index.value(loc)
+            if not isinstance(rel, str):
+                continue
+            if not _IDENT.match(name):
+                self.b.error(f"{name!r} cannot be a template variable name", self.index.key(loc),
+                             ("include",))
+                continue
+            sub = self._open(rel, self.base, pos, loc, ())
+            if sub is None:
+                continue
+            _, display, sub_root = sub
+            ctx[name] = None if sub_root is None else self._raw(sub_root, display)
+        return raw
+
+    def _raw(self, node: Node, display: str) -> Any:
+        """Data of an included library; its positions belong to its own file, not the show."""
+        scratch = _Builder(_Index(display), self.b.env)
+        scratch.count = self.b.count
+        value = scratch.build(node, (), display, None)
+        self.b.count = scratch.count
+        self.b.errors.extend(scratch.errors)
+        return value
+
+    def _vars(self, node: Node, ctx: dict[str, Any]) -> Any:
+        if not isinstance(node, MappingNode):
+            return self.b.build(node, ("vars",), self.display, None)
+        self.index.values.setdefault(("vars",), _pos(node, self.display))
+        out: dict[str, Any] = {}
+        for key, key_node, value_node in self.b.items(node, ("vars",), self.display):
+            if key in ctx and key not in out:
+                self.b.error(f"{key!r} is already an `include` name", _pos(key_node, self.display),
+                             ("vars",))
+            if not _IDENT.match(key):
+                self.b.error(f"{key!r} cannot be a template variable name (use letters, digits, _)",
+                             _pos(key_node, self.display), ("vars",))
+            # Earlier vars (and includes) are visible to later ones, in file order.
+            out[key] = self.b.build(value_node, ("vars", key), self.display, dict(ctx))
+            ctx[key] = out[key]
+        return out
+
+    # -- scenes --------------------------------------------------------------------------------
+
+    def _scenes(self, seq: SequenceNode, path: str, base: Path, ctx: dict[str, Any],
+                out: list[Any], chain: tuple[Path, ...]) -> None:
+        for index, item in enumerate(seq.value):
+            keys = {str(k.value) for k, _ in item.value} if isinstance(item, MappingNode) else set()
+            # Problems of an include or each block itself name the item as written in its file.
+            if "include" in keys:
+                self._scene_include(item, ("scenes", index), path, base, ctx, out, chain)
+            elif "each" in keys:
+                self._each(item, ("scenes", index), path, ctx, out)
+            else:
+                out.append(self.b.build(item, ("scenes", len(out)), path, ctx))
+
+    def _scene_include(self, item: MappingNode, loc: Loc, path: str, base: Path,
+                       ctx: dict[str, Any], out: list[Any], chain: tuple[Path, ...]) -> None:
+        fields = self._block_items(item, loc, path)
+        for key, key_node, _ in fields:
+            if key != "include":
+                self.b.error(f"unknown key {key!r} next to `include` (an include item takes only "
+                             "`include: file.yaml`)", _pos(key_node, path), loc, poison=False)
+        node = next(v for k, _, v in fields if k == "include")
+        if not isinstance(node, ScalarNode) or not isinstance(node.value, str):
+            self.b.error("`include` needs a file name", _pos(node, path), (*loc, "include"))
+            self.scenes_broken = True
+            return
+        sub = self._open(str(node.value), base, _pos(node, path), (*loc, "include"), chain)
+        if sub is None:
+            self.scenes_broken = True
+            return
+        sub_path, display, root = sub
+        if isinstance(root, MappingNode):
+            inner = [v for k, _, v in self._block_items(root, (), display) if k == "scenes"]
+            root = inner[0] if inner else None
+        if not isinstance(root, SequenceNode):
+            self.b.error("an included scenes file must be a list of scenes or a mapping with "
+                         "`scenes:` (a list)", _pos(node, path), (*loc, "include"))
+            self.scenes_broken = True
+            return
+        self._scenes(root, display, sub_path.parent, ctx, out, (*chain, sub_path))
+
+    def _block_items(self, node: MappingNode, loc: Loc, path: str) -> list[tuple[str, Node, Node]]:
+        """Keys of an include/each block: checked, but not positions of the built data."""
+        saved, self.b.index = self.b.index, _Index(path)
+        try:
+            return self.b.items(node, loc, path)
+        finally:
+            self.b.index = saved
+
+    def _open(self, rel: str, base: Path, pos: _Pos, loc: Loc,
+              chain: tuple[Path, ...]) -> tuple[Path, str, Node | None] | None:
+        """Read and parse an included file; problems are reported at the include."""
+        target = _resolve(base, rel)
+        if target is None:
+            self.b.error(f"{_short(rel)} is not a valid file name", pos, loc)
+            return None
+        parent_display = pos.path
+        display = rel if Path(rel).is_absolute() else _join_display(parent_display, rel)
+        here = self.files[0] if self.files else None
+        if target in chain or target == here:
+            names = [p.name for p in (here, *chain) if p is not None]
+            self.b.error(f"include cycle: {' -> '.join([*names, target.name])}", pos, loc)
+            return None
+        try:
+            text = _read(target)
+        except _FileProblem as problem:
+            if problem.message == "file not found":
+                self.b.error(f"included file {rel!r} not found", pos, loc)
+            else:  # the file is there but unusable: say so at the file itself
+                self.b.errors.append(ShowError(problem.message, path=display, line=problem.line,
+                                               col=problem.col))
+            return None
+        self.files.append(target)
+        if display not in self.paths:
+            self.paths.append(display)
+        root = self.b.parse(text, display)
+        if root is None and any(e.path == display for e in self.b.errors):
+            return None
+        return target, display, root
+
+    def _each(self, item: MappingNode, loc: Loc, path: str, ctx: dict[str, Any],
+              out: list[Any]) -> None:
+        fields = {k: (kn, v) for k, kn, v in self._block_items(item, loc, path)}
+        for key, (key_node, _) in fields.items():
+            if key not in ("each", "as", "scene"):
+                hint = difflib.get_close_matches(key, ["each", "as", "scene"], n=1)
+                suffix = f"; did you mean {hint[0]!r}?" if hint else " (use each, as, scene)"
+                self.b.error(f"unknown key {key!r} in an `each` block{suffix}",
+                             _pos(key_node, path), loc, poison=False)
+        name = "item"
+        if "as" in fields:
+            as_node = fields["as"][1]
+            name = str(as_node.value) if isinstance(as_node, ScalarNode) else ""
+            if not _IDENT.match(name) or name == "loop":
+                self.b.error("`as` needs a variable name (letters, digits, _; not 'loop')",
+                             _pos(as_node, path), (*loc, "as"))
+                self.scenes_broken = True
+                return
+        if "scene" not in fields or not isinstance(fields["scene"][1], MappingNode):
+            where = fields["scene"][1] if "scene" in fields else item
+            self.b.error("an `each` block needs `scene:`, a mapping used as the scene template",
+                         _pos(where, path), loc, poison=False)
+            self.scenes_broken = True
+            return
+        values = self._each_values(fields["each"][1], path, ctx, loc)
+        if values is None:
+            self.scenes_broken = True
+            return
+        template = fields["scene"][1]
+        for i, value in enumerate(values):
+            loop = {"index": i + 1, "index0": i, "first": i == 0, "last": i == len(values) - 1,
+                    "length": len(values), "revindex": len(values) - i,
+                    "revindex0": len(values) - i - 1}
+            shown = _short(value)
+            note = f"(each {name}={shown})" if shown[:2] != "a " else f"(each {name} #{i + 1})"
+            scene_ctx = {**ctx, name: value, "loop": loop}
+            out.append(self.b.build(template, ("scenes", len(out)), path, scene_ctx, note))
+
+    def _each_values(self, node: Node, path: str, ctx: dict[str, Any], loc: Loc) -> list[Any] | None:
+        pos = _pos(node, path)
+        saved, self.b.index = self.b.index, _Index(path)
+        try:
+            before = len(self.b.errors)
+            value = self.b.build(node, (*loc, "each"), path, ctx)
+        finally:
+            self.b.index = saved
+        if len(self.b.errors) > before:
+            return None
+        count = value if isinstance(value, int) and not isinstance(value, bool) else None
+        if isinstance(value, dict):
+            value = [{"key": k, "value": v} for k, v in value.items()]
+        if not isinstance(value, list) and (count is None or count < 0):
+            self.b.error(f"`each` needs a list, a count or a template giving one "
+                         f"(got {_short(value)})", pos, (*loc, "each"))
+            return None
+        size = count if count is not None else len(value)
+        if size > MAX_EACH:
+            self.b.error(f"`each` would make {size} scenes; the limit is {MAX_EACH}", pos,
+                         (*loc, "each"))
+            return None
+        return list(range(count)) if count is not None else value
+
+    # -- checks --------------------------------------------------------------------------------
+
+    def _check_assets(self, data: dict[str, Any]) -> None:
+        """Local asset files must exist next to the show file (uploaded at run time)."""
+        assets = data.get("assets")
+        images = assets.get("images") if isinstance(assets, dict) else None
+        if not isinstance(images, dict):
+            return
+        for name, spec in images.items():
+            loc: Loc = ("assets", "images", name)
+            rel = spec
+            if isinstance(spec, dict):
+                rel, loc = spec.get("file"), (*loc, "file")
+            if not isinstance(rel, str) or not rel:
+                continue
+            target = _resolve(self.base, rel)
+            if target is None:
+                self._problem(loc, f"{_short(rel)} is not a valid file name")
+            elif target.is_file():
+                self.files.append(target)
+            elif target.is_dir():
+                self._problem(loc, f"{rel!r} is a directory, not an image file")
+            else:
+                self._problem(loc, f"file not found: {rel}")
+
+    def _validate(self, data: dict[str, Any]) -> Show | None:
+        try:
+            return Show.model_validate(data, context=_context(data))
+        except ValidationError as exc:
+            for loc, is_key, message in _messages(exc.errors(), data):
+                self._problem(loc, message, is_key=is_key)
+            return None
+
+    def _problem(self, loc: Loc, message: str, *, is_key: bool = False) -> None:
+        if any(loc[: len(p)] == p for p in self.b.poisoned):
+            return
+        if self.scenes_broken and loc == ("scenes",):
+            return  # an include or generator failed; the scenes list is short because of it
+        pos = self.index.key(loc) if is_key else self.index.value(loc)
+        where = loc[:-1] if is_key else loc
+        self.b.error(message, pos, where, poison=False)
+
+
+def _resolve(base: Path, rel: str) -> Path | None:
+    """`base/rel` made absolute, or None for a name the OS cannot look up."""
+    try:
+        target = (base / rel).resolve()
+        target.exists()  # raises for names that are too long
+    except (OSError, ValueError):
+        return None
+    return target
+
+
+def _join_display(parent: str, rel: str) -> str:
+    """How to show an included file: next to the including file's path as the user gave it."""
+    if parent.startswith("<"):
+        return rel
+    return os.path.normpath(os.path.join(os.path.dirname(parent), rel))
+
+
+def _context(data: dict[str, Any]) -> dict[str, Any]:
+    """The validation context: bpm and beats per bar, read before the show is validated."""
+    bpm = data.get("bpm")
+    ctx: dict[str, Any] = {"bpm": None, "beats_per_bar": 4}
+    if bpm is not None:
+        try:
+            value = float(bpm) if not isinstance(bpm, bool | list | dict) else None
+        except (TypeError, ValueError, OverflowError):
+            value = None
+        if value is not None and 0 < value <= 999:
+            ctx["bpm"] = value
+        else:
+            ctx["bpm_invalid"] = True
+    bpb = data.get("beats_per_bar")
+    if isinstance(bpb, int) and not isinstance(bpb, bool) and 1 <= bpb <= 16:
+        ctx["beats_per_bar"] = bpb
+    return ctx
+
+
+def _sorted(errors: list[ShowError], paths: list[str]) -> list[ShowError]:
+    """Errors in file order, then by position, each once and each on one line."""
+    order = {p: i for i, p in enumerate(paths)}
+    seen: set[str] = set()
+    unique = []
+    for e in errors:
+        if "\n" in e.message:
+            e = ShowError(" ".join(e.message.splitlines()), path=e.path, line=e.line, col=e.col,
+                          key_path=e.key_path)
+        # A template error repeats in every generated scene: report it for the first one.
+        key = f"{e.path}:{e.line}:{e.col}:{_EACH_NOTE.sub('', e.message)}"
+        if key not in seen:
+            seen.add(key)
+            unique.append(e)
+    return sorted(unique, key=lambda e: (order.get(e.path, len(order)), e.path, e.line, e.col))
+
+
+# ---------------------------------------------------------------------------------------------
+# pydantic errors -> (loc, message)
+# ---------------------------------------------------------------------------------------------
+
+_SIMPLE_TAGS = {"str", "int", "float", "bool", "none", "bytes", "decimal", "list", "dict", "any"}
+_TYPE_ERRORS = {
+    "bool_type": "true, false", "bool_parsing": "true, false",
+    "int_type": "a whole number", "int_parsing": "a whole number",
+    "int_from_float": "a whole number", "float_type": "a number", "float_parsing": "a number",
+    "string_type": "text", "list_type": "a list", "dict_type": "a mapping",
+    "model_type": "a mapping", "model_attributes_type": "a mapping", "none_required": "null",
+}
+
+
+_MISMATCH = {*_TYPE_ERRORS, "literal_error"}
+
+
+def _is_tag(item: str | int) -> bool:
+    """pydantic's names for union members and validator wrappers in error locations."""
+    return isinstance(item, str) and (
+        "[" in item or "-" in item or item in _SIMPLE_TAGS or item[:1].isupper()
+    )
+
+
+def _clean_loc(raw: tuple[Any, ...], data: Any) -> tuple[Loc, bool]:
+    """Drop pydantic's tags, guided by the data actually written; True if it names a dict key."""
+    out: list[str | int] = []
+    node, in_data, is_key = data, True, False
+    for item in raw:
+        if item == "[key]":
+            is_key = True
+            continue
+        if in_data and isinstance(node, dict) and item in node:
+            out.append(item)
+            node = node[item]
+        elif in_data and isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+            out.append(item)
+            node = node[item]
+        elif _is_tag(item):
+            continue
+        else:
+            out.append(item)
+            in_data = False
+    return tuple(out), is_key
+
+
+def _messages(errors: list[Any], data: Any) -> Iterator[tuple[Loc, bool, str]]:
+    groups: dict[tuple[Loc, bool], list[Any]] = {}
+    cleaned = [(err, *_clean_loc(tuple(err["loc"]), data)) for err in errors]
+    for err, loc, is_key in cleaned:
+        if err["type"] in ("missing", "extra_forbidden"):
+            is_key = err["type"] == "extra_forbidden"
+        elif _is_tag(err["loc"][-1]) and err["type"] in _MISMATCH and any(
+            len(other) > len(loc) and other[: len(loc)] == loc for _, other, _ in cleaned
+        ):
+            # A union member of another shape; the member that matched failed deeper: say that.
+            continue
+        groups.setdefault((loc, is_key), []).append(err)
+    for (loc, is_key), group in groups.items():
+        if len(group) > 1:
+            specific = [e for e in group if e["type"] not in _MISMATCH]
+            if specific:
+                group = specific[:1]
+        if len(group) > 1:
+            yield loc, is_key, _union_message(group)
+        elif group[0]["type"] == "missing":
+            yield loc, True, f"missing required key {loc[-1]!r}"
+        else:
+            yield loc, is_key, _message(group[0], loc)
+
+
+def _union_message(group: list[Any]) -> str:
+    wanted: list[str] = []
+    for err in group:
+        if err["type"] == "literal_error":
+            wanted.extend(str(err["ctx"]["expected"]).replace(" or ", ", ").split(", "))
+        else:
+            wanted.extend(_TYPE_ERRORS.get(err["type"], err["msg"].lower()).split(", "))
+    wanted = list(dict.fromkeys(wanted))
+    text = ", ".join(wanted[:-1]) + f" or {wanted[-1]}" if len(wanted) > 1 else wanted[0]
+    message = f"expected {text} (got {_short(group[0]['input'])})"
+    literals = [w.strip("'") for w in wanted if w.startswith("'")]
+    return message + _hint(group[0]["input"], literals)
+
+
+def _hint(value: Any, choices: list[str]) -> str:
+    if not isinstance(value, str) or not choices:
+        return ""
+    hint = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
+    return f"; did you mean {hint[0]!r}?" if hint else ""
+
+
+_PATTERN_HELP = {
+    "A-Za-z0-9_][A-Za-z0-9_.": "is not a valid name (use letters, digits, '_', '.', '-')",
+    "2[0-3]": "is not a time of day HH:MM (00:00 to 23:59, or 24:00)",
+    "https?://": "is not an http:// or https:// URL",
+    "[A-Za-z_][A-Za-z0-9_]*$": "is not an environment variable name",
+}
+
+
+def _message(err: Any, loc: Loc) -> str:
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    got = f" (got {_short(value)})"
+    if kind == "extra_forbidden":
+        return f"unknown key {loc[-1]!r}{_key_hint(str(loc[-1]), _fields_at(loc[:-1]))}"
+    if kind in _BOUNDS:
+        return f"must be {_BOUNDS[kind]} {_num(next(iter(ctx.values())))}{got}"
+    if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
+        return _length_message(kind, ctx)
+    if kind == "string_pattern_mismatch":
+        for key, help_text in _PATTERN_HELP.items():
+            if key in str(ctx.get("pattern", "")):
+                return f"{_short(value)} {help_text}"
+        return f"{_short(value)} does not match {ctx.get('pattern')}"
+    if kind in ("value_error", "assertion_error"):
+        return str(ctx.get("error", err["msg"]))
+    if kind == "literal_error":
+        choices = [c.strip().strip("'") for c in
+                   str(ctx.get("expected", "")).replace(" or ", ", ").split(", ")]
+        return f"expected {ctx.get('expected')}{got}{_hint(value, choices)}"
+    if kind == "finite_number":
+        return f"must be a finite number{got}"
+    if kind in _TYPE_ERRORS:
+        return f"expected {_TYPE_ERRORS[kind].replace(', ', ' or ')}{got}"
+    msg = str(err["msg"])
+    return msg[0].lower() + msg[1:] + got
+
+
+# Names from Scope's API and docs that a show spells differently (contract §8-B).
+_ALIASES = {
+    "seed": "base_seed",
+    "steps": "denoising_steps",
+    "denoising_step_list": "denoising_steps",
+    "lora_merge_strategy": "lora_merge_mode",
+    "lora_scales": "loras",
+    "prompt": "prompts",
+    "prompt_interpolation_method": "prompt_interpolation",
+    "vace_ref_images": "vace",
+    "first_frame_image": "first_frame",
+    "last_frame_image": "last_frame",
+    "num_steps": "steps",
+    "temporal_interpolation_method": "method",
+}
+
+
+def _key_hint(key: str, fields: list[str]) -> str:
+    alias = _ALIASES.get(key)
+    if alias in fields:
+        return f"; did you mean {alias!r}?"
+    if "load" in fields and key in LoadParams.model_fields:
+        return f"; it belongs under `load` (load.{key})"
+    hint = difflib.get_close_matches(key, fields, n=1, cutoff=0.75)
+    return f"; did you mean {hint[0]!r}?" if hint else ""
+
+
+_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
+           "less_than": "<"}
+
+
+def _length_message(kind: str, ctx: dict[str, Any]) -> str:
+    n = ctx.get("min_length", ctx.get("max_length"))
+    if kind == "string_too_short":
+        return "must not be empty" if n == 1 else f"must be at least {n} characters"
+    if kind == "string_too_long":
+        return f"is too long (at most {n} characters)"
+    word = "at least" if kind == "too_short" else "at most"
+    return f"needs {word} {n} item{'s' if n != 1 else ''}"
+
+
+def _fields_at(loc: Loc) -> list[str]:
+    """Field names of the model at `loc` (for "did you mean" hints on unknown keys)."""
+    tp: Any = Show
+    for item in loc:
+        tp = _step(tp, item)
+        if tp is None:
+            return []
+    for model in _models_in(tp):
+        return list(model.model_fields)
+    return []
+
+
+def _step(tp: Any, item: str | int) -> Any:
+    for model in _models_in(tp):
+        if isinstance(item, str) and item in model.model_fields:
+            return model.model_fields[item].annotation
+    for origin, args in _containers(tp):
+        if origin is list and isinstance(item, int):
+            return args[0]
+        if origin is dict and isinstance(item, str):
+            return args[1]
+    return None
+
+
+def _walk(tp: Any) -> Iterator[Any]:
+    """`tp` and the types inside its unions and Annotated wrappers."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        yield from _walk(typing.get_args(tp)[0])
+    elif origin in (Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            yield from _walk(arg)
+    else:
+        yield tp
+
+
+def _models_in(tp: Any) -> Iterator[type[BaseModel]]:
+    for t in _walk(tp):
+        if isinstance(t, type) and issubclass(t, BaseModel):
+            yield t
+
+
+def _containers(tp: Any) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    for t in _walk(tp):
+        origin = typing.get_origin(t)
+        if origin in (list, dict):
+            yield origin, typing.get_args(t)
+

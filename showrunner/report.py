@@ -1,0 +1,852 @@
+"""The dry-run report of a compiled timeline: a terminal table, one HTML page, and JSON.
+
+Everything here reads a :class:`~showrunner.timeline.Timeline` and never iterates a schedule past
+one pass (:meth:`Timeline.one_pass`), so a show that loops forever reports at once. The HTML page
+is self-contained (inline CSS and SVG, no scripts, no external URLs), rendered from jinja2
+templates in ``showrunner/templates`` with autoescaping on.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import jinja2
+
+from showrunner import pipelines
+from showrunner.errors import CueError
+from showrunner.model import parse_time
+from showrunner.timeline import (
+    LOAD_SECONDS_PLAIN,
+    LOAD_SECONDS_UNKNOWN,
+    LOAD_SECONDS_WAN,
+    LORA_PREFIX,
+    RECONNECT_SECONDS,
+    CompiledScene,
+    Pass,
+    PassItem,
+    Prompt,
+    State,
+    Timeline,
+    paused_gc,
+)
+
+FORMAT = "showrunner-report"
+VERSION = 1
+DEFAULT_WIDTH = 120
+
+SWITCH_NOTE = (
+    f"estimate per switch: load {LOAD_SECONDS_WAN:g} s per Wan pipeline, {LOAD_SECONDS_PLAIN:g} s "
+    f"per weight-free one, {LOAD_SECONDS_UNKNOWN:g} s per unknown one, "
+    f"+ {RECONNECT_SECONDS:g} s reconnect"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def fmt_time(seconds: float | None) -> str:
+    """Clock text: 0:05, 1:30, 1:02:03, 0:07.5 ("-" for None)."""
+    if seconds is None:
+        return "-"
+    if seconds < 0:
+        return "-" + fmt_time(-seconds)
+    rounded = round(seconds, 3)
+    whole = int(rounded)
+    frac = rounded - whole
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    text = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+    if frac > 0.0005:
+        text += f"{frac:.3f}".rstrip("0")[1:]
+    return text
+
+
+def _cut(text: str, width: int) -> str:
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + "…"
+
+
+def _num(value: float) -> str:
+    return f"{value:g}"
+
+
+def _prompts_text(prompts: Sequence[Prompt]) -> str:
+    if not prompts:
+        return "-"
+    return " | ".join(p.text if p.weight == 1 else f"{p.text} ({_num(p.weight)})" for p in prompts)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy of nested mappings / tuples."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _finding(finding: object) -> dict[str, Any]:
+    fmt = getattr(finding, "format", None)
+    text = fmt() if callable(fmt) else str(finding)
+    return {
+        "severity": str(getattr(finding, "severity", "warning")),
+        "message": str(getattr(finding, "message", text)),
+        "text": str(text),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# What the three renderings share
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Row:
+    scene: CompiledScene
+    first: PassItem | None  # first occurrence in the pass, None if not reached
+    plays: int
+    time: str  # part-relative label: "1:30", "GO+0:04"
+
+
+@dataclass
+class _Marker:
+    after: int  # scene index the marker follows in the table
+    kind: str  # "section" | "goto" | "loop"
+    text: str
+
+
+def _cue_label(scene: CompiledScene) -> str:
+    return "GO" if scene.cue == "go" else str(scene.cue)
+
+
+def _rows(timeline: Timeline, p: Pass) -> tuple[list[_Row], int]:
+    """Table rows in first-play order (unreached scenes last) and how many were reached."""
+    first: dict[int, PassItem] = {}
+    plays: dict[int, int] = {}
+    labels: dict[int, str] = {}  # part -> cue label (part 0 runs on the show clock)
+    for item in p.items:
+        occ = item.occurrence
+        index = occ.scene.index
+        plays[index] = plays.get(index, 0) + 1
+        if occ.part not in labels:
+            labels[occ.part] = _cue_label(occ.scene) if occ.part and occ.scene.cue else ""
+        first.setdefault(index, item)
+    rows: list[_Row] = []
+    for index, item in first.items():
+        occ = item.occurrence
+        label = labels.get(occ.part, "")
+        if not label:
+            time = fmt_time(item.start)
+        else:
+            offset = occ.start if occ.start is not None else occ.scene.pre_wait
+            time = label if offset == 0 else f"{label}+{fmt_time(offset)}"
+        rows.append(_Row(timeline.scenes[index], item, plays[index], time))
+    reached = len(rows)
+    for scene in timeline.scenes:
+        if scene.index not in first:
+            rows.append(_Row(scene, None, 0, "-"))
+    return rows, reached
+
+
+def _markers(timeline: Timeline, p: Pass) -> list[_Marker]:
+    show = timeline.show
+    out: list[_Marker] = []
+    for section in show.sections:
+        if section.repeat > 1:
+            first, last = timeline.scene(section.start), timeline.scene(section.end)
+            length = None
+            if first.at is not None and last.end is not None:
+                length = last.end - (first.at - first.pre_wait)
+            each = f", {fmt_time(length)} each" if length is not None else ""
+            out.append(
+                _Marker(
+                    last.index,
+                    "section",
+                    f"↻ section {section.name}: {section.start}…{section.end} plays {section.repeat}×{each}",
+                )
+            )
+    for scene in timeline.scenes:
+        if scene.goto is not None and not scene.closed_only:
+            target, times = scene.goto
+            how = "every time" if times is None else f"{times}×"
+            out.append(_Marker(scene.index, "goto", f"↻ goto {timeline.scenes[target].name} ({how})"))
+    return out
+
+
+def _loop_text(timeline: Timeline, p: Pass) -> str:
+    if p.truncated:
+        return f"first pass cut after {len(p.items)} scenes; totals not computed"
+    if p.cycle == "goto":
+        return (
+            f"repeats forever (endless goto): {fmt_time(p.period)} per round "
+            f"from {fmt_time(p.cycle_start)}"
+        )
+    count = timeline.show.loop_count
+    if p.cycle == "loop":
+        if count is None:
+            return f"loops forever, period {fmt_time(p.period)}"
+        return f"plays {count}×: {fmt_time(p.period)} each, {fmt_time(timeline.total_duration)} in all"
+    last = p.items[-1].occurrence.scene.name
+    tail = f', then holds "{last}"' if p.holds and timeline.show.end == "hold" else ""
+    if p.holds and timeline.show.end == "stop":
+        tail = f', stops when "{last}" starts'
+    return f"{fmt_time(timeline.total_duration)} (cues fire at once){tail}"
+
+
+def _chunking(timeline: Timeline) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for scene in timeline.scenes:
+        if scene.main_pipeline in seen:
+            continue
+        info = pipelines.lookup(scene.main_pipeline)
+        seen[scene.main_pipeline] = {
+            "pipeline": scene.main_pipeline,
+            "frames_per_chunk": round(scene.chunk_interval * scene.fps),
+            "fps": scene.fps,
+            "fps_source": "show" if timeline.show.fps else ("pipeline" if info else "fallback"),
+            "chunk_interval": scene.chunk_interval,
+            "known": info is not None,
+        }
+    return list(seen.values())
+
+
+def _chunking_text(timeline: Timeline) -> str:
+    parts = []
+    for c in _chunking(timeline):
+        source = {"show": "show fps", "pipeline": "typical fps", "fallback": "assumed"}[c["fps_source"]]
+        parts.append(
+            f"{c['pipeline']} {c['frames_per_chunk']} frames/chunk at {_num(c['fps'])} fps "
+            f"({source}) = {_num(round(c['chunk_interval'], 4))} s per step"
+        )
+    return "; ".join(parts)
+
+
+def _switch_text(timeline: Timeline) -> str:
+    p = timeline.one_pass()
+    initial = p.items[0].occurrence.scene.switch_estimate
+    return (
+        f"{timeline.switch_count} per pass, ~{_num(round(timeline.switch_seconds, 1))} s without "
+        f"output ({SWITCH_NOTE}); first load ~{_num(round(initial, 1))} s before the show starts"
+    )
+
+
+def _entry(scene: CompiledScene) -> tuple[str, str]:
+    """(transition text, entry kind) of a scene's entry."""
+    for action in scene.actions:
+        if action.offset > 0:
+            break
+        if action.kind == "session":
+            return "session", "session"
+        tr = action.message.get("transition")
+        if tr is not None:
+            steps = tr["num_steps"]
+            if steps == 0:
+                return "cut", "send"
+            secs = steps * scene.chunk_interval
+            return f"{tr['temporal_interpolation_method']} {steps} ({_num(round(secs, 2))}s)", "send"
+        return "-", "send"
+    return "-", "none"
+
+
+def _lora_text(scene: CompiledScene) -> str:
+    curves = {c.target[5:]: c for c in scene.curves if c.target.startswith("lora.")}
+    parts = []
+    for name, scale in scene.state_in.lora_scales.items():
+        curve = curves.pop(name, None)
+        if curve is not None:
+            parts.append(f"{name} {_num(scale)}→{_num(curve.keyframes[-1].value)}")
+        else:
+            parts.append(f"{name} {_num(scale)}")
+    for name, curve in curves.items():
+        parts.append(f"{name} →{_num(curve.keyframes[-1].value)}")
+    return ", ".join(parts) or "-"
+
+
+def _travel_count(scene: CompiledScene) -> int:
+    return sum(1 for a in scene.actions if a.label.startswith("travel"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Terminal
+# ---------------------------------------------------------------------------------------------
+
+_COLUMNS = (
+    ("time", 9),
+    ("scene", 14),
+    ("trigger", 13),
+    ("pipeline", 14),
+    ("prompts", 0),  # takes what is left
+    ("transition", 14),
+    ("LoRA", 12),
+    ("VACE", 8),
+    ("!", 2),
+)
+
+
+def render_text(timeline: Timeline, *, findings: Sequence[object] = (), width: int | None = None) -> str:
+    """The terminal report: one pass as a table, totals, switch gaps, fps, preflight warnings."""
+    with paused_gc():
+        return _render_text(timeline, findings, width)
+
+
+def _render_text(timeline: Timeline, findings: Sequence[object], width: int | None) -> str:
+    total_width = max(80, width or DEFAULT_WIDTH)
+    fixed = sum(w for _, w in _COLUMNS) + len(_COLUMNS) - 1
+    prompt_width = max(12, total_width - fixed)
+    widths = [w or prompt_width for _, w in _COLUMNS]
+    p = timeline.one_pass()
+    rows, reached = _rows(timeline, p)
+    markers: dict[int, list[_Marker]] = {}
+    for marker in _markers(timeline, p):
+        markers.setdefault(marker.after, []).append(marker)
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [c.ljust(w) if len(c) <= w else c[: w - 1] + "…" for c, w in zip(cells, widths, strict=True)]
+        return " ".join(parts).rstrip()
+
+    out = [f"{timeline.show.title}" + (f"  ({timeline.source})" if timeline.source else ""), ""]
+    out.append(line([name for name, _ in _COLUMNS]))
+    out.append(line(["-" * w for w in widths]))
+    for n, row in enumerate(rows):
+        if n == reached:
+            out.append("  not in the normal flow:")
+        out.append(line(_text_cells(row)))
+        for marker in markers.get(row.scene.index, ()) if row.first is not None else ():
+            out.append("  " + _cut(marker.text, total_width - 2))
+    if p.cycle == "loop":
+        out.append("  " + _loop_text(timeline, p).replace("loops forever", "↻ loops forever", 1))
+    out.append("")
+    out.append(f"Total: {_loop_text(timeline, p)}")
+    out.append(f"Pipeline switches: {_switch_text(timeline)}")
+    out.append("* = reload/reconnect at entry.  Seconds → steps: " + _chunking_text(timeline))
+    warnings = [_finding(f)["text"] for f in findings] + list(timeline.warnings)
+    if warnings:
+        out.append("")
+        out.append(f"Preflight warnings ({len(warnings)}):")
+        out.extend(f"  - {w}" for w in warnings)
+    return "\n".join(out) + "\n"
+
+
+def _text_cells(row: _Row) -> list[str]:
+    sc = row.scene
+    switched = sc.reconnect
+    if row.first is not None:  # the pass knows what really comes before it
+        switched = row.first.switch > 0 or row.first.occurrence.how == "start"
+    name = sc.name + (f" ×{row.plays}" if row.plays > 1 else "")
+    prompts = _prompts_text(sc.state_in.prompts)
+    travel = _travel_count(sc)
+    if travel:
+        prompts += f" (+{travel} travel)"
+    transition, _ = _entry(sc)
+    pipeline = ">".join(sc.state_in.chain) + ("*" if switched else "")
+    return [
+        row.time,
+        name,
+        sc.trigger,
+        pipeline,
+        prompts,
+        transition,
+        _lora_text(sc),
+        ",".join(sc.state_in.vace_refs) or "-",
+        str(len(sc.warnings)) if sc.warnings else "",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+# ---------------------------------------------------------------------------------------------
+
+
+def _state_data(state: State) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "chain": list(state.chain),
+        "input_mode": state.input_mode,
+        "load_params": _plain(state.load_params),
+        "prompts": [p.wire() for p in state.prompts],
+        "params": _plain(state.params),
+        "lora_scales": dict(state.lora_scales),
+        "vace_refs": list(state.vace_refs),
+        "transition": None,
+    }
+    if state.transition is not None:
+        tr = state.transition
+        data["transition"] = {
+            "from_prompts": [p.wire() for p in tr.from_prompts],
+            "to_prompts": [p.wire() for p in tr.to_prompts],
+            "steps": tr.steps,
+            "method": tr.method,
+            "progress": round(tr.progress, 4),
+        }
+    return data
+
+
+def _scene_data(row: _Row) -> dict[str, Any]:
+    sc = row.scene
+    transition, entry_kind = _entry(sc)
+    return {
+        "index": sc.index,
+        "name": sc.name,
+        "trigger": sc.trigger,
+        "cue": sc.cue,
+        "pre_wait": sc.pre_wait,
+        "at": sc.at,
+        "duration": sc.duration,
+        "end": sc.end,
+        "time": row.time,
+        "first_start": row.first.start if row.first else None,
+        "plays": row.plays,
+        "closed_only": sc.closed_only,
+        "sections": list(sc.sections),
+        "goto": (
+            {"scene": sc.goto[0], "times": sc.goto[1]} if sc.goto is not None else None
+        ),
+        "pipeline": sc.main_pipeline,
+        "chunk_interval": sc.chunk_interval,
+        "fps": sc.fps,
+        "reconnect": sc.reconnect,
+        "switch_estimate": sc.switch_estimate,
+        "entry": entry_kind,
+        "transition": transition,
+        "state_in": _state_data(sc.state_in),
+        "state_out": _state_data(sc.state_out),
+        "keyframes": {
+            c.target: [{"at": k.at, "value": k.value, "ease": k.ease} for k in c.keyframes]
+            for c in sc.curves
+        },
+        "actions": [
+            {"offset": round(a.offset, 6), "kind": a.kind, "label": a.label, "message": _plain(a.message)}
+            for a in sc.actions
+        ],
+        "warnings": list(sc.warnings),
+    }
+
+
+def report_data(timeline: Timeline, *, findings: Sequence[object] = ()) -> dict[str, Any]:
+    """Everything the report shows, as JSON-ready data (documented in docs/report.md)."""
+    with paused_gc():
+        return _report_data(timeline, findings)
+
+
+def _report_data(timeline: Timeline, findings: Sequence[object]) -> dict[str, Any]:
+    show = timeline.show
+    p = timeline.one_pass()
+    rows, _ = _rows(timeline, p)
+    by_index = {row.scene.index: row for row in rows}
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "title": show.title,
+        "source": timeline.source,
+        "bpm": show.bpm,
+        "fps": show.fps,
+        "loop": {"count": show.loop_count, "end": show.end},
+        "total_duration": timeline.total_duration,
+        "period": timeline.period,
+        "summary": _loop_text(timeline, p),
+        "switches": {
+            "count": timeline.switch_count,
+            "seconds": round(timeline.switch_seconds, 3),
+            "initial_load": p.items[0].occurrence.scene.switch_estimate if p.items else 0.0,
+            "estimate": {
+                "load_wan": LOAD_SECONDS_WAN,
+                "load_weight_free": LOAD_SECONDS_PLAIN,
+                "load_unknown": LOAD_SECONDS_UNKNOWN,
+                "reconnect": RECONNECT_SECONDS,
+            },
+        },
+        "chunking": _chunking(timeline),
+        "findings": [_finding(f) for f in findings],
+        "warnings": list(timeline.warnings),
+        "sections": [
+            {"name": s.name, "start": s.start, "end": s.end, "repeat": s.repeat} for s in show.sections
+        ],
+        "scenes": [_scene_data(by_index[sc.index]) for sc in timeline.scenes],
+        "pass": {
+            "end": p.end,
+            "holds": p.holds,
+            "cycle": p.cycle,
+            "cycle_start": p.cycle_start,
+            "period": p.period,
+            "truncated": p.truncated,
+            "wrap_switch": p.wrap_switch,
+            "items": [
+                {
+                    "scene": item.occurrence.scene.index,
+                    "name": item.occurrence.scene.name,
+                    "part": item.occurrence.part,
+                    "start": item.occurrence.start,
+                    "end": item.occurrence.end,
+                    "abs_start": item.start,
+                    "abs_end": item.end,
+                    "iteration": item.occurrence.iteration,
+                    "how": item.occurrence.how,
+                    "path": [list(step) for step in item.occurrence.path],
+                    "switch": item.switch,
+                }
+                for item in p.items
+            ],
+        },
+    }
+
+
+def render_json(timeline: Timeline, *, findings: Sequence[object] = ()) -> str:
+    """`report_data` as indented JSON (what `--json` writes)."""
+    return json.dumps(report_data(timeline, findings=findings), indent=2, ensure_ascii=False) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# --at
+# ---------------------------------------------------------------------------------------------
+
+
+def parse_at(timeline: Timeline, text: str) -> State:
+    """The state at "1:30", "90", "8 bars", "intro" or "intro+12" / "intro+0:05"."""
+    show = timeline.show
+    raw = text.strip()
+    name, plus, offset_text = raw.partition("+")
+    try:
+        if plus:
+            offset = parse_time(offset_text.strip(), show.bpm, show.beats_per_bar)
+            return timeline.state_at_scene(name.strip(), offset)
+        return timeline.state_at(parse_time(raw, show.bpm, show.beats_per_bar))
+    except ValueError as exc:
+        if not plus and raw in {s.name for s in timeline.scenes}:
+            return timeline.state_at_scene(raw, 0.0)
+        raise CueError(f"--at {text!r}: {exc}; or give SCENE+OFFSET, e.g. intro+0:12") from None
+
+
+def render_state(state: State, *, label: str) -> str:
+    """The resolved state as readable lines (for `report --at`)."""
+    lines = [f"State at {label}"]
+
+    def add(key: str, value: str) -> None:
+        lines.append(f"  {key + ':':<14}{value}")
+
+    add("pipeline", f"{' > '.join(state.chain)} ({state.input_mode} mode)")
+    add("load", json.dumps(_plain(state.load_params)))
+    add("prompts", _prompts_text(state.prompts))
+    if state.transition is not None:
+        tr = state.transition
+        add(
+            "transition",
+            f"from {_prompts_text(tr.from_prompts)}: {tr.steps} steps {tr.method}, "
+            f"{round(tr.progress * 100)}% done",
+        )
+    params = " ".join(f"{k}={json.dumps(_plain(v))}" for k, v in state.params.items())
+    add("params", params or "-")
+    add("LoRA scales", " ".join(f"{k}={_num(v)}" for k, v in state.lora_scales.items()) or "-")
+    add("VACE refs", ", ".join(state.vace_refs) or "-")
+    if state.output_sinks:
+        add("output sinks", json.dumps(_plain(state.output_sinks)))
+    if state.input_source is not None:
+        add("input source", json.dumps(_plain(state.input_source)))
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+# ---------------------------------------------------------------------------------------------
+
+_PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#e15759", "#76b7b2", "#edc948", "#9c755f")
+_LORA_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2")
+_LABEL_W = 96
+_MIN_PLOT = 900
+_MAX_PLOT = 4000
+_TICKS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+
+
+@lru_cache(maxsize=1)
+def _env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader("showrunner", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(timeline: Timeline, *, findings: Sequence[object] = ()) -> str:
+    """One self-contained HTML page: summary, SVG timeline, table, per-scene messages."""
+    data = report_data(timeline, findings=findings)
+    p = timeline.one_pass()
+    rows, reached = _rows(timeline, p)
+    markers: dict[int, list[str]] = {}
+    for marker in _markers(timeline, p):
+        markers.setdefault(marker.after, []).append(marker.text)
+    table = [
+        {"cells": _text_cells(row), "markers": markers.get(row.scene.index, []) if row.first else [], "reached": n < reached}
+        for n, row in enumerate(rows)
+    ]
+    details = [
+        {
+            "scene": scene,
+            "actions": [
+                {
+                    "offset": fmt_time(a["offset"]),
+                    "kind": a["kind"],
+                    "label": a["label"],
+                    "json": json.dumps(a["message"], indent=2, ensure_ascii=False),
+                }
+                for a in scene["actions"]
+            ],
+            "state_json": json.dumps(scene["state_in"], indent=2, ensure_ascii=False),
+        }
+        for scene in data["scenes"]
+    ]
+    return _env().get_template("report.html.j2").render(
+        data=data,
+        table=table,
+        columns=[name for name, _ in _COLUMNS],
+        details=details,
+        svg=_svg(timeline, p),
+        chunking=_chunking_text(timeline),
+        switches=_switch_text(timeline),
+        warnings=[f["text"] for f in data["findings"]] + data["warnings"],
+    )
+
+
+@dataclass
+class _Geometry:
+    width: float
+    scale: float  # px per second
+
+    def x(self, t: float) -> float:
+        return round(_LABEL_W + t * self.scale, 1)
+
+    def w(self, a: float, b: float) -> float:
+        return round(max(0.5, (b - a) * self.scale), 1)
+
+
+def _svg(timeline: Timeline, p: Pass) -> dict[str, Any]:
+    """Shapes of the timeline picture; the template only draws them."""
+    span = max(p.end, max((i.end or i.start for i in p.items), default=0.0), 1.0)
+    if p.holds:  # show a stretch of the held last look
+        span += max(5.0, span * 0.05)
+    plot = min(_MAX_PLOT, max(_MIN_PLOT, span * 8))
+    g = _Geometry(plot + _LABEL_W + 20, plot / span)
+    lora_names = list(
+        dict.fromkeys(
+            name
+            for item in p.items
+            for name in [*item.occurrence.scene.state_in.lora_scales]
+            + [c.target[5:] for c in item.occurrence.scene.curves if c.target.startswith("lora.")]
+        )
+    )
+    lanes: list[dict[str, Any]] = []
+    y = 28.0
+    any_gap = any(item.switch > 0 for item in p.items)
+    for name, height in (
+        ("cues", 18),
+        ("pipeline", 24),
+        ("gaps", 10 if any_gap else 0),
+        ("prompts", 24),
+        ("LoRA", 56 if lora_names else 0),
+        ("VACE", 16),
+        ("loops", 0),
+    ):
+        if height or name == "loops":
+            lanes.append({"name": name, "y": y, "h": height})
+            y += height + 8
+    lane = {entry["name"]: entry for entry in lanes}
+    shapes: dict[str, list[dict[str, Any]]] = {k: [] for k in ("rects", "gaps", "lines", "texts", "polylines", "dots", "brackets")}
+    _pipeline_lane(p, g, lane["pipeline"], lane.get("gaps"), shapes, span)
+    _prompt_lane(p, g, lane["prompts"], shapes, span)
+    _cue_marks(p, g, lane["cues"], y, shapes)
+    if lora_names:
+        _lora_lane(p, g, lane["LoRA"], lora_names, shapes, span)
+    _vace_lane(p, g, lane["VACE"], shapes, span)
+    loops_y = lane["loops"]["y"]
+    levels = _brackets(timeline, p, g, loops_y, shapes)
+    height = loops_y + levels * 18 + 34
+    ticks = _ticks(g, span, height - 22)
+    return {
+        "width": round(g.width),
+        "height": round(height),
+        "lanes": [entry for entry in lanes if entry["h"]],
+        "ticks": ticks,
+        "label_w": _LABEL_W,
+        "plot_end": g.x(span),
+        **shapes,
+    }
+
+
+def _item_end(item: PassItem, span: float) -> float:
+    return item.end if item.end is not None else span
+
+
+def _pipeline_lane(
+    p: Pass,
+    g: _Geometry,
+    lane: dict[str, Any],
+    gaps: dict[str, Any] | None,
+    shapes: dict[str, list[dict[str, Any]]],
+    span: float,
+) -> None:
+    colours: dict[str, str] = {}
+    run: list[Any] = []  # [start, end, chain]
+    runs: list[list[Any]] = []
+    for item in p.items:
+        chain = " > ".join(item.occurrence.scene.state_in.chain)
+        colours.setdefault(chain, _PALETTE[len(colours) % len(_PALETTE)])
+        if run and run[2] == chain and item.switch == 0:
+            run[1] = _item_end(item, span)
+        else:
+            run = [item.start, _item_end(item, span), chain]
+            runs.append(run)
+        if item.switch > 0 and gaps is not None:
+            shapes["gaps"].append(
+                {
+                    "x": g.x(item.start),
+                    "y": gaps["y"],
+                    "w": g.w(item.start, item.start + item.switch),
+                    "h": gaps["h"],
+                    "title": f"~{_num(round(item.switch, 1))} s reload + reconnect before {item.occurrence.scene.name} (estimate)",
+                }
+            )
+    for start, end, chain in runs:
+        x, w = g.x(start), g.w(start, end)
+        shapes["rects"].append({"x": x, "y": lane["y"], "w": w, "h": lane["h"], "fill": colours[chain], "title": f"{chain} {fmt_time(start)}–{fmt_time(end)}"})
+        if w > 40:
+            shapes["texts"].append({"x": x + 4, "y": lane["y"] + 16, "text": _cut(chain, int(w / 7)), "cls": "on"})
+
+
+def _prompt_lane(p: Pass, g: _Geometry, lane: dict[str, Any], shapes: dict[str, list[dict[str, Any]]], span: float) -> None:
+    for n, item in enumerate(p.items):
+        sc = item.occurrence.scene
+        end = _item_end(item, span)
+        x, w = g.x(item.start), g.w(item.start, end)
+        text = _prompts_text(sc.state_in.prompts)
+        shapes["rects"].append({"x": x, "y": lane["y"], "w": w, "h": lane["h"], "fill": "#eef2f7" if n % 2 else "#dde5ef", "title": f"{sc.name} {fmt_time(item.start)}: {text}"})
+        if w > 30:
+            shapes["texts"].append({"x": x + 3, "y": lane["y"] + 16, "text": _cut(f"{sc.name}: {text}", int(w / 6.5)), "cls": "in"})
+        for action in sc.actions:
+            if action.label.startswith("travel"):
+                tx = g.x(item.start + action.offset)
+                shapes["lines"].append({"x1": tx, "y1": lane["y"], "x2": tx, "y2": lane["y"] + lane["h"], "cls": "travel", "title": f"{sc.name} {action.label} at +{fmt_time(action.offset)}"})
+
+
+def _cue_marks(p: Pass, g: _Geometry, lane: dict[str, Any], bottom: float, shapes: dict[str, list[dict[str, Any]]]) -> None:
+    for item in p.items:
+        sc = item.occurrence.scene
+        if sc.cue is None:
+            continue
+        origin = item.start - sc.pre_wait
+        x = g.x(origin)
+        shapes["lines"].append({"x1": x, "y1": lane["y"], "x2": x, "y2": bottom, "cls": "cue", "title": f"{_cue_label(sc)} → {sc.name}"})
+        shapes["texts"].append({"x": x + 3, "y": lane["y"] + 12, "text": _cue_label(sc), "cls": "cue"})
+
+
+def _lora_lane(p: Pass, g: _Geometry, lane: dict[str, Any], names: list[str], shapes: dict[str, list[dict[str, Any]]], span: float) -> None:
+    values: list[float] = [0.0, 1.0]
+    series: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
+    for item in p.items:
+        sc = item.occurrence.scene
+        current = {n: _scale(sc.state_in, n) for n in names}
+        for n in names:
+            if current[n] is not None:
+                series[n].append((item.start, current[n]))
+        for action in sc.actions:
+            if action.offset <= 0:
+                continue
+            for entry in action.message.get("lora_scales") or ():
+                n = entry["path"][len(LORA_PREFIX):]
+                if n in series:
+                    t = item.start + action.offset
+                    if current.get(n) is not None:
+                        series[n].append((t, current[n]))  # held until this sample
+                    series[n].append((t, entry["scale"]))
+                    current[n] = entry["scale"]
+        end = _item_end(item, span)
+        for n in names:
+            if current[n] is not None:
+                series[n].append((end, current[n]))
+    for pts in series.values():
+        values.extend(v for _, v in pts)
+    low, high = min(values), max(values)
+    top, h = lane["y"] + 4, lane["h"] - 8
+
+    def y(v: float) -> float:
+        return round(top + h - (v - low) / (high - low) * h, 1)
+
+    for k, (name, pts) in enumerate(series.items()):
+        if pts:
+            colour = _LORA_COLOURS[k % len(_LORA_COLOURS)]
+            shapes["polylines"].append({"points": " ".join(f"{g.x(t)},{y(v)}" for t, v in pts), "stroke": colour, "title": f"LoRA {name}"})
+            label = f"{name} ({_num(low)}…{_num(high)})"
+            shapes["texts"].append({"x": g.x(span) - 6 - k * 110, "y": lane["y"] + 10, "text": label, "cls": "small end", "fill": colour})
+
+
+def _scale(state: State, name: str) -> float | None:
+    value = state.lora_scales.get(name)
+    if value is not None:
+        return value
+    for lora in state.load_params.get("loras") or ():
+        if lora.get("path") == LORA_PREFIX + name:
+            return float(lora.get("scale", 1.0))
+    return None
+
+
+def _vace_lane(p: Pass, g: _Geometry, lane: dict[str, Any], shapes: dict[str, list[dict[str, Any]]], span: float) -> None:
+    for item in p.items:
+        sc = item.occurrence.scene
+        refs = sc.state_in.vace_refs
+        if refs:
+            end = _item_end(item, span)
+            shapes["rects"].append({"x": g.x(item.start), "y": lane["y"] + 3, "w": g.w(item.start, end), "h": lane["h"] - 6, "fill": "#c9b3e6", "title": f"VACE refs: {', '.join(refs)}"})
+        for action in sc.actions:
+            if "vace_ref_images" in action.message:
+                shapes["dots"].append({"cx": g.x(item.start + action.offset), "cy": lane["y"] + lane["h"] / 2, "title": f"{sc.name}: vace_ref_images sent ({action.label})"})
+
+
+def _brackets(timeline: Timeline, p: Pass, g: _Geometry, y0: float, shapes: dict[str, list[dict[str, Any]]]) -> int:
+    spans: list[tuple[float, float, str]] = []
+    for section in timeline.show.sections:
+        if section.repeat <= 1:
+            continue
+        first, last = timeline.scene(section.start).index, timeline.scene(section.end).index
+        inside = [i for i in p.items if first <= i.occurrence.scene.index <= last]
+        if inside:
+            spans.append((inside[0].start, max(_item_end(i, p.end) for i in inside), f"section {section.name} ×{section.repeat}"))
+    for scene in timeline.scenes:
+        if scene.goto is None or scene.closed_only:
+            continue
+        target, times = scene.goto
+        lo, hi = min(target, scene.index), max(target, scene.index)
+        jumps = [i for i in p.items if i.occurrence.scene.index == scene.index]
+        starts = [i for i in p.items if i.occurrence.scene.index == lo]
+        if jumps and starts:
+            label = f"goto {timeline.scenes[target].name} " + ("forever" if times is None else f"×{times}")
+            spans.append((starts[0].start, _item_end(jumps[-1], p.end), label))
+        del hi
+    if p.cycle is not None and p.cycle_start is not None:
+        label = "show loop " + ("forever" if timeline.show.loop_count is None else f"×{timeline.show.loop_count}")
+        if p.cycle == "goto":
+            label = "repeats forever"
+        spans.append((p.cycle_start, p.end, f"↻ {label} (period {fmt_time(p.period)})"))
+    levels: list[float] = []  # end x of the last bracket per level
+    for start, end, label in sorted(spans):
+        level = next((k for k, last in enumerate(levels) if last <= start), len(levels))
+        if level == len(levels):
+            levels.append(end)
+        else:
+            levels[level] = end
+        y = y0 + level * 18
+        shapes["brackets"].append({"x": g.x(start), "w": g.w(start, end), "y": y, "label": label})
+    return max(1, len(levels))
+
+
+def _ticks(g: _Geometry, span: float, y: float) -> list[dict[str, Any]]:
+    step = next((s for s in _TICKS if s * g.scale >= 80), _TICKS[-1])
+    count = int(math.floor(span / step))
+    return [{"x": g.x(k * step), "y": y, "label": fmt_time(k * step)} for k in range(count + 1)]

@@ -1,0 +1,216 @@
+"""`showrunner run`: load, compile, connect and play a show, with one AsyncExitStack.
+
+Everything a live run needs is composed here and torn down in reverse order: the embedded
+simulator (when the show names no Scope), the Scope client and session, the scheduler clock,
+the journal, the terminal and the signal handlers. The player does the playing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import TextIO
+
+from showrunner.clock import Clock
+from showrunner.errors import (
+    ScopeConnectError,
+    ScopeError,
+    ScopeTimeoutError,
+    ShowErrors,
+    ShowrunnerError,
+)
+from showrunner.hours import OpeningHours
+from showrunner.journal import Journal
+from showrunner.load import LoadResult, load
+from showrunner.model import Show
+from showrunner.player import Player, StartPoint, start_point
+from showrunner.resume import default_state_path, read_state, show_hash
+from showrunner.scheduling import SchedulerClock
+from showrunner.scope import ScopeClient, ScopeSession, Timeouts
+from showrunner.sim import SimThread
+from showrunner.terminal import Terminal
+from showrunner.timeline import Timeline, compile_timeline
+
+__all__ = ["run_show"]
+
+log = logging.getLogger("showrunner.runner")
+
+_STARTUP_BACKOFF = (0.5, 10.0)
+
+
+async def run_show(
+    path: str | Path,
+    *,
+    scope_url: str | None = None,
+    start_scene: str | None = None,
+    at: str | None = None,
+    journal_path: Path | None = None,
+    record_video: Path | None = None,
+    state_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    clock: Clock | None = None,
+    stdin_tty: bool | None = None,
+    stop_event: asyncio.Event | None = None,
+    on_player: Callable[[Player], None] | None = None,
+) -> int:
+    """Play the show at `path` live; return 0 when it ends or is quit, 1 for a bad show or setup.
+
+    A show without ``scope.url`` (and no `scope_url`) plays on an embedded simulator. Scope
+    going away during the show never ends the run: the player reconnects.
+    """
+    out, err = sys.stdout, sys.stderr
+    show_path = Path(path)
+    try:
+        result = load(show_path)
+        timeline = compile_timeline(result.show, source=str(show_path))
+        point = start_point(timeline, start_scene=start_scene, at=at)
+        headers = _auth_headers(result.show, os.environ if environ is None else environ)
+        hours = OpeningHours(result.show.hours) if result.show.hours else None
+    except ShowErrors as exc:
+        for problem in exc.errors:
+            print(problem.format(), file=err)
+        return 1
+    except ShowrunnerError as exc:
+        print(f"error: {exc}", file=err)
+        return 1
+    state_path = Path(state_file) if state_file else default_state_path(show_path, journal_path)
+    if start_scene is None and at is None:
+        point = _resume_point(result, state_path, out) or point
+
+    async with AsyncExitStack() as stack:
+        url = scope_url or result.show.scope.url
+        if url is None:
+            sim = SimThread("127.0.0.1", 0)
+            await asyncio.to_thread(sim.start)
+            stack.push_async_callback(asyncio.to_thread, sim.stop)
+            url = sim.url
+            print(f"No Scope URL in the show: playing on the built-in simulator at {url}", file=out)
+        client = await stack.enter_async_context(
+            ScopeClient(url, headers=headers, timeouts=_timeouts(result.show))
+        )
+        quit_early = _quit_signal(stack, stop_event)
+        refs = await _prepare_refs(client, result, quit_early, out, err)
+        if refs is None:
+            return 1 if not quit_early.is_set() else 0
+        assets, loras = refs
+        session = await stack.enter_async_context(ScopeSession(client, record_video=record_video))
+        if clock is None:
+            clock = await stack.enter_async_context(SchedulerClock())
+        journal = stack.enter_context(Journal(journal_path)) if journal_path else None
+        player = Player(
+            timeline, session, clock=clock, journal=journal, assets=assets, loras=loras,
+            start=point, hours=hours, state_path=state_path,
+            show_path=str(show_path.resolve()), show_hash=show_hash(result.files),
+        )
+        if on_player is not None:
+            on_player(player)
+        _install_quit(stack, player, quit_early)
+        await stack.enter_async_context(Terminal(player, tty=stdin_tty))
+        return await player.run()
+    return 0  # pragma: no cover - the stack only exits through a return above
+
+
+def _auth_headers(show: Show, environ: Mapping[str, str]) -> dict[str, str]:
+    auth = show.scope.auth
+    if auth is None:
+        return {}
+    token = environ.get(auth.env)
+    if not token:
+        raise ShowrunnerError(
+            f"scope.auth.env names the environment variable {auth.env}, which is not set; "
+            f"export {auth.env}=<token> before running the show"
+        )
+    return {auth.header: f"{auth.scheme} {token}" if auth.scheme else token}
+
+
+def _timeouts(show: Show) -> Timeouts:
+    t = show.scope.timeouts
+    return Timeouts(connect=t.connect, request=t.request, load=t.load, offer=t.offer,
+                    first_frame=t.first_frame)
+
+
+def _resume_point(result: LoadResult, state_path: Path, out: TextIO) -> StartPoint | None:
+    saved = read_state(state_path)
+    if saved is None:
+        return None
+    if saved.show != str(result.path.resolve()) or saved.show_hash != show_hash(result.files):
+        print(f"Ignoring {state_path}: it belongs to another show or an older version of it; "
+              "starting from the top", file=out)
+        return None
+    print(f"Resuming from {state_path} (last scene: {saved.scene})", file=out)
+    return StartPoint(resume=saved)
+
+
+def _quit_signal(stack: AsyncExitStack, stop_event: asyncio.Event | None) -> asyncio.Event:
+    """An event set by SIGINT/SIGTERM or `stop_event` before the player exists."""
+    quit_early = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, quit_early.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue  # not the main thread, or no signals here
+        stack.callback(loop.remove_signal_handler, sig)
+    if stop_event is not None:
+        watcher = asyncio.create_task(_forward(stop_event, quit_early.set))
+        stack.callback(watcher.cancel)
+    return quit_early
+
+
+def _install_quit(stack: AsyncExitStack, player: Player, quit_early: asyncio.Event) -> None:
+    if quit_early.is_set():
+        player.quit()
+        return
+    watcher = asyncio.create_task(_forward(quit_early, player.quit))
+    stack.callback(watcher.cancel)
+
+
+async def _forward(event: asyncio.Event, action: Callable[[], object]) -> None:
+    await event.wait()
+    action()
+
+
+async def _prepare_refs(
+    client: ScopeClient,
+    result: LoadResult,
+    quit_early: asyncio.Event,
+    out: TextIO,
+    err: TextIO,
+) -> tuple[dict[str, str], dict[str, str]] | None:
+    """Upload local images and resolve LoRAs before the first scene; wait for Scope if it is down."""
+    show = result.show
+    base = result.path.resolve().parent
+    delay, cap = _STARTUP_BACKOFF
+    while not quit_early.is_set():
+        try:
+            assets: dict[str, str] = {}
+            for name, image in show.assets.images.items():
+                if image.server_path is not None:
+                    assets[name] = image.server_path
+                else:
+                    assert image.file is not None
+                    assets[name] = await client.upload_asset(base / image.file)
+            loras: dict[str, str] = {}
+            for name, lora in show.assets.loras.items():
+                wanted = lora.path if lora.path is not None else lora.filename
+                assert wanted is not None
+                loras[name] = await client.resolve_lora(wanted)
+            if show.assets.images or show.assets.loras:
+                print(f"Assets ready: {len(assets)} image(s), {len(loras)} LoRA(s)", file=out)
+            return assets, loras
+        except (ScopeConnectError, ScopeTimeoutError) as exc:
+            print(f"Scope is not reachable ({exc}); retrying in {delay:g} s", file=err)
+        except ScopeError as exc:
+            print(f"error: {exc}", file=err)
+            return None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(quit_early.wait(), delay)
+        delay = min(delay * 2, cap)
+    return None

@@ -1,0 +1,394 @@
+"""The simulator's REST API (Starlette), route for route after contract §2, plus the recorder hook."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import io
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl
+
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from showrunner.sim import catalog
+from showrunner.sim.assets import AssetError
+from showrunner.sim.params import (
+    IceCandidates,
+    LoadRequest,
+    LoRAInstall,
+    ModelDownload,
+    OfferRequest,
+    Parameters,
+    dump_parameters,
+    validation_detail,
+)
+from showrunner.sim.record import Recorder
+
+if TYPE_CHECKING:
+    from showrunner.sim.simulator import Simulator
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.2.4"
+NOT_LOADED = "Pipeline not loaded. Please load pipeline first."
+# What Scope answers without TURN credentials; a loopback client must ignore it.
+PUBLIC_STUN = {"urls": ["stun:stun.l.google.com:19302"], "username": None, "credential": None}
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, detail: Any) -> None:
+        super().__init__(str(detail))
+        self.response = JSONResponse({"detail": detail}, status_code=status)
+
+
+def _error(status: int, detail: Any) -> JSONResponse:
+    return JSONResponse({"detail": detail}, status_code=status)
+
+
+async def _json(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise _Reject(
+            422, [{"type": "json_invalid", "loc": ["body", 0], "msg": f"JSON decode error: {exc}"}]
+        ) from exc
+
+
+async def _model(request: Request, model: type[M]) -> M:
+    data = await _json(request)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _Reject(422, validation_detail(exc)) from exc
+
+
+class RecordingMiddleware:
+    """Records every HTTP exchange, and turns a crash inside a handler into a logged 500."""
+
+    def __init__(self, app: ASGIApp, recorder: Recorder) -> None:
+        self.app = app
+        self.recorder = recorder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received_at = time.time()
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                break
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        record = self._record(scope, bytes(body), received_at)
+        started = False
+
+        async def send_recorded(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start" and not started:
+                started = True
+                record["status"] = message["status"]
+                self.recorder.add(record)
+            await send(message)
+
+        try:
+            await self.app(scope, replay, send_recorded)
+        except Exception:
+            log.exception("error while handling %s %s", scope["method"], scope["path"])
+            if not started:
+                payload = json.dumps({"detail": "Internal Server Error"}).encode()
+                await send_recorded(
+                    {
+                        "type": "http.response.start",
+                        "status": 500,
+                        "headers": [(b"content-type", b"application/json")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": payload})
+
+    @staticmethod
+    def _record(scope: Scope, body: bytes, received_at: float) -> dict[str, Any]:
+        headers: dict[str, str] = {}
+        for name, value in scope.get("headers", []):
+            key = name.decode("latin-1").lower()
+            text = value.decode("latin-1")
+            headers[key] = f"{headers[key]}, {text}" if key in headers else text
+        parsed: Any = None
+        if body:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None
+        if scope["path"] == "/api/v1/webrtc/offer" and isinstance(parsed, dict):
+            parsed = {k: v for k, v in parsed.items() if k != "sdp"}
+        return {
+            "kind": "http",
+            "received_at": received_at,
+            "method": scope["method"],
+            "path": scope["path"],
+            "query": dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), True)),
+            "headers": headers,
+            "status": None,
+            "json": parsed,
+            "body_size": len(body),
+        }
+
+
+class Api:
+    """The route handlers, bound to one simulator."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.sim = sim
+
+    # -- server ----------------------------------------------------------------------------
+
+    async def health(self, request: Request) -> Response:
+        return JSONResponse(
+            {
+                "status": "healthy",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "server_start_time": self.sim.server_start_time,
+                "version": VERSION,
+                "git_commit": "simulator",
+            }
+        )
+
+    async def hardware(self, request: Request) -> Response:
+        missing = {"available": False, "reason": "not available in the simulator", "install_hint": None}
+        return JSONResponse({"vram_gb": 24.0, "spout": missing, "ndi": missing, "syphon": missing})
+
+    async def cloud_status(self, request: Request) -> Response:
+        return JSONResponse({"connected": False, "connecting": False, "error": None})
+
+    # -- pipelines -------------------------------------------------------------------------
+
+    async def schemas(self, request: Request) -> Response:
+        return JSONResponse(catalog.schemas())
+
+    async def load(self, request: Request) -> Response:
+        body = await _model(request, LoadRequest)
+        entries: list[tuple[str, str, dict[str, Any] | None]]
+        if body.pipelines:
+            entries = [(e.node_id, e.pipeline_id, e.load_params) for e in body.pipelines]
+        elif body.pipeline_ids:
+            # The legacy form sends the same load_params to every pipeline (contract §2.2).
+            entries = [(p, p, copy.deepcopy(body.load_params)) for p in body.pipeline_ids]
+        else:
+            return _error(400, "Either 'pipelines' or 'pipeline_ids' must be provided")
+        self.sim.loads.request(entries)
+        return JSONResponse({"message": "Pipeline loading initiated successfully"})
+
+    async def status(self, request: Request) -> Response:
+        return JSONResponse(self.sim.loads.status())
+
+    async def models_status(self, request: Request) -> Response:
+        return JSONResponse(self.sim.model_status(request.query_params.get("pipeline_id", "")))
+
+    async def models_download(self, request: Request) -> Response:
+        body = await _model(request, ModelDownload)
+        if catalog.info(body.pipeline_id) is None:
+            return _error(404, f"Unknown pipeline: {body.pipeline_id}")
+        if not self.sim.start_download(body.pipeline_id):
+            return _error(409, "A download is already in progress")
+        return JSONResponse({"message": f"Download started for {body.pipeline_id}"})
+
+    # -- WebRTC ----------------------------------------------------------------------------
+
+    async def ice_servers(self, request: Request) -> Response:
+        return JSONResponse({"iceServers": [PUBLIC_STUN]})
+
+    async def offer(self, request: Request) -> Response:
+        body = await _model(request, OfferRequest)
+        if self.sim.loads.combined() != "loaded":
+            return _error(400, NOT_LOADED)
+        initial = dump_parameters(body.initialParameters) if body.initialParameters else {}
+        try:
+            session_id, answer = await self.sim.open_session(body.sdp, initial)
+        except Exception as exc:
+            log.exception("offer failed")
+            return _error(500, f"Error processing offer: {exc}")
+        return JSONResponse({"sdp": answer, "type": "answer", "sessionId": session_id})
+
+    async def patch_offer(self, request: Request) -> Response:
+        body = await _model(request, IceCandidates)
+        peer = self.sim.peers.get(request.path_params["session_id"])
+        if peer is None or peer.session.closed or peer.pc.connectionState in ("closed", "failed"):
+            return _error(404, "Session not found")
+        for item in body.candidates:
+            try:
+                await peer.add_candidate(item.candidate, item.sdpMid, item.sdpMLineIndex)
+            except Exception as exc:
+                return _error(404, f"Invalid ICE candidate: {exc}")
+        return Response(status_code=204)
+
+    async def delete_offer(self, request: Request) -> Response:
+        await self.sim.end_session(request.path_params["session_id"])
+        return Response(status_code=204)
+
+    # -- session observation ---------------------------------------------------------------
+
+    async def get_parameters(self, request: Request) -> Response:
+        peers = self.sim.live_peers()
+        if not peers:
+            return _error(404, "No active session")
+        return JSONResponse({"parameters": peers[0].session.received})
+
+    async def post_parameters(self, request: Request) -> Response:
+        body = await _model(request, Parameters)
+        peers = self.sim.live_peers()
+        if not peers:
+            return _error(404, "No active session")
+        applied = dump_parameters(body)
+        for peer in peers:
+            peer.session.receive(copy.deepcopy(applied))
+            peer.send({"type": "parameters_updated", "parameters": applied})
+        return JSONResponse({"status": "ok", "applied_parameters": applied})
+
+    async def frame(self, request: Request) -> Response:
+        try:
+            quality = int(request.query_params.get("quality", "85"))
+        except ValueError:
+            quality = -1
+        if not 1 <= quality <= 100:
+            return _error(422, [{"type": "int_range", "loc": ["query", "quality"], "msg": "1..100"}])
+        image = next((p.last_image for p in self.sim.live_peers() if p.last_image), None)
+        if image is None:
+            return _error(404, "No frame available")
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=quality)
+        return Response(buffer.getvalue(), media_type="image/jpeg")
+
+    async def metrics(self, request: Request) -> Response:
+        sessions = {}
+        for peer in self.sim.live_peers():
+            session = peer.session
+            stream = session.stream
+            sessions[session.session_id] = {
+                "frames_in": 0,
+                "frames_out": session.frames_sent,
+                "elapsed_seconds": round(time.time() - session.created_at, 3),
+                "fps_in": 0.0,
+                "fps_out": peer.fps_out(),
+                "pipeline_fps": stream.fps if stream is not None else None,
+                "output_sinks": {},
+                "input_source_enabled": False,
+                "input_source_type": None,
+                "relay_mode": False,
+            }
+        gpu = {"name": "Simulated GPU", "memory_total_gb": 24.0, "memory_used_gb": 0.0}
+        return JSONResponse({"sessions": sessions, "gpu": gpu})
+
+    # -- assets and LoRAs ------------------------------------------------------------------
+
+    async def upload_asset(self, request: Request) -> Response:
+        filename = request.query_params.get("filename")
+        if filename is None:
+            missing = {"type": "missing", "loc": ["query", "filename"], "msg": "Field required"}
+            return _error(422, [missing])
+        data = await request.body()
+        try:
+            info = await asyncio.to_thread(self.sim.assets.upload, filename, data)
+        except AssetError as exc:
+            return _error(exc.status, exc.detail)
+        return JSONResponse(info)
+
+    async def list_assets(self, request: Request) -> Response:
+        kind = request.query_params.get("type")
+        return JSONResponse({"assets": await asyncio.to_thread(self.sim.assets.list, kind)})
+
+    async def serve_asset(self, request: Request) -> Response:
+        try:
+            path = self.sim.assets.resolve(request.path_params["path"])
+        except AssetError as exc:
+            return _error(exc.status, exc.detail)
+        return FileResponse(path)
+
+    async def list_loras(self, request: Request) -> Response:
+        return JSONResponse({"lora_files": await asyncio.to_thread(self.sim.assets.loras)})
+
+    async def install_lora(self, request: Request) -> Response:
+        body = await _model(request, LoRAInstall)
+        try:
+            info = await asyncio.to_thread(self.sim.assets.install_lora, body.url, body.filename)
+        except AssetError as exc:
+            return _error(exc.status, exc.detail)
+        return JSONResponse({"message": f"Installed {info['name']}", "file": info})
+
+    async def delete_lora(self, request: Request) -> Response:
+        try:
+            self.sim.assets.delete_lora(request.path_params["name"])
+        except AssetError as exc:
+            return _error(exc.status, exc.detail)
+        return JSONResponse({"message": f"Deleted {request.path_params['name']}"})
+
+
+def _rejecting(handler: Any) -> Any:
+    async def endpoint(request: Request) -> Response:
+        try:
+            response: Response = await handler(request)
+        except _Reject as reject:
+            return reject.response
+        return response
+
+    return endpoint
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+
+def build_app(sim: Simulator) -> ASGIApp:
+    """The ASGI app of one simulator (recording included)."""
+    api = Api(sim)
+    table: list[tuple[str, Any, list[str]]] = [
+        ("/health", api.health, ["GET"]),
+        ("/api/v1/hardware/info", api.hardware, ["GET"]),
+        ("/api/v1/cloud/status", api.cloud_status, ["GET"]),
+        ("/api/v1/pipelines/schemas", api.schemas, ["GET"]),
+        ("/api/v1/pipeline/load", api.load, ["POST"]),
+        ("/api/v1/pipeline/status", api.status, ["GET"]),
+        ("/api/v1/models/status", api.models_status, ["GET"]),
+        ("/api/v1/models/download", api.models_download, ["POST"]),
+        ("/api/v1/webrtc/ice-servers", api.ice_servers, ["GET"]),
+        ("/api/v1/webrtc/offer", api.offer, ["POST"]),
+        ("/api/v1/webrtc/offer/{session_id}", api.patch_offer, ["PATCH"]),
+        ("/api/v1/webrtc/offer/{session_id}", api.delete_offer, ["DELETE"]),
+        ("/api/v1/session/parameters", api.get_parameters, ["GET"]),
+        ("/api/v1/session/parameters", api.post_parameters, ["POST"]),
+        ("/api/v1/session/frame", api.frame, ["GET"]),
+        ("/api/v1/session/metrics", api.metrics, ["GET"]),
+        ("/api/v1/assets", api.upload_asset, ["POST"]),
+        ("/api/v1/assets", api.list_assets, ["GET"]),
+        ("/api/v1/assets/{path:path}", api.serve_asset, ["GET"]),
+        ("/api/v1/loras", api.list_loras, ["GET"]),
+        ("/api/v1/loras", api.install_lora, ["POST"]),
+        ("/api/v1/loras/{name}", api.delete_lora, ["DELETE"]),
+    ]
+    routes = [Route(path, _rejecting(fn), methods=methods) for path, fn, methods in table]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    return RecordingMiddleware(app, sim.recorder)

@@ -1,0 +1,410 @@
+"""The simulator object and its three ways to run: `serve_sim`, `SimThread`, `serve_forever`."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Future
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+from showrunner.sim import catalog
+from showrunner.sim.app import build_app
+from showrunner.sim.assets import AssetStore
+from showrunner.sim.loads import Faults, LoadManager, lora_adapters
+from showrunner.sim.record import Recorder
+from showrunner.sim.server import HttpServer
+from showrunner.sim.session import SimSession, Stream
+from showrunner.sim.webrtc import SimPeer
+
+log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _on_sim_loop(
+    method: Callable[Concatenate[Simulator, P], Awaitable[R]],
+) -> Callable[Concatenate[Simulator, P], Awaitable[R]]:
+    """Run a control method on the simulator's own event loop, whichever loop awaits it."""
+
+    @functools.wraps(method)
+    async def wrapper(self: Simulator, *args: P.args, **kwargs: P.kwargs) -> R:
+        loop = self._loop
+        if loop is None or loop is asyncio.get_running_loop() or loop.is_closed():
+            return await method(self, *args, **kwargs)
+
+        async def call() -> R:
+            return await method(self, *args, **kwargs)
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), loop))
+
+    return wrapper
+
+
+class Simulator:
+    """A Scope 0.2.4 look-alike: REST + WebRTC on loopback, with fault knobs and a recorder."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        load_time: float | None = 0.05,
+        fps: float | None = None,
+        record_path: Path | str | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.fps = fps
+        self.faults = Faults(load_time=load_time)
+        self.recorder = Recorder(Path(record_path) if record_path is not None else None)
+        self._root = Path(tempfile.mkdtemp(prefix="showrunner-sim-"))
+        self.assets = AssetStore(self._root)
+        self.loads = LoadManager(self.faults, self.assets.lora_paths)
+        self.sessions: dict[str, SimSession] = {}
+        self.peers: dict[str, SimPeer] = {}
+        self.server_start_time = 0.0
+        self.app = build_app(self)
+        self._http: HttpServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._downloaded = set(catalog.pipeline_ids())
+        self._download: dict[str, Any] | None = None
+        self._closed = False
+
+    # -- what tests and callers read -------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        """Every HTTP request and data-channel message so far, in arrival order."""
+        return self.recorder.records
+
+    @property
+    def running(self) -> bool:
+        return self._http is not None
+
+    @property
+    def loaded(self) -> dict[str, Any]:
+        """`{"status": combined, "pipelines": {key: {pipeline_id, load_params, status}}}`."""
+        return {
+            "status": self.loads.combined(),
+            "pipelines": {
+                key: {
+                    "pipeline_id": i.pipeline_id,
+                    "load_params": i.load_params,
+                    "status": i.status,
+                }
+                for key, i in self.loads.instances.items()
+            },
+        }
+
+    def live_peers(self) -> list[SimPeer]:
+        """Open sessions' peers, oldest first."""
+        return [p for p in self.peers.values() if not p.session.closed]
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @_on_sim_loop
+    async def start(self) -> None:
+        """Start listening (again) on the same port, with a new server_start_time."""
+        if self._http is not None:
+            return
+        if self._closed:
+            raise RuntimeError("this simulator was closed; create a new one")
+        self._loop = asyncio.get_running_loop()
+        self.server_start_time = max(time.time(), self.server_start_time + 0.001)
+        http = HttpServer(self.app, self.host, self.port)
+        self.port = await http.start()
+        self._http = http
+        log.info("Scope simulator listening on %s", self.url)
+
+    @_on_sim_loop
+    async def crash(self) -> None:
+        """Die like a killed server: every peer connection closes, nothing stays loaded."""
+        peers = list(self.peers.values())
+        await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+        if self._http is not None:
+            await self._http.stop()
+            self._http = None
+        self.loads.reset()
+        if self._download is not None:
+            self._download["task"].cancel()
+            self._download = None
+
+    @_on_sim_loop
+    async def restart(self, down_for: float = 0.0) -> None:
+        """`crash()`, stay down for `down_for` seconds, then `start()` on the same port."""
+        await self.crash()
+        await asyncio.sleep(down_for)
+        await self.start()
+
+    @_on_sim_loop
+    async def close(self) -> None:
+        """Stop for good and remove the simulator's files."""
+        await self.crash()
+        self._closed = True
+        self.recorder.close()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    # -- fault injection -------------------------------------------------------------------
+
+    def _select(self, session_id: str | None) -> list[SimPeer]:
+        if session_id is None:
+            return self.live_peers()
+        peer = self.peers.get(session_id)
+        return [peer] if peer is not None else []
+
+    @_on_sim_loop
+    async def drop_data_channel(self, session_id: str | None = None) -> None:
+        """Close the data channel of one session (None = every session) from the server side."""
+        for peer in self._select(session_id):
+            await peer.drop_channel()
+
+    @_on_sim_loop
+    async def drop_peer_connection(self, session_id: str | None = None) -> None:
+        """Stop one session (None = every session) on purpose, `stream_stopped` first."""
+        peers = self._select(session_id)
+        await asyncio.gather(*(p.close(notify=True) for p in peers), return_exceptions=True)
+
+    async def wait_for(
+        self, predicate: Callable[[Simulator], Any], timeout: float = 5.0
+    ) -> Any:
+        """Poll `predicate(sim)` until it is truthy and return its value; TimeoutError after `timeout`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate(self)
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"simulator condition not met within {timeout} s")
+            await asyncio.sleep(0.01)
+
+    # -- used by the routes ----------------------------------------------------------------
+
+    def stream_for(self, pipeline_ids: Any) -> tuple[Stream | None, str | None]:
+        """The pipeline chain an offer gets, or why it gets no video (contract §2.6)."""
+        if not pipeline_ids or not isinstance(pipeline_ids, list):
+            return None, "No pipeline IDs provided, cannot start"
+        loaded = self.loads.loaded()
+        missing = [p for p in pipeline_ids if p not in loaded]
+        if missing:
+            return None, f"pipelines not loaded: {', '.join(map(str, missing))}"
+        main = loaded[pipeline_ids[-1]]
+        info = catalog.info(main.pipeline_id)
+        assert info is not None
+        params = main.load_params
+
+        def size(name: str, default: int) -> int:
+            value = params.get(name)
+            return value if isinstance(value, int) and value > 0 else default
+
+        return (
+            Stream(
+                pipeline_ids=tuple(pipeline_ids),
+                pipeline_id=main.pipeline_id,
+                height=size("height", info.default_height),
+                width=size("width", info.default_width),
+                fps=float(self.fps or info.fps),
+                frames_per_chunk=info.frames_per_chunk,
+                vace=info.supports_vace and params.get("vace_enabled", True) is not False,
+                manages_cache=info.supports_cache_management,
+                lora_adapters=tuple(lora_adapters(params)) if info.supports_lora else (),
+            ),
+            None,
+        )
+
+    async def open_session(self, sdp: str, initial: dict[str, Any]) -> tuple[str, str]:
+        """Answer an offer; returns (sessionId, answer SDP). Raises on a bad offer."""
+        session_id = str(uuid.uuid4())
+        stream, reason = self.stream_for(initial.get("pipeline_ids"))
+        if reason is not None:
+            # Scope only logs this; the offer still succeeds (contract §2.6, §10).
+            log.warning("session %s: %s; no video", session_id, reason)
+        session = SimSession(session_id, initial, stream=stream, no_video_reason=reason)
+        peer = SimPeer(
+            session, recorder=self.recorder, faults=self.faults, on_closed=self._peer_closed
+        )
+        try:
+            answer = await peer.answer(sdp)
+        except Exception:
+            await peer.close()
+            raise
+        self.sessions[session_id] = session
+        self.peers[session_id] = peer
+        return session_id, answer
+
+    async def end_session(self, session_id: str) -> None:
+        """DELETE of an offer: stop it if it exists (unknown ids are fine)."""
+        peer = self.peers.get(session_id)
+        if peer is not None:
+            await peer.close()
+
+    def _peer_closed(self, peer: SimPeer) -> None:
+        self.peers.pop(peer.session.session_id, None)
+
+    def model_status(self, pipeline_id: str) -> dict[str, Any]:
+        """Body of `GET /api/v1/models/status` (contract §2.5)."""
+        job = self._download
+        if job is not None and job["pipeline_id"] == pipeline_id:
+            elapsed = time.monotonic() - job["started"]
+            total = max(self.faults.download_time, 1e-6)
+            return {
+                "downloaded": False,
+                "progress": {
+                    "is_downloading": True,
+                    "percentage": round(min(elapsed / total, 0.99) * 100, 1),
+                    "current_artifact": f"{pipeline_id}/model.safetensors",
+                    "error": None,
+                },
+            }
+        return {"downloaded": pipeline_id in self._downloaded, "progress": None}
+
+    def start_download(self, pipeline_id: str) -> bool:
+        """Begin a background download; False while another one runs (the 409 case)."""
+        if self._download is not None:
+            return False
+
+        async def run() -> None:
+            await asyncio.sleep(self.faults.download_time)
+            self._downloaded.add(pipeline_id)
+            self._download = None
+
+        self._downloaded.discard(pipeline_id)
+        task = asyncio.get_running_loop().create_task(run())
+        self._download = {"pipeline_id": pipeline_id, "started": time.monotonic(), "task": task}
+        return True
+
+
+@asynccontextmanager
+async def serve_sim(
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    load_time: float | None = 0.05,
+    fps: float | None = None,
+    record_path: Path | str | None = None,
+) -> AsyncIterator[Simulator]:
+    """Run a simulator on the current event loop for the duration of the `async with`.
+
+    `load_time=None` gives realistic loads (2 s Wan, 0.02 s weight-free); `fps=None` gives
+    each pipeline its own rate (16 Wan, 24 otherwise).
+    """
+    sim = Simulator(host, port, load_time=load_time, fps=fps, record_path=record_path)
+    try:
+        await sim.start()
+        yield sim
+    finally:
+        await sim.close()
+
+
+class SimThread:
+    """A simulator on its own event loop in a daemon thread, so its work never delays yours."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        load_time: float | None = 0.05,
+        fps: float | None = None,
+        record_path: Path | str | None = None,
+    ) -> None:
+        self._kwargs: dict[str, Any] = {
+            "load_time": load_time,
+            "fps": fps,
+            "record_path": record_path,
+        }
+        self._host, self._port = host, port
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self.simulator: Simulator | None = None
+
+    @property
+    def url(self) -> str:
+        return self._require().url
+
+    @property
+    def port(self) -> int:
+        return self._require().port
+
+    def _require(self) -> Simulator:
+        if self.simulator is None:
+            raise RuntimeError("SimThread is not started; call start() first")
+        return self.simulator
+
+    def start(self, timeout: float = 10.0) -> Simulator:
+        """Start the thread and return the running simulator."""
+        if self.simulator is not None:
+            return self.simulator
+        ready: Future[Simulator] = Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(ready,), name="scope-simulator", daemon=True
+        )
+        self._thread.start()
+        self.simulator = ready.result(timeout=timeout)
+        return self.simulator
+
+    def _run(self, ready: Future[Simulator]) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            self._stop = asyncio.Event()
+            try:
+                async with serve_sim(self._host, self._port, **self._kwargs) as sim:
+                    ready.set_result(sim)
+                    await self._stop.wait()
+            except BaseException as exc:
+                if not ready.done():
+                    ready.set_exception(exc)
+                else:
+                    raise
+
+        asyncio.run(main())
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the simulator and wait for its thread to end."""
+        loop, stop, thread = self._loop, self._stop, self._thread
+        if loop is not None and stop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(stop.set)
+            except RuntimeError:
+                pass  # the loop already ended
+        if thread is not None:
+            thread.join(timeout)
+        self._thread = None
+        self.simulator = None
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+async def serve_forever(
+    host: str,
+    port: int,
+    *,
+    record_path: Path | None,
+    load_time: float | None,
+    fps: float | None,
+    on_ready: Callable[[Simulator], None] | None = None,
+) -> None:
+    """Run a simulator until cancelled (Ctrl-C); `on_ready` gets it once it listens."""
+    async with serve_sim(host, port, load_time=load_time, fps=fps, record_path=record_path) as sim:
+        if on_ready is not None:
+            on_ready(sim)
+        await asyncio.Event().wait()

@@ -1,0 +1,95 @@
+"""APScheduler, confined: date jobs with a precise hand-over, and cron arithmetic."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from showrunner.clock import Clock
+from showrunner.scheduling import SchedulerClock, cron_at, local_timezone, next_fire
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.anyio
+async def test_date_jobs_hand_over_within_a_millisecond() -> None:
+    async with SchedulerClock() as clock:
+        assert isinstance(clock, Clock)
+        assert "running" in repr(clock)
+        origin = clock.monotonic() + 0.02
+        lateness = []
+        for i in range(40):
+            deadline = origin + i * 0.01
+            await clock.sleep_until(deadline)
+            lateness.append(time.monotonic() - deadline)
+    assert min(lateness) >= 0
+    lateness.sort()
+    assert lateness[len(lateness) // 2] < 0.0005
+    assert lateness[-1] < 0.005
+
+
+@pytest.mark.anyio
+async def test_cancelled_wait_removes_its_job() -> None:
+    async with SchedulerClock() as clock:
+        task = asyncio.create_task(clock.sleep_until(clock.monotonic() + 30))
+        await asyncio.sleep(0.01)
+        assert clock._scheduler is not None and len(clock._scheduler.get_jobs()) == 1
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert clock._scheduler.get_jobs() == []
+    assert "stopped" in repr(clock)
+
+
+@pytest.mark.anyio
+async def test_without_a_running_scheduler_waits_still_work() -> None:
+    clock = SchedulerClock()
+    deadline = clock.monotonic() + 0.01
+    await clock.sleep_until(deadline)
+    assert time.monotonic() >= deadline
+
+
+@pytest.mark.parametrize(
+    ("after", "expected"),
+    [
+        (datetime(2026, 1, 5, 9, 0, tzinfo=BERLIN), datetime(2026, 1, 5, 10, 0, tzinfo=BERLIN)),
+        # Exactly at a fire time counts as "already fired": the next one is a day later.
+        (datetime(2026, 1, 5, 10, 0, tzinfo=BERLIN), datetime(2026, 1, 6, 10, 0, tzinfo=BERLIN)),
+        # Friday evening -> Monday (weekdays only).
+        (datetime(2026, 1, 9, 18, 0, tzinfo=BERLIN), datetime(2026, 1, 12, 10, 0, tzinfo=BERLIN)),
+    ],
+    ids=["same-day", "at-fire-time", "over-weekend"],
+)
+def test_next_fire(after: datetime, expected: datetime) -> None:
+    trigger = cron_at([0, 1, 2, 3, 4], 10, 0, BERLIN)
+    assert next_fire(trigger, after) == expected
+
+
+def test_next_fire_across_dst_keeps_local_time() -> None:
+    trigger = cron_at(range(7), 10, 0, BERLIN)
+    fire = next_fire(trigger, datetime(2026, 3, 28, 12, 0, tzinfo=BERLIN))
+    assert fire is not None
+    assert fire.astimezone(BERLIN).hour == 10
+    elapsed = fire.timestamp() - datetime(2026, 3, 28, 10, 0, tzinfo=BERLIN).timestamp()
+    assert elapsed == timedelta(hours=23).total_seconds()  # the spring-forward day is 23 h
+
+
+def test_next_fire_wraps_weekday_seven_to_monday() -> None:
+    trigger = cron_at([7], 1, 30, timezone.utc)  # "day after Sunday"
+    fire = next_fire(trigger, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    assert fire is not None and fire.weekday() == 0
+
+
+def test_next_fire_needs_aware_datetimes_and_days() -> None:
+    with pytest.raises(ValueError):
+        next_fire(cron_at([0], 1, 0, timezone.utc), datetime(2026, 1, 1))
+    with pytest.raises(ValueError):
+        cron_at([], 1, 0, timezone.utc)
+
+
+def test_local_timezone_is_a_tzinfo() -> None:
+    assert local_timezone().utcoffset(datetime(2026, 1, 1)) is not None
