@@ -121,7 +121,8 @@ def main(argv: list[str]) -> int:
             [sys.executable, __file__, "--child", str(n)], capture_output=True, text=True, check=True
         )
         results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    print(f"{'scenes':>8} {'compile s':>10} {'+render s':>10} {'peak MB':>8} {'show MB':>8} {'x per 10x':>10} {'n log n x':>10}")
+    heads = ("compile s", "+render s", "peak MB", "show MB", "x per 10x", "n log n x")
+    print(f"{'scenes':>8} " + " ".join(f"{h:>10}" for h in heads))
     prev: dict[str, Any] | None = None
     for r in results:
         ratio = nlogn = ""
@@ -130,8 +131,8 @@ def main(argv: list[str]) -> int:
             grow = r["scenes"] / prev["scenes"]
             nlogn = f"{grow * math.log(r['scenes']) / math.log(prev['scenes']):.1f}"
         print(
-            f"{r['scenes']:>8} {r['compile']:>10.3f} {r['total']:>10.3f} {r['peak_mb']:>8.0f} "
-            f"{r['show_mb']:>8.0f} {ratio:>10} {nlogn:>10}"
+            f"{r['scenes']:>8} {r['compile']:>10.3f} {r['total']:>10.3f} {r['peak_mb']:>10.0f} "
+            f"{r['show_mb']:>10.0f} {ratio:>10} {nlogn:>10}"
         )
         prev = r
     print(f"median of {RUNS} runs; peak MB = VmHWM of the process (includes the validated show)")

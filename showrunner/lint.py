@@ -218,20 +218,21 @@ class _Checker:
             self._switch(self.states[-1], self.states[0], ("loop",), "looping back ")
 
     def _switch(self, old: _State, new: _State, loc: Loc, prefix: str) -> None:
+        # A scene's own switch points at its `pipeline`/`load`; a jump points at the jump.
         scene_loc = loc[:2] if loc[0] == "scenes" and not prefix else None
         if old.chain != new.chain:
             where = (*scene_loc, "pipeline") if scene_loc else loc
             self.add("warning", "pipeline-switch", where,
                      f"{prefix}switches pipeline {' + '.join(old.chain)} -> "
                      f"{' + '.join(new.chain)}: Scope reloads and reconnects, so the output stops "
-                     "for the load time".lstrip())
+                     "for the load time")
         elif old.load != new.load:
             changed = [k for k in LoadParams.model_fields
                        if getattr(old.load, k) != getattr(new.load, k)]
             where = (*scene_loc, "load") if scene_loc else loc
             self.add("warning", "reload", where,
                      f"{prefix}changes load settings ({', '.join(changed)}): Scope reloads the "
-                     "pipeline and reconnects, so the output stops for the load time".lstrip())
+                     "pipeline and reconnects, so the output stops for the load time")
 
     @property
     def _names(self) -> dict[str, int]:

@@ -1021,13 +1021,16 @@ def _message(err: Any, loc: Loc) -> str:
                 return f"{_short(value)} {help_text}"
         return f"{_short(value)} does not match {ctx.get('pattern')}"
     if kind in ("value_error", "assertion_error"):
-        return str(ctx.get("error", err["msg"]))
+        text = str(ctx.get("error", err["msg"]))
+        return text + got if text.startswith("expected ") and "(got " not in text else text
     if kind == "literal_error":
         choices = [c.strip().strip("'") for c in
                    str(ctx.get("expected", "")).replace(" or ", ", ").split(", ")]
         return f"expected {ctx.get('expected')}{got}{_hint(value, choices)}"
     if kind == "finite_number":
         return f"must be a finite number{got}"
+    if kind == "model_type" and ctx.get("class_name") in _SHORTHANDS:
+        return f"expected {_SHORTHANDS[ctx['class_name']]}{got}"
     if kind in _TYPE_ERRORS:
         return f"expected {_TYPE_ERRORS[kind].replace(', ', ' or ')}{got}"
     msg = str(err["msg"])
@@ -1060,6 +1063,16 @@ def _key_hint(key: str, fields: list[str]) -> str:
     hint = difflib.get_close_matches(key, fields, n=1, cutoff=0.75)
     return f"; did you mean {hint[0]!r}?" if hint else ""
 
+
+# Models that may also be written in a short form: say so when neither form was given.
+_SHORTHANDS = {
+    "After": "a scene name or {scene, offset}",
+    "Goto": "a scene name or {scene, times}",
+    "ImageAsset": "a file path or {file | server_path}",
+    "LoraAsset": "a file name, a server path or {path | filename}",
+    "Transition": "'cut', a duration or {duration | steps, method}",
+    "Prompt": "text or {text, weight}",
+}
 
 _BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
            "less_than": "<"}

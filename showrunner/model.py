@@ -166,7 +166,9 @@ def _prompts_shorthand(value: object) -> object:
         return [{"text": value}]
     if isinstance(value, list):
         return [{"text": v} if isinstance(v, str) else v for v in value]
-    return value
+    if isinstance(value, tuple | dict | Prompt):
+        return value  # pydantic says what is wrong with these
+    raise ValueError("expected a prompt (text) or a list of prompts")
 
 
 PromptItem = Annotated[Prompt, _OrShorthand({"type": "string"})]
@@ -256,9 +258,17 @@ class RuntimeParams(Model):
     _check_steps = field_validator("denoising_steps")(_steps_descending)
 
 
+def _pipeline_chain(value: object) -> object:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list | tuple):
+        return value
+    raise ValueError("expected a pipeline id or a list of pipeline ids")
+
+
 PipelineChain = Annotated[
     list[str],
-    BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+    BeforeValidator(_pipeline_chain),
     WithJsonSchema(
         {
             "anyOf": [

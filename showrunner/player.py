@@ -339,7 +339,8 @@ class Player:
         self._history: collections.deque[ScheduledScene] = collections.deque(maxlen=_HISTORY)
         self._show_origin_unix: float | None = None
         self._ended = False
-        self._prepared: tuple[int, int, dict[str, Any]] | None = None
+        self._prepared: tuple[ScheduledScene, int, dict[str, Any]] | None = None
+        self._paused_by_us = False  # Scope is paused by a panic or closed hours, not by the show
         # holds: operator hold/panic and closed hours
         self._held: str | None = None
         self._closed = False
@@ -350,6 +351,7 @@ class Player:
         self._live_key: tuple[Any, ...] | None = None
         self._link = "starting"
         self._missed = 0
+        self._generation = 0  # counts session (re)opens: a liveness answer from before one is stale
         self._sink_lock = asyncio.Lock()
         # running
         self._commands: collections.deque[tuple[str, Any]] = collections.deque()
@@ -629,12 +631,12 @@ class Player:
 
     def _prepare(self, index: int) -> None:
         """Resolve asset/LoRA refs of the next action before the wait, not after it."""
-        key = id(self._cur)
-        if self._prepared is not None and self._prepared[:2] == (key, index):
+        cur = self._cur
+        assert cur is not None
+        prepared = self._prepared
+        if prepared is not None and prepared[0] is cur and prepared[1] == index:
             return
-        assert self._cur is not None
-        message = self._cur.scene.actions[index].message
-        self._prepared = (key, index, self._resolve(message))
+        self._prepared = (cur, index, self._resolve(cur.scene.actions[index].message))
 
     async def _fire(self, kind: str, planned: float) -> None:
         if kind == "scene":
@@ -661,7 +663,7 @@ class Player:
                                 scene=cur.scene.name, offset=action.offset)
             return
         prepared = self._prepared
-        if prepared is not None and prepared[:2] == (id(cur), index):
+        if prepared is not None and prepared[0] is cur and prepared[1] == index:
             message = prepared[2]
         else:
             message = self._resolve(action.message)
@@ -794,12 +796,19 @@ class Player:
         message = dict(state.resync_message())
         if entry is not None and entry.kind == "send":
             message.update(entry.message)  # keep the scene's own transition and one-shots
-        if self._frozen_at is None and self._held is None and "paused" not in message:
-            message["paused"] = False  # undo a hold/closed pause the tracked state knows nothing of
+        self._unpause(message)
         await self._send(self._resolve(message), planned=planned, label=label, scene=scene.name,
                          offset=offset, resolved=True)
 
     # -- talking to the sink ---------------------------------------------------------------------
+
+    def _unpause(self, message: dict[str, Any]) -> None:
+        """Lift our own pause (panic, closed hours) in a full-state message, unless it still holds."""
+        closed_pause = self._closed and self.hours is not None and self.hours.closed_scene is None
+        if self._paused_by_us and "paused" not in message and self._held != "panic" and (
+            not closed_pause
+        ):
+            message["paused"] = False
 
     def _resolve(self, message: Mapping[str, Any]) -> dict[str, Any]:
         try:
@@ -825,6 +834,8 @@ class Player:
         waits for a slot and keeps to the schedule.
         """
         body = message if resolved else self._resolve(message)
+        if "paused" in body:
+            self._paused_by_us = bool(body["paused"]) and label in ("panic", "closed")
         if self._link != "connected":
             self._missed += 1
             self._record("error", planned=planned, label=label, scene=scene, message=body,
@@ -906,6 +917,7 @@ class Player:
             self._opened = True
             self._live_key = state.session_key
             self._link = "connected"
+            self._generation += 1
         self._record(kind, planned=planned, sent_at=started, label=label, scene=scene,
                      message=initial, offset=offset, gap=round(gap, 4), chain=chain,
                      load_params=load_params,
@@ -1007,7 +1019,7 @@ class Player:
             return
         await self._release_hold(shift=True)
         now = self.clock.monotonic()
-        self._cue_fired = name or "go"
+        self._cue_fired = wanted
         start = now + nxt.scene.pre_wait
         self._record("cue", planned=now, label=wanted, scene=nxt.scene.name,
                      text=f"cue {wanted}: {nxt.scene.name}")
@@ -1179,6 +1191,7 @@ class Player:
             await self.clock.sleep_until(self.clock.monotonic() + self.watchdog_period)
             if self._sink_lock.locked() or self._link in ("starting", "closed"):
                 continue
+            generation = self._generation
             try:
                 reason = await self.sink.liveness()
             except asyncio.CancelledError:
@@ -1187,7 +1200,7 @@ class Player:
                 reason = f"liveness check failed: {exc}"
             if reason is None and self._link == "down":
                 reason = "the session is down"
-            if reason is None or self._sink_lock.locked():
+            if reason is None or self._sink_lock.locked() or generation != self._generation:
                 continue
             log.warning("Scope session problem: %s", reason)
             self._record("watchdog", label=reason, text=f"Scope: {reason}", level="warning")
@@ -1204,6 +1217,8 @@ class Player:
             scene, offset = self._where()
             state = self.timeline.state_at_scene(scene.index, offset)
             initial = self._resolve(state.initial_parameters())
+            if self._paused_by_us:
+                initial["paused"] = True  # still frozen (panic) or closed: stay so
             started = self.clock.time()
             try:
                 async with self._sink_lock:
@@ -1213,6 +1228,7 @@ class Player:
                     self._opened = True
                     self._live_key = state.session_key
                     self._link = "connected"
+                    self._generation += 1
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -1241,8 +1257,7 @@ class Player:
             await self._reconnect("the show changed pipelines during the reconnection")
             return
         message = dict(state.resync_message())
-        if self._frozen_at is None and "paused" not in message:
-            message["paused"] = False
+        self._unpause(message)
         await self._send(self._resolve(message), planned=self.clock.monotonic(),
                          label="resync", scene=scene.name, offset=offset, resolved=True)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -116,6 +117,7 @@ class _Row:
     first: PassItem | None  # first occurrence in the pass, None if not reached
     plays: int
     time: str  # part-relative label: "1:30", "GO+0:04"
+    travel: int  # travel stops written in the scene
 
 
 @dataclass
@@ -131,6 +133,7 @@ def _cue_label(scene: CompiledScene) -> str:
 
 def _rows(timeline: Timeline, p: Pass) -> tuple[list[_Row], int]:
     """Table rows in first-play order (unreached scenes last) and how many were reached."""
+    show = timeline.show.scenes
     first: dict[int, PassItem] = {}
     plays: dict[int, int] = {}
     labels: dict[int, str] = {}  # part -> cue label (part 0 runs on the show clock)
@@ -150,11 +153,11 @@ def _rows(timeline: Timeline, p: Pass) -> tuple[list[_Row], int]:
         else:
             offset = occ.start if occ.start is not None else occ.scene.pre_wait
             time = label if offset == 0 else f"{label}+{fmt_time(offset)}"
-        rows.append(_Row(timeline.scenes[index], item, plays[index], time))
+        rows.append(_Row(timeline.scenes[index], item, plays[index], time, len(show[index].travel)))
     reached = len(rows)
     for scene in timeline.scenes:
         if scene.index not in first:
-            rows.append(_Row(scene, None, 0, "-"))
+            rows.append(_Row(scene, None, 0, "-", len(show[scene.index].travel)))
     return rows, reached
 
 
@@ -172,7 +175,8 @@ def _markers(timeline: Timeline, p: Pass) -> list[_Marker]:
                 _Marker(
                     last.index,
                     "section",
-                    f"↻ section {section.name}: {section.start}…{section.end} plays {section.repeat}×{each}",
+                    f"↻ section {section.name}: {section.start}…{section.end} "
+                    f"plays {section.repeat}×{each}",
                 )
             )
     for scene in timeline.scenes:
@@ -242,23 +246,24 @@ def _switch_text(timeline: Timeline) -> str:
 
 def _entry(scene: CompiledScene) -> tuple[str, str]:
     """(transition text, entry kind) of a scene's entry."""
-    for action in scene.actions:
-        if action.offset > 0:
-            break
-        if action.kind == "session":
-            return "session", "session"
-        tr = action.message.get("transition")
-        if tr is not None:
-            steps = tr["num_steps"]
-            if steps == 0:
-                return "cut", "send"
-            secs = steps * scene.chunk_interval
-            return f"{tr['temporal_interpolation_method']} {steps} ({_num(round(secs, 2))}s)", "send"
+    action = scene.entry
+    if action is None:
+        return "-", "none"
+    if action.kind == "session":
+        return "session", "session"
+    tr = action.message.get("transition")
+    if tr is None:
         return "-", "send"
-    return "-", "none"
+    steps = tr["num_steps"]
+    if steps == 0:
+        return "cut", "send"
+    secs = _num(round(steps * scene.chunk_interval, 2))
+    return f"{tr['temporal_interpolation_method']} {steps} ({secs}s)", "send"
 
 
 def _lora_text(scene: CompiledScene) -> str:
+    if not scene.state_in.lora_scales and not scene.curves:
+        return "-"
     curves = {c.target[5:]: c for c in scene.curves if c.target.startswith("lora.")}
     parts = []
     for name, scale in scene.state_in.lora_scales.items():
@@ -272,68 +277,97 @@ def _lora_text(scene: CompiledScene) -> str:
     return ", ".join(parts) or "-"
 
 
-def _travel_count(scene: CompiledScene) -> int:
-    return sum(1 for a in scene.actions if a.label.startswith("travel"))
-
-
 # ---------------------------------------------------------------------------------------------
 # Terminal
 # ---------------------------------------------------------------------------------------------
 
+# (header, most it grows to, least it shrinks to); prompts take what is left.
 _COLUMNS = (
-    ("time", 9),
-    ("scene", 14),
-    ("trigger", 13),
-    ("pipeline", 14),
-    ("prompts", 0),  # takes what is left
-    ("transition", 14),
-    ("LoRA", 12),
-    ("VACE", 8),
-    ("!", 2),
+    ("time", 10, 7),
+    ("scene", 24, 8),
+    ("trigger", 20, 6),
+    ("pipeline", 22, 8),
+    ("prompts", 0, 16),
+    ("transition", 16, 8),
+    ("LoRA", 18, 6),
+    ("VACE", 14, 4),
+    ("!", 2, 1),
 )
+_PROMPTS = 4
+
+
+def _widths(rows: Sequence[Sequence[str]], total: int) -> list[int]:
+    """Column widths that fit `total`: content width up to a cap, the widest shrinking first."""
+    widths = [len(name) for name, _, _ in _COLUMNS]
+    for cells in rows:
+        for n, cell in enumerate(cells):
+            if len(cell) > widths[n]:
+                widths[n] = len(cell)
+    prompts = widths[_PROMPTS]
+    widths = [min(w, cap) if cap else w for w, (_, cap, _) in zip(widths, _COLUMNS, strict=True)]
+    widths[_PROMPTS] = _COLUMNS[_PROMPTS][2]
+    room = total - (sum(widths) + len(widths) - 1)
+    if room >= 0:
+        widths[_PROMPTS] += min(room, max(0, prompts - widths[_PROMPTS]))
+        return widths
+    while room < 0:
+        shrinkable = [n for n, (_, _, least) in enumerate(_COLUMNS) if widths[n] > least]
+        if not shrinkable:
+            break
+        widest = max(shrinkable, key=lambda n: widths[n] - _COLUMNS[n][2])
+        widths[widest] -= 1
+        room += 1
+    return widths
 
 
 def render_text(timeline: Timeline, *, findings: Sequence[object] = (), width: int | None = None) -> str:
-    """The terminal report: one pass as a table, totals, switch gaps, fps, preflight warnings."""
+    """The terminal report: one pass as a table, totals, switch gaps, fps, preflight warnings.
+
+    `width` is the terminal width (default 120); the table fits it, the prompts column taking
+    what the other columns leave.
+    """
     with paused_gc():
         return _render_text(timeline, findings, width)
 
 
 def _render_text(timeline: Timeline, findings: Sequence[object], width: int | None) -> str:
-    total_width = max(80, width or DEFAULT_WIDTH)
-    fixed = sum(w for _, w in _COLUMNS) + len(_COLUMNS) - 1
-    prompt_width = max(12, total_width - fixed)
-    widths = [w or prompt_width for _, w in _COLUMNS]
+    total_width = max(60, width or DEFAULT_WIDTH)
     p = timeline.one_pass()
     rows, reached = _rows(timeline, p)
+    cells = [_text_cells(row) for row in rows]
+    widths = _widths(cells, total_width)
     markers: dict[int, list[_Marker]] = {}
     for marker in _markers(timeline, p):
         markers.setdefault(marker.after, []).append(marker)
 
     def line(cells: Sequence[str]) -> str:
-        parts = [c.ljust(w) if len(c) <= w else c[: w - 1] + "…" for c, w in zip(cells, widths, strict=True)]
+        parts = [
+            c.ljust(w) if len(c) <= w else c[: w - 1] + "…" for c, w in zip(cells, widths, strict=True)
+        ]
         return " ".join(parts).rstrip()
 
     out = [f"{timeline.show.title}" + (f"  ({timeline.source})" if timeline.source else ""), ""]
-    out.append(line([name for name, _ in _COLUMNS]))
+    out.append(line([name for name, _, _ in _COLUMNS]))
     out.append(line(["-" * w for w in widths]))
     for n, row in enumerate(rows):
         if n == reached:
             out.append("  not in the normal flow:")
-        out.append(line(_text_cells(row)))
+        out.append(line(cells[n]))
         for marker in markers.get(row.scene.index, ()) if row.first is not None else ():
             out.append("  " + _cut(marker.text, total_width - 2))
     if p.cycle == "loop":
         out.append("  " + _loop_text(timeline, p).replace("loops forever", "↻ loops forever", 1))
+    wrap = textwrap.TextWrapper(width=total_width, subsequent_indent="    ", break_on_hyphens=False)
     out.append("")
-    out.append(f"Total: {_loop_text(timeline, p)}")
-    out.append(f"Pipeline switches: {_switch_text(timeline)}")
-    out.append("* = reload/reconnect at entry.  Seconds → steps: " + _chunking_text(timeline))
+    out.extend(wrap.wrap(f"Total: {_loop_text(timeline, p)}"))
+    out.extend(wrap.wrap(f"Pipeline switches: {_switch_text(timeline)}"))
+    out.extend(wrap.wrap("Seconds → steps: " + _chunking_text(timeline)))
+    out.append("* = reload/reconnect at entry; cue parts are timed from their cue (GO+0:04).")
     warnings = [_finding(f)["text"] for f in findings] + list(timeline.warnings)
     if warnings:
         out.append("")
         out.append(f"Preflight warnings ({len(warnings)}):")
-        out.extend(f"  - {w}" for w in warnings)
+        out.extend(f"  - {w}" for w in warnings)  # unwrapped: one per line, easy to grep
     return "\n".join(out) + "\n"
 
 
@@ -344,9 +378,8 @@ def _text_cells(row: _Row) -> list[str]:
         switched = row.first.switch > 0 or row.first.occurrence.how == "start"
     name = sc.name + (f" ×{row.plays}" if row.plays > 1 else "")
     prompts = _prompts_text(sc.state_in.prompts)
-    travel = _travel_count(sc)
-    if travel:
-        prompts += f" (+{travel} travel)"
+    if row.travel:
+        prompts += f" (+{row.travel} travel)"
     transition, _ = _entry(sc)
     pipeline = ">".join(sc.state_in.chain) + ("*" if switched else "")
     return [
@@ -390,7 +423,7 @@ def _state_data(state: State) -> dict[str, Any]:
     return data
 
 
-def _scene_data(row: _Row) -> dict[str, Any]:
+def _scene_data(timeline: Timeline, row: _Row) -> dict[str, Any]:
     sc = row.scene
     transition, entry_kind = _entry(sc)
     return {
@@ -408,7 +441,9 @@ def _scene_data(row: _Row) -> dict[str, Any]:
         "closed_only": sc.closed_only,
         "sections": list(sc.sections),
         "goto": (
-            {"scene": sc.goto[0], "times": sc.goto[1]} if sc.goto is not None else None
+            {"scene": timeline.scenes[sc.goto[0]].name, "times": sc.goto[1]}
+            if sc.goto is not None
+            else None
         ),
         "pipeline": sc.main_pipeline,
         "chunk_interval": sc.chunk_interval,
@@ -470,7 +505,7 @@ def _report_data(timeline: Timeline, findings: Sequence[object]) -> dict[str, An
         "sections": [
             {"name": s.name, "start": s.start, "end": s.end, "repeat": s.repeat} for s in show.sections
         ],
-        "scenes": [_scene_data(by_index[sc.index]) for sc in timeline.scenes],
+        "scenes": [_scene_data(timeline, by_index[sc.index]) for sc in timeline.scenes],
         "pass": {
             "end": p.end,
             "holds": p.holds,
@@ -562,7 +597,7 @@ _LORA_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2
 _LABEL_W = 96
 _MIN_PLOT = 900
 _MAX_PLOT = 4000
-_TICKS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200)
+_TICKS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 28800, 86400)
 
 
 @lru_cache(maxsize=1)
@@ -585,7 +620,11 @@ def render_html(timeline: Timeline, *, findings: Sequence[object] = ()) -> str:
     for marker in _markers(timeline, p):
         markers.setdefault(marker.after, []).append(marker.text)
     table = [
-        {"cells": _text_cells(row), "markers": markers.get(row.scene.index, []) if row.first else [], "reached": n < reached}
+        {
+            "cells": _text_cells(row),
+            "markers": markers.get(row.scene.index, []) if row.first else [],
+            "reached": n < reached,
+        }
         for n, row in enumerate(rows)
     ]
     details = [
@@ -607,7 +646,7 @@ def render_html(timeline: Timeline, *, findings: Sequence[object] = ()) -> str:
     return _env().get_template("report.html.j2").render(
         data=data,
         table=table,
-        columns=[name for name, _ in _COLUMNS],
+        columns=[name for name, _, _ in _COLUMNS],
         details=details,
         svg=_svg(timeline, p),
         chunking=_chunking_text(timeline),
@@ -616,68 +655,89 @@ def render_html(timeline: Timeline, *, findings: Sequence[object] = ()) -> str:
     )
 
 
-@dataclass
-class _Geometry:
-    width: float
-    scale: float  # px per second
+class _Canvas:
+    """Geometry (seconds -> px) and the shapes drawn so far; the template only draws them."""
+
+    def __init__(self, span: float) -> None:
+        self.span = span
+        plot = min(_MAX_PLOT, max(_MIN_PLOT, span * 8))
+        self.scale = plot / span  # px per second
+        self.width = plot + _LABEL_W + 20
+        self.shapes: dict[str, list[dict[str, Any]]] = {
+            k: [] for k in ("rects", "gaps", "lines", "texts", "polylines", "dots", "brackets")
+        }
 
     def x(self, t: float) -> float:
         return round(_LABEL_W + t * self.scale, 1)
 
     def w(self, a: float, b: float) -> float:
-        return round(max(0.5, (b - a) * self.scale), 1)
+        return round(max(0.5, (min(b, self.span) - a) * self.scale), 1)
+
+    def rect(self, kind: str, t0: float, t1: float, y: float, h: float, title: str, fill: str = "") -> float:
+        width = self.w(t0, t1)
+        self.shapes[kind].append({"x": self.x(t0), "y": y, "w": width, "h": h, "fill": fill, "title": title})
+        return width
+
+    def line(self, t: float, y1: float, y2: float, cls: str, title: str) -> None:
+        x = self.x(t)
+        self.shapes["lines"].append({"x1": x, "y1": y1, "x2": x, "y2": y2, "cls": cls, "title": title})
+
+    def text(self, x: float, y: float, text: str, cls: str, fill: str | None = None) -> None:
+        entry: dict[str, Any] = {"x": x, "y": y, "text": text, "cls": cls}
+        if fill:
+            entry["fill"] = fill
+        self.shapes["texts"].append(entry)
 
 
 def _svg(timeline: Timeline, p: Pass) -> dict[str, Any]:
-    """Shapes of the timeline picture; the template only draws them."""
+    """The timeline picture: lanes over one pass, on the absolute clock (cues at once)."""
     span = max(p.end, max((i.end or i.start for i in p.items), default=0.0), 1.0)
     if p.holds:  # show a stretch of the held last look
         span += max(5.0, span * 0.05)
-    plot = min(_MAX_PLOT, max(_MIN_PLOT, span * 8))
-    g = _Geometry(plot + _LABEL_W + 20, plot / span)
+    canvas = _Canvas(span)
     lora_names = list(
         dict.fromkeys(
             name
             for item in p.items
-            for name in [*item.occurrence.scene.state_in.lora_scales]
-            + [c.target[5:] for c in item.occurrence.scene.curves if c.target.startswith("lora.")]
+            for name in [
+                *item.occurrence.scene.state_in.lora_scales,
+                *(c.target[5:] for c in item.occurrence.scene.curves if c.target.startswith("lora.")),
+            ]
         )
     )
-    lanes: list[dict[str, Any]] = []
+    heights = {
+        "cues": 18,
+        "pipeline": 24,
+        "gaps": 10 if any(item.switch > 0 for item in p.items) else 0,
+        "prompts": 24,
+        "LoRA": 56 if lora_names else 0,
+        "VACE": 16,
+    }
+    lanes: dict[str, dict[str, Any]] = {}
     y = 28.0
-    any_gap = any(item.switch > 0 for item in p.items)
-    for name, height in (
-        ("cues", 18),
-        ("pipeline", 24),
-        ("gaps", 10 if any_gap else 0),
-        ("prompts", 24),
-        ("LoRA", 56 if lora_names else 0),
-        ("VACE", 16),
-        ("loops", 0),
-    ):
-        if height or name == "loops":
-            lanes.append({"name": name, "y": y, "h": height})
+    for name, height in heights.items():
+        if height:
+            lanes[name] = {"name": name, "y": y, "h": height}
             y += height + 8
-    lane = {entry["name"]: entry for entry in lanes}
-    shapes: dict[str, list[dict[str, Any]]] = {k: [] for k in ("rects", "gaps", "lines", "texts", "polylines", "dots", "brackets")}
-    _pipeline_lane(p, g, lane["pipeline"], lane.get("gaps"), shapes, span)
-    _prompt_lane(p, g, lane["prompts"], shapes, span)
-    _cue_marks(p, g, lane["cues"], y, shapes)
+    _pipeline_lane(p, canvas, lanes["pipeline"], lanes.get("gaps"))
+    _prompt_lane(p, canvas, lanes["prompts"])
+    _cue_marks(p, canvas, lanes["cues"], y)
     if lora_names:
-        _lora_lane(p, g, lane["LoRA"], lora_names, shapes, span)
-    _vace_lane(p, g, lane["VACE"], shapes, span)
-    loops_y = lane["loops"]["y"]
-    levels = _brackets(timeline, p, g, loops_y, shapes)
-    height = loops_y + levels * 18 + 34
-    ticks = _ticks(g, span, height - 22)
+        _lora_lane(p, canvas, lanes["LoRA"], lora_names)
+    _vace_lane(p, canvas, lanes["VACE"])
+    levels = _brackets(timeline, p, canvas, y)
+    height = y + levels * 18 + 34
+    step = next((s for s in _TICKS if s * canvas.scale >= 80), _TICKS[-1])
+    ticks = [
+        {"x": canvas.x(k * step), "y": height - 22, "label": fmt_time(k * step)}
+        for k in range(int(math.floor(span / step)) + 1)
+    ]
     return {
-        "width": round(g.width),
+        "width": round(canvas.width),
         "height": round(height),
-        "lanes": [entry for entry in lanes if entry["h"]],
+        "lanes": list(lanes.values()),
         "ticks": ticks,
-        "label_w": _LABEL_W,
-        "plot_end": g.x(span),
-        **shapes,
+        **canvas.shapes,
     }
 
 
@@ -685,106 +745,95 @@ def _item_end(item: PassItem, span: float) -> float:
     return item.end if item.end is not None else span
 
 
-def _pipeline_lane(
-    p: Pass,
-    g: _Geometry,
-    lane: dict[str, Any],
-    gaps: dict[str, Any] | None,
-    shapes: dict[str, list[dict[str, Any]]],
-    span: float,
-) -> None:
+def _pipeline_lane(p: Pass, canvas: _Canvas, lane: dict[str, Any], gaps: dict[str, Any] | None) -> None:
+    """One bar per run of the same chain; hatched estimates of the output gap at each switch."""
     colours: dict[str, str] = {}
-    run: list[Any] = []  # [start, end, chain]
-    runs: list[list[Any]] = []
+    runs: list[list[Any]] = []  # [start, end, chain]
     for item in p.items:
         chain = " > ".join(item.occurrence.scene.state_in.chain)
         colours.setdefault(chain, _PALETTE[len(colours) % len(_PALETTE)])
-        if run and run[2] == chain and item.switch == 0:
-            run[1] = _item_end(item, span)
+        end = _item_end(item, canvas.span)
+        if runs and runs[-1][2] == chain and item.switch == 0:
+            runs[-1][1] = end
         else:
-            run = [item.start, _item_end(item, span), chain]
-            runs.append(run)
+            runs.append([item.start, end, chain])
         if item.switch > 0 and gaps is not None:
-            shapes["gaps"].append(
-                {
-                    "x": g.x(item.start),
-                    "y": gaps["y"],
-                    "w": g.w(item.start, item.start + item.switch),
-                    "h": gaps["h"],
-                    "title": f"~{_num(round(item.switch, 1))} s reload + reconnect before {item.occurrence.scene.name} (estimate)",
-                }
-            )
+            name = item.occurrence.scene.name
+            title = f"~{_num(round(item.switch, 1))} s reload + reconnect before {name} (estimate)"
+            canvas.rect("gaps", item.start, item.start + item.switch, gaps["y"], gaps["h"], title)
     for start, end, chain in runs:
-        x, w = g.x(start), g.w(start, end)
-        shapes["rects"].append({"x": x, "y": lane["y"], "w": w, "h": lane["h"], "fill": colours[chain], "title": f"{chain} {fmt_time(start)}–{fmt_time(end)}"})
-        if w > 40:
-            shapes["texts"].append({"x": x + 4, "y": lane["y"] + 16, "text": _cut(chain, int(w / 7)), "cls": "on"})
+        title = f"{chain} {fmt_time(start)}–{fmt_time(end)}"
+        width = canvas.rect("rects", start, end, lane["y"], lane["h"], title, colours[chain])
+        if width > 40:
+            canvas.text(canvas.x(start) + 4, lane["y"] + 16, _cut(chain, int(width / 7)), "on")
 
 
-def _prompt_lane(p: Pass, g: _Geometry, lane: dict[str, Any], shapes: dict[str, list[dict[str, Any]]], span: float) -> None:
+def _prompt_lane(p: Pass, canvas: _Canvas, lane: dict[str, Any]) -> None:
+    """One box per occurrence with its prompts; a tick at each travel stop."""
     for n, item in enumerate(p.items):
         sc = item.occurrence.scene
-        end = _item_end(item, span)
-        x, w = g.x(item.start), g.w(item.start, end)
         text = _prompts_text(sc.state_in.prompts)
-        shapes["rects"].append({"x": x, "y": lane["y"], "w": w, "h": lane["h"], "fill": "#eef2f7" if n % 2 else "#dde5ef", "title": f"{sc.name} {fmt_time(item.start)}: {text}"})
-        if w > 30:
-            shapes["texts"].append({"x": x + 3, "y": lane["y"] + 16, "text": _cut(f"{sc.name}: {text}", int(w / 6.5)), "cls": "in"})
+        title = f"{sc.name} {fmt_time(item.start)}: {text}"
+        fill = "#eef2f7" if n % 2 else "#dde5ef"
+        end = _item_end(item, canvas.span)
+        width = canvas.rect("rects", item.start, end, lane["y"], lane["h"], title, fill)
+        if width > 30:
+            label = _cut(f"{sc.name}: {text}", int(width / 6.5))
+            canvas.text(canvas.x(item.start) + 3, lane["y"] + 16, label, "in")
         for action in sc.actions:
             if action.label.startswith("travel"):
-                tx = g.x(item.start + action.offset)
-                shapes["lines"].append({"x1": tx, "y1": lane["y"], "x2": tx, "y2": lane["y"] + lane["h"], "cls": "travel", "title": f"{sc.name} {action.label} at +{fmt_time(action.offset)}"})
+                title = f"{sc.name} {action.label} at +{fmt_time(action.offset)}"
+                canvas.line(item.start + action.offset, lane["y"], lane["y"] + lane["h"], "travel", title)
 
 
-def _cue_marks(p: Pass, g: _Geometry, lane: dict[str, Any], bottom: float, shapes: dict[str, list[dict[str, Any]]]) -> None:
+def _cue_marks(p: Pass, canvas: _Canvas, lane: dict[str, Any], bottom: float) -> None:
     for item in p.items:
         sc = item.occurrence.scene
-        if sc.cue is None:
-            continue
-        origin = item.start - sc.pre_wait
-        x = g.x(origin)
-        shapes["lines"].append({"x1": x, "y1": lane["y"], "x2": x, "y2": bottom, "cls": "cue", "title": f"{_cue_label(sc)} → {sc.name}"})
-        shapes["texts"].append({"x": x + 3, "y": lane["y"] + 12, "text": _cue_label(sc), "cls": "cue"})
+        if sc.cue is not None:
+            fired = item.start - sc.pre_wait
+            canvas.line(fired, lane["y"], bottom, "cue", f"{_cue_label(sc)} → {sc.name}")
+            canvas.text(canvas.x(fired) + 3, lane["y"] + 12, _cue_label(sc), "cue")
 
 
-def _lora_lane(p: Pass, g: _Geometry, lane: dict[str, Any], names: list[str], shapes: dict[str, list[dict[str, Any]]], span: float) -> None:
-    values: list[float] = [0.0, 1.0]
+def _lora_lane(p: Pass, canvas: _Canvas, lane: dict[str, Any], names: list[str]) -> None:
+    """Each LoRA's runtime scale as a polyline through its sampled values, held between them."""
     series: dict[str, list[tuple[float, float]]] = {n: [] for n in names}
     for item in p.items:
         sc = item.occurrence.scene
         current = {n: _scale(sc.state_in, n) for n in names}
-        for n in names:
-            if current[n] is not None:
-                series[n].append((item.start, current[n]))
+        for n, value in current.items():
+            if value is not None:
+                series[n].append((item.start, value))
         for action in sc.actions:
             if action.offset <= 0:
                 continue
             for entry in action.message.get("lora_scales") or ():
-                n = entry["path"][len(LORA_PREFIX):]
+                n = entry["path"][len(LORA_PREFIX) :]
                 if n in series:
                     t = item.start + action.offset
-                    if current.get(n) is not None:
-                        series[n].append((t, current[n]))  # held until this sample
+                    held = current.get(n)
+                    if held is not None:
+                        series[n].append((t, held))
                     series[n].append((t, entry["scale"]))
                     current[n] = entry["scale"]
-        end = _item_end(item, span)
-        for n in names:
-            if current[n] is not None:
-                series[n].append((end, current[n]))
-    for pts in series.values():
-        values.extend(v for _, v in pts)
+        end = _item_end(item, canvas.span)
+        for n, value in current.items():
+            if value is not None:
+                series[n].append((end, value))
+    values = [0.0, 1.0] + [v for pts in series.values() for _, v in pts]
     low, high = min(values), max(values)
-    top, h = lane["y"] + 4, lane["h"] - 8
+    top, height = lane["y"] + 4, lane["h"] - 8
 
     def y(v: float) -> float:
-        return round(top + h - (v - low) / (high - low) * h, 1)
+        return round(top + height - (v - low) / (high - low) * height, 1)
 
     for k, (name, pts) in enumerate(series.items()):
         if pts:
             colour = _LORA_COLOURS[k % len(_LORA_COLOURS)]
-            shapes["polylines"].append({"points": " ".join(f"{g.x(t)},{y(v)}" for t, v in pts), "stroke": colour, "title": f"LoRA {name}"})
+            points = " ".join(f"{canvas.x(t)},{y(v)}" for t, v in pts)
+            canvas.shapes["polylines"].append({"points": points, "stroke": colour, "title": f"LoRA {name}"})
             label = f"{name} ({_num(low)}…{_num(high)})"
-            shapes["texts"].append({"x": g.x(span) - 6 - k * 110, "y": lane["y"] + 10, "text": label, "cls": "small end", "fill": colour})
+            canvas.text(canvas.x(canvas.span) - 6 - k * 110, lane["y"] + 10, label, "small end", colour)
 
 
 def _scale(state: State, name: str) -> float | None:
@@ -797,56 +846,61 @@ def _scale(state: State, name: str) -> float | None:
     return None
 
 
-def _vace_lane(p: Pass, g: _Geometry, lane: dict[str, Any], shapes: dict[str, list[dict[str, Any]]], span: float) -> None:
+def _vace_lane(p: Pass, canvas: _Canvas, lane: dict[str, Any]) -> None:
+    """Where refs are in force, and a dot wherever vace_ref_images is (re-)sent."""
     for item in p.items:
         sc = item.occurrence.scene
         refs = sc.state_in.vace_refs
         if refs:
-            end = _item_end(item, span)
-            shapes["rects"].append({"x": g.x(item.start), "y": lane["y"] + 3, "w": g.w(item.start, end), "h": lane["h"] - 6, "fill": "#c9b3e6", "title": f"VACE refs: {', '.join(refs)}"})
+            end = _item_end(item, canvas.span)
+            title = f"VACE refs: {', '.join(refs)}"
+            canvas.rect("rects", item.start, end, lane["y"] + 3, lane["h"] - 6, title, "#c9b3e6")
         for action in sc.actions:
             if "vace_ref_images" in action.message:
-                shapes["dots"].append({"cx": g.x(item.start + action.offset), "cy": lane["y"] + lane["h"] / 2, "title": f"{sc.name}: vace_ref_images sent ({action.label})"})
+                canvas.shapes["dots"].append(
+                    {
+                        "cx": canvas.x(item.start + action.offset),
+                        "cy": lane["y"] + lane["h"] / 2,
+                        "title": f"{sc.name}: vace_ref_images sent ({action.label})",
+                    }
+                )
 
 
-def _brackets(timeline: Timeline, p: Pass, g: _Geometry, y0: float, shapes: dict[str, list[dict[str, Any]]]) -> int:
+def _brackets(timeline: Timeline, p: Pass, canvas: _Canvas, y0: float) -> int:
+    """Loop brackets (sections, gotos, the show loop), stacked so they never overlap."""
+    first: dict[int, PassItem] = {}
+    last: dict[int, PassItem] = {}
+    for item in p.items:
+        first.setdefault(item.occurrence.scene.index, item)
+        last[item.occurrence.scene.index] = item
     spans: list[tuple[float, float, str]] = []
     for section in timeline.show.sections:
-        if section.repeat <= 1:
-            continue
-        first, last = timeline.scene(section.start).index, timeline.scene(section.end).index
-        inside = [i for i in p.items if first <= i.occurrence.scene.index <= last]
-        if inside:
-            spans.append((inside[0].start, max(_item_end(i, p.end) for i in inside), f"section {section.name} ×{section.repeat}"))
+        a, b = timeline.scene(section.start).index, timeline.scene(section.end).index
+        if section.repeat > 1 and a in first and b in last:
+            end = _item_end(last[b], p.end)
+            spans.append((first[a].start, end, f"section {section.name} ×{section.repeat}"))
     for scene in timeline.scenes:
-        if scene.goto is None or scene.closed_only:
+        if scene.goto is None or scene.closed_only or scene.index not in last:
             continue
         target, times = scene.goto
-        lo, hi = min(target, scene.index), max(target, scene.index)
-        jumps = [i for i in p.items if i.occurrence.scene.index == scene.index]
-        starts = [i for i in p.items if i.occurrence.scene.index == lo]
-        if jumps and starts:
+        lo = min(target, scene.index)
+        if lo in first:
             label = f"goto {timeline.scenes[target].name} " + ("forever" if times is None else f"×{times}")
-            spans.append((starts[0].start, _item_end(jumps[-1], p.end), label))
-        del hi
+            spans.append((first[lo].start, _item_end(last[scene.index], p.end), label))
     if p.cycle is not None and p.cycle_start is not None:
-        label = "show loop " + ("forever" if timeline.show.loop_count is None else f"×{timeline.show.loop_count}")
+        count = timeline.show.loop_count
+        label = "show loop " + ("forever" if count is None else f"×{count}")
         if p.cycle == "goto":
             label = "repeats forever"
         spans.append((p.cycle_start, p.end, f"↻ {label} (period {fmt_time(p.period)})"))
-    levels: list[float] = []  # end x of the last bracket per level
+    levels: list[float] = []  # where the last bracket of each level ends
     for start, end, label in sorted(spans):
-        level = next((k for k, last in enumerate(levels) if last <= start), len(levels))
+        level = next((k for k, taken in enumerate(levels) if taken <= start), len(levels))
         if level == len(levels):
             levels.append(end)
         else:
             levels[level] = end
         y = y0 + level * 18
-        shapes["brackets"].append({"x": g.x(start), "w": g.w(start, end), "y": y, "label": label})
+        bracket = {"x": canvas.x(start), "w": canvas.w(start, end), "y": y, "label": label}
+        canvas.shapes["brackets"].append(bracket)
     return max(1, len(levels))
-
-
-def _ticks(g: _Geometry, span: float, y: float) -> list[dict[str, Any]]:
-    step = next((s for s in _TICKS if s * g.scale >= 80), _TICKS[-1])
-    count = int(math.floor(span / step))
-    return [{"x": g.x(k * step), "y": y, "label": fmt_time(k * step)} for k in range(count + 1)]

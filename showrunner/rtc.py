@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -142,6 +143,8 @@ class RtcConnection:
         self.remote_sdp: str | None = None
         self.frames_received = 0
         self.last_frame_at: float | None = None
+        self._last_frame: Any = None
+        self._jpeg: tuple[Any, bytes] | None = None
         self._pc: RTCPeerConnection | None = None
         self._channel: RTCDataChannel | None = None
         self._recorder: MediaRecorder | None = None
@@ -240,6 +243,18 @@ class RtcConnection:
             detail = " ".join(str(exc).split()) or type(exc).__name__
             raise ScopeError(f"cannot record the video to {path}: {detail}") from exc
 
+    def latest_jpeg(self, quality: int = 70) -> bytes | None:
+        """The last received frame as JPEG (for a live preview); None before the first frame."""
+        frame = self._last_frame
+        if frame is None:
+            return None
+        if self._jpeg is not None and self._jpeg[0] is frame:
+            return self._jpeg[1]
+        buffer = io.BytesIO()
+        frame.to_image().save(buffer, format="JPEG", quality=quality)
+        self._jpeg = (frame, buffer.getvalue())
+        return self._jpeg[1]
+
     def send_text(self, text: str) -> float:
         """Write one text message to the data channel; return the unix time it was written."""
         channel = self._channel
@@ -321,10 +336,12 @@ class RtcConnection:
     async def _consume(self, track: MediaStreamTrack) -> None:
         while True:
             try:
-                await track.recv()
+                frame = await track.recv()
             except MediaStreamError:
                 log.info("remote video track ended after %d frames", self.frames_received)
                 return
             self.frames_received += 1
             self.last_frame_at = time.monotonic()
+            # Kept undecoded-to-JPEG: encoding happens only when a preview asks for it.
+            self._last_frame = frame
             self._first_frame.set()

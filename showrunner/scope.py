@@ -651,6 +651,10 @@ class ScopeSession:
             return self._rtc.last_frame_at
         return self._last_frame_before
 
+    def latest_jpeg(self) -> bytes | None:
+        """The newest received frame as JPEG, for the operator page's live preview."""
+        return self._rtc.latest_jpeg() if self._rtc is not None else None
+
     @property
     def session_id(self) -> str | None:
         """The server's id of the open session."""

@@ -26,7 +26,7 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
@@ -120,6 +120,13 @@ _RUNTIME_FIELDS = frozenset(
         "vace",
         "paused",
     }
+)
+_SAME_NAME_PARAMS = (
+    "noise_scale",
+    "noise_controller",
+    "manage_cache",
+    "kv_cache_attention_bias",
+    "vace_context_scale",
 )
 _PARAM_TARGETS = frozenset({"noise_scale", "vace_context_scale", "kv_cache_attention_bias"})
 
@@ -227,9 +234,9 @@ def _fmt(seconds: float) -> str:
 
 
 def _ordered(message: Mapping[str, Any]) -> Mapping[str, Any]:
-    """Messages in one key order, so equal states give byte-identical JSON."""
+    """Messages in one key order, so equal states give byte-identical JSON (keys of _MESSAGE_ORDER)."""
     if len(message) > 1:
-        message = {k: message[k] for k in sorted(message, key=lambda k: _RANK.get(k, len(_RANK)))}
+        message = {k: message[k] for k in sorted(message, key=_RANK.__getitem__)}
     return MappingProxyType(message)
 
 
@@ -447,21 +454,35 @@ class Curve:
 
     def value_at(self, offset: float) -> float:
         """The value `offset` seconds into the scene (the first segment starts from `start`)."""
-        times = self._times
-        j = bisect.bisect_right(times, offset)
-        if j == len(times):
-            return self.keyframes[-1].value
-        if j > 0 and times[j - 1] == offset:
-            return self.keyframes[j - 1].value
-        nxt = self.keyframes[j]
+        return self._value(bisect.bisect_right(self._times, offset), offset)
+
+    def samples(self, interval: float, count: int) -> list[float]:
+        """Values at 0, interval, 2*interval, ... (`count` of them), walking the segments once."""
+        times, last = self._times, len(self._times)
+        out: list[float] = []
+        j = 0
+        for n in range(count):
+            t = n * interval
+            while j < last and times[j] <= t:
+                j += 1
+            out.append(self._value(j, t))
+        return out
+
+    def _value(self, j: int, offset: float) -> float:
+        """Value at `offset`, where `j` is the first keyframe later than it (bisect_right)."""
+        frames = self.keyframes
+        if j == len(frames):
+            return frames[-1].value
+        if j > 0 and frames[j - 1].at == offset:
+            return frames[j - 1].value
+        nxt = frames[j]
         if j == 0:
             if self.start is None:
                 return nxt.value
             t0, v0 = 0.0, self.start
         else:
-            t0, v0 = times[j - 1], self.keyframes[j - 1].value
-        u = (offset - t0) / (nxt.at - t0)
-        return v0 + (nxt.value - v0) * ease(nxt.ease, u)
+            t0, v0 = frames[j - 1].at, frames[j - 1].value
+        return v0 + (nxt.value - v0) * ease(nxt.ease, (offset - t0) / (nxt.at - t0))
 
 
 @dataclass(frozen=True)
@@ -474,8 +495,8 @@ class CompiledScene:
     pre_wait: float
     at: float | None  # start from its part's origin (timed scenes, pre_wait included); None for cues
     duration: float | None  # as written; None = lasts until the next scene starts, or holds
-    actions: tuple[Action, ...]
-    state_in: State  # right after the entry actions
+    entry: Action | None  # the first action at offset 0 (None when entering changes nothing)
+    state_in: State  # right after the entry action
     chunk_interval: float  # frames_per_chunk / fps of the main pipeline
     reconnect: bool  # the entry reloads + reconnects (vs the previous scene in file order)
     warnings: tuple[str, ...]
@@ -490,6 +511,22 @@ class CompiledScene:
     curves: tuple[Curve, ...]
     switch_estimate: float  # seconds without output at the entry (0 without a reconnect)
     sections: tuple[str, ...] = ()  # names of the sections that contain the scene
+    _later: Any = field(default=None, repr=False, compare=False)  # makes the later actions
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        """The entry, then travel steps and keyframe samples, sorted by offset.
+
+        Messages after the entry (one per chunk of every keyframed stretch) are made on first
+        use: compiling stays cheap for a report, and they only depend on this scene.
+        """
+        cached: tuple[Action, ...] | None = self.__dict__.get("_actions")
+        if cached is None:
+            later: tuple[Action, ...] = self._later() if self._later is not None else ()
+            cached = ((self.entry,) if self.entry is not None else ()) + later
+            self.__dict__["_actions"] = cached  # frozen: cache outside the fields
+            self.__dict__["_later"] = None  # free what made them
+        return cached
 
     @property
     def length(self) -> float | None:
@@ -515,7 +552,8 @@ class CompiledScene:
             state = _apply(state, action.message)
             tr = action.message.get("transition")
             if tr is not None and tr["num_steps"] > 0:
-                last = (action.offset, TransitionState(before, state.prompts, tr["num_steps"], tr["temporal_interpolation_method"], 0.0))
+                method = tr["temporal_interpolation_method"]
+                last = (action.offset, TransitionState(before, state.prompts, tr["num_steps"], method, 0.0))
             elif tr is not None:
                 last = None
         for curve in self.curves:
@@ -640,7 +678,7 @@ class Timeline:
         source: str | None,
         scenes: tuple[CompiledScene, ...],
         warnings: tuple[str, ...],
-        sections: Mapping[int, tuple[Section, ...]],
+        sections: Mapping[int, tuple[tuple[Section, int], ...]],
     ) -> None:
         self.show = show
         self.source = source
@@ -651,7 +689,7 @@ class Timeline:
         self._names = {s.name: s.index for s in reversed(scenes)}
         self._flow = [s.index for s in scenes if not s.closed_only]
         self._next = {a: b for a, b in zip(self._flow, self._flow[1:], strict=False)}
-        self._section_ends = sections
+        self._section_ends = sections  # last scene -> (section, first scene), innermost first
         self._repeats = {sec.name: sec.repeat for sec in show.sections}
         self._frozen = True
 
@@ -954,12 +992,14 @@ class _Written(NamedTuple):
     refs: tuple[str, ...]
 
 
-@dataclass
 class _Slot:
-    """What happens at one chunk slot of a scene."""
+    """What happens at one chunk slot of a scene: a travel stop, keyframe values."""
 
-    travel: tuple[int, Any] | None = None
-    values: dict[str, float] = field(default_factory=dict)
+    __slots__ = ("travel", "values")
+
+    def __init__(self) -> None:
+        self.travel: tuple[int, Any] | None = None
+        self.values: dict[str, float] = {}
 
 
 @dataclass
@@ -976,7 +1016,7 @@ def _runtime_params(values: Any) -> dict[str, Any]:
     steps = getattr(values, "denoising_steps", None)
     if steps is not None:
         out["denoising_step_list"] = list(steps)
-    for key in ("noise_scale", "noise_controller", "manage_cache", "kv_cache_attention_bias", "vace_context_scale"):
+    for key in _SAME_NAME_PARAMS:
         value = getattr(values, key, None)
         if value is not None:
             out[key] = value
@@ -993,6 +1033,91 @@ def _runtime_params(values: Any) -> dict[str, Any]:
     return out
 
 
+class _Plan:
+    """A scene's time cut into chunk slots: travel stops and keyframe samples per slot."""
+
+    __slots__ = ("scene", "curves", "interval", "max_slot")
+
+    def __init__(self, scene: Scene, curves: tuple[Curve, ...], interval: float, max_slot: int | None):
+        self.scene = scene
+        self.curves = curves
+        self.interval = interval
+        self.max_slot = max_slot  # the last slot before the scene's end (None: open end)
+
+    @property
+    def has_later(self) -> bool:
+        return bool(self.curves) or any(self.slot(step.at) > 0 for step in self.scene.travel)
+
+    def slot(self, offset: float) -> int:
+        """The chunk slot nearest to `offset` (inside the scene)."""
+        n = math.floor(offset / self.interval + 0.5 + _EPS)
+        return min(n, self.max_slot) if self.max_slot is not None else n
+
+    def _last(self, curve: Curve) -> int:
+        return self.slot(curve.end)
+
+    def values(self, curve: Curve) -> list[float]:
+        """The curve's value at slots 0..its last, rounded to 4 decimals. A keyframe value lands
+        exactly on its nearest slot (the later keyframe wins a shared slot, the last keyframe the
+        last slot); between them the curve is sampled."""
+        last = self._last(curve)
+        values = curve.samples(self.interval, last + 1)
+        for frame in curve.keyframes:
+            values[self.slot(frame.at)] = frame.value
+        values[last] = curve.keyframes[-1].value
+        return [round(v, 4) for v in values]
+
+    def slots(self) -> dict[int, _Slot]:
+        """Travel stops and keyframe values by slot."""
+        table: dict[int, _Slot] = {}
+        for k, step in enumerate(self.scene.travel, 1):
+            table.setdefault(self.slot(step.at), _Slot()).travel = (k, step)
+        for curve in self.curves:
+            target = curve.target
+            for n, value in enumerate(self.values(curve)):
+                entry = table.get(n)
+                if entry is None:
+                    entry = table[n] = _Slot()
+                entry.values[target] = value
+        return table
+
+    def zero(self) -> _Slot | None:
+        """Slot 0 alone (merged into the entry), by the same rules as `slots`."""
+        travel = [(k, step) for k, step in enumerate(self.scene.travel, 1) if self.slot(step.at) == 0]
+        if not travel and not self.curves:
+            return None
+        zero = _Slot()
+        if travel:
+            zero.travel = travel[-1]
+        for curve in self.curves:
+            value = curve.value_at(0.0)
+            for frame in curve.keyframes:
+                if self.slot(frame.at) == 0:
+                    value = frame.value
+            if self._last(curve) == 0:
+                value = curve.keyframes[-1].value
+            zero.values[curve.target] = round(value, 4)
+        return zero
+
+    def final_state(self, state_in: State, fade: tuple[int, int | None] | None) -> State:
+        """The wire state once every later action has been sent (without making them)."""
+        state = state_in
+        if not self.curves and not self.scene.travel:
+            return _with(state, transition=None) if state.transition is not None else state
+        travel = [(self.slot(step.at), k, step) for k, step in enumerate(self.scene.travel, 1)]
+        last_travel = max((n for n, _, _ in travel), default=0)
+        if last_travel > 0:  # the last stop's prompts; weights keyframed up to it or later apply
+            step = [step for n, _, step in travel if n == last_travel][-1]
+            state = _with(state, prompts=tuple(Prompt(p.text, p.weight) for p in step.prompts))
+        for curve in self.curves:
+            if curve.target.startswith("prompt.") and self._last(curve) < last_travel:
+                continue
+            state = _set_target(state, curve.target, round(curve.keyframes[-1].value, 4))
+        if fade is not None:
+            state = _set_param(state, "manage_cache", fade[1] is not None)
+        return _with(state, transition=None) if state.transition is not None else state
+
+
 class _Compiler:
     def __init__(self, show: Show, source: str | None) -> None:
         self.show = show
@@ -1005,7 +1130,9 @@ class _Compiler:
         self.closed = self._ref(closed, "hours.closed") if closed is not None else None
         self.flow = [i for i in range(len(show.scenes)) if i != self.closed]
         if not self.flow:
-            raise self._error("the closed-hours scene is the only scene; add one to play while open", "hours.closed")
+            raise self._error(
+                "the closed-hours scene is the only scene; add one to play while open", "hours.closed"
+            )
         d = show.defaults
         self.sinks: Mapping[str, Any] = MappingProxyType(
             {k: v.model_dump(exclude_none=True) for k, v in d.output_sinks.items()}
@@ -1013,7 +1140,7 @@ class _Compiler:
         self.source_input = (
             MappingProxyType(d.input_source.model_dump(exclude_none=True)) if d.input_source else None
         )
-        self.show_warnings: list[str] = []
+        self.cues = [scene.cue_name for scene in show.scenes]
         self._chunk_cache: dict[tuple[str, ...], tuple[str, float, float, bool]] = {}
 
     def _error(self, message: str, key_path: str) -> ShowError:
@@ -1031,7 +1158,7 @@ class _Compiler:
         sections = self._sections(timing)
         self._check_jumps(timing)
         scenes = self._scenes(timing, sections)
-        warnings = list(self.show_warnings)
+        warnings: list[str] = []
         for sc in scenes:
             if sc.warnings:
                 warnings.extend(f"{sc.name}: {w}" for w in sc.warnings)
@@ -1059,12 +1186,12 @@ class _Compiler:
         prev: int | None = None
         for pos, i in enumerate(self.flow):
             s = scenes[i]
-            if s.cue_name is not None and pos:
+            if self.cues[i] is not None and pos:
                 part_no += 1
             part[i] = part_no
             start = self._start(i, s, prev, t, part)
             t.start[i] = start
-            if prev is not None and s.cue_name is None and (s.at is not None or s.after is not None):
+            if prev is not None and self.cues[i] is None and (s.at is not None or s.after is not None):
                 if scenes[prev].duration is None:
                     t.end[prev] = start
                 elif (t.end[prev] or 0.0) > start + _EPS:
@@ -1083,8 +1210,9 @@ class _Compiler:
 
     def _start(self, i: int, s: Scene, prev: int | None, t: _Timing, part: list[int]) -> float:
         scenes = self.show.scenes
-        if s.cue_name is not None:
-            t.trigger[i] = "GO" if s.cue_name == "go" else f"cue {s.cue_name}"
+        cue = self.cues[i]
+        if cue is not None:
+            t.trigger[i] = "GO" if cue == "go" else f"cue {cue}"
             return s.pre_wait
         if s.at is not None:
             t.trigger[i] = f"at {_fmt(s.at)}"
@@ -1133,7 +1261,8 @@ class _Compiler:
             first = self._ref(section.start, f"sections[{k}].start")
             last = self._ref(section.end, f"sections[{k}].end")
             if first > last:
-                raise self._error(f"scene {section.end!r} comes before {section.start!r}", f"sections[{k}].end")
+                message = f"scene {section.end!r} comes before {section.start!r}"
+                raise self._error(message, f"sections[{k}].end")
             if self.closed is not None and first <= self.closed <= last:
                 raise self._error("a section cannot contain the closed-hours scene", f"sections[{k}]")
             if section.repeat > 1 and t.end[last] is None:
@@ -1210,7 +1339,9 @@ class _Compiler:
         chain = tuple(s.pipeline) if s.pipeline else prev.chain
         load = prev.load
         if s.load is not None:
-            update = {k: getattr(s.load, k) for k in LoadParams.model_fields if getattr(s.load, k) is not None}
+            update = {
+                k: getattr(s.load, k) for k in LoadParams.model_fields if getattr(s.load, k) is not None
+            }
             if update:
                 load = prev.load.model_copy(update=update)
         prompts = prev.prompts
@@ -1290,7 +1421,7 @@ class _Compiler:
         max_slot = max(0, math.ceil(length / ci - _EPS) - 1) if length is not None else None
 
         curves = self._curves(s, w, load_params, warnings)
-        slots = self._slots(s, curves, ci, max_slot)
+        plan = _Plan(s, curves, ci, max_slot)
         base = _build(
             State,
             chain=w.chain,
@@ -1305,7 +1436,7 @@ class _Compiler:
             input_source=self.source_input,
         )
         spec = s.transition if s.transition is not None else self.show.defaults.transition
-        entry, spec = self._entry_state(base, slots.get(0), spec)
+        entry, spec = self._entry_state(base, plan.zero(), spec)
         session = wire is None or not _same_session(wire, entry)
         if s.prompts is not None and not s.prompts:
             warnings.append("`prompts` is empty: the previous prompts stay (Scope cannot take none)")
@@ -1313,25 +1444,26 @@ class _Compiler:
             warnings.append("no prompts yet: Scope starts from its own default prompt")
         self._lora_warnings(s, entry, curves, warnings)
 
-        fade = self._fade(curves, slots, entry, wire, session, max_slot, ci, warnings) if curves else None
+        fade = self._fade(plan, entry, wire, session, warnings) if curves else None
         if fade is not None and fade[0] == 0:
             entry = _set_param(entry, "manage_cache", False)
-        actions: list[Action] = []
+        entry_action: Action | None = None
         if session:
             message = entry.initial_parameters()
             for key, ref in (("first_frame_image", s.first_frame), ("last_frame_image", s.last_frame)):
                 if ref is not None:
                     message[key] = ASSET_PREFIX + ref
-            actions.append(Action(0.0, "session", MappingProxyType(message), _session_label(wire, entry)))
+            entry_action = Action(0.0, "session", MappingProxyType(message), _session_label(wire, entry))
             state_in = entry
         else:
             assert wire is not None
             message, state_in = self._entry_message(s, wire, entry, spec, info, ci, warnings)
             if message:
-                actions.append(Action(0.0, "send", message, "enter"))
-        state_out = self._later(s, slots, state_in, spec, info, ci, fade, actions, curves) if slots else state_in
-        if fade is not None and fade[1] is None:
-            state_out = _set_param(state_out, "manage_cache", False)
+                entry_action = Action(0.0, "send", message, "enter")
+        state_out = plan.final_state(state_in, fade)
+        later = None
+        if plan.has_later:
+            later = partial(self._later, plan, state_in, spec, info, fade)
 
         after = _Written(
             chain=w.chain,
@@ -1350,11 +1482,11 @@ class _Compiler:
             CompiledScene,
             index=i,
             name=s.name,
-            cue=s.cue_name,
+            cue=self.cues[i],
             pre_wait=s.pre_wait,
-            at=None if s.cue_name is not None or i == self.closed else start,
+            at=None if self.cues[i] is not None or i == self.closed else start,
             duration=s.duration,
-            actions=tuple(actions),
+            entry=entry_action,
             state_in=state_in,
             chunk_interval=ci,
             reconnect=session,
@@ -1369,6 +1501,7 @@ class _Compiler:
             curves=curves,
             switch_estimate=switch,
             sections=sections,
+            _later=later,
         )
         return compiled, after, compiled.state_out
 
@@ -1402,37 +1535,9 @@ class _Compiler:
             out.append(Curve(target, start, ordered))
         return tuple(out)
 
-    @staticmethod
-    def _slots(s: Scene, curves: tuple[Curve, ...], ci: float, max_slot: int | None) -> dict[int, _Slot]:
-        """Events by chunk slot: scene time is cut into chunk intervals, one message per slot."""
-        if not curves and not s.travel:
-            return {}
-
-        def slot(offset: float) -> int:
-            n = math.floor(offset / ci + 0.5 + _EPS)
-            return min(n, max_slot) if max_slot is not None else n
-
-        slots: dict[int, _Slot] = {}
-        for k, step in enumerate(s.travel, 1):
-            slots.setdefault(slot(step.at), _Slot()).travel = (k, step)
-        for curve in curves:
-            last = slot(curve.end)
-            exact: dict[int, float] = {}
-            for frame in curve.keyframes:
-                exact[slot(frame.at)] = frame.value
-            exact[last] = curve.keyframes[-1].value
-            value_at, target = curve.value_at, curve.target
-            for n in range(last + 1):
-                value = exact.get(n)
-                if value is None:
-                    value = value_at(n * ci)
-                entry = slots.get(n)
-                if entry is None:
-                    entry = slots[n] = _Slot()
-                entry.values[target] = round(value, 4)
-        return slots
-
-    def _entry_state(self, base: State, slot: _Slot | None, spec: Transition | None) -> tuple[State, Transition | None]:
+    def _entry_state(
+        self, base: State, slot: _Slot | None, spec: Transition | None
+    ) -> tuple[State, Transition | None]:
         """The written state with what happens at slot 0 (travel at 0, keyframe values at 0)."""
         state = base
         if slot is None:
@@ -1464,29 +1569,24 @@ class _Compiler:
 
     @staticmethod
     def _fade(
-        curves: tuple[Curve, ...],
-        slots: dict[int, _Slot],
-        entry: State,
-        wire: State | None,
-        session: bool,
-        max_slot: int | None,
-        ci: float,
-        warnings: list[str],
+        plan: _Plan, entry: State, wire: State | None, session: bool, warnings: list[str]
     ) -> tuple[int, int | None] | None:
         """(first slot, restore slot or None) of a LoRA fade that turns manage_cache off.
 
         Every lora_scales message resets the cache while manage_cache is on (contract §4.3), so
         a sampled fade would stutter; it runs with manage_cache off and restores it after.
         """
-        targets = [c.target for c in curves if c.target.startswith("lora.")]
-        if not targets or entry.params.get("manage_cache") is not True:
+        lora_curves = [c for c in plan.curves if c.target.startswith("lora.")]
+        if not lora_curves or entry.params.get("manage_cache") is not True:
             return None
-        emitted: list[int] = []
-        current = {t: (_lora_now(wire, t[5:]) if wire is not None else None) for t in targets}
-        for n in sorted(slots):
-            values = slots[n].values
-            changed = any(t in values and values[t] != current[t] for t in targets)
-            current.update((t, values[t]) for t in targets if t in values)
+        series = [(plan.values(c), _lora_now(wire, c.target[5:]) if wire else None) for c in lora_curves]
+        ci, max_slot = plan.interval, plan.max_slot
+        emitted: list[int] = []  # slots that send lora_scales (a session entry sends none)
+        for n in range(max(len(values) for values, _ in series)):
+            changed = any(
+                n < len(values) and values[n] != (values[n - 1] if n else before)
+                for values, before in series
+            )
             if changed and not (n == 0 and session):
                 emitted.append(n)
         if not emitted:
@@ -1496,7 +1596,9 @@ class _Compiler:
         if max_slot is not None and last + 1 > max_slot:
             restore = None
         lo, hi = _fmt(first * ci), _fmt(last * ci)
-        tail = "the next scene turns it back on" if restore is None else f"restored at {_fmt((last + 1) * ci)}"
+        tail = f"restored at {_fmt((last + 1) * ci)}"
+        if restore is None:
+            tail = "the next scene turns it back on"
         warnings.append(
             f"LoRA fade {lo}-{hi} runs with manage_cache off ({tail}): every lora_scales message "
             "resets the cache while it is on (contract §4.3)"
@@ -1548,31 +1650,29 @@ class _Compiler:
                 warnings.append("changing LoRA scales with manage_cache on resets the cache (a visible cut)")
         state_in = entry
         if "transition" in msg and steps > 0:
-            state_in = _with(entry, transition=TransitionState(wire.prompts, entry.prompts, steps, method, 0.0))
+            moving = TransitionState(wire.prompts, entry.prompts, steps, method, 0.0)
+            state_in = _with(entry, transition=moving)
         return (_ordered(msg) if msg else _EMPTY), state_in
 
+    @staticmethod
     def _later(
-        self,
-        s: Scene,
-        slots: dict[int, _Slot],
+        plan: _Plan,
         state: State,
         spec: Transition | None,
         info: pipelines.PipelineInfo | None,
-        ci: float,
         fade: tuple[int, int | None] | None,
-        actions: list[Action],
-        curves: tuple[Curve, ...],
-    ) -> State:
-        """Travel steps and keyframe samples after the entry; returns the state at the end.
+    ) -> tuple[Action, ...]:
+        """Travel steps and keyframe samples after the entry, one message per chunk slot.
 
-        Simulates the wire with plain values (one State at the end): scenes with long keyframe
-        ranges send a message per chunk, and a State per message would dominate compile time.
+        Simulates the wire with plain values; `_Plan.final_state` gives the same end state
+        without the simulation (a test holds the two together).
         """
+        slots = plan.slots()
+        ci, curves = plan.interval, plan.curves
+        actions: list[Action] = []
         order = [n for n in slots if n > 0]
         if fade is not None and fade[1] is not None and fade[1] not in slots:
             order.append(fade[1])
-        if not order:
-            return state
         order.sort()
         tr_slot, tr_steps = 0, state.transition.steps if state.transition else 0
         method = state.transition.method if state.transition else _steps(spec, info, ci)[1]
@@ -1636,14 +1736,7 @@ class _Compiler:
             if msg:
                 label = labels[0] if len(labels) == 1 else " + ".join(labels)
                 actions.append(Action(n * ci, "send", _ordered(msg), label))
-        changes: dict[str, Any] = {}
-        if prompts is not state.prompts:
-            changes["prompts"] = prompts
-        if params:
-            changes["params"] = _merge_params(state.params, params)
-        if loras:
-            changes["lora_scales"] = MappingProxyType({**state.lora_scales, **loras})
-        return _with(state, **changes) if changes else state
+        return tuple(actions)
 
 
 def _weighted(prompts: tuple[Prompt, ...], values: Mapping[str, float]) -> tuple[Prompt, ...]:

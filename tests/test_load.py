@@ -612,6 +612,17 @@ MESSAGES = {
         "      paused: 3\n",
         ["show.yaml:6:15: scenes[0].paused: expected true or false (got 3) (each item='a')"],
     ),
+    "shorthand-types": (
+        "title: t\ndefaults:\n  pipeline: 0\nassets:\n  images:\n    a: 5\nscenes:\n  - name: a\n"
+        "    prompts: 5\n    after: 3\n    transition: [1]\n",
+        ["show.yaml:3:13: defaults.pipeline: expected a pipeline id or a list of pipeline ids "
+         "(got 0)",
+         "show.yaml:6:8: assets.images.a: expected a file path or {file | server_path} (got 5)",
+         "show.yaml:9:14: scenes[0].prompts: expected a prompt (text) or a list of prompts (got 5)",
+         "show.yaml:10:12: scenes[0].after: expected a scene name or {scene, offset} (got 3)",
+         "show.yaml:11:17: scenes[0].transition: expected 'cut', a duration or {duration | steps, "
+         "method} (got a list)"],
+    ),
     "keyframe-nan": (
         "title: t\nscenes:\n  - name: a\n    keyframes:\n      noise_scale:\n"
         "        - {at: 0, value: .nan}\n",

@@ -365,9 +365,8 @@ async def test_restart_in_a_cue_part_waits_at_its_last_fired_cue(
         player = Player(timeline, session, clock=clock, start=StartPoint(resume=saved),
                         watchdog_period=3600)
         async with playing(player):
-            await until(lambda: len(offers(sim_thread)) > before)
+            await until(lambda: player.status()["scene"] == "four")
             assert prompts_of(offers(sim_thread)[before]) == ["look four"]
-            assert player.status()["scene"] == "four"
 
 
 @pytest.mark.anyio
@@ -387,8 +386,12 @@ async def test_hold_stops_progression_and_panic_freezes(sim_thread: Simulator) -
             assert player.status()["mode"] == "panic"
             player.resume()
             await until(lambda: {"paused": False} in data(sim_thread))
-            assert player.status()["mode"] == "playing"
-            await clock.advance(61)  # the hold did not count: "two" starts 60 s after resuming
+            status = player.status()
+            assert (status["mode"], status["scene"]) == ("playing", "one")
+            assert status["position"] == pytest.approx(0.0)  # the hold did not count
+            await clock.advance(59)
+            assert player.status()["scene"] == "one"
+            await clock.advance(2)
             await until(lambda: player.status()["scene"] == "two")
 
 
@@ -421,3 +424,68 @@ async def test_seek_opens_with_the_full_state_at_that_point(sim_thread: Simulato
             assert data(sim_thread) == []
             await clock.advance(48)
             await until(lambda: player.status()["scene"] == "three")
+
+
+LOOPS = """
+title: loops
+defaults: {pipeline: controller-viz, noise_scale: 0.1}
+loop: 2
+end: stop
+sections: [{name: chorus, start: b, end: c, repeat: 2}]
+scenes:
+  - {name: a, prompts: look a, duration: 10, noise_scale: 0.5}
+  - {name: b, prompts: look b, duration: 10}
+  - {name: c, prompts: look c, duration: 10}
+  - {name: d, prompts: look d, duration: 10}
+"""
+
+
+@pytest.mark.anyio
+async def test_sections_and_show_loops_follow_the_schedule_with_full_state(
+    sim_thread: Simulator, tmp_path: Path, journal: Journal
+) -> None:
+    """Repeats and loop restarts come from `Timeline.schedule()`; each jump sends the target's
+    tracked state (noise_scale 0.5 from scene a), not the file-order difference."""
+    timeline = compile_show(LOOPS)
+    clock = FakeClock()
+    async with session_for(sim_thread) as session:
+        player = Player(timeline, session, clock=clock, journal=journal, watchdog_period=3600)
+        run = asyncio.create_task(player.run())
+        await until(lambda: player.status()["scene"] == "a")
+        for _ in range(12):
+            await clock.advance(10)
+            await asyncio.sleep(0.05)  # let each scene's message reach the simulator
+        assert await asyncio.wait_for(run, 10) == 0
+    records = read_journal(tmp_path / "j.jsonl")
+    scenes = [r for r in records if r["kind"] == "scene"]
+    assert [r["scene"] for r in scenes] == list("abcbcd" * 2)
+    origin = scenes[0]["planned_at"]
+    assert [round(r["planned_at"] - origin, 6) for r in scenes] == [10.0 * i for i in range(12)]
+    assert [r["how"] for r in scenes][:7] == ["start", "next", "next", "section", "next", "next",
+                                              "loop"]
+    sent = data(sim_thread)
+    repeat_b = [m for m in sent if prompts_of(m) == ["look b"]]
+    assert repeat_b[0] == {"transition": repeat_b[0]["transition"]}  # the file-order entry
+    assert repeat_b[1]["noise_scale"] == 0.5 and repeat_b[1]["transition"]["num_steps"] >= 0
+    restart_a = [m for m in sent if prompts_of(m) == ["look a"]]
+    assert restart_a and restart_a[0]["noise_scale"] == 0.5
+
+
+@pytest.mark.anyio
+async def test_watchdog_reconnects_a_dropped_data_channel(
+    sim_thread: Simulator, journal: Journal, tmp_path: Path
+) -> None:
+    """A closed data channel (§3.1) is found by the watchdog and the session is rebuilt with
+    the current state; nobody has to press anything."""
+    timeline = compile_show(RESUME)
+    async with session_for(sim_thread) as session:
+        player = Player(timeline, session, journal=journal, watchdog_period=0.2)
+        async with playing(player):
+            await until(lambda: player.status()["connection"] == "connected")
+            await sim_thread.drop_data_channel()
+            await until(lambda: len(offers(sim_thread)) == 2, 10)
+            await until(lambda: player.status()["connection"] == "connected")
+            assert prompts_of(offers(sim_thread)[1]) == ["look one"]
+    records = read_journal(tmp_path / "j.jsonl")
+    assert any(r["kind"] == "watchdog" and r["label"] == "data channel closed" for r in records)
+    assert any(r["kind"] == "reconnect" and r["label"] == "ok" for r in records)

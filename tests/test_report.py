@@ -52,11 +52,24 @@ def timeline() -> Timeline:
                 "transition": "3s",
                 "duration": "8 bars",
                 "vace": {"refs": ["face"]},
-                "keyframes": {"lora.style": [{"at": 0, "value": 0}, {"at": 4, "value": 1, "ease": "ease-in"}]},
+                "keyframes": {
+                    "lora.style": [{"at": 0, "value": 0}, {"at": 4, "value": 1, "ease": "ease-in"}]
+                },
                 "travel": [{"at": 8, "prompts": "city lights"}],
             },
-            {"name": "drop", "cue": True, "pipeline": "krea-realtime-video", "prompts": "explosion", "duration": 5},
-            {"name": "after", "after": {"scene": "drop", "offset": 4}, "prompts": "<calm> & quiet", "duration": 10},
+            {
+                "name": "drop",
+                "cue": True,
+                "pipeline": "krea-realtime-video",
+                "prompts": "explosion",
+                "duration": 5,
+            },
+            {
+                "name": "after",
+                "after": {"scene": "drop", "offset": 4},
+                "prompts": "<calm> & quiet",
+                "duration": 10,
+            },
         ],
         bpm=120,
         defaults={"manage_cache": True, "load": {"loras": [{"lora": "style", "merge_mode": "runtime_peft"}]}},

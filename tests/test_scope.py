@@ -7,6 +7,7 @@ through the simulator's fault knobs (or, in ``test_scope_rest.py``, httpx.MockTr
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
 import statistics
 import time
@@ -238,6 +239,22 @@ async def test_frames_arrive_on_a_receive_only_session(client: ScopeClient, sim:
         assert time.monotonic() - session.last_frame_at < 0.5
         assert await session.liveness() is None
         assert sim.sessions[session.session_id].frames_sent >= session.frames_received  # type: ignore[index]
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_latest_frame_is_available_as_jpeg(client: ScopeClient, sim: Simulator) -> None:
+    """The operator preview shows the frames the runner receives (contract §4.1)."""
+    async with ScopeSession(client) as session:
+        assert session.latest_jpeg() is None
+        await session.open(["controller-viz"], SMALL, FIRST_SCENE)
+        await session.wait_first_frame()
+        jpeg = session.latest_jpeg()
+        assert jpeg is not None and jpeg[:2] == b"\xff\xd8"
+        from PIL import Image
+
+        with Image.open(io.BytesIO(jpeg)) as image:
+            assert image.size == (SMALL["width"], SMALL["height"])
 
 
 @pytest.mark.webrtc

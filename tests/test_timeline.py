@@ -223,7 +223,12 @@ def test_entry_message_is_a_transition_with_steps_from_seconds() -> None:
     timeline = make(
         [
             {"name": "a", "prompts": "one", "duration": 5},
-            {"name": "b", "prompts": ["two", {"text": "three", "weight": 0.5}], "transition": "3s", "duration": 5},
+            {
+                "name": "b",
+                "prompts": ["two", {"text": "three", "weight": 0.5}],
+                "transition": "3s",
+                "duration": 5,
+            },
             {"name": "c", "prompts": "four", "transition": "cut", "duration": 5},
             {"name": "d", "prompts": "five", "transition": {"steps": 7, "method": "linear"}, "duration": 5},
         ]
@@ -477,7 +482,11 @@ def test_at_most_one_send_per_chunk_interval() -> None:
                 "name": "b",
                 "prompts": "two",
                 "duration": 12,
-                "travel": [{"at": 1.6, "prompts": "three"}, {"at": 1.8, "prompts": "four"}, {"at": 6, "prompts": "five"}],
+                "travel": [
+                    {"at": 1.6, "prompts": "three"},
+                    {"at": 1.8, "prompts": "four"},
+                    {"at": 6, "prompts": "five"},
+                ],
                 "keyframes": {
                     "noise_scale": [{"at": 0, "value": 0.1}, {"at": 8, "value": 0.9, "ease": "ease-in-out"}],
                     "kv_cache_attention_bias": [{"at": 1, "value": 0.2}, {"at": 4, "value": 0.9}],
@@ -638,7 +647,15 @@ def test_state_mid_keyframe_follows_the_ease(kind: str, at_quarter: float, at_ha
 
 def test_first_keyframe_after_zero_starts_from_the_tracked_value() -> None:
     timeline = make(
-        [{"name": "a", "prompts": "x", "duration": 10, "noise_scale": 0.2, "keyframes": {"noise_scale": [{"at": 4, "value": 0.6}]}}]
+        [
+            {
+                "name": "a",
+                "prompts": "x",
+                "duration": 10,
+                "noise_scale": 0.2,
+                "keyframes": {"noise_scale": [{"at": 4, "value": 0.6}]},
+            }
+        ]
     )
     assert timeline.state_at_scene("a", 2).params["noise_scale"] == pytest.approx(0.4)
 
@@ -647,7 +664,13 @@ def test_state_mid_transition_has_its_progress() -> None:
     timeline = make(
         [
             {"name": "a", "prompts": "one", "duration": 10},
-            {"name": "b", "prompts": "two", "transition": "3s", "duration": 10, "travel": [{"at": 6, "prompts": "three", "transition": "1.5s"}]},
+            {
+                "name": "b",
+                "prompts": "two",
+                "transition": "3s",
+                "duration": 10,
+                "travel": [{"at": 6, "prompts": "three", "transition": "1.5s"}],
+            },
         ]
     )
     state = timeline.state_at(11.5)  # 1.5 s into b's 4-step (3 s) transition

@@ -1,0 +1,135 @@
+"""The operator terminal: the status line, single keys in cbreak mode, plain lines otherwise."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import termios
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from showrunner.errors import CueError
+from showrunner.terminal import KEYS, Terminal, render_status
+
+
+class Controls:
+    """Stands in for the player behind the keyboard: records the commands it receives."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.mode = "playing"
+        self.listeners: list[Callable[[dict[str, Any]], object]] = []
+
+    def go(self) -> None:
+        self.calls.append("go")
+
+    def back(self) -> None:
+        self.calls.append("back")
+        raise CueError("there is no previous scene to go back to")
+
+    def panic(self) -> None:
+        self.calls.append("panic")
+        self.mode = "panic"
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+        self.mode = "playing"
+
+    def quit(self) -> None:
+        self.calls.append("quit")
+
+    def status(self) -> dict[str, Any]:
+        return {"scene": "intro", "next": "storm", "countdown": 3.25, "mode": self.mode,
+                "connection": "connected", "errors": []}
+
+    def subscribe(self, callback: Callable[[dict[str, Any]], object]) -> Callable[[], None]:
+        self.listeners.append(callback)
+        return lambda: self.listeners.remove(callback)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        ({"scene": "intro", "next": "storm", "countdown": 3.25, "mode": "playing",
+          "connection": "connected"}, "> intro | next storm in 3.2s | Scope connected"),
+        ({"scene": "intro", "next": "storm", "waiting_for": "go", "mode": "waiting",
+          "connection": "connected"}, "|| intro | waiting for GO: storm | Scope connected"),
+        ({"scene": "a", "next": "b", "waiting_for": "drop", "mode": "waiting",
+          "connection": "reconnecting"}, "|| a | waiting for cue drop: b | Scope reconnecting"),
+        ({"scene": "a", "mode": "panic", "connection": "connected", "errors": ["x", "boom"]},
+         "!! a | PANIC (frozen) | Scope connected | ! boom"),
+        ({"scene": "last", "mode": "ended", "connection": "connected"},
+         "# last | end (holding) | Scope connected"),
+    ],
+    ids=["countdown", "go", "named-cue", "panic-error", "ended"],
+)
+def test_render_status(status: dict[str, Any], expected: str) -> None:
+    assert render_status(status) == expected
+
+
+def test_render_status_fits_the_width() -> None:
+    line = render_status({"scene": "x" * 200, "mode": "playing", "connection": "connected"}, 40)
+    assert len(line) == 40 and line.endswith("…")
+
+
+def test_keys() -> None:
+    controls = Controls()
+    terminal = Terminal(controls, tty=False, stdout=io.StringIO())
+    assert [terminal.press(k) for k in (" ", "\r", "B", "p", "p", "q", "x")] == [
+        "go", "go", "back", "panic", "resume", "quit", None,
+    ]
+    assert controls.calls == ["go", "go", "back", "panic", "resume", "quit"]
+    assert KEYS["b"] == "back"
+
+
+def test_a_refused_command_shows_why() -> None:
+    terminal = Terminal(Controls(), tty=False, stdout=io.StringIO())
+    terminal.press("b")
+    assert terminal.message == "there is no previous scene to go back to"
+    terminal.press(" ")
+    assert terminal.message is None
+
+
+@pytest.mark.anyio
+async def test_without_a_tty_it_prints_one_line_per_change() -> None:
+    controls = Controls()
+    out = io.StringIO()
+    async with Terminal(controls, tty=False, stdout=out) as terminal:
+        assert repr(terminal) == "Terminal(tty=False)"
+        for listener in controls.listeners:
+            listener({"kind": "scene", "text": "scene storm", "at": 0.0})
+            listener({"kind": "send", "text": "not shown"})
+            listener({"kind": "status"})
+    assert controls.listeners == []
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].endswith(" scene storm")
+
+
+@pytest.mark.anyio
+async def test_on_a_tty_keys_act_at_once_and_the_terminal_is_restored() -> None:
+    master, slave = os.openpty()
+    stdin = os.fdopen(slave, "r")
+    try:
+        before = termios.tcgetattr(slave)
+        controls = Controls()
+        out = io.StringIO()
+        async with Terminal(controls, tty=True, stdin=stdin, stdout=out, refresh=0.05):
+            mode = termios.tcgetattr(slave)
+            assert not mode[3] & termios.ICANON and not mode[3] & termios.ECHO
+            assert mode[3] & termios.ISIG  # Ctrl-C still interrupts
+            os.write(master, b" p")
+            for _ in range(100):
+                if len(controls.calls) == 2:
+                    break
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.1)
+        assert controls.calls == ["go", "panic"]
+        assert termios.tcgetattr(slave) == before
+        assert "\r\x1b[2K> intro | next storm in 3.2s" in out.getvalue()
+        assert out.getvalue().endswith("\n")
+    finally:
+        stdin.close()
+        os.close(master)
