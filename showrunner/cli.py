@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -46,7 +47,8 @@ def _report(args: argparse.Namespace) -> int:
         Path(args.html).write_text(report.render_html(timeline, findings=findings), "utf-8")
     if args.json:
         Path(args.json).write_text(report.render_json(timeline, findings=findings), "utf-8")
-    sys.stdout.write(report.render_text(timeline, findings=findings))
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    sys.stdout.write(report.render_text(timeline, findings=findings, width=width))
     return 0
 
 

@@ -27,6 +27,7 @@ import collections
 import concurrent.futures
 import contextlib
 import copy
+import gc
 import logging
 import types
 from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
@@ -284,6 +285,44 @@ def _carry_on(coro: Coroutine[Any, Any, _T], waiting: Any) -> Generator[Any, Any
                 return stop.value  # type: ignore[no-any-return]
 
 
+class _IdleCollector:
+    """Runs Python's cyclic garbage collector between planned events, not just before one.
+
+    A collection stops every thread for up to a few milliseconds; left to itself it can land
+    right on a cue. The run freezes what exists at start (the timeline, modules: nothing to
+    collect there), turns automatic collection off, and collects when the next event is far
+    enough away (and at every watchdog tick, so a long hold does not pile up garbage).
+    """
+
+    _MIN_ROOM = (0.010, 0.020, 0.100)  # seconds of free time needed per generation
+
+    def __init__(self) -> None:
+        self._rounds = 0
+        self._was_enabled = False
+        self._threshold = max(1, gc.get_threshold()[0])
+
+    def start(self) -> None:
+        self._was_enabled = gc.isenabled()
+        gc.collect()
+        gc.freeze()
+        gc.disable()
+
+    def stop(self) -> None:
+        gc.unfreeze()
+        if self._was_enabled:
+            gc.enable()
+
+    def collect(self, room: float) -> None:
+        """Collect if garbage is due and `room` seconds are free before the next event."""
+        if gc.get_count()[0] < self._threshold or room < self._MIN_ROOM[0]:
+            return
+        self._rounds += 1
+        generation = 2 if self._rounds % 100 == 0 else 1 if self._rounds % 10 == 0 else 0
+        while room < self._MIN_ROOM[generation]:
+            generation -= 1
+        gc.collect(generation)
+
+
 # ---------------------------------------------------------------------------------------------
 # The player
 # ---------------------------------------------------------------------------------------------
@@ -309,6 +348,7 @@ class Player:
         watchdog_period: float = WATCHDOG_PERIOD,
         backoff: tuple[float, float] = (BACKOFF_START, BACKOFF_CAP),
         catch_up: float = CATCH_UP,
+        manage_gc: bool = False,
     ) -> None:
         self.timeline = timeline
         self.sink = sink
@@ -324,6 +364,8 @@ class Player:
         self.watchdog_period = watchdog_period
         self.backoff = backoff
         self.catch_up = catch_up
+        self._collector = _IdleCollector() if manage_gc else None
+        self._next_at: float | None = None  # monotonic time of the next planned event
         # position
         self._chart = _Chart(iter(()))
         self._cur: ScheduledScene | None = None
@@ -385,6 +427,8 @@ class Player:
             raise RuntimeError("this player is already running; create a new Player per run")
         self._running = True
         self._loop = asyncio.get_running_loop()
+        if self._collector is not None:
+            self._collector.start()
         main = asyncio.create_task(self._main(), name="showrunner-player")
         self._tasks = [main, asyncio.create_task(self._watchdog(), name="showrunner-watchdog")]
         if self.hours is not None:
@@ -396,6 +440,8 @@ class Player:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
             await asyncio.shield(self._shutdown())
+            if self._collector is not None:
+                self._collector.stop()
         return self._exit_code
 
     async def _shutdown(self) -> None:
@@ -443,6 +489,9 @@ class Player:
             await self._apply(name, arg)
             return
         event = self._next_event()
+        self._next_at = event[0] if event is not None else None
+        if self._collector is not None:
+            self._collector.collect(self._room())
         if event is None:
             self._wake.clear()
             if not self._commands and not self._quitting:
@@ -453,25 +502,34 @@ class Player:
             return
         await self._fire(kind, when)
 
+    def _room(self) -> float:
+        """Seconds until the next planned event (a long time when nothing is planned)."""
+        if self._next_at is None:
+            return 3600.0
+        return self._next_at - self.clock.monotonic()
+
     async def _wait(self, deadline: float) -> bool:
         """Sleep until `deadline`; False when a command (or quit) interrupted the wait.
 
         The long part of the wait is a task a command can cancel; the last few milliseconds
-        are awaited directly, so the clock's precise hand-over runs in this task and the
-        action follows without another trip through the event loop.
+        (the clock's precise hand-over) run in this task, so the action follows without
+        another trip through the event loop.
         """
-        if deadline - self.clock.monotonic() > _FINAL_APPROACH:
-            task = asyncio.ensure_future(self.clock.sleep_until(deadline - _FINAL_APPROACH))
-            self._sleeper = task
-            try:
-                await task
-            except asyncio.CancelledError:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    raise
-                return False
-            finally:
-                self._sleeper = None
+        approach = getattr(self.clock, "approach", None)
+        task = asyncio.ensure_future(
+            approach(deadline) if approach is not None
+            else self.clock.sleep_until(deadline - _FINAL_APPROACH)
+        )
+        self._sleeper = task
+        try:
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
+            return False
+        finally:
+            self._sleeper = None
         if self._commands or self._quitting:
             return False
         await self.clock.sleep_until(deadline)
@@ -1189,6 +1247,8 @@ class Player:
     async def _watchdog(self) -> None:
         while True:
             await self.clock.sleep_until(self.clock.monotonic() + self.watchdog_period)
+            if self._collector is not None:
+                self._collector.collect(self._room())
             if self._sink_lock.locked() or self._link in ("starting", "closed"):
                 continue
             generation = self._generation

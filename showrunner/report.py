@@ -41,9 +41,9 @@ VERSION = 1
 DEFAULT_WIDTH = 120
 
 SWITCH_NOTE = (
-    f"estimate per switch: load {LOAD_SECONDS_WAN:g} s per Wan pipeline, {LOAD_SECONDS_PLAIN:g} s "
-    f"per weight-free one, {LOAD_SECONDS_UNKNOWN:g} s per unknown one, "
-    f"+ {RECONNECT_SECONDS:g} s reconnect"
+    f"estimate per switch: load {LOAD_SECONDS_WAN:g}s per Wan pipeline, {LOAD_SECONDS_PLAIN:g}s "
+    f"per weight-free one, {LOAD_SECONDS_UNKNOWN:g}s per unknown one, "
+    f"+ {RECONNECT_SECONDS:g}s reconnect"
 )
 
 
@@ -230,7 +230,7 @@ def _chunking_text(timeline: Timeline) -> str:
         source = {"show": "show fps", "pipeline": "typical fps", "fallback": "assumed"}[c["fps_source"]]
         parts.append(
             f"{c['pipeline']} {c['frames_per_chunk']} frames/chunk at {_num(c['fps'])} fps "
-            f"({source}) = {_num(round(c['chunk_interval'], 4))} s per step"
+            f"({source}) = {_num(round(c['chunk_interval'], 4))}s per step"
         )
     return "; ".join(parts)
 
@@ -239,8 +239,8 @@ def _switch_text(timeline: Timeline) -> str:
     p = timeline.one_pass()
     initial = p.items[0].occurrence.scene.switch_estimate
     return (
-        f"{timeline.switch_count} per pass, ~{_num(round(timeline.switch_seconds, 1))} s without "
-        f"output ({SWITCH_NOTE}); first load ~{_num(round(initial, 1))} s before the show starts"
+        f"{timeline.switch_count} per pass, ~{_num(round(timeline.switch_seconds, 1))}s without "
+        f"output ({SWITCH_NOTE}); first load ~{_num(round(initial, 1))}s before the show starts"
     )
 
 
@@ -602,13 +602,15 @@ _TICKS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 
 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader("showrunner", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["clock"] = fmt_time
+    return env
 
 
 def render_html(timeline: Timeline, *, findings: Sequence[object] = ()) -> str:

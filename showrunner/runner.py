@@ -108,6 +108,7 @@ async def run_show(
             timeline, session, clock=clock, journal=journal, assets=assets, loras=loras,
             start=point, hours=hours, state_path=state_path,
             show_path=str(show_path.resolve()), show_hash=show_hash(result.files),
+            manage_gc=True,
         )
         if on_player is not None:
             on_player(player)

@@ -26,7 +26,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from tzlocal import get_localzone
 
-from showrunner.clock import EARLY_WAKE, SystemClock, handover
+from showrunner.clock import EARLY_WAKE, SystemClock
 
 __all__ = ["SchedulerClock", "Trigger", "cron_at", "local_timezone", "next_fire"]
 
@@ -36,8 +36,6 @@ Trigger = CronTrigger
 log = logging.getLogger("showrunner.scheduling")
 
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-# A date job is set this much before the deadline; the rest is the hand-over.
-_JOB_EARLY = 0.003
 
 
 async def _wake(future: asyncio.Future[None]) -> None:
@@ -49,11 +47,12 @@ async def _wake(future: asyncio.Future[None]) -> None:
 class SchedulerClock(SystemClock):
     """The real clock, with waits scheduled as APScheduler date jobs (async context manager).
 
-    Use inside ``async with``: the scheduler runs on the current event loop. Waits shorter
-    than the job margin skip the scheduler and go straight to the hand-over.
+    Use inside ``async with``: the scheduler runs on the current event loop. A job fires
+    ``early`` before the deadline; the inherited hand-over does the rest. Without a running
+    scheduler it behaves like :class:`~showrunner.clock.SystemClock`.
     """
 
-    def __init__(self, tz: tzinfo | None = None, *, early: float = _JOB_EARLY) -> None:
+    def __init__(self, tz: tzinfo | None = None, *, early: float = EARLY_WAKE) -> None:
         super().__init__(tz, early=early)
         self._scheduler: AsyncIOScheduler | None = None
 
@@ -86,11 +85,11 @@ class SchedulerClock(SystemClock):
         if scheduler is not None and scheduler.running:
             scheduler.shutdown(wait=False)
 
-    async def sleep_until(self, deadline: float) -> None:
+    async def approach(self, deadline: float) -> None:
         scheduler = self._scheduler
         lead = deadline - self.monotonic() - self.early
-        if scheduler is None or lead <= EARLY_WAKE:
-            await super().sleep_until(deadline)
+        if scheduler is None or lead <= 0.001:
+            await super().approach(deadline)
             return
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Date jobs run on the wall clock; convert at the last moment so a step in between
@@ -108,9 +107,7 @@ class SchedulerClock(SystemClock):
                 pass
             raise
         # If the wall clock stepped meanwhile, the job fired at the wrong moment.
-        while deadline - self.monotonic() > 2 * self.early:
-            await asyncio.sleep(deadline - self.monotonic() - self.early)
-        handover(deadline)
+        await super().approach(deadline)
 
 
 def local_timezone() -> tzinfo:

@@ -528,10 +528,18 @@ class CompiledScene:
             self.__dict__["_later"] = None  # free what made them
         return cached
 
+    def _slot(self, offset: float) -> int:
+        """The chunk slot of `offset`, as `_Plan.slot` cuts this scene."""
+        n = _nearest(offset, self.chunk_interval)
+        last = _max_slot(self.length, self.chunk_interval)
+        return min(n, last) if last is not None else n
+
     @property
     def length(self) -> float | None:
         """Static length in seconds, None when it depends on a cue or holds."""
         start = self.pre_wait if self.cue is not None else self.at
+        if self.closed_only:
+            start = 0.0
         if self.end is None or start is None:
             return None
         return self.end - start
@@ -541,6 +549,7 @@ class CompiledScene:
         t = max(0.0, offset)
         state = self.state_in
         last: tuple[float, TransitionState] | None = None
+        travelled = -1  # slot of the last travel stop reached
         if state.transition is not None:
             last = (0.0, state.transition)
         for action in self.actions:
@@ -548,6 +557,8 @@ class CompiledScene:
                 continue  # merged into state_in
             if action.offset > t + _EPS:
                 break
+            if action.label.startswith("travel"):
+                travelled = self._slot(action.offset)
             before = state.prompts
             state = _apply(state, action.message)
             tr = action.message.get("transition")
@@ -557,7 +568,14 @@ class CompiledScene:
             elif tr is not None:
                 last = None
         for curve in self.curves:
-            state = _set_target(state, curve.target, round(curve.value_at(t), 4))
+            final = self._slot(curve.end)
+            if curve.target.startswith("prompt.") and travelled > final:
+                continue  # a later travel stop replaced the prompts these weights were for
+            if t >= final * self.chunk_interval - _EPS:  # its last value has been sent
+                value = _sample(curve, final, final, self.chunk_interval)
+            else:
+                value = round(curve.value_at(t), 4)
+            state = _set_target(state, curve.target, value)
         transition = None
         if last is not None:
             started, tr_state = last
@@ -1033,6 +1051,36 @@ def _runtime_params(values: Any) -> dict[str, Any]:
     return out
 
 
+def _nearest(offset: float, interval: float) -> int:
+    """The chunk slot nearest to `offset`."""
+    return math.floor(offset / interval + 0.5 + _EPS)
+
+
+def _max_slot(length: float | None, interval: float) -> int | None:
+    """The last slot that starts before the scene ends (None: the scene has no fixed end)."""
+    if length is None:
+        return None
+    return max(0, math.ceil(length / interval - _EPS) - 1)
+
+
+def _sample(curve: Curve, n: int, last: int, interval: float, exact: float | None = None) -> float:
+    """The value a curve sends at slot `n` (0 <= n <= last), rounded to 4 decimals.
+
+    A keyframe lands exactly on its nearest slot (the later keyframe wins a shared slot) and the
+    last keyframe on the curve's last slot, unless the scene ends first: keyframes after the
+    scene's end never happen. `exact` is the sampled value when the caller has it.
+    """
+    value = exact
+    for frame in curve.keyframes:
+        if _nearest(frame.at, interval) == n:
+            value = frame.value
+    if n == last and _nearest(curve.end, interval) == last:
+        value = curve.keyframes[-1].value
+    if value is None:
+        value = curve.value_at(n * interval)
+    return round(value, 4)
+
+
 class _Plan:
     """A scene's time cut into chunk slots: travel stops and keyframe samples per slot."""
 
@@ -1042,30 +1090,32 @@ class _Plan:
         self.scene = scene
         self.curves = curves
         self.interval = interval
-        self.max_slot = max_slot  # the last slot before the scene's end (None: open end)
+        self.max_slot = max_slot
 
     @property
     def has_later(self) -> bool:
         return bool(self.curves) or any(self.slot(step.at) > 0 for step in self.scene.travel)
 
     def slot(self, offset: float) -> int:
-        """The chunk slot nearest to `offset` (inside the scene)."""
-        n = math.floor(offset / self.interval + 0.5 + _EPS)
+        """The chunk slot nearest to `offset`, inside the scene."""
+        n = _nearest(offset, self.interval)
         return min(n, self.max_slot) if self.max_slot is not None else n
 
-    def _last(self, curve: Curve) -> int:
+    def last(self, curve: Curve) -> int:
+        """The curve's last slot: its last keyframe's, or the scene's last if that comes first."""
         return self.slot(curve.end)
 
     def values(self, curve: Curve) -> list[float]:
-        """The curve's value at slots 0..its last, rounded to 4 decimals. A keyframe value lands
-        exactly on its nearest slot (the later keyframe wins a shared slot, the last keyframe the
-        last slot); between them the curve is sampled."""
-        last = self._last(curve)
-        values = curve.samples(self.interval, last + 1)
+        """What the curve sends at slots 0..its last (the rules of `_sample`)."""
+        last, interval = self.last(curve), self.interval
+        values: list[float | None] = list(curve.samples(interval, last + 1))
         for frame in curve.keyframes:
-            values[self.slot(frame.at)] = frame.value
-        values[last] = curve.keyframes[-1].value
-        return [round(v, 4) for v in values]
+            n = _nearest(frame.at, interval)
+            if n <= last:
+                values[n] = frame.value
+        if _nearest(curve.end, interval) == last:
+            values[last] = curve.keyframes[-1].value
+        return [round(v, 4) for v in values if v is not None]
 
     def slots(self) -> dict[int, _Slot]:
         """Travel stops and keyframe values by slot."""
@@ -1090,13 +1140,7 @@ class _Plan:
         if travel:
             zero.travel = travel[-1]
         for curve in self.curves:
-            value = curve.value_at(0.0)
-            for frame in curve.keyframes:
-                if self.slot(frame.at) == 0:
-                    value = frame.value
-            if self._last(curve) == 0:
-                value = curve.keyframes[-1].value
-            zero.values[curve.target] = round(value, 4)
+            zero.values[curve.target] = _sample(curve, 0, self.last(curve), self.interval)
         return zero
 
     def final_state(self, state_in: State, fade: tuple[int, int | None] | None) -> State:
@@ -1110,9 +1154,10 @@ class _Plan:
             step = [step for n, _, step in travel if n == last_travel][-1]
             state = _with(state, prompts=tuple(Prompt(p.text, p.weight) for p in step.prompts))
         for curve in self.curves:
-            if curve.target.startswith("prompt.") and self._last(curve) < last_travel:
+            last = self.last(curve)
+            if curve.target.startswith("prompt.") and last < last_travel:
                 continue
-            state = _set_target(state, curve.target, round(curve.keyframes[-1].value, 4))
+            state = _set_target(state, curve.target, _sample(curve, last, last, self.interval))
         if fade is not None:
             state = _set_param(state, "manage_cache", fade[1] is not None)
         return _with(state, transition=None) if state.transition is not None else state
@@ -1418,7 +1463,7 @@ class _Compiler:
             load_params = self._load_params(w, mode, wire)
         start, end = t.start[i], t.end[i]
         length = end - start if start is not None and end is not None else None
-        max_slot = max(0, math.ceil(length / ci - _EPS) - 1) if length is not None else None
+        max_slot = _max_slot(length, ci)
 
         curves = self._curves(s, w, load_params, warnings)
         plan = _Plan(s, curves, ci, max_slot)

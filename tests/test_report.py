@@ -96,8 +96,8 @@ def test_text_has_the_table_rows_and_totals(timeline: Timeline) -> None:
     assert "↻ section verse: intro…drift plays 2×, 0:28 each" in text
     # 2 x (12 + 16) + 5 + 4 + 10
     assert "Total: 1:15 (cues fire at once)" in text
-    assert "Pipeline switches: 1 per pass, ~31.5 s without output" in text
-    assert "longlive 12 frames/chunk at 16 fps (typical fps) = 0.75 s per step" in text
+    assert "Pipeline switches: 1 per pass, ~31.5s without output" in text
+    assert "longlive 12 frames/chunk at 16 fps (typical fps) = 0.75s per step" in text
     assert "show.yaml:3:5: warning: prompt is long" in text
     assert "drift: LoRA fade" in text
 

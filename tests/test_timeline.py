@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import json
 import time
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -846,3 +849,98 @@ def test_switch_gaps_in_one_pass() -> None:
     # a->b (0.5 s load + 1.5), b->c (30 + 1.5); going round c->a needs nothing
     assert timeline.switch_count == 2
     assert timeline.switch_seconds == pytest.approx(33.5)
+
+
+# ---------------------------------------------------------------------------------------------
+# The end state a scene tracks equals what its messages put on the wire
+# ---------------------------------------------------------------------------------------------
+
+
+def wire_after(scene: CompiledScene) -> dict[str, Any]:
+    """Fold the scene's messages onto its entry state, as Scope merges them (contract §3.2)."""
+    state = scene.state_in
+    prompts = [p.wire() for p in state.prompts]
+    params = dict(state.params)
+    loras = dict(state.lora_scales)
+    for action in scene.actions[1 if scene.entry else 0 :]:
+        message = action.message
+        if "transition" in message:
+            prompts = message["transition"]["target_prompts"]
+        params.update({k: v for k, v in message.items() if k in params or k in _PARAM_NAMES})
+        for item in message.get("lora_scales", ()):
+            loras[item["path"].removeprefix("@lora:")] = item["scale"]
+    return {"prompts": prompts, "params": params, "loras": loras}
+
+
+_PARAM_NAMES = {"noise_scale", "vace_context_scale", "kv_cache_attention_bias", "manage_cache"}
+
+
+def tracked(scene: CompiledScene) -> dict[str, Any]:
+    out = scene.state_out
+    return {
+        "prompts": [p.wire() for p in out.prompts],
+        "params": dict(out.params),
+        "loras": dict(out.lora_scales),
+    }
+
+
+EDGE_SCENES: list[dict[str, Any]] = [
+    {"name": "a", "prompts": ["x", "y"], "duration": 6},
+    {
+        "name": "weights-then-travel",
+        "prompts": ["x", "y"],
+        "duration": 9,
+        "keyframes": {"prompt.1.weight": [{"at": 0, "value": 0.2}, {"at": 3, "value": 0.9}]},
+        "travel": [{"at": 5, "prompts": ["p", "q"]}],
+    },
+    {
+        "name": "travel-then-weights",
+        "duration": 9,
+        "keyframes": {
+            "prompt.0.weight": [{"at": 1, "value": 0.1}, {"at": 8.9, "value": 0.7, "ease": "cubic"}]
+        },
+        "travel": [{"at": 2, "prompts": ["m", "n"]}, {"at": 2.1, "prompts": ["o", "r"]}],
+    },
+    {
+        "name": "fade-to-the-end",
+        "duration": 4,
+        "keyframes": {
+            "lora.style": [{"at": 0.5, "value": 0.3}, {"at": 4, "value": 0.8, "ease": "ease-out"}],
+            "noise_scale": [{"at": 3, "value": 0.4, "ease": "step"}],
+        },
+    },
+    {"name": "holds", "prompts": "z", "keyframes": {"vace_context_scale": [{"at": 20, "value": 1.5}]}},
+]
+
+
+def bench_module() -> ModuleType:
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_compile.py"
+    spec = importlib.util.spec_from_file_location("bench_compile", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("which", ["edge-cases", "benchmark-show"])
+def test_state_out_matches_the_messages(which: str) -> None:
+    """`state_out` is tracked without making the per-chunk messages; both must agree, and a
+    seek to the end of a scene lands on it."""
+    if which == "edge-cases":
+        timeline = make(
+            EDGE_SCENES,
+            defaults={
+                "manage_cache": True,
+                "load": {"loras": [{"lora": "style", "merge_mode": "runtime_peft"}]},
+            },
+            assets={"loras": {"style": "s.safetensors"}},
+        )
+    else:
+        timeline = compile_timeline(Show.model_validate(bench_module().make_show(400)))
+    for scene in timeline.scenes:
+        assert wire_after(scene) == tracked(scene), scene.name
+        end = scene.length if scene.length is not None else 1e6
+        at_end = scene.state_at(end)
+        assert at_end.prompts == scene.state_out.prompts, scene.name
+        assert dict(at_end.params) == dict(scene.state_out.params), scene.name
+        assert dict(at_end.lora_scales) == dict(scene.state_out.lora_scales), scene.name
