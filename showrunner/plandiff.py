@@ -181,7 +181,7 @@ def diff_timelines(old: Timeline, new: Timeline) -> PlanDiff:
     common_new = [n for n in new_names if n in old_set]
     changed: list[SceneChange] = []
     for name in common_new:
-        change = _diff_scene(old.scene(name), new.scene(name), old_names, new_names)
+        change = _diff_scene(old, new, old.scene(name), new.scene(name), old_names, new_names)
         if change is not None:
             changed.append(change)
     return PlanDiff(
@@ -195,7 +195,12 @@ def diff_timelines(old: Timeline, new: Timeline) -> PlanDiff:
 
 
 def _diff_scene(
-    old: CompiledScene, new: CompiledScene, old_names: Sequence[str], new_names: Sequence[str]
+    old_tl: Timeline,
+    new_tl: Timeline,
+    old: CompiledScene,
+    new: CompiledScene,
+    old_names: Sequence[str],
+    new_names: Sequence[str],
 ) -> SceneChange | None:
     """The changed fields of one scene, or None when both compile to the same thing."""
     names: dict[str, None] = {}  # an ordered set
@@ -216,8 +221,9 @@ def _diff_scene(
     goto_before, goto_after = _goto(old, old_names), _goto(new, new_names)
     if goto_before != goto_after:
         note("goto", goto_before, goto_after)
-    for name in _action_fields(old.actions, new.actions):
-        names.setdefault(name, None)
+    if _actions_may_differ(old_tl, new_tl, old, new) and not _same(old.actions, new.actions):
+        for name in _action_fields(old.actions, new.actions):
+            names.setdefault(name, None)
     if not names:
         return None
     return SceneChange(
@@ -227,6 +233,32 @@ def _diff_scene(
         new_index=new.index,
         details=details,
     )
+
+
+def _actions_may_differ(
+    old_tl: Timeline, new_tl: Timeline, old: CompiledScene, new: CompiledScene
+) -> bool:
+    """False when everything the scene's actions are made from is equal.
+
+    The messages after the entry (keyframe samples) are made on demand and cost far more than
+    comparing what they come from: the entry, the curves, the travel as written, the chunk
+    rate, the length and the state before and after.
+    """
+    try:
+        inputs = [
+            (
+                scene.entry,
+                scene.curves,
+                scene.chunk_interval,
+                scene.duration,
+                scene.state_out,
+                timeline.show.scenes[scene.index].travel,
+            )
+            for timeline, scene in ((old_tl, old), (new_tl, new))
+        ]
+    except (AttributeError, IndexError):
+        return True  # a compiled form without these: compare the actions themselves
+    return not _same(inputs[0], inputs[1])
 
 
 def _goto(scene: CompiledScene, names: Sequence[str]) -> dict[str, Any] | None:
@@ -386,6 +418,15 @@ def _union(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[str]:
 
 
 def _same(a: Any, b: Any) -> bool:
+    # Compiled values compare directly (frozen dataclasses, read-only mappings, tuples); the
+    # JSON form only settles the rare mixed cases such as a list against a tuple.
+    if a is b:
+        return True
+    try:
+        if a == b:
+            return True
+    except Exception:  # noqa: BLE001 - a value that cannot compare is compared as JSON
+        pass
     return bool(_plain(a) == _plain(b))
 
 

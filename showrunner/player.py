@@ -64,6 +64,8 @@ _HISTORY = 100
 _ERRORS = 20
 # The last stretch of a wait is not interruptible (commands wait at most this long).
 _FINAL_APPROACH = 0.005
+# Background work (health checks, garbage collection) keeps this far from the next event.
+_QUIET_BEFORE_EVENT = 0.05
 # Walking a schedule to a wall-clock position stops after this many occurrences.
 _WALK_LIMIT = 1_000_000
 
@@ -481,7 +483,7 @@ class Player:
             except Exception as exc:  # a bug must not end the picture: log it and go on
                 log.exception("player step failed")
                 self._error(f"internal error: {exc}")
-                await self.clock.sleep_until(self.clock.monotonic() + 0.1)
+                await self._doze(0.1)
 
     async def _step(self) -> None:
         if self._commands:
@@ -534,6 +536,16 @@ class Player:
             return False
         await self.clock.sleep_until(deadline)
         return True
+
+    async def _doze(self, seconds: float) -> None:
+        """A background wait (watchdog, backoff, hours): never the precise hand-over, which
+        blocks the loop for its last milliseconds and could delay a cue due at that moment."""
+        deadline = self.clock.monotonic() + seconds
+        approach = getattr(self.clock, "approach", None)
+        if approach is not None:
+            await approach(deadline)
+        else:
+            await self.clock.sleep_until(deadline)
 
     def _poke(self) -> None:
         self._wake.set()
@@ -1181,9 +1193,8 @@ class Player:
             change = hours.next_change(now)
             if change is None:
                 return
-            await self.clock.sleep_until(
-                self.clock.monotonic() + (change.timestamp() - self.clock.time())
-            )
+            # A little past the boundary, so the check below sees the new state.
+            await self._doze(change.timestamp() - self.clock.time() + 0.05)
             self._post("open" if hours.is_open(self.clock.now()) else "close")
 
     async def _close_hours(self) -> None:
@@ -1246,7 +1257,10 @@ class Player:
 
     async def _watchdog(self) -> None:
         while True:
-            await self.clock.sleep_until(self.clock.monotonic() + self.watchdog_period)
+            await self._doze(self.watchdog_period)
+            if (room := self._room()) < _QUIET_BEFORE_EVENT:
+                # A health check answered just before a cue would share the loop with it.
+                await self._doze(room + 0.005)
             if self._collector is not None:
                 self._collector.collect(self._room())
             if self._sink_lock.locked() or self._link in ("starting", "closed"):
@@ -1297,7 +1311,7 @@ class Player:
                              text=f"reconnect {attempt} failed: {exc}; retry in {delay:g} s",
                              level="warning")
                 self._errors.append(f"reconnect {attempt}: {exc}")
-                await self.clock.sleep_until(self.clock.monotonic() + delay)
+                await self._doze(delay)
                 delay = min(delay * 2, cap)
                 continue
             self._record("reconnect", sent_at=started, label="ok", scene=scene.name,
