@@ -15,6 +15,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from cue_show import SHOW, transitions_to, until_status
 from showrunner.commands import Commands, MemoryJournal
 from showrunner.control import ControlServer, needs_token
 from showrunner.errors import CueError
@@ -460,42 +461,8 @@ def test_repr() -> None:
 
 # -- with the real player on the simulator --------------------------------------------------------
 
-SHOW = """\
-title: Control test
-end: hold
-scenes:
-  - name: preshow
-    prompts: an empty harbour at night
-    transition: cut
-  - name: first
-    cue: true
-    prompts: a neon wave rising out of the harbour
-    transition: cut
-  - name: second
-    cue: true
-    prompts: a slow aurora over a frozen sea
-    transition: cut
-"""
 
 
-def transitions_to(sim: Simulator, text: str) -> int:
-    """How many data-channel messages asked the simulator to move to the prompt `text`."""
-    count = 0
-    for record in sim.records:
-        message = record.get("message") if record.get("kind") == "data" else None
-        if isinstance(message, dict) and isinstance(message.get("transition"), dict):
-            targets = message["transition"].get("target_prompts") or []
-            count += any(p.get("text") == text for p in targets)
-    return count
-
-
-async def until_status(server: ControlServer, **wanted: Any) -> dict[str, Any]:
-    with anyio.fail_after(10):
-        while True:
-            status = await server.commands.status()
-            if all(status[k] == v for k, v in wanted.items()):
-                return status
-            await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager
@@ -518,7 +485,9 @@ async def live_show(
             )
         )
         try:
-            await until_status(server, scene="preshow", connection="connected", mode="waiting")
+            await until_status(
+                server.commands.status, scene="preshow", connection="connected", mode="waiting"
+            )
             yield sim, server
         finally:
             stop.set()

@@ -25,6 +25,7 @@ import anyio
 import pytest
 from PIL import Image
 
+from cue_show import SHOW, transitions_to
 from showrunner.commands import MemoryJournal
 from showrunner.control import STATIC_DIR, ControlServer
 from showrunner.errors import CueError
@@ -329,33 +330,7 @@ def test_the_page_loads_nothing_from_outside() -> None:
 
 # -- with the real player on the simulator ---------------------------------------------------------
 
-SHOW = """\
-title: Page test
-end: hold
-scenes:
-  - name: preshow
-    prompts: an empty harbour at night
-    transition: cut
-  - name: first
-    cue: true
-    prompts: a neon wave rising out of the harbour
-    transition: cut
-  - name: second
-    cue: true
-    prompts: a slow aurora over a frozen sea
-    transition: cut
-"""
 
-
-def transitions_to(sim: Simulator, text: str) -> int:
-    """How many data-channel messages asked the simulator to move to the prompt `text`."""
-    count = 0
-    for record in sim.records:
-        message = record.get("message") if record.get("kind") == "data" else None
-        if isinstance(message, dict) and isinstance(message.get("transition"), dict):
-            targets = message["transition"].get("target_prompts") or []
-            count += any(p.get("text") == text for p in targets)
-    return count
 
 
 @needs_chromium
@@ -386,7 +361,7 @@ async def test_go_from_the_page_advances_the_real_show_once(tmp_path: Path) -> N
                 await browser.wait_for(f"{text_of('answer')}.includes('too soon')")
                 await asyncio.sleep(0.3)  # room for a wrong second advance to show
                 assert await browser.evaluate(text_of("now")) == "first"
-                assert await browser.evaluate(text_of("title")) == "· Page test"
+                assert await browser.evaluate(text_of("title")) == "· Cue test"
                 # No preview source here: the page says so instead of a broken image.
                 await browser.wait_for("!document.getElementById('preview-none').hidden")
                 assert await browser.evaluate("document.getElementById('preview').hidden")

@@ -14,6 +14,7 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import AsyncIOOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
+from cue_show import SHOW, transitions_to, until_status
 from showrunner.commands import Commands, MemoryJournal
 from showrunner.osc import OscControl, parse_address
 from showrunner.runner import run_show
@@ -238,42 +239,8 @@ def test_repr() -> None:
 
 # -- with the real player on the simulator ---------------------------------------------------------
 
-SHOW = """\
-title: OSC test
-end: hold
-scenes:
-  - name: preshow
-    prompts: an empty harbour at night
-    transition: cut
-  - name: first
-    cue: true
-    prompts: a neon wave rising out of the harbour
-    transition: cut
-  - name: second
-    cue: true
-    prompts: a slow aurora over a frozen sea
-    transition: cut
-"""
 
 
-def transitions_to(sim: Simulator, text: str) -> int:
-    """How many data-channel messages asked the simulator to move to the prompt `text`."""
-    count = 0
-    for record in sim.records:
-        message = record.get("message") if record.get("kind") == "data" else None
-        if isinstance(message, dict) and isinstance(message.get("transition"), dict):
-            targets = message["transition"].get("target_prompts") or []
-            count += any(p.get("text") == text for p in targets)
-    return count
-
-
-async def until_status(commands: Commands, **wanted: Any) -> dict[str, Any]:
-    with anyio.fail_after(10):
-        while True:
-            status = await commands.status()
-            if all(status[k] == v for k, v in wanted.items()):
-                return status
-            await asyncio.sleep(0.02)
 
 
 @pytest.mark.anyio
@@ -298,13 +265,15 @@ async def test_go_over_osc_advances_the_real_show_once(
             )
         )
         try:
-            await until_status(commands, scene="preshow", connection="connected", mode="waiting")
+            await until_status(
+                commands.status, scene="preshow", connection="connected", mode="waiting"
+            )
             await receiver.wait_for("/showrunner/scene", "preshow")
             assert osc.port is not None
             with closing(SimpleUDPClient("127.0.0.1", osc.port)) as sender:
                 sender.send_message("/showrunner/go", 1)
                 sender.send_message("/showrunner/go", 0)  # the button's release
-                await until_status(commands, scene="first")
+                await until_status(commands.status, scene="first")
                 sender.send_message("/showrunner/go", 1)
                 await settle(lambda: len(journal.records) == 2)
             await receiver.wait_for("/showrunner/scene", "first")
