@@ -23,8 +23,9 @@ __all__ = ["EARLY_WAKE", "Clock", "FakeClock", "SystemClock", "handover"]
 # How long before a deadline the event-loop wait ends. It covers the loop's millisecond
 # rounding and a callback or two running late; the rest is spent blocked in `handover`.
 EARLY_WAKE = 0.004
-# The last stretch of a hand-over spins instead of sleeping: `time.sleep` wakes ~0.1 ms late on
-# an idle machine, later on a busy one, and must then win the GIL back.
+# The last stretch of a hand-over spins instead of sleeping: `time.sleep` usually wakes ~0.2 ms
+# late (more on a busy or virtual machine) and must then win the GIL back; a spinning thread
+# keeps both. It costs up to this much CPU per planned event.
 _SPIN = 0.001
 
 

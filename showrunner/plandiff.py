@@ -1,12 +1,15 @@
 """What an edit changes in the plan: a diff of two compiled timelines, scene by scene.
 
-Hot reload prints this diff before applying it, writes it to the journal and uses it to decide
-what the playing scene needs (a new transition, a parameter message, a reconnect). Scenes are
-matched by name, so a renamed scene is one removal plus one addition. The comparison is made on
-the *compiled* scenes, so an edit that only changes tracked values (a default, an earlier
-scene's setting that carries on) shows up on every scene whose state it changes.
+Hot reload prints this diff before applying it and writes it to the journal. Scenes are matched
+by name, so a renamed scene is one removal plus one addition. The comparison is made on the
+*compiled* scenes, so an edit that only changes tracked values (a default, an earlier scene's
+setting that carries on) shows up on every scene whose state it changes.
 
-Pure: standard library only, no clock, no I/O.
+The second half moves a playing show from one plan to the next: the same occurrence in the new
+plan (`carry_occurrence`) and the one data-channel message that turns what is on the wire into
+what the new plan wants there (`state_delta`).
+
+Pure: no clock, no I/O.
 """
 
 from __future__ import annotations
@@ -17,8 +20,12 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from showrunner import pipelines
+from showrunner.errors import CueError
+from showrunner.timeline import seconds_to_steps
+
 if TYPE_CHECKING:
-    from showrunner.timeline import Action, CompiledScene, State, Timeline
+    from showrunner.timeline import Action, CompiledScene, ScheduledScene, State, Timeline
 
 # Show-level model fields compared one by one (scenes are diffed separately).
 SHOW_FIELDS: tuple[str, ...] = (
@@ -192,6 +199,17 @@ def diff_timelines(old: Timeline, new: Timeline) -> PlanDiff:
         order_changed=common_old != common_new,
         retimed=tuple(_retimed(old, new, common_new)),
     )
+
+
+def scene_change(old: Timeline, new: Timeline, name: str) -> SceneChange | None:
+    """The change of one scene between two plans (None when unchanged or absent from either)."""
+    try:
+        before, after = old.scene(name), new.scene(name)
+    except CueError:
+        return None
+    old_names = [s.name for s in old.scenes]
+    new_names = [s.name for s in new.scenes]
+    return _diff_scene(old, new, before, after, old_names, new_names)
 
 
 def _diff_scene(
@@ -461,3 +479,122 @@ def _clock(seconds: float | None) -> str:
     minutes, rest = divmod(seconds, 60.0)
     text = f"{int(minutes)}:{rest:05.2f}"
     return text[:-3] if text.endswith(".00") else text
+
+
+# ---------------------------------------------------------------------------------------------
+# Moving a playing show to a new plan
+# ---------------------------------------------------------------------------------------------
+
+
+def carry_occurrence(occ: ScheduledScene, timeline: Timeline) -> ScheduledScene | None:
+    """`occ` (an occurrence of an older plan) in `timeline`; None when its scene is gone.
+
+    The scene is found by name and its timing read as now written; the loop counters that led
+    to it (section repeats, limited gotos, the show-loop iteration) carry over, so an edit in
+    the middle of a repeated section does not start the section's count again.
+    """
+    try:
+        scene = timeline.scene(occ.scene.name)
+    except CueError:
+        return None
+    if occ.part < 0 or scene.closed_only:  # the closed-hours scene: outside the schedule
+        return dataclasses.replace(occ, scene=scene)
+    static = scene.pre_wait if scene.cue is not None else (scene.at or 0.0)
+    fresh = next(iter(timeline.schedule(scene.index, start_offset=static)))
+    # The schedule's flow snapshot: (index, counters, active loops, iteration, part, shift,
+    # how, arrival). Anything else is an unknown layout: start the counters afresh.
+    snap, old = getattr(fresh, "_flow", ()), getattr(occ, "_flow", ())
+    if len(snap) != 8 or len(old) != 8:
+        return fresh
+    counters = tuple((key, n) for key, n in old[1] if _loop_exists(timeline, key))
+    active = tuple(
+        (key, span) for key, span in ((k, _loop_span(timeline, k, v[0])) for k, v in old[2]) if span
+    )
+    flow = (snap[0], counters, active, old[3], old[4], snap[5], snap[6], snap[7])
+    return dataclasses.replace(
+        fresh, part=occ.part, iteration=occ.iteration, path=occ.path, _flow=flow
+    )
+
+
+def _loop_exists(timeline: Timeline, key: str) -> bool:
+    kind, _, name = key.partition(":")
+    if kind == "section":
+        return any(s.name == name for s in timeline.show.sections)
+    if kind == "goto":
+        try:
+            return timeline.scene(name).goto is not None
+        except CueError:
+            return False
+    return False
+
+
+def _loop_span(timeline: Timeline, key: str, count: int) -> tuple[int, int, int] | None:
+    """(count, first index, last index) of a running loop, with the new plan's indexes."""
+    kind, _, name = key.partition(":")
+    try:
+        if kind == "section":
+            section = next(s for s in timeline.show.sections if s.name == name)
+            return count, timeline.scene(section.start).index, timeline.scene(section.end).index
+        if kind == "goto":
+            scene = timeline.scene(name)
+            if scene.goto is not None:
+                target = scene.goto[0]
+                return count, min(target, scene.index), max(target, scene.index)
+    except (CueError, StopIteration):
+        pass
+    return None
+
+
+def transition_for(timeline: Timeline, scene: CompiledScene) -> tuple[int, str]:
+    """(num_steps, method) of the scene's own transition: how an edit of its prompts arrives."""
+    try:
+        written = timeline.show.scenes[scene.index].transition
+    except IndexError:
+        written = None
+    spec = written if written is not None else timeline.show.defaults.transition
+    info = pipelines.lookup(scene.main_pipeline)
+    steps = info.transition_steps if info else 0
+    method = info.transition_method if info else "linear"
+    if spec is None:
+        return steps, method
+    method = spec.method or method
+    if spec.is_cut:
+        return 0, method
+    if spec.steps is not None:
+        return spec.steps, method
+    if spec.duration is not None:
+        return seconds_to_steps(spec.duration, scene.chunk_interval), method
+    return steps, method
+
+
+def state_delta(
+    old: State, new: State, *, steps: int, method: str, refresh_refs: bool = False
+) -> dict[str, Any]:
+    """One data-channel message that turns `old` (on the wire) into `new`, or {} for none.
+
+    New prompts go as a `transition` of `steps` chunks (contract §3.3, §8-G); every other
+    value only when it differs. VACE references are one-shot and must follow a cache reset
+    (contract §4.4): they are sent again when the message resets the cache, or when
+    `refresh_refs` says a reference image was replaced.
+    """
+    message: dict[str, Any] = {}
+    if new.prompts and new.prompts != old.prompts:
+        message["transition"] = {
+            "target_prompts": [{"text": p.text, "weight": p.weight} for p in new.prompts],
+            "num_steps": steps,
+            "temporal_interpolation_method": method,
+        }
+    before, after = old.resync_message(), new.resync_message()
+    for key, value in after.items():
+        if key != "transition" and before.get(key) != value:
+            message[key] = value
+    for key in ("output_sinks", "input_source"):
+        value = getattr(new, key, None)
+        if value is not None and not _same(getattr(old, key, None), value):
+            message[key] = _plain(value)
+    resets = new.params.get("manage_cache") is True and (
+        "lora_scales" in message or "denoising_step_list" in message
+    )
+    if (resets or refresh_refs) and "vace_ref_images" in after:
+        message["vace_ref_images"] = after["vace_ref_images"]
+    return message

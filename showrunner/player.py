@@ -27,19 +27,28 @@ import collections
 import concurrent.futures
 import contextlib
 import copy
+import dataclasses
 import gc
 import logging
 import types
-from collections.abc import Callable, Coroutine, Generator, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from showrunner.clock import Clock, SystemClock
-from showrunner.errors import CueError, ShowrunnerError
+from showrunner.errors import CueError, ShowErrors, ShowrunnerError
 from showrunner.hours import OpeningHours
 from showrunner.journal import Journal
 from showrunner.model import parse_time
+from showrunner.plandiff import (
+    PlanDiff,
+    carry_occurrence,
+    diff_timelines,
+    scene_change,
+    state_delta,
+    transition_for,
+)
 from showrunner.resume import ResumeState, clear_state, write_state
 from showrunner.timeline import (
     CompiledScene,
@@ -72,7 +81,12 @@ _WALK_LIMIT = 1_000_000
 
 @runtime_checkable
 class Sink(Protocol):
-    """Where the show goes: a Scope session (``ScopeSession``) or anything shaped like one."""
+    """Where the show goes: a Scope session (``ScopeSession``) or anything shaped like one.
+
+    ``send`` returns (unix time the message was written, the exact dict written). The player
+    runs its first step synchronously (see `_start_eagerly`), so it must not rely on
+    ``asyncio.current_task()`` before its first ``await``.
+    """
 
     @property
     def connected(self) -> bool: ...
@@ -90,6 +104,17 @@ class Sink(Protocol):
     async def close(self) -> None: ...
 
     async def liveness(self) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class _Reload:
+    """A new plan on its way to the main loop (hot reload)."""
+
+    timeline: Timeline
+    apply: str  # "now" | "boundary"
+    assets: Mapping[str, str] | None
+    loras: Mapping[str, str] | None
+    refreshed: tuple[str, ...]  # image assets uploaded again (their file changed)
 
 
 @dataclass(frozen=True)
@@ -416,6 +441,11 @@ class Player:
         self._prerolled: State | None = None  # what the session was just opened with
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed_at = 0.0
+        # hot reload
+        self._plan = timeline  # the latest plan handed over (applied or waiting for a boundary)
+        self._pending: _Reload | None = None
+        self._reload_errors: list[str] = []
+        self.reload_hook: Callable[[], Awaitable[object]] | None = None  # set by run_show
 
     def __repr__(self) -> str:
         scene = self._cur.scene.name if self._cur else None
@@ -752,6 +782,9 @@ class Player:
 
     async def _advance(self) -> None:
         """The next occurrence's start time has come (or passed)."""
+        if self._pending is not None:
+            await self._reload_at_boundary()
+            return
         nxt = self._chart.pop()
         assert nxt is not None and self._next_abs is not None and self._next_origin is not None
         start, origin = self._next_abs, self._next_origin
@@ -1057,6 +1090,20 @@ class Player:
             self._post(name, arg)
 
     async def _apply(self, name: str, arg: Any) -> None:
+        if name == "reload":
+            await self._reload(arg)
+            return
+        if name in ("goto", "back") and self._pending is not None and self._stash is None:
+            # Leaving the scene is its boundary: the waiting plan takes over first.
+            old = self.timeline
+            await self._swap(self._take_pending(), look=False)
+            if name == "goto":
+                try:
+                    arg = self.timeline.scene(old.scene(arg).name).index
+                except CueError:
+                    self._record("operator", label="goto ignored",
+                                 text="goto: the scene is gone from the new plan")
+                    return
         if name == "go":
             await self._go(arg)
         elif name == "back":
@@ -1183,6 +1230,258 @@ class Player:
         now = self._frozen_at if self._frozen_at is not None else self.clock.monotonic()
         return max(0.0, now - self._cur_start)
 
+    # -- hot reload ------------------------------------------------------------------------------
+
+    @property
+    def plan(self) -> Timeline:
+        """The latest plan handed to `replace_timeline` (what the next diff is taken against)."""
+        return self._plan
+
+    def replace_timeline(
+        self,
+        timeline: Timeline,
+        *,
+        apply: str = "now",
+        assets: Mapping[str, str] | None = None,
+        loras: Mapping[str, str] | None = None,
+        refreshed: Sequence[str] = (),
+        diff: PlanDiff | None = None,
+    ) -> PlanDiff:
+        """Play `timeline` from now on, keeping the position (scene name + offset into it).
+
+        The diff against the previous plan is journaled (``kind: "reload"``) and returned.
+        With ``apply="now"`` a change to the playing scene is on the air at once: new prompts
+        through the scene's transition, other values in one message, a pipeline or load change
+        through a reload + reconnect. With ``"boundary"`` the playing scene finishes as it was
+        and the new plan takes over at the next scene change. Future scenes are rescheduled;
+        if the playing scene was deleted, the show moves on to the one that followed it.
+        `assets`/`loras` map the new plan's references to server paths; `refreshed` names
+        image assets uploaded again (their file changed). `diff` may be computed beforehand
+        (off the event loop for a big show). Also clears the errors of an earlier bad edit.
+        """
+        if apply not in ("now", "boundary"):
+            raise ValueError(f"apply must be 'now' or 'boundary', not {apply!r}")
+        if diff is None:
+            diff = diff_timelines(self._plan, timeline)
+        self._plan = timeline
+        request = _Reload(timeline, apply, assets, loras, tuple(refreshed))
+        self._on_loop(self._reload_here, request, diff)
+        return diff
+
+    def reload_failed(self, errors: ShowErrors | Sequence[str]) -> None:
+        """A bad edit: the show plays on unchanged; the lines go to the status and journal."""
+        if isinstance(errors, ShowErrors):
+            lines = [e.format() for e in errors.errors] or [str(errors)]
+        else:
+            lines = [str(e) for e in errors]
+        self._on_loop(self._reload_failed_here, lines)
+
+    def reload(self) -> None:
+        """Read the show file again now (the control surface's RELOAD)."""
+        hook = self.reload_hook
+        if hook is None:
+            raise CueError("hot reload is not available in this run")
+
+        def start() -> None:
+            task = asyncio.ensure_future(hook())
+            self._tasks.append(task)  # type: ignore[arg-type]  # cancelled with the player
+
+        self._on_loop(start)
+
+    def _on_loop(self, fn: Callable[..., object], *args: Any) -> None:
+        # Callable from any thread, like the operator commands.
+        loop = self._loop
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is not None and running is not loop and not loop.is_closed():
+            loop.call_soon_threadsafe(fn, *args)
+        else:
+            fn(*args)
+
+    def _reload_here(self, request: _Reload, diff: PlanDiff) -> None:
+        self._clear_reload_errors()
+        scene = self._cur.scene.name if self._cur else None
+        summary = diff.summary().splitlines()
+        self._record("reload", label=request.apply, scene=scene, diff=diff.to_json(),
+                     refreshed=list(request.refreshed) or None,
+                     text="reload: " + "; ".join(summary))
+        if not self._quitting:
+            self._post("reload", request)
+
+    def _reload_failed_here(self, lines: list[str]) -> None:
+        self._clear_reload_errors()
+        self._reload_errors = lines
+        scene = self._cur.scene.name if self._cur else None
+        self._record("reload_error", label="invalid", scene=scene, errors=lines,
+                     text="reload failed, the show plays on: " + (lines[0] if lines else ""),
+                     level="error")
+        if lines:
+            self._errors.append(lines[0])  # the status line shows the latest error
+        self._notify_status()
+
+    def _clear_reload_errors(self) -> None:
+        if self._reload_errors:
+            with contextlib.suppress(ValueError):
+                self._errors.remove(self._reload_errors[0])
+            self._reload_errors = []
+            self._notify_status()
+
+    def _take_pending(self) -> _Reload:
+        pending, self._pending = self._pending, None
+        assert pending is not None
+        return pending
+
+    async def _reload(self, request: _Reload) -> None:
+        """Main loop: a new plan arrives."""
+        if self._pending is not None:  # a newer plan replaces the one waiting for its boundary
+            refreshed = tuple(dict.fromkeys(self._pending.refreshed + request.refreshed))
+            request = dataclasses.replace(request, refreshed=refreshed)
+            self._pending = None
+        cur = self._cur
+        touched = cur is not None and (
+            scene_change(self.timeline, request.timeline, cur.scene.name) is not None
+            or carry_occurrence(cur, request.timeline) is None
+            or self._refs_refreshed(cur.scene, request.refreshed)
+        )
+        if self._stash is not None or (request.apply == "boundary" and touched):
+            # Closed hours play the closed scene: the plan waits for the reopening.
+            self._pending = request
+            return
+        await self._swap(request, look=True)
+
+    def _refs_refreshed(self, scene: CompiledScene, refreshed: Sequence[str]) -> bool:
+        return bool(refreshed) and any(r in refreshed for r in scene.state_in.vace_refs)
+
+    async def _swap(self, request: _Reload, *, look: bool) -> bool:
+        """Put the new plan in place at the current position; with `look`, change what is on
+        the air as the playing scene's edit asks. True when the playing scene was gone and
+        the show moved on to another one."""
+        old, new = self.timeline, request.timeline
+        if request.assets is not None:
+            self.assets = dict(request.assets)
+        if request.loras is not None:
+            self.loras = dict(request.loras)
+        self.timeline = new
+        self._prepared = None
+        history = (carry_occurrence(h, new) for h in self._history)
+        self._history = collections.deque((h for h in history if h is not None), maxlen=_HISTORY)
+        cur = self._cur
+        if cur is None:  # pre-rolled, waiting for GO on the first scene
+            if self._next is not None:
+                first = carry_occurrence(self._next, new) or next(iter(new.schedule()))
+                self._chart = _Chart.following(new, first)
+                self._next = self._chart.pop()
+                before = (
+                    old.scene(first.scene.name).state_in
+                    if self._scene_in(old, first.scene.name) else None
+                )
+                if look and before != first.scene.state_in:
+                    await self._retouch(before, first.scene.state_in, first.scene, 0.0,
+                                        request.refreshed)
+            return False
+        carried = carry_occurrence(cur, new)
+        if carried is None:
+            await self._leave_deleted(cur, old, new)
+            return True
+        offset = self._position()
+        before = old.state_at_scene(cur.scene.index, offset)
+        changed = scene_change(old, new, cur.scene.name) is not None
+        self._cur = carried
+        self._origin = _origin_of(carried, self._cur_start)
+        actions = carried.scene.actions
+        if changed:
+            self._action_i = sum(1 for a in actions if a.offset <= offset)
+        self._action_i = min(self._action_i, len(actions))
+        self._chart = _Chart.following(new, carried)
+        self._chart.pop()
+        self._relink_next()
+        self._save_state()
+        if look and (changed or self._refs_refreshed(carried.scene, request.refreshed)):
+            after = new.state_at_scene(carried.scene.index, offset)
+            await self._retouch(before, after, carried.scene, offset, request.refreshed)
+        return False
+
+    @staticmethod
+    def _scene_in(timeline: Timeline, name: str) -> bool:
+        return any(s.name == name for s in timeline.scenes)
+
+    def _relink_next(self) -> None:
+        """The next occurrence and its start, from the new chart (after a swap)."""
+        cur = self._cur
+        assert cur is not None
+        fired_at, fired_origin = self._next_abs, self._next_origin
+        self._next = self._chart.peek()
+        self._next_abs = self._next_origin = None
+        if self._next is None:
+            return
+        if self._cue_fired is not None and self._next.start is None and fired_at is not None:
+            self._next_abs, self._next_origin = fired_at, fired_origin  # GO already came
+            return
+        self._next_abs, self._next_origin = _follow(cur, self._cur_start, self._origin, self._next)
+        now = self._frozen_at if self._frozen_at is not None else self.clock.monotonic()
+        if self._next_abs is not None and self._next_origin is not None and self._next_abs < now:
+            # The edit made the playing scene end before where it is: the next one starts
+            # now, not in the past (which would read as an outage and skip scenes).
+            self._next_origin += now - self._next_abs
+            self._next_abs = now
+
+    async def _retouch(
+        self,
+        before: State | None,
+        after: State,
+        scene: CompiledScene,
+        offset: float,
+        refreshed: Sequence[str],
+    ) -> None:
+        """Bring what is on the air from `before` to `after` (the playing scene was edited)."""
+        planned = self.clock.monotonic()
+        if not self._opened or self._link != "connected":
+            return  # a reconnect opens with the new plan's state at the position anyway
+        if before is None or after.session_key != self._live_key:
+            await self._session(after, after.initial_parameters(), planned=planned,
+                                label="reload", scene=scene.name, offset=offset)
+            return
+        steps, method = transition_for(self.timeline, scene)
+        refresh = any(r in refreshed for r in after.vace_refs)
+        message = state_delta(before, after, steps=steps, method=method, refresh_refs=refresh)
+        if message:
+            await self._send(self._resolve(message), planned=planned, label="reload",
+                             scene=scene.name, offset=offset, resolved=True)
+
+    async def _leave_deleted(self, cur: ScheduledScene, old: Timeline, new: Timeline) -> None:
+        """The playing scene is gone from the new plan: go on with the scene that followed it
+        in the old order (or, at the end of the show, the new plan's last scene)."""
+        names = [s.name for s in old.scenes[cur.scene.index + 1 :] if not s.closed_only]
+        playable = [s for s in new.scenes if not s.closed_only]
+        target = next((new.scene(n) for n in names if self._scene_in(new, n)), None)
+        if target is None:
+            target = playable[-1] if playable else new.scenes[0]
+        self._chart = _Chart(new.schedule(target.index, start_offset=_static_start(target)))
+        occ = self._chart.pop()
+        assert occ is not None
+        now = self.clock.monotonic()
+        self._cue_fired = None
+        await self._enter(occ, now, _origin_of(occ, now), jump=True, label="reload",
+                          remember=False)
+
+    async def _reload_at_boundary(self) -> None:
+        """The playing scene has ended: the waiting plan takes over with the scene after it."""
+        start, fired = self._next_abs, self._cue_fired
+        if await self._swap(self._take_pending(), look=False):
+            return
+        nxt = self._next
+        if nxt is None:
+            await self._end()
+            return
+        if nxt.start is None and fired is None:
+            self._next_abs = self._next_origin = None  # the new plan waits for a cue here
+            return
+        self._chart.pop()
+        when = start if start is not None else self.clock.monotonic()
+        await self._enter(nxt, when, _origin_of(nxt, when), jump=True, label="reload")
+
     # -- opening hours ---------------------------------------------------------------------------
 
     async def _hours_loop(self) -> None:
@@ -1193,8 +1492,10 @@ class Player:
             change = hours.next_change(now)
             if change is None:
                 return
-            # A little past the boundary, so the check below sees the new state.
-            await self._doze(change.timestamp() - self.clock.time() + 0.05)
+            # Exactly to the boundary (twice a day; the check below must see the new state).
+            await self.clock.sleep_until(
+                self.clock.monotonic() + change.timestamp() - self.clock.time()
+            )
             self._post("open" if hours.is_open(self.clock.now()) else "close")
 
     async def _close_hours(self) -> None:
@@ -1250,6 +1551,9 @@ class Player:
             )
         elif self._held is None:
             self._unfreeze(shift=True)
+        if self._pending is not None and self._cur is not None:
+            if await self._swap(self._take_pending(), look=False):
+                return  # the scene it was playing is gone: the next one has been entered
         if self._cur is not None:
             await self._apply_state(self._cur, self._position(), label="open")
 
@@ -1422,6 +1726,7 @@ class Player:
             "connection": self._link,
             "scenes": [s.name for s in self.timeline.scenes],
             "errors": list(self._errors)[-5:],
+            "reload_errors": list(self._reload_errors),
         }
 
     def subscribe(self, callback: Callable[[dict[str, Any]], object]) -> Callable[[], None]:

@@ -247,43 +247,46 @@ async def _settle(files: Iterable[Path], stop: _StopFlag) -> None:
 
 
 class _Watchers:
-    """One watchfiles watch per folder, all feeding one queue of change batches.
+    """One watchfiles watch over every folder in use, feeding a queue of change batches.
 
-    Folders come and go as includes are added or removed; a watch per folder means that adding
-    one never interrupts (or loses events of) the folders already watched.
+    One watch means one polling thread however many folders the show uses. When the folders
+    change (an include added or removed) the new watch is armed before the old one stops, so
+    no save falls in between (a change seen by both is merged like any other).
     """
 
     def __init__(self, stop: _StopFlag, debounce_ms: int, step_ms: int) -> None:
         self._stop = stop
         self._debounce_ms = debounce_ms
         self._step_ms = step_ms
-        self._tasks: dict[str, tuple[asyncio.Task[None], _StopFlag]] = {}
+        self._dirs: frozenset[str] = frozenset()
+        self._task: asyncio.Task[None] | None = None
+        self._flag: _StopFlag | None = None
         self._queue: asyncio.Queue[set[Change] | None] = asyncio.Queue()
 
     async def ensure(self, dirs: Iterable[str]) -> bool:
         """Watch exactly the folders of `dirs` that exist; True when a new watch started."""
-        wanted = {d for d in dirs if os.path.isdir(d)}
-        for folder in [d for d in self._tasks if d not in wanted]:
-            task, flag = self._tasks.pop(folder)
-            flag.set()
-            task.cancel()
-        started = False
-        for folder in sorted(wanted):
-            running = self._tasks.get(folder)
-            if running is None or running[0].done():
-                flag = _StopFlag(None, parent=self._stop)
-                task = asyncio.create_task(self._watch(folder, flag), name=f"watch {folder}")
-                self._tasks[folder] = (task, flag)
-                started = True
-        if started:
-            # Let the new tasks run up to their first wait: by then each watch is armed.
+        wanted = frozenset(d for d in dirs if os.path.isdir(d))
+        running = self._task is not None and not self._task.done()
+        if wanted == self._dirs and running:
+            return False
+        old_task, old_flag = self._task, self._flag
+        self._dirs, self._task, self._flag = wanted, None, None
+        if wanted:
+            self._flag = _StopFlag(None, parent=self._stop)
+            self._task = asyncio.create_task(
+                self._watch(sorted(wanted), self._flag), name="watch show files"
+            )
+            # Let the new task run up to its first wait: by then its watch is armed.
             await asyncio.sleep(0)
-        return started
+        if old_task is not None and old_flag is not None:
+            old_flag.set()
+            old_task.cancel()
+        return bool(wanted)
 
-    async def _watch(self, folder: str, flag: _StopFlag) -> None:
+    async def _watch(self, folders: list[str], flag: _StopFlag) -> None:
         try:
             async for changes in watchfiles.awatch(
-                folder,
+                *folders,
                 stop_event=flag,  # type: ignore[arg-type]  # any object with is_set()/set()
                 debounce=self._debounce_ms,
                 step=self._step_ms,
@@ -292,8 +295,8 @@ class _Watchers:
             ):
                 self._queue.put_nowait(changes)
         except OSError as exc:
-            # The folder vanished (a checkout, a rename); ensure() restarts it if it returns.
-            log.info("stopped watching %s: %s", folder, exc)
+            # A folder vanished (a checkout, a rename); ensure() starts again when asked.
+            log.info("stopped watching %s: %s", ", ".join(folders), exc)
         finally:
             self._queue.put_nowait(None)
 
@@ -319,12 +322,12 @@ class _Watchers:
         return batch
 
     async def close(self) -> None:
-        tasks = [task for task, _ in self._tasks.values()]
-        for task, flag in self._tasks.values():
+        task, flag = self._task, self._flag
+        self._task = self._flag = None
+        if task is not None and flag is not None:
             flag.set()
             task.cancel()
-        self._tasks.clear()
-        await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(task, return_exceptions=True)
 
 
 class _ShowWatcher:

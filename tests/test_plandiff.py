@@ -11,8 +11,15 @@ from typing import Any
 import pytest
 
 from showrunner.model import Show
-from showrunner.plandiff import PlanDiff, diff_timelines
-from showrunner.timeline import Timeline, compile_timeline
+from showrunner.plandiff import (
+    PlanDiff,
+    carry_occurrence,
+    diff_timelines,
+    scene_change,
+    state_delta,
+    transition_for,
+)
+from showrunner.timeline import Timeline, compile_timeline, seconds_to_steps
 
 Data = dict[str, Any]
 
@@ -285,3 +292,120 @@ def test_many_retimed_scenes_are_summarised() -> None:
     diff = _diff(lambda d: d["scenes"][0].update(duration=3), base)
     assert len(diff.retimed) == 9
     assert diff.summary().splitlines()[-1].endswith("(+5 more)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Moving a playing show to a new plan
+# ---------------------------------------------------------------------------------------------
+
+SECTIONED: Data = {
+    "title": "Sections",
+    "scenes": [
+        {"name": "open", "prompts": "a door", "duration": 2},
+        {"name": "verse", "prompts": "a street", "duration": 2},
+        {"name": "chorus", "prompts": "a crowd", "duration": 2},
+        {"name": "coda", "prompts": "an empty room", "duration": 2},
+    ],
+    "sections": [{"name": "song", "start": "verse", "end": "chorus", "repeat": 3}],
+}
+
+
+def _names_after(timeline: Timeline, occurrence: Any, count: int) -> list[str]:
+    names = []
+    occ = occurrence
+    for _ in range(count):
+        occ = timeline.next_after(occ)
+        if occ is None:
+            break
+        names.append(occ.scene.name)
+    return names
+
+
+def test_carry_keeps_the_section_count() -> None:
+    old = _timeline(SECTIONED)
+    second_verse = [o for o in old.schedule() if o.scene.name == "verse"][1]
+    edited = copy.deepcopy(SECTIONED)
+    _scene(edited, "chorus")["prompts"] = "a louder crowd"
+    new = _timeline(edited)
+    carried = carry_occurrence(second_verse, new)
+    assert carried is not None
+    assert carried.scene is new.scene("verse")
+    assert carried.path == second_verse.path
+    # the second pass of three: one more verse/chorus after this one, then the coda
+    assert _names_after(new, carried, 4) == ["chorus", "verse", "chorus", "coda"]
+
+
+def test_carry_of_a_deleted_scene_is_none() -> None:
+    old = _timeline(SECTIONED)
+    occ = next(iter(old.schedule()))
+    edited = copy.deepcopy(SECTIONED)
+    edited["scenes"].pop(0)
+    assert carry_occurrence(occ, _timeline(edited)) is None
+
+
+def test_carry_reads_the_new_timing() -> None:
+    old = _timeline(SECTIONED)
+    coda = [o for o in old.schedule() if o.scene.name == "coda"][0]
+    edited = copy.deepcopy(SECTIONED)
+    _scene(edited, "coda")["duration"] = 5
+    carried = carry_occurrence(coda, _timeline(edited))
+    assert carried is not None and carried.scene.duration == 5.0
+
+
+def test_state_delta_prompts_go_through_the_scene_transition() -> None:
+    """Contract §8-G: new prompts go as a `transition`, with the scene's own length."""
+    old = _timeline(BASE)
+    edited = copy.deepcopy(BASE)
+    _scene(edited, "outro").update(prompts="a city at dawn", noise_scale=0.5)
+    new = _timeline(edited)
+    scene = new.scene("outro")
+    steps, method = transition_for(new, scene)
+    assert steps == seconds_to_steps(2.0, scene.chunk_interval)
+    message = state_delta(
+        old.state_at_scene("outro", 1.0), new.state_at_scene("outro", 1.0),
+        steps=steps, method=method,
+    )
+    assert message == {
+        "transition": {
+            "target_prompts": [{"text": "a city at dawn", "weight": 1.0}],
+            "num_steps": steps,
+            "temporal_interpolation_method": method,
+        },
+        "noise_scale": 0.5,
+    }
+
+
+def test_state_delta_of_equal_states_is_empty() -> None:
+    state = _timeline(BASE).state_at_scene("middle", 1.0)
+    assert state_delta(state, state, steps=3, method="linear") == {}
+
+
+def test_state_delta_resends_vace_refs_after_a_cache_reset() -> None:
+    """Contract §4.4: VACE references are one-shot and must follow every cache reset."""
+    base: Data = {
+        "title": "Refs",
+        "assets": {"images": {"ref": {"server_path": "/srv/ref.png"}}},
+        "defaults": {"manage_cache": True},
+        "scenes": [{"name": "a", "prompts": "x", "duration": 4, "vace": {"refs": ["ref"]}}],
+    }
+    edited = copy.deepcopy(base)
+    edited["scenes"][0]["denoising_steps"] = [1000, 500]
+    old, new = _timeline(base), _timeline(edited)
+    message = state_delta(old.state_at_scene("a", 1), new.state_at_scene("a", 1), steps=0,
+                          method="linear")
+    assert message["denoising_step_list"] == [1000, 500]
+    assert message["vace_ref_images"] == ["@asset:ref"]
+    same = old.state_at_scene("a", 1)
+    refreshed = state_delta(same, same, steps=0, method="linear", refresh_refs=True)
+    assert refreshed == {"vace_ref_images": ["@asset:ref"]}
+
+
+def test_scene_change_of_one_scene() -> None:
+    old = _timeline(BASE)
+    edited = copy.deepcopy(BASE)
+    _scene(edited, "middle")["prompts"] = "fog"
+    new = _timeline(edited)
+    change = scene_change(old, new, "middle")
+    assert change is not None and change.fields == ("prompts",)
+    assert scene_change(old, new, "intro") is None
+    assert scene_change(old, new, "nowhere") is None

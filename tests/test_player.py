@@ -112,7 +112,9 @@ scenes:
 
 
 @pytest.mark.anyio
-async def test_cue_waits_for_go_and_go_advances_once(sim_thread: Simulator, tmp_path: Path, journal: Journal) -> None:
+async def test_cue_waits_for_go_and_go_advances_once(
+    sim_thread: Simulator, tmp_path: Path, journal: Journal
+) -> None:
     """A cue scene waits for GO; one GO fires exactly one cue (contract §3.2: one message)."""
     timeline = compile_show(CUES)
     async with session_for(sim_thread) as session:
@@ -489,3 +491,29 @@ async def test_watchdog_reconnects_a_dropped_data_channel(
     records = read_journal(tmp_path / "j.jsonl")
     assert any(r["kind"] == "watchdog" and r["label"] == "data channel closed" for r in records)
     assert any(r["kind"] == "reconnect" and r["label"] == "ok" for r in records)
+
+
+NAMED = """
+title: named cue
+defaults: {pipeline: controller-viz}
+scenes:
+  - {name: calm, prompts: a calm sea, duration: 0.2}
+  - {name: thunder, prompts: lightning over the sea, cue: thunder}
+"""
+
+
+@pytest.mark.anyio
+async def test_a_named_cue_fires_on_its_name_or_go(sim_thread: Simulator, journal: Journal,
+                                                   tmp_path: Path) -> None:
+    timeline = compile_show(NAMED)
+    async with session_for(sim_thread) as session:
+        player = Player(timeline, session, journal=journal)
+        async with playing(player):
+            await until(lambda: player.status()["waiting_for"] == "thunder")
+            player.cue("rain")
+            await asyncio.sleep(0.1)
+            assert player.status()["scene"] == "calm"
+            player.cue("thunder")
+            await until(lambda: player.status()["scene"] == "thunder")
+    labels = [r["label"] for r in read_journal(tmp_path / "j.jsonl") if r["kind"] == "operator"]
+    assert "cue ignored" in labels

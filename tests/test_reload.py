@@ -9,16 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
 from watchfiles import Change
 
 from showrunner.errors import ShowErrors
+from showrunner.journal import read_journal
 from showrunner.load import LoadResult, load
+from showrunner.player import Player
 from showrunner.reload import _is_junk, _relevant, watch_show
+from showrunner.runner import run_show
+from showrunner.sim import Simulator, SimThread
 
 SHOW = """\
 title: Reload test
@@ -405,3 +410,272 @@ async def test_cancelling_the_consumer_leaves_no_watch_running(show: Path) -> No
     await asyncio.sleep(0.05)
     leftovers = [t for t in asyncio.all_tasks() if t.get_name().startswith("watch ")]
     assert leftovers == []
+
+
+# ---------------------------------------------------------------------------------------------
+# A real run against the simulator, edited while it plays
+# ---------------------------------------------------------------------------------------------
+
+LIVE = """\
+title: Live edit
+fps: 16
+defaults: {pipeline: controller-viz}
+scenes:
+  - name: one
+    prompts: a quiet harbour
+    duration: 30
+  - name: two
+    prompts: a busy market
+    duration: 30
+  - name: three
+    prompts: an empty street
+    duration: 30
+"""
+
+
+class LiveRun:
+    """`run_show` on a show in a temp folder, against a simulator in its own thread."""
+
+    def __init__(self, folder: Path, sim: Simulator, text: str, **kw: Any) -> None:
+        self.folder = folder
+        self.sim = sim
+        self.path = folder / "show.yaml"
+        self.path.write_text(text, "utf-8")
+        self.journal = folder / "run.jsonl"
+        self.kw = kw
+        self.stop = asyncio.Event()
+        self.players: list[Player] = []
+        self.task: asyncio.Task[int] | None = None
+
+    async def __aenter__(self) -> LiveRun:
+        self.task = asyncio.create_task(
+            run_show(
+                self.path, scope_url=self.sim.url, journal_path=self.journal, stdin_tty=False,
+                state_file=self.folder / "state.json", stop_event=self.stop,
+                on_player=self.players.append, **self.kw,
+            )
+        )
+        await until(lambda: self.players and self.player.status()["scene"] is not None)
+        await until(lambda: self.player.status()["connection"] == "connected")
+        await asyncio.sleep(0.2)  # the watch starts with the player
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop.set()
+        assert self.task is not None
+        assert await asyncio.wait_for(self.task, 10) == 0
+
+    @property
+    def player(self) -> Player:
+        return self.players[0]
+
+    def edit(self, old: str, new: str) -> None:
+        _edit(self.path, old, new)
+
+    def received(self, text: str) -> list[dict[str, Any]]:
+        """Data-channel messages that carry `text` (a prompt), in arrival order."""
+        return [
+            r["message"] for r in self.sim.records if r["kind"] == "data" and text in str(r["message"])
+        ]
+
+    def offers(self) -> list[dict[str, Any]]:
+        return [
+            r["json"]["initialParameters"]
+            for r in self.sim.records
+            if r["kind"] == "http" and r["path"] == "/api/v1/webrtc/offer" and r["method"] == "POST"
+        ]
+
+    def journal_lines(self, kind: str) -> list[dict[str, Any]]:
+        return [r for r in read_journal(self.journal) if r["kind"] == kind]
+
+
+async def until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (value := predicate()):
+        if loop.time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.01)
+    return value
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    thread = SimThread("127.0.0.1", 0, load_time=0.02)
+    simulator = thread.start()
+    yield simulator
+    thread.stop()
+
+
+def _prompts(message: dict[str, Any]) -> list[str]:
+    return [p["text"] for p in message["transition"]["target_prompts"]]
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_valid_edit_reaches_scope_and_keeps_the_position(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    """A prompt edit of the playing scene goes out as one `transition` (contract §3.3, §8-G);
+    the scene and its offset stay; the journal holds the diff."""
+    async with LiveRun(tmp_path, sim, LIVE) as run:
+        before = run.player.status()["position"]
+        run.edit("a quiet harbour", "a harbour in a storm")
+        sent = await until(lambda: run.received("a harbour in a storm"))
+        assert _prompts(sent[0]) == ["a harbour in a storm"]
+        status = run.player.status()
+        assert status["scene"] == "one" and status["next"] == "two"
+        assert status["position"] >= before
+        assert 25 < status["countdown"] < 30
+        reload = run.journal_lines("reload")[-1]
+        assert reload["diff"]["changed"][0]["scene"] == "one"
+        assert reload["diff"]["changed"][0]["fields"] == ["prompts"]
+        assert [r["label"] for r in run.journal_lines("send")][-1] == "reload"
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_prompt_and_parameter_edit_is_one_message(tmp_path: Path, sim: Simulator) -> None:
+    """Contract §3.2 step 5: one combined message per change, not one per key."""
+    async with LiveRun(tmp_path, sim, LIVE) as run:
+        run.edit("    prompts: a quiet harbour\n", "    prompts: a foggy harbour\n    noise_scale: 0.4\n")
+        sent = await until(lambda: run.received("a foggy harbour"))
+        assert sent[0]["noise_scale"] == 0.4
+        assert len(run.received("noise_scale")) == 1
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_invalid_edit_keeps_playing_and_is_reported(
+    tmp_path: Path, sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    async with LiveRun(tmp_path, sim, LIVE) as run:
+        data_before = sum(1 for r in sim.records if r["kind"] == "data")
+        run.edit("duration: 30", "duration: -5")
+        errors = await until(lambda: run.player.status()["reload_errors"])
+        assert errors == [f"{run.path}:7:15: scenes[0].duration: must be a time >= 0"]
+        assert run.player.status()["errors"][-1] == errors[0]  # the terminal's status line
+        assert run.player.status()["scene"] == "one"
+        assert run.journal_lines("reload_error")[-1]["errors"] == errors
+        await asyncio.sleep(0.3)
+        assert sum(1 for r in sim.records if r["kind"] == "data") == data_before
+        assert "scenes[0].duration: must be a time >= 0" in capsys.readouterr().err
+        # fixing the file applies normally and clears the report
+        run.edit("duration: -5", "duration: 30")
+        run.edit("a quiet harbour", "a harbour at night")
+        await until(lambda: run.received("a harbour at night"))
+        assert run.player.status()["reload_errors"] == []
+        assert errors[0] not in run.player.status()["errors"]
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_rapid_saves_end_with_the_last_version(tmp_path: Path, sim: Simulator) -> None:
+    async with LiveRun(tmp_path, sim, LIVE) as run:
+        text = run.path.read_text("utf-8")
+        for i in range(15):
+            run.path.write_text(text.replace("a quiet harbour", f"harbour take {i}"), "utf-8")
+            await asyncio.sleep(0.003)
+        await until(lambda: run.received("harbour take 14"))
+        await asyncio.sleep(0.3)
+        sends = [r for r in run.journal_lines("send") if r["label"] == "reload"]
+        assert 1 <= len(sends) <= 4
+        assert _prompts(sends[-1]["message"]) == ["harbour take 14"]
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_atomic_rename_save(tmp_path: Path, sim: Simulator) -> None:
+    async with LiveRun(tmp_path, sim, LIVE) as run:
+        for take in ("first", "second"):
+            tmp = run.path.with_name(f".show.yaml.{take}.tmp")
+            tmp.write_text(LIVE.replace("a quiet harbour", f"{take} save"), "utf-8")
+            os.replace(tmp, run.path)
+            await until(lambda take=take: run.received(f"{take} save"))
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_edited_include(tmp_path: Path, sim: Simulator) -> None:
+    (tmp_path / "prompts.yaml").write_text("harbour: a harbour at dawn\n", "utf-8")
+    text = LIVE.replace("scenes:\n", "include: {lib: prompts.yaml}\nscenes:\n").replace(
+        "a quiet harbour", '"{{ lib.harbour }}"'
+    )
+    async with LiveRun(tmp_path, sim, text) as run:
+        assert run.received("a harbour at dawn") == [] and "a harbour at dawn" in str(run.offers())
+        (tmp_path / "prompts.yaml").write_text("harbour: a harbour at dusk\n", "utf-8")
+        await until(lambda: run.received("a harbour at dusk"))
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_pipeline_edit_reconnects(tmp_path: Path, sim: Simulator) -> None:
+    """Contract §4.2: a new pipeline for the playing scene means close, load, new offer."""
+    async with LiveRun(tmp_path, sim, LIVE) as run:
+        run.edit("    prompts: a quiet harbour\n", "    prompts: a quiet harbour\n    pipeline: passthrough\n")
+        await until(lambda: len(run.offers()) == 2)
+        assert run.offers()[-1]["pipeline_ids"] == ["passthrough"]
+        await until(lambda: run.player.status()["connection"] == "connected")
+        assert run.player.status()["scene"] == "one"
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_shorter_scene_moves_the_next_one_up(tmp_path: Path, sim: Simulator) -> None:
+    async with LiveRun(tmp_path, sim, LIVE) as run:
+        run.edit("duration: 30", "duration: 1")  # shorter than where the scene already is
+        await until(lambda: run.player.status()["scene"] == "two")
+        await until(lambda: run.received("a busy market"))
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_deleted_scene_moves_on_to_the_next(tmp_path: Path, sim: Simulator) -> None:
+    async with LiveRun(tmp_path, sim, LIVE) as run:
+        run.edit("  - name: one\n    prompts: a quiet harbour\n    duration: 30\n", "")
+        await until(lambda: run.player.status()["scene"] == "two")
+        await until(lambda: run.received("a busy market"))
+        assert run.journal_lines("reload")[-1]["diff"]["removed"] == ["one"]
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_boundary_waits_for_the_next_scene(tmp_path: Path, sim: Simulator) -> None:
+    text = LIVE.replace("duration: 30", "duration: 1.5", 1)
+    async with LiveRun(tmp_path, sim, text, reload_at="boundary") as run:
+        run.edit("a quiet harbour", "a harbour later")
+        run.edit("a busy market", "a market later")
+        await until(lambda: run.journal_lines("reload"))
+        await asyncio.sleep(0.2)
+        assert run.received("a harbour later") == []  # the playing scene finishes as it was
+        await until(lambda: run.player.status()["scene"] == "two")
+        sent = await until(lambda: run.received("a market later"))
+        assert _prompts(sent[0]) == ["a market later"]
+        assert run.received("a harbour later") == []  # never: the scene it was in is over
+        assert run.player.status()["countdown"] > 25
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_forced_reload(tmp_path: Path, sim: Simulator) -> None:
+    async with LiveRun(tmp_path, sim, LIVE) as run:
+        run.player.reload()  # nothing changed: a reload with an empty diff
+        await until(lambda: run.journal_lines("reload"))
+        assert run.journal_lines("reload")[-1]["diff"]["empty"] is True
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_edit_of_a_scene_waiting_for_go(tmp_path: Path, sim: Simulator) -> None:
+    text = LIVE.replace("    prompts: a busy market\n", "    prompts: a busy market\n    cue: true\n")
+    text = text.replace("duration: 30", "duration: 0.5", 1)
+    async with LiveRun(tmp_path, sim, text) as run:
+        await until(lambda: run.player.status()["waiting_for"] == "go")
+        run.edit("a busy market", "a market at night")
+        await until(lambda: run.journal_lines("reload"))
+        await asyncio.sleep(0.1)
+        assert run.player.status()["waiting_for"] == "go"  # the edit does not fire the cue
+        run.player.go()
+        sent = await until(lambda: run.received("a market at night"))
+        assert _prompts(sent[0]) == ["a market at night"]
+        assert run.player.status()["scene"] == "two"

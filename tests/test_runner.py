@@ -241,12 +241,15 @@ async def test_auth_header_comes_from_the_named_variable(
 
 ASSETS = """
 title: assets
-defaults: {pipeline: longlive}
+defaults:
+  pipeline: longlive
+  load: {loras: [{lora: water, scale: 0.8, merge_mode: runtime_peft}]}
 end: stop
 assets:
   images: {ref: ref.png}
+  loras: {water: sim-watercolor}
 scenes:
-  - {name: only, prompts: a portrait, duration: 0.3, vace: {refs: [ref]}}
+  - {name: only, prompts: a portrait, duration: 0.3, vace: {refs: [ref]}, loras: {water: 0.5}}
 """
 
 
@@ -254,16 +257,34 @@ scenes:
 async def test_local_images_are_uploaded_before_the_first_scene(
     sim_thread: Simulator, tmp_path: Path
 ) -> None:
-    """Image assets go up first (§2.9); messages carry the server path, not `@asset:`."""
+    """Image assets go up and LoRAs are resolved first (§2.9, §2.10); what reaches Scope carries
+    server paths, never `@asset:`/`@lora:` references."""
     Image.new("RGB", (16, 16), "red").save(tmp_path / "ref.png")
     show = write(tmp_path, ASSETS)
     code = await run_show(show, scope_url=sim_thread.url, stdin_tty=False,
                           state_file=tmp_path / "s.json")
     assert code == 0
-    paths = [r["path"] for r in sim_thread.records if r["kind"] == "http"]
-    assert paths.index("/api/v1/assets") < paths.index("/api/v1/webrtc/offer")
+    http = [r for r in sim_thread.records if r["kind"] == "http"]
+    paths = [r["path"] for r in http]
+    assert paths.index("/api/v1/assets") < paths.index("/api/v1/pipeline/load")
+    assert paths.index("/api/v1/loras") < paths.index("/api/v1/pipeline/load")
     refs = offers(sim_thread)[0]["vace_ref_images"]
     assert len(refs) == 1 and not refs[0].startswith("@asset:") and refs[0].endswith(".png")
+    load_body = next(r["json"] for r in http if r["path"] == "/api/v1/pipeline/load")
+    lora_path = load_body["load_params"]["loras"][0]["path"]
+    assert lora_path.startswith("/") and lora_path.endswith("sim-watercolor.safetensors")
+    assert offers(sim_thread)[0]["lora_scales"] == [{"path": lora_path, "scale": 0.5}]
+
+
+@pytest.mark.anyio
+async def test_a_lora_the_server_lacks_is_an_error_before_the_show(
+    sim_thread: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Image.new("RGB", (16, 16), "red").save(tmp_path / "ref.png")
+    show = write(tmp_path, ASSETS.replace("sim-watercolor", "not-there"))
+    assert await run_show(show, scope_url=sim_thread.url, stdin_tty=False) == 1
+    assert "not-there" in capsys.readouterr().err
+    assert offers(sim_thread) == []
 
 
 RESUME = """
