@@ -28,6 +28,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from showrunner.clock import SystemClock
 from showrunner.runner import run_show
 from showrunner.sim import SimThread
 
@@ -63,6 +64,22 @@ def make_show(scenes: int, seconds: float) -> str:
             f"        - {{at: {seconds}, value: {high}}}",
         ]
     return "\n".join(lines) + "\n"
+
+
+async def clock_floor(count: int = 500, spacing: float = 0.02) -> list[float]:
+    """Lateness (ms) of a bare loop that only wakes at planned times with the player's clock.
+
+    Whatever this shows (timer slack, a busy or virtual machine) no player can do better than.
+    """
+    clock = SystemClock()
+    origin = clock.monotonic() + 0.05
+    late = []
+    for i in range(count):
+        deadline = origin + i * spacing
+        await clock.approach(deadline)
+        await clock.sleep_until(deadline)
+        late.append((clock.monotonic() - deadline) * 1000)
+    return late
 
 
 def percentiles(values: list[float]) -> tuple[float, float, float]:
@@ -144,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     show.write_text(make_show(args.scenes, args.scene_seconds))
     journal = folder / "journal.jsonl"
     journal.unlink(missing_ok=True)
+    floor = percentiles(asyncio.run(clock_floor()))
     code, records = play(show, journal, folder, args.sim_process)
     if code != 0:
         print(f"run_show returned {code}", file=sys.stderr)
@@ -153,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     e50, e99, emax = result["e2e"]
     where = "its own process" if args.sim_process else "a thread of this process (SimThread)"
     print(f"simulator in {where}; {args.scenes} scenes of {args.scene_seconds:g} s")
+    print(f"clock floor (bare wake-ups, this machine): p50 {floor[0]:.3f} ms  p99 {floor[1]:.3f} ms  "
+          f"max {floor[2]:.3f} ms")
     print(f"messages sent {result['messages']}, received {result['received']}, "
           f"matched {result['matched']}, sent early {result['early']}")
     print(f"send lateness (sent_at - planned_at):     p50 {s50:.3f} ms  p99 {s99:.3f} ms  "

@@ -66,6 +66,7 @@ def _runner(url: str, show: str, seconds: float, conn: Connection) -> None:
 def _bare(url: str, pipeline: str, seconds: float, conn: Connection) -> None:
     import httpx
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import MediaStreamError
 
     from showrunner.rtc import restrict_ice_to_loopback
 
@@ -86,7 +87,10 @@ def _bare(url: str, pipeline: str, seconds: float, conn: Connection) -> None:
                 async def consume() -> None:
                     nonlocal frames
                     while True:
-                        await track.recv()
+                        try:
+                            await track.recv()
+                        except MediaStreamError:
+                            return  # the connection closed
                         frames += 1
                         if not first.done():
                             first.set_result(None)

@@ -26,7 +26,7 @@ EARLY_WAKE = 0.004
 # The last stretch of a hand-over spins instead of sleeping: `time.sleep` usually wakes ~0.2 ms
 # late (more on a busy or virtual machine) and must then win the GIL back; a spinning thread
 # keeps both. It costs up to this much CPU per planned event.
-_SPIN = 0.001
+_SPIN = 0.002
 
 
 @runtime_checkable
@@ -97,6 +97,11 @@ class SystemClock:
         if remaining > self.early:
             await asyncio.sleep(remaining - self.early)
 
+    async def doze(self, deadline: float) -> None:
+        """A background wait: a plain event-loop timer, no scheduler job, no hand-over."""
+        remaining = deadline - _time.monotonic()
+        await asyncio.sleep(max(0.0, remaining))
+
 
 class _Sleeper:
     __slots__ = ("deadline", "future", "order")
@@ -158,6 +163,10 @@ class FakeClock:
 
     async def approach(self, deadline: float) -> None:
         """Same as `sleep_until` (a fake clock has no hand-over to prepare)."""
+        await self.sleep_until(deadline)
+
+    async def doze(self, deadline: float) -> None:
+        """Same as `sleep_until`."""
         await self.sleep_until(deadline)
 
     async def sleep_until(self, deadline: float) -> None:

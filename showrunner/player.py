@@ -8,7 +8,8 @@ wakes a little early and hands over at the exact moment.
 
 Two side tasks watch the world and post to the main loop or repair the session:
 
-- the *watchdog* asks ``sink.liveness()`` every half second; on a problem it reconnects with
+- the *watchdog* checks ``sink.connected`` every half second and asks ``sink.liveness()``
+  every two seconds (or at once when the quick check fails); on a problem it reconnects with
   exponential backoff (0.5 s doubling, capped at 10 s, forever), opening the new session
   with the full state of the wall-clock-correct position;
 - the *hours* task (when the show has opening hours) closes and opens the show at the
@@ -64,6 +65,7 @@ log = logging.getLogger("showrunner.player")
 _T = TypeVar("_T")
 
 WATCHDOG_PERIOD = 0.5
+HEALTH_PERIOD = 2.0
 BACKOFF_START = 0.5
 BACKOFF_CAP = 10.0
 # An action this late (after a reload, a stall, an outage) is not sent as such: the player
@@ -325,6 +327,7 @@ class _IdleCollector:
 
     def __init__(self) -> None:
         self._rounds = 0
+        self._last_full = 0
         self._was_enabled = False
         self._threshold = max(1, gc.get_threshold()[0])
 
@@ -345,8 +348,11 @@ class _IdleCollector:
             return
         self._rounds += 1
         generation = 2 if self._rounds % 100 == 0 else 1 if self._rounds % 10 == 0 else 0
-        while room < self._MIN_ROOM[generation]:
+        overdue = self._rounds - self._last_full > 1000  # a long dense stretch: do it anyway
+        while room < self._MIN_ROOM[generation] and not (generation == 2 and overdue):
             generation -= 1
+        if generation == 2:
+            self._last_full = self._rounds
         gc.collect(generation)
 
 
@@ -373,6 +379,7 @@ class Player:
         show_path: str | None = None,
         show_hash: str = "",
         watchdog_period: float = WATCHDOG_PERIOD,
+        health_period: float = HEALTH_PERIOD,
         backoff: tuple[float, float] = (BACKOFF_START, BACKOFF_CAP),
         catch_up: float = CATCH_UP,
         manage_gc: bool = False,
@@ -389,6 +396,8 @@ class Player:
         self.show_path = show_path or str(timeline.source or "")
         self.show_hash = show_hash
         self.watchdog_period = watchdog_period
+        self.health_period = health_period
+        self._last_health = float("-inf")
         self.backoff = backoff
         self.catch_up = catch_up
         self._collector = _IdleCollector() if manage_gc else None
@@ -571,9 +580,9 @@ class Player:
         """A background wait (watchdog, backoff, hours): never the precise hand-over, which
         blocks the loop for its last milliseconds and could delay a cue due at that moment."""
         deadline = self.clock.monotonic() + seconds
-        approach = getattr(self.clock, "approach", None)
-        if approach is not None:
-            await approach(deadline)
+        doze = getattr(self.clock, "doze", None)
+        if doze is not None:
+            await doze(deadline)
         else:
             await self.clock.sleep_until(deadline)
 
@@ -1569,6 +1578,14 @@ class Player:
                 self._collector.collect(self._room())
             if self._sink_lock.locked() or self._link in ("starting", "closed"):
                 continue
+            # A closed peer connection or channel shows locally at once; the full check (an
+            # HTTP round trip, ~3 ms of CPU) runs every `health_period`, or when that fails.
+            now = self.clock.monotonic()
+            if self._link == "connected" and self._sink_connected() and (
+                now - self._last_health < self.health_period
+            ):
+                continue
+            self._last_health = now
             generation = self._generation
             try:
                 reason = await self.sink.liveness()
@@ -1583,6 +1600,12 @@ class Player:
             log.warning("Scope session problem: %s", reason)
             self._record("watchdog", label=reason, text=f"Scope: {reason}", level="warning")
             await self._reconnect(reason)
+
+    def _sink_connected(self) -> bool:
+        try:
+            return bool(self.sink.connected)
+        except Exception:  # a sink that cannot tell gets the full check
+            return False
 
     async def _reconnect(self, reason: str) -> None:
         delay, cap = self.backoff
