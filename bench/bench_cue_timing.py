@@ -157,7 +157,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.setswitchinterval(args.switch_interval)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="showrunner-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
-    show = folder / "bench.yaml"
+    # The show sits in a folder of its own: the run watches the show's folder for edits, and
+    # the journal and the simulator's record change a thousand times.
+    show = folder / "show" / "bench.yaml"
+    show.parent.mkdir(exist_ok=True)
     show.write_text(make_show(args.scenes, args.scene_seconds))
     journal = folder / "journal.jsonl"
     journal.unlink(missing_ok=True)

@@ -119,7 +119,8 @@ async def measure(edits: int) -> dict[str, list[float]]:
 
 
 def report(results: dict[str, list[float]]) -> str:
-    lines = [f"{'save style':<15} {'edits':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'mean ms':>8}"]
+    header = ("save style", "edits", "p50 ms", "p95 ms", "max ms", "mean ms")
+    lines = ["{:<15} {:>5} {:>8} {:>8} {:>8} {:>8}".format(*header)]
     for style, values in [*results.items(), ("all", [v for vs in results.values() for v in vs])]:
         ms = [v * 1000 for v in values]
         lines.append(

@@ -201,7 +201,9 @@ def _load_and_stat(
     """
     before = _stats(known)
     result = _load_quietly(path)
-    files = [Path(_norm(f)) for f in result.files] if isinstance(result, LoadResult) else [show_path]
+    files = [show_path]
+    if isinstance(result, LoadResult):
+        files = [Path(_norm(f)) for f in result.files]
     seen = _stats(files)
     moved = any(seen.get(f, before[f]) != before[f] for f in before)
     return result, seen, moved

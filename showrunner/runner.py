@@ -110,6 +110,11 @@ async def run_show(
             ScopeClient(url, headers=headers, timeouts=_timeouts(result.show))
         )
         quit_early = _quit_signal(stack, stop_event)
+        # Watch the show from now on: an edit made while Scope connects is not lost, and the
+        # watch's first look at the files happens before timed playback begins.
+        hot = _HotReload(client, show_path, result, reload_at, out, err)
+        hot.start()
+        stack.push_async_callback(hot.stop)
         refs = await _prepare_refs(client, result, quit_early, out, err)
         if refs is None:
             return 1 if not quit_early.is_set() else 0
@@ -126,13 +131,13 @@ async def run_show(
         )
         if on_player is not None:
             on_player(player)
-        hot = _HotReload(player, client, show_path, result, reload_at, out, err)
-        player.reload_hook = hot.reload
-        hot.start()
-        stack.push_async_callback(hot.stop)
+        hot.attach(player)
         _install_quit(stack, player, quit_early)
         await stack.enter_async_context(Terminal(player, tty=stdin_tty))
-        return await player.run()
+        try:
+            return await player.run()
+        finally:
+            await hot.stop()  # before the journal and the session close
     return 0  # pragma: no cover - the stack only exits through a return above
 
 
@@ -245,7 +250,6 @@ class _HotReload:
 
     def __init__(
         self,
-        player: Player,
         client: ScopeClient,
         path: Path,
         result: LoadResult,
@@ -253,7 +257,8 @@ class _HotReload:
         out: TextIO,
         err: TextIO,
     ) -> None:
-        self.player = player
+        self._player: Player | None = None
+        self._ready = asyncio.Event()  # set once the player exists
         self.client = client
         self.path = path
         self.first = result
@@ -263,10 +268,22 @@ class _HotReload:
         self._lock = asyncio.Lock()  # one version at a time, in order
         self._task: asyncio.Task[None] | None = None
         self._images = _image_stats(result)  # what was uploaded: asset name -> (file, stat)
-        self._loras = {name: lora.path or lora.filename for name, lora in result.show.assets.loras.items()}
+        loras = result.show.assets.loras
+        self._loras = {name: lora.path or lora.filename for name, lora in loras.items()}
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="showrunner-reload")
+
+    def attach(self, player: Player) -> None:
+        """Edits seen so far (and from now on) go to `player`."""
+        self._player = player
+        player.reload_hook = self.reload
+        self._ready.set()
+
+    @property
+    def player(self) -> Player:
+        assert self._player is not None, "attach() the player first"
+        return self._player
 
     async def stop(self) -> None:
         self.stop_event.set()
@@ -293,15 +310,19 @@ class _HotReload:
             raise
         except Exception:  # the watch is a convenience: losing it must not end the show
             log.exception("watching the show file failed; edits are no longer applied")
-            print("Hot reload stopped after an internal error; restart to apply edits", file=self.err)
+            print("Hot reload stopped after an internal error; restart to apply edits",
+                  file=self.err)
 
     async def apply(self, item: LoadResult | ShowErrors) -> None:
+        await self._ready.wait()
         async with self._lock:
             if isinstance(item, ShowErrors):
                 self._failed([e.format() for e in item.errors])
                 return
             try:
-                timeline = await asyncio.to_thread(compile_timeline, item.show, source=str(self.path))
+                timeline = await asyncio.to_thread(
+                    compile_timeline, item.show, source=str(self.path)
+                )
             except ShowErrors as errors:
                 self._failed([e.format() for e in errors.errors])
                 return

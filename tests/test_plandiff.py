@@ -131,7 +131,9 @@ def test_identical_plans_have_an_empty_diff() -> None:
         "keyframe",
     ],
 )
-def test_one_scene_changes(edit: Callable[[Data], None], scene: str, fields: tuple[str, ...]) -> None:
+def test_one_scene_changes(
+    edit: Callable[[Data], None], scene: str, fields: tuple[str, ...]
+) -> None:
     diff = _diff(edit)
     change = diff.scene(scene)
     assert change is not None, diff.summary()
@@ -226,7 +228,8 @@ def test_inserting_a_scene_keeps_gotos_by_name() -> None:
         lambda d: d["scenes"].insert(0, {"name": "pre", "prompts": "black", "duration": 1})
     )
     assert diff.added == ("pre",)
-    assert diff.scene("outro") is None or "goto" not in diff.scene("outro").fields  # type: ignore[union-attr]
+    outro = diff.scene("outro")
+    assert outro is None or "goto" not in outro.fields
 
 
 def test_reordered_scenes() -> None:

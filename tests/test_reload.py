@@ -105,7 +105,9 @@ WATCHED = [f"{DIR}/show.yaml", f"{DIR}/library/prompts.yaml", f"{DIR}/assets/ref
         "empty-batch",
     ],
 )
-def test_relevant(changes: set[tuple[Change, str]], open_dirs: tuple[str, ...], expected: bool) -> None:
+def test_relevant(
+    changes: set[tuple[Change, str]], open_dirs: tuple[str, ...], expected: bool
+) -> None:
     assert _relevant(changes, WATCHED, open_dirs=open_dirs) is expected
 
 
@@ -475,7 +477,9 @@ class LiveRun:
     def received(self, text: str) -> list[dict[str, Any]]:
         """Data-channel messages that carry `text` (a prompt), in arrival order."""
         return [
-            r["message"] for r in self.sim.records if r["kind"] == "data" and text in str(r["message"])
+            r["message"]
+            for r in self.sim.records
+            if r["kind"] == "data" and text in str(r["message"])
         ]
 
     def offers(self) -> list[dict[str, Any]]:
@@ -535,10 +539,12 @@ async def test_live_valid_edit_reaches_scope_and_keeps_the_position(
 
 @pytest.mark.webrtc
 @pytest.mark.anyio
-async def test_live_prompt_and_parameter_edit_is_one_message(tmp_path: Path, sim: Simulator) -> None:
+async def test_live_prompt_and_parameter_edit_is_one_message(
+    tmp_path: Path, sim: Simulator
+) -> None:
     """Contract §3.2 step 5: one combined message per change, not one per key."""
     async with LiveRun(tmp_path, sim, LIVE) as run:
-        run.edit("    prompts: a quiet harbour\n", "    prompts: a foggy harbour\n    noise_scale: 0.4\n")
+        run.edit("a quiet harbour\n", "a foggy harbour\n    noise_scale: 0.4\n")
         sent = await until(lambda: run.received("a foggy harbour"))
         assert sent[0]["noise_scale"] == 0.4
         assert len(run.received("noise_scale")) == 1
@@ -612,7 +618,7 @@ async def test_live_edited_include(tmp_path: Path, sim: Simulator) -> None:
 async def test_live_pipeline_edit_reconnects(tmp_path: Path, sim: Simulator) -> None:
     """Contract §4.2: a new pipeline for the playing scene means close, load, new offer."""
     async with LiveRun(tmp_path, sim, LIVE) as run:
-        run.edit("    prompts: a quiet harbour\n", "    prompts: a quiet harbour\n    pipeline: passthrough\n")
+        run.edit("a quiet harbour\n", "a quiet harbour\n    pipeline: passthrough\n")
         await until(lambda: len(run.offers()) == 2)
         assert run.offers()[-1]["pipeline_ids"] == ["passthrough"]
         await until(lambda: run.player.status()["connection"] == "connected")
@@ -667,7 +673,7 @@ async def test_live_forced_reload(tmp_path: Path, sim: Simulator) -> None:
 @pytest.mark.webrtc
 @pytest.mark.anyio
 async def test_live_edit_of_a_scene_waiting_for_go(tmp_path: Path, sim: Simulator) -> None:
-    text = LIVE.replace("    prompts: a busy market\n", "    prompts: a busy market\n    cue: true\n")
+    text = LIVE.replace("a busy market\n", "a busy market\n    cue: true\n")
     text = text.replace("duration: 30", "duration: 0.5", 1)
     async with LiveRun(tmp_path, sim, text) as run:
         await until(lambda: run.player.status()["waiting_for"] == "go")
