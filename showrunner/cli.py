@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from showrunner import __version__
 from showrunner.errors import ShowrunnerError
@@ -97,10 +99,41 @@ def _sim(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    return asyncio.run(_run_with_controls(args))
+
+
+async def _run_with_controls(args: argparse.Namespace) -> int:
+    from showrunner.commands import Commands
+    from showrunner.control import ControlServer
+    from showrunner.osc import OscControl
     from showrunner.runner import run_show
 
-    return asyncio.run(
-        run_show(
+    async with contextlib.AsyncExitStack() as stack:
+        commands = Commands(None, min_go_interval=args.min_go_interval)
+        server: ControlServer | None = None
+        if args.control_port >= 0:
+            server = ControlServer(
+                host=args.control_host,
+                port=args.control_port,
+                token=os.environ.get("SHOWRUNNER_CONTROL_TOKEN") or None,
+                commands=commands,
+            )
+            try:
+                await stack.enter_async_context(server)
+                print(f"control: {server.page_url}", file=sys.stderr)
+            except (OSError, SystemExit) as exc:  # a busy port must not stop the show
+                print(f"control: not started ({exc})", file=sys.stderr)
+                server = None
+        if args.osc_port is not None or args.osc_out:
+            osc = OscControl(commands, port=args.osc_port, out=args.osc_out)
+            await stack.enter_async_context(osc)
+
+        def attach(player: Any) -> None:
+            (server.attach if server is not None else commands.attach)(player)
+            if server is not None and callable(getattr(player.sink, "latest_jpeg", None)):
+                server.frames = player.sink
+
+        return await run_show(
             args.path,
             scope_url=args.scope,
             start_scene=args.start_scene,
@@ -109,8 +142,10 @@ def _run(args: argparse.Namespace) -> int:
             record_video=Path(args.record_video) if args.record_video else None,
             state_file=Path(args.state_file) if args.state_file else None,
             environ=os.environ,
+            on_player=attach,
+            reload_at=args.reload_at,
         )
-    )
+    return 0  # pragma: no cover  (the stack never swallows exceptions)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,6 +194,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--journal", metavar="FILE", help="write every action as JSON lines")
     p.add_argument("--record-video", metavar="FILE", help="write the received video to a file")
     p.add_argument("--state-file", metavar="FILE", help="where the resume state is kept")
+    p.add_argument(
+        "--reload-at",
+        choices=["now", "boundary"],
+        help="apply edits to the playing scene now or at its end (default: the show's reload_at)",
+    )
+    p.add_argument("--control-host", default="127.0.0.1", help="bind address of the control page/API")
+    p.add_argument(
+        "--control-port", type=int, default=8765, help="control page/API port (-1: off, 0: any free)"
+    )
+    p.add_argument("--osc-port", type=int, default=None, help="receive OSC commands on this UDP port")
+    p.add_argument("--osc-out", metavar="HOST:PORT", help="send OSC status to HOST:PORT")
+    p.add_argument(
+        "--min-go-interval", type=float, default=0.5, help="seconds between two accepted GOs"
+    )
     p.set_defaults(func=_run)
     return parser
 

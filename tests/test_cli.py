@@ -87,7 +87,7 @@ def test_run_plays_a_short_show_on_the_embedded_simulator(
         "  - {name: b, prompts: blue, duration: 0.6}\n"
     )
     journal = tmp_path / "j.jsonl"
-    assert main(["run", str(show), "--journal", str(journal)]) == 0
+    assert main(["run", str(show), "--journal", str(journal), "--control-port", "0"]) == 0
     lines = [json.loads(line) for line in journal.read_text("utf-8").splitlines()]
     sent = [line for line in lines if line["kind"] == "send"]
     assert [line["scene"] for line in sent] == ["b"]
