@@ -53,8 +53,11 @@ __all__ = [
 log = logging.getLogger("showrunner.scope")
 
 FALLBACK_CHUNK_INTERVAL = 0.1
-# Timer and network jitter must not let sends outrun the server's one-per-chunk intake.
-_SPACING_HEADROOM = 1.1
+# The server drains one update per chunk from an 8-deep queue, so sending at exactly the chunk
+# rate cannot overrun it; a send up to this much early (timer jitter) still counts as on time, so
+# keyframes the timeline samples once per chunk go out when planned instead of being merged.
+_SPACING_HEADROOM = 1.0
+_SPACING_TOLERANCE = 0.003
 _STALL_SECONDS = 3.0
 _FIRST_POLL = 0.02
 
@@ -505,7 +508,8 @@ class Coalescer:
     async def submit(self, message: dict[str, Any]) -> tuple[float, dict[str, Any]]:
         """Send `message` (now, or merged into a later one); return (sent at, what went out)."""
         if not self._pending and (
-            self._last_sent is None or self._clock() - self._last_sent >= self.interval
+            self._last_sent is None
+            or self._clock() - self._last_sent >= self.interval - _SPACING_TOLERANCE
         ):
             at = self._write(message)
             self._last_sent = self._clock()

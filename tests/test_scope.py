@@ -344,7 +344,8 @@ async def test_burst_never_overruns_the_queue(client: ScopeClient, sim: Simulato
     assert sim_session.params["noise_scale"] == 0.49
     times = sorted({at for at, _ in results})
     spacing = min(b - a for a, b in zip(times, times[1:], strict=False))
-    assert spacing >= session.chunk_interval
+    # One per chunk, give or take the loop's timer jitter; the 8-deep queue absorbs that.
+    assert spacing >= session.chunk_interval - 0.01
     print(f"\nburst: {len(burst)} updates -> {len(received)} messages, min spacing "
           f"{spacing * 1000:.1f} ms (chunk {session.chunk_interval * 1000:.1f} ms)")
 
