@@ -499,8 +499,10 @@ def carry_occurrence(occ: ScheduledScene, timeline: Timeline) -> ScheduledScene 
         return None
     if occ.part < 0 or scene.closed_only:  # the closed-hours scene: outside the schedule
         return dataclasses.replace(occ, scene=scene)
+    # An occurrence still waiting for its cue keeps waiting; any other keeps its written start.
     static = scene.pre_wait if scene.cue is not None else (scene.at or 0.0)
-    fresh = next(iter(timeline.schedule(scene.index, start_offset=static)))
+    start_offset = None if occ.start is None else static
+    fresh = next(iter(timeline.schedule(scene.index, start_offset=start_offset)))
     # The schedule's flow snapshot: (index, counters, active loops, iteration, part, shift,
     # how, arrival). Anything else is an unknown layout: start the counters afresh.
     snap, old = getattr(fresh, "_flow", ()), getattr(occ, "_flow", ())

@@ -1292,8 +1292,10 @@ class Player:
             raise CueError("hot reload is not available in this run")
 
         def start() -> None:
-            task = asyncio.ensure_future(hook())
-            self._tasks.append(task)  # type: ignore[arg-type]  # cancelled with the player
+            task: asyncio.Future[object] = asyncio.ensure_future(hook())
+            tasks: list[Any] = self._tasks  # cancelled with the player if still running
+            tasks.append(task)
+            task.add_done_callback(lambda t: t in tasks and tasks.remove(t))
 
         self._on_loop(start)
 
@@ -1355,7 +1357,8 @@ class Player:
             or self._refs_refreshed(cur.scene, request.refreshed)
         )
         if self._stash is not None or (request.apply == "boundary" and touched):
-            # Closed hours play the closed scene: the plan waits for the reopening.
+            # Waits for the next scene change (or, while the closed-hours scene plays, for the
+            # reopening: the show behind it is where the new plan applies).
             self._pending = request
             return
         await self._swap(request, look=True)
@@ -1464,7 +1467,8 @@ class Player:
         in the old order (or, at the end of the show, the new plan's last scene)."""
         names = [s.name for s in old.scenes[cur.scene.index + 1 :] if not s.closed_only]
         playable = [s for s in new.scenes if not s.closed_only]
-        target = next((new.scene(n) for n in names if self._scene_in(new, n)), None)
+        present = {s.name for s in playable}
+        target = next((new.scene(n) for n in names if n in present), None)
         if target is None:
             target = playable[-1] if playable else new.scenes[0]
         self._chart = _Chart(new.schedule(target.index, start_offset=_static_start(target)))

@@ -372,7 +372,7 @@ class _ShowWatcher:
         if await self.watchers.ensure(self.watch_set.dirs):
             # Files in a newly watched folder may have changed before its watch was armed.
             self.dirty = await asyncio.to_thread(_stats, seen) != seen
-        if self.dirty or await self._superseded(moved):
+        if self.dirty or self._superseded(moved):
             self.dirty = True
             return None
         self.burst_since = None
@@ -396,7 +396,7 @@ class _ShowWatcher:
             return False
         return self.watch_set.relevant(batch)
 
-    async def _superseded(self, moved: bool) -> bool:
+    def _superseded(self, moved: bool) -> bool:
         """True when a save landed during the load: load again rather than hand over a version
         that is already gone — for a bounded time, so a file rewritten nonstop still shows."""
         now = asyncio.get_running_loop().time()

@@ -113,7 +113,7 @@ async def run_show(
         # Watch the show from now on: an edit made while Scope connects is not lost, and the
         # watch's first look at the files happens before timed playback begins.
         hot = _HotReload(client, show_path, result, reload_at, out, err)
-        pass  # hot.start()
+        hot.start()
         stack.push_async_callback(hot.stop)
         refs = await _prepare_refs(client, result, quit_early, out, err)
         if refs is None:
