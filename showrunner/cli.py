@@ -129,8 +129,10 @@ async def _run_with_controls(args: argparse.Namespace) -> int:
             await stack.enter_async_context(osc)
 
         def attach(player: Any) -> None:
-            (server.attach if server is not None else commands.attach)(player)
-            if server is not None and callable(getattr(player.sink, "latest_jpeg", None)):
+            if server is None:
+                return  # run_show attaches the commands itself
+            server.attach(player)
+            if callable(getattr(player.sink, "latest_jpeg", None)):
                 server.frames = player.sink
 
         return await run_show(
@@ -144,6 +146,7 @@ async def _run_with_controls(args: argparse.Namespace) -> int:
             environ=os.environ,
             on_player=attach,
             reload_at=args.reload_at,
+            commands=commands,
         )
     return 0  # pragma: no cover  (the stack never swallows exceptions)
 

@@ -208,8 +208,16 @@ class Commands:
         self._listeners: list[Callable[[JournalEntry], None]] = []
 
     def attach(self, player: Controllable | None) -> None:
-        """Point the commands at a (new) player; None detaches."""
+        """Point the commands at a (new) player; None detaches.
+
+        Without a journal of their own, operator lines go to the player's run journal, next
+        to what the player did.
+        """
         self.player = player
+        if self.journal is None:
+            journal = getattr(player, "journal", None)
+            if callable(getattr(journal, "write", None)):
+                self.journal = journal
 
     def listen(self, callback: Callable[[JournalEntry], None]) -> Callable[[], None]:
         """Call `callback` with every journal entry; returns a function that stops it."""

@@ -381,11 +381,6 @@ class ControlServer:
         self._drop_player_subscription()
         self._player = player
         self.commands.attach(player)
-        if self.commands.journal is None:
-            # Operator lines belong in the run journal next to what the player did.
-            journal = getattr(player, "journal", None)
-            if callable(getattr(journal, "write", None)):
-                self.commands.journal = journal
         if player is not None and self._hub is not None:
             subscribe = getattr(player, "subscribe", None)
             if callable(subscribe):

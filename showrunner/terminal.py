@@ -5,6 +5,10 @@ On a TTY the status is one line redrawn about four times a second (scene, next s
 
     space / enter  GO        b  BACK        p  panic (freeze) / resume        q  quit
 
+Keys go through the same gate as every other control surface (:class:`~showrunner.commands.
+Commands`): a GO pressed twice within the debounce interval counts once, and each key is
+journaled with source ``keyboard``.
+
 The terminal is put in cbreak mode (no echo, no line buffering, Ctrl-C still interrupts)
 and restored on exit, whatever happens. Without a TTY (a service, a pipe) it prints one
 plain line per change instead and reads no keys.
@@ -23,7 +27,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol, TextIO
 
-from showrunner.errors import ShowrunnerError
+from showrunner.commands import DEBOUNCED, Commands
 
 __all__ = ["KEYS", "Terminal", "render_status"]
 
@@ -43,11 +47,8 @@ _MODE_MARK = {
 
 
 class Controls(Protocol):
-    def go(self) -> object: ...
-    def back(self) -> object: ...
-    def panic(self) -> object: ...
-    def resume(self) -> object: ...
-    def quit(self) -> object: ...
+    """What the terminal reads from the player (its commands go through `Commands`)."""
+
     def status(self) -> dict[str, Any]: ...
     def subscribe(self, callback: Callable[[dict[str, Any]], object]) -> Callable[[], None]: ...
 
@@ -82,12 +83,14 @@ class Terminal:
         self,
         player: Controls,
         *,
+        commands: Commands | None = None,
         tty: bool | None = None,
         stdin: TextIO | None = None,
         stdout: TextIO | None = None,
         refresh: float = REFRESH,
     ) -> None:
         self.player = player
+        self.commands = commands if commands is not None else Commands(player)  # type: ignore[arg-type]
         self.stdin = stdin if stdin is not None else sys.stdin
         self.stdout = stdout if stdout is not None else sys.stdout
         if tty is None:
@@ -98,6 +101,8 @@ class Terminal:
         self._saved: list[Any] | None = None
         self._fd: int | None = None
         self._task: asyncio.Task[None] | None = None
+        self._keys: asyncio.Queue[str] = asyncio.Queue()
+        self._key_task: asyncio.Task[None] | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -129,17 +134,19 @@ class Terminal:
         except (NotImplementedError, ValueError, OSError):
             log.warning("cannot read keys from this terminal; use Ctrl-C to stop")
         self._task = asyncio.create_task(self._redraw(), name="showrunner-terminal")
+        self._key_task = asyncio.create_task(self._take_keys(), name="showrunner-keys")
 
     async def stop(self) -> None:
         """Give the terminal back exactly as it was."""
         if self._unsubscribe is not None:
             self._unsubscribe()
             self._unsubscribe = None
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._key_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._key_task = None
         if self._fd is not None:
             if self._loop is not None:
                 with contextlib.suppress(Exception):
@@ -152,18 +159,21 @@ class Terminal:
 
     # -- keys ------------------------------------------------------------------------------------
 
-    def press(self, key: str) -> str | None:
+    async def press(self, key: str) -> str | None:
         """Act on one key; returns the command it ran (None for an unbound key)."""
         command = KEYS.get(key.lower() if key.isalpha() else key)
         if command is None:
             return None
         if command == "panic" and self.player.status().get("mode") == "panic":
             command = "resume"
-        try:
-            getattr(self.player, command)()
+        outcome = await self.commands.run(command, source="keyboard")
+        if outcome.applied:
             self.message = None
-        except ShowrunnerError as exc:
-            self.message = str(exc)
+        elif outcome.reason == DEBOUNCED:
+            self.message = f"{command.upper()} ignored: pressed again within " \
+                f"{self.commands.min_go_interval:g} s"
+        else:
+            self.message = outcome.error or f"{command.upper()} not applied ({outcome.reason})"
         return command
 
     def _on_readable(self) -> None:
@@ -173,8 +183,17 @@ class Terminal:
         except OSError:
             return
         for key in data.decode("utf-8", "replace"):
-            self.press(key)
-        self._draw()
+            self._keys.put_nowait(key)
+
+    async def _take_keys(self) -> None:
+        # One key at a time, in order: a second "p" must see the panic the first one caused.
+        while True:
+            key = await self._keys.get()
+            try:
+                await self.press(key)
+            except Exception:  # a failing command must not take the keyboard away
+                log.exception("key %r failed", key)
+            self._draw()
 
     # -- output ----------------------------------------------------------------------------------
 

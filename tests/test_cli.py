@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from showrunner.cli import main
 from showrunner.schema import schema_text
+from showrunner.sim import SimThread
+
+from cue_show import FIRST, SECOND, SHOW, transitions_to
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOWS = sorted((ROOT / "shows").glob("*.yaml"))
@@ -92,6 +102,77 @@ def test_run_plays_a_short_show_on_the_embedded_simulator(
     sent = [line for line in lines if line["kind"] == "send"]
     assert [line["scene"] for line in sent] == ["b"]
     assert sent[0]["message"]["transition"]["target_prompts"] == [{"text": "blue", "weight": 1.0}]
+
+
+def _journal_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+
+
+def _gate_lines(path: Path) -> list[dict[str, Any]]:
+    """Operator lines written by the command gate (the player adds its own, without a source)."""
+    return [r for r in _journal_lines(path) if r["kind"] == "operator" and "source" in r]
+
+
+def _wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_keys_in_the_terminal_are_debounced_and_journaled(tmp_path: Path) -> None:
+    """Space twice in a row in a real terminal: one GO reaches Scope, the second is debounced."""
+    show = tmp_path / "cues.yaml"
+    show.write_text(SHOW)
+    journal = tmp_path / "j.jsonl"
+    sim_thread = SimThread("127.0.0.1", 0)
+    sim = sim_thread.start()
+    master, slave = os.openpty()
+    output: list[bytes] = []
+    process = subprocess.Popen(
+        [sys.executable, "-m", "showrunner", "run", str(show), "--scope", sim.url,
+         "--journal", str(journal), "--control-port", "-1"],
+        stdin=slave, stdout=slave, stderr=slave, cwd=tmp_path,
+    )
+    os.close(slave)
+
+    def drain() -> None:  # the status line is redrawn 4 times a second; keep the pty empty
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                return
+            if not chunk:
+                return
+            output.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        _wait_for(lambda: any(r["kind"] == "scene" and r["scene"] == "preshow"
+                              for r in _journal_lines(journal)), "the show to start")
+        os.write(master, b"  ")
+        _wait_for(lambda: len(_gate_lines(journal)) == 2, "two operator lines")
+        _wait_for(lambda: transitions_to(sim, FIRST) == 1, "the GO to reach Scope")
+        os.write(master, b"q")
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        os.close(master)
+        sim_thread.stop()
+    assert [(r["source"], r["command"], r["applied"], r["reason"]) for r in _gate_lines(journal)] == [
+        ("keyboard", "go", True, None),
+        ("keyboard", "go", False, "debounced"),
+        ("keyboard", "quit", True, None),
+    ]
+    assert transitions_to(sim, FIRST) == 1
+    assert transitions_to(sim, SECOND) == 0
+    assert b"ignored" in b"".join(output)  # the operator is told why the second press did nothing
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from showrunner.commands import Commands, MemoryJournal
 from showrunner.errors import CueError
 from showrunner.terminal import KEYS, Terminal, render_status
 
@@ -75,21 +76,40 @@ def test_render_status_fits_the_width() -> None:
     assert len(line) == 40 and line.endswith("…")
 
 
-def test_keys() -> None:
+@pytest.mark.anyio
+async def test_keys_go_through_the_command_gate() -> None:
     controls = Controls()
-    terminal = Terminal(controls, tty=False, stdout=io.StringIO())
-    assert [terminal.press(k) for k in (" ", "\r", "B", "p", "p", "q", "x")] == [
-        "go", "go", "back", "panic", "resume", "quit", None,
-    ]
+    journal = MemoryJournal()
+    commands = Commands(controls, min_go_interval=0.0, journal=journal)  # type: ignore[arg-type]
+    terminal = Terminal(controls, commands=commands, tty=False, stdout=io.StringIO())
+    pressed = [await terminal.press(k) for k in (" ", "\r", "B", "p", "p", "q", "x")]
+    assert pressed == ["go", "go", "back", "panic", "resume", "quit", None]
     assert controls.calls == ["go", "go", "back", "panic", "resume", "quit"]
+    assert [(r["source"], r["command"], r["applied"]) for r in journal.records] == [
+        ("keyboard", "go", True), ("keyboard", "go", True), ("keyboard", "back", False),
+        ("keyboard", "panic", True), ("keyboard", "resume", True), ("keyboard", "quit", True),
+    ]
     assert KEYS["b"] == "back"
 
 
-def test_a_refused_command_shows_why() -> None:
+@pytest.mark.anyio
+async def test_a_second_go_within_the_debounce_interval_does_nothing() -> None:
+    controls = Controls()
+    commands = Commands(controls, min_go_interval=60.0)  # type: ignore[arg-type]
+    terminal = Terminal(controls, commands=commands, tty=False, stdout=io.StringIO())
+    await terminal.press(" ")
+    await terminal.press(" ")
+    assert controls.calls == ["go"]
+    assert terminal.message is not None and "ignored" in terminal.message
+    assert [e.reason for e in commands.recent] == [None, "debounced"]
+
+
+@pytest.mark.anyio
+async def test_a_refused_command_shows_why() -> None:
     terminal = Terminal(Controls(), tty=False, stdout=io.StringIO())
-    terminal.press("b")
+    await terminal.press("b")
     assert terminal.message == "there is no previous scene to go back to"
-    terminal.press(" ")
+    await terminal.press(" ")
     assert terminal.message is None
 
 
