@@ -24,7 +24,12 @@
 
   // -- commands ------------------------------------------------------------------------------
 
+  // Answers can arrive out of order (a slow first request, a quick second one): only the
+  // answer to the latest press is shown.
+  let latest = 0;
+
   async function send(path, label) {
+    const seq = ++latest;
     const id = newId();
     const headers = { "Content-Type": "application/json" };
     if (token) headers["Authorization"] = "Bearer " + token;
@@ -34,10 +39,10 @@
       try {
         const response = await fetch(path, { method: "POST", headers: headers, body: body });
         const answer = await response.json().catch(() => ({}));
-        showAnswer(label, response.status, answer);
+        if (seq === latest) showAnswer(label, response.status, answer);
         return;
       } catch (err) {
-        if (attempt === 1) showAnswer(label, 0, { error: String(err) });
+        if (attempt === 1 && seq === latest) showAnswer(label, 0, { error: String(err) });
       }
     }
   }
