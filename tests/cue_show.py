@@ -1,13 +1,15 @@
-"""A show that waits on GO cues, shared by the control-surface tests that play it for real."""
+"""What the control-surface tests share: a show that waits on GO cues (played for real against
+the simulator) and a stand-in player for the tests that check the surface on its own."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
 
+from showrunner.errors import CueError
 from showrunner.sim import Simulator
 
 SHOW = """\
@@ -51,3 +53,90 @@ async def until_status(
             if all(current[k] == v for k, v in wanted.items()):
                 return current
             await asyncio.sleep(0.02)
+
+
+SCENES = ["intro", "storm", "calm"]
+
+
+class FakePlayer:
+    """Scenes in order, telling listeners of each change; records every command it receives.
+
+    `countdown` is what status reports while a next scene exists (None: no countdown);
+    `connection` and `countdown` may be changed by a test at any time.
+    """
+
+    def __init__(
+        self,
+        scenes: Sequence[str] = SCENES,
+        *,
+        countdown: float | None = None,
+        reloadable: bool = False,
+        reload_errors: Sequence[str] = (),
+    ) -> None:
+        self.scenes = list(scenes)
+        self.index = 0
+        self.calls: list[Any] = []
+        self.held = False
+        self.countdown = countdown
+        self.connection = "connected"
+        self.reload_errors = list(reload_errors)
+        self.listeners: list[Callable[..., object]] = []
+        if reloadable:
+            self.reload = self._reload
+
+    def _changed(self) -> None:
+        for listener in list(self.listeners):
+            listener({"type": "scene", "scene": self.scenes[self.index]})
+
+    async def go(self) -> None:
+        self.calls.append("go")
+        if self.index + 1 >= len(self.scenes):
+            raise CueError("the show is at its last scene")
+        self.index += 1
+        self._changed()
+
+    def back(self) -> None:
+        self.calls.append("back")
+        if self.index == 0:
+            raise CueError("nothing to go back to")
+        self.index -= 1
+        self._changed()
+
+    def goto(self, name: str) -> None:
+        self.calls.append(("goto", name))
+        self.index = self.scenes.index(name)
+        self._changed()
+
+    def hold(self) -> None:
+        self.calls.append("hold")
+        self.held = True
+
+    def resume(self) -> None:
+        self.calls.append("resume")
+        self.held = False
+
+    def panic(self) -> None:
+        self.calls.append("panic")
+
+    def quit(self) -> None:
+        self.calls.append("quit")
+
+    def _reload(self) -> None:
+        self.calls.append("reload")
+
+    def status(self) -> dict[str, Any]:
+        nxt = self.scenes[self.index + 1] if self.index + 1 < len(self.scenes) else None
+        return {
+            "scene": self.scenes[self.index],
+            "next": nxt,
+            "countdown": self.countdown if nxt else None,
+            "connection": self.connection,
+            "held": self.held,
+            "scenes": self.scenes,
+            "errors": [],
+            "reload_errors": self.reload_errors,
+        }
+
+    def subscribe(self, callback: Callable[..., object]) -> Callable[[], None]:
+        self.listeners.append(callback)
+        return lambda: self.listeners.remove(callback)

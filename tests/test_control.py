@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import io
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,85 +15,12 @@ import httpx
 import pytest
 from PIL import Image
 
-from cue_show import SHOW, transitions_to, until_status
+from cue_show import SCENES, SHOW, FakePlayer, transitions_to, until_status
 from showrunner.commands import Commands, MemoryJournal
 from showrunner.control import ControlServer, needs_token
-from showrunner.errors import CueError
 from showrunner.journal import read_journal
 from showrunner.runner import run_show
 from showrunner.sim import Simulator, serve_sim
-
-SCENES = ["intro", "storm", "calm"]
-
-
-class Player:
-    """A small stand-in for the show player: scenes in order, listeners told of each change."""
-
-    def __init__(self, *, reloadable: bool = False) -> None:
-        self.index = 0
-        self.calls: list[Any] = []
-        self.held = False
-        self.listeners: list[Callable[..., object]] = []
-        if reloadable:
-            self.reload = self._reload
-
-    def _changed(self) -> None:
-        for listener in list(self.listeners):
-            listener({"type": "scene", "scene": SCENES[self.index]})
-
-    async def go(self) -> None:
-        self.calls.append("go")
-        if self.index + 1 >= len(SCENES):
-            raise CueError("the show is at its last scene")
-        self.index += 1
-        self._changed()
-
-    def back(self) -> None:
-        self.calls.append("back")
-        if self.index == 0:
-            raise CueError("nothing to go back to")
-        self.index -= 1
-        self._changed()
-
-    def goto(self, name: str) -> None:
-        self.calls.append(("goto", name))
-        self.index = SCENES.index(name)
-        self._changed()
-
-    def hold(self) -> None:
-        self.calls.append("hold")
-        self.held = True
-
-    def resume(self) -> None:
-        self.calls.append("resume")
-        self.held = False
-
-    def panic(self) -> None:
-        self.calls.append("panic")
-
-    def quit(self) -> None:
-        self.calls.append("quit")
-
-    def _reload(self) -> None:
-        self.calls.append("reload")
-
-    def status(self) -> dict[str, Any]:
-        nxt = SCENES[self.index + 1] if self.index + 1 < len(SCENES) else None
-        return {
-            "scene": SCENES[self.index],
-            "next": nxt,
-            "countdown": 30.0 if nxt else None,
-            "connection": "connected",
-            "held": self.held,
-            "scenes": SCENES,
-            "errors": [],
-            "reload_errors": [],
-        }
-
-    def subscribe(self, callback: Callable[..., object]) -> Callable[[], None]:
-        self.listeners.append(callback)
-        return lambda: self.listeners.remove(callback)
-
 
 def jpeg(color: str) -> bytes:
     out = io.BytesIO()
@@ -111,7 +38,7 @@ class Frames:
 
 @pytest.fixture
 async def server() -> AsyncIterator[ControlServer]:
-    async with ControlServer(Player(), journal=MemoryJournal()) as srv:
+    async with ControlServer(FakePlayer(), journal=MemoryJournal()) as srv:
         yield srv
 
 
@@ -158,7 +85,7 @@ async def test_status_and_go(server: ControlServer) -> None:
 @pytest.mark.anyio
 async def test_a_second_go_inside_the_window_is_debounced(server: ControlServer) -> None:
     player = server.player
-    assert isinstance(player, Player)
+    assert isinstance(player, FakePlayer)
     async with client(server) as c:
         assert (await c.post("/api/go")).json()["applied"] is True
         second = await c.post("/api/go")
@@ -196,7 +123,7 @@ async def test_goto_back_hold_resume_panic(server: ControlServer) -> None:
 
 @pytest.mark.anyio
 async def test_scene_names_are_url_decoded() -> None:
-    player = Player()
+    player = FakePlayer()
     async with ControlServer(player) as srv, client(srv) as c:
         answer = await c.post("/api/goto/no%20such%20scene")
     assert answer.status_code == 404
@@ -228,7 +155,7 @@ async def test_error_answers(server: ControlServer) -> None:
 
 @pytest.mark.anyio
 async def test_reload_when_the_player_has_it() -> None:
-    player = Player(reloadable=True)
+    player = FakePlayer(reloadable=True)
     async with ControlServer(player) as srv, client(srv) as c:
         assert (await c.post("/api/reload")).json()["applied"] is True
     assert player.calls == ["reload"]
@@ -240,7 +167,7 @@ async def test_waiting_for_a_player_then_attached() -> None:
         waiting = await c.post("/api/go")
         assert waiting.status_code == 503
         assert (await c.get("/api/status")).json()["connection"] == "waiting"
-        player = Player()
+        player = FakePlayer()
         srv.attach(player)
         assert (await c.post("/api/go")).json()["applied"] is True
         assert len(player.listeners) == 1
@@ -250,7 +177,7 @@ async def test_waiting_for_a_player_then_attached() -> None:
 @pytest.mark.anyio
 async def test_page_sources_are_journaled() -> None:
     journal = MemoryJournal()
-    async with ControlServer(Player(), journal=journal) as srv, client(srv) as c:
+    async with ControlServer(FakePlayer(), journal=journal) as srv, client(srv) as c:
         await c.post("/api/hold", json={"source": "page"})
         await c.post("/api/resume", json={"source": "keyboard"})  # not a source HTTP may claim
     assert [(r["command"], r["source"]) for r in journal.records] == [("hold", "page"), ("resume", "http")]
@@ -258,7 +185,7 @@ async def test_page_sources_are_journaled() -> None:
 
 @pytest.mark.anyio
 async def test_shared_commands_keep_one_debounce_window() -> None:
-    commands = Commands(Player(), min_go_interval=10)
+    commands = Commands(FakePlayer(), min_go_interval=10)
     async with ControlServer(None, commands=commands) as srv, client(srv) as c:
         assert srv.player is commands.player
         await commands.go(source="keyboard")
@@ -270,7 +197,7 @@ async def test_shared_commands_keep_one_debounce_window() -> None:
 
 @pytest.mark.anyio
 async def test_a_required_token_is_checked() -> None:
-    async with ControlServer(Player(), require_token=True, token="s3cret") as srv:
+    async with ControlServer(FakePlayer(), require_token=True, token="s3cret") as srv:
         async with client(srv) as c:
             assert (await c.get("/api/status")).status_code == 401
             refused = await c.post("/api/go")
@@ -294,7 +221,7 @@ async def test_a_required_token_is_checked() -> None:
 @pytest.mark.anyio
 async def test_a_missing_token_is_generated_and_announced_once() -> None:
     lines: list[str] = []
-    async with ControlServer(Player(), require_token=True, announce=lines.append) as srv:
+    async with ControlServer(FakePlayer(), require_token=True, announce=lines.append) as srv:
         assert srv.token and len(srv.token) >= 24 and srv.token_generated
         assert lines == [f"control: open {srv.url}/?token={srv.token} (token {srv.token})"]
         async with client(srv, headers={"Authorization": f"Bearer {srv.token}"}) as c:
@@ -310,7 +237,7 @@ def test_the_bind_address_decides_whether_a_token_is_needed() -> None:
 
 @pytest.mark.anyio
 async def test_a_given_token_is_required_on_loopback_too() -> None:
-    async with ControlServer(Player(), token="given") as srv, client(srv) as c:
+    async with ControlServer(FakePlayer(), token="given") as srv, client(srv) as c:
         assert (await c.get("/api/status")).status_code == 401
         assert srv.token_generated is False
 
@@ -379,7 +306,7 @@ async def test_new_clients_get_recent_log_lines(server: ControlServer) -> None:
 
 @pytest.mark.anyio
 async def test_player_messages_become_log_lines() -> None:
-    player = Player()
+    player = FakePlayer()
     async with ControlServer(player) as srv, client(srv) as c:
         async with c.stream("GET", "/api/events") as stream:
             events = read_events(stream)
@@ -394,7 +321,7 @@ async def test_player_messages_become_log_lines() -> None:
 
 @pytest.mark.anyio
 async def test_stopping_the_server_ends_open_streams() -> None:
-    srv = ControlServer(Player(), frames=Frames(jpeg("red")))
+    srv = ControlServer(FakePlayer(), frames=Frames(jpeg("red")))
     loop = asyncio.get_running_loop()
     async with srv, client(srv) as c:
         async with c.stream("GET", "/api/events") as events, c.stream("GET", "/preview.mjpg"):
@@ -418,7 +345,7 @@ async def test_preview_is_503_without_a_picture(server: ControlServer) -> None:
 @pytest.mark.anyio
 async def test_preview_streams_jpeg_parts() -> None:
     frames = Frames(jpeg("red"))
-    async with ControlServer(Player(), frames=frames) as srv, client(srv) as c:
+    async with ControlServer(FakePlayer(), frames=frames) as srv, client(srv) as c:
         async with c.stream("GET", "/preview.mjpg") as stream:
             kind = stream.headers["content-type"]
             assert kind == "multipart/x-mixed-replace; boundary=showrunnerframe"

@@ -17,7 +17,7 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,9 @@ import anyio
 import pytest
 from PIL import Image
 
-from cue_show import SHOW, transitions_to
+from cue_show import SCENES, SHOW, FakePlayer, transitions_to
 from showrunner.commands import MemoryJournal
 from showrunner.control import STATIC_DIR, ControlServer
-from showrunner.errors import CueError
 from showrunner.runner import run_show
 from showrunner.sim import Simulator, serve_sim
 
@@ -50,7 +49,6 @@ FLAGS = (
     "--window-size=1280,900",
     "--remote-debugging-pipe",
 )
-SCENES = ["intro", "storm", "calm"]
 
 
 class DevTools:
@@ -194,60 +192,10 @@ async def chromium(tmp_path: Path) -> AsyncIterator[DevTools]:
         log.close()
 
 
-class Player:
-    """Scenes in order, with a countdown, telling listeners of each change."""
-
-    def __init__(self) -> None:
-        self.index = 0
-        self.calls: list[Any] = []
-        self.listeners: list[Callable[..., object]] = []
-
-    def _changed(self) -> None:
-        for listener in list(self.listeners):
-            listener({"type": "scene", "scene": SCENES[self.index]})
-
-    async def go(self) -> None:
-        self.calls.append("go")
-        if self.index + 1 >= len(SCENES):
-            raise CueError("the show is at its last scene")
-        self.index += 1
-        self._changed()
-
-    def back(self) -> None:
-        self.calls.append("back")
-
-    def goto(self, name: str) -> None:
-        self.calls.append(("goto", name))
-        self.index = SCENES.index(name)
-        self._changed()
-
-    def hold(self) -> None:
-        self.calls.append("hold")
-
-    def resume(self) -> None:
-        self.calls.append("resume")
-
-    def panic(self) -> None:
-        self.calls.append("panic")
-
-    def quit(self) -> None:
-        self.calls.append("quit")
-
-    def status(self) -> dict[str, Any]:
-        nxt = SCENES[self.index + 1] if self.index + 1 < len(SCENES) else None
-        return {
-            "scene": SCENES[self.index],
-            "next": nxt,
-            "countdown": 75.0 if nxt else None,
-            "connection": "connected",
-            "scenes": SCENES,
-            "errors": [],
-            "reload_errors": ["shows/demo.yaml:14:7: scenes[2].at: must be >= 0"],
-        }
-
-    def subscribe(self, callback: Callable[..., object]) -> Callable[[], None]:
-        self.listeners.append(callback)
-        return lambda: self.listeners.remove(callback)
+def page_player() -> FakePlayer:
+    """A countdown to show (1:15) and a reload error to list."""
+    return FakePlayer(countdown=75.0,
+                      reload_errors=["shows/demo.yaml:14:7: scenes[2].at: must be >= 0"])
 
 
 class Frames:
@@ -267,7 +215,7 @@ def text_of(element_id: str) -> str:
 @needs_chromium
 @pytest.mark.anyio
 async def test_go_from_the_page_advances_once(tmp_path: Path) -> None:
-    player = Player()
+    player = page_player()
     journal = MemoryJournal()
     async with ControlServer(player, frames=Frames(), journal=journal) as server:
         async with chromium(tmp_path) as browser:
@@ -309,7 +257,7 @@ async def test_go_from_the_page_advances_once(tmp_path: Path) -> None:
 @needs_chromium
 @pytest.mark.anyio
 async def test_the_page_works_with_a_token(tmp_path: Path) -> None:
-    player = Player()
+    player = page_player()
     async with ControlServer(player, require_token=True, announce=lambda line: None) as server:
         async with chromium(tmp_path) as browser:
             await browser.open(server.page_url)

@@ -14,60 +14,12 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import AsyncIOOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
-from cue_show import SHOW, transitions_to, until_status
+from cue_show import SHOW, FakePlayer, transitions_to, until_status
 from showrunner.commands import Commands, MemoryJournal
 from showrunner.osc import OscControl, parse_address
 from showrunner.runner import run_show
 from showrunner.sim import Simulator, serve_sim
 
-SCENES = ["intro", "storm", "calm"]
-
-
-class Player:
-    """Scenes in order; a countdown runs in the first scene only."""
-
-    def __init__(self) -> None:
-        self.index = 0
-        self.calls: list[Any] = []
-        self.countdown: float | None = None
-        self.connection = "connected"
-
-    def go(self) -> None:
-        self.calls.append("go")
-        self.index += 1
-
-    def back(self) -> None:
-        self.calls.append("back")
-        self.index -= 1
-
-    def goto(self, name: str) -> None:
-        self.calls.append(("goto", name))
-        self.index = SCENES.index(name)
-
-    def hold(self) -> None:
-        self.calls.append("hold")
-
-    def resume(self) -> None:
-        self.calls.append("resume")
-
-    def panic(self) -> None:
-        self.calls.append("panic")
-
-    def quit(self) -> None:
-        self.calls.append("quit")
-
-    def status(self) -> dict[str, Any]:
-        nxt = SCENES[self.index + 1] if self.index + 1 < len(SCENES) else None
-        return {
-            "scene": SCENES[self.index],
-            "next": nxt,
-            "countdown": self.countdown,
-            "connection": self.connection,
-            "scenes": SCENES,
-        }
-
-    def subscribe(self, callback: Callable[..., object]) -> None:
-        pass
 
 
 class Receiver:
@@ -131,7 +83,7 @@ def test_parse_address_rejects(text: str) -> None:
 
 @pytest.mark.anyio
 async def test_inbound_commands_reach_the_player_once() -> None:
-    player = Player()
+    player = FakePlayer()
     journal = MemoryJournal()
     commands = Commands(player, min_go_interval=0.5, journal=journal)
     async with OscControl(commands, port=0) as osc:
@@ -163,7 +115,7 @@ async def press_in_order(sender: SimpleUDPClient, journal: MemoryJournal) -> Non
 
 @pytest.mark.anyio
 async def test_button_release_and_ids() -> None:
-    player = Player()
+    player = FakePlayer()
     journal = MemoryJournal()
     commands = Commands(player, min_go_interval=0, journal=journal)
     async with OscControl(commands, port=0) as osc:
@@ -189,7 +141,7 @@ async def test_button_release_and_ids() -> None:
 
 @pytest.mark.anyio
 async def test_status_goes_out_and_follows_changes(receiver: Receiver) -> None:
-    player = Player()
+    player = FakePlayer()
     commands = Commands(player)
     async with OscControl(commands, port=None, out=f"127.0.0.1:{receiver.port}"):
         await receiver.wait_for("/showrunner/scene", "intro")
@@ -207,7 +159,7 @@ async def test_status_goes_out_and_follows_changes(receiver: Receiver) -> None:
 
 @pytest.mark.anyio
 async def test_a_running_countdown_is_sent_about_twice_a_second(receiver: Receiver) -> None:
-    player = Player()
+    player = FakePlayer()
     player.countdown = 10.0
     commands = Commands(player)
     async with OscControl(commands, port=None, out=("127.0.0.1", receiver.port)):
@@ -224,7 +176,7 @@ async def test_a_running_countdown_is_sent_about_twice_a_second(receiver: Receiv
 
 @pytest.mark.anyio
 async def test_everything_is_resent_for_late_listeners(receiver: Receiver) -> None:
-    commands = Commands(Player())
+    commands = Commands(FakePlayer())
     async with OscControl(
         commands, port=None, out=("127.0.0.1", receiver.port), refresh_interval=0.3
     ):
