@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from datetime import datetime, timezone
 
 import pytest
 
-from showrunner.clock import Clock, FakeClock, SystemClock, handover
+from showrunner.clock import Clock, FakeClock, SystemClock, handover, prompt_thread_switches
 
 
 def test_both_clocks_satisfy_the_protocol() -> None:
@@ -17,27 +18,48 @@ def test_both_clocks_satisfy_the_protocol() -> None:
 
 
 def test_handover_ends_at_the_deadline_not_before() -> None:
-    lateness = []
-    for _ in range(50):
-        deadline = time.monotonic() + 0.002
+    for wait in (0.0005, 0.002, 0.01):  # within the spin, and longer than the spin
+        deadline = time.monotonic() + wait
         handover(deadline)
-        lateness.append(time.monotonic() - deadline)
-    assert min(lateness) >= 0
-    # Generous bounds: a loaded test machine must not make this flaky (the benchmark measures).
-    assert sorted(lateness)[len(lateness) // 2] < 0.002
+        assert time.monotonic() >= deadline
+    # How late it ends is a machine figure: bench/bench_cue_timing.py measures it.
 
 
 @pytest.mark.anyio
-async def test_system_clock_sleep_until_is_sub_millisecond_late() -> None:
+async def test_system_clock_sleep_until_never_wakes_early() -> None:
     clock = SystemClock()
-    lateness = []
-    for _ in range(30):
-        deadline = clock.monotonic() + 0.01
+    for wait in (0.001, 0.003, 0.01, 0.02):  # shorter and longer than the early wake-up
+        deadline = clock.monotonic() + wait
         await clock.sleep_until(deadline)
-        lateness.append(clock.monotonic() - deadline)
-    assert min(lateness) >= 0
-    # Generous bounds: a loaded test machine must not make this flaky (the benchmark measures).
-    assert sorted(lateness)[len(lateness) // 2] < 0.002
+        assert clock.monotonic() >= deadline
+
+
+@pytest.mark.anyio
+async def test_approach_yields_to_the_loop_and_stops_short() -> None:
+    """The long part of a wait runs on the event loop (other tasks go on); it ends before
+    the deadline so the hand-over can finish at it."""
+    clock = SystemClock(early=0.004)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    ticker = asyncio.create_task(tick())
+    deadline = clock.monotonic() + 0.05
+    await clock.approach(deadline)
+    ticker.cancel()
+    assert clock.monotonic() < deadline
+    assert ticks > 1
+
+
+def test_prompt_thread_switches_shortens_and_restores_the_interval() -> None:
+    before = sys.getswitchinterval()
+    with prompt_thread_switches(0.0005):
+        assert sys.getswitchinterval() == pytest.approx(min(before, 0.0005))
+    assert sys.getswitchinterval() == before
 
 
 @pytest.mark.anyio

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -277,13 +276,12 @@ def test_to_json_is_json() -> None:
     assert data["retimed"][0]["name"] == "middle"
 
 
+@pytest.mark.timeout(10)  # a diff that walked the endless schedule would never return
 def test_a_show_that_loops_forever_diffs_at_once() -> None:
     base = copy.deepcopy(BASE)
     base["loop"] = "forever"
     _scene(base, "outro").pop("goto")
-    started = time.perf_counter()
     diff = _diff(lambda d: _scene(d, "intro").update(prompts="x"), base)
-    assert time.perf_counter() - started < 2.0
     assert [c.name for c in diff.changed] == ["intro"]
 
 

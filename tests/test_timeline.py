@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -761,9 +760,7 @@ def test_loop_forever_is_lazy() -> None:
         loop="forever",
         sections=[{"name": "s", "start": "a", "end": "b", "repeat": 2}],
     )
-    started = time.perf_counter()
     items = list(itertools.islice(timeline.schedule(), 1000))
-    assert time.perf_counter() - started < 1.0
     assert names(items[:6]) == ["a", "b", "a", "b", "c", "a"]
     assert items[999].iteration == 199
     assert (timeline.total_duration, timeline.period) == (None, 25)
