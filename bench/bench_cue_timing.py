@@ -1,18 +1,21 @@
 """How close to plan do messages leave, and reach Scope?
 
 Generates a show of many short scenes with keyframes (>= 1,000 data-channel messages), plays it
-with `run_show` against a simulator on its own thread (SimThread) with a journal and the
-simulator's record, and prints:
+with `run_show` against the simulator in a process of its own (as a real Scope server is), with
+a journal and the simulator's record, and prints:
 
 - send lateness: journal ``sent_at - planned_at`` (when the message was written to the data
   channel, against its planned time) — target p99 <= 1 ms;
 - end-to-end lateness: simulator ``received_at - planned_at`` — target p99 <= 5 ms.
 
-    .venv/bin/python bench/bench_cue_timing.py [--scenes 260] [--scene-seconds 0.25] [--sim-process]
+    .venv/bin/python bench/bench_cue_timing.py [--scenes 260] [--scene-seconds 0.25] [--sim-thread]
 
-With ``--sim-process`` the simulator runs in a separate process instead: the in-process
-simulator renders and encodes video on a thread that competes with the player for the GIL,
-which is what a real Scope server (another process, usually another machine) never does.
+Two references show what the machine itself allows during the same run: a bare process that
+does nothing but wake at planned times with the player's clock (its lateness is the floor no
+player can beat), and the share of CPU time the hypervisor stole from this VM (/proc/stat).
+
+With ``--sim-thread`` the simulator runs on a thread of the player's process (what
+`showrunner run` does with no Scope URL): it renders and encodes video under the same GIL.
 """
 
 from __future__ import annotations
@@ -64,6 +67,20 @@ def make_show(scenes: int, seconds: float) -> str:
             f"        - {{at: {seconds}, value: {high}}}",
         ]
     return "\n".join(lines) + "\n"
+
+
+def _reference(conn: Any, seconds: float) -> None:
+    # A second process waking every 20 ms for as long as the show plays.
+    conn.send(asyncio.run(clock_floor(int(seconds / 0.02), 0.02)))
+
+
+def _cpu_ticks() -> tuple[int, int]:
+    """(steal, total) jiffies of the whole machine so far; (0, 0) where /proc/stat is missing."""
+    try:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return 0, 0
+    return fields[7], sum(fields)
 
 
 async def clock_floor(count: int = 500, spacing: float = 0.02) -> list[float]:
@@ -145,16 +162,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", type=int, default=260)
     parser.add_argument("--scene-seconds", type=float, default=0.25)
     parser.add_argument("--keep", type=Path, default=None, help="keep the show/journal/record here")
-    parser.add_argument("--sim-process", action="store_true",
-                        help="run the simulator in its own process instead of a thread")
-    parser.add_argument("--switch-interval", type=float, default=None,
-                        help="sys.setswitchinterval() for this process (Python's default: 0.005)")
+    parser.add_argument("--sim-thread", action="store_true",
+                        help="run the simulator on a thread of this process, as the embedded one")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    if args.switch_interval:
-        # The simulator renders and encodes on its own thread in this process; a shorter GIL
-        # switch interval lets the player's thread back in sooner.
-        sys.setswitchinterval(args.switch_interval)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="showrunner-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     # The show sits in a folder of its own: the run watches the show's folder for edits, and
@@ -164,18 +175,27 @@ def main(argv: list[str] | None = None) -> int:
     show.write_text(make_show(args.scenes, args.scene_seconds))
     journal = folder / "journal.jsonl"
     journal.unlink(missing_ok=True)
-    floor = percentiles(asyncio.run(clock_floor()))
-    code, records = play(show, journal, folder, args.sim_process)
+    spawn = mp.get_context("spawn")
+    parent, child = spawn.Pipe()
+    reference = spawn.Process(target=_reference, args=(child, args.scenes * args.scene_seconds),
+                              daemon=True)
+    reference.start()
+    steal0, total0 = _cpu_ticks()
+    code, records = play(show, journal, folder, not args.sim_thread)
+    steal1, total1 = _cpu_ticks()
+    floor = percentiles(parent.recv()) if parent.poll(60) else (float("nan"),) * 3
+    reference.join(10)
+    stolen = 100 * (steal1 - steal0) / max(1, total1 - total0)
     if code != 0:
         print(f"run_show returned {code}", file=sys.stderr)
         return code
     result = analyse(journal, records)
     s50, s99, smax = result["send"]
     e50, e99, emax = result["e2e"]
-    where = "its own process" if args.sim_process else "a thread of this process (SimThread)"
+    where = "a thread of this process (SimThread)" if args.sim_thread else "its own process"
     print(f"simulator in {where}; {args.scenes} scenes of {args.scene_seconds:g} s")
-    print(f"clock floor (bare wake-ups, this machine): p50 {floor[0]:.3f} ms  p99 {floor[1]:.3f} ms  "
-          f"max {floor[2]:.3f} ms")
+    print(f"reference, same time: bare wake-ups p50 {floor[0]:.3f} ms  p99 {floor[1]:.3f} ms  "
+          f"max {floor[2]:.3f} ms; CPU stolen by the hypervisor {stolen:.1f} %")
     print(f"messages sent {result['messages']}, received {result['received']}, "
           f"matched {result['matched']}, sent early {result['early']}")
     print(f"send lateness (sent_at - planned_at):     p50 {s50:.3f} ms  p99 {s99:.3f} ms  "

@@ -6,7 +6,9 @@ wall time (`time()`, `now()`) is read only to label the journal and for opening 
 
 The event loop wakes timers up to about a millisecond late (epoll rounds its timeout up to
 whole milliseconds), so waits end with :func:`handover`: wake a little early, then finish
-the last stretch with a short blocking sleep and a spin on ``time.monotonic()``.
+the last stretch spinning on ``time.monotonic()``. :func:`prompt_thread_switches` keeps other
+threads of the process (aiortc's decoder, an embedded simulator) from holding the GIL for
+Python's default 5 ms when the hand-over wants it back.
 """
 
 from __future__ import annotations
@@ -14,19 +16,34 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import sys
 import time as _time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone, tzinfo
 from typing import Protocol, runtime_checkable
 
-__all__ = ["EARLY_WAKE", "Clock", "FakeClock", "SystemClock", "handover"]
+__all__ = [
+    "EARLY_WAKE",
+    "SWITCH_INTERVAL",
+    "Clock",
+    "FakeClock",
+    "SystemClock",
+    "handover",
+    "prompt_thread_switches",
+]
 
 # How long before a deadline the event-loop wait ends. It covers the loop's millisecond
 # rounding and a callback or two running late; the rest is spent blocked in `handover`.
 EARLY_WAKE = 0.004
-# The last stretch of a hand-over spins instead of sleeping: `time.sleep` usually wakes ~0.2 ms
-# late (more on a busy or virtual machine) and must then win the GIL back; a spinning thread
-# keeps both. It costs up to this much CPU per planned event.
-_SPIN = 0.002
+# The last stretch of a hand-over spins instead of sleeping: `time.sleep` releases the GIL, and
+# winning it back from a thread busy decoding video took up to the 5 ms switch interval (p90
+# 2 ms late in bench/bench_cue_timing.py); a spinning thread keeps it. Only a wait longer than
+# this (a caller that did not approach first) sleeps its first part. Costs ~3 ms of CPU per
+# planned event, nothing while a scene holds.
+_SPIN = 0.006
+# How long another thread may keep the GIL once the hand-over asks for it (Python: 5 ms).
+SWITCH_INTERVAL = 0.0005
 
 
 @runtime_checkable
@@ -53,13 +70,25 @@ class Clock(Protocol):
 def handover(deadline: float) -> None:
     """Block until `deadline` (monotonic) with sub-millisecond precision.
 
-    Meant for the last ~2 ms of a wait only: it holds the event loop meanwhile.
+    Meant for the last few milliseconds of a wait only: it holds the event loop (and a CPU)
+    meanwhile.
     """
     remaining = deadline - _time.monotonic()
     if remaining > _SPIN:
         _time.sleep(remaining - _SPIN)
     while _time.monotonic() < deadline:
         pass
+
+
+@contextmanager
+def prompt_thread_switches(interval: float = SWITCH_INTERVAL) -> Iterator[None]:
+    """Shorten the interpreter's thread switch interval for the duration (process-wide)."""
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, interval))
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(previous)
 
 
 class SystemClock:

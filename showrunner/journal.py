@@ -1,7 +1,7 @@
 """The run journal: one JSON object per line for everything the player did, flushed at once.
 
 A line is on disk when :meth:`Journal.write` returns, so a crash loses nothing already
-played. The fields are described in docs/run.md; the core ones are ``planned_at`` and
+played. The fields are described in README ("The journal"); the core ones are ``planned_at`` and
 ``sent_at`` (unix seconds), ``scene``, ``kind``, ``label`` and ``message`` (the exact dict
 that went to Scope).
 """

@@ -362,7 +362,7 @@ class _IdleCollector:
 
 
 class Player:
-    """Plays one timeline into one sink; operator commands are plain methods (see docs/run.md)."""
+    """Plays one timeline into one sink; operator commands are plain methods (README: "Run a show")."""
 
     def __init__(
         self,
@@ -728,6 +728,7 @@ class Player:
             self._cur_start + actions[self._action_i].offset if self._action_i < len(actions) else None
         )
         if self._next_abs is not None and (at_action is None or self._next_abs <= at_action):
+            self._prepare_entry()
             return self._next_abs, "scene"
         if at_action is not None:
             self._prepare(self._action_i)
@@ -739,13 +740,37 @@ class Player:
         return None
 
     def _prepare(self, index: int) -> None:
-        """Resolve asset/LoRA refs of the next action before the wait, not after it."""
+        """Make the next action's message before the wait, not after it."""
         cur = self._cur
         assert cur is not None
         prepared = self._prepared
         if prepared is not None and prepared[0] is cur and prepared[1] == index:
             return
-        self._prepared = (cur, index, self._resolve(cur.scene.actions[index].message))
+        self._prepared = (cur, index, self._ready(cur.scene.actions[index].message))
+
+    def _prepare_entry(self) -> None:
+        """Make the next scene's entry message ahead too (used if the entry is a natural one)."""
+        nxt = self._next
+        if nxt is None or not nxt.scene.actions:
+            return
+        prepared = self._prepared
+        if prepared is not None and prepared[0] is nxt and prepared[1] == 0:
+            return
+        entry = nxt.scene.actions[0]
+        if entry.offset <= 0 and entry.kind == "send":
+            self._prepared = (nxt, 0, self._ready(entry.message))
+
+    def _ready(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """Refs resolved and, when the sink can, checked and serialised for the wire."""
+        resolved = self._resolve(message)
+        prepare = getattr(self.sink, "prepare", None)
+        if prepare is None:
+            return resolved
+        try:
+            ready: dict[str, Any] = prepare(resolved)
+        except ShowrunnerError:
+            return resolved  # the send reports it, at its moment, like any other refusal
+        return ready
 
     async def _fire(self, kind: str, planned: float) -> None:
         if kind == "scene":

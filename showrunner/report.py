@@ -467,7 +467,7 @@ def _scene_data(timeline: Timeline, row: _Row) -> dict[str, Any]:
 
 
 def report_data(timeline: Timeline, *, findings: Sequence[object] = ()) -> dict[str, Any]:
-    """Everything the report shows, as JSON-ready data (documented in docs/report.md)."""
+    """Everything the report shows, as JSON-ready data (README: "--json: the report format")."""
     with paused_gc():
         return _report_data(timeline, findings)
 

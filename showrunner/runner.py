@@ -18,7 +18,8 @@ from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TextIO
 
-from showrunner.clock import Clock
+from showrunner.clock import Clock, prompt_thread_switches
+from showrunner.commands import Commands
 from showrunner.errors import (
     ScopeConnectError,
     ScopeError,
@@ -48,7 +49,7 @@ log = logging.getLogger("showrunner.runner")
 _STARTUP_BACKOFF = (0.5, 10.0)
 # The show-file watch picks a change up once the files have been quiet for about a step; its
 # thread also wakes every step while nothing happens (about 0.6 % of one core at 10 ms, 0.2 %
-# at 25 ms, 0.1 % at 50 ms). 25 ms keeps edit-to-air near 55 ms (docs/reload.md) at a cost an
+# at 25 ms, 0.1 % at 50 ms). 25 ms keeps edit-to-air near 55 ms (README: "Latency") at a cost an
 # installation running for weeks can ignore.
 RELOAD_STEP_MS = 25
 RELOAD_DEBOUNCE_MS = 100
@@ -69,6 +70,7 @@ async def run_show(
     stop_event: asyncio.Event | None = None,
     on_player: Callable[[Player], None] | None = None,
     reload_at: str | None = None,
+    commands: Commands | None = None,
 ) -> int:
     """Play the show at `path` live; return 0 when it ends or is quit, 1 for a bad show or setup.
 
@@ -76,6 +78,8 @@ async def run_show(
     going away during the show never ends the run: the player reconnects. Edits of the show
     file (and its includes and images) are applied while it plays: `reload_at` ("now" or
     "boundary", default: the show's `reload_at`) says when they reach the playing scene.
+    Keys pressed in the terminal go through `commands` (debounced and journaled like every
+    other control surface; a default gate when None).
     """
     if reload_at not in (None, "now", "boundary"):
         raise ValueError(f"reload_at must be 'now' or 'boundary', not {reload_at!r}")
@@ -129,11 +133,15 @@ async def run_show(
             show_path=str(show_path.resolve()), show_hash=show_hash(result.files),
             manage_gc=True,
         )
+        if commands is None:
+            commands = Commands(None)
+        commands.attach(player)
         if on_player is not None:
             on_player(player)
+        stack.enter_context(prompt_thread_switches())
         hot.attach(player)
         _install_quit(stack, player, quit_early)
-        await stack.enter_async_context(Terminal(player, tty=stdin_tty))
+        await stack.enter_async_context(Terminal(player, commands=commands, tty=stdin_tty))
         try:
             return await player.run()
         finally:
@@ -241,7 +249,7 @@ async def _prepare_refs(
 
 
 class _HotReload:
-    """Feeds edits of the show to the player while it plays (see docs/reload.md).
+    """Feeds edits of the show to the player while it plays (README: "Edit the show while it plays").
 
     Each new version is compiled and diffed off the event loop; changed image files are
     uploaded again and new LoRAs resolved before the player gets the plan. A version that does

@@ -44,6 +44,7 @@ __all__ = [
     "SESSION_START_KEYS",
     "Coalescer",
     "Health",
+    "Prepared",
     "ScopeClient",
     "ScopeEvent",
     "ScopeSession",
@@ -473,6 +474,26 @@ def _conflicts(waiting: Mapping[str, Any], incoming: Mapping[str, Any]) -> bool:
     return any(k in waiting for k in ONE_SHOT_KEYS.intersection(incoming))
 
 
+class Prepared(dict[str, Any]):
+    """A checked, canonical parameter update with its JSON text, made before it is due.
+
+    A plain dict to everyone else (the journal, comparisons); the session writes `wire` as is.
+    Merged with a later update while it waits, it is copied into a plain dict and re-serialised.
+    """
+
+    __slots__ = ("wire",)
+
+    def __init__(self, message: Mapping[str, Any], wire: str) -> None:
+        super().__init__(message)
+        self.wire = wire
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        raise TypeError("a prepared update is read-only; copy it with dict() to change it")
+
+    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        raise TypeError("a prepared update is read-only; copy it with dict() to change it")
+
+
 class Coalescer:
     """Sends at most one message per `interval`, merging what arrives in between.
 
@@ -777,11 +798,20 @@ class ScopeSession:
         0-step ``transition`` (§8-G). Updates are paced to one per chunk and merged while
         they wait (see :class:`Coalescer`).
         """
-        prepared = self._prepare(message)
+        prepared = message if isinstance(message, Prepared) else self._prepare(message)
         rtc = self._require_rtc()
         if rtc.channel_state != "open":
             raise ScopeConnectError(f"cannot send to Scope: the data channel is {rtc.channel_state}")
         return await self._coalescer.submit(prepared)
+
+    def prepare(self, message: Mapping[str, Any]) -> Prepared:
+        """Check and serialise `message` ahead of its moment; `send` then writes it as it is.
+
+        Raises `ScopeError` for what `send` would refuse. Takes ~0.1 ms off the path between
+        a planned moment and the write.
+        """
+        prepared = self._prepare(message)
+        return Prepared(prepared, json.dumps(prepared, separators=(",", ":")))
 
     @staticmethod
     def _prepare(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -807,7 +837,8 @@ class ScopeSession:
 
     def _write(self, message: dict[str, Any]) -> float:
         rtc = self._require_rtc()
-        at = rtc.send_text(json.dumps(message, separators=(",", ":")))
+        text = message.wire if isinstance(message, Prepared) else None
+        at = rtc.send_text(text if text is not None else json.dumps(message, separators=(",", ":")))
         if "paused" in message:
             self._paused = bool(message["paused"])
             if not self._paused:

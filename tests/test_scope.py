@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from showrunner.errors import ScopeError, ScopeLoadError, ScopeProtocolError, ScopeTimeoutError
-from showrunner.scope import ScopeClient, ScopeEvent, ScopeSession, Timeouts
+from showrunner.scope import Prepared, ScopeClient, ScopeEvent, ScopeSession, Timeouts
 from showrunner.sim import Simulator, serve_sim
 
 QUICK = Timeouts(request=2.0, offer=5.0, first_frame=5.0)
@@ -307,6 +308,35 @@ async def test_bad_keys_never_reach_the_channel(client: ScopeClient, sim: Simula
         await session.send({"ctrl_input": {"button": ["KeyW"], "mouse": [1, 0]}})
         await sim.wait_for(lambda s: data(s, session.session_id))
         assert data(sim, session.session_id) == [{"ctrl_input": {"button": ["KeyW"], "mouse": [1, 0]}}]
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_prepared_updates_go_out_as_prepared(client: ScopeClient, sim: Simulator) -> None:
+    """An update checked and serialised ahead of its moment arrives exactly as a plain one
+    would; merged behind a busy line it is re-serialised with what it merged with."""
+    async with ScopeSession(client, chunk_interval=0.3) as session:
+        await session.open(["controller-viz"], SMALL, FIRST_SCENE)
+        prompts = [{"text": "a harbour in fog", "weight": 1.0}]
+        ready = session.prepare({"prompts": prompts, "noise_scale": 0.3})
+        assert isinstance(ready, Prepared)
+        assert ready == {"noise_scale": 0.3, "transition": {"target_prompts": prompts, "num_steps": 0}}
+        assert json.loads(ready.wire) == ready
+        with pytest.raises(TypeError):
+            ready["noise_scale"] = 0.9  # the wire text would no longer match
+        with pytest.raises(ScopeError, match="height"):
+            session.prepare({"height": 512})
+        _, first = await session.send(ready)
+        assert first is ready
+        # The line is busy now: two prepared updates wait and merge into one message.
+        later = await asyncio.gather(
+            session.send(session.prepare({"noise_scale": 0.5})),
+            session.send(session.prepare({"kv_cache_attention_bias": 0.2})),
+        )
+        merged = {"noise_scale": 0.5, "kv_cache_attention_bias": 0.2}
+        assert [m for _, m in later] == [merged, merged]
+        await sim.wait_for(lambda s: len(data(s, session.session_id)) == 2)
+        assert data(sim, session.session_id) == [dict(ready), merged]
 
 
 @pytest.mark.webrtc
