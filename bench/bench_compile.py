@@ -119,6 +119,9 @@ def main(argv: list[str]) -> int:
     if argv[:1] == ["--child"]:
         print(json.dumps(child(int(argv[1]))))
         return 0
+    if any(a in ("-h", "--help") for a in argv):
+        print(f"usage: bench_compile.py [SCENES ...]   (default: {' '.join(map(str, SIZES))})")
+        return 0
     sizes = [int(a) for a in argv] or list(SIZES)
     results = []
     for n in sizes:

@@ -15,36 +15,38 @@ any other tag is an error. Every problem is collected and raised together as
 from __future__ import annotations
 
 import difflib
-import itertools
 import os.path
 import re
-import types
-import typing
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-import jinja2
 import ruamel.yaml
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from ruamel.yaml.composer import MaxDepthExceededError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from showrunner.errors import ShowError, ShowErrors
-from showrunner.model import LoadParams, Show, semantic_problems
-
-Loc = tuple[str | int, ...]
+from showrunner.explain import Loc, messages, short
+from showrunner.model import Show, semantic_problems
+from showrunner.templating import (
+    MAX_TEMPLATE_OUTPUT,
+    TEMPLATE_FAILURES,
+    Sandbox,
+    TemplateProblem,
+    make_env,
+    plain,
+    template_message,
+)
 
 MAX_FILE_BYTES = 1_000_000  # pure-Python YAML parsing runs at about 100 kB/s
 MAX_DEPTH = 100  # nesting levels; deeper input is an error, not a RecursionError
 MAX_VALUES = 200_000  # values built, after aliases and generators are expanded
 MAX_EACH = 1000  # scenes one `each` block may generate
-MAX_TEMPLATE_OUTPUT = 100_000  # characters one template may produce
+# MAX_TEMPLATE_OUTPUT (characters one template may produce) is set in showrunner.templating.
 
 _YAML_TAG = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {f"{_YAML_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
@@ -138,7 +140,7 @@ def read_yaml(path: str | Path) -> Any:
     except _FileProblem as problem:
         raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
                                     col=problem.col)]) from None
-    builder = _Builder(_Index(display), _make_env())
+    builder = _Builder(_Index(display), make_env())
     root = builder.parse(text, display)
     try:
         data = None if root is None else builder.build(root, (), display, None)
@@ -213,91 +215,6 @@ def _line_col(data: bytes | str, offset: int) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Templates
-# ---------------------------------------------------------------------------------------------
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The jinja2 sandbox, also refusing arithmetic that would eat all memory."""
-
-    intercepted_binops = frozenset({"*", "**"})
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int | float) and abs(right) > 1000:
-            raise SecurityError("exponent is too large")
-        if operator == "*":
-            for seq, n in ((left, right), (right, left)):
-                if isinstance(seq, str | list | tuple) and isinstance(n, int):
-                    if len(seq) * n > MAX_TEMPLATE_OUTPUT:
-                        raise SecurityError("result would be too large")
-        return super().call_binop(context, operator, left, right)
-
-
-def _make_env() -> _Sandbox:
-    env = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    for name in ("lipsum", "cycler", "joiner"):
-        env.globals.pop(name, None)
-    return env
-
-
-class _TemplateProblem(Exception):
-    pass
-
-
-# What a template can raise: jinja2's own errors plus whatever Python raises for the expression
-# the user wrote (1/0, 'a' + 1, a missing index, a recursion-deep expression).
-_TEMPLATE_FAILURES = (
-    jinja2.TemplateError,
-    ArithmeticError,
-    TypeError,
-    ValueError,
-    LookupError,
-    RecursionError,
-)
-
-
-def _template_message(exc: BaseException, ctx: dict[str, Any]) -> str:
-    if isinstance(exc, SecurityError):
-        return f"template not allowed: {str(exc).rstrip('.')}"
-    if isinstance(exc, jinja2.UndefinedError):
-        match = re.match(r"^'([^']+)' is undefined$", str(exc))
-        if match:
-            hint = difflib.get_close_matches(match.group(1), [k for k in ctx if k != "loop"], n=1)
-            names = ", ".join(sorted(k for k in ctx)) or "none"
-            suffix = f"; did you mean {hint[0]!r}?" if hint else f" (known: {names})"
-            return f"undefined template variable {match.group(1)!r}{suffix}"
-        return f"template error: {exc}"
-    if isinstance(exc, jinja2.TemplateSyntaxError):
-        text = str(exc.message or exc)
-        block = re.search(r"innermost block that needs to be closed is '(\w+)'", text)
-        if text.startswith("Unexpected end of template") and block:
-            text = f"unexpected end of template: '{{% end{block.group(1)} %}}' is missing"
-        return f"template syntax error: {text[0].lower()}{text[1:]}".rstrip(".")
-    if isinstance(exc, RecursionError):
-        return "template error: expression is nested too deeply"
-    return f"template error: {exc}".rstrip(".")
-
-
-def _plain(value: Any) -> Any:
-    """A template result as plain data (what YAML could have written)."""
-    if isinstance(value, jinja2.Undefined):
-        value._fail_with_undefined_error()
-    if value is None or isinstance(value, bool | int | float):
-        return value
-    if isinstance(value, str):
-        return str(value)  # drops Markup
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, Iterable) and not isinstance(value, bytes):
-        # lists, ranges, and the generators filters like `map` and `select` return
-        items = list(itertools.islice(value, MAX_VALUES + 1))
-        if len(items) > MAX_VALUES:
-            raise _TemplateProblem("template gives too many values")
-        return [_plain(v) for v in items]
-    raise _TemplateProblem(f"template gives a {type(value).__name__}, not a value")
-
-
-# ---------------------------------------------------------------------------------------------
 # YAML nodes -> data
 # ---------------------------------------------------------------------------------------------
 
@@ -316,39 +233,13 @@ def _kind(node: Node) -> str:
         return "a mapping"
     if isinstance(node, SequenceNode):
         return "a list"
-    return f"text ({_short(node.value)})"
-
-
-def _short(value: Any, limit: int = 40) -> str:
-    if isinstance(value, bool):
-        text = "true" if value else "false"
-    elif value is None:
-        text = "null"
-    elif isinstance(value, str):
-        text = repr(value)
-    elif isinstance(value, int | float):
-        text = _num(value)
-    elif isinstance(value, list):
-        return "a list"
-    elif isinstance(value, dict):
-        return "a mapping"
-    else:
-        text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _num(value: int | float) -> str:
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    if isinstance(value, int) and value.bit_length() > 64:
-        return "a huge number"
-    return repr(value)
+    return f"text ({short(node.value)})"
 
 
 class _Builder:
     """Builds plain data from nodes, recording positions and collecting problems."""
 
-    def __init__(self, index: _Index, env: _Sandbox) -> None:
+    def __init__(self, index: _Index, env: Sandbox) -> None:
         self.index = index
         self.env = env
         self.errors: list[ShowError] = []
@@ -490,17 +381,17 @@ class _Builder:
                 if key not in self._templates:
                     self._templates[key] = self.env.compile_expression(
                         single["expr"], undefined_to_none=False)
-                return _plain(self._templates[key](**ctx))
+                return plain(self._templates[key](**ctx), MAX_VALUES)
             if text not in self._templates:
                 self._templates[text] = self.env.from_string(text)
             out = self._templates[text].render(ctx)
             if len(out) > MAX_TEMPLATE_OUTPUT:
-                raise _TemplateProblem("template result is too long")
+                raise TemplateProblem("template result is too long")
             return out
-        except _TemplateProblem as exc:
+        except TemplateProblem as exc:
             self.error(str(exc), pos, loc)
-        except _TEMPLATE_FAILURES as exc:
-            self.error(_template_message(exc, ctx), pos, loc)
+        except TEMPLATE_FAILURES as exc:
+            self.error(template_message(exc, ctx), pos, loc)
         return text
 
 
@@ -571,7 +462,7 @@ class _Loader:
         self.base = base
         self.files: list[Path] = [source.resolve()] if source is not None else []
         self.index = _Index(display)
-        self.b = _Builder(self.index, _make_env())
+        self.b = _Builder(self.index, make_env())
         self.paths: list[str] = [display]  # display paths in the order met, to sort errors
         self.scenes_broken = False
 
@@ -722,7 +613,7 @@ class _Loader:
         """Read and parse an included file; problems are reported at the include."""
         target = _resolve(base, rel)
         if target is None:
-            self.b.error(f"{_short(rel)} is not a valid file name", pos, loc)
+            self.b.error(f"{short(rel)} is not a valid file name", pos, loc)
             return None
         parent_display = pos.path
         display = rel if Path(rel).is_absolute() else _join_display(parent_display, rel)
@@ -781,7 +672,7 @@ class _Loader:
             loop = {"index": i + 1, "index0": i, "first": i == 0, "last": i == len(values) - 1,
                     "length": len(values), "revindex": len(values) - i,
                     "revindex0": len(values) - i - 1}
-            shown = _short(value)
+            shown = short(value)
             note = f"(each {name}={shown})" if shown[:2] != "a " else f"(each {name} #{i + 1})"
             scene_ctx = {**ctx, name: value, "loop": loop}
             out.append(self.b.build(template, ("scenes", len(out)), path, scene_ctx, note))
@@ -801,7 +692,7 @@ class _Loader:
             value = [{"key": k, "value": v} for k, v in value.items()]
         if not isinstance(value, list) and (count is None or count < 0):
             self.b.error(f"`each` needs a list, a count or a template giving one "
-                         f"(got {_short(value)})", pos, (*loc, "each"))
+                         f"(got {short(value)})", pos, (*loc, "each"))
             return None
         size = count if count is not None else len(value)
         if size > MAX_EACH:
@@ -827,7 +718,7 @@ class _Loader:
                 continue
             target = _resolve(self.base, rel)
             if target is None:
-                self._problem(loc, f"{_short(rel)} is not a valid file name")
+                self._problem(loc, f"{short(rel)} is not a valid file name")
             elif target.is_file():
                 self.files.append(target)
             elif target.is_dir():
@@ -839,7 +730,7 @@ class _Loader:
         try:
             return Show.model_validate(data, context=_context(data))
         except ValidationError as exc:
-            for loc, is_key, message in _messages(exc.errors(), data):
+            for loc, is_key, message in messages(exc.errors(), data):
                 self._problem(loc, message, is_key=is_key)
             return None
 
@@ -904,235 +795,3 @@ def _sorted(errors: list[ShowError], paths: list[str]) -> list[ShowError]:
             seen.add(key)
             unique.append(e)
     return sorted(unique, key=lambda e: (order.get(e.path, len(order)), e.path, e.line, e.col))
-
-
-# ---------------------------------------------------------------------------------------------
-# pydantic errors -> (loc, message)
-# ---------------------------------------------------------------------------------------------
-
-_SIMPLE_TAGS = {"str", "int", "float", "bool", "none", "bytes", "decimal", "list", "dict", "any"}
-_TYPE_ERRORS = {
-    "bool_type": "true, false", "bool_parsing": "true, false",
-    "int_type": "a whole number", "int_parsing": "a whole number",
-    "int_from_float": "a whole number", "float_type": "a number", "float_parsing": "a number",
-    "string_type": "text", "list_type": "a list", "dict_type": "a mapping",
-    "model_type": "a mapping", "model_attributes_type": "a mapping", "none_required": "null",
-}
-
-
-_MISMATCH = {*_TYPE_ERRORS, "literal_error"}
-
-
-def _is_tag(item: str | int) -> bool:
-    """pydantic's names for union members and validator wrappers in error locations."""
-    return isinstance(item, str) and (
-        "[" in item or "-" in item or item in _SIMPLE_TAGS or item[:1].isupper()
-    )
-
-
-def _clean_loc(raw: tuple[Any, ...], data: Any) -> tuple[Loc, bool]:
-    """Drop pydantic's tags, guided by the data actually written; True if it names a dict key."""
-    out: list[str | int] = []
-    node, in_data, is_key = data, True, False
-    for item in raw:
-        if item == "[key]":
-            is_key = True
-            continue
-        if in_data and isinstance(node, dict) and item in node:
-            out.append(item)
-            node = node[item]
-        elif in_data and isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
-            out.append(item)
-            node = node[item]
-        elif _is_tag(item):
-            continue
-        else:
-            out.append(item)
-            in_data = False
-    return tuple(out), is_key
-
-
-def _messages(errors: list[Any], data: Any) -> Iterator[tuple[Loc, bool, str]]:
-    groups: dict[tuple[Loc, bool], list[Any]] = {}
-    cleaned = [(err, *_clean_loc(tuple(err["loc"]), data)) for err in errors]
-    for err, loc, is_key in cleaned:
-        if err["type"] in ("missing", "extra_forbidden"):
-            is_key = err["type"] == "extra_forbidden"
-        elif _is_tag(err["loc"][-1]) and err["type"] in _MISMATCH and any(
-            len(other) > len(loc) and other[: len(loc)] == loc for _, other, _ in cleaned
-        ):
-            # A union member of another shape; the member that matched failed deeper: say that.
-            continue
-        groups.setdefault((loc, is_key), []).append(err)
-    for (loc, is_key), group in groups.items():
-        if len(group) > 1:
-            specific = [e for e in group if e["type"] not in _MISMATCH]
-            if specific:
-                group = specific[:1]
-        if len(group) > 1:
-            yield loc, is_key, _union_message(group)
-        elif group[0]["type"] == "missing":
-            yield loc, True, f"missing required key {loc[-1]!r}"
-        else:
-            yield loc, is_key, _message(group[0], loc)
-
-
-def _union_message(group: list[Any]) -> str:
-    wanted: list[str] = []
-    for err in group:
-        if err["type"] == "literal_error":
-            wanted.extend(str(err["ctx"]["expected"]).replace(" or ", ", ").split(", "))
-        else:
-            wanted.extend(_TYPE_ERRORS.get(err["type"], err["msg"].lower()).split(", "))
-    wanted = list(dict.fromkeys(wanted))
-    text = ", ".join(wanted[:-1]) + f" or {wanted[-1]}" if len(wanted) > 1 else wanted[0]
-    message = f"expected {text} (got {_short(group[0]['input'])})"
-    literals = [w.strip("'") for w in wanted if w.startswith("'")]
-    return message + _hint(group[0]["input"], literals)
-
-
-def _hint(value: Any, choices: list[str]) -> str:
-    if not isinstance(value, str) or not choices:
-        return ""
-    hint = difflib.get_close_matches(value, choices, n=1, cutoff=0.6)
-    return f"; did you mean {hint[0]!r}?" if hint else ""
-
-
-_PATTERN_HELP = {
-    "A-Za-z0-9_][A-Za-z0-9_.": "is not a valid name (use letters, digits, '_', '.', '-')",
-    "2[0-3]": "is not a time of day HH:MM (00:00 to 23:59, or 24:00)",
-    "https?://": "is not an http:// or https:// URL",
-    "[A-Za-z_][A-Za-z0-9_]*$": "is not an environment variable name",
-}
-
-
-def _message(err: Any, loc: Loc) -> str:
-    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
-    got = f" (got {_short(value)})"
-    if kind == "extra_forbidden":
-        return f"unknown key {loc[-1]!r}{_key_hint(str(loc[-1]), _fields_at(loc[:-1]))}"
-    if kind in _BOUNDS:
-        return f"must be {_BOUNDS[kind]} {_num(next(iter(ctx.values())))}{got}"
-    if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
-        return _length_message(kind, ctx)
-    if kind == "string_pattern_mismatch":
-        for key, help_text in _PATTERN_HELP.items():
-            if key in str(ctx.get("pattern", "")):
-                return f"{_short(value)} {help_text}"
-        return f"{_short(value)} does not match {ctx.get('pattern')}"
-    if kind in ("value_error", "assertion_error"):
-        text = str(ctx.get("error", err["msg"]))
-        return text + got if text.startswith("expected ") and "(got " not in text else text
-    if kind == "literal_error":
-        choices = [c.strip().strip("'") for c in
-                   str(ctx.get("expected", "")).replace(" or ", ", ").split(", ")]
-        return f"expected {ctx.get('expected')}{got}{_hint(value, choices)}"
-    if kind == "finite_number":
-        return f"must be a finite number{got}"
-    if kind == "model_type" and ctx.get("class_name") in _SHORTHANDS:
-        return f"expected {_SHORTHANDS[ctx['class_name']]}{got}"
-    if kind in _TYPE_ERRORS:
-        return f"expected {_TYPE_ERRORS[kind].replace(', ', ' or ')}{got}"
-    msg = str(err["msg"])
-    return msg[0].lower() + msg[1:] + got
-
-
-# Names from Scope's API and docs that a show spells differently (contract §8-B).
-_ALIASES = {
-    "seed": "base_seed",
-    "steps": "denoising_steps",
-    "denoising_step_list": "denoising_steps",
-    "lora_merge_strategy": "lora_merge_mode",
-    "lora_scales": "loras",
-    "prompt": "prompts",
-    "prompt_interpolation_method": "prompt_interpolation",
-    "vace_ref_images": "vace",
-    "first_frame_image": "first_frame",
-    "last_frame_image": "last_frame",
-    "num_steps": "steps",
-    "temporal_interpolation_method": "method",
-}
-
-
-def _key_hint(key: str, fields: list[str]) -> str:
-    alias = _ALIASES.get(key)
-    if alias in fields:
-        return f"; did you mean {alias!r}?"
-    if "load" in fields and key in LoadParams.model_fields:
-        return f"; it belongs under `load` (load.{key})"
-    hint = difflib.get_close_matches(key, fields, n=1, cutoff=0.75)
-    return f"; did you mean {hint[0]!r}?" if hint else ""
-
-
-# Models that may also be written in a short form: say so when neither form was given.
-_SHORTHANDS = {
-    "After": "a scene name or {scene, offset}",
-    "Goto": "a scene name or {scene, times}",
-    "ImageAsset": "a file path or {file | server_path}",
-    "LoraAsset": "a file name, a server path or {path | filename}",
-    "Transition": "'cut', a duration or {duration | steps, method}",
-    "Prompt": "text or {text, weight}",
-}
-
-_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
-           "less_than": "<"}
-
-
-def _length_message(kind: str, ctx: dict[str, Any]) -> str:
-    n = ctx.get("min_length", ctx.get("max_length"))
-    if kind == "string_too_short":
-        return "must not be empty" if n == 1 else f"must be at least {n} characters"
-    if kind == "string_too_long":
-        return f"is too long (at most {n} characters)"
-    word = "at least" if kind == "too_short" else "at most"
-    return f"needs {word} {n} item{'s' if n != 1 else ''}"
-
-
-def _fields_at(loc: Loc) -> list[str]:
-    """Field names of the model at `loc` (for "did you mean" hints on unknown keys)."""
-    tp: Any = Show
-    for item in loc:
-        tp = _step(tp, item)
-        if tp is None:
-            return []
-    for model in _models_in(tp):
-        return list(model.model_fields)
-    return []
-
-
-def _step(tp: Any, item: str | int) -> Any:
-    for model in _models_in(tp):
-        if isinstance(item, str) and item in model.model_fields:
-            return model.model_fields[item].annotation
-    for origin, args in _containers(tp):
-        if origin is list and isinstance(item, int):
-            return args[0]
-        if origin is dict and isinstance(item, str):
-            return args[1]
-    return None
-
-
-def _walk(tp: Any) -> Iterator[Any]:
-    """`tp` and the types inside its unions and Annotated wrappers."""
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        yield from _walk(typing.get_args(tp)[0])
-    elif origin in (Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            yield from _walk(arg)
-    else:
-        yield tp
-
-
-def _models_in(tp: Any) -> Iterator[type[BaseModel]]:
-    for t in _walk(tp):
-        if isinstance(t, type) and issubclass(t, BaseModel):
-            yield t
-
-
-def _containers(tp: Any) -> Iterator[tuple[Any, tuple[Any, ...]]]:
-    for t in _walk(tp):
-        origin = typing.get_origin(t)
-        if origin in (list, dict):
-            yield origin, typing.get_args(t)
-

@@ -29,19 +29,29 @@ import concurrent.futures
 import contextlib
 import copy
 import dataclasses
-import gc
 import logging
-import types
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from showrunner.chart import (
+    Chart,
+    StartPoint,
+    end_of,
+    follow,
+    locate,
+    origin_of,
+    playable_scene,
+    start_point,
+    static_start,
+)
 from showrunner.clock import Clock, SystemClock
+from showrunner.collector import IdleCollector
+from showrunner.eager import start_eagerly
 from showrunner.errors import CueError, ShowErrors, ShowrunnerError
 from showrunner.hours import OpeningHours
 from showrunner.journal import Journal
-from showrunner.model import parse_time
 from showrunner.plandiff import (
     PlanDiff,
     carry_occurrence,
@@ -62,7 +72,6 @@ from showrunner.timeline import (
 __all__ = ["Player", "Sink", "StartPoint", "start_point"]
 
 log = logging.getLogger("showrunner.player")
-_T = TypeVar("_T")
 
 WATCHDOG_PERIOD = 0.5
 HEALTH_PERIOD = 2.0
@@ -77,8 +86,6 @@ _ERRORS = 20
 _FINAL_APPROACH = 0.005
 # Background work (health checks, garbage collection) keeps this far from the next event.
 _QUIET_BEFORE_EVENT = 0.05
-# Walking a schedule to a wall-clock position stops after this many occurrences.
-_WALK_LIMIT = 1_000_000
 
 
 @runtime_checkable
@@ -86,7 +93,7 @@ class Sink(Protocol):
     """Where the show goes: a Scope session (``ScopeSession``) or anything shaped like one.
 
     ``send`` returns (unix time the message was written, the exact dict written). The player
-    runs its first step synchronously (see `_start_eagerly`), so it must not rely on
+    runs its first step synchronously (see `start_eagerly`), so it must not rely on
     ``asyncio.current_task()`` before its first ``await``.
     """
 
@@ -117,243 +124,6 @@ class _Reload:
     assets: Mapping[str, str] | None
     loras: Mapping[str, str] | None
     refreshed: tuple[str, ...]  # image assets uploaded again (their file changed)
-
-
-@dataclass(frozen=True)
-class StartPoint:
-    """Where a run begins: the top, a scene (+ offset), a show time, or a saved position."""
-
-    scene: int | str | None = None
-    offset: float = 0.0
-    at: float | None = None
-    resume: ResumeState | None = None
-
-
-def start_point(
-    timeline: Timeline, *, start_scene: str | None = None, at: str | None = None
-) -> StartPoint:
-    """Parse ``--from SCENE`` / ``--at TIME`` (seconds, ``mm:ss``, ``SCENE`` or ``SCENE+OFFSET``)."""
-    if start_scene is not None and at is not None:
-        raise CueError("give either --from or --at, not both")
-    if start_scene is not None:
-        return StartPoint(scene=_scene(timeline, start_scene).index)
-    if at is None:
-        return StartPoint()
-    text = at.strip()
-    if "+" in text:
-        name, _, offset = text.partition("+")
-        return StartPoint(scene=_scene(timeline, name.strip()).index, offset=_seconds(offset, at))
-    try:
-        return StartPoint(at=parse_time(text, timeline.show.bpm, timeline.show.beats_per_bar))
-    except ValueError:
-        pass
-    try:
-        return StartPoint(scene=_scene(timeline, text).index)
-    except CueError:
-        raise CueError(f"--at {at!r}: not a time (seconds, mm:ss) nor a scene name") from None
-
-
-def _seconds(text: str, original: str) -> float:
-    try:
-        return parse_time(text.strip())
-    except ValueError as exc:
-        raise CueError(f"--at {original!r}: {exc}") from None
-
-
-def _scene(timeline: Timeline, name: str) -> CompiledScene:
-    try:
-        scene = timeline.scene(name)
-    except (KeyError, IndexError, ValueError, ShowrunnerError):
-        names = ", ".join(s.name for s in timeline.scenes if not s.closed_only)
-        raise CueError(f"unknown scene {name!r} (scenes: {names})") from None
-    if scene.closed_only:
-        raise CueError(f"scene {name!r} plays only while the show is closed")
-    return scene
-
-
-# ---------------------------------------------------------------------------------------------
-# Schedule arithmetic: absolute (monotonic) start times of occurrences
-# ---------------------------------------------------------------------------------------------
-
-
-class _Chart:
-    """A schedule iterator with one occurrence of look-ahead."""
-
-    @classmethod
-    def following(cls, timeline: Timeline, first: ScheduledScene) -> _Chart:
-        """The schedule from `first` on, with its loop counters (via ``Timeline.next_after``)."""
-
-        def walk() -> Iterator[ScheduledScene]:
-            occ: ScheduledScene | None = first
-            while occ is not None:
-                yield occ
-                occ = timeline.next_after(occ)
-
-        return cls(walk())
-
-    def __init__(self, schedule: Iterator[ScheduledScene]) -> None:
-        self._it = schedule
-        self._ahead: ScheduledScene | None = None
-        self._peeked = False
-
-    def peek(self) -> ScheduledScene | None:
-        if not self._peeked:
-            self._ahead = next(self._it, None)
-            self._peeked = True
-        return self._ahead
-
-    def pop(self) -> ScheduledScene | None:
-        item = self.peek()
-        self._peeked = False
-        self._ahead = None
-        return item
-
-
-def _origin_of(occ: ScheduledScene, start: float) -> float:
-    """The part origin of `occ` when it starts at `start` (a cue scene starts pre_wait after it)."""
-    return start - (occ.start if occ.start is not None else occ.scene.pre_wait)
-
-
-def _static_start(scene: CompiledScene) -> float:
-    """Where `scene` starts on its part's clock as written (``schedule(start_offset=...)``)."""
-    return scene.pre_wait if scene.cue is not None else (scene.at or 0.0)
-
-
-def _end_of(occ: ScheduledScene, start: float, origin: float) -> float | None:
-    if occ.end is not None:
-        return origin + occ.end
-    if occ.scene.duration is not None:
-        return start + occ.scene.duration
-    return None
-
-
-def _follow(
-    prev: ScheduledScene, prev_start: float, origin: float, nxt: ScheduledScene
-) -> tuple[float | None, float | None]:
-    """(absolute start, part origin) of `nxt` after `prev`; (None, None) while it waits for a cue."""
-    if nxt.start is None:
-        return None, None
-    if nxt.part == prev.part:
-        return origin + nxt.start, origin
-    # A new timed part (the show looping): it begins where the previous part ended.
-    end = _end_of(prev, prev_start, origin)
-    if end is None:
-        return None, None
-    return end, end - nxt.start
-
-
-def _locate(
-    chart: _Chart, origin: float, target: float, *, cues_fire: bool
-) -> tuple[ScheduledScene, float, float]:
-    """Walk `chart` (its first occurrence's part starts at `origin`) to the one live at `target`.
-
-    Returns (occurrence, its absolute start, its part origin). With `cues_fire`, a cue scene
-    counts as fired as soon as the scene before it ends; otherwise the walk stops before it.
-    """
-    occ = chart.pop()
-    if occ is None:
-        raise CueError("the schedule is empty")
-    start = origin + (occ.start or 0.0)
-    for _ in range(_WALK_LIMIT):
-        nxt = chart.peek()
-        if nxt is None:
-            break
-        nstart, norigin = _follow(occ, start, origin, nxt)
-        if nstart is None or norigin is None:
-            if not cues_fire:
-                break
-            end = _end_of(occ, start, origin)
-            norigin = start if end is None else end  # the cue fires as the scene ends
-            nstart = norigin + nxt.scene.pre_wait
-        if nstart > target:
-            break
-        chart.pop()
-        occ, start, origin = nxt, nstart, norigin
-    return occ, start, origin
-
-
-def _start_eagerly(coro: Coroutine[Any, Any, _T]) -> asyncio.Future[_T]:
-    """Run `coro` up to its first real wait right now; a task carries on from there.
-
-    A send that goes straight out (the usual case) then costs no trip through the event
-    loop between the planned moment and the write. (Python 3.12 has eager tasks for this.)
-    The coroutine's first step runs inside the caller's task, so a sink must not rely on
-    ``asyncio.current_task()`` before its first ``await``.
-    """
-    loop = asyncio.get_running_loop()
-    done: asyncio.Future[_T] = loop.create_future()
-    try:
-        first = coro.send(None)
-    except StopIteration as stop:
-        done.set_result(stop.value)
-        return done
-    except Exception as exc:
-        done.set_exception(exc)
-        return done
-    return asyncio.ensure_future(_carry_on(coro, first))
-
-
-@types.coroutine
-def _carry_on(coro: Coroutine[Any, Any, _T], waiting: Any) -> Generator[Any, Any, _T]:
-    # Hands the future `coro` waits on to the task, then relays results and errors back.
-    while True:
-        try:
-            value = yield waiting
-        except GeneratorExit:
-            coro.close()
-            raise
-        except BaseException as exc:
-            try:
-                waiting = coro.throw(exc)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-        else:
-            try:
-                waiting = coro.send(value)
-            except StopIteration as stop:
-                return stop.value  # type: ignore[no-any-return]
-
-
-class _IdleCollector:
-    """Runs Python's cyclic garbage collector between planned events, not just before one.
-
-    A collection stops every thread for up to a few milliseconds; left to itself it can land
-    right on a cue. The run freezes what exists at start (the timeline, modules: nothing to
-    collect there), turns automatic collection off, and collects when the next event is far
-    enough away (and at every watchdog tick, so a long hold does not pile up garbage).
-    """
-
-    _MIN_ROOM = (0.010, 0.020, 0.100)  # seconds of free time needed per generation
-
-    def __init__(self) -> None:
-        self._rounds = 0
-        self._last_full = 0
-        self._was_enabled = False
-        self._threshold = max(1, gc.get_threshold()[0])
-
-    def start(self) -> None:
-        self._was_enabled = gc.isenabled()
-        gc.collect()
-        gc.freeze()
-        gc.disable()
-
-    def stop(self) -> None:
-        gc.unfreeze()
-        if self._was_enabled:
-            gc.enable()
-
-    def collect(self, room: float) -> None:
-        """Collect if garbage is due and `room` seconds are free before the next event."""
-        if gc.get_count()[0] < self._threshold or room < self._MIN_ROOM[0]:
-            return
-        self._rounds += 1
-        generation = 2 if self._rounds % 100 == 0 else 1 if self._rounds % 10 == 0 else 0
-        overdue = self._rounds - self._last_full > 1000  # a long dense stretch: do it anyway
-        while room < self._MIN_ROOM[generation] and not (generation == 2 and overdue):
-            generation -= 1
-        if generation == 2:
-            self._last_full = self._rounds
-        gc.collect(generation)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,10 +170,10 @@ class Player:
         self._last_health = float("-inf")
         self.backoff = backoff
         self.catch_up = catch_up
-        self._collector = _IdleCollector() if manage_gc else None
+        self._collector = IdleCollector() if manage_gc else None
         self._next_at: float | None = None  # monotonic time of the next planned event
         # position
-        self._chart = _Chart(iter(()))
+        self._chart = Chart(iter(()))
         self._cur: ScheduledScene | None = None
         self._cur_start = 0.0
         self._origin = 0.0
@@ -643,26 +413,26 @@ class Player:
         if point.at is not None:
             item, into = self.timeline.locate(point.at)
             occ = item.occurrence
-            self._chart = _Chart.following(self.timeline, occ)
+            self._chart = Chart.following(self.timeline, occ)
             self._chart.pop()
             self._show_origin_unix = now_unix - point.at
-            return occ, now - into, _origin_of(occ, now - into), "seek"
+            return occ, now - into, origin_of(occ, now - into), "seek"
         if point.scene is not None:
             scene = self.timeline.scene(point.scene)
-            self._chart = _Chart(
-                self.timeline.schedule(scene.index, start_offset=_static_start(scene))
+            self._chart = Chart(
+                self.timeline.schedule(scene.index, start_offset=static_start(scene))
             )
             first = self._chart.pop()
             assert first is not None
             start = now - point.offset
             self._show_origin_unix = now_unix - point.offset
-            return first, start, _origin_of(first, start), "seek"
-        self._chart = _Chart(self.timeline.schedule())
+            return first, start, origin_of(first, start), "seek"
+        self._chart = Chart(self.timeline.schedule())
         first = self._chart.pop()
         if first is None:
             raise CueError("the show has no scene to play")
         self._show_origin_unix = now_unix
-        return first, now, _origin_of(first, now), "start"
+        return first, now, origin_of(first, now), "start"
 
     async def _preroll(self, first: ScheduledScene) -> None:
         """The first scene waits for GO: open the session with its look, start nothing yet."""
@@ -694,10 +464,10 @@ class Player:
         origin_unix = self._show_origin_unix if self._show_origin_unix is not None else now_unix
         item, into = self.timeline.locate(max(0.0, now_unix - origin_unix))
         occ = item.occurrence
-        self._chart = _Chart.following(self.timeline, occ)
+        self._chart = Chart.following(self.timeline, occ)
         self._chart.pop()
         start = now - into
-        return occ, start, _origin_of(occ, start)
+        return occ, start, origin_of(occ, start)
 
     def _resume_position(
         self, saved: ResumeState, now: float, now_unix: float
@@ -708,14 +478,14 @@ class Player:
         if saved.cue is not None and saved.cue_scene is not None:
             # A cue part resumes at its last fired cue, as if it had just been fired.
             scene = self.timeline.scene(saved.cue_scene)
-            self._chart = _Chart(self.timeline.schedule(scene.index, start_offset=scene.pre_wait))
+            self._chart = Chart(self.timeline.schedule(scene.index, start_offset=scene.pre_wait))
             occ = self._chart.pop()
             assert occ is not None
-            return occ, now, _origin_of(occ, now)
+            return occ, now, origin_of(occ, now)
         start_offset = saved.part_start if saved.part_start is not None else 0.0
-        self._chart = _Chart(self.timeline.schedule(saved.index, start_offset=start_offset))
+        self._chart = Chart(self.timeline.schedule(saved.index, start_offset=start_offset))
         origin = now - (now_unix - saved.part_origin)
-        return _locate(self._chart, origin, now, cues_fire=False)
+        return locate(self._chart, origin, now, cues_fire=False)
 
     # -- the main loop's events ------------------------------------------------------------------
 
@@ -734,7 +504,7 @@ class Player:
             self._prepare(self._action_i)
             return at_action, "action"
         if self._next is None and not self._ended and self._stash is None:
-            end = _end_of(cur, self._cur_start, self._origin)
+            end = end_of(cur, self._cur_start, self._origin)
             if end is not None:
                 return end, "end"
         return None
@@ -829,7 +599,7 @@ class Player:
             ahead = self._chart.peek()
             if ahead is None:
                 break
-            astart, aorigin = _follow(nxt, start, origin, ahead)
+            astart, aorigin = follow(nxt, start, origin, ahead)
             if astart is None or astart > now or aorigin is None:
                 break
             self._chart.pop()
@@ -899,7 +669,7 @@ class Player:
             return  # a command moved on meanwhile (a long reload)
         self._next = self._chart.peek()
         if self._next is not None:
-            self._next_abs, self._next_origin = _follow(occ, start, origin, self._next)
+            self._next_abs, self._next_origin = follow(occ, start, origin, self._next)
         self._record(
             "scene", planned=start, label=label, scene=occ.scene.name, offset=round(offset, 6),
             iteration=occ.iteration, part=occ.part, path=[list(p) for p in occ.path], how=occ.how,
@@ -978,7 +748,7 @@ class Player:
             self._record("error", planned=planned, label=label, scene=scene, message=body,
                          offset=offset, error=f"not sent: Scope is {self._link}")
             return
-        task = _start_eagerly(self.sink.send(body))
+        task = start_eagerly(self.sink.send(body))
         if task.done():
             self._sent(task, body, planned=planned, label=label, scene=scene, offset=offset)
             return
@@ -1079,7 +849,7 @@ class Player:
 
     def goto(self, name: str) -> None:
         """Jump to scene `name` now, with its full state; raises CueError for an unknown scene."""
-        scene = _scene(self.timeline, name)
+        scene = playable_scene(self.timeline, name)
         self._command("goto", "goto", scene.index, shown=scene.name)
 
     def hold(self) -> None:
@@ -1190,21 +960,21 @@ class Player:
             return
         target = self._history.pop()
         # Back to that very occurrence, loop counters included.
-        await self._jump(_Chart.following(self.timeline, target), label="back", remember=False)
+        await self._jump(Chart.following(self.timeline, target), label="back", remember=False)
 
     async def _jump_to(self, index: int, *, label: str) -> None:
         scene = self.timeline.scene(index)
-        chart = _Chart(self.timeline.schedule(index, start_offset=_static_start(scene)))
+        chart = Chart(self.timeline.schedule(index, start_offset=static_start(scene)))
         await self._jump(chart, label=label)
 
-    async def _jump(self, chart: _Chart, *, label: str, remember: bool = True) -> None:
+    async def _jump(self, chart: Chart, *, label: str, remember: bool = True) -> None:
         await self._release_hold(shift=False)
         self._stash = None  # closed: the jump applies to the show behind the closed scene
         self._chart = chart
         occ = chart.pop()
         assert occ is not None
         now = self.clock.monotonic()
-        await self._enter(occ, now, _origin_of(occ, now), jump=True, label=label,
+        await self._enter(occ, now, origin_of(occ, now), jump=True, label=label,
                           remember=remember)
 
     async def _hold(self, kind: str) -> None:
@@ -1408,7 +1178,7 @@ class Player:
         if cur is None:  # pre-rolled, waiting for GO on the first scene
             if self._next is not None:
                 first = carry_occurrence(self._next, new) or next(iter(new.schedule()))
-                self._chart = _Chart.following(new, first)
+                self._chart = Chart.following(new, first)
                 self._next = self._chart.pop()
                 before = (
                     old.scene(first.scene.name).state_in
@@ -1426,12 +1196,12 @@ class Player:
         before = old.state_at_scene(cur.scene.index, offset)
         changed = scene_change(old, new, cur.scene.name) is not None
         self._cur = carried
-        self._origin = _origin_of(carried, self._cur_start)
+        self._origin = origin_of(carried, self._cur_start)
         actions = carried.scene.actions
         if changed:
             self._action_i = sum(1 for a in actions if a.offset <= offset)
         self._action_i = min(self._action_i, len(actions))
-        self._chart = _Chart.following(new, carried)
+        self._chart = Chart.following(new, carried)
         self._chart.pop()
         self._relink_next()
         self._save_state()
@@ -1456,7 +1226,7 @@ class Player:
         if self._cue_fired is not None and self._next.start is None and fired_at is not None:
             self._next_abs, self._next_origin = fired_at, fired_origin  # GO already came
             return
-        self._next_abs, self._next_origin = _follow(cur, self._cur_start, self._origin, self._next)
+        self._next_abs, self._next_origin = follow(cur, self._cur_start, self._origin, self._next)
         now = self._frozen_at if self._frozen_at is not None else self.clock.monotonic()
         if self._next_abs is not None and self._next_origin is not None and self._next_abs < now:
             # The edit made the playing scene end before where it is: the next one starts
@@ -1496,12 +1266,12 @@ class Player:
         target = next((new.scene(n) for n in names if n in present), None)
         if target is None:
             target = playable[-1] if playable else new.scenes[0]
-        self._chart = _Chart(new.schedule(target.index, start_offset=_static_start(target)))
+        self._chart = Chart(new.schedule(target.index, start_offset=static_start(target)))
         occ = self._chart.pop()
         assert occ is not None
         now = self.clock.monotonic()
         self._cue_fired = None
-        await self._enter(occ, now, _origin_of(occ, now), jump=True, label="reload",
+        await self._enter(occ, now, origin_of(occ, now), jump=True, label="reload",
                           remember=False)
 
     async def _reload_at_boundary(self) -> None:
@@ -1518,7 +1288,7 @@ class Player:
             return
         self._chart.pop()
         when = start if start is not None else self.clock.monotonic()
-        await self._enter(nxt, when, _origin_of(nxt, when), jump=True, label="reload")
+        await self._enter(nxt, when, origin_of(nxt, when), jump=True, label="reload")
 
     # -- opening hours ---------------------------------------------------------------------------
 
@@ -1558,7 +1328,7 @@ class Player:
         }
         scene = self.timeline.scene(closed_scene)
         occ = ScheduledScene(scene=scene, part=-1, start=0.0, end=None, iteration=0, path=())
-        self._chart = _Chart(iter(()))
+        self._chart = Chart(iter(()))
         now = self.clock.monotonic()
         await self._enter(occ, now, now, jump=True, label="closed", remember=False)
 

@@ -18,8 +18,9 @@ ENGINES: dict[str, tuple[str, ...]] = {
     "httpx": ("scope.py",),
     "ruamel": ("load.py", "importer.py"),
     "pythonosc": ("osc.py",),
+    "jinja2": ("templating.py", "report.py"),
 }
-PURE = ("model.py", "timeline.py", "pipelines.py", "errors.py", "plandiff.py")
+PURE = ("model.py", "timeline.py", "state.py", "compiler.py", "pipelines.py", "errors.py", "plandiff.py")
 IMPURE = {"asyncio", "httpx", "aiortc", "apscheduler", "watchfiles", "time", "socket", "threading"}
 
 
