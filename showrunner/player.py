@@ -750,6 +750,9 @@ class Player:
             return
         task = start_eagerly(self.sink.send(body))
         if task.done():
+            # One turn of the loop first: the transport's flush, queued by the write, puts the
+            # message on the wire before the journal and the look-ahead for the next event run.
+            await asyncio.sleep(0)
             self._sent(task, body, planned=planned, label=label, scene=scene, offset=offset)
             return
         self._inflight.add(task)
