@@ -44,6 +44,7 @@ from showrunner.timeline import (
     CompiledScene,
     Curve,
     Timeline,
+    fmt_time,
     last_slot_before,
     nearest_slot,
     paused_gc,
@@ -52,7 +53,7 @@ from showrunner.timeline import (
     switch_estimate,
 )
 
-__all__ = ["compile_timeline"]
+__all__ = ["compile_timeline", "transition_steps"]
 
 _LOAD_ORDER = (
     "height",
@@ -91,18 +92,6 @@ def compile_timeline(show: Show, *, source: str | None = None) -> Timeline:
     """Compile a validated show; raises ShowError for timing that cannot be played."""
     with paused_gc():
         return _Compiler(show, source).run()
-
-
-def _fmt(seconds: float) -> str:
-    """Short clock text for messages: 0:05, 1:30, 1:02:03, 0:07.5."""
-    whole = int(seconds)
-    frac = seconds - whole
-    h, rest = divmod(whole, 3600)
-    m, s = divmod(rest, 60)
-    text = f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-    if frac > 0.0005:
-        text += f"{frac:.3f}".rstrip("0")[1:]
-    return text
 
 
 class _Written(NamedTuple):
@@ -318,7 +307,7 @@ class _Compiler:
                     t.end[prev] = start
                 elif (t.end[prev] or 0.0) > start + EPS:
                     t.notes.setdefault(prev, []).append(
-                        f"cut short at {_fmt(start)}: {s.name!r} starts before its duration is over"
+                        f"cut short at {fmt_time(start)}: {s.name!r} starts before its duration is over"
                     )
                     t.end[prev] = start
             t.end[i] = start + s.duration if s.duration is not None else None
@@ -337,12 +326,12 @@ class _Compiler:
             t.trigger[i] = "GO" if cue == "go" else f"cue {cue}"
             return s.pre_wait
         if s.at is not None:
-            t.trigger[i] = f"at {_fmt(s.at)}"
+            t.trigger[i] = f"at {fmt_time(s.at)}"
             start = s.at + s.pre_wait
             before = t.start[prev] if prev is not None else None
             if prev is not None and before is not None and start < before - EPS:
                 raise self._error(
-                    f"starts at {_fmt(start)}, before {scenes[prev].name!r} ({_fmt(before)})",
+                    f"starts at {fmt_time(start)}, before {scenes[prev].name!r} ({fmt_time(before)})",
                     f"scenes[{i}].at",
                 )
             return start
@@ -360,7 +349,7 @@ class _Compiler:
             end = t.end[j]
             if end is None:
                 raise self._error(f"{s.after.scene!r} has no end to start after; give it a `duration`", key)
-            offset = f"+{_fmt(s.after.offset)}" if s.after.offset else ""
+            offset = f"+{fmt_time(s.after.offset)}" if s.after.offset else ""
             t.trigger[i] = f"after {s.after.scene}{offset}"
             return end + s.after.offset + s.pre_wait
         t.trigger[i] = "timed"
@@ -717,8 +706,8 @@ class _Compiler:
         restore: int | None = last + 1
         if max_slot is not None and last + 1 > max_slot:
             restore = None
-        lo, hi = _fmt(first * ci), _fmt(last * ci)
-        tail = f"restored at {_fmt((last + 1) * ci)}"
+        lo, hi = fmt_time(first * ci), fmt_time(last * ci)
+        tail = f"restored at {fmt_time((last + 1) * ci)}"
         if restore is None:
             tail = "the next scene turns it back on"
         warnings.append(
@@ -741,7 +730,7 @@ class _Compiler:
         msg: dict[str, Any] = {}
         steps, method = 0, ""
         if entry.prompts and entry.prompts != wire.prompts:
-            steps, method = _steps(spec, info, ci)
+            steps, method = transition_steps(spec, info, ci)
             msg["transition"] = transition_message(entry.prompts, steps, method)
         if entry.params is not wire.params:  # shared when nothing changed
             wire_params = wire.params
@@ -797,7 +786,7 @@ class _Compiler:
             order.append(fade[1])
         order.sort()
         tr_slot, tr_steps = 0, state.transition.steps if state.transition else 0
-        method = state.transition.method if state.transition else _steps(spec, info, ci)[1]
+        method = state.transition.method if state.transition else transition_steps(spec, info, ci)[1]
         fade_on = fade is not None and fade[0] == 0
         prompts = state.prompts
         params: dict[str, Any] = {}  # changed persistent params
@@ -816,7 +805,7 @@ class _Compiler:
                 k, step = slot.travel
                 labels.append(f"travel {k}")
                 target = tuple(Prompt(p.text, p.weight) for p in step.prompts)
-                steps, method = _steps(step.transition or spec, info, ci)
+                steps, method = transition_steps(step.transition or spec, info, ci)
             keyframed = False
             changed_lora: list[tuple[str, float]] = []
             for key, value in slot.values.items():
@@ -888,7 +877,7 @@ def _resets(msg: Mapping[str, Any], state: State) -> bool:
     return manage is True and ("lora_scales" in msg or "denoising_step_list" in msg)
 
 
-def _steps(
+def transition_steps(
     spec: Transition | None, info: pipelines.PipelineInfo | None, ci: float
 ) -> tuple[int, str]:
     """(num_steps, method) of a transition spec; absent = the pipeline's default."""

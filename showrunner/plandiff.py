@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from showrunner import pipelines
+from showrunner.compiler import transition_steps
 from showrunner.errors import CueError
-from showrunner.timeline import seconds_to_steps
 
 if TYPE_CHECKING:
     from showrunner.timeline import Action, CompiledScene, ScheduledScene, State, Timeline
@@ -554,19 +554,7 @@ def transition_for(timeline: Timeline, scene: CompiledScene) -> tuple[int, str]:
     except IndexError:
         written = None
     spec = written if written is not None else timeline.show.defaults.transition
-    info = pipelines.lookup(scene.main_pipeline)
-    steps = info.transition_steps if info else 0
-    method = info.transition_method if info else "linear"
-    if spec is None:
-        return steps, method
-    method = spec.method or method
-    if spec.is_cut:
-        return 0, method
-    if spec.steps is not None:
-        return spec.steps, method
-    if spec.duration is not None:
-        return seconds_to_steps(spec.duration, scene.chunk_interval), method
-    return steps, method
+    return transition_steps(spec, pipelines.lookup(scene.main_pipeline), scene.chunk_interval)
 
 
 def state_delta(

@@ -33,6 +33,7 @@ from showrunner.timeline import (
     Prompt,
     State,
     Timeline,
+    fmt_time,
     paused_gc,
 )
 
@@ -50,23 +51,6 @@ SWITCH_NOTE = (
 # ---------------------------------------------------------------------------------------------
 # Formatting helpers
 # ---------------------------------------------------------------------------------------------
-
-
-def fmt_time(seconds: float | None) -> str:
-    """Clock text: 0:05, 1:30, 1:02:03, 0:07.5 ("-" for None)."""
-    if seconds is None:
-        return "-"
-    if seconds < 0:
-        return "-" + fmt_time(-seconds)
-    rounded = round(seconds, 3)
-    whole = int(rounded)
-    frac = rounded - whole
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    text = f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
-    if frac > 0.0005:
-        text += f"{frac:.3f}".rstrip("0")[1:]
-    return text
 
 
 def _cut(text: str, width: int) -> str:

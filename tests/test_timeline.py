@@ -19,6 +19,7 @@ from showrunner.timeline import (
     Timeline,
     compile_timeline,
     ease,
+    fmt_time,
     resolve_refs,
     seconds_to_steps,
 )
@@ -941,3 +942,13 @@ def test_state_out_matches_the_messages(which: str) -> None:
         assert at_end.prompts == scene.state_out.prompts, scene.name
         assert dict(at_end.params) == dict(scene.state_out.params), scene.name
         assert dict(at_end.lora_scales) == dict(scene.state_out.lora_scales), scene.name
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0, "0:00"), (5, "0:05"), (7.5, "0:07.5"), (90, "1:30"), (3723, "1:02:03"),
+     (59.9996, "1:00"), (0.0004, "0:00"), (-2.25, "-0:02.25"), (None, "-")],
+)
+def test_clock_text_for_reports_and_messages(seconds: float | None, text: str) -> None:
+    # 59.9996 s rounds to a whole minute instead of printing "0:59." (the fraction rounds up).
+    assert fmt_time(seconds) == text
