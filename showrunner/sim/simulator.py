@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import shutil
+import sys
 import tempfile
 import threading
 import time
@@ -403,8 +404,19 @@ async def serve_forever(
     fps: float | None,
     on_ready: Callable[[Simulator], None] | None = None,
 ) -> None:
-    """Run a simulator until cancelled (Ctrl-C); `on_ready` gets it once it listens."""
-    async with serve_sim(host, port, load_time=load_time, fps=fps, record_path=record_path) as sim:
-        if on_ready is not None:
-            on_ready(sim)
-        await asyncio.Event().wait()
+    """Run a simulator until cancelled (Ctrl-C); `on_ready` gets it once it listens.
+
+    The process is the simulator's own, so it takes a short thread switch interval: the render
+    thread then holds the GIL for at most 0.5 ms (Python's default: 5 ms) while a message waits,
+    and the record's ``received_at`` says when a message arrived, not when the thread let go.
+    """
+    previous = sys.getswitchinterval()
+    sys.setswitchinterval(min(previous, 0.0005))
+    try:
+        async with serve_sim(host, port, load_time=load_time, fps=fps,
+                             record_path=record_path) as sim:
+            if on_ready is not None:
+                on_ready(sim)
+            await asyncio.Event().wait()
+    finally:
+        sys.setswitchinterval(previous)
