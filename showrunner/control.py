@@ -21,16 +21,14 @@ import ipaddress
 import json
 import logging
 import secrets
-import socket
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Generator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import Headers, QueryParams
 from starlette.requests import Request
@@ -53,6 +51,7 @@ from showrunner.commands import (
     JournalEntry,
     json_safe,
 )
+from showrunner.serving import HttpServer
 
 __all__ = ["ControlServer", "Controllable", "FrameSource", "needs_token"]
 
@@ -247,13 +246,6 @@ def _hostname(host_header: str) -> str:
 # -- the server -------------------------------------------------------------------------------
 
 
-class _Uvicorn(uvicorn.Server):
-    # The control server lives inside `showrunner run`: Ctrl-C belongs to the show.
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 class ControlServer:
     """The HTTP control surface for one player, as an async context manager.
 
@@ -292,20 +284,20 @@ class ControlServer:
         self._unsubscribe: Callable[[], object] | None = None
         self._stop_listening: Callable[[], None] | None = None
         self._hub: _Hub | None = None
-        self._server: _Uvicorn | None = None
-        self._task: asyncio.Task[None] | None = None
         self.app = self._build_app()
+        # Open requests get 2 s on stop; the event and preview streams are ended first.
+        self._http = HttpServer(self.app, host, port, name="control server", graceful=2)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     async def __aenter__(self) -> ControlServer:
-        if self._task is not None:
+        if self._http.running:
             raise RuntimeError("ControlServer is already running; use one `async with` at a time")
         self._hub = _Hub(asyncio.get_running_loop())
         self._stop_listening = self.commands.listen(self._on_journal)
         self.attach(self._player)
         try:
-            await self._start()
+            self.port = await self._http.start()
         except BaseException:
             await self._teardown()
             raise
@@ -321,37 +313,11 @@ class ControlServer:
     ) -> None:
         await self._teardown()
 
-    async def _start(self) -> None:
-        sock = _bind(self.host, self.port)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            self.app,
-            host=self.host,
-            port=self.port,
-            log_level="warning",
-            log_config=None,
-            lifespan="off",
-            access_log=False,
-            timeout_graceful_shutdown=2,
-        )
-        self._server = _Uvicorn(config)
-        self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[sock]))
-        while not self._server.started:
-            if self._task.done():
-                sock.close()
-                self._task.result()
-                raise OSError(f"control server on {self.host}:{self.port} did not start")
-            await asyncio.sleep(0.005)
-
     async def _teardown(self) -> None:
         if self._hub is not None:
             # Ends the event and preview streams, so the shutdown below does not wait on them.
             self._hub.close()
-        if self._server is not None and self._task is not None:
-            self._server.should_exit = True
-            await asyncio.gather(self._task, return_exceptions=True)
-        self._server = None
-        self._task = None
+        await self._http.stop()
         self._drop_player_subscription()
         if self._stop_listening is not None:
             self._stop_listening()
@@ -360,7 +326,7 @@ class ControlServer:
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:8765``."""
-        if self._task is None:
+        if not self._http.running:
             raise RuntimeError("ControlServer.url is known inside `async with ControlServer(...)`")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
@@ -520,7 +486,7 @@ class ControlServer:
         )
 
     def __repr__(self) -> str:
-        where = self.url if self._task is not None else f"{self.host}:{self.port}"
+        where = self.url if self._http.running else f"{self.host}:{self.port}"
         return f"ControlServer({where!r}, token={'yes' if self.token else 'no'})"
 
 
@@ -549,20 +515,6 @@ async def _mjpeg(frames: FrameSource, first: bytes, hub: _Hub) -> AsyncIterator[
 def _part(jpeg: bytes) -> bytes:
     head = f"Content-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n\r\n".encode()
     return head + jpeg + b"\r\n--" + _BOUNDARY + b"\r\n"
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(64)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _print_stderr(line: str) -> None:

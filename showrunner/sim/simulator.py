@@ -22,7 +22,7 @@ from showrunner.sim.app import build_app
 from showrunner.sim.assets import AssetStore
 from showrunner.sim.loads import Faults, LoadManager, lora_adapters
 from showrunner.sim.record import Recorder
-from showrunner.sim.server import HttpServer
+from showrunner.serving import HttpServer
 from showrunner.sim.session import SimSession, Stream
 from showrunner.sim.webrtc import SimPeer
 

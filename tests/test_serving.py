@@ -1,4 +1,4 @@
-"""uvicorn lifecycle of the simulator: port 0, stop, start again on the same port."""
+"""The uvicorn lifecycle both servers use: port 0, stop, start again on the same port."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from showrunner.sim.server import HttpServer, bind
+from showrunner.serving import HttpServer, bind
 
 pytestmark = pytest.mark.anyio
 

@@ -1,4 +1,8 @@
-"""Serving the simulator's ASGI app with uvicorn on a socket we bind, so restarts keep the port."""
+"""Serving an ASGI app with uvicorn on a socket we bind, so restarts keep the port.
+
+Both servers of the project use it: the Scope simulator and the control surface. It depends on
+nothing else in showrunner, so the simulator stays independent of the client side.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,8 @@ from starlette.types import ASGIApp
 
 
 class _Server(uvicorn.Server):
-    # The simulator runs inside other programs (and threads): Ctrl-C belongs to them, so
-    # uvicorn must not take over the signal handlers.
+    # Both servers run inside other programs (the simulator also in threads): Ctrl-C belongs to
+    # them (the show), so uvicorn must not take over the signal handlers.
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
         yield
@@ -36,14 +40,28 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 class HttpServer:
-    """One uvicorn run of `app`; `start()` returns the bound port."""
+    """One uvicorn run of `app`; `start()` returns the bound port.
 
-    def __init__(self, app: ASGIApp, host: str, port: int) -> None:
+    `graceful` None: `stop()` drops open connections at once. A number: open requests get that
+    many seconds to finish (a caller that holds long streams ends them first).
+    """
+
+    def __init__(
+        self, app: ASGIApp, host: str, port: int, *, name: str = "HTTP server",
+        graceful: float | None = None,
+    ) -> None:
         self.app = app
         self.host = host
         self.port = port
+        self.name = name
+        self.graceful = graceful
         self._server: _Server | None = None
         self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        """Between a successful `start()` and `stop()`."""
+        return self._task is not None
 
     async def start(self) -> int:
         sock = bind(self.host, self.port)
@@ -56,6 +74,7 @@ class HttpServer:
             log_config=None,
             lifespan="off",
             access_log=False,
+            timeout_graceful_shutdown=self.graceful,
         )
         server = _Server(config)
         self._server = server
@@ -63,17 +82,19 @@ class HttpServer:
         while not server.started:
             if self._task.done():
                 sock.close()
-                self._task.result()  # raises what stopped the start
-                raise OSError(f"HTTP server on {self.host}:{self.port} did not start")
+                self._server = None
+                task, self._task = self._task, None
+                task.result()  # raises what stopped the start
+                raise OSError(f"{self.name} on {self.host}:{self.port} did not start")
             await asyncio.sleep(0.005)
         return self.port
 
     async def stop(self) -> None:
-        """Stop listening and drop open HTTP connections without waiting for them."""
+        """Stop listening; drop open connections at once, or after `graceful` seconds."""
         if self._server is None or self._task is None:
             return
         self._server.should_exit = True
-        self._server.force_exit = True
+        self._server.force_exit = self.graceful is None
         await asyncio.gather(self._task, return_exceptions=True)
         self._server = None
         self._task = None
