@@ -4,12 +4,16 @@ the simulator) and a stand-in player for the tests that check the surface on its
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import anyio
 
 from showrunner.errors import CueError
+from showrunner.player import Player
+from showrunner.runner import run_show
 from showrunner.sim import Simulator
 
 SHOW = """\
@@ -54,6 +58,29 @@ async def until_status(
                 return current
             await asyncio.sleep(0.02)
 
+
+@contextlib.asynccontextmanager
+async def playing(
+    tmp_path: Path,
+    sim: Simulator,
+    on_player: Callable[[Player], None],
+    *,
+    journal_path: Path | None = None,
+) -> AsyncIterator[None]:
+    """`run_show` plays SHOW against `sim` meanwhile; leaving stops it, which must exit 0."""
+    show = tmp_path / "show.yaml"
+    show.write_text(SHOW, "utf-8")
+    stop = asyncio.Event()
+    run = asyncio.create_task(
+        run_show(show, scope_url=sim.url, stdin_tty=False, stop_event=stop,
+                 on_player=on_player, journal_path=journal_path)
+    )
+    try:
+        yield
+    finally:
+        stop.set()
+        with anyio.fail_after(10):
+            assert await run == 0
 
 SCENES = ["intro", "storm", "calm"]
 

@@ -15,11 +15,10 @@ import httpx
 import pytest
 from PIL import Image
 
-from cue_show import SCENES, SHOW, FakePlayer, transitions_to, until_status
+from cue_show import SCENES, FakePlayer, playing, transitions_to, until_status
 from showrunner.commands import Commands, MemoryJournal
 from showrunner.control import ControlServer, needs_token
 from showrunner.journal import read_journal
-from showrunner.runner import run_show
 from showrunner.sim import Simulator, serve_sim
 
 def jpeg(color: str) -> bytes:
@@ -397,29 +396,15 @@ async def live_show(
     tmp_path: Path, **control: Any
 ) -> AsyncIterator[tuple[Simulator, ControlServer]]:
     """`showrunner run` on a show that waits for GO, played against the simulator."""
-    show = tmp_path / "show.yaml"
-    show.write_text(SHOW, "utf-8")
-    async with serve_sim() as sim, ControlServer(None, **control) as server:
-        stop = asyncio.Event()
-        run = asyncio.create_task(
-            run_show(
-                show,
-                scope_url=sim.url,
-                stdin_tty=False,
-                stop_event=stop,
-                on_player=server.attach,
-                journal_path=tmp_path / "run.jsonl",
-            )
+    async with (
+        serve_sim() as sim,
+        ControlServer(None, **control) as server,
+        playing(tmp_path, sim, server.attach, journal_path=tmp_path / "run.jsonl"),
+    ):
+        await until_status(
+            server.commands.status, scene="preshow", connection="connected", mode="waiting"
         )
-        try:
-            await until_status(
-                server.commands.status, scene="preshow", connection="connected", mode="waiting"
-            )
-            yield sim, server
-        finally:
-            stop.set()
-            with anyio.fail_after(10):
-                assert await run == 0
+        yield sim, server
 
 
 @pytest.mark.anyio

@@ -25,10 +25,9 @@ import anyio
 import pytest
 from PIL import Image
 
-from cue_show import SCENES, SHOW, FakePlayer, transitions_to
+from cue_show import SCENES, FakePlayer, playing, transitions_to
 from showrunner.commands import MemoryJournal
 from showrunner.control import STATIC_DIR, ControlServer
-from showrunner.runner import run_show
 from showrunner.sim import Simulator, serve_sim
 
 CHROMIUM = next(
@@ -286,38 +285,28 @@ def test_the_page_loads_nothing_from_outside() -> None:
 async def test_go_from_the_page_advances_the_real_show_once(tmp_path: Path) -> None:
     """A click on GO reaches Scope as one prompt transition (contract §3.3 `transition`);
     a second click inside the debounce window changes nothing."""
-    show = tmp_path / "show.yaml"
-    show.write_text(SHOW, "utf-8")
     journal = MemoryJournal()
-    async with serve_sim() as sim, ControlServer(None, journal=journal, min_go_interval=5) as server:
-        stop = asyncio.Event()
-        run = asyncio.create_task(
-            run_show(
-                show, scope_url=sim.url, stdin_tty=False, stop_event=stop,
-                on_player=server.attach,
-            )
-        )
-        try:
-            async with chromium(tmp_path) as browser:
-                await browser.open(server.page_url)
-                await browser.wait_for(f"{text_of('now')} === 'preshow'")
-                await browser.wait_for(f"{text_of('waiting')} === 'waiting for GO'")
-                await browser.wait_for(f"{text_of('connection-text')} === 'Scope: connected'")
-                await browser.click("#go")
-                await browser.wait_for(f"{text_of('now')} === 'first'")
-                await browser.click("#go")
-                await browser.wait_for(f"{text_of('answer')}.includes('too soon')")
-                await asyncio.sleep(0.3)  # room for a wrong second advance to show
-                assert await browser.evaluate(text_of("now")) == "first"
-                assert await browser.evaluate(text_of("title")) == "· Cue test"
-                # No preview source here: the page says so instead of a broken image.
-                await browser.wait_for("!document.getElementById('preview-none').hidden")
-                assert await browser.evaluate("document.getElementById('preview').hidden")
-                (tmp_path / "live.png").write_bytes(await browser.screenshot())
-        finally:
-            stop.set()
-            with anyio.fail_after(10):
-                assert await run == 0
+    async with (
+        serve_sim() as sim,
+        ControlServer(None, journal=journal, min_go_interval=5) as server,
+        playing(tmp_path, sim, server.attach),
+    ):
+        async with chromium(tmp_path) as browser:
+            await browser.open(server.page_url)
+            await browser.wait_for(f"{text_of('now')} === 'preshow'")
+            await browser.wait_for(f"{text_of('waiting')} === 'waiting for GO'")
+            await browser.wait_for(f"{text_of('connection-text')} === 'Scope: connected'")
+            await browser.click("#go")
+            await browser.wait_for(f"{text_of('now')} === 'first'")
+            await browser.click("#go")
+            await browser.wait_for(f"{text_of('answer')}.includes('too soon')")
+            await asyncio.sleep(0.3)  # room for a wrong second advance to show
+            assert await browser.evaluate(text_of("now")) == "first"
+            assert await browser.evaluate(text_of("title")) == "· Cue test"
+            # No preview source here: the page says so instead of a broken image.
+            await browser.wait_for("!document.getElementById('preview-none').hidden")
+            assert await browser.evaluate("document.getElementById('preview').hidden")
+            (tmp_path / "live.png").write_bytes(await browser.screenshot())
     assert transitions_to(sim, "a neon wave rising out of the harbour") == 1
     assert transitions_to(sim, "a slow aurora over a frozen sea") == 0
     assert [(r["source"], r["applied"], r["reason"]) for r in journal.records] == [

@@ -14,10 +14,9 @@ from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import AsyncIOOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
-from cue_show import SHOW, FakePlayer, transitions_to, until_status
+from cue_show import FakePlayer, playing, transitions_to, until_status
 from showrunner.commands import Commands, MemoryJournal
 from showrunner.osc import OscControl, parse_address
-from showrunner.runner import run_show
 from showrunner.sim import Simulator, serve_sim
 
 
@@ -201,41 +200,28 @@ async def test_go_over_osc_advances_the_real_show_once(
 ) -> None:
     """An OSC GO reaches Scope as one prompt transition (contract §3.3 `transition`); a
     second GO inside the debounce window changes nothing; status goes out over OSC."""
-    show = tmp_path / "show.yaml"
-    show.write_text(SHOW, "utf-8")
     journal = MemoryJournal()
     commands = Commands(None, min_go_interval=5, journal=journal)
     async with (
         serve_sim() as sim,
         OscControl(commands, port=0, out=("127.0.0.1", receiver.port)) as osc,
+        playing(tmp_path, sim, commands.attach),
     ):
-        stop = asyncio.Event()
-        run = asyncio.create_task(
-            run_show(
-                show, scope_url=sim.url, stdin_tty=False, stop_event=stop,
-                on_player=commands.attach,
-            )
+        await until_status(
+            commands.status, scene="preshow", connection="connected", mode="waiting"
         )
-        try:
-            await until_status(
-                commands.status, scene="preshow", connection="connected", mode="waiting"
-            )
-            await receiver.wait_for("/showrunner/scene", "preshow")
-            assert osc.port is not None
-            with closing(SimpleUDPClient("127.0.0.1", osc.port)) as sender:
-                sender.send_message("/showrunner/go", 1)
-                sender.send_message("/showrunner/go", 0)  # the button's release
-                await until_status(commands.status, scene="first")
-                sender.send_message("/showrunner/go", 1)
-                await settle(lambda: len(journal.records) == 2)
-            await receiver.wait_for("/showrunner/scene", "first")
-            await receiver.wait_for("/showrunner/next", "second")
-            await asyncio.sleep(0.3)  # room for a wrong second advance to show
-            assert (await commands.status())["scene"] == "first"
-        finally:
-            stop.set()
-            with anyio.fail_after(10):
-                assert await run == 0
+        await receiver.wait_for("/showrunner/scene", "preshow")
+        assert osc.port is not None
+        with closing(SimpleUDPClient("127.0.0.1", osc.port)) as sender:
+            sender.send_message("/showrunner/go", 1)
+            sender.send_message("/showrunner/go", 0)  # the button's release
+            await until_status(commands.status, scene="first")
+            sender.send_message("/showrunner/go", 1)
+            await settle(lambda: len(journal.records) == 2)
+        await receiver.wait_for("/showrunner/scene", "first")
+        await receiver.wait_for("/showrunner/next", "second")
+        await asyncio.sleep(0.3)  # room for a wrong second advance to show
+        assert (await commands.status())["scene"] == "first"
     assert transitions_to(sim, "a neon wave rising out of the harbour") == 1
     assert transitions_to(sim, "a slow aurora over a frozen sea") == 0
     assert [(r["source"], r["applied"], r["reason"]) for r in journal.records] == [
