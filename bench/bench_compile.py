@@ -82,9 +82,9 @@ def _hwm_mb() -> float:
 
 def child(n: int) -> dict[str, Any]:
     """Run one size in this process; returns the measurements."""
-    from showrunner.model import Show
-    from showrunner.report import render_text
-    from showrunner.timeline import compile_timeline
+    from showrunner.plan.compiler import compile_timeline
+    from showrunner.report.render import render_text
+    from showrunner.show.model import Show
 
     show = Show.model_validate(make_show(n))
     base_mb = _hwm_mb()

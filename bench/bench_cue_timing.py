@@ -31,8 +31,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from showrunner.clock import SystemClock
-from showrunner.runner import run_show
+from showrunner.app import run_show
+from showrunner.live.clock import SystemClock
 from showrunner.sim import SimThread
 
 # The simulator's controller-viz runs 1 frame per chunk at 24 fps (41.7 ms per chunk; the client

@@ -41,8 +41,8 @@ def _measure(seconds: float) -> tuple[float, float]:
 
 
 def _runner(url: str, show: str, seconds: float, conn: Connection) -> None:
-    from showrunner.player import Player
-    from showrunner.runner import run_show
+    from showrunner.app import run_show
+    from showrunner.live.player import Player
 
     async def main() -> float:
         stop = asyncio.Event()
@@ -68,7 +68,7 @@ def _bare(url: str, pipeline: str, seconds: float, conn: Connection) -> None:
     from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
     from aiortc.mediastreams import MediaStreamError
 
-    from showrunner.rtc import restrict_ice_to_loopback
+    from showrunner.scope.rtc import restrict_ice_to_loopback
 
     async def main() -> float:
         frames = 0

@@ -17,17 +17,18 @@ __all__ = [
 
 if TYPE_CHECKING:
     from showrunner.errors import ShowrunnerError
-    from showrunner.load import load_show
-    from showrunner.model import Show
-    from showrunner.timeline import Timeline, compile_timeline
+    from showrunner.plan.compiler import compile_timeline
+    from showrunner.plan.timeline import Timeline
+    from showrunner.show.load import load_show
+    from showrunner.show.model import Show
 
 # Imported on first use so that `showrunner --help` and the simulator stay quick to start.
 _LAZY = {
-    "Show": "showrunner.model",
+    "Show": "showrunner.show.model",
     "ShowrunnerError": "showrunner.errors",
-    "Timeline": "showrunner.timeline",
-    "compile_timeline": "showrunner.timeline",
-    "load_show": "showrunner.load",
+    "Timeline": "showrunner.plan.timeline",
+    "compile_timeline": "showrunner.plan.compiler",
+    "load_show": "showrunner.show.load",
 }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import shutil
 import signal
 import sys
@@ -18,7 +17,7 @@ from showrunner.errors import ShowrunnerError
 
 
 def _check(args: argparse.Namespace) -> int:
-    from showrunner.lint import check_paths
+    from showrunner.show.lint import check_paths
 
     code, out, err = check_paths(args.paths, strict=args.strict, as_json=args.json)
     sys.stdout.write(out)
@@ -27,17 +26,17 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from showrunner.schema import schema_text
+    from showrunner.show.schema import schema_text
 
     sys.stdout.write(schema_text())
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
-    from showrunner import report
-    from showrunner.lint import lint
-    from showrunner.load import load
-    from showrunner.timeline import compile_timeline
+    from showrunner.plan.compiler import compile_timeline
+    from showrunner.report import render as report
+    from showrunner.show.lint import lint
+    from showrunner.show.load import load
 
     result = load(args.path)
     findings = lint(result)
@@ -55,7 +54,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from showrunner.importer import import_file
+    from showrunner.importer.convert import import_file
 
     result = import_file(args.file, hold=args.hold)
     for warning in result.warnings:
@@ -103,11 +102,13 @@ def _run(args: argparse.Namespace) -> int:
 
 
 async def _run_with_controls(args: argparse.Namespace) -> int:
-    from showrunner.commands import Commands
-    from showrunner.control import ControlServer
-    from showrunner.osc import OscControl
-    from showrunner.runner import run_show
+    from showrunner.app import run_show
+    from showrunner.control.gate import Commands
+    from showrunner.control.http import ControlServer
+    from showrunner.control.osc import OscControl
+    from showrunner.settings import Settings
 
+    settings = Settings.from_environ()
     async with contextlib.AsyncExitStack() as stack:
         commands = Commands(None, min_go_interval=args.min_go_interval)
         server: ControlServer | None = None
@@ -115,7 +116,7 @@ async def _run_with_controls(args: argparse.Namespace) -> int:
             server = ControlServer(
                 host=args.control_host,
                 port=args.control_port,
-                token=os.environ.get("SHOWRUNNER_CONTROL_TOKEN") or None,
+                token=settings.control_token,
                 commands=commands,
             )
             try:
@@ -143,7 +144,7 @@ async def _run_with_controls(args: argparse.Namespace) -> int:
             journal_path=Path(args.journal) if args.journal else None,
             record_video=Path(args.record_video) if args.record_video else None,
             state_file=Path(args.state_file) if args.state_file else None,
-            environ=os.environ,
+            settings=settings,
             on_player=attach,
             reload_at=args.reload_at,
             commands=commands,

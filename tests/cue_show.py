@@ -11,9 +11,9 @@ from typing import Any
 
 import anyio
 
+from showrunner.app import run_show
 from showrunner.errors import CueError
-from showrunner.player import Player
-from showrunner.runner import run_show
+from showrunner.live.player import Player
 from showrunner.sim import Simulator
 
 SHOW = """\

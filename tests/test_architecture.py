@@ -1,4 +1,4 @@
-"""Import layering: engines stay in their modules, the timeline stays pure, the simulator is independent."""
+"""Package edges: engines stay in their modules, the plan stays pure, imports flow one way, no cycles."""
 
 from __future__ import annotations
 
@@ -11,24 +11,47 @@ PACKAGE = Path(__file__).resolve().parents[1] / "showrunner"
 
 # third-party engine -> the only modules (relative to showrunner/) allowed to import it
 ENGINES: dict[str, tuple[str, ...]] = {
-    "apscheduler": ("scheduling.py",),
-    "watchfiles": ("reload.py",),
-    "aiortc": ("rtc.py", "sim/"),
-    "av": ("rtc.py", "sim/"),
-    "httpx": ("scope.py",),
-    "ruamel": ("load.py", "importer.py"),
-    "pythonosc": ("osc.py",),
-    "jinja2": ("templating.py", "report.py"),
+    "apscheduler": ("live/scheduling.py",),
+    "watchfiles": ("reload/watch.py",),
+    "aiortc": ("scope/rtc.py", "sim/"),
+    "av": ("scope/rtc.py", "sim/"),
+    "httpx": ("scope/client.py",),
+    "ruamel": ("show/load.py", "importer/convert.py"),
+    "pythonosc": ("control/osc.py",),
+    "jinja2": ("show/templating.py", "report/render.py"),
+    "uvicorn": ("serving.py",),
+    "starlette": ("serving.py", "control/http.py", "sim/app.py"),
 }
-PURE = ("model.py", "timeline.py", "state.py", "compiler.py", "pipelines.py", "errors.py", "plandiff.py")
-IMPURE = {"asyncio", "httpx", "aiortc", "apscheduler", "watchfiles", "time", "socket", "threading"}
+IMPURE = {"asyncio", "httpx", "aiortc", "apscheduler", "watchfiles", "time", "socket", "threading", "os"}
+
+# package -> the packages of showrunner it may import (besides itself and the shared modules)
+SHARED = {"errors", "pipelines", "settings"}
+LAYERS: dict[str, set[str]] = {
+    "show": set(),
+    "plan": {"show"},
+    "report": {"show", "plan"},
+    "importer": {"show"},
+    "scope": set(),
+    "live": {"show", "plan"},
+    "reload": {"show", "plan"},
+    "control": {"serving"},
+    "sim": {"serving"},
+}
 
 
 def _modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
 
+def _name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
 def _imports(path: Path) -> set[str]:
+    """Every module `path` imports, anywhere in the file (TYPE_CHECKING and function bodies too)."""
     tree = ast.parse(path.read_text("utf-8"))
     names: set[str] = set()
     for node in ast.walk(tree):
@@ -36,6 +59,24 @@ def _imports(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            for alias in node.names:  # `from showrunner.plan import timeline` imports a module
+                names.add(f"{node.module}.{alias.name}")
+    return names
+
+
+def _internal(path: Path, known: set[str]) -> set[str]:
+    """The modules of showrunner that `path` imports; `from pkg import module` names the module."""
+    tree = ast.parse(path.read_text("utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            subs = {f"{node.module}.{alias.name}" for alias in node.names} & known
+            names |= subs
+            if len(subs) < len(node.names):
+                names.add(node.module)
+    return {n for n in names if n in known and n != _name(path)}
     return names
 
 
@@ -47,6 +88,11 @@ def _allowed(rel: str, places: tuple[str, ...]) -> bool:
     return any(rel == p or (p.endswith("/") and rel.startswith(p)) for p in places)
 
 
+def _area(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
 @pytest.mark.parametrize("path", _modules(), ids=_rel)
 def test_engines_are_confined(path: Path) -> None:
     rel = _rel(path)
@@ -56,34 +102,68 @@ def test_engines_are_confined(path: Path) -> None:
             assert _allowed(rel, ENGINES[top]), f"{rel} imports {name}; only {ENGINES[top]} may"
 
 
-@pytest.mark.parametrize("name", PURE)
-def test_pure_modules_do_no_io(name: str) -> None:
-    path = PACKAGE / name
-    if not path.exists():
-        pytest.skip(f"{name} not present")
+@pytest.mark.parametrize("path", sorted((PACKAGE / "plan").rglob("*.py")), ids=_rel)
+def test_the_plan_does_no_io(path: Path) -> None:
     bad = {n for n in _imports(path) if n.split(".")[0] in IMPURE}
-    assert not bad, f"{name} must stay pure but imports {sorted(bad)}"
+    assert not bad, f"{_rel(path)} must stay pure but imports {sorted(bad)}"
     text = path.read_text("utf-8")
-    for clock in ("time.time(", "datetime.now(", "loop.time(", "os.environ"):
-        assert clock not in text, f"{name} reads the clock or environment ({clock})"
+    for clock in ("time.time(", "datetime.now(", "loop.time(", "os.environ", "open("):
+        assert clock not in text, f"{_rel(path)} reads the clock, a file or the environment ({clock})"
 
 
-def test_simulator_is_independent_of_the_client() -> None:
-    forbidden = {"showrunner.scope", "showrunner.rtc", "showrunner.player", "showrunner.timeline"}
-    for path in (PACKAGE / "sim").rglob("*.py"):
-        bad = _imports(path) & forbidden
-        assert not bad, f"{_rel(path)} imports {sorted(bad)}: the simulator must stay independent"
+def test_imports_flow_one_way() -> None:
+    known = {_name(p) for p in _modules()}
+    wrong: list[str] = []
+    for path in _modules():
+        area = _area(_name(path))
+        if area not in LAYERS:
+            continue
+        may = LAYERS[area] | SHARED | {area}
+        for dep in _internal(path, known):
+            if _area(dep) not in may and dep != "showrunner":
+                wrong.append(f"{_rel(path)} imports {dep}")
+    assert not wrong, "imports against the layers:\n" + "\n".join(sorted(wrong))
 
 
-def test_player_does_not_know_the_scope_client() -> None:
-    path = PACKAGE / "player.py"
-    if not path.exists():
-        pytest.skip("player.py not present")
-    bad = {n for n in _imports(path) if n in {"showrunner.scope", "showrunner.rtc"}}
-    assert not bad, "player.py drives the Sink protocol and must not import the client"
+def test_live_and_scope_meet_only_through_the_sink() -> None:
+    known = {_name(p) for p in _modules()}
+    for path in (PACKAGE / "live").rglob("*.py"):
+        assert not {d for d in _internal(path, known) if _area(d) == "scope"}, _rel(path)
+    for path in (PACKAGE / "scope").rglob("*.py"):
+        assert not {d for d in _internal(path, known) if _area(d) == "live"}, _rel(path)
+
+
+def test_no_import_cycles() -> None:
+    known = {_name(p) for p in _modules()}
+    graph = {_name(p): _internal(p, known) for p in _modules()}
+    # a package's __init__ is imported with any of its modules, but only counts when it imports
+    state: dict[str, int] = {}
+    cycles: list[str] = []
+
+    def visit(node: str, stack: list[str]) -> None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                cycles.append(" -> ".join([*stack[stack.index(dep):], dep]))
+            elif dep not in state:
+                visit(dep, [*stack, dep])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert not cycles, "import cycles:\n" + "\n".join(cycles)
 
 
 def test_nothing_imports_the_cli() -> None:
     for path in _modules():
         if _rel(path) not in ("cli.py", "__main__.py"):
             assert "showrunner.cli" not in _imports(path), f"{_rel(path)} imports showrunner.cli"
+
+
+def test_environment_is_read_in_settings_only() -> None:
+    for path in _modules():
+        if _rel(path) in ("settings.py",):
+            continue
+        text = path.read_text("utf-8")
+        assert "os.environ" not in text and "getenv(" not in text, f"{_rel(path)} reads the environment"

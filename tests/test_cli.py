@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cue_show import FIRST, SECOND, SHOW, transitions_to
 
 from showrunner.cli import main
-from showrunner.schema import schema_text
+from showrunner.show.schema import schema_text
 from showrunner.sim import SimThread
-
-from cue_show import FIRST, SECOND, SHOW, transitions_to
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOWS = sorted((ROOT / "shows").glob("*.yaml"))

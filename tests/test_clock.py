@@ -9,7 +9,13 @@ from datetime import datetime, timezone
 
 import pytest
 
-from showrunner.clock import Clock, FakeClock, SystemClock, handover, prompt_thread_switches
+from showrunner.live.clock import (
+    Clock,
+    FakeClock,
+    SystemClock,
+    handover,
+    prompt_thread_switches,
+)
 
 
 def test_both_clocks_satisfy_the_protocol() -> None:

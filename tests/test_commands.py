@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from showrunner.commands import (
+from showrunner.control.gate import (
     Commands,
     JournalEntry,
     MemoryJournal,
@@ -20,7 +20,7 @@ from showrunner.commands import (
     normalize_status,
 )
 from showrunner.errors import CueError, ScopeConnectError
-from showrunner.journal import Journal, read_journal
+from showrunner.live.journal import Journal, read_journal
 
 SCENES = ["intro", "storm", "calm"]
 

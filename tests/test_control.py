@@ -13,13 +13,14 @@ from typing import Any
 import anyio
 import httpx
 import pytest
+from cue_show import SCENES, FakePlayer, playing, transitions_to, until_status
 from PIL import Image
 
-from cue_show import SCENES, FakePlayer, playing, transitions_to, until_status
-from showrunner.commands import Commands, MemoryJournal
-from showrunner.control import ControlServer, needs_token
-from showrunner.journal import read_journal
+from showrunner.control.gate import Commands, MemoryJournal
+from showrunner.control.http import ControlServer, needs_token
+from showrunner.live.journal import read_journal
 from showrunner.sim import Simulator, serve_sim
+
 
 def jpeg(color: str) -> bytes:
     out = io.BytesIO()

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from showrunner.lint import check_paths, lint
-from showrunner.load import load
+from showrunner.show.lint import check_paths, lint
+from showrunner.show.load import load
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOWS = ROOT / "shows"

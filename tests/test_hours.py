@@ -7,8 +7,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from showrunner.hours import OpeningHours
-from showrunner.model import Hours
+from showrunner.live.hours import OpeningHours
+from showrunner.show.model import Hours
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

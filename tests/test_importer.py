@@ -12,12 +12,12 @@ import pytest
 from ruamel.yaml import YAML
 
 from showrunner.errors import ShowErrors
-from showrunner.importer import ImportResult, import_data, import_file
-from showrunner.model import Show, Transition
+from showrunner.importer.convert import ImportResult, import_data, import_file
+from showrunner.show.model import Show, Transition
 
 FIXTURES = Path(__file__).parent / "fixtures" / "scope"
-HAS_LOAD = importlib.util.find_spec("showrunner.load") is not None
-HAS_TIMELINE = importlib.util.find_spec("showrunner.timeline") is not None
+HAS_LOAD = importlib.util.find_spec("showrunner.show.load") is not None
+HAS_TIMELINE = importlib.util.find_spec("showrunner.plan.timeline") is not None
 
 
 def _parse(result: ImportResult) -> Show:
@@ -382,7 +382,7 @@ def test_template_markers_stay_literal() -> None:
     assert show.scenes[0].prompts[0].text == "{% raw %}" + text + "{% endraw %}"
     assert any("template markers" in w for w in result.warnings)
     if HAS_LOAD:
-        from showrunner.load import load_text
+        from showrunner.show.load import load_text
 
         loaded = load_text(result.yaml_text, path="x.yaml").show
         assert loaded.scenes[0].prompts is not None
@@ -551,26 +551,26 @@ def test_all_problems_are_reported() -> None:
 ALL_FIXTURES = sorted(p.name for p in FIXTURES.glob("*.json"))
 
 
-@pytest.mark.skipif(not HAS_LOAD, reason="showrunner.load is not present")
+@pytest.mark.skipif(not HAS_LOAD, reason="showrunner.show.load is not present")
 @pytest.mark.parametrize("name", ALL_FIXTURES)
 def test_loader_accepts_imported_show(name: str) -> None:
-    from showrunner.load import load_text
+    from showrunner.show.load import load_text
 
     result = import_file(FIXTURES / name)
     loaded = load_text(result.yaml_text, path=f"{name}.yaml")
     assert loaded.show == _parse(result)
-    if importlib.util.find_spec("showrunner.lint") is not None:
-        from showrunner.lint import lint
+    if importlib.util.find_spec("showrunner.show.lint") is not None:
+        from showrunner.show.lint import lint
 
         errors = [f for f in lint(loaded) if f.severity == "error"]
         assert errors == []
 
 
-@pytest.mark.skipif(not HAS_TIMELINE, reason="showrunner.timeline is not present")
+@pytest.mark.skipif(not HAS_TIMELINE, reason="showrunner.plan.timeline is not present")
 @pytest.mark.parametrize("name", ALL_FIXTURES)
 def test_compiled_starts_equal_segment_boundaries(name: str) -> None:
     """What plays is what the file says: compiled start times are the segment starts (§5.3)."""
-    from showrunner.timeline import compile_timeline
+    from showrunner.plan.compiler import compile_timeline
 
     show = _parse(import_file(FIXTURES / name))
     starts, end = _boundaries(name)
@@ -579,7 +579,7 @@ def test_compiled_starts_equal_segment_boundaries(name: str) -> None:
     assert items[-1].end == pytest.approx(end)
 
 
-@pytest.mark.skipif(not HAS_TIMELINE, reason="showrunner.timeline is not present")
+@pytest.mark.skipif(not HAS_TIMELINE, reason="showrunner.plan.timeline is not present")
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
@@ -591,7 +591,7 @@ def test_compiled_starts_equal_segment_boundaries(name: str) -> None:
 )
 def test_compiled_messages_transition_like_the_ui(name: str, expected: list[tuple[int, str]]) -> None:
     """Each later scene enters with the `transition` the UI would send (contract §5.3, §8-G)."""
-    from showrunner.timeline import compile_timeline
+    from showrunner.plan.compiler import compile_timeline
 
     timeline = compile_timeline(_parse(import_file(FIXTURES / name)))
     got = []

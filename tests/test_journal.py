@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from showrunner.journal import KINDS, Journal, read_journal
+from showrunner.live.journal import KINDS, Journal, read_journal
 
 
 def test_each_line_is_on_disk_when_write_returns(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from showrunner.lint import Finding, check_paths, lint
-from showrunner.load import load
+from showrunner.show.lint import Finding, check_paths, lint
+from showrunner.show.load import load
 
 HEAD = "title: t\nend: stop\n"
 SWITCH = "Scope reloads and reconnects, so the output stops for the load time"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from showrunner.errors import ShowError, ShowErrors
-from showrunner.lint import check_paths
-from showrunner.load import (
+from showrunner.show.lint import check_paths
+from showrunner.show.load import (
     MAX_FILE_BYTES,
     LoadResult,
     format_key_path,

@@ -7,7 +7,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from showrunner.model import Scene, Show, Window, parse_time, semantic_problems
+from showrunner.show.model import Scene, Show, Window, parse_time, semantic_problems
 
 
 def show(**fields: Any) -> Show:

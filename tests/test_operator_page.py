@@ -23,12 +23,12 @@ from typing import Any
 
 import anyio
 import pytest
+from cue_show import SCENES, FakePlayer, playing, transitions_to
 from PIL import Image
 
-from cue_show import SCENES, FakePlayer, playing, transitions_to
-from showrunner.commands import MemoryJournal
-from showrunner.control import STATIC_DIR, ControlServer
-from showrunner.sim import Simulator, serve_sim
+from showrunner.control.gate import MemoryJournal
+from showrunner.control.http import STATIC_DIR, ControlServer
+from showrunner.sim import serve_sim
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None

@@ -10,15 +10,14 @@ from typing import Any, cast
 
 import anyio
 import pytest
+from cue_show import FakePlayer, playing, transitions_to, until_status
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import AsyncIOOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
-from cue_show import FakePlayer, playing, transitions_to, until_status
-from showrunner.commands import Commands, MemoryJournal
-from showrunner.osc import OscControl, parse_address
-from showrunner.sim import Simulator, serve_sim
-
+from showrunner.control.gate import Commands, MemoryJournal
+from showrunner.control.osc import OscControl, parse_address
+from showrunner.sim import serve_sim
 
 
 class Receiver:

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from showrunner.model import Show
-from showrunner.plandiff import (
+from showrunner.plan.compiler import compile_timeline
+from showrunner.plan.diff import (
     PlanDiff,
     carry_occurrence,
     diff_timelines,
@@ -18,7 +18,8 @@ from showrunner.plandiff import (
     state_delta,
     transition_for,
 )
-from showrunner.timeline import Timeline, compile_timeline, seconds_to_steps
+from showrunner.plan.timeline import Timeline, seconds_to_steps
+from showrunner.show.model import Show
 
 Data = dict[str, Any]
 

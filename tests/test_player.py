@@ -16,16 +16,17 @@ from typing import Any
 
 import pytest
 
-from showrunner.clock import FakeClock
 from showrunner.errors import CueError
-from showrunner.hours import OpeningHours
-from showrunner.journal import Journal, read_journal
-from showrunner.load import load_text
-from showrunner.player import Player, Sink, StartPoint, start_point
-from showrunner.resume import read_state
-from showrunner.scope import ScopeClient, ScopeSession
-from showrunner.sim import Simulator, SimThread
-from showrunner.timeline import Timeline, compile_timeline
+from showrunner.live.clock import FakeClock
+from showrunner.live.hours import OpeningHours
+from showrunner.live.journal import Journal, read_journal
+from showrunner.live.player import Player, Sink, StartPoint, start_point
+from showrunner.live.resume import read_state
+from showrunner.plan.compiler import compile_timeline
+from showrunner.plan.timeline import Timeline
+from showrunner.scope.client import ScopeClient, ScopeSession
+from showrunner.show.load import load_text
+from showrunner.sim import SimThread, Simulator
 
 pytestmark = pytest.mark.webrtc
 

@@ -17,13 +17,13 @@ import pytest
 from PIL import Image
 from watchfiles import Change
 
+from showrunner.app import run_show
 from showrunner.errors import ShowErrors
-from showrunner.journal import read_journal
-from showrunner.load import LoadResult, load
-from showrunner.player import Player
-from showrunner.reload import _is_junk, _relevant, watch_show
-from showrunner.runner import run_show
-from showrunner.sim import Simulator, SimThread
+from showrunner.live.journal import read_journal
+from showrunner.live.player import Player
+from showrunner.reload.watch import _is_junk, _relevant, watch_show
+from showrunner.show.load import LoadResult, load
+from showrunner.sim import SimThread, Simulator
 
 SHOW = """\
 title: Reload test

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 
 from showrunner.errors import CueError
-from showrunner.model import Show
-from showrunner.report import (
+from showrunner.plan.compiler import compile_timeline
+from showrunner.plan.timeline import Timeline
+from showrunner.report.render import (
     parse_at,
     render_html,
     render_json,
@@ -20,7 +21,7 @@ from showrunner.report import (
     render_text,
     report_data,
 )
-from showrunner.timeline import Timeline, compile_timeline
+from showrunner.show.model import Show
 
 
 @dataclass(frozen=True)

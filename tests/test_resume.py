@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from showrunner.resume import (
+from showrunner.live.resume import (
     STATE_FILE_NAME,
     ResumeState,
     clear_state,

@@ -12,8 +12,8 @@ import av
 import pytest
 
 from showrunner.errors import ScopeConnectError, ScopeProtocolError, ScopeTimeoutError
-from showrunner.rtc import CHANNEL_LABEL, RtcConnection, candidate_addresses
-from showrunner.scope import ScopeClient, Timeouts
+from showrunner.scope.client import ScopeClient, Timeouts
+from showrunner.scope.rtc import CHANNEL_LABEL, RtcConnection, candidate_addresses
 from showrunner.sim import Simulator, serve_sim
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.anyio]

@@ -16,14 +16,15 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from showrunner.clock import FakeClock
-from showrunner.journal import read_journal
-from showrunner.load import load
-from showrunner.player import Player
-from showrunner.resume import read_state
-from showrunner.runner import run_show
-from showrunner.sim import Simulator, SimThread
-from showrunner.timeline import compile_timeline
+from showrunner.app import run_show
+from showrunner.live.clock import FakeClock
+from showrunner.live.journal import read_journal
+from showrunner.live.player import Player
+from showrunner.live.resume import read_state
+from showrunner.plan.compiler import compile_timeline
+from showrunner.settings import Settings
+from showrunner.show.load import load
+from showrunner.sim import SimThread, Simulator
 
 pytestmark = pytest.mark.webrtc
 
@@ -232,9 +233,9 @@ async def test_auth_header_comes_from_the_named_variable(
     sim_thread: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     show = write(tmp_path, AUTH)
-    assert await run_show(show, scope_url=sim_thread.url, environ={}, stdin_tty=False) == 1
+    assert await run_show(show, scope_url=sim_thread.url, settings=Settings.from_environ({}), stdin_tty=False) == 1
     assert "SCOPE_TOKEN" in capsys.readouterr().err
-    code = await run_show(show, scope_url=sim_thread.url, environ={"SCOPE_TOKEN": "s3cret"},
+    code = await run_show(show, scope_url=sim_thread.url, settings=Settings.from_environ({"SCOPE_TOKEN": "s3cret"}),
                           stdin_tty=False, state_file=tmp_path / "s.json")
     assert code == 0
     headers = [r["headers"] for r in sim_thread.records if r["kind"] == "http"]

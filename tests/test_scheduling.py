@@ -9,8 +9,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from showrunner.clock import Clock
-from showrunner.scheduling import SchedulerClock, cron_at, local_timezone, next_fire
+from showrunner.live.clock import Clock
+from showrunner.live.scheduling import (
+    SchedulerClock,
+    cron_at,
+    local_timezone,
+    next_fire,
+)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 

@@ -9,8 +9,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from showrunner.load import read_yaml
-from showrunner.schema import SCHEMA_ID, schema_text, show_schema
+from showrunner.show.load import read_yaml
+from showrunner.show.schema import SCHEMA_ID, schema_text, show_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = ROOT / "schemas" / "show.schema.json"
@@ -32,7 +32,7 @@ def test_committed_schema_is_current() -> None:
     assert SCHEMA_FILE.read_text("utf-8") == schema_text(), (
         "schemas/show.schema.json is stale; regenerate it with "
         "`showrunner schema > schemas/show.schema.json` "
-        "(or `python -c 'from showrunner.schema import schema_text; "
+        "(or `python -c 'from showrunner.show.schema import schema_text; "
         "print(schema_text(), end=\"\")' > schemas/show.schema.json`)"
     )
 

@@ -17,8 +17,19 @@ from typing import Any
 
 import pytest
 
-from showrunner.errors import ScopeError, ScopeLoadError, ScopeProtocolError, ScopeTimeoutError
-from showrunner.scope import Prepared, ScopeClient, ScopeEvent, ScopeSession, Timeouts
+from showrunner.errors import (
+    ScopeError,
+    ScopeLoadError,
+    ScopeProtocolError,
+    ScopeTimeoutError,
+)
+from showrunner.scope.client import (
+    Prepared,
+    ScopeClient,
+    ScopeEvent,
+    ScopeSession,
+    Timeouts,
+)
 from showrunner.sim import Simulator, serve_sim
 
 QUICK = Timeouts(request=2.0, offer=5.0, first_frame=5.0)
@@ -404,7 +415,7 @@ async def test_switch_closes_loads_and_reopens(
 ) -> None:
     """An open session never follows a load, so a pipeline change is DELETE → load → new
     offer, and the gap is reported (contract §4.2, §9.5)."""
-    caplog.set_level(logging.INFO, logger="showrunner.scope")
+    caplog.set_level(logging.INFO, logger="showrunner.scope.client")
     async with ScopeSession(client) as session:
         await session.open(["controller-viz"], SMALL, FIRST_SCENE)
         old = session.session_id

@@ -23,7 +23,7 @@ from showrunner.errors import (
     ScopeProtocolError,
     ScopeTimeoutError,
 )
-from showrunner.scope import Coalescer, ScopeClient, ScopeSession, Timeouts
+from showrunner.scope.client import Coalescer, ScopeClient, ScopeSession, Timeouts
 
 BASE = "http://127.0.0.1:8000"
 FAST = Timeouts(request=1.0, poll_interval=0.01, not_loaded_grace=0.2, load=2.0)

@@ -6,7 +6,13 @@ from typing import Any
 
 import pytest
 
-from showrunner.sim.session import QUEUE_SIZE, SimSession, Stream, blend, normalize_prompts
+from showrunner.sim.session import (
+    QUEUE_SIZE,
+    SimSession,
+    Stream,
+    blend,
+    normalize_prompts,
+)
 
 
 def make(initial: dict[str, Any] | None = None, **stream: Any) -> SimSession:

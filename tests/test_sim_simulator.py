@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from showrunner.sim import Simulator, SimThread, serve_forever, serve_sim
+from showrunner.sim import SimThread, Simulator, serve_forever, serve_sim
 
 pytestmark = pytest.mark.anyio
 

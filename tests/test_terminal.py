@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from showrunner.commands import Commands, MemoryJournal
+from showrunner.control.gate import Commands, MemoryJournal
+from showrunner.control.terminal import KEYS, Terminal, render_status
 from showrunner.errors import CueError
-from showrunner.terminal import KEYS, Terminal, render_status
 
 
 class Controls:

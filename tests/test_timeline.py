@@ -12,17 +12,17 @@ from typing import Any
 import pytest
 
 from showrunner.errors import CueError, ShowError
-from showrunner.model import Show
-from showrunner.timeline import (
+from showrunner.plan.compiler import compile_timeline
+from showrunner.plan.timeline import (
     Action,
     CompiledScene,
     Timeline,
-    compile_timeline,
     ease,
     fmt_time,
     resolve_refs,
     seconds_to_steps,
 )
+from showrunner.show.model import Show
 
 LONGLIVE_CHUNK = 0.75  # 12 frames per chunk at 16 fps
 

@@ -57,6 +57,6 @@ from __future__ import annotations
 
 from showrunner.sim.loads import Faults
 from showrunner.sim.session import SimSession
-from showrunner.sim.simulator import Simulator, SimThread, serve_forever, serve_sim
+from showrunner.sim.simulator import SimThread, Simulator, serve_forever, serve_sim
 
 __all__ = ["Faults", "SimSession", "SimThread", "Simulator", "serve_forever", "serve_sim"]

@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ValidationError
@@ -21,7 +21,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from showrunner.sim import catalog
-from showrunner.sim.assets import AssetError
+from showrunner.sim.assets import AssetError, AssetStore
+from showrunner.sim.loads import LoadManager
 from showrunner.sim.params import (
     IceCandidates,
     LoadRequest,
@@ -33,9 +34,23 @@ from showrunner.sim.params import (
     validation_detail,
 )
 from showrunner.sim.record import Recorder
+from showrunner.sim.webrtc import SimPeer
 
-if TYPE_CHECKING:
-    from showrunner.sim.simulator import Simulator
+
+class Server(Protocol):
+    """What the HTTP app uses of the simulator (implemented by `showrunner.sim.simulator.Simulator`)."""
+
+    recorder: Recorder
+    assets: AssetStore
+    loads: LoadManager
+    peers: dict[str, SimPeer]
+    server_start_time: float
+
+    def live_peers(self) -> list[SimPeer]: ...
+    async def open_session(self, sdp: str, initial: dict[str, Any]) -> tuple[str, str]: ...
+    async def end_session(self, session_id: str) -> None: ...
+    def model_status(self, pipeline_id: str) -> dict[str, Any]: ...
+    def start_download(self, pipeline_id: str) -> bool: ...
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +176,7 @@ class RecordingMiddleware:
 class Api:
     """The route handlers, bound to one simulator."""
 
-    def __init__(self, sim: Simulator) -> None:
+    def __init__(self, sim: Server) -> None:
         self.sim = sim
 
     # -- server ----------------------------------------------------------------------------
@@ -362,7 +377,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
 
 
-def build_app(sim: Simulator) -> ASGIApp:
+def build_app(sim: Server) -> ASGIApp:
     """The ASGI app of one simulator (recording included)."""
     api = Api(sim)
     table: list[tuple[str, Any, list[str]]] = [

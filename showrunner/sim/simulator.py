@@ -17,12 +17,12 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
+from showrunner.serving import HttpServer
 from showrunner.sim import catalog
 from showrunner.sim.app import build_app
 from showrunner.sim.assets import AssetStore
 from showrunner.sim.loads import Faults, LoadManager, lora_adapters
 from showrunner.sim.record import Recorder
-from showrunner.serving import HttpServer
 from showrunner.sim.session import SimSession, Stream
 from showrunner.sim.webrtc import SimPeer
 

@@ -24,6 +24,8 @@ from aiortc import (
     RTCDataChannel,
     RTCPeerConnection,
     RTCSessionDescription,
+)
+from aiortc import (
     sdp as aiortc_sdp,
 )
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack

@@ -1,9 +1,9 @@
-"""The live player: plays a compiled :class:`~showrunner.timeline.Timeline` into a `Sink`.
+"""The live player: plays a compiled :class:`~showrunner.plan.timeline.Timeline` into a `Sink`.
 
 One task (the *main loop*) owns the show position and does everything that changes it:
 timed actions, scene changes, cues and operator commands, in order. Every planned time is
 ``part origin + offset`` read from the schedule, never the sum of earlier sleeps, so a long
-show does not drift. Waits go through the injected :class:`~showrunner.clock.Clock`, which
+show does not drift. Waits go through the injected :class:`~showrunner.live.clock.Clock`, which
 wakes a little early and hands over at the exact moment.
 
 Two side tasks watch the world and post to the main loop or repair the session:
@@ -35,7 +35,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from showrunner.chart import (
+from showrunner.errors import CueError, ShowErrors, ShowrunnerError
+from showrunner.live.clock import Clock, SystemClock
+from showrunner.live.collector import IdleCollector
+from showrunner.live.eager import start_eagerly
+from showrunner.live.hours import OpeningHours
+from showrunner.live.journal import Journal
+from showrunner.live.resume import ResumeState, clear_state, write_state
+from showrunner.plan.chart import (
     Chart,
     StartPoint,
     end_of,
@@ -46,13 +53,7 @@ from showrunner.chart import (
     start_point,
     static_start,
 )
-from showrunner.clock import Clock, SystemClock
-from showrunner.collector import IdleCollector
-from showrunner.eager import start_eagerly
-from showrunner.errors import CueError, ShowErrors, ShowrunnerError
-from showrunner.hours import OpeningHours
-from showrunner.journal import Journal
-from showrunner.plandiff import (
+from showrunner.plan.diff import (
     PlanDiff,
     carry_occurrence,
     diff_timelines,
@@ -60,8 +61,7 @@ from showrunner.plandiff import (
     state_delta,
     transition_for,
 )
-from showrunner.resume import ResumeState, clear_state, write_state
-from showrunner.timeline import (
+from showrunner.plan.timeline import (
     CompiledScene,
     ScheduledScene,
     State,
@@ -71,7 +71,7 @@ from showrunner.timeline import (
 
 __all__ = ["Player", "Sink", "StartPoint", "start_point"]
 
-log = logging.getLogger("showrunner.player")
+log = logging.getLogger("showrunner.live.player")
 
 WATCHDOG_PERIOD = 0.5
 HEALTH_PERIOD = 2.0

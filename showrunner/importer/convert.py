@@ -25,7 +25,7 @@ from pydantic import ValidationError
 
 from showrunner import pipelines
 from showrunner.errors import ShowError, ShowErrors
-from showrunner.model import Show, semantic_problems
+from showrunner.show.model import Show, semantic_problems
 
 __all__ = ["DEFAULT_SCHEMA_REF", "ImportResult", "import_data", "import_file"]
 

@@ -2,7 +2,7 @@
 
 ``ScopeClient`` is the REST side (health, pipeline load with every status-polling trap,
 assets, LoRAs, WebRTC signalling). ``ScopeSession`` owns one WebRTC session at a time
-(through :mod:`showrunner.rtc`) and is the object a show plays against: ``open``,
+(through :mod:`showrunner.scope.rtc`) and is the object a show plays against: ``open``,
 ``send`` (validated, rate-limited, coalesced parameter updates), ``switch`` (the
 teardown → load → reconnect procedure of contract §4.2), ``liveness`` and ``close``.
 Section numbers in comments refer to the Scope client contract.
@@ -32,9 +32,9 @@ from showrunner.errors import (
     ScopeProtocolError,
     ScopeTimeoutError,
 )
-from showrunner.pacing import ONE_SHOT_KEYS, Coalescer, Prepared
 from showrunner.pipelines import lookup as pipeline_info
-from showrunner.rtc import RtcConnection
+from showrunner.scope.pacing import ONE_SHOT_KEYS, Coalescer, Prepared
+from showrunner.scope.rtc import RtcConnection
 
 __all__ = [
     "EVENT_KINDS",
@@ -51,7 +51,7 @@ __all__ = [
     "Timeouts",
 ]
 
-log = logging.getLogger("showrunner.scope")
+log = logging.getLogger("showrunner.scope.client")
 
 FALLBACK_CHUNK_INTERVAL = 0.1
 _STALL_SECONDS = 3.0

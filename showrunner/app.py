@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import TextIO
 
-from showrunner.clock import Clock, prompt_thread_switches
-from showrunner.commands import Commands
+from showrunner.control.gate import Commands
+from showrunner.control.terminal import Terminal
 from showrunner.errors import (
     ScopeConnectError,
     ScopeError,
@@ -28,23 +27,24 @@ from showrunner.errors import (
     ShowErrors,
     ShowrunnerError,
 )
-from showrunner.hours import OpeningHours
-from showrunner.journal import Journal
-from showrunner.load import LoadResult, load
-from showrunner.model import Show
-from showrunner.plandiff import diff_timelines
-from showrunner.player import Player, StartPoint, start_point
-from showrunner.reload import watch_show
-from showrunner.resume import default_state_path, read_state, show_hash
-from showrunner.scheduling import SchedulerClock
-from showrunner.scope import ScopeClient, ScopeSession, Timeouts
+from showrunner.live.clock import Clock, prompt_thread_switches
+from showrunner.live.hours import OpeningHours
+from showrunner.live.journal import Journal
+from showrunner.live.player import Player, StartPoint, start_point
+from showrunner.live.resume import default_state_path, read_state, show_hash
+from showrunner.live.scheduling import SchedulerClock
+from showrunner.plan.compiler import compile_timeline
+from showrunner.plan.diff import diff_timelines
+from showrunner.reload.watch import watch_show
+from showrunner.scope.client import ScopeClient, ScopeSession, Timeouts
+from showrunner.settings import Settings
+from showrunner.show.load import LoadResult, load
+from showrunner.show.model import Show
 from showrunner.sim import SimThread
-from showrunner.terminal import Terminal
-from showrunner.timeline import compile_timeline
 
 __all__ = ["run_show"]
 
-log = logging.getLogger("showrunner.runner")
+log = logging.getLogger("showrunner.app")
 
 _STARTUP_BACKOFF = (0.5, 10.0)
 # The show-file watch picks a change up once the files have been quiet for about a step; its
@@ -64,7 +64,7 @@ async def run_show(
     journal_path: Path | None = None,
     record_video: Path | None = None,
     state_file: Path | None = None,
-    environ: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
     clock: Clock | None = None,
     stdin_tty: bool | None = None,
     stop_event: asyncio.Event | None = None,
@@ -89,7 +89,7 @@ async def run_show(
         result = load(show_path)
         timeline = compile_timeline(result.show, source=str(show_path))
         point = start_point(timeline, start_scene=start_scene, at=at)
-        headers = _auth_headers(result.show, os.environ if environ is None else environ)
+        headers = _auth_headers(result.show, settings or Settings.from_environ())
         hours = OpeningHours(result.show.hours) if result.show.hours else None
     except ShowErrors as exc:
         for problem in exc.errors:
@@ -149,11 +149,11 @@ async def run_show(
     return 0  # pragma: no cover - the stack only exits through a return above
 
 
-def _auth_headers(show: Show, environ: Mapping[str, str]) -> dict[str, str]:
+def _auth_headers(show: Show, settings: Settings) -> dict[str, str]:
     auth = show.scope.auth
     if auth is None:
         return {}
-    token = environ.get(auth.env)
+    token = settings.secret(auth.env)
     if not token:
         raise ShowrunnerError(
             f"scope.auth.env names the environment variable {auth.env}, which is not set; "

@@ -2,10 +2,10 @@
 
 Two jobs:
 
-- :class:`SchedulerClock`: a :class:`~showrunner.clock.Clock` whose waits are
+- :class:`SchedulerClock`: a :class:`~showrunner.live.clock.Clock` whose waits are
   ``AsyncIOScheduler`` date jobs. A date job fires on the event loop 1-2 ms late (the loop
   rounds its timeout to whole milliseconds), so each job is set a little *early* and the
-  last stretch is a precise hand-over (:func:`showrunner.clock.handover`).
+  last stretch is a precise hand-over (:func:`showrunner.live.clock.handover`).
 - Cron arithmetic for opening hours: :func:`cron_at` builds a ``CronTrigger`` for "these
   weekdays at HH:MM" and :func:`next_fire` asks it for the next time after a given moment.
   Both are pure, so opening hours can be computed on a fake clock.
@@ -26,14 +26,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from tzlocal import get_localzone
 
-from showrunner.clock import EARLY_WAKE, SystemClock
+from showrunner.live.clock import EARLY_WAKE, SystemClock
 
 __all__ = ["SchedulerClock", "Trigger", "cron_at", "local_timezone", "next_fire"]
 
 Trigger = CronTrigger
 """The trigger type :func:`cron_at` returns (opaque to callers)."""
 
-log = logging.getLogger("showrunner.scheduling")
+log = logging.getLogger("showrunner.live.scheduling")
 
 _DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -49,7 +49,7 @@ class SchedulerClock(SystemClock):
 
     Use inside ``async with``: the scheduler runs on the current event loop. A job fires
     ``early`` before the deadline; the inherited hand-over does the rest. Without a running
-    scheduler it behaves like :class:`~showrunner.clock.SystemClock`.
+    scheduler it behaves like :class:`~showrunner.live.clock.SystemClock`.
     """
 
     def __init__(self, tz: tzinfo | None = None, *, early: float = EARLY_WAKE) -> None:

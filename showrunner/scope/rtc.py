@@ -48,7 +48,7 @@ __all__ = [
     "restrict_ice_to_loopback",
 ]
 
-log = logging.getLogger("showrunner.rtc")
+log = logging.getLogger("showrunner.scope.rtc")
 
 CHANNEL_LABEL = "parameters"
 LOOPBACK_ADDRESS = "127.0.0.1"

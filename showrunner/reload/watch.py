@@ -24,7 +24,7 @@ from typing import Any
 import watchfiles
 
 from showrunner.errors import ShowError, ShowErrors
-from showrunner.load import LoadResult, load
+from showrunner.show.load import LoadResult, load
 
 log = logging.getLogger(__name__)
 

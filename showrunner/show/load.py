@@ -2,7 +2,7 @@
 
 The pipeline is: text → ruamel.yaml *nodes* (every node keeps its line and column) → plain Python
 data, built by one walk that also renders jinja2 templates inside string values, splices scene
-includes and expands ``each`` generators → :class:`~showrunner.model.Show`. The walk records where
+includes and expands ``each`` generators → :class:`~showrunner.show.model.Show`. The walk records where
 each value of the final data was written (file, line, column), so a pydantic error location or a
 lint finding can point at the text the user typed, even inside an included file or a generated
 scene.
@@ -30,9 +30,9 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from showrunner.errors import ShowError, ShowErrors
-from showrunner.explain import Loc, messages, short
-from showrunner.model import Show, semantic_problems
-from showrunner.templating import (
+from showrunner.show.explain import Loc, messages, short
+from showrunner.show.model import Show, semantic_problems
+from showrunner.show.templating import (
     MAX_TEMPLATE_OUTPUT,
     TEMPLATE_FAILURES,
     Sandbox,
@@ -46,7 +46,7 @@ MAX_FILE_BYTES = 1_000_000  # pure-Python YAML parsing runs at about 100 kB/s
 MAX_DEPTH = 100  # nesting levels; deeper input is an error, not a RecursionError
 MAX_VALUES = 200_000  # values built, after aliases and generators are expanded
 MAX_EACH = 1000  # scenes one `each` block may generate
-# MAX_TEMPLATE_OUTPUT (characters one template may produce) is set in showrunner.templating.
+# MAX_TEMPLATE_OUTPUT (characters one template may produce) is set in showrunner.show.templating.
 
 _YAML_TAG = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {f"{_YAML_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}

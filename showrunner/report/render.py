@@ -1,6 +1,6 @@
 """The dry-run report of a compiled timeline: a terminal table, one HTML page, and JSON.
 
-Everything here reads a :class:`~showrunner.timeline.Timeline` and never iterates a schedule past
+Everything here reads a :class:`~showrunner.plan.timeline.Timeline` and never iterates a schedule past
 one pass (:meth:`Timeline.one_pass`), so a show that loops forever reports at once. The HTML page
 is self-contained (inline CSS and SVG, no scripts, no external URLs), rendered from jinja2
 templates in ``showrunner/templates`` with autoescaping on.
@@ -20,8 +20,7 @@ import jinja2
 
 from showrunner import pipelines
 from showrunner.errors import CueError
-from showrunner.model import parse_time
-from showrunner.timeline import (
+from showrunner.plan.timeline import (
     LOAD_SECONDS_PLAIN,
     LOAD_SECONDS_UNKNOWN,
     LOAD_SECONDS_WAN,
@@ -36,6 +35,7 @@ from showrunner.timeline import (
     fmt_time,
     paused_gc,
 )
+from showrunner.show.model import parse_time
 
 FORMAT = "showrunner-report"
 VERSION = 1
@@ -587,7 +587,7 @@ _TICKS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 14400, 
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("showrunner", "templates"),
+        loader=jinja2.PackageLoader("showrunner.report", "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,

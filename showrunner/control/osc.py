@@ -1,7 +1,7 @@
 """OSC in and out, for lighting desks and TouchDesigner rigs. python-osc is used only here.
 
 In (UDP, default 127.0.0.1): ``/showrunner/go``, ``/showrunner/back``, ``/showrunner/goto <name>``,
-``/showrunner/hold``, ``/showrunner/resume``. Commands go through `showrunner.commands.Commands`,
+``/showrunner/hold``, ``/showrunner/resume``. Commands go through `showrunner.control.gate.Commands`,
 so they are debounced and journaled like any other (source ``osc``).
 
 Buttons on OSC surfaces send ``1`` when pressed and ``0`` when released; a numeric argument of
@@ -28,7 +28,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import AsyncIOOSCUDPServer
 from pythonosc.udp_client import UDPClient
 
-from showrunner.commands import Commands, JournalEntry
+from showrunner.control.gate import Commands, JournalEntry
 
 __all__ = ["OscControl", "parse_address", "PREFIX"]
 

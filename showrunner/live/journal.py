@@ -18,7 +18,7 @@ from typing import IO, Any
 
 __all__ = ["KINDS", "Journal", "read_journal"]
 
-log = logging.getLogger("showrunner.journal")
+log = logging.getLogger("showrunner.live.journal")
 
 KINDS = frozenset(
     {

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from zoneinfo import ZoneInfo
 
-from showrunner.model import Hours, Window
-from showrunner.scheduling import Trigger, cron_at, local_timezone, next_fire
+from showrunner.live.scheduling import Trigger, cron_at, local_timezone, next_fire
+from showrunner.show.model import Hours, Window
 
 __all__ = ["OpeningHours"]
 

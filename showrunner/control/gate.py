@@ -147,7 +147,7 @@ class JournalEntry:
 
 
 class Journal(Protocol):
-    """Where operator actions are written down; `showrunner.journal.Journal` (the run journal)
+    """Where operator actions are written down; `showrunner.live.journal.Journal` (the run journal)
     fits, so operator actions sit in the same file as everything the player did."""
 
     def write(self, record: Mapping[str, Any]) -> None: ...

@@ -21,11 +21,17 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from showrunner import pipelines
-from showrunner.compiler import transition_steps
 from showrunner.errors import CueError
+from showrunner.plan.compiler import transition_steps
 
 if TYPE_CHECKING:
-    from showrunner.timeline import Action, CompiledScene, ScheduledScene, State, Timeline
+    from showrunner.plan.timeline import (
+        Action,
+        CompiledScene,
+        ScheduledScene,
+        State,
+        Timeline,
+    )
 
 # Show-level model fields compared one by one (scenes are diffed separately).
 SHOW_FIELDS: tuple[str, ...] = (

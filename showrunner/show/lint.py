@@ -17,9 +17,9 @@ from typing import Literal
 
 from showrunner import pipelines
 from showrunner.errors import ShowErrors
-from showrunner.load import LoadResult, Loc, format_key_path, load, locate, note_at
-from showrunner.model import LoadParams, Scene, Show
 from showrunner.pipelines import PipelineInfo
+from showrunner.show.load import LoadResult, Loc, format_key_path, load, locate, note_at
+from showrunner.show.model import LoadParams, Scene, Show
 
 Severity = Literal["error", "warning"]
 

@@ -1,6 +1,6 @@
 """The JSON Schema of show files, for editors (completion, hover help) and other tools.
 
-It is generated from :class:`~showrunner.model.Show` and then widened to the *file* form: a
+It is generated from :class:`~showrunner.show.model.Show` and then widened to the *file* form: a
 scenes item may also be an ``include`` or an ``each`` block, and any value may be a jinja2
 template string (rendered when the show loads). ``schemas/show.schema.json`` is this schema,
 written by ``showrunner schema > schemas/show.schema.json``; a test keeps the two equal.
@@ -12,7 +12,7 @@ import copy
 import json
 from typing import Any
 
-from showrunner.model import Show
+from showrunner.show.model import Show
 
 SCHEMA_ID = "urn:showrunner:show-schema:1"
 _TEMPLATE_REF = {"$ref": "#/$defs/Template"}

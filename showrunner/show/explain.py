@@ -14,7 +14,7 @@ from typing import Any, Union
 
 from pydantic import BaseModel
 
-from showrunner.model import LoadParams, Show
+from showrunner.show.model import LoadParams, Show
 
 Loc = tuple[str | int, ...]  # a key path into the show data: ("scenes", 2, "transition")
 

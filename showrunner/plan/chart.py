@@ -9,9 +9,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from showrunner.errors import CueError, ShowrunnerError
-from showrunner.model import parse_time
-from showrunner.resume import ResumeState
-from showrunner.timeline import CompiledScene, ScheduledScene, Timeline
+from showrunner.plan.saved import ResumeState
+from showrunner.plan.timeline import CompiledScene, ScheduledScene, Timeline
+from showrunner.show.model import parse_time
 
 __all__ = [
     "Chart",

@@ -1,6 +1,6 @@
 """The compiled timeline: a show turned into exactly what is sent to Scope, and when.
 
-:func:`compile_timeline` is a pure function of a validated :class:`~showrunner.model.Show`. The
+:func:`compile_timeline` is a pure function of a validated :class:`~showrunner.show.model.Show`. The
 dry-run report and the player both read its result, so what the report shows is what plays.
 
 Compiling tracks every value in file order (model.py docstring), then gives each scene:
@@ -30,11 +30,10 @@ from typing import Any
 
 from showrunner import pipelines
 from showrunner.errors import CueError, ShowError
-from showrunner.model import Keyframe, Section, Show
 
 # The state types and wire prefixes live in state.py; they are re-exported here, where callers
 # have always found them.
-from showrunner.state import (
+from showrunner.plan.state import (
     ASSET_PREFIX,
     LORA_PREFIX,
     Prompt,
@@ -46,6 +45,7 @@ from showrunner.state import (
     set_target,
     with_changes,
 )
+from showrunner.show.model import Keyframe, Section, Show
 
 __all__ = [
     "ASSET_PREFIX",
@@ -60,7 +60,6 @@ __all__ = [
     "State",
     "Timeline",
     "TransitionState",
-    "compile_timeline",
     "ease",
     "fmt_time",
     "load_estimate",
@@ -759,15 +758,3 @@ def switch_estimate(before: State | None, after: State) -> float:
     else:  # same load params: loaded instances are kept (reuse rule, §2.2)
         loads = tuple(p for p in after.chain if p not in before.chain)
     return sum(load_estimate(p) for p in loads) + RECONNECT_SECONDS
-
-
-# ---------------------------------------------------------------------------------------------
-# Compiling
-# ---------------------------------------------------------------------------------------------
-
-
-def compile_timeline(show: Show, *, source: str | None = None) -> Timeline:
-    """Compile a validated show; raises ShowError for timing that cannot be played."""
-    from showrunner import compiler  # here, not at the top: the compiler builds on this module
-
-    return compiler.compile_timeline(show, source=source)

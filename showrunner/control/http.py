@@ -3,7 +3,7 @@
 ``ControlServer`` serves, on one port:
 
 * ``GET /api/status`` and ``POST /api/{go,back,hold,resume,panic,reload}``, ``POST /api/goto/{scene}``
-  (commands go through `showrunner.commands.Commands`: debounced, idempotent, journaled);
+  (commands go through `showrunner.control.gate.Commands`: debounced, idempotent, journaled);
 * ``GET /api/events``, a Server-Sent Events stream of status and log lines;
 * ``GET /preview.mjpg``, the show's picture as MJPEG at about 10 fps;
 * ``GET /``, the operator page (plain HTML/CSS/JS from ``showrunner/static``).
@@ -37,7 +37,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from showrunner.commands import (
+from showrunner.control.gate import (
     DEBOUNCED,
     DUPLICATE,
     FAILED,

@@ -5,7 +5,7 @@ On a TTY the status is one line redrawn about four times a second (scene, next s
 
     space / enter  GO        b  BACK        p  panic (freeze) / resume        q  quit
 
-Keys go through the same gate as every other control surface (:class:`~showrunner.commands.
+Keys go through the same gate as every other control surface (:class:`~showrunner.control.gate.
 Commands`): a GO pressed twice within the debounce interval counts once, and each key is
 journaled with source ``keyboard``.
 
@@ -27,11 +27,11 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol, TextIO
 
-from showrunner.commands import DEBOUNCED, Commands
+from showrunner.control.gate import DEBOUNCED, Commands
 
 __all__ = ["KEYS", "Terminal", "render_status"]
 
-log = logging.getLogger("showrunner.terminal")
+log = logging.getLogger("showrunner.control.terminal")
 
 KEYS = {" ": "go", "\r": "go", "\n": "go", "b": "back", "p": "panic", "q": "quit"}
 REFRESH = 0.25

@@ -1,7 +1,7 @@
 """Compiling a validated Show into a Timeline: timing, tracked values, entry and later actions.
 
 timeline.py holds what compiling produces and how it is queried; this module is only how it is
-made. It builds on timeline.py, so `timeline.compile_timeline` imports it when first called.
+made. It builds on timeline.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Any, NamedTuple
 
 from showrunner import pipelines
 from showrunner.errors import ShowError
-from showrunner.model import KEYFRAME_TARGET, LoadParams, Scene, Section, Show, Transition
-from showrunner.state import (
+from showrunner.plan.state import (
     ASSET_PREFIX,
     EMPTY,
     LORA_PREFIX,
@@ -36,7 +35,7 @@ from showrunner.state import (
     transition_message,
     with_changes,
 )
-from showrunner.timeline import (
+from showrunner.plan.timeline import (
     EPS,
     FALLBACK_FPS,
     FALLBACK_FRAMES_PER_CHUNK,
@@ -51,6 +50,14 @@ from showrunner.timeline import (
     sample,
     seconds_to_steps,
     switch_estimate,
+)
+from showrunner.show.model import (
+    KEYFRAME_TARGET,
+    LoadParams,
+    Scene,
+    Section,
+    Show,
+    Transition,
 )
 
 __all__ = ["compile_timeline", "transition_steps"]

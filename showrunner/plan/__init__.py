@@ -1,0 +1,1 @@
+"""The plan: a show compiled into what is sent to Scope and when. Pure: no I/O, no clock."""

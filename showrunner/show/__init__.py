@@ -1,0 +1,1 @@
+"""The show file: its model, loading with exact positions, templating, lint and JSON Schema."""
