@@ -72,6 +72,7 @@ def _bare(url: str, pipeline: str, seconds: float, conn: Connection) -> None:
 
     async def main() -> float:
         frames = 0
+        consumers: set[asyncio.Future[None]] = set()
 
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
             await http.post("/api/v1/pipeline/load", json={"pipeline_ids": [pipeline]})
@@ -95,7 +96,7 @@ def _bare(url: str, pipeline: str, seconds: float, conn: Connection) -> None:
                         if not first.done():
                             first.set_result(None)
 
-                asyncio.ensure_future(consume())
+                consumers.add(asyncio.ensure_future(consume()))
 
             restrict_ice_to_loopback(pc)
             await pc.setLocalDescription(await pc.createOffer())

@@ -81,7 +81,7 @@ def _sim(args: argparse.Namespace) -> int:
 
     # SIGTERM (service managers, `timeout`) ends the simulator as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(
             serve_forever(
                 args.host,
@@ -92,8 +92,6 @@ def _sim(args: argparse.Namespace) -> int:
                 on_ready=ready,
             )
         )
-    except KeyboardInterrupt:
-        pass
     return 0
 
 
@@ -191,7 +189,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="play a show live")
     p.add_argument("path")
-    p.add_argument("--scope", metavar="URL", help="Scope server URL (default: the show's, else the simulator)")
+    p.add_argument(
+        "--scope", metavar="URL", help="Scope server URL (default: the show's, else the simulator)"
+    )
     where = p.add_mutually_exclusive_group()
     where.add_argument("--from", dest="start_scene", metavar="SCENE", help="start at this scene")
     where.add_argument("--at", metavar="TIME", help="start at TIME or SCENE+OFFSET")

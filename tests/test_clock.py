@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -78,14 +78,14 @@ async def test_system_clock_past_deadline_returns_at_once() -> None:
 
 def test_system_clock_now_is_aware() -> None:
     assert SystemClock().now().tzinfo is not None
-    assert SystemClock(timezone.utc).now().tzinfo is timezone.utc
+    assert SystemClock(UTC).now().tzinfo is UTC
 
 
 def test_fake_clock_reads() -> None:
-    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc), monotonic=50.0)
+    clock = FakeClock(datetime(2026, 3, 1, 12, 0, tzinfo=UTC), monotonic=50.0)
     assert clock.monotonic() == 50.0
-    assert clock.now() == datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
-    assert clock.time() == datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc).timestamp()
+    assert clock.now() == datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    assert clock.time() == datetime(2026, 3, 1, 12, 0, tzinfo=UTC).timestamp()
     assert repr(clock).startswith("FakeClock(")
 
 

@@ -123,7 +123,7 @@ async def test_a_second_go_inside_the_interval_does_nothing() -> None:
 
 @pytest.mark.anyio
 async def test_debounce_counts_from_the_last_applied_go_not_the_last_press() -> None:
-    commands, player, clock, _ = make()
+    commands, _player, clock, _ = make()
     await commands.go()
     clock.now += 0.4
     await commands.go()  # debounced: must not restart the window
@@ -273,7 +273,7 @@ async def test_unknown_scene_is_not_sent_to_the_player() -> None:
 
 @pytest.mark.anyio
 async def test_a_refused_cue_is_reported_not_raised() -> None:
-    commands, player, clock, _ = make()
+    commands, _player, _clock, _ = make()
     await commands.goto("calm")
     outcome = await commands.go()
     assert outcome == Outcome("go", False, "refused", "the show is at its last scene")

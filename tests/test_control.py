@@ -313,7 +313,7 @@ async def test_player_messages_become_log_lines() -> None:
             await anext(events)
             player.listeners[0]({"type": "error", "message": "Scope connection lost"})
             with anyio.fail_after(3):
-                async for kind, data in events:
+                async for kind, data in events:  # noqa: B007  (read after the loop)
                     if kind == "log":
                         break
     assert data == {"at": None, "level": "error", "source": "player", "text": "Scope connection lost"}

@@ -322,7 +322,7 @@ def test_directory_and_summary_per_file(tmp_path: Path) -> None:
 
 
 def test_missing_path(tmp_path: Path) -> None:
-    code, out, err = check_paths([str(tmp_path / "nope.yaml")])
+    code, _out, err = check_paths([str(tmp_path / "nope.yaml")])
     assert code == 1
     assert err == f"{tmp_path}/nope.yaml:1:1: file not found\n"
 

@@ -246,7 +246,7 @@ def test_invalid_utf8_is_positioned(tmp_path: Path) -> None:
 
 
 def test_missing_file_and_directory(tmp_path: Path) -> None:
-    with pytest.raises(ShowErrors, match="nope.yaml:1:1: file not found"):
+    with pytest.raises(ShowErrors, match=r"nope\.yaml:1:1: file not found"):
         load(tmp_path / "nope.yaml")
     with pytest.raises(ShowErrors, match="is a directory"):
         load(tmp_path)

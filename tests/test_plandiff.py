@@ -347,7 +347,7 @@ def test_carry_of_a_deleted_scene_is_none() -> None:
 
 def test_carry_reads_the_new_timing() -> None:
     old = _timeline(SECTIONED)
-    coda = [o for o in old.schedule() if o.scene.name == "coda"][0]
+    coda = next(o for o in old.schedule() if o.scene.name == "coda")
     edited = copy.deepcopy(SECTIONED)
     _scene(edited, "coda")["duration"] = 5
     carried = carry_occurrence(coda, _timeline(edited))

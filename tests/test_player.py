@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -233,7 +233,7 @@ async def test_closed_hours_pause_and_reopen_at_the_wall_clock_position(
     it played all along, with the full state and `paused: false`."""
     timeline = compile_show(LOOP)
     assert timeline.show.hours is not None
-    clock = FakeClock(datetime(2026, 1, 5, 17, 59, 45, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 1, 5, 17, 59, 45, tzinfo=UTC))
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, clock=clock, hours=OpeningHours(timeline.show.hours),
                         journal=journal, watchdog_period=3600)
@@ -250,7 +250,7 @@ async def test_closed_hours_pause_and_reopen_at_the_wall_clock_position(
             assert len(data(sim_thread)) == before
             # Next morning at 10:00:00 the loop has run 16 h 0 min 15 s since its origin:
             # 57615 s = 1920 loops of 30 s + 15 s -> scene b, 5 s in.
-            await clock.advance_to(datetime(2026, 1, 6, 10, 0, 0, tzinfo=timezone.utc))
+            await clock.advance_to(datetime(2026, 1, 6, 10, 0, 0, tzinfo=UTC))
             await until(lambda: len(data(sim_thread)) > before)
             reopen = data(sim_thread)[before]
             assert prompts_of(reopen) == ["look b"]
@@ -282,7 +282,7 @@ async def test_closed_scene_plays_while_closed_and_the_show_resumes_where_it_sto
 ) -> None:
     timeline = compile_show(CLOSED_SCENE)
     assert timeline.show.hours is not None
-    clock = FakeClock(datetime(2026, 1, 5, 17, 59, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 1, 5, 17, 59, 0, tzinfo=UTC))
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, clock=clock, hours=OpeningHours(timeline.show.hours),
                         watchdog_period=3600)
@@ -293,7 +293,7 @@ async def test_closed_scene_plays_while_closed_and_the_show_resumes_where_it_sto
                                     for m in data(sim_thread)))
             assert player.status()["scene"] == "night"
             before = len(data(sim_thread))
-            await clock.advance_to(datetime(2026, 1, 6, 10, 0, tzinfo=timezone.utc))
+            await clock.advance_to(datetime(2026, 1, 6, 10, 0, tzinfo=UTC))
             await until(lambda: len(data(sim_thread)) > before)
             assert prompts_of(data(sim_thread)[before]) == ["daylight"]
             status = player.status()
@@ -320,7 +320,7 @@ async def test_restart_resumes_at_the_wall_clock_position(
     """The state file written at each scene start brings a restarted run to origin + elapsed."""
     timeline = compile_show(RESUME)
     state_path = tmp_path / "state.json"
-    clock = FakeClock(datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, clock=clock, state_path=state_path,
                         show_path="/shows/resumable.yaml", show_hash="h1", watchdog_period=3600)
@@ -351,7 +351,7 @@ async def test_restart_in_a_cue_part_waits_at_its_last_fired_cue(
 ) -> None:
     timeline = compile_show(RESUME)
     state_path = tmp_path / "state.json"
-    clock = FakeClock(datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, clock=clock, state_path=state_path, watchdog_period=3600)
         async with playing(player):

@@ -9,7 +9,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -233,9 +233,10 @@ async def test_auth_header_comes_from_the_named_variable(
     sim_thread: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     show = write(tmp_path, AUTH)
-    assert await run_show(show, scope_url=sim_thread.url, settings=Settings.from_environ({}), stdin_tty=False) == 1
+    no_token = Settings.from_environ({})
+    assert await run_show(show, scope_url=sim_thread.url, settings=no_token, stdin_tty=False) == 1
     assert "SCOPE_TOKEN" in capsys.readouterr().err
-    code = await run_show(show, scope_url=sim_thread.url, settings=Settings.from_environ({"SCOPE_TOKEN": "s3cret"}),
+    code = await run_show(show, scope_url=sim_thread.url, settings=Settings.from_environ({"SCOPE_TOKEN": "s3cret"}),  # noqa: E501
                           stdin_tty=False, state_file=tmp_path / "s.json")
     assert code == 0
     headers = [r["headers"] for r in sim_thread.records if r["kind"] == "http"]
@@ -305,7 +306,7 @@ async def test_a_second_run_resumes_from_the_state_file(
     sim_thread: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     show = write(tmp_path, RESUME)
-    clock = FakeClock(datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc))
+    clock = FakeClock(datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
     stop = asyncio.Event()
     players: list[Player] = []
     run = asyncio.create_task(

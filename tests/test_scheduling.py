@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -88,16 +88,16 @@ def test_next_fire_across_dst_keeps_local_time() -> None:
 
 
 def test_next_fire_wraps_weekday_seven_to_monday() -> None:
-    trigger = cron_at([7], 1, 30, timezone.utc)  # "day after Sunday"
-    fire = next_fire(trigger, datetime(2026, 1, 1, tzinfo=timezone.utc))
+    trigger = cron_at([7], 1, 30, UTC)  # "day after Sunday"
+    fire = next_fire(trigger, datetime(2026, 1, 1, tzinfo=UTC))
     assert fire is not None and fire.weekday() == 0
 
 
 def test_next_fire_needs_aware_datetimes_and_days() -> None:
     with pytest.raises(ValueError):
-        next_fire(cron_at([0], 1, 0, timezone.utc), datetime(2026, 1, 1))
+        next_fire(cron_at([0], 1, 0, UTC), datetime(2026, 1, 1))
     with pytest.raises(ValueError):
-        cron_at([], 1, 0, timezone.utc)
+        cron_at([], 1, 0, UTC)
 
 
 def test_local_timezone_is_a_tzinfo() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import itertools
 import json
 import logging
 import time
@@ -226,7 +227,7 @@ async def test_offer_carries_pipeline_ids_and_first_scene(client: ScopeClient, s
         offer = http(sim, "POST", "/api/v1/webrtc/offer")[-1]["json"]
         assert offer["type"] == "offer"
         assert offer["initialParameters"] == {"pipeline_ids": ["controller-viz"], **FIRST_SCENE}
-        assert list(offer["initialParameters"])[0] == "pipeline_ids"
+        assert next(iter(offer["initialParameters"])) == "pipeline_ids"
         # The server's Parameters model adds its defaults (contract §2.6, §8-I).
         assert sim_session.initial_parameters == {
             "pipeline_ids": ["controller-viz"], **FIRST_SCENE,
@@ -284,7 +285,7 @@ async def test_updates_are_applied_on_the_chunk_cadence(client: ScopeClient, sim
         assert chunks == sorted(set(chunks))
         assert [a["update"] for a in sim_session.applied] == [m for _, m in sent]
         times = [at for at, _ in sent]
-        assert all(b - a >= session.chunk_interval for a, b in zip(times, times[1:], strict=False))
+        assert all(b - a >= session.chunk_interval for a, b in itertools.pairwise(times))
         assert sim_session.params["noise_scale"] == 0.3
 
 
@@ -383,7 +384,7 @@ async def test_burst_never_overruns_the_queue(client: ScopeClient, sim: Simulato
     assert refs == [f"/assets/ref{i}.png" for i in (7, 14, 21, 28, 42, 49)]
     assert sim_session.params["noise_scale"] == 0.49
     times = sorted({at for at, _ in results})
-    spacing = min(b - a for a, b in zip(times, times[1:], strict=False))
+    spacing = min(b - a for a, b in itertools.pairwise(times))
     # One per chunk, give or take the loop's timer jitter; the 8-deep queue absorbs that.
     assert spacing >= session.chunk_interval - 0.01
     print(f"\nburst: {len(burst)} updates -> {len(received)} messages, min spacing "

@@ -123,7 +123,8 @@ async def test_unknown_lora_path_ends_in_error_known_one_loads(sim: Simulator) -
     assert await settled(sim) == "loaded"
     adapters = (await status(sim))["loaded_lora_adapters"]
     assert adapters == [
-        {"path": path, "scale": 0.8, "merge_mode": "runtime_peft", "adapter_name": adapters[0]["adapter_name"]}
+        {"path": path, "scale": 0.8, "merge_mode": "runtime_peft",
+         "adapter_name": adapters[0]["adapter_name"]}
     ]
 
 

@@ -30,7 +30,7 @@ from pythonosc.udp_client import UDPClient
 
 from showrunner.control.gate import Commands, JournalEntry
 
-__all__ = ["OscControl", "parse_address", "PREFIX"]
+__all__ = ["PREFIX", "OscControl", "parse_address"]
 
 log = logging.getLogger(__name__)
 
@@ -174,7 +174,7 @@ class OscControl:
             self._poke.clear()
             try:
                 self._send_changes(await self.commands.status(), loop.time())
-            except Exception:  # noqa: BLE001 - a failing status must not end the sender
+            except Exception:
                 log.exception("could not read the status for OSC")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self.poll_interval)

@@ -13,6 +13,7 @@ key order, the comments and the quoting of prompts exactly as a person would wri
 from __future__ import annotations
 
 import bisect
+import itertools
 import json
 import math
 import re
@@ -61,7 +62,7 @@ def import_file(
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise _one(source, f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})")
+        raise _one(source, f"not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
     if not text.strip():
         raise _one(source, "the file is empty")
     try:
@@ -736,8 +737,8 @@ def _arrange(ctx: _Ctx, plan: _Plan) -> tuple[list[_Segment], dict[int, list[str
     segments = plan.segments
     if plan.holds_forever:
         return segments, {}
-    if any(b.start < a.start for a, b in zip(segments, segments[1:], strict=False)):
-        first = next(b for a, b in zip(segments, segments[1:], strict=False) if b.start < a.start)
+    if any(b.start < a.start for a, b in itertools.pairwise(segments)):
+        first = next(b for a, b in itertools.pairwise(segments) if b.start < a.start)
         ctx.warn(first.loc, "segments are not in time order: sorted by start time")
         segments = sorted(segments, key=lambda s: s.start)
     kept = []
@@ -973,7 +974,7 @@ def _inline(value: Any, path: tuple[str, ...]) -> bool:
     if isinstance(value, dict):
         # Short records read best on one line: transitions, LoRA entries and assets.
         small = path[-1] in ("transition", "vace") or path[-2:] == ("loras", "-")
-        return not value or small or path[:2] == ("assets", "loras") and len(path) == 3
+        return not value or small or (path[:2] == ("assets", "loras") and len(path) == 3)
     return True
 
 

@@ -20,7 +20,7 @@ import sys
 import time as _time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone, tzinfo
+from datetime import UTC, datetime, tzinfo
 from typing import Protocol, runtime_checkable
 
 __all__ = [
@@ -155,13 +155,13 @@ class FakeClock:
         self,
         start: datetime | float = 1_767_261_600.0,  # 2026-01-01 10:00 UTC
         *,
-        tz: tzinfo | None = timezone.utc,
+        tz: tzinfo | None = UTC,
         monotonic: float = 1000.0,
     ) -> None:
         wall = start.timestamp() if isinstance(start, datetime) else float(start)
-        if isinstance(start, datetime) and tz is timezone.utc and start.tzinfo is not None:
+        if isinstance(start, datetime) and tz is UTC and start.tzinfo is not None:
             tz = start.tzinfo
-        self.tz = tz or timezone.utc
+        self.tz = tz or UTC
         self._mono = float(monotonic)
         self._wall_offset = wall - self._mono
         self._sleepers: list[_Sleeper] = []

@@ -650,7 +650,7 @@ class Player:
             self._history.append(prev)
         if occ.start is None:
             self._part_cue = (self._cue_fired or occ.scene.cue or "go", occ.scene.name)
-        elif prev is None or occ.part != prev.part or jump and label in ("goto", "back"):
+        elif prev is None or occ.part != prev.part or (jump and label in ("goto", "back")):
             self._part_cue = None
         self._cur, self._cur_start, self._origin = occ, start, origin
         self._action_i = 0

@@ -16,9 +16,10 @@ Keeping APScheduler behind these few names keeps the 3 -> 4 upgrade a one-module
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from types import TracebackType
 
 from apscheduler.jobstores.base import JobLookupError
@@ -75,7 +76,7 @@ class SchedulerClock(SystemClock):
     def start(self) -> None:
         """Start the scheduler on the running event loop."""
         if self._scheduler is None:
-            scheduler = AsyncIOScheduler(timezone=timezone.utc)
+            scheduler = AsyncIOScheduler(timezone=UTC)
             scheduler.start()
             self._scheduler = scheduler
 
@@ -94,17 +95,15 @@ class SchedulerClock(SystemClock):
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         # Date jobs run on the wall clock; convert at the last moment so a step in between
         # costs nothing. `misfire_grace_time=None`: a late wake-up still wakes.
-        run_date = datetime.fromtimestamp(self.time() + lead, timezone.utc)
+        run_date = datetime.fromtimestamp(self.time() + lead, UTC)
         job = scheduler.add_job(
             _wake, "date", run_date=run_date, args=[future], misfire_grace_time=None
         )
         try:
             await future
         except asyncio.CancelledError:
-            try:
+            with contextlib.suppress(JobLookupError):
                 job.remove()
-            except JobLookupError:
-                pass
             raise
         # If the wall clock stepped meanwhile, the job fired at the wrong moment.
         await super().approach(deadline)

@@ -157,7 +157,7 @@ def _runtime_params(values: Any) -> dict[str, Any]:
 class _Plan:
     """A scene's time cut into chunk slots: travel stops and keyframe samples per slot."""
 
-    __slots__ = ("scene", "curves", "interval", "max_slot")
+    __slots__ = ("curves", "interval", "max_slot", "scene")
 
     def __init__(self, scene: Scene, curves: tuple[Curve, ...], interval: float, max_slot: int | None):
         self.scene = scene

@@ -449,7 +449,7 @@ def _same(a: Any, b: Any) -> bool:
     try:
         if a == b:
             return True
-    except Exception:  # noqa: BLE001 - a value that cannot compare is compared as JSON
+    except Exception:
         pass
     return bool(_plain(a) == _plain(b))
 

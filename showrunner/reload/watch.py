@@ -173,7 +173,7 @@ def _load_quietly(path: str | os.PathLike[str]) -> LoadResult | ShowErrors:
     except OSError as exc:
         message = f"cannot read the show: {exc.strerror or exc}"
         return ShowErrors([ShowError(message, path=os.fspath(path))])
-    except Exception as exc:  # noqa: BLE001 - a live show must survive a loader bug
+    except Exception as exc:
         log.exception("loading %s failed unexpectedly", path)
         message = f"could not load the show ({type(exc).__name__}: {exc})"
         return ShowErrors([ShowError(message, path=os.fspath(path))])

@@ -716,7 +716,7 @@ def _svg(timeline: Timeline, p: Pass) -> dict[str, Any]:
     step = next((s for s in _TICKS if s * canvas.scale >= 80), _TICKS[-1])
     ticks = [
         {"x": canvas.x(k * step), "y": height - 22, "label": fmt_time(k * step)}
-        for k in range(int(math.floor(span / step)) + 1)
+        for k in range(math.floor(span / step) + 1)
     ]
     return {
         "width": round(canvas.width),

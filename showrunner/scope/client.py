@@ -268,7 +268,7 @@ class ScopeClient:
     def _field(self, body: Mapping[str, Any], key: str, kind: type | tuple[type, ...], what: str,
                path: str) -> Any:
         value = body.get(key)
-        if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise ScopeProtocolError(
                 f"Scope {what}: the answer of {self.base_url}{path} has no valid {key!r} field"
             )

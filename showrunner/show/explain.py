@@ -74,10 +74,9 @@ def _clean_loc(raw: tuple[Any, ...], data: Any) -> tuple[Loc, bool]:
         if item == "[key]":
             is_key = True
             continue
-        if in_data and isinstance(node, dict) and item in node:
-            out.append(item)
-            node = node[item]
-        elif in_data and isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node):
+        in_dict = isinstance(node, dict) and item in node
+        in_list = isinstance(node, list) and isinstance(item, int) and 0 <= item < len(node)
+        if in_data and (in_dict or in_list):
             out.append(item)
             node = node[item]
         elif _is_tag(item):

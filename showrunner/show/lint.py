@@ -9,6 +9,7 @@ the author should know. Every finding points at the text that causes it.
 from __future__ import annotations
 
 import difflib
+import itertools
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -322,7 +323,7 @@ class _Checker:
         playable = [i for i, s in enumerate(scenes) if s.name != closed]
         if not playable:
             return
-        nxt = {a: b for a, b in zip(playable, playable[1:], strict=False)}
+        nxt = {a: b for a, b in itertools.pairwise(playable)}
         seen, todo = set(), [playable[0]]
         while todo:
             i = todo.pop()

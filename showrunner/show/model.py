@@ -15,6 +15,7 @@ the loader can point at the text the user wrote.
 
 from __future__ import annotations
 
+import itertools
 import re
 import zoneinfo
 from collections.abc import Iterator
@@ -227,7 +228,7 @@ def _steps_descending(value: list[int] | None) -> list[int] | None:
     if value is not None:
         if not value:
             raise ValueError("needs at least one step")
-        if any(b >= a for a, b in zip(value, value[1:], strict=False)):
+        if any(b >= a for a, b in itertools.pairwise(value)):
             raise ValueError("must be strictly descending, e.g. [1000, 750, 500, 250]")
     return value
 

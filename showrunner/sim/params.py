@@ -104,7 +104,7 @@ class LoadRequest(BaseModel):
 class OfferRequest(BaseModel):
     sdp: str
     type: str
-    initialParameters: Parameters | None = None  # noqa: N815 - camelCase on the wire
+    initialParameters: Parameters | None = None
     user_id: str | None = None
     connection_id: str | None = None
     connection_info: dict[str, Any] | None = None
@@ -112,8 +112,8 @@ class OfferRequest(BaseModel):
 
 class IceCandidate(BaseModel):
     candidate: str
-    sdpMid: str | None = None  # noqa: N815 - camelCase on the wire
-    sdpMLineIndex: int | None = None  # noqa: N815 - camelCase on the wire
+    sdpMid: str | None = None
+    sdpMLineIndex: int | None = None
 
 
 class IceCandidates(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import shutil
@@ -379,10 +380,8 @@ class SimThread:
         """Stop the simulator and wait for its thread to end."""
         loop, stop, thread = self._loop, self._stop, self._thread
         if loop is not None and stop is not None and not loop.is_closed():
-            try:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
                 loop.call_soon_threadsafe(stop.set)
-            except RuntimeError:
-                pass  # the loop already ended
         if thread is not None:
             thread.join(timeout)
         self._thread = None
