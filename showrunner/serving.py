@@ -48,7 +48,7 @@ class HttpServer:
 
     def __init__(
         self, app: ASGIApp, host: str, port: int, *, name: str = "HTTP server",
-        graceful: float | None = None,
+        graceful: int | None = None,
     ) -> None:
         self.app = app
         self.host = host

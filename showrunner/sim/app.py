@@ -298,7 +298,7 @@ class Api:
         return Response(buffer.getvalue(), media_type="image/jpeg")
 
     async def metrics(self, request: Request) -> Response:
-        sessions = {}
+        sessions: dict[str, Any] = {}
         for peer in self.sim.live_peers():
             session = peer.session
             stream = session.stream
@@ -333,7 +333,7 @@ class Api:
 
     async def list_assets(self, request: Request) -> Response:
         kind = request.query_params.get("type")
-        return JSONResponse({"assets": await asyncio.to_thread(self.sim.assets.list, kind)})
+        return JSONResponse({"assets": await asyncio.to_thread(self.sim.assets.listing, kind)})
 
     async def serve_asset(self, request: Request) -> Response:
         try:

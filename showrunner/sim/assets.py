@@ -74,7 +74,7 @@ class AssetStore:
             "created_at": stat.st_mtime,
         }
 
-    def list(self, kind: str | None = None) -> list[dict[str, Any]]:
+    def listing(self, kind: str | None = None) -> list[dict[str, Any]]:
         """Every asset, newest first, optionally of one type."""
         found = [
             self.info(p)

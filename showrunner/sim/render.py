@@ -123,6 +123,6 @@ class Renderer:
             except (OSError, ValueError) as exc:
                 log.warning("reference image %s unreadable: %s", path, exc)
                 self._thumbs[key] = None
-        thumb = self._thumbs[key]
-        if thumb is not None:
-            image.paste(thumb, (image.width - thumb.width - 4, image.height - thumb.height - 4))
+        cached = self._thumbs[key]
+        if cached is not None:
+            image.paste(cached, (image.width - cached.width - 4, image.height - cached.height - 4))

@@ -12,7 +12,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -35,11 +35,10 @@ R = TypeVar("R")
 
 def _on_sim_loop(
     method: Callable[Concatenate[Simulator, P], Awaitable[R]],
-) -> Callable[Concatenate[Simulator, P], Awaitable[R]]:
+) -> Callable[Concatenate[Simulator, P], Coroutine[Any, Any, R]]:
     """Run a control method on the simulator's own event loop, whichever loop awaits it."""
 
-    @functools.wraps(method)
-    async def wrapper(self: Simulator, *args: P.args, **kwargs: P.kwargs) -> R:
+    async def wrapper(self: Simulator, /, *args: P.args, **kwargs: P.kwargs) -> R:
         loop = self._loop
         if loop is None or loop is asyncio.get_running_loop() or loop.is_closed():
             return await method(self, *args, **kwargs)
@@ -49,6 +48,7 @@ def _on_sim_loop(
 
         return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(call(), loop))
 
+    functools.update_wrapper(wrapper, method)
     return wrapper
 
 

@@ -71,7 +71,7 @@ def restrict_to_loopback(pc: RTCPeerConnection) -> None:
                 )
             connection._local_candidates_end = True
 
-        connection.gather_candidates = gather
+        connection.gather_candidates = gather  # type: ignore[method-assign]
 
 
 def _host_addresses() -> set[str]:
@@ -178,7 +178,7 @@ class SimVideoTrack(MediaStreamTrack):
         self._left -= 1
         assert self._base is not None
         image = peer.renderer.frame_image(self._base, session.frames_sent + 1)
-        frame = VideoFrame.from_image(image)
+        frame: VideoFrame = VideoFrame.from_image(image)  # type: ignore[no-untyped-call]
         frame.pts = int((now - self._start) * VIDEO_CLOCK)
         frame.time_base = Fraction(1, VIDEO_CLOCK)
         peer.frame_sent(image)
