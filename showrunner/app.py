@@ -30,11 +30,12 @@ from showrunner.errors import (
 from showrunner.live.clock import Clock, prompt_thread_switches
 from showrunner.live.hours import OpeningHours
 from showrunner.live.journal import Journal
-from showrunner.live.player import Player, StartPoint, start_point
+from showrunner.live.player import Player
 from showrunner.live.resume import default_state_path, read_state, show_hash
 from showrunner.live.scheduling import SchedulerClock
 from showrunner.plan.compiler import compile_timeline
 from showrunner.plan.diff import diff_timelines
+from showrunner.plan.position import StartPoint, start_point
 from showrunner.reload.watch import watch_show
 from showrunner.scope.client import ScopeClient, ScopeSession, Timeouts
 from showrunner.settings import Settings

@@ -34,6 +34,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from showrunner.plan.compiler import compile_timeline
+    from showrunner.plan.position import parse_position, state_at_point
     from showrunner.report import render as report
     from showrunner.show.lint import lint
     from showrunner.show.load import load
@@ -42,7 +43,8 @@ def _report(args: argparse.Namespace) -> int:
     findings = lint(result)
     timeline = compile_timeline(result.show, source=str(result.path))
     if args.at:
-        sys.stdout.write(report.render_state(report.parse_at(timeline, args.at), label=args.at))
+        state = state_at_point(timeline, parse_position(timeline, args.at))
+        sys.stdout.write(report.render_state(state, label=args.at))
         return 0
     if args.html:
         Path(args.html).write_text(report.render_html(timeline, findings=findings), "utf-8")

@@ -44,13 +44,10 @@ from showrunner.live.journal import Journal
 from showrunner.live.resume import ResumeState, clear_state, write_state
 from showrunner.plan.chart import (
     Chart,
-    StartPoint,
     end_of,
     follow,
     locate,
     origin_of,
-    playable_scene,
-    start_point,
     static_start,
 )
 from showrunner.plan.diff import (
@@ -61,6 +58,7 @@ from showrunner.plan.diff import (
     state_delta,
     transition_for,
 )
+from showrunner.plan.position import StartPoint, playable_scene, start_point
 from showrunner.plan.timeline import (
     CompiledScene,
     ScheduledScene,

@@ -19,7 +19,6 @@ from typing import Any
 import jinja2
 
 from showrunner import pipelines
-from showrunner.errors import CueError
 from showrunner.plan.timeline import (
     LOAD_SECONDS_PLAIN,
     LOAD_SECONDS_UNKNOWN,
@@ -35,7 +34,6 @@ from showrunner.plan.timeline import (
     fmt_time,
     paused_gc,
 )
-from showrunner.show.model import parse_time
 
 FORMAT = "showrunner-report"
 VERSION = 1
@@ -524,24 +522,8 @@ def render_json(timeline: Timeline, *, findings: Sequence[object] = ()) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# --at
+# --at (read by showrunner.plan.position.parse_position)
 # ---------------------------------------------------------------------------------------------
-
-
-def parse_at(timeline: Timeline, text: str) -> State:
-    """The state at "1:30", "90", "8 bars", "intro" or "intro+12" / "intro+0:05"."""
-    show = timeline.show
-    raw = text.strip()
-    name, plus, offset_text = raw.partition("+")
-    try:
-        if plus:
-            offset = parse_time(offset_text.strip(), show.bpm, show.beats_per_bar)
-            return timeline.state_at_scene(name.strip(), offset)
-        return timeline.state_at(parse_time(raw, show.bpm, show.beats_per_bar))
-    except ValueError as exc:
-        if not plus and raw in {s.name for s in timeline.scenes}:
-            return timeline.state_at_scene(raw, 0.0)
-        raise CueError(f"--at {text!r}: {exc}; or give SCENE+OFFSET, e.g. intro+0:12") from None
 
 
 def render_state(state: State, *, label: str) -> str:
