@@ -105,7 +105,7 @@ class _Ctx:
         self._lines: list[int] | None = None  # offsets where lines start
 
     def error(self, where: JsonPath, message: str) -> None:
-        line, col = self.locate(where)
+        line, col = self.line_col(where)
         self.errors.append(
             ShowError(message, path=self.source, line=line, col=col, key_path=_fmt(where))
         )
@@ -115,7 +115,7 @@ class _Ctx:
         return ShowErrors(self.errors)
 
     def warn(self, where: JsonPath, message: str) -> None:
-        line, col = self.locate(where)
+        line, col = self.line_col(where)
         key = f"{_fmt(where)}: " if where else ""
         self.warnings.append(f"{self.source}:{line}:{col}: {key}{message}")
 
@@ -123,7 +123,7 @@ class _Ctx:
         if self.errors:
             raise ShowErrors(self.errors)
 
-    def locate(self, where: JsonPath) -> tuple[int, int]:
+    def line_col(self, where: JsonPath) -> tuple[int, int]:
         """(line, col) of the value at `where`, or of the deepest container that exists."""
         text = self.text
         if text is None:
@@ -800,13 +800,14 @@ def _defaults(ctx: _Ctx, plan: _Plan) -> tuple[dict[str, Any], tuple[int, str]]:
         for i, (_, where) in enumerate(plan.lora_loads):
             ctx.srcmap[("defaults", "load", "loras", i)] = where
     if load:
-        defaults["load"] = {k: load[k] for k in _LOAD_ORDER if k in load}
+        defaults["load"] = {k: load[k] for k in _SHOW_LOAD_KEY_ORDER if k in load}
     ordered = {k: defaults[k] for k in _DEFAULTS_ORDER if k in defaults}
     return ordered, _default_transition(ctx, plan, info, mode)
 
 
-_LOAD_ORDER = ("height", "width", "base_seed", "quantization", "vae_type", "vace_enabled",
-               "lora_merge_mode", "loras")  # fmt: skip
+# Key order of `defaults.load` in the written show (file order, not the wire's).
+_SHOW_LOAD_KEY_ORDER = ("height", "width", "base_seed", "quantization", "vae_type", "vace_enabled",
+                        "lora_merge_mode", "loras")  # fmt: skip
 _DEFAULTS_ORDER = ("pipeline", "input_mode", "load", "denoising_steps", "noise_scale",
                    "noise_controller", "manage_cache", "kv_cache_attention_bias",
                    "vace_context_scale", "prompt_interpolation")  # fmt: skip

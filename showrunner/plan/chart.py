@@ -14,9 +14,9 @@ __all__ = [
     "Chart",
     "end_of",
     "follow",
-    "locate",
     "origin_of",
     "static_start",
+    "walk_to",
 ]
 
 # Walking a schedule to a wall-clock position stops after this many occurrences.
@@ -94,7 +94,7 @@ def follow(
     return end, end - nxt.start
 
 
-def locate(
+def walk_to(
     chart: Chart, origin: float, target: float, *, cues_fire: bool
 ) -> tuple[ScheduledScene, float, float]:
     """Walk `chart` (its first occurrence's part starts at `origin`) to the one live at `target`.

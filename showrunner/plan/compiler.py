@@ -20,9 +20,9 @@ from showrunner.plan.state import (
     EMPTY,
     LORA_PREFIX,
     PARAM_KEYS,
-    Prompt,
     State,
     TransitionState,
+    WeightedPrompt,
     build,
     load_scale,
     lora_list,
@@ -62,7 +62,8 @@ from showrunner.show.model import (
 
 __all__ = ["compile_timeline", "transition_steps"]
 
-_LOAD_ORDER = (
+# Key order of `load_params` as sent (POST /api/v1/pipeline/load, the offer's load).
+_LOAD_PARAMS_KEY_ORDER = (
     "height",
     "width",
     "base_seed",
@@ -107,7 +108,7 @@ class _Written(NamedTuple):
     chain: tuple[str, ...]
     load: LoadParams
     mode: str | None  # None = the main pipeline's default mode
-    prompts: tuple[Prompt, ...]
+    prompts: tuple[WeightedPrompt, ...]
     params: Mapping[str, Any]
     loras: Mapping[str, float]
     refs: tuple[str, ...]
@@ -225,7 +226,7 @@ class _Plan:
         last_travel = max((n for n, _, _ in travel), default=0)
         if last_travel > 0:  # the last stop's prompts; weights keyframed up to it or later apply
             step = [step for n, _, step in travel if n == last_travel][-1]
-            state = with_changes(state, prompts=tuple(Prompt(p.text, p.weight) for p in step.prompts))
+            state = with_changes(state, prompts=tuple(WeightedPrompt(p.text, p.weight) for p in step.prompts))
         for curve in self.curves:
             last = self.last(curve)
             if curve.target.startswith("prompt.") and last < last_travel:
@@ -464,7 +465,7 @@ class _Compiler:
                 load = prev.load.model_copy(update=update)
         prompts = prev.prompts
         if s.prompts:
-            prompts = tuple([Prompt(p.text, p.weight) for p in s.prompts])
+            prompts = tuple([WeightedPrompt(p.text, p.weight) for p in s.prompts])
         params = prev.params
         own = _runtime_params(s) if s.model_fields_set & _RUNTIME_FIELDS else None
         if own:
@@ -494,7 +495,7 @@ class _Compiler:
             "vace_enabled": load.vace_enabled,
             "lora_merge_mode": load.lora_merge_mode,
         }
-        for key in _LOAD_ORDER:
+        for key in _LOAD_PARAMS_KEY_ORDER:
             if key == "quantization":
                 if load.quantization is not None:
                     out[key] = None if load.quantization == "none" else load.quantization
@@ -662,7 +663,7 @@ class _Compiler:
             return state, spec
         if slot.travel is not None:
             step = slot.travel[1]
-            state = with_changes(state, prompts=tuple(Prompt(p.text, p.weight) for p in step.prompts))
+            state = with_changes(state, prompts=tuple(WeightedPrompt(p.text, p.weight) for p in step.prompts))
             if step.transition is not None:
                 spec = step.transition
         for target, value in slot.values.items():
@@ -811,7 +812,7 @@ class _Compiler:
             if slot.travel is not None:
                 k, step = slot.travel
                 labels.append(f"travel {k}")
-                target = tuple(Prompt(p.text, p.weight) for p in step.prompts)
+                target = tuple(WeightedPrompt(p.text, p.weight) for p in step.prompts)
                 steps, method = transition_steps(step.transition or spec, info, ci)
             keyframed = False
             changed_lora: list[tuple[str, float]] = []
@@ -857,7 +858,7 @@ class _Compiler:
         return tuple(actions)
 
 
-def _weighted(prompts: tuple[Prompt, ...], values: Mapping[str, float]) -> tuple[Prompt, ...]:
+def _weighted(prompts: tuple[WeightedPrompt, ...], values: Mapping[str, float]) -> tuple[WeightedPrompt, ...]:
     """Prompts with keyframed weights (prompt.<i>.weight) applied."""
     out = prompts
     for target, value in values.items():
@@ -865,7 +866,7 @@ def _weighted(prompts: tuple[Prompt, ...], values: Mapping[str, float]) -> tuple
             index = int(target.split(".")[1])
             if index < len(out) and out[index].weight != value:
                 lst = list(out)
-                lst[index] = Prompt(lst[index].text, value)
+                lst[index] = WeightedPrompt(lst[index].text, value)
                 out = tuple(lst)
     return out
 

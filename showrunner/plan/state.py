@@ -20,9 +20,9 @@ __all__ = [
     "EMPTY",
     "LORA_PREFIX",
     "PARAM_KEYS",
-    "Prompt",
     "State",
     "TransitionState",
+    "WeightedPrompt",
     "apply",
     "build",
     "load_scale",
@@ -71,8 +71,10 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
-class Prompt:
-    """One weighted prompt as sent on the wire (weights are ratios, contract §3.3)."""
+class WeightedPrompt:
+    """One prompt of a resolved state with its weight, as sent on the wire (weights are ratios,
+    contract §3.3). What a show file writes is :class:`showrunner.show.model.Prompt`.
+    """
 
     text: str
     weight: float = 1.0
@@ -81,11 +83,11 @@ class Prompt:
         return {"text": self.text, "weight": self.weight}
 
 
-def _prompts_wire(prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
+def _prompts_wire(prompts: Sequence[WeightedPrompt]) -> list[dict[str, Any]]:
     return [p.wire() for p in prompts]
 
 
-def transition_message(prompts: Sequence[Prompt], steps: int, method: str) -> dict[str, Any]:
+def transition_message(prompts: Sequence[WeightedPrompt], steps: int, method: str) -> dict[str, Any]:
     return {
         "target_prompts": _prompts_wire(prompts),
         "num_steps": steps,
@@ -97,8 +99,8 @@ def transition_message(prompts: Sequence[Prompt], steps: int, method: str) -> di
 class TransitionState:
     """A prompt transition in progress (contract §3.3 `transition`)."""
 
-    from_prompts: tuple[Prompt, ...]
-    to_prompts: tuple[Prompt, ...]
+    from_prompts: tuple[WeightedPrompt, ...]
+    to_prompts: tuple[WeightedPrompt, ...]
     steps: int
     method: str
     progress: float  # 0..1 of its steps
@@ -114,7 +116,7 @@ class State:
     chain: tuple[str, ...]
     load_params: Mapping[str, Any]
     input_mode: str
-    prompts: tuple[Prompt, ...] = ()
+    prompts: tuple[WeightedPrompt, ...] = ()
     transition: TransitionState | None = None
     params: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     lora_scales: Mapping[str, float] = field(default_factory=lambda: EMPTY)
@@ -252,7 +254,8 @@ def apply(state: State, message: Mapping[str, Any]) -> State:
     changes: dict[str, Any] = {}
     transition = message.get("transition")
     if transition is not None:
-        changes["prompts"] = tuple(Prompt(p["text"], p["weight"]) for p in transition["target_prompts"])
+        target = transition["target_prompts"]
+        changes["prompts"] = tuple(WeightedPrompt(p["text"], p["weight"]) for p in target)
     params = {k: v for k, v in message.items() if k in _PARAM_SET}
     if params:
         changes["params"] = merge_params(state.params, params)
@@ -276,7 +279,7 @@ def set_target(state: State, target: str, value: float) -> State:
         if index >= len(state.prompts) or state.prompts[index].weight == value:
             return state
         prompts = list(state.prompts)
-        prompts[index] = Prompt(prompts[index].text, value)
+        prompts[index] = WeightedPrompt(prompts[index].text, value)
         return with_changes(state, prompts=tuple(prompts))
     if state.params.get(target) == value:
         return state

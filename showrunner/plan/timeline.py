@@ -36,9 +36,9 @@ from showrunner.errors import CueError, ShowError
 from showrunner.plan.state import (
     ASSET_PREFIX,
     LORA_PREFIX,
-    Prompt,
     State,
     TransitionState,
+    WeightedPrompt,
     apply,
     main_pipeline,
     same_session,
@@ -55,11 +55,11 @@ __all__ = [
     "Curve",
     "Pass",
     "PassItem",
-    "Prompt",
     "ScheduledScene",
     "State",
     "Timeline",
     "TransitionState",
+    "WeightedPrompt",
     "ease",
     "fmt_time",
     "load_estimate",
@@ -731,7 +731,7 @@ class Timeline:
         """The state `offset` seconds into `scene` when entered directly (seek, BACK, goto)."""
         return self.scene(scene).state_at(offset)
 
-    def locate(self, time: float) -> tuple[PassItem, float]:
+    def pass_item_at(self, time: float) -> tuple[PassItem, float]:
         """The pass item playing at absolute show `time` (cues at once) and the offset into it."""
         p = self._pass
         t = max(0.0, time)
@@ -745,7 +745,7 @@ class Timeline:
 
     def state_at(self, time: float) -> State:
         """The state at absolute show `time`, every cue assumed to fire at once (`--at 1:30`)."""
-        item, offset = self.locate(time)
+        item, offset = self.pass_item_at(time)
         return item.occurrence.scene.state_at(offset)
 
 

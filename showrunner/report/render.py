@@ -28,9 +28,9 @@ from showrunner.plan.timeline import (
     CompiledScene,
     Pass,
     PassItem,
-    Prompt,
     State,
     Timeline,
+    WeightedPrompt,
     fmt_time,
     paused_gc,
 )
@@ -63,7 +63,7 @@ def _num(value: float) -> str:
     return f"{value:g}"
 
 
-def _prompts_text(prompts: Sequence[Prompt]) -> str:
+def _prompts_text(prompts: Sequence[WeightedPrompt]) -> str:
     if not prompts:
         return "-"
     return " | ".join(p.text if p.weight == 1 else f"{p.text} ({_num(p.weight)})" for p in prompts)

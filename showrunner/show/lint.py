@@ -19,7 +19,8 @@ from typing import Literal
 from showrunner import pipelines
 from showrunner.errors import ShowErrors
 from showrunner.pipelines import PipelineInfo
-from showrunner.show.load import LoadResult, Loc, format_key_path, load, locate, note_at
+from showrunner.show.explain import Loc
+from showrunner.show.load import LoadResult, format_key_path, load, note_at, source_location
 from showrunner.show.model import LoadParams, Scene, Show
 
 Severity = Literal["error", "warning"]
@@ -169,7 +170,7 @@ class _Checker:
         self.findings: list[Finding] = []
 
     def add(self, severity: Severity, code: str, loc: Loc, message: str) -> None:
-        path, line, col = locate(self.result, loc)
+        path, line, col = source_location(self.result, loc)
         note = note_at(self.result, loc)
         text = f"{message} {note}" if note else message
         self.findings.append(Finding(severity, code, text, path, line, col, format_key_path(loc)))
