@@ -35,7 +35,9 @@ def _schema(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from showrunner.plan.compiler import compile_timeline
     from showrunner.plan.position import parse_position, state_at_point
-    from showrunner.report import render as report
+    from showrunner.report.data import render_json
+    from showrunner.report.html import render_html
+    from showrunner.report.text import render_state, render_text
     from showrunner.show.lint import lint
     from showrunner.show.load import load
 
@@ -44,14 +46,14 @@ def _report(args: argparse.Namespace) -> int:
     timeline = compile_timeline(result.show, source=str(result.path))
     if args.at:
         state = state_at_point(timeline, parse_position(timeline, args.at))
-        sys.stdout.write(report.render_state(state, label=args.at))
+        sys.stdout.write(render_state(state, label=args.at))
         return 0
     if args.html:
-        Path(args.html).write_text(report.render_html(timeline, findings=findings), "utf-8")
+        Path(args.html).write_text(render_html(timeline, findings=findings), "utf-8")
     if args.json:
-        Path(args.json).write_text(report.render_json(timeline, findings=findings), "utf-8")
+        Path(args.json).write_text(render_json(timeline, findings=findings), "utf-8")
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    sys.stdout.write(report.render_text(timeline, findings=findings, width=width))
+    sys.stdout.write(render_text(timeline, findings=findings, width=width))
     return 0
 
 

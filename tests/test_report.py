@@ -15,13 +15,9 @@ from showrunner.plan.compiler import compile_timeline
 from showrunner.plan.position import parse_position, state_at_point
 from showrunner.plan.state import State
 from showrunner.plan.timeline import Timeline
-from showrunner.report.render import (
-    render_html,
-    render_json,
-    render_state,
-    render_text,
-    report_data,
-)
+from showrunner.report.data import render_json, report_data
+from showrunner.report.html import render_html
+from showrunner.report.text import render_state, render_text
 from showrunner.show.model import Show
 
 
