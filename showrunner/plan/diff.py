@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from showrunner import pipelines
 from showrunner.errors import CueError
-from showrunner.plan.compiler import transition_steps
+from showrunner.plan.actions import transition_steps
 
 if TYPE_CHECKING:
     from showrunner.plan.timeline import (

@@ -32,6 +32,7 @@ __all__ = [
     "merge_params",
     "ordered_message",
     "same_session",
+    "set_param",
     "set_target",
     "transition_message",
     "with_changes",
@@ -265,6 +266,13 @@ def apply(state: State, message: Mapping[str, Any]) -> State:
         merged_scales.update((item["path"][len(LORA_PREFIX) :], item["scale"]) for item in scales)
         changes["lora_scales"] = MappingProxyType(merged_scales)
     return with_changes(state, **changes) if changes else state
+
+
+def set_param(state: State, key: str, value: Any) -> State:
+    """The state with one persistent param set (the same state when it already has it)."""
+    if state.params.get(key) == value and key in state.params:
+        return state
+    return with_changes(state, params=merge_params(state.params, {key: value}))
 
 
 def set_target(state: State, target: str, value: float) -> State:

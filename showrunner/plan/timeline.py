@@ -338,7 +338,7 @@ class CompiledScene:
         return cached
 
     def _slot(self, offset: float) -> int:
-        """The chunk slot of `offset`, as the compiler's `_Plan.slot` cuts this scene."""
+        """The chunk slot of `offset`, as the compiler's `SlotPlan.slot` (slots.py) cuts this scene."""
         n = nearest_slot(offset, self.chunk_interval)
         last = last_slot_before(self.length, self.chunk_interval)
         return min(n, last) if last is not None else n
