@@ -511,7 +511,8 @@ def carry_occurrence(occ: ScheduledScene, timeline: Timeline) -> ScheduledScene 
     fresh = next(iter(timeline.schedule(scene.index, start_offset=start_offset)))
     # The schedule's flow snapshot: (index, counters, active loops, iteration, part, shift,
     # how, arrival). Anything else is an unknown layout: start the counters afresh.
-    snap, old = getattr(fresh, "_flow", ()), getattr(occ, "_flow", ())
+    snap: tuple[Any, ...] = getattr(fresh, "_flow", ())
+    old: tuple[Any, ...] = getattr(occ, "_flow", ())
     if len(snap) != 8 or len(old) != 8:
         return fresh
     counters = tuple((key, n) for key, n in old[1] if _loop_exists(timeline, key))

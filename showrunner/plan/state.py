@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -210,7 +210,7 @@ def ordered_message(message: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(message)
 
 
-def lora_list(items: Iterator[tuple[str, float]] | Sequence[tuple[str, float]]) -> list[dict[str, Any]]:
+def lora_list(items: Iterable[tuple[str, float]]) -> list[dict[str, Any]]:
     return [{"path": LORA_PREFIX + name, "scale": scale} for name, scale in items]
 
 

@@ -219,6 +219,7 @@ class Curve:
     target: str  # as written: noise_scale, lora.<name>, prompt.<index>.weight
     start: float | None  # value at the scene's start; None = the first keyframe's value holds
     keyframes: tuple[Keyframe, ...]
+    _times: list[float] = field(init=False, repr=False, compare=False)  # the keyframes' `at`
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_times", [k.at for k in self.keyframes])
