@@ -14,9 +14,7 @@ from typing import Any, Union
 
 from pydantic import BaseModel
 
-from showrunner.show.model import LoadParams, Show
-
-Loc = tuple[str | int, ...]  # a key path into the show data: ("scenes", 2, "transition")
+from showrunner.show.model import LoadParams, Loc, Show
 
 
 def short(value: Any, limit: int = 40) -> str:

@@ -19,9 +19,8 @@ from typing import Literal
 from showrunner import pipelines
 from showrunner.errors import ShowErrors
 from showrunner.pipelines import PipelineInfo
-from showrunner.show.explain import Loc
 from showrunner.show.load import LoadResult, format_key_path, load, note_at, source_location
-from showrunner.show.model import LoadParams, Scene, Show
+from showrunner.show.model import LoadParams, Loc, Scene, Show
 
 Severity = Literal["error", "warning"]
 

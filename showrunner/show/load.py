@@ -30,8 +30,8 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from showrunner.errors import ShowError, ShowErrors
-from showrunner.show.explain import Loc, messages, short
-from showrunner.show.model import Show, semantic_problems
+from showrunner.show.explain import messages, short
+from showrunner.show.model import Loc, Show, semantic_problems
 from showrunner.show.templating import (
     MAX_TEMPLATE_OUTPUT,
     TEMPLATE_FAILURES,

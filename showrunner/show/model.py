@@ -37,7 +37,7 @@ from pydantic_core import CoreSchema
 
 from showrunner import pipelines
 
-Loc = tuple[str | int, ...]
+Loc = tuple[str | int, ...]  # a key path into the show data: ("scenes", 2, "transition")
 Problem = tuple[Loc, str]
 
 # ---------------------------------------------------------------------------------------------
