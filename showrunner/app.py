@@ -182,7 +182,7 @@ async def _control_server(
 
 
 @dataclass(frozen=True)
-class _Loaded:
+class _PreparedShow:
     """A show ready to play: its load, plan, start and the settings read from it."""
 
     result: LoadResult
@@ -193,7 +193,7 @@ class _Loaded:
     state_path: Path
 
 
-def _load(options: RunOptions, settings: Settings, out: Output) -> _Loaded | None:
+def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _PreparedShow | None:
     """Load and compile the show and read where it starts; None (reported) when it cannot play."""
     show_path = Path(options.path)
     try:
@@ -213,15 +213,15 @@ def _load(options: RunOptions, settings: Settings, out: Output) -> _Loaded | Non
     state_path = Path(state_file) if state_file else default_state_path(show_path, options.journal_path)
     if options.start_scene is None and options.at is None:
         point = _resume_point(result, state_path, out) or point
-    return _Loaded(result, timeline, point, headers, hours, state_path)
+    return _PreparedShow(result, timeline, point, headers, hours, state_path)
 
 
 async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
     """Connect to Scope (or an embedded simulator) and play the show until it ends or is quit."""
-    loaded = _load(options, hooks.settings, out)
-    if loaded is None:
+    prepared = _prepare_show(options, hooks.settings, out)
+    if prepared is None:
         return 1
-    result, show_path = loaded.result, Path(options.path)
+    result, show_path = prepared.result, Path(options.path)
     async with AsyncExitStack() as stack:
         url = options.scope_url or result.show.scope.url
         if url is None:
@@ -231,7 +231,7 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
             url = sim.url
             out.say(f"No Scope URL in the show: playing on the built-in simulator at {url}")
         client = await stack.enter_async_context(
-            ScopeClient(url, headers=loaded.headers, timeouts=_timeouts(result.show))
+            ScopeClient(url, headers=prepared.headers, timeouts=_timeouts(result.show))
         )
         quit_early = _quit_signal(stack, hooks.stop_event)
         # Watch the show from now on: an edit made while Scope connects is not lost, and the
@@ -245,7 +245,7 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         session = await stack.enter_async_context(
             ScopeSession(client, record_video=options.record_video)
         )
-        player = await _player(stack, loaded, session, refs, hooks, options)
+        player = await _player(stack, prepared, session, refs, hooks, options)
         hot.attach(player)
         _install_quit(stack, player, quit_early)
         await stack.enter_async_context(Terminal(player, commands=hooks.commands, tty=options.stdin_tty))
@@ -257,7 +257,7 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
 
 async def _player(
     stack: AsyncExitStack,
-    loaded: _Loaded,
+    prepared: _PreparedShow,
     session: ScopeSession,
     refs: tuple[dict[str, str], dict[str, str]],
     hooks: _Hooks,
@@ -269,10 +269,10 @@ async def _player(
         clock = await stack.enter_async_context(SchedulerClock())
     journal = stack.enter_context(Journal(options.journal_path)) if options.journal_path else None
     assets, loras = refs
-    result = loaded.result
+    result = prepared.result
     player = Player(
-        loaded.timeline, session, clock=clock, journal=journal, assets=assets, loras=loras,
-        start=loaded.point, hours=loaded.hours, state_path=loaded.state_path,
+        prepared.timeline, session, clock=clock, journal=journal, assets=assets, loras=loras,
+        start=prepared.point, hours=prepared.hours, state_path=prepared.state_path,
         show_path=str(Path(options.path).resolve()), show_hash=show_hash(result.files),
         manage_gc=True,
     )

@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from showrunner import pipelines
 from showrunner.errors import ShowError, ShowErrors
+from showrunner.show.explain import BOUNDS
 from showrunner.show.model import Show, semantic_problems
 
 __all__ = ["DEFAULT_SCHEMA_REF", "ImportResult", "import_data", "import_file"]
@@ -910,15 +911,12 @@ def _origin(ctx: _Ctx, loc: tuple[str | int, ...]) -> JsonPath:
     return ()
 
 
-_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
-
-
 def _message(err: Any) -> str:
     """The show loader's wording for the same problem, e.g. `must be <= 1 (got 5)`."""
     kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
     suffix = "" if isinstance(got, dict | list) else f" (got {_show(got)})"
-    if kind in _BOUNDS:
-        return f"must be {_BOUNDS[kind]} {_num(next(iter(ctx.values())))}{suffix}"
+    if kind in BOUNDS:
+        return f"must be {BOUNDS[kind]} {_num(next(iter(ctx.values())))}{suffix}"
     if kind == "literal_error":
         return f"expected {ctx.get('expected')}{suffix}"
     if kind == "value_error":

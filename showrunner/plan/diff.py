@@ -352,7 +352,7 @@ def _action_fields(old: Sequence[Action], new: Sequence[Action]) -> Iterator[str
     changes whenever an earlier scene changes; those values are compared through `state_in`
     instead, and only the keys that belong to the scene itself are compared here.
     """
-    old_entry, new_entry = _entry_message(old), _entry_message(new)
+    old_entry, new_entry = _own_entry(old), _own_entry(new)
     for key in _union(old_entry, new_entry):
         if not _same(old_entry.get(key), new_entry.get(key)):
             yield _FIELD_NAMES.get(key, key)
@@ -362,7 +362,7 @@ def _action_fields(old: Sequence[Action], new: Sequence[Action]) -> Iterator[str
             yield group
 
 
-def _entry_message(actions: Sequence[Action]) -> dict[str, Any]:
+def _own_entry(actions: Sequence[Action]) -> dict[str, Any]:
     """The scene's own entry keys (offset 0), merged; the transition without its prompts."""
     merged: dict[str, Any] = {}
     for action in actions:
