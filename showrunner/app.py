@@ -96,7 +96,7 @@ class RunOptions:
 
 @dataclass
 class _Hooks:
-    """What a caller (a test, a benchmark) may put into a run besides its options."""
+    """A run's collaborators besides its options: given by the caller (tests) or made by `run`."""
 
     settings: Settings
     commands: Commands  # the gate every control surface goes through
