@@ -83,7 +83,7 @@ def _hwm_mb() -> float:
 def child(n: int) -> dict[str, Any]:
     """Run one size in this process; returns the measurements."""
     from showrunner.plan.compiler import compile_timeline
-    from showrunner.report.render import render_text
+    from showrunner.report.text import render_text
     from showrunner.show.model import Show
 
     show = Show.model_validate(make_show(n))

@@ -30,7 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import showrunner.app  # noqa: E402
+import showrunner.reload.apply  # noqa: E402
 from showrunner.app import run_show  # noqa: E402
 from showrunner.live.player import Player  # noqa: E402
 from showrunner.sim import SimThread, Simulator  # noqa: E402
@@ -137,14 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edits", type=int, default=30, help="edits per save style (>= 20)")
     parser.add_argument("--step-ms", type=int, default=None,
-                        help=f"the watch's step (default {showrunner.app.RELOAD_STEP_MS})")
+                        help=f"the watch's step (default {showrunner.reload.apply.RELOAD_STEP_MS})")
     args = parser.parse_args(argv)
     if args.step_ms is not None:
-        showrunner.app.RELOAD_STEP_MS = args.step_ms
-        showrunner.app.RELOAD_DEBOUNCE_MS = max(args.step_ms * 4, 30)
+        showrunner.reload.apply.RELOAD_STEP_MS = args.step_ms
+        showrunner.reload.apply.RELOAD_DEBOUNCE_MS = max(args.step_ms * 4, 30)
     results: Any = asyncio.run(measure(max(1, args.edits)))
-    print(f"watch step {showrunner.app.RELOAD_STEP_MS} ms, "
-          f"debounce {showrunner.app.RELOAD_DEBOUNCE_MS} ms")
+    print(f"watch step {showrunner.reload.apply.RELOAD_STEP_MS} ms, "
+          f"debounce {showrunner.reload.apply.RELOAD_DEBOUNCE_MS} ms")
     print(report(results))
     return 0
 

@@ -10,7 +10,6 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 from showrunner import __version__
 from showrunner.errors import ShowrunnerError
@@ -34,7 +33,10 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from showrunner.plan.compiler import compile_timeline
-    from showrunner.report import render as report
+    from showrunner.plan.position import parse_position, state_at_point
+    from showrunner.report.data import render_json
+    from showrunner.report.html import render_html
+    from showrunner.report.text import render_state, render_text
     from showrunner.show.lint import lint
     from showrunner.show.load import load
 
@@ -42,14 +44,15 @@ def _report(args: argparse.Namespace) -> int:
     findings = lint(result)
     timeline = compile_timeline(result.show, source=str(result.path))
     if args.at:
-        sys.stdout.write(report.render_state(report.parse_at(timeline, args.at), label=args.at))
+        state = state_at_point(timeline, parse_position(timeline, args.at))
+        sys.stdout.write(render_state(state, label=args.at))
         return 0
     if args.html:
-        Path(args.html).write_text(report.render_html(timeline, findings=findings), "utf-8")
+        Path(args.html).write_text(render_html(timeline, findings=findings), "utf-8")
     if args.json:
-        Path(args.json).write_text(report.render_json(timeline, findings=findings), "utf-8")
+        Path(args.json).write_text(render_json(timeline, findings=findings), "utf-8")
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    sys.stdout.write(report.render_text(timeline, findings=findings, width=width))
+    sys.stdout.write(render_text(timeline, findings=findings, width=width))
     return 0
 
 
@@ -96,58 +99,27 @@ def _sim(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    return asyncio.run(_run_with_controls(args))
+    from showrunner.app import RunOptions, StreamOutput, run
 
+    def path(value: str | None) -> Path | None:
+        return Path(value) if value else None
 
-async def _run_with_controls(args: argparse.Namespace) -> int:
-    from showrunner.app import run_show
-    from showrunner.control.gate import Commands
-    from showrunner.control.http import ControlServer
-    from showrunner.control.osc import OscControl
-    from showrunner.settings import Settings
-
-    settings = Settings.from_environ()
-    async with contextlib.AsyncExitStack() as stack:
-        commands = Commands(None, min_go_interval=args.min_go_interval)
-        server: ControlServer | None = None
-        if args.control_port >= 0:
-            server = ControlServer(
-                host=args.control_host,
-                port=args.control_port,
-                token=settings.control_token,
-                commands=commands,
-            )
-            try:
-                await stack.enter_async_context(server)
-                print(f"control: {server.page_url}", file=sys.stderr)
-            except (OSError, SystemExit) as exc:  # a busy port must not stop the show
-                print(f"control: not started ({exc})", file=sys.stderr)
-                server = None
-        if args.osc_port is not None or args.osc_out:
-            osc = OscControl(commands, port=args.osc_port, out=args.osc_out)
-            await stack.enter_async_context(osc)
-
-        def attach(player: Any) -> None:
-            if server is None:
-                return  # run_show attaches the commands itself
-            server.attach(player)
-            if callable(getattr(player.sink, "latest_jpeg", None)):
-                server.frames = player.sink
-
-        return await run_show(
-            args.path,
-            scope_url=args.scope,
-            start_scene=args.start_scene,
-            at=args.at,
-            journal_path=Path(args.journal) if args.journal else None,
-            record_video=Path(args.record_video) if args.record_video else None,
-            state_file=Path(args.state_file) if args.state_file else None,
-            settings=settings,
-            on_player=attach,
-            reload_at=args.reload_at,
-            commands=commands,
-        )
-    return 0  # pragma: no cover  (the stack never swallows exceptions)
+    options = RunOptions(
+        Path(args.path),
+        scope_url=args.scope,
+        start_scene=args.start_scene,
+        at=args.at,
+        journal_path=path(args.journal),
+        record_video=path(args.record_video),
+        state_file=path(args.state_file),
+        reload_at=args.reload_at,
+        control_host=args.control_host,
+        control_port=args.control_port,
+        osc_port=args.osc_port,
+        osc_out=args.osc_out,
+        min_go_interval=args.min_go_interval,
+    )
+    return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
 
 
 def _parser() -> argparse.ArgumentParser:

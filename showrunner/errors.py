@@ -50,6 +50,10 @@ class CueError(ShowrunnerError):
     """An operator command that cannot be carried out (unknown scene, nothing to go back to)."""
 
 
+class PositionError(ShowrunnerError):
+    """A start position (--at TIME or SCENE+OFFSET) that cannot be read."""
+
+
 class ScopeError(ShowrunnerError):
     """Talking to the Scope server failed."""
 

@@ -18,7 +18,7 @@ ENGINES: dict[str, tuple[str, ...]] = {
     "httpx": ("scope/client.py",),
     "ruamel": ("show/load.py", "importer/convert.py"),
     "pythonosc": ("control/osc.py",),
-    "jinja2": ("show/templating.py", "report/render.py"),
+    "jinja2": ("show/templating.py", "report/html.py"),
     "uvicorn": ("serving.py",),
     "starlette": ("serving.py", "control/http.py", "sim/app.py"),
 }

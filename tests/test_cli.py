@@ -103,6 +103,36 @@ def test_run_plays_a_short_show_on_the_embedded_simulator(
     assert sent[0]["message"]["transition"]["target_prompts"] == [{"text": "blue", "weight": 1.0}]
 
 
+BARS = (
+    "title: in bars\nbpm: 240\nend: stop\nscenes:\n"  # one bar (4 beats) lasts a second
+    "  - {name: intro, prompts: red, duration: 2.5 bars}\n"
+    "  - {name: outro, prompts: blue, duration: 0.5}\n"
+)
+
+
+@pytest.mark.parametrize("at", ["intro+2 bars", "intro+2"])
+def test_run_at_reads_positions_as_report_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], at: str
+) -> None:
+    """`run --at` and `report --at` share one parser: bars in the offset use the show's bpm."""
+    show = tmp_path / "bars.yaml"
+    show.write_text(BARS)
+    assert main(["report", str(show), "--at", at]) == 0
+    assert "red" in capsys.readouterr().out
+    journal = tmp_path / "j.jsonl"
+    assert main(["run", str(show), "--at", at, "--journal", str(journal), "--control-port", "-1"]) == 0
+    scenes = [line for line in _journal_lines(journal) if line["kind"] == "scene"]
+    assert [(line["scene"], line["offset"]) for line in scenes] == [("intro", 2.0), ("outro", 0.0)]
+
+
+def test_run_at_that_cannot_be_read_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    show = tmp_path / "bars.yaml"
+    show.write_text(BARS)
+    assert main(["run", str(show), "--at", "intro+soon", "--control-port", "-1"]) == 1
+    err = capsys.readouterr().err
+    assert "--at 'intro+soon': 'soon' is not a time" in err and "Traceback" not in err
+
+
 def _journal_lines(path: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []

@@ -15,8 +15,8 @@ from showrunner.show.load import (
     load,
     load_show,
     load_text,
-    locate,
     read_yaml,
+    source_location,
 )
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -86,16 +86,16 @@ scenes:
 """
 
 
-def test_locate_points_at_values(tmp_path: Path) -> None:
+def test_source_location_points_at_values(tmp_path: Path) -> None:
     result = load(write(tmp_path, "show.yaml", SHOW))
     path = str(tmp_path / "show.yaml")
-    assert locate(result, ("scenes", 0, "duration")) == (path, 6, 15)
-    assert locate(result, ("scenes", 1, "prompts", 0, "weight")) == (path, 10, 17)
-    assert locate(result, ("scenes", 1, "transition", "duration")) == (path, 12, 17)
+    assert source_location(result, ("scenes", 0, "duration")) == (path, 6, 15)
+    assert source_location(result, ("scenes", 1, "prompts", 0, "weight")) == (path, 10, 17)
+    assert source_location(result, ("scenes", 1, "transition", "duration")) == (path, 12, 17)
     # a path that was not written falls back to the nearest written parent
-    assert locate(result, ("scenes", 1, "transition", "steps")) == (path, 12, 7)
-    assert locate(result, ()) == (path, 1, 1)
-    assert locate(path, ("bpm",)) == (path, 2, 6)
+    assert source_location(result, ("scenes", 1, "transition", "steps")) == (path, 12, 7)
+    assert source_location(result, ()) == (path, 1, 1)
+    assert source_location(path, ("bpm",)) == (path, 2, 6)
 
 
 def test_times_use_bpm_from_the_file(tmp_path: Path) -> None:
@@ -374,7 +374,7 @@ scenes:
         (tmp_path / "parts/more.yaml").resolve(),
     )
     # values from the included file point into that file
-    assert locate(result, ("scenes", 1, "duration")) == (str(tmp_path / "parts/more.yaml"), 4, 15)
+    assert source_location(result, ("scenes", 1, "duration")) == (str(tmp_path / "parts/more.yaml"), 4, 15)
 
 
 def test_included_scenes_may_be_a_plain_list_and_nest(tmp_path: Path) -> None:
@@ -435,7 +435,7 @@ scenes:
     assert names == ["intro", "m1-rain", "m2-sun", "n0", "n1", "x", "y-last"]
     assert [s.duration for s in result.show.scenes[1:3]] == [1.0, 2.0]
     # generated scenes point at the template text
-    assert locate(result, ("scenes", 2, "prompts"))[1:] == (10, 16)
+    assert source_location(result, ("scenes", 2, "prompts"))[1:] == (10, 16)
 
 
 def test_each_error_names_the_iteration(tmp_path: Path) -> None:

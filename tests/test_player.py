@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from showrunner.errors import CueError
+from showrunner.errors import CueError, PositionError
 from showrunner.live.clock import FakeClock
 from showrunner.live.hours import OpeningHours
 from showrunner.live.journal import Journal, read_journal
@@ -406,10 +406,12 @@ def test_start_point_parsing() -> None:
     assert start_point(timeline, at="75") == StartPoint(at=75.0)
     assert start_point(timeline, at="two+12") == StartPoint(scene=1, offset=12.0)
     assert start_point(timeline, at="three") == StartPoint(scene=2)
-    for bad in ({"at": "nowhere"}, {"start_scene": "x"}, {"at": "two+soon"},
-                {"start_scene": "one", "at": "1:00"}):
+    for bad in ({"start_scene": "x"}, {"start_scene": "one", "at": "1:00"}):
         with pytest.raises(CueError):
             start_point(timeline, **bad)
+    for at in ("nowhere", "two+soon"):
+        with pytest.raises(PositionError):
+            start_point(timeline, at=at)
 
 
 @pytest.mark.anyio

@@ -10,17 +10,14 @@ from typing import Any
 
 import pytest
 
-from showrunner.errors import CueError
+from showrunner.errors import PositionError
 from showrunner.plan.compiler import compile_timeline
+from showrunner.plan.position import parse_position, state_at_point
+from showrunner.plan.state import State
 from showrunner.plan.timeline import Timeline
-from showrunner.report.render import (
-    parse_at,
-    render_html,
-    render_json,
-    render_state,
-    render_text,
-    report_data,
-)
+from showrunner.report.data import render_json, report_data
+from showrunner.report.html import render_html
+from showrunner.report.text import render_state, render_text
 from showrunner.show.model import Show
 
 
@@ -305,6 +302,11 @@ def test_json_round_trips_with_the_documented_keys(timeline: Timeline) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
+def parse_at(timeline: Timeline, text: str) -> State:
+    """What `report --at TEXT` shows (the parser is the one `run --at` uses)."""
+    return state_at_point(timeline, parse_position(timeline, text))
+
+
 @pytest.mark.parametrize(
     ("text", "prompt"),
     [
@@ -325,7 +327,7 @@ def test_parse_at(timeline: Timeline, text: str, prompt: str) -> None:
 
 @pytest.mark.parametrize("text", ["soon", "nope+3", "drift+later"])
 def test_parse_at_rejects_nonsense(timeline: Timeline, text: str) -> None:
-    with pytest.raises(CueError):
+    with pytest.raises(PositionError, match=f"^--at '{re.escape(text)}': "):
         parse_at(timeline, text)
 
 

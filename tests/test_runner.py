@@ -6,6 +6,7 @@ Everything runs against the real simulator over loopback (contract §2.1, §2.6,
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import signal
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from showrunner.app import run_show
+from showrunner.app import RunOptions, StreamOutput, run, run_show
 from showrunner.live.clock import FakeClock
 from showrunner.live.journal import read_journal
 from showrunner.live.player import Player
@@ -131,6 +132,30 @@ async def test_bad_show_prints_errors_and_returns_1(
     show = write(tmp_path, "title: broken\nscenes:\n  - {name: a, duraton: 3}\n")
     assert await run_show(show, stdin_tty=False) == 1
     assert "show.yaml:3" in capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_lines_for_the_user_go_through_the_output_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run` with its control page: progress to the output's `say`, problems to its `warn`."""
+    out, err = io.StringIO(), io.StringIO()
+    output = StreamOutput(out, err)
+    bad = write(tmp_path, "title: broken\nscenes:\n  - {name: a, duraton: 3}\n", "bad.yaml")
+    assert await run(RunOptions(bad, stdin_tty=False), output=output) == 1
+    assert "bad.yaml:3" in err.getvalue() and out.getvalue() == ""
+    show = write(tmp_path, THREE)
+    options = RunOptions(show, stdin_tty=False, state_file=tmp_path / "s.json", control_port=0)
+    assert await asyncio.wait_for(run(options, output=output), 20) == 0
+    assert "built-in simulator" in out.getvalue()
+    assert "control: http://127.0.0.1:" in err.getvalue()
+    captured = capsys.readouterr()  # the terminal's event lines are its own
+    assert "built-in simulator" not in captured.out and "control:" not in captured.err
+
+
+def test_run_options_check_reload_at(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="reload_at must be 'now' or 'boundary'"):
+        RunOptions(tmp_path / "show.yaml", reload_at="later")
 
 
 RECOVER = """

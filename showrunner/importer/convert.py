@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from showrunner import pipelines
 from showrunner.errors import ShowError, ShowErrors
+from showrunner.show.explain import BOUNDS
 from showrunner.show.model import Show, semantic_problems
 
 __all__ = ["DEFAULT_SCHEMA_REF", "ImportResult", "import_data", "import_file"]
@@ -105,7 +106,7 @@ class _Ctx:
         self._lines: list[int] | None = None  # offsets where lines start
 
     def error(self, where: JsonPath, message: str) -> None:
-        line, col = self.locate(where)
+        line, col = self.line_col(where)
         self.errors.append(
             ShowError(message, path=self.source, line=line, col=col, key_path=_fmt(where))
         )
@@ -115,7 +116,7 @@ class _Ctx:
         return ShowErrors(self.errors)
 
     def warn(self, where: JsonPath, message: str) -> None:
-        line, col = self.locate(where)
+        line, col = self.line_col(where)
         key = f"{_fmt(where)}: " if where else ""
         self.warnings.append(f"{self.source}:{line}:{col}: {key}{message}")
 
@@ -123,7 +124,7 @@ class _Ctx:
         if self.errors:
             raise ShowErrors(self.errors)
 
-    def locate(self, where: JsonPath) -> tuple[int, int]:
+    def line_col(self, where: JsonPath) -> tuple[int, int]:
         """(line, col) of the value at `where`, or of the deepest container that exists."""
         text = self.text
         if text is None:
@@ -188,7 +189,7 @@ def _members(text: str, pos: int) -> dict[str | int, int]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The plan: what the file says, in show terms, before it is written out
+# The reading: what the file says, in show terms, before it is written out
 # ---------------------------------------------------------------------------------------------
 
 
@@ -203,7 +204,9 @@ class _Segment:
 
 
 @dataclass
-class _Plan:
+class _Reading:
+    """What was read from a Scope timeline or workflow file, before it becomes a show."""
+
     kind: str
     title: str
     chain: list[str] = field(default_factory=list)
@@ -289,17 +292,17 @@ def _show(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-def _set(ctx: _Ctx, plan: _Plan, target: str, value: Any, where: JsonPath) -> None:
+def _set(ctx: _Ctx, reading: _Reading, target: str, value: Any, where: JsonPath) -> None:
     if target == "load.quantization" and value is None:
         return  # null is Scope's default: nothing to say
-    old = plan.values.get(target)
+    old = reading.values.get(target)
     if old is not None and old[0] != value:
         ctx.warn(where, f"overrides {_fmt(old[1])} ({_show(old[0])} -> {_show(value)})")
-    plan.values[target] = (value, where)
+    reading.values[target] = (value, where)
 
 
 def _apply(
-    ctx: _Ctx, plan: _Plan, table: dict[str, tuple[str, str]], data: dict[str, Any],
+    ctx: _Ctx, reading: _Reading, table: dict[str, tuple[str, str]], data: dict[str, Any],
     base: JsonPath, skip: frozenset[str] = frozenset(),
 ) -> None:  # fmt: skip
     for key, value in data.items():
@@ -312,7 +315,7 @@ def _apply(
         target, kind = table[key]
         ok, value = _value(ctx, value, kind, where)
         if ok:
-            _set(ctx, plan, target, value, where)
+            _set(ctx, reading, target, value, where)
 
 
 def _obj(ctx: _Ctx, value: Any, where: JsonPath, what: str = "an object") -> dict[str, Any]:
@@ -426,20 +429,20 @@ def _clean_text(ctx: _Ctx, text: str, where: JsonPath) -> str:
     return text
 
 
-def _lora_name(plan: _Plan, file: str) -> str:
+def _lora_name(reading: _Reading, file: str) -> str:
     stem = re.split(r"[\\/]", file)[-1]
     stem = re.sub(r"\.(safetensors|ckpt|pt|pth|bin)$", "", stem, flags=re.IGNORECASE)
     name = re.sub(r"[^A-Za-z0-9_.\-]+", "-", stem).strip("-.")[:60] or "lora"
     if not re.match(r"[A-Za-z0-9_]", name):
         name = f"lora-{name}"
     unique, n = name, 2
-    while unique in plan.lora_assets:
+    while unique in reading.lora_assets:
         unique, n = f"{name}-{n}", n + 1
     return unique
 
 
 def _lora(
-    ctx: _Ctx, plan: _Plan, raw: Any, where: JsonPath, names: tuple[str, str, str], asset_key: str
+    ctx: _Ctx, reading: _Reading, raw: Any, where: JsonPath, names: tuple[str, str, str], asset_key: str
 ) -> None:
     """One LoRA → an asset plus a load entry; `names` = this format's (file, scale, merge) keys."""
     file_key, scale_key, merge_key = names
@@ -452,8 +455,8 @@ def _lora(
     if not isinstance(file, str) or not file:
         ctx.error((*where, file_key), "missing" if file is None else "must be a non-empty string")
         return
-    name = _lora_name(plan, file)
-    plan.lora_assets[name] = {asset_key: file}
+    name = _lora_name(reading, file)
+    reading.lora_assets[name] = {asset_key: file}
     entry: dict[str, Any] = {"lora": name}
     if scale_key in raw:
         ok, scale = _value(ctx, raw[scale_key], "number", (*where, scale_key))
@@ -463,7 +466,7 @@ def _lora(
         ok, merge = _value(ctx, raw[merge_key], "str", (*where, merge_key))
         if ok:
             entry["merge_mode"] = merge
-    plan.lora_loads.append((entry, where))
+    reading.lora_loads.append((entry, where))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,7 +479,7 @@ _WORKFLOW_SEGMENT = {"start": "start_time", "end": "end_time", "prompts": "promp
                      "steps": "transition_steps", "method": "temporal_interpolation_method"}  # fmt: skip
 
 
-def _read_legacy(ctx: _Ctx, data: dict[str, Any]) -> _Plan:
+def _read_legacy(ctx: _Ctx, data: dict[str, Any]) -> _Reading:
     version = data.get("version")
     version = str(version) if _is_number(version) else version
     if version is None:
@@ -488,11 +491,11 @@ def _read_legacy(ctx: _Ctx, data: dict[str, Any]) -> _Plan:
     elif version not in ("2.0", "2.1"):
         ctx.warn(("version",), f"version {version} is newer than 2.1: read as 2.1")
         version = "2.1"
-    plan = _Plan(kind=f"timeline-{version}", title=_title(ctx.source))
+    reading = _Reading(kind=f"timeline-{version}", title=_title(ctx.source))
     _warn_unknown(ctx, data, {"prompts", "settings", "version", "exportedAt"}, ())
     raw_settings = data.get("settings")
     settings = {} if raw_settings is None else _obj(ctx, raw_settings, ("settings",))
-    _read_settings(ctx, plan, settings)
+    _read_settings(ctx, reading, settings)
     segments = data["prompts"]
     if not isinstance(segments, list):
         raise ctx.fatal(("prompts",), f"must be a list of segments (got {_show(segments)})")
@@ -500,13 +503,13 @@ def _read_legacy(ctx: _Ctx, data: dict[str, Any]) -> _Plan:
     for i, raw in enumerate(segments):
         seg = _segment(ctx, raw, ("prompts", i), _LEGACY_SEGMENT, known)
         if seg is not None:
-            plan.segments.append(seg)
+            reading.segments.append(seg)
     if not segments:
         ctx.error(("prompts",), "no segments: a show needs at least one")
-    return plan
+    return reading
 
 
-def _read_settings(ctx: _Ctx, plan: _Plan, settings: dict[str, Any]) -> None:
+def _read_settings(ctx: _Ctx, reading: _Reading, settings: dict[str, Any]) -> None:
     base: JsonPath = ("settings",)
     pipeline = settings.get("pipelineId")
     if pipeline is None:
@@ -515,23 +518,23 @@ def _read_settings(ctx: _Ctx, plan: _Plan, settings: dict[str, Any]) -> None:
     elif not isinstance(pipeline, str) or not pipeline:
         ctx.error((*base, "pipelineId"), f"must be a pipeline id (got {_show(pipeline)})")
         pipeline = "longlive"
-    plan.chain, plan.main, plan.chain_loc = [pipeline], pipeline, (*base, "pipelineId")
+    reading.chain, reading.main, reading.chain_loc = [pipeline], pipeline, (*base, "pipelineId")
     special = frozenset({"pipelineId", "resolution", "loras", "schemaFieldOverrides"})
-    _apply(ctx, plan, _SETTINGS, settings, base, skip=special)
+    _apply(ctx, reading, _SETTINGS, settings, base, skip=special)
     if "resolution" in settings:
         resolution = _obj(ctx, settings["resolution"], (*base, "resolution"), "{height, width}")
         _warn_unknown(ctx, resolution, {"height", "width"}, (*base, "resolution"))
-        _apply(ctx, plan, _PARAMS, {k: v for k, v in resolution.items() if k in ("height", "width")},
+        _apply(ctx, reading, _PARAMS, {k: v for k, v in resolution.items() if k in ("height", "width")},
                (*base, "resolution"))  # fmt: skip
     loras = settings.get("loras") or []
     if not isinstance(loras, list):
         ctx.error((*base, "loras"), f"must be a list (got {_show(loras)})")
         loras = []
     for i, raw in enumerate(loras):
-        _lora(ctx, plan, raw, (*base, "loras", i), ("path", "scale", "mergeMode"), "path")
+        _lora(ctx, reading, raw, (*base, "loras", i), ("path", "scale", "mergeMode"), "path")
     # After 2026-01-28 the seed lives here as `base_seed` (§5.1); it wins over a stale `seed`.
     overrides = _obj(ctx, settings.get("schemaFieldOverrides") or {}, (*base, "schemaFieldOverrides"))
-    _apply(ctx, plan, _PARAMS, overrides, (*base, "schemaFieldOverrides"))
+    _apply(ctx, reading, _PARAMS, overrides, (*base, "schemaFieldOverrides"))
 
 
 _WORKFLOW_KEYS = {
@@ -541,7 +544,7 @@ _WORKFLOW_KEYS = {
 }  # fmt: skip
 
 
-def _read_workflow(ctx: _Ctx, data: dict[str, Any]) -> _Plan:
+def _read_workflow(ctx: _Ctx, data: dict[str, Any]) -> _Reading:
     version = data.get("format_version")
     version = str(version) if _is_number(version) else version
     if version is None:
@@ -553,36 +556,36 @@ def _read_workflow(ctx: _Ctx, data: dict[str, Any]) -> _Plan:
     metadata = _obj(ctx, data.get("metadata") or {}, ("metadata",))
     name = metadata.get("name")
     title = name.strip() if isinstance(name, str) and name.strip() else _title(ctx.source)
-    plan = _Plan(kind="scope-workflow-1.0", title=title)
+    reading = _Reading(kind="scope-workflow-1.0", title=title)
     if isinstance(metadata.get("scope_version"), str):
-        plan.notes.append(f"Exported by Scope {metadata['scope_version']}.")
+        reading.notes.append(f"Exported by Scope {metadata['scope_version']}.")
     for key in ("graph", "nodes"):
         if data.get(key):
             ctx.warn((key,), "graph workflows are not imported: the show uses the `pipelines` list")
     _warn_unknown(ctx, data, _WORKFLOW_KEYS | {"graph", "nodes"}, ())
-    _read_pipelines(ctx, plan, data.get("pipelines"))
+    _read_pipelines(ctx, reading, data.get("pipelines"))
     if data.get("interpolation_method") is not None:
         method = _method(ctx, data["interpolation_method"], ("interpolation_method",))
         if method:
-            _set(ctx, plan, "prompt_interpolation", method, ("interpolation_method",))
-    _read_global_transition(ctx, plan, data)
-    _read_entries(ctx, plan, data)
-    return plan
+            _set(ctx, reading, "prompt_interpolation", method, ("interpolation_method",))
+    _read_global_transition(ctx, reading, data)
+    _read_entries(ctx, reading, data)
+    return reading
 
 
-def _read_global_transition(ctx: _Ctx, plan: _Plan, data: dict[str, Any]) -> None:
+def _read_global_transition(ctx: _Ctx, reading: _Reading, data: dict[str, Any]) -> None:
     steps = data.get("transition_steps")
     if steps is not None:
         if _is_number(steps) and float(steps).is_integer() and steps >= 0:
-            plan.steps = (int(steps), ("transition_steps",))
+            reading.steps = (int(steps), ("transition_steps",))
         else:
             ctx.error(("transition_steps",), f"must be a whole number >= 0 (got {_show(steps)})")
     method = _method(ctx, data.get("temporal_interpolation_method"), ("temporal_interpolation_method",))
     if method is not None:
-        plan.method = (method, ("temporal_interpolation_method",))
+        reading.method = (method, ("temporal_interpolation_method",))
 
 
-def _read_entries(ctx: _Ctx, plan: _Plan, data: dict[str, Any]) -> None:
+def _read_entries(ctx: _Ctx, reading: _Reading, data: dict[str, Any]) -> None:
     timeline = data.get("timeline")
     entries: Any = None
     if timeline is not None:
@@ -594,7 +597,7 @@ def _read_entries(ctx: _Ctx, plan: _Plan, data: dict[str, Any]) -> None:
         for i, raw in enumerate(entries):
             seg = _segment(ctx, raw, ("timeline", "entries", i), _WORKFLOW_SEGMENT, set())
             if seg is not None:
-                plan.segments.append(seg)
+                reading.segments.append(seg)
         return
     # No timeline: the workflow is one live look, which a single scene that holds reproduces.
     prompts = _prompts(ctx, data, (), "prompts") if "prompts" in data else None
@@ -603,14 +606,14 @@ def _read_entries(ctx: _Ctx, plan: _Plan, data: dict[str, Any]) -> None:
             ctx.error(("timeline",), "no timeline entries and no prompts: nothing to import")
         return
     ctx.warn(("timeline",), "no timeline: one scene with the workflow's prompts, held until quit")
-    plan.holds_forever = True
-    plan.segments.append(_Segment(("prompts",), 0, 0, prompts, 0, None))
+    reading.holds_forever = True
+    reading.segments.append(_Segment(("prompts",), 0, 0, prompts, 0, None))
 
 
 _PIPELINE_KEYS = {"pipeline_id", "pipeline_version", "source", "loras", "params", "role"}
 
 
-def _read_pipelines(ctx: _Ctx, plan: _Plan, pipes: Any) -> None:
+def _read_pipelines(ctx: _Ctx, reading: _Reading, pipes: Any) -> None:
     if not isinstance(pipes, list) or not pipes:
         raise ctx.fatal(("pipelines",), "needs a list with at least one pipeline")
     roles: dict[str, list[tuple[str, int]]] = {"preprocessor": [], "main": [], "postprocessor": []}
@@ -628,7 +631,7 @@ def _read_pipelines(ctx: _Ctx, plan: _Plan, pipes: Any) -> None:
             ctx.error((*where, "role"), f"{what} (expected main, preprocessor or postprocessor)")
             continue
         roles[role].append((pid, i))
-        plan.pipeline_locs.setdefault(pid, (*where, "pipeline_id"))
+        reading.pipeline_locs.setdefault(pid, (*where, "pipeline_id"))
         _read_source(ctx, pipe.get("source"), pid, (*where, "source"))
     mains = roles["main"]
     if len(mains) > 1:
@@ -637,15 +640,17 @@ def _read_pipelines(ctx: _Ctx, plan: _Plan, pipes: Any) -> None:
     if not mains:
         ctx.check()
         raise ctx.fatal(("pipelines",), "no pipeline has role 'main'")
-    plan.chain = [pid for role in roles for pid, _ in roles[role]]
-    plan.main = mains[0][0]
-    plan.chain_loc = ("pipelines", mains[0][1], "pipeline_id")
+    reading.chain = [pid for role in roles for pid, _ in roles[role]]
+    reading.main = mains[0][0]
+    reading.chain_loc = ("pipelines", mains[0][1], "pipeline_id")
     for role, members in roles.items():
         for _, i in members:
-            _read_pipeline_params(ctx, plan, pipes[i], ("pipelines", i), role == "main")
+            _read_pipeline_params(ctx, reading, pipes[i], ("pipelines", i), role == "main")
 
 
-def _read_pipeline_params(ctx: _Ctx, plan: _Plan, pipe: dict[str, Any], where: JsonPath, main: bool) -> None:
+def _read_pipeline_params(
+    ctx: _Ctx, reading: _Reading, pipe: dict[str, Any], where: JsonPath, main: bool
+) -> None:
     params = _obj(ctx, pipe.get("params") or {}, (*where, "params"))
     loras = pipe.get("loras") or []
     if not main:
@@ -655,12 +660,12 @@ def _read_pipeline_params(ctx: _Ctx, plan: _Plan, pipe: dict[str, Any], where: J
         if loras:
             ctx.warn((*where, "loras"), "not imported: only the main pipeline's LoRAs are")
         return
-    _apply(ctx, plan, _PARAMS, params, (*where, "params"))
+    _apply(ctx, reading, _PARAMS, params, (*where, "params"))
     if not isinstance(loras, list):
         ctx.error((*where, "loras"), f"must be a list (got {_show(loras)})")
         return
     for j, raw in enumerate(loras):
-        _lora(ctx, plan, raw, (*where, "loras", j), ("filename", "weight", "merge_mode"), "filename")
+        _lora(ctx, reading, raw, (*where, "loras", j), ("filename", "weight", "merge_mode"), "filename")
 
 
 def _read_source(ctx: _Ctx, source: Any, pid: str, where: JsonPath) -> None:
@@ -680,7 +685,7 @@ def _title(source: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# From the plan to a validated show
+# From what was read to a validated show
 # ---------------------------------------------------------------------------------------------
 
 
@@ -691,28 +696,28 @@ def _convert(ctx: _Ctx, data: Any, hold: bool, schema_ref: str) -> ImportResult:
     if fmt is not None:
         if fmt != "scope-workflow":
             raise ctx.fatal(("format",), f"unknown format {_show(fmt)} (expected 'scope-workflow')")
-        plan = _read_workflow(ctx, data)
+        reading = _read_workflow(ctx, data)
     elif "prompts" in data and "pipelines" not in data:
-        plan = _read_legacy(ctx, data)
+        reading = _read_legacy(ctx, data)
     elif "pipelines" in data and ("timeline" in data or "format_version" in data):
         ctx.warn((), "no `format`: read as a .scope-workflow.json file")
-        plan = _read_workflow(ctx, data)
+        reading = _read_workflow(ctx, data)
     else:
         raise ctx.fatal((), "unknown format: expected a Scope timeline export (v2.0/2.1, with "
                             "`prompts` and `settings`) or a .scope-workflow.json file")  # fmt: skip
     ctx.check()
-    segments, comments = _arrange(ctx, plan)
+    segments, comments = _arrange(ctx, reading)
     ctx.check()
-    doc = _document(ctx, plan, segments, hold)
+    doc = _document(ctx, reading, segments, hold)
     _validate(ctx, doc)
     name = re.split(r"[\\/]", ctx.source)[-1]
     header = [
-        f"Imported from {name} ({_KIND_NAMES[plan.kind]}) with `showrunner import`.",
+        f"Imported from {name} ({_KIND_NAMES[reading.kind]}) with `showrunner import`.",
         "One scene per segment; `at` is the segment's start in seconds on the UI's clock.",
-        *plan.notes,
+        *reading.notes,
     ]
     text = _emit(doc, comments, header, schema_ref)
-    return ImportResult(yaml_text=text, warnings=tuple(ctx.warnings), kind=plan.kind)
+    return ImportResult(yaml_text=text, warnings=tuple(ctx.warnings), kind=reading.kind)
 
 
 _KIND_NAMES = {
@@ -732,10 +737,10 @@ def _json_type(value: Any) -> str:
     return "a boolean" if isinstance(value, bool) else "a number"
 
 
-def _arrange(ctx: _Ctx, plan: _Plan) -> tuple[list[_Segment], dict[int, list[str]]]:
+def _arrange(ctx: _Ctx, reading: _Reading) -> tuple[list[_Segment], dict[int, list[str]]]:
     """Put segments in play order the way the UI plays them: gaps hold, overlaps cut short."""
-    segments = plan.segments
-    if plan.holds_forever:
+    segments = reading.segments
+    if reading.holds_forever:
         return segments, {}
     if any(b.start < a.start for a, b in itertools.pairwise(segments)):
         first = next(b for a, b in itertools.pairwise(segments) if b.start < a.start)
@@ -770,14 +775,14 @@ def _arrange(ctx: _Ctx, plan: _Plan) -> tuple[list[_Segment], dict[int, list[str
     return out, comments
 
 
-def _defaults(ctx: _Ctx, plan: _Plan) -> tuple[dict[str, Any], tuple[int, str]]:
+def _defaults(ctx: _Ctx, reading: _Reading) -> tuple[dict[str, Any], tuple[int, str]]:
     """The `defaults` block, and the transition a segment without its own gets (§5.3)."""
-    info = pipelines.lookup(plan.main)
-    for pid in plan.chain:
+    info = pipelines.lookup(reading.main)
+    for pid in reading.chain:
         if pipelines.lookup(pid) is None:
-            where = plan.pipeline_locs.get(pid, plan.chain_loc)
+            where = reading.pipeline_locs.get(pid, reading.chain_loc)
             ctx.warn(where, f"{pid!r} is not a pipeline showrunner knows (a plugin?)")
-    values = plan.values
+    values = reading.values
     mode: str | None = values["input_mode"][0] if "input_mode" in values else None
     if mode is None and info is not None:
         mode = info.default_mode
@@ -786,8 +791,8 @@ def _defaults(ctx: _Ctx, plan: _Plan) -> tuple[dict[str, Any], tuple[int, str]]:
             if key in values:
                 # Scope clears these in text mode (§3.3); keeping them only earns a lint warning.
                 ctx.warn(values.pop(key)[1], "not imported: ignored by Scope in text mode")
-    defaults: dict[str, Any] = {"pipeline": plan.chain[0] if len(plan.chain) == 1 else plan.chain}
-    ctx.srcmap[("defaults", "pipeline")] = plan.chain_loc
+    defaults: dict[str, Any] = {"pipeline": reading.chain[0] if len(reading.chain) == 1 else reading.chain}
+    ctx.srcmap[("defaults", "pipeline")] = reading.chain_loc
     load: dict[str, Any] = {}
     for target, (value, where) in values.items():
         if target.startswith("vace."):
@@ -795,50 +800,51 @@ def _defaults(ctx: _Ctx, plan: _Plan) -> tuple[dict[str, Any], tuple[int, str]]:
         keys = ("defaults", *target.split("."))
         ctx.srcmap[keys] = where
         (load if target.startswith("load.") else defaults)[keys[-1]] = value
-    if plan.lora_loads:
-        load["loras"] = [entry for entry, _ in plan.lora_loads]
-        for i, (_, where) in enumerate(plan.lora_loads):
+    if reading.lora_loads:
+        load["loras"] = [entry for entry, _ in reading.lora_loads]
+        for i, (_, where) in enumerate(reading.lora_loads):
             ctx.srcmap[("defaults", "load", "loras", i)] = where
     if load:
-        defaults["load"] = {k: load[k] for k in _LOAD_ORDER if k in load}
+        defaults["load"] = {k: load[k] for k in _SHOW_LOAD_KEY_ORDER if k in load}
     ordered = {k: defaults[k] for k in _DEFAULTS_ORDER if k in defaults}
-    return ordered, _default_transition(ctx, plan, info, mode)
+    return ordered, _default_transition(ctx, reading, info, mode)
 
 
-_LOAD_ORDER = ("height", "width", "base_seed", "quantization", "vae_type", "vace_enabled",
-               "lora_merge_mode", "loras")  # fmt: skip
+# Key order of `defaults.load` in the written show (file order, not the wire's).
+_SHOW_LOAD_KEY_ORDER = ("height", "width", "base_seed", "quantization", "vae_type", "vace_enabled",
+                        "lora_merge_mode", "loras")  # fmt: skip
 _DEFAULTS_ORDER = ("pipeline", "input_mode", "load", "denoising_steps", "noise_scale",
                    "noise_controller", "manage_cache", "kv_cache_attention_bias",
                    "vace_context_scale", "prompt_interpolation")  # fmt: skip
 
 
 def _default_transition(
-    ctx: _Ctx, plan: _Plan, info: pipelines.PipelineInfo | None, mode: str | None
+    ctx: _Ctx, reading: _Reading, info: pipelines.PipelineInfo | None, mode: str | None
 ) -> tuple[int, str]:
-    method = plan.method[0] if plan.method else info.transition_method if info else "slerp"
-    if plan.steps is not None:
-        return plan.steps[0], method
+    method = reading.method[0] if reading.method else info.transition_method if info else "slerp"
+    if reading.steps is not None:
+        return reading.steps[0], method
     if info is None:
-        if any(seg.steps is None for seg in plan.segments[1:]):
-            ctx.warn(plan.chain_loc, "segments without transition steps play as cuts "
+        if any(seg.steps is None for seg in reading.segments[1:]):
+            ctx.warn(reading.chain_loc, "segments without transition steps play as cuts "
                                      "(Scope's default for pipelines it does not describe)")  # fmt: skip
         return 0, method
     # krea blends 4 steps in text mode and cuts in video mode; every other pipeline cuts.
     return (info.transition_steps if mode == "text" else 0), method
 
 
-def _document(ctx: _Ctx, plan: _Plan, segments: list[_Segment], hold: bool) -> dict[str, Any]:
-    defaults, (steps, method) = _defaults(ctx, plan)
-    doc: dict[str, Any] = {"title": _literal(plan.title), "defaults": defaults}
-    if plan.lora_assets:
-        doc["assets"] = {"loras": plan.lora_assets}
+def _document(ctx: _Ctx, reading: _Reading, segments: list[_Segment], hold: bool) -> dict[str, Any]:
+    defaults, (steps, method) = _defaults(ctx, reading)
+    doc: dict[str, Any] = {"title": _literal(reading.title), "defaults": defaults}
+    if reading.lora_assets:
+        doc["assets"] = {"loras": reading.lora_assets}
     scenes = []
     width = max(2, len(str(len(segments))))
     for i, seg in enumerate(segments):
         scene: dict[str, Any] = {"name": f"seg-{i + 1:0{width}d}", "at": seg.start}
         ctx.srcmap[("scenes", i)] = seg.loc
         ctx.srcmap[("scenes", i, "at")] = (*seg.loc, _start_key(seg))
-        if not plan.holds_forever:
+        if not reading.holds_forever:
             end = segments[i + 1].start if i + 1 < len(segments) else seg.end
             scene["duration"] = _round(end - seg.start)
         scene["prompts"] = [_prompt_out(ctx, p, (*seg.loc, "prompts", j), i)
@@ -849,13 +855,13 @@ def _document(ctx: _Ctx, plan: _Plan, segments: list[_Segment], hold: bool) -> d
             scene["transition"] = "cut"
         else:
             scene["transition"] = {"steps": own, "method": seg.method or method}
-        if i == 0 and "vace.use_input_video" in plan.values:
-            value, where = plan.values["vace.use_input_video"]
+        if i == 0 and "vace.use_input_video" in reading.values:
+            value, where = reading.values["vace.use_input_video"]
             scene["vace"] = {"use_input_video": value}
             ctx.srcmap[("scenes", 0, "vace", "use_input_video")] = where
         scenes.append(scene)
     doc["scenes"] = scenes
-    doc["end"] = "hold" if hold or plan.holds_forever else "stop"
+    doc["end"] = "hold" if hold or reading.holds_forever else "stop"
     return doc
 
 
@@ -905,15 +911,12 @@ def _origin(ctx: _Ctx, loc: tuple[str | int, ...]) -> JsonPath:
     return ()
 
 
-_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
-
-
 def _message(err: Any) -> str:
     """The show loader's wording for the same problem, e.g. `must be <= 1 (got 5)`."""
     kind, ctx, got = err["type"], err.get("ctx") or {}, err.get("input")
     suffix = "" if isinstance(got, dict | list) else f" (got {_show(got)})"
-    if kind in _BOUNDS:
-        return f"must be {_BOUNDS[kind]} {_num(next(iter(ctx.values())))}{suffix}"
+    if kind in BOUNDS:
+        return f"must be {BOUNDS[kind]} {_num(next(iter(ctx.values())))}{suffix}"
     if kind == "literal_error":
         return f"expected {ctx.get('expected')}{suffix}"
     if kind == "value_error":

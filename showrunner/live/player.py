@@ -44,14 +44,11 @@ from showrunner.live.journal import Journal
 from showrunner.live.resume import ResumeState, clear_state, write_state
 from showrunner.plan.chart import (
     Chart,
-    StartPoint,
     end_of,
     follow,
-    locate,
     origin_of,
-    playable_scene,
-    start_point,
     static_start,
+    walk_to,
 )
 from showrunner.plan.diff import (
     PlanDiff,
@@ -61,6 +58,7 @@ from showrunner.plan.diff import (
     state_delta,
     transition_for,
 )
+from showrunner.plan.position import StartPoint, playable_scene, start_point
 from showrunner.plan.timeline import (
     CompiledScene,
     ScheduledScene,
@@ -411,7 +409,7 @@ class Player:
             self._show_origin_unix = point.resume.origin
             return occ, start, origin, "resume"
         if point.at is not None:
-            item, into = self.timeline.locate(point.at)
+            item, into = self.timeline.pass_item_at(point.at)
             occ = item.occurrence
             self._chart = Chart.following(self.timeline, occ)
             self._chart.pop()
@@ -462,7 +460,7 @@ class Player:
     def _locate_loop(self, now: float, now_unix: float) -> tuple[ScheduledScene, float, float]:
         """The occurrence the loop is at now, as if it had played all along since its origin."""
         origin_unix = self._show_origin_unix if self._show_origin_unix is not None else now_unix
-        item, into = self.timeline.locate(max(0.0, now_unix - origin_unix))
+        item, into = self.timeline.pass_item_at(max(0.0, now_unix - origin_unix))
         occ = item.occurrence
         self._chart = Chart.following(self.timeline, occ)
         self._chart.pop()
@@ -485,7 +483,7 @@ class Player:
         start_offset = saved.part_start if saved.part_start is not None else 0.0
         self._chart = Chart(self.timeline.schedule(saved.index, start_offset=start_offset))
         origin = now - (now_unix - saved.part_origin)
-        return locate(self._chart, origin, now, cues_fire=False)
+        return walk_to(self._chart, origin, now, cues_fire=False)
 
     # -- the main loop's events ------------------------------------------------------------------
 

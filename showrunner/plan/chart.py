@@ -1,84 +1,26 @@
-"""Positions on a show's schedule: where a run starts (``--from``/``--at``) and the arithmetic
-that walks a schedule to absolute (monotonic) start times of occurrences. Pure given a timeline
-(no clock, tasks or sink), so it lives apart from the player's live loop.
+"""Schedule arithmetic: walking a show's schedule to absolute (monotonic) start times of
+occurrences. Pure given a timeline (no clock, tasks or sink), so it lives apart from the player's
+live loop; where a run starts is read in position.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-from showrunner.errors import CueError, ShowrunnerError
-from showrunner.plan.saved import ResumeState
+from showrunner.errors import CueError
 from showrunner.plan.timeline import CompiledScene, ScheduledScene, Timeline
-from showrunner.show.model import parse_time
 
 __all__ = [
     "Chart",
-    "StartPoint",
     "end_of",
     "follow",
-    "locate",
     "origin_of",
-    "playable_scene",
-    "start_point",
     "static_start",
+    "walk_to",
 ]
 
 # Walking a schedule to a wall-clock position stops after this many occurrences.
 _WALK_LIMIT = 1_000_000
-
-
-@dataclass(frozen=True)
-class StartPoint:
-    """Where a run begins: the top, a scene (+ offset), a show time, or a saved position."""
-
-    scene: int | str | None = None
-    offset: float = 0.0
-    at: float | None = None
-    resume: ResumeState | None = None
-
-
-def start_point(
-    timeline: Timeline, *, start_scene: str | None = None, at: str | None = None
-) -> StartPoint:
-    """Parse ``--from SCENE`` / ``--at TIME`` (seconds, ``mm:ss``, ``SCENE`` or ``SCENE+OFFSET``)."""
-    if start_scene is not None and at is not None:
-        raise CueError("give either --from or --at, not both")
-    if start_scene is not None:
-        return StartPoint(scene=playable_scene(timeline, start_scene).index)
-    if at is None:
-        return StartPoint()
-    text = at.strip()
-    if "+" in text:
-        name, _, offset = text.partition("+")
-        return StartPoint(scene=playable_scene(timeline, name.strip()).index, offset=_seconds(offset, at))
-    try:
-        return StartPoint(at=parse_time(text, timeline.show.bpm, timeline.show.beats_per_bar))
-    except ValueError:
-        pass
-    try:
-        return StartPoint(scene=playable_scene(timeline, text).index)
-    except CueError:
-        raise CueError(f"--at {at!r}: not a time (seconds, mm:ss) nor a scene name") from None
-
-
-def _seconds(text: str, original: str) -> float:
-    try:
-        return parse_time(text.strip())
-    except ValueError as exc:
-        raise CueError(f"--at {original!r}: {exc}") from None
-
-
-def playable_scene(timeline: Timeline, name: str) -> CompiledScene:
-    try:
-        scene = timeline.scene(name)
-    except (KeyError, IndexError, ValueError, ShowrunnerError):
-        names = ", ".join(s.name for s in timeline.scenes if not s.closed_only)
-        raise CueError(f"unknown scene {name!r} (scenes: {names})") from None
-    if scene.closed_only:
-        raise CueError(f"scene {name!r} plays only while the show is closed")
-    return scene
 
 
 # ---------------------------------------------------------------------------------------------
@@ -152,7 +94,7 @@ def follow(
     return end, end - nxt.start
 
 
-def locate(
+def walk_to(
     chart: Chart, origin: float, target: float, *, cues_fire: bool
 ) -> tuple[ScheduledScene, float, float]:
     """Walk `chart` (its first occurrence's part starts at `origin`) to the one live at `target`.

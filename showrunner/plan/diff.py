@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from showrunner import pipelines
 from showrunner.errors import CueError
-from showrunner.plan.compiler import transition_steps
+from showrunner.plan.actions import transition_steps
 
 if TYPE_CHECKING:
     from showrunner.plan.timeline import (
@@ -352,7 +352,7 @@ def _action_fields(old: Sequence[Action], new: Sequence[Action]) -> Iterator[str
     changes whenever an earlier scene changes; those values are compared through `state_in`
     instead, and only the keys that belong to the scene itself are compared here.
     """
-    old_entry, new_entry = _entry_message(old), _entry_message(new)
+    old_entry, new_entry = _own_entry(old), _own_entry(new)
     for key in _union(old_entry, new_entry):
         if not _same(old_entry.get(key), new_entry.get(key)):
             yield _FIELD_NAMES.get(key, key)
@@ -362,7 +362,7 @@ def _action_fields(old: Sequence[Action], new: Sequence[Action]) -> Iterator[str
             yield group
 
 
-def _entry_message(actions: Sequence[Action]) -> dict[str, Any]:
+def _own_entry(actions: Sequence[Action]) -> dict[str, Any]:
     """The scene's own entry keys (offset 0), merged; the transition without its prompts."""
     merged: dict[str, Any] = {}
     for action in actions:
@@ -511,7 +511,8 @@ def carry_occurrence(occ: ScheduledScene, timeline: Timeline) -> ScheduledScene 
     fresh = next(iter(timeline.schedule(scene.index, start_offset=start_offset)))
     # The schedule's flow snapshot: (index, counters, active loops, iteration, part, shift,
     # how, arrival). Anything else is an unknown layout: start the counters afresh.
-    snap, old = getattr(fresh, "_flow", ()), getattr(occ, "_flow", ())
+    snap: tuple[Any, ...] = getattr(fresh, "_flow", ())
+    old: tuple[Any, ...] = getattr(occ, "_flow", ())
     if len(snap) != 8 or len(old) != 8:
         return fresh
     counters = tuple((key, n) for key, n in old[1] if _loop_exists(timeline, key))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -20,9 +20,9 @@ __all__ = [
     "EMPTY",
     "LORA_PREFIX",
     "PARAM_KEYS",
-    "Prompt",
     "State",
     "TransitionState",
+    "WeightedPrompt",
     "apply",
     "build",
     "load_scale",
@@ -32,6 +32,7 @@ __all__ = [
     "merge_params",
     "ordered_message",
     "same_session",
+    "set_param",
     "set_target",
     "transition_message",
     "with_changes",
@@ -71,8 +72,10 @@ _T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
-class Prompt:
-    """One weighted prompt as sent on the wire (weights are ratios, contract §3.3)."""
+class WeightedPrompt:
+    """One prompt of a resolved state with its weight, as sent on the wire (weights are ratios,
+    contract §3.3). What a show file writes is :class:`showrunner.show.model.Prompt`.
+    """
 
     text: str
     weight: float = 1.0
@@ -81,11 +84,11 @@ class Prompt:
         return {"text": self.text, "weight": self.weight}
 
 
-def _prompts_wire(prompts: Sequence[Prompt]) -> list[dict[str, Any]]:
+def _prompts_wire(prompts: Sequence[WeightedPrompt]) -> list[dict[str, Any]]:
     return [p.wire() for p in prompts]
 
 
-def transition_message(prompts: Sequence[Prompt], steps: int, method: str) -> dict[str, Any]:
+def transition_message(prompts: Sequence[WeightedPrompt], steps: int, method: str) -> dict[str, Any]:
     return {
         "target_prompts": _prompts_wire(prompts),
         "num_steps": steps,
@@ -97,8 +100,8 @@ def transition_message(prompts: Sequence[Prompt], steps: int, method: str) -> di
 class TransitionState:
     """A prompt transition in progress (contract §3.3 `transition`)."""
 
-    from_prompts: tuple[Prompt, ...]
-    to_prompts: tuple[Prompt, ...]
+    from_prompts: tuple[WeightedPrompt, ...]
+    to_prompts: tuple[WeightedPrompt, ...]
     steps: int
     method: str
     progress: float  # 0..1 of its steps
@@ -114,7 +117,7 @@ class State:
     chain: tuple[str, ...]
     load_params: Mapping[str, Any]
     input_mode: str
-    prompts: tuple[Prompt, ...] = ()
+    prompts: tuple[WeightedPrompt, ...] = ()
     transition: TransitionState | None = None
     params: Mapping[str, Any] = field(default_factory=lambda: EMPTY)
     lora_scales: Mapping[str, float] = field(default_factory=lambda: EMPTY)
@@ -207,7 +210,7 @@ def ordered_message(message: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(message)
 
 
-def lora_list(items: Iterator[tuple[str, float]] | Sequence[tuple[str, float]]) -> list[dict[str, Any]]:
+def lora_list(items: Iterable[tuple[str, float]]) -> list[dict[str, Any]]:
     return [{"path": LORA_PREFIX + name, "scale": scale} for name, scale in items]
 
 
@@ -252,7 +255,8 @@ def apply(state: State, message: Mapping[str, Any]) -> State:
     changes: dict[str, Any] = {}
     transition = message.get("transition")
     if transition is not None:
-        changes["prompts"] = tuple(Prompt(p["text"], p["weight"]) for p in transition["target_prompts"])
+        target = transition["target_prompts"]
+        changes["prompts"] = tuple(WeightedPrompt(p["text"], p["weight"]) for p in target)
     params = {k: v for k, v in message.items() if k in _PARAM_SET}
     if params:
         changes["params"] = merge_params(state.params, params)
@@ -262,6 +266,13 @@ def apply(state: State, message: Mapping[str, Any]) -> State:
         merged_scales.update((item["path"][len(LORA_PREFIX) :], item["scale"]) for item in scales)
         changes["lora_scales"] = MappingProxyType(merged_scales)
     return with_changes(state, **changes) if changes else state
+
+
+def set_param(state: State, key: str, value: Any) -> State:
+    """The state with one persistent param set (the same state when it already has it)."""
+    if state.params.get(key) == value and key in state.params:
+        return state
+    return with_changes(state, params=merge_params(state.params, {key: value}))
 
 
 def set_target(state: State, target: str, value: float) -> State:
@@ -276,7 +287,7 @@ def set_target(state: State, target: str, value: float) -> State:
         if index >= len(state.prompts) or state.prompts[index].weight == value:
             return state
         prompts = list(state.prompts)
-        prompts[index] = Prompt(prompts[index].text, value)
+        prompts[index] = WeightedPrompt(prompts[index].text, value)
         return with_changes(state, prompts=tuple(prompts))
     if state.params.get(target) == value:
         return state

@@ -36,9 +36,9 @@ from showrunner.errors import CueError, ShowError
 from showrunner.plan.state import (
     ASSET_PREFIX,
     LORA_PREFIX,
-    Prompt,
     State,
     TransitionState,
+    WeightedPrompt,
     apply,
     main_pipeline,
     same_session,
@@ -55,11 +55,11 @@ __all__ = [
     "Curve",
     "Pass",
     "PassItem",
-    "Prompt",
     "ScheduledScene",
     "State",
     "Timeline",
     "TransitionState",
+    "WeightedPrompt",
     "ease",
     "fmt_time",
     "load_estimate",
@@ -219,6 +219,7 @@ class Curve:
     target: str  # as written: noise_scale, lora.<name>, prompt.<index>.weight
     start: float | None  # value at the scene's start; None = the first keyframe's value holds
     keyframes: tuple[Keyframe, ...]
+    _times: list[float] = field(init=False, repr=False, compare=False)  # the keyframes' `at`
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_times", [k.at for k in self.keyframes])
@@ -338,7 +339,7 @@ class CompiledScene:
         return cached
 
     def _slot(self, offset: float) -> int:
-        """The chunk slot of `offset`, as the compiler's `_Plan.slot` cuts this scene."""
+        """The chunk slot of `offset`, as the compiler's `SlotPlan.slot` (slots.py) cuts this scene."""
         n = nearest_slot(offset, self.chunk_interval)
         last = last_slot_before(self.length, self.chunk_interval)
         return min(n, last) if last is not None else n
@@ -731,7 +732,7 @@ class Timeline:
         """The state `offset` seconds into `scene` when entered directly (seek, BACK, goto)."""
         return self.scene(scene).state_at(offset)
 
-    def locate(self, time: float) -> tuple[PassItem, float]:
+    def pass_item_at(self, time: float) -> tuple[PassItem, float]:
         """The pass item playing at absolute show `time` (cues at once) and the offset into it."""
         p = self._pass
         t = max(0.0, time)
@@ -745,7 +746,7 @@ class Timeline:
 
     def state_at(self, time: float) -> State:
         """The state at absolute show `time`, every cue assumed to fire at once (`--at 1:30`)."""
-        item, offset = self.locate(time)
+        item, offset = self.pass_item_at(time)
         return item.occurrence.scene.state_at(offset)
 
 

@@ -1,1 +1,2 @@
-"""Hot reload: watching the show file and its includes while the show plays."""
+"""Hot reload: watching the show file and its includes while the show plays (watch.py) and
+handing each new version to the player (apply.py)."""

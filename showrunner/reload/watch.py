@@ -165,7 +165,7 @@ class _StopFlag:
 def _load_quietly(path: str | os.PathLike[str]) -> LoadResult | ShowErrors:
     """Load (error lines name the show as the caller spelled it); failures become values."""
     try:
-        return load(path)
+        return load(os.fspath(path))
     except ShowErrors as errors:
         return errors
     except ShowError as error:
@@ -289,7 +289,7 @@ class _Watchers:
         try:
             async for changes in watchfiles.awatch(
                 *folders,
-                stop_event=flag,  # type: ignore[arg-type]  # any object with is_set()/set()
+                stop_event=flag,  # any object with is_set()/set()
                 debounce=self._debounce_ms,
                 step=self._step_ms,
                 recursive=False,

@@ -14,9 +14,7 @@ from typing import Any, Union
 
 from pydantic import BaseModel
 
-from showrunner.show.model import LoadParams, Show
-
-Loc = tuple[str | int, ...]  # a key path into the show data: ("scenes", 2, "transition")
+from showrunner.show.model import LoadParams, Loc, Show
 
 
 def short(value: Any, limit: int = 40) -> str:
@@ -147,8 +145,8 @@ def _message(err: Any, loc: Loc) -> str:
     got = f" (got {short(value)})"
     if kind == "extra_forbidden":
         return f"unknown key {loc[-1]!r}{_key_hint(str(loc[-1]), _fields_at(loc[:-1]))}"
-    if kind in _BOUNDS:
-        return f"must be {_BOUNDS[kind]} {_num(next(iter(ctx.values())))}{got}"
+    if kind in BOUNDS:
+        return f"must be {BOUNDS[kind]} {_num(next(iter(ctx.values())))}{got}"
     if kind in ("too_short", "too_long", "string_too_short", "string_too_long"):
         return _length_message(kind, ctx)
     if kind == "string_pattern_mismatch":
@@ -210,8 +208,8 @@ _SHORTHANDS = {
     "Prompt": "text or {text, weight}",
 }
 
-_BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=",
-           "less_than": "<"}
+# pydantic's bound error types -> the comparison the message names (the importer uses it too)
+BOUNDS = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
 
 
 def _length_message(kind: str, ctx: dict[str, Any]) -> str:

@@ -19,8 +19,8 @@ from typing import Literal
 from showrunner import pipelines
 from showrunner.errors import ShowErrors
 from showrunner.pipelines import PipelineInfo
-from showrunner.show.load import LoadResult, Loc, format_key_path, load, locate, note_at
-from showrunner.show.model import LoadParams, Scene, Show
+from showrunner.show.load import LoadResult, format_key_path, load, note_at, source_location
+from showrunner.show.model import LoadParams, Loc, Scene, Show
 
 Severity = Literal["error", "warning"]
 
@@ -107,7 +107,7 @@ def _count(n: int, word: str) -> str:
 
 
 @dataclass(frozen=True)
-class _State:
+class _InForce:
     """What is in force while a scene plays (values track from scene to scene)."""
 
     chain: tuple[str, ...]
@@ -140,9 +140,9 @@ class _State:
         return default if self.manage_cache is None else self.manage_cache
 
 
-def _states(show: Show) -> list[_State]:
+def _states(show: Show) -> list[_InForce]:
     d = show.defaults
-    state = _State(tuple(d.pipeline), d.load, d.input_mode, d.manage_cache)
+    state = _InForce(tuple(d.pipeline), d.load, d.input_mode, d.manage_cache)
     out = []
     for scene in show.scenes:
         load_params = state.load
@@ -151,7 +151,7 @@ def _states(show: Show) -> list[_State]:
                 {**state.load.model_dump(exclude_none=True),
                  **scene.load.model_dump(exclude_none=True)}
             )
-        state = _State(
+        state = _InForce(
             tuple(scene.pipeline) if scene.pipeline else state.chain,
             load_params,
             scene.input_mode or state.input_mode,
@@ -169,7 +169,7 @@ class _Checker:
         self.findings: list[Finding] = []
 
     def add(self, severity: Severity, code: str, loc: Loc, message: str) -> None:
-        path, line, col = locate(self.result, loc)
+        path, line, col = source_location(self.result, loc)
         note = note_at(self.result, loc)
         text = f"{message} {note}" if note else message
         self.findings.append(Finding(severity, code, text, path, line, col, format_key_path(loc)))
@@ -218,7 +218,7 @@ class _Checker:
         if self.show.loop_count != 1 and len(self.states) > 1:
             self._switch(self.states[-1], self.states[0], ("loop",), "looping back ")
 
-    def _switch(self, old: _State, new: _State, loc: Loc, prefix: str) -> None:
+    def _switch(self, old: _InForce, new: _InForce, loc: Loc, prefix: str) -> None:
         # A scene's own switch points at its `pipeline`/`load`; a jump points at the jump.
         scene_loc = loc[:2] if loc[0] == "scenes" and not prefix else None
         if old.chain != new.chain:

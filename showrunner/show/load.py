@@ -30,8 +30,8 @@ from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from showrunner.errors import ShowError, ShowErrors
-from showrunner.show.explain import Loc, messages, short
-from showrunner.show.model import Show, semantic_problems
+from showrunner.show.explain import messages, short
+from showrunner.show.model import Loc, Show, semantic_problems
 from showrunner.show.templating import (
     MAX_TEMPLATE_OUTPUT,
     TEMPLATE_FAILURES,
@@ -125,7 +125,7 @@ def load_text(text: str, *, path: str = "<string>", base_dir: Path | None = None
     return _Loader(path, base, None).run(text)
 
 
-def locate(result_or_path: LoadResult | str | Path, key_path: Loc) -> tuple[str, int, int]:
+def source_location(result_or_path: LoadResult | str | Path, key_path: Loc) -> tuple[str, int, int]:
     """(file, line, col) of the value at `key_path` (or of its nearest written parent)."""
     result = result_or_path if isinstance(result_or_path, LoadResult) else load(result_or_path)
     pos = result._index.value(tuple(key_path))

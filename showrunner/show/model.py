@@ -37,7 +37,7 @@ from pydantic_core import CoreSchema
 
 from showrunner import pipelines
 
-Loc = tuple[str | int, ...]
+Loc = tuple[str | int, ...]  # a key path into the show data: ("scenes", 2, "transition")
 Problem = tuple[Loc, str]
 
 # ---------------------------------------------------------------------------------------------
@@ -159,7 +159,7 @@ class Prompt(Model):
     """One weighted prompt. Scope normalises weights to sum 1, so only ratios matter."""
 
     text: str = Field(description="The prompt text (T5 keeps the first 512 tokens).")
-    weight: float = Field(1.0, ge=0, le=1e6, description="Relative weight, >= 0.")
+    weight: float = Field(default=1.0, ge=0, le=1e6, description="Relative weight, >= 0.")
 
 
 def _prompts_shorthand(value: object) -> object:
@@ -187,11 +187,11 @@ class Transition(Model):
     """How the picture moves into new prompts: over a duration or a number of chunks, or a cut."""
 
     duration: Seconds | None = Field(
-        None, description="Blend time; converted to chunk steps with the pipeline's chunk rate."
+        default=None, description="Blend time; converted to chunk steps with the pipeline's chunk rate."
     )
-    steps: int | None = Field(None, ge=0, le=1000, description="Blend length in chunks; 0 = cut.")
+    steps: int | None = Field(default=None, ge=0, le=1000, description="Blend length in chunks; 0 = cut.")
     method: Method | None = Field(
-        None, description="Temporal interpolation; the pipeline default when absent."
+        default=None, description="Temporal interpolation; the pipeline default when absent."
     )
 
     @model_validator(mode="after")
@@ -243,18 +243,19 @@ class RuntimeParams(Model):
     """Values Scope reads every chunk; they track from scene to scene until changed."""
 
     denoising_steps: DenoisingSteps = None
-    noise_scale: float | None = Field(None, ge=0, le=1, description="Video mode only; 0-1.")
-    noise_controller: bool | None = Field(None, description="Video mode only.")
+    noise_scale: float | None = Field(default=None, ge=0, le=1, description="Video mode only; 0-1.")
+    noise_controller: bool | None = Field(default=None, description="Video mode only.")
     manage_cache: bool | None = Field(
-        None, description="Automatic cache resets; LoRA-scale and step changes become cuts."
+        default=None, description="Automatic cache resets; LoRA-scale and step changes become cuts."
     )
     kv_cache_attention_bias: float | None = Field(
-        None, ge=0.01, le=1.0, description="Reliance on past frames (krea); 0.01-1."
+        default=None, ge=0.01, le=1.0, description="Reliance on past frames (krea); 0.01-1."
     )
     prompt_interpolation: Method | None = Field(
-        None, description="Spatial blend of several prompts (Scope 0.2.4: no effect in the Wan pipelines)."
+        default=None,
+        description="Spatial blend of several prompts (Scope 0.2.4: no effect in the Wan pipelines).",
     )
-    vace_context_scale: float | None = Field(None, ge=0, le=2, description="VACE strength, 0-2.")
+    vace_context_scale: float | None = Field(default=None, ge=0, le=2, description="VACE strength, 0-2.")
 
     _check_steps = field_validator("denoising_steps")(_steps_descending)
 
@@ -288,9 +289,9 @@ class LoraLoad(Model):
     """A LoRA loaded with the pipeline (adding/removing one means a reload)."""
 
     lora: str = Field(description="Name of a LoRA under `assets.loras`.")
-    scale: float = Field(1.0, ge=-10, le=10, description="Scale at load, -10 to 10; 0 = off.")
+    scale: float = Field(default=1.0, ge=-10, le=10, description="Scale at load, -10 to 10; 0 = off.")
     merge_mode: MergeMode | None = Field(
-        None, description="Overrides `lora_merge_mode`; runtime_peft allows runtime scales."
+        default=None, description="Overrides `lora_merge_mode`; runtime_peft allows runtime scales."
     )
 
 
@@ -298,26 +299,26 @@ class LoadParams(Model):
     """Pipeline load parameters; changing any of them reloads the pipeline and reconnects."""
 
     height: int | None = Field(
-        None, ge=1, le=4096, description="Output height in pixels (Wan pipelines: divisible by 16)."
+        default=None, ge=1, le=4096, description="Output height in pixels (Wan pipelines: divisible by 16)."
     )
     width: int | None = Field(
-        None, ge=1, le=4096, description="Output width in pixels (Wan pipelines: divisible by 16)."
+        default=None, ge=1, le=4096, description="Output width in pixels (Wan pipelines: divisible by 16)."
     )
     base_seed: int | None = Field(
-        None, ge=0, le=2**63 - 1, description="Random seed (Scope's `base_seed`; default 42)."
+        default=None, ge=0, le=2**63 - 1, description="Random seed (Scope's `base_seed`; default 42)."
     )
     vae_type: Literal["wan", "lightvae", "tae", "lighttae"] | None = Field(
-        None, description="VAE used to decode frames (Scope default 'wan')."
+        default=None, description="VAE used to decode frames (Scope default 'wan')."
     )
     quantization: Literal["fp8_e4m3fn", "none"] | None = Field(
-        None, description="'fp8_e4m3fn' or 'none'."
+        default=None, description="'fp8_e4m3fn' or 'none'."
     )
-    vace_enabled: bool | None = Field(None, description="Load VACE weights (Scope default true).")
+    vace_enabled: bool | None = Field(default=None, description="Load VACE weights (Scope default true).")
     loras: list[LoraLoad] | None = Field(
-        None, description="LoRAs loaded with the pipeline; changing this list reloads."
+        default=None, description="LoRAs loaded with the pipeline; changing this list reloads."
     )
     lora_merge_mode: MergeMode | None = Field(
-        None, description="Default merge mode (Scope default permanent_merge)."
+        default=None, description="Default merge mode (Scope default permanent_merge)."
     )
 
 
@@ -325,7 +326,7 @@ class OutputSink(Model):
     """Scope sends its picture to another app (NDI, Spout or Syphon)."""
 
     enabled: bool = True
-    name: str = Field("showrunner", min_length=1, description="Name other apps see.")
+    name: str = Field(default="showrunner", min_length=1, description="Name other apps see.")
 
 
 class InputSource(Model):
@@ -348,9 +349,9 @@ class Defaults(RuntimeParams):
     load: LoadParams = Field(
         default_factory=LoadParams, description="Pipeline load settings (a change reloads)."
     )
-    input_mode: InputMode | None = Field(None, description="The pipeline's default mode if absent.")
+    input_mode: InputMode | None = Field(default=None, description="The pipeline's default mode if absent.")
     transition: TransitionSpec | None = Field(
-        None, description="Transition into scenes that name none (pipeline default if absent)."
+        default=None, description="Transition into scenes that name none (pipeline default if absent)."
     )
     output_sinks: dict[Literal["ndi", "spout", "syphon"], OutputSink] = Field(
         default_factory=dict, description="Send Scope's picture to NDI / Spout / Syphon."
@@ -365,31 +366,31 @@ class Auth(Model):
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
         description="Name of the environment variable that holds the token (never the token).",
     )
-    header: str = Field("Authorization", min_length=1)
-    scheme: str | None = Field("Bearer", description="Prefix before the token; null for none.")
+    header: str = Field(default="Authorization", min_length=1)
+    scheme: str | None = Field(default="Bearer", description="Prefix before the token; null for none.")
 
 
 class Timeouts(Model):
-    connect: Seconds = Field(5.0, gt=0, description="Reaching the server.")
-    request: Seconds = Field(10.0, gt=0, description="One HTTP request.")
-    load: Seconds = Field(300.0, gt=0, description="Pipeline load, polled until loaded.")
-    offer: Seconds = Field(15.0, gt=0, description="WebRTC offer/answer and connection.")
-    first_frame: Seconds = Field(10.0, gt=0, description="The first video frame after connecting.")
+    connect: Seconds = Field(default=5.0, gt=0, description="Reaching the server.")
+    request: Seconds = Field(default=10.0, gt=0, description="One HTTP request.")
+    load: Seconds = Field(default=300.0, gt=0, description="Pipeline load, polled until loaded.")
+    offer: Seconds = Field(default=15.0, gt=0, description="WebRTC offer/answer and connection.")
+    first_frame: Seconds = Field(default=10.0, gt=0, description="The first video frame after connecting.")
 
 
 class ScopeTarget(Model):
     url: str | None = Field(
-        None,
+        default=None,
         pattern=r"^https?://[^\s/]+(/.*)?$",
         description="Scope server URL; absent = the embedded simulator.",
     )
-    auth: Auth | None = Field(None, description="Auth header for a Scope behind a proxy.")
+    auth: Auth | None = Field(default=None, description="Auth header for a Scope behind a proxy.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Seconds before giving up.")
 
 
 class ImageAsset(Model):
-    file: str | None = Field(None, description="Local file, relative to the show file; uploaded.")
-    server_path: str | None = Field(None, description="A path that already exists on the server.")
+    file: str | None = Field(default=None, description="Local file, relative to the show file; uploaded.")
+    server_path: str | None = Field(default=None, description="A path that already exists on the server.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ImageAsset:
@@ -399,8 +400,8 @@ class ImageAsset(Model):
 
 
 class LoraAsset(Model):
-    path: str | None = Field(None, description="Absolute path on the server.")
-    filename: str | None = Field(None, description="File name, resolved with GET /api/v1/loras.")
+    path: str | None = Field(default=None, description="Absolute path on the server.")
+    filename: str | None = Field(default=None, description="File name, resolved with GET /api/v1/loras.")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> LoraAsset:
@@ -440,7 +441,7 @@ class Keyframe(Model):
 
     at: Seconds = Field(description="Offset from the scene's start.")
     value: float = Field(description="The value reached at `at`.")
-    ease: Ease = Field("linear", description="Curve from the previous keyframe to this one.")
+    ease: Ease = Field(default="linear", description="Curve from the previous keyframe to this one.")
 
 
 KEYFRAME_TARGET = re.compile(
@@ -461,16 +462,16 @@ class TravelStep(Model):
 
     at: Seconds = Field(description="Offset from the scene's start.")
     prompts: Prompts
-    transition: TransitionSpec | None = Field(None, description="How to move into these prompts.")
+    transition: TransitionSpec | None = Field(default=None, description="How to move into these prompts.")
 
 
 class Vace(Model):
     refs: list[Name] | None = Field(
-        None, description="Image assets used as VACE references; [] clears them."
+        default=None, description="Image assets used as VACE references; [] clears them."
     )
-    context_scale: float | None = Field(None, ge=0, le=2, description="VACE strength, 0-2.")
+    context_scale: float | None = Field(default=None, ge=0, le=2, description="VACE strength, 0-2.")
     use_input_video: bool | None = Field(
-        None, description="Video mode: the input video conditions VACE."
+        default=None, description="Video mode: the input video conditions VACE."
     )
 
 
@@ -479,7 +480,7 @@ class Goto(Model):
 
     scene: Name = Field(description="Name of the scene to jump to.")
     times: int | None = Field(
-        None, ge=1, description="How many times to jump; absent = every time (a loop)."
+        default=None, ge=1, description="How many times to jump; absent = every time (a loop)."
     )
 
 
@@ -487,32 +488,32 @@ class After(Model):
     """Start when another scene ends."""
 
     scene: Name = Field(description="Name of an earlier scene.")
-    offset: Seconds = Field(0.0, description="Extra time after that scene's end.")
+    offset: Seconds = Field(default=0.0, description="Extra time after that scene's end.")
 
 
 class Scene(RuntimeParams):
     """One look of the show and how it starts."""
 
     name: Name = Field(description="Unique scene name (letters, digits, _ . -); cues use it.")
-    notes: str | None = Field(None, description="Free text for the operator and the report.")
+    notes: str | None = Field(default=None, description="Free text for the operator and the report.")
     # timing
-    duration: Seconds | None = Field(None, description="How long the scene plays.")
+    duration: Seconds | None = Field(default=None, description="How long the scene plays.")
     at: Seconds | None = Field(
-        None, description="Start time from the show start (or from the last cue)."
+        default=None, description="Start time from the show start (or from the last cue)."
     )
     after: Annotated[
         After,
         BeforeValidator(lambda v: {"scene": v} if isinstance(v, str) else v),
         _OrShorthand({"type": "string"}),
-    ] | None = Field(None, description="Start when another scene ends, plus an offset.")
+    ] | None = Field(default=None, description="Start when another scene ends, plus an offset.")
     cue: bool | Name | None = Field(
-        None, description="true/'go': wait for GO; a name: wait for that named cue (or GO)."
+        default=None, description="true/'go': wait for GO; a name: wait for that named cue (or GO)."
     )
-    pre_wait: Seconds = Field(0.0, description="Delay between the trigger and the start.")
+    pre_wait: Seconds = Field(default=0.0, description="Delay between the trigger and the start.")
     # picture
-    prompts: Prompts | None = Field(None, description="What to generate; tracks to later scenes.")
+    prompts: Prompts | None = Field(default=None, description="What to generate; tracks to later scenes.")
     transition: TransitionSpec | None = Field(
-        None, description="How the picture moves into this scene's prompts."
+        default=None, description="How the picture moves into this scene's prompts."
     )
     travel: list[TravelStep] = Field(
         default_factory=list, description="Prompt changes inside the scene, by offset."
@@ -523,23 +524,23 @@ class Scene(RuntimeParams):
         "prompt.<index>.weight -> keyframes.",
     )
     pipeline: PipelineChain | None = Field(
-        None, description="Switch pipeline (a reload and reconnect: a gap in the output)."
+        default=None, description="Switch pipeline (a reload and reconnect: a gap in the output)."
     )
-    load: LoadParams | None = Field(None, description="Overrides merged over the defaults.")
-    input_mode: InputMode | None = Field(None, description="text or video (a change reconnects).")
-    vace: Vace | None = Field(None, description="VACE reference images and strength.")
-    first_frame: Name | None = Field(None, description="Image asset the clip starts from.")
-    last_frame: Name | None = Field(None, description="Image asset the clip heads towards.")
+    load: LoadParams | None = Field(default=None, description="Overrides merged over the defaults.")
+    input_mode: InputMode | None = Field(default=None, description="text or video (a change reconnects).")
+    vace: Vace | None = Field(default=None, description="VACE reference images and strength.")
+    first_frame: Name | None = Field(default=None, description="Image asset the clip starts from.")
+    last_frame: Name | None = Field(default=None, description="Image asset the clip heads towards.")
     loras: dict[Name, Annotated[float, Field(ge=-10, le=10)]] = Field(
         default_factory=dict, description="Runtime LoRA scales by asset name."
     )
-    reset_cache: bool = Field(False, description="A hard cut at the start of this scene.")
-    paused: bool | None = Field(None, description="Freeze the output on its last frame.")
+    reset_cache: bool = Field(default=False, description="A hard cut at the start of this scene.")
+    paused: bool | None = Field(default=None, description="Freeze the output on its last frame.")
     goto: Annotated[
         Goto,
         BeforeValidator(lambda v: {"scene": v} if isinstance(v, str) else v),
         _OrShorthand({"type": "string"}),
-    ] | None = Field(None, description="After this scene, jump to another.")
+    ] | None = Field(default=None, description="After this scene, jump to another.")
 
     @model_validator(mode="after")
     def _timing(self) -> Scene:
@@ -565,7 +566,7 @@ class Section(Model):
     name: Name = Field(description="Unique section name.")
     start: Name = Field(description="First scene of the section.")
     end: Name = Field(description="Last scene of the section.")
-    repeat: int = Field(2, ge=1, le=100000, description="Times the section plays in all.")
+    repeat: int = Field(default=2, ge=1, le=100000, description="Times the section plays in all.")
 
 
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
@@ -574,7 +575,7 @@ _HHMM = r"^([01]?\d|2[0-3]):[0-5]\d$|^24:00$"
 
 class Window(Model):
     days: list[Day] | Literal["daily", "weekdays", "weekends"] = Field(
-        "daily", description="'daily', 'weekdays', 'weekends' or a list such as [mon, fri]."
+        default="daily", description="'daily', 'weekdays', 'weekends' or a list such as [mon, fri]."
     )
     start: str = Field(pattern=_HHMM, description="Opening time, HH:MM.")
     end: str = Field(pattern=_HHMM, description="Closing time, HH:MM (before start = past midnight).")
@@ -601,10 +602,10 @@ class Window(Model):
 class Hours(Model):
     """Opening hours of an installation; outside them the show pauses or plays a holding scene."""
 
-    timezone: str | None = Field(None, description="IANA zone, e.g. Europe/Berlin; local if absent.")
+    timezone: str | None = Field(default=None, description="IANA zone, e.g. Europe/Berlin; local if absent.")
     open: list[Window] = Field(min_length=1, description="Opening windows (any one opens).")
     closed: Literal["pause"] | Name = Field(
-        "pause", description="'pause', or the name of a scene played only while closed."
+        default="pause", description="'pause', or the name of a scene played only while closed."
     )
 
     @field_validator("timezone")
@@ -634,11 +635,11 @@ class Show(Model):
 
     title: str = Field(min_length=1, description="Name of the show (reports, operator page).")
     bpm: float | None = Field(
-        None, gt=0, le=999, description="Tempo; needed for times written in bars or beats."
+        default=None, gt=0, le=999, description="Tempo; needed for times written in bars or beats."
     )
-    beats_per_bar: int = Field(4, ge=1, le=16, description="Beats in one bar (default 4).")
+    beats_per_bar: int = Field(default=4, ge=1, le=16, description="Beats in one bar (default 4).")
     fps: float | None = Field(
-        None, gt=0, le=240, description="Assumed pipeline fps for seconds -> chunks."
+        default=None, gt=0, le=240, description="Assumed pipeline fps for seconds -> chunks."
     )
     vars: dict[str, Any] = Field(default_factory=dict, description="Template variables.")
     include: dict[str, str] = Field(
@@ -657,13 +658,13 @@ class Show(Model):
     )
     loop: Loop = False
     end: Literal["hold", "stop"] = Field(
-        "hold", description="At the end: keep the last look until quit, or stop and exit."
+        default="hold", description="At the end: keep the last look until quit, or stop and exit."
     )
     hours: Hours | None = Field(
-        None, description="Opening hours of an installation; the show plays only inside them."
+        default=None, description="Opening hours of an installation; the show plays only inside them."
     )
     reload_at: Literal["now", "boundary"] = Field(
-        "now", description="Hot reload: apply edits to the playing scene now or at its end."
+        default="now", description="Hot reload: apply edits to the playing scene now or at its end."
     )
 
     @field_validator("loop")

@@ -1,0 +1,245 @@
+"""What the text, JSON and HTML reports share: the table rows of one pass, loop markers,
+totals and the small formatting helpers.
+
+Everything here reads a :class:`~showrunner.plan.timeline.Timeline` and never iterates a schedule
+past one pass (:meth:`Timeline.one_pass`), so a show that loops forever reports at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from showrunner import pipelines
+from showrunner.plan.timeline import (
+    LOAD_SECONDS_PLAIN,
+    LOAD_SECONDS_UNKNOWN,
+    LOAD_SECONDS_WAN,
+    RECONNECT_SECONDS,
+    CompiledScene,
+    Pass,
+    PassItem,
+    Timeline,
+    WeightedPrompt,
+    fmt_time,
+)
+
+SWITCH_NOTE = (
+    f"estimate per switch: load {LOAD_SECONDS_WAN:g}s per Wan pipeline, {LOAD_SECONDS_PLAIN:g}s "
+    f"per weight-free one, {LOAD_SECONDS_UNKNOWN:g}s per unknown one, "
+    f"+ {RECONNECT_SECONDS:g}s reconnect"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Formatting helpers
+# ---------------------------------------------------------------------------------------------
+
+
+def cut(text: str, width: int) -> str:
+    if width <= 0:
+        return ""
+    if len(text) <= width:
+        return text
+    return text[: max(0, width - 1)] + "…"
+
+
+def num(value: float) -> str:
+    return f"{value:g}"
+
+
+def prompts_text(prompts: Sequence[WeightedPrompt]) -> str:
+    if not prompts:
+        return "-"
+    return " | ".join(p.text if p.weight == 1 else f"{p.text} ({num(p.weight)})" for p in prompts)
+
+
+def plain(value: Any) -> Any:
+    """JSON-ready copy of nested mappings / tuples."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def finding_data(finding: object) -> dict[str, Any]:
+    fmt = getattr(finding, "format", None)
+    text = fmt() if callable(fmt) else str(finding)
+    return {
+        "severity": str(getattr(finding, "severity", "warning")),
+        "message": str(getattr(finding, "message", text)),
+        "text": str(text),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# What the three renderings share
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    scene: CompiledScene
+    first: PassItem | None  # first occurrence in the pass, None if not reached
+    plays: int
+    time: str  # part-relative label: "1:30", "GO+0:04"
+    travel: int  # travel stops written in the scene
+
+
+@dataclass
+class Marker:
+    after: int  # scene index the marker follows in the table
+    kind: str  # "section" | "goto" | "loop"
+    text: str
+
+
+def cue_label(scene: CompiledScene) -> str:
+    return "GO" if scene.cue == "go" else str(scene.cue)
+
+
+def table_rows(timeline: Timeline, p: Pass) -> tuple[list[Row], int]:
+    """Table rows in first-play order (unreached scenes last) and how many were reached."""
+    show = timeline.show.scenes
+    first: dict[int, PassItem] = {}
+    plays: dict[int, int] = {}
+    labels: dict[int, str] = {}  # part -> cue label (part 0 runs on the show clock)
+    for item in p.items:
+        occ = item.occurrence
+        index = occ.scene.index
+        plays[index] = plays.get(index, 0) + 1
+        if occ.part not in labels:
+            labels[occ.part] = cue_label(occ.scene) if occ.part and occ.scene.cue else ""
+        first.setdefault(index, item)
+    rows: list[Row] = []
+    for index, item in first.items():
+        occ = item.occurrence
+        label = labels.get(occ.part, "")
+        if not label:
+            time = fmt_time(item.start)
+        else:
+            offset = occ.start if occ.start is not None else occ.scene.pre_wait
+            time = label if offset == 0 else f"{label}+{fmt_time(offset)}"
+        rows.append(Row(timeline.scenes[index], item, plays[index], time, len(show[index].travel)))
+    reached = len(rows)
+    for scene in timeline.scenes:
+        if scene.index not in first:
+            rows.append(Row(scene, None, 0, "-", len(show[scene.index].travel)))
+    return rows, reached
+
+
+def loop_markers(timeline: Timeline, p: Pass) -> list[Marker]:
+    show = timeline.show
+    out: list[Marker] = []
+    for section in show.sections:
+        if section.repeat > 1:
+            first, last = timeline.scene(section.start), timeline.scene(section.end)
+            length = None
+            if first.at is not None and last.end is not None:
+                length = last.end - (first.at - first.pre_wait)
+            each = f", {fmt_time(length)} each" if length is not None else ""
+            out.append(
+                Marker(
+                    last.index,
+                    "section",
+                    f"↻ section {section.name}: {section.start}…{section.end} "
+                    f"plays {section.repeat}×{each}",
+                )
+            )
+    for scene in timeline.scenes:
+        if scene.goto is not None and not scene.closed_only:
+            target, times = scene.goto
+            how = "every time" if times is None else f"{times}×"
+            out.append(Marker(scene.index, "goto", f"↻ goto {timeline.scenes[target].name} ({how})"))
+    return out
+
+
+def loop_text(timeline: Timeline, p: Pass) -> str:
+    if p.truncated:
+        return f"first pass cut after {len(p.items)} scenes; totals not computed"
+    if p.cycle == "goto":
+        return (
+            f"repeats forever (endless goto): {fmt_time(p.period)} per round "
+            f"from {fmt_time(p.cycle_start)}"
+        )
+    count = timeline.show.loop_count
+    if p.cycle == "loop":
+        if count is None:
+            return f"loops forever, period {fmt_time(p.period)}"
+        return f"plays {count}×: {fmt_time(p.period)} each, {fmt_time(timeline.total_duration)} in all"
+    last = p.items[-1].occurrence.scene.name
+    tail = f', then holds "{last}"' if p.holds and timeline.show.end == "hold" else ""
+    if p.holds and timeline.show.end == "stop":
+        tail = f', stops when "{last}" starts'
+    return f"{fmt_time(timeline.total_duration)} (cues fire at once){tail}"
+
+
+def chunking(timeline: Timeline) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for scene in timeline.scenes:
+        if scene.main_pipeline in seen:
+            continue
+        info = pipelines.lookup(scene.main_pipeline)
+        seen[scene.main_pipeline] = {
+            "pipeline": scene.main_pipeline,
+            "frames_per_chunk": round(scene.chunk_interval * scene.fps),
+            "fps": scene.fps,
+            "fps_source": "show" if timeline.show.fps else ("pipeline" if info else "fallback"),
+            "chunk_interval": scene.chunk_interval,
+            "known": info is not None,
+        }
+    return list(seen.values())
+
+
+def chunking_text(timeline: Timeline) -> str:
+    parts = []
+    for c in chunking(timeline):
+        source = {"show": "show fps", "pipeline": "typical fps", "fallback": "assumed"}[c["fps_source"]]
+        parts.append(
+            f"{c['pipeline']} {c['frames_per_chunk']} frames/chunk at {num(c['fps'])} fps "
+            f"({source}) = {num(round(c['chunk_interval'], 4))}s per step"
+        )
+    return "; ".join(parts)
+
+
+def switch_text(timeline: Timeline) -> str:
+    p = timeline.one_pass()
+    initial = p.items[0].occurrence.scene.switch_estimate
+    return (
+        f"{timeline.switch_count} per pass, ~{num(round(timeline.switch_seconds, 1))}s without "
+        f"output ({SWITCH_NOTE}); first load ~{num(round(initial, 1))}s before the show starts"
+    )
+
+
+def entry_text(scene: CompiledScene) -> tuple[str, str]:
+    """(transition text, entry kind) of a scene's entry."""
+    action = scene.entry
+    if action is None:
+        return "-", "none"
+    if action.kind == "session":
+        return "session", "session"
+    tr = action.message.get("transition")
+    if tr is None:
+        return "-", "send"
+    steps = tr["num_steps"]
+    if steps == 0:
+        return "cut", "send"
+    secs = num(round(steps * scene.chunk_interval, 2))
+    return f"{tr['temporal_interpolation_method']} {steps} ({secs}s)", "send"
+
+
+def lora_text(scene: CompiledScene) -> str:
+    if not scene.state_in.lora_scales and not scene.curves:
+        return "-"
+    curves = {c.target[5:]: c for c in scene.curves if c.target.startswith("lora.")}
+    parts = []
+    for name, scale in scene.state_in.lora_scales.items():
+        curve = curves.pop(name, None)
+        if curve is not None:
+            parts.append(f"{name} {num(scale)}→{num(curve.keyframes[-1].value)}")
+        else:
+            parts.append(f"{name} {num(scale)}")
+    for name, curve in curves.items():
+        parts.append(f"{name} →{num(curve.keyframes[-1].value)}")
+    return ", ".join(parts) or "-"
