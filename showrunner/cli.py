@@ -59,6 +59,9 @@ def _report(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from showrunner.importer.convert import import_file
 
+    if args.output and not args.force and Path(args.output).exists():
+        print(f"{args.output} exists; not overwriting it (use --force)", file=sys.stderr)
+        return 1
     result = import_file(args.file, hold=args.hold)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -149,6 +152,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("-o", "--output", metavar="OUT", help="write the show here (default stdout)")
     p.add_argument("--hold", action="store_true", help="hold the last look instead of stopping")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=_import)
 
     p = sub.add_parser("sim", help="serve the Scope simulator")
