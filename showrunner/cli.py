@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from showrunner import __version__
@@ -47,12 +48,17 @@ def _report(args: argparse.Namespace) -> int:
         state = state_at_point(timeline, parse_position(timeline, args.at))
         sys.stdout.write(render_state(state, label=args.at))
         return 0
-    if args.html:
-        Path(args.html).write_text(render_html(timeline, findings=findings), "utf-8")
-    if args.json:
-        Path(args.json).write_text(render_json(timeline, findings=findings), "utf-8")
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    sys.stdout.write(render_text(timeline, findings=findings, width=width))
+    now = datetime.now().astimezone()  # "next open" of opening hours; rendering stays pure
+    for target, render in ((args.html, render_html), (args.json, render_json)):
+        if target:
+            page = render(timeline, findings=findings, now=now)
+            if target == "-":
+                sys.stdout.write(page)
+            else:
+                Path(target).write_text(page, "utf-8")
+    if args.text or not (args.html or args.json):
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        sys.stdout.write(render_text(timeline, findings=findings, width=width))
     return 0
 
 
@@ -143,8 +149,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="dry-run timeline of a show (no server needed)")
     p.add_argument("path")
-    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
-    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report ('-': stdout)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout)")
+    p.add_argument(
+        "--text", action="store_true", help="print the table too when writing --html/--json"
+    )
     p.add_argument("--at", metavar="TIME", help="print the resolved state at TIME or SCENE+OFFSET")
     p.set_defaults(func=_report)
 
