@@ -284,29 +284,37 @@ def _switch_why(before: Any, after: Any) -> str:
 
 def dark_stretches(p: Pass) -> list[Dark]:
     """Where one pass has no picture: each switch's estimated gap, laid over the scenes it covers
-    (a gap longer than its scene runs on into the next). The first load, before the show starts,
-    is not in the pass."""
+    (a gap longer than its scene runs on into the next; gaps that overlap make one stretch, told
+    by its first cause). The first load, before the show starts, is not in the pass."""
     items = p.items
-    gaps = [(n, n, item.switch) for n, item in enumerate(items) if item.switch > 0]
+    gaps = [(item.start, item.start + item.switch, n) for n, item in enumerate(items) if item.switch > 0]
     if p.wrap_switch > 0 and p.cycle_start is not None:
         first = next((n for n, item in enumerate(items) if item.start >= p.cycle_start - 1e-9), None)
         if first is not None:
-            gaps.append((-1, first, p.wrap_switch))
+            gaps.append((items[first].start, items[first].start + p.wrap_switch, -1 - first))
+    merged: list[list[Any]] = []  # [start, stop, cause, how many]
+    for start, stop, cause in sorted(gaps):
+        if merged and start <= merged[-1][1] + 1e-9:
+            merged[-1][1] = max(merged[-1][1], stop)
+            merged[-1][3] += 1
+        else:
+            merged.append([start, stop, cause, 1])
     out: list[Dark] = []
-    for cause, begin, seconds in gaps:
-        start = items[begin].start
-        stop = start + seconds
-        before = items[cause - 1] if cause > 0 else items[-1]
+    for start, stop, cause, count in merged:
+        begin = cause if cause >= 0 else -1 - cause
+        before = items[begin - 1] if cause > 0 else items[-1]
         why = _switch_why(before.occurrence.scene.state_out, items[begin].occurrence.scene.state_in)
         if cause < 0:
             why += ", going round the show loop"
+        if count > 1:
+            why += f", then {count - 1} more switch{'es' if count > 2 else ''}"
         for m in range(begin, len(items)):
             item = items[m]
             end = item.end if item.end is not None else math.inf
             lo, hi = max(item.start, start), min(end, stop)
             if hi - lo > 1e-9:
                 length = item.end - item.start if item.end is not None else None
-                out.append(Dark(m, cause, lo, hi, length, why))
+                out.append(Dark(m, cause if cause >= 0 else -1, lo, hi, length, why))
             if end >= stop:
                 break
     return out

@@ -363,6 +363,7 @@ def timeline_picture(timeline: Timeline, p: Pass, dark: Sequence[Dark]) -> Pictu
             "x": round(geo.x(t0) + 3, 1),
             "y": round(lane.y + slot.row * ROW + 14, 1),
             "data-t0": _t(t0),
+            "data-end": _t(slot.t1),
             "data-lim": _t(limit),
             "data-full": text,
             **attrs,
@@ -424,7 +425,7 @@ def timeline_picture(timeline: Timeline, p: Pass, dark: Sequence[Dark]) -> Pictu
     vace_used = any(item.occurrence.scene.state_in.vace_refs for item in p.items) or any(
         "vace_ref_images" in a.message for item in p.items for a in item.occurrence.scene.actions
     )
-    vace_lane = add_lane("vace", "VACE", ROW + 2) if vace_used else None
+    vace_lane = add_lane("vace", "VACE", ROW + 4) if vace_used else None
     brackets = _bracket_spans(timeline, p)
     bracket_slots = [Slot(a, b) for a, b, _ in brackets]
     bracket_rows = stack(bracket_slots, 0.0, max_rows=8) if brackets else 0
@@ -584,11 +585,14 @@ def timeline_picture(timeline: Timeline, p: Pass, dark: Sequence[Dark]) -> Pictu
             if refs:
                 elements.append(Element(
                     "rect",
-                    {"class": "clip vace", "x": geo.x(item.start), "y": vace_lane.y + 4,
-                     "width": geo.w(item.start, end, 1.0), "height": ROW - 6, "data-t0": _t(item.start),
+                    {"class": "clip vace", "x": geo.x(item.start), "y": vace_lane.y + 2,
+                     "width": geo.w(item.start, end, 1.0), "height": ROW - 2, "data-t0": _t(item.start),
                      "data-t1": _t(end), "data-item": n},
                     title=f"VACE refs: {', '.join(refs)}",
                 ))
+                if end > item.start:
+                    label(Slot(item.start, end, 0, end), vace_lane, ", ".join(refs), "lbl vace-lbl",
+                          anchor=item.start + geo.seconds(4))
             for action in sc.actions:
                 if "vace_ref_images" in action.message:
                     t = item.start + action.offset

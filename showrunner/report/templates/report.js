@@ -29,7 +29,7 @@
     return { el: el, parts: parts };
   });
   var labels = all(svg, "#items text[data-full]").map(function (el) {
-    return { el: el, t0: +el.dataset.t0, lim: +el.dataset.lim, full: el.dataset.full,
+    return { el: el, t0: +el.dataset.t0, end: +el.dataset.end, lim: +el.dataset.lim, full: el.dataset.full,
              maxw: el.dataset.maxw ? +el.dataset.maxw : Infinity, font: null };
   });
   var gutterNames = all(svg, ".gutter text[data-room]");
@@ -80,7 +80,8 @@
     labels.forEach(function (l) {
       var start = X(l.t0), end = Math.min(X(l.lim) - 3, right);
       var a = start + 3;
-      if (a < G + 3 && X(l.lim) > G + 40) { a = G + 3; }  /* keep the label of a clip running in from the left */
+      /* the label of a clip that runs in from the left stays in view (an instant's does not) */
+      if (a < G + 3 && l.end > l.t0 && X(Math.min(l.end, l.lim)) > G + 40) { a = G + 3; }
       var room = Math.min(end - a, l.maxw);
       if (!l.font) { l.font = fontOf(l.el); }
       var text = a > right || a < G ? "" : fitText(l.font, l.full, room);
