@@ -17,6 +17,7 @@ import json
 import os
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ EXAMPLES = sorted(p.stem for p in (ROOT / "shows").glob("*.yaml"))
 # Read at import: the autouse fixture in conftest.py hides SHOWRUNNER_* while tests run.
 ARTIFACTS = Path(os.environ.get("SHOWRUNNER_ARTIFACTS") or ROOT / "tests" / "artifacts")
 WINDOW = (1280, 900)
+NOW = datetime(2026, 1, 10, 20, 30, tzinfo=UTC)  # a Saturday night in Berlin: the gallery is closed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,11 +238,14 @@ def shows(tmp_path: Path, name: str) -> tuple[Timeline, Show]:
 @pytest.mark.parametrize("name", [*EXAMPLES, "generated-500"])
 async def test_the_report_page_reads_cleanly(tmp_path: Path, name: str) -> None:
     timeline, show = shows(tmp_path, name)
-    html = render_html(timeline)
+    html = render_html(timeline, now=NOW)
     async with chromium(tmp_path) as browser:
         page = Page(browser)
         await page.open(html)
         seen = await probe(page)
+        if show.hours is not None:  # the week strip, the zone and the next opening
+            status = await browser.evaluate("document.getElementById('hours').innerText")
+            assert "Europe/Berlin" in status and "opens next Sun 11 Jan 11:00" in status
         if name in ("performance", "gallery", "generated-500"):
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             if name == "generated-500":  # the page is long: the picture is what to look at
