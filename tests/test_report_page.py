@@ -295,18 +295,19 @@ async def test_the_dark_scene_is_marked_on_the_performance_timeline(tmp_path: Pa
         seen = await probe(page)
         assert seen["nopic"] == [["krea", 31.5]]
         assert any("krea" in t and "no picture" in t for t in seen["nopicLabels"])
-        # Hovering the scene tells what it is and that it will be dark.
-        await browser.evaluate(
-            "(() => { const r = document.querySelector('rect.nopic').getBoundingClientRect();"
-            " document.getElementById('tl').dispatchEvent(new PointerEvent('pointermove',"
-            " {clientX: r.x + 4, clientY: r.y + 4, bubbles: true})); })()"
+        # Hovering the scene (a real mouse) tells what it is and that it will be dark ...
+        x, y = await browser.evaluate(
+            "(() => { const r = document.querySelector('rect.nopic'); r.scrollIntoView({block: 'center'});"
+            " const b = r.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; })()"
         )
-        await browser.evaluate(
-            "document.querySelector('rect.nopic').dispatchEvent(new PointerEvent('pointermove',"
-            " {clientX: 600, clientY: 400, bubbles: true}))"
-        )
+        await browser.call("Input.dispatchMouseEvent", {"type": "mouseMoved", "x": x, "y": y})
+        await browser.wait_for("!document.getElementById('tip').hidden")
         tip = await browser.evaluate("document.getElementById('tip').innerText")
         assert "krea" in tip and "no picture for ~31.5 s" in tip
+        # ... and a click opens its details, where the exact messages stay folded.
+        await browser.click("rect.nopic")
+        await browser.wait_for("document.getElementById('scene-5').open")
+        assert not await browser.evaluate("document.querySelector('#scene-5 details.messages').open")
         assert page.outside() == []
 
 

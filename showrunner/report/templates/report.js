@@ -227,7 +227,7 @@
   var drag = null;
   svg.addEventListener("pointerdown", function (e) {
     if (e.button !== 0) { return; }
-    drag = { x: e.clientX, v0: v0, v1: v1, moved: false };
+    drag = { x: e.clientX, v0: v0, v1: v1, moved: false, target: e.target };
     svg.setPointerCapture(e.pointerId);
   });
   svg.addEventListener("pointermove", function (e) {
@@ -243,7 +243,7 @@
   });
   svg.addEventListener("pointerup", function (e) {
     var was = drag; drag = null; svg.classList.remove("dragging");
-    if (was && !was.moved) { openScene(e); }
+    if (was && !was.moved) { openScene(was.target); }  /* the pointer is captured: use where it went down */
   });
   svg.addEventListener("pointerleave", function () { tip.hidden = true; });
   svg.addEventListener("keydown", function (e) {
@@ -275,8 +275,8 @@
   }
 
   var tip = document.getElementById("tip");
-  function itemOf(e) {
-    var el = e.target && e.target.closest ? e.target.closest("[data-item]") : null;
+  function itemOf(target) {
+    var el = target && target.closest ? target.closest("[data-item]") : null;
     return el ? cfg.items[+el.dataset.item] : null;
   }
   function line(parent, text, cls) {
@@ -286,7 +286,7 @@
     parent.appendChild(div);
   }
   function hover(e) {
-    var item = itemOf(e);
+    var item = itemOf(e.target);
     if (!item || drag && drag.moved) { tip.hidden = true; return; }
     tip.textContent = "";
     var head = document.createElement("b");
@@ -303,8 +303,8 @@
     if (y + h > window.innerHeight - 4) { y = Math.max(4, e.clientY - h - 14); }
     tip.style.left = x + "px"; tip.style.top = y + "px";
   }
-  function openScene(e) {
-    var item = itemOf(e);
+  function openScene(target) {
+    var item = itemOf(target);
     if (!item) { return; }
     var details = document.getElementById("scene-" + item.index);
     if (details) { details.open = true; details.scrollIntoView({ block: "start" }); }
