@@ -14,13 +14,13 @@ import pytest
 from showrunner.control.gate import (
     Commands,
     JournalEntry,
-    MemoryJournal,
     Outcome,
     json_safe,
     normalize_status,
 )
 from showrunner.errors import CueError, ScopeConnectError
 from showrunner.live.journal import Journal, read_journal
+from showrunner.testing import MemoryJournal
 
 SCENES = ["intro", "storm", "calm"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from showrunner.errors import CueError
-from showrunner.live.clock import FakeClock
 from showrunner.live.hours import OpeningHours
 from showrunner.live.journal import Journal, read_journal
 from showrunner.live.player import Player, Sink, StartPoint, start_point
@@ -27,6 +26,7 @@ from showrunner.plan.timeline import Timeline
 from showrunner.scope.client import ScopeClient, ScopeSession
 from showrunner.show.load import load_text
 from showrunner.sim import SimThread, Simulator
+from showrunner.testing import FakeClock, until
 
 pytestmark = pytest.mark.webrtc
 
@@ -83,17 +83,6 @@ def prompts_of(message: dict[str, Any]) -> list[str]:
     if "transition" in message:
         return [p["text"] for p in message["transition"]["target_prompts"]]
     return [p["text"] for p in message.get("prompts", [])]
-
-
-async def until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.01)
 
 
 @pytest.mark.anyio

@@ -17,7 +17,6 @@ import pytest
 from PIL import Image
 
 from showrunner.app import run_show
-from showrunner.live.clock import FakeClock
 from showrunner.live.journal import read_journal
 from showrunner.live.player import Player
 from showrunner.live.resume import read_state
@@ -25,6 +24,7 @@ from showrunner.plan.compiler import compile_timeline
 from showrunner.settings import Settings
 from showrunner.show.load import load
 from showrunner.sim import SimThread, Simulator
+from showrunner.testing import FakeClock
 
 pytestmark = pytest.mark.webrtc
 

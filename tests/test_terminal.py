@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from showrunner.control.gate import Commands, MemoryJournal
+from showrunner.control.gate import Commands
 from showrunner.control.terminal import KEYS, Terminal, render_status
 from showrunner.errors import CueError
+from showrunner.testing import MemoryJournal, until
 
 
 class Controls:
@@ -141,10 +142,7 @@ async def test_on_a_tty_keys_act_at_once_and_the_terminal_is_restored() -> None:
             assert not mode[3] & termios.ICANON and not mode[3] & termios.ECHO
             assert mode[3] & termios.ISIG  # Ctrl-C still interrupts
             os.write(master, b" p")
-            for _ in range(100):
-                if len(controls.calls) == 2:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: len(controls.calls) == 2, 1)
             await asyncio.sleep(0.1)
         assert controls.calls == ["go", "panic"]
         assert termios.tcgetattr(slave) == before

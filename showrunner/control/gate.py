@@ -146,24 +146,11 @@ class JournalEntry:
         return f"{what} from {self.source}: {verdict}"
 
 
-class Journal(Protocol):
+class OperatorJournal(Protocol):
     """Where operator actions are written down; `showrunner.live.journal.Journal` (the run journal)
     fits, so operator actions sit in the same file as everything the player did."""
 
     def write(self, record: Mapping[str, Any]) -> None: ...
-
-
-class MemoryJournal:
-    """Keeps records in a list; for tests and for embedding."""
-
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        self.records.append(dict(record))
-
-    def __repr__(self) -> str:
-        return f"MemoryJournal(records={len(self.records)})"
 
 
 async def resolve(value: object) -> Any:
@@ -186,7 +173,7 @@ class Commands:
         player: Controllable | None = None,
         *,
         min_go_interval: float = 0.5,
-        journal: Journal | None = None,
+        journal: OperatorJournal | None = None,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
         remember_ids: int = 1024,

@@ -47,8 +47,8 @@ from showrunner.control.gate import (
     UNKNOWN_SCENE,
     Commands,
     Controllable,
-    Journal,
     JournalEntry,
+    OperatorJournal,
     json_safe,
 )
 from showrunner.serving import HttpServer
@@ -263,7 +263,7 @@ class ControlServer:
         port: int = 0,
         token: str | None = None,
         frames: FrameSource | None = None,
-        journal: Journal | None = None,
+        journal: OperatorJournal | None = None,
         min_go_interval: float = 0.5,
         require_token: bool | None = None,
         commands: Commands | None = None,

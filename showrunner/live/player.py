@@ -82,8 +82,6 @@ BACKOFF_CAP = 10.0
 CATCH_UP = 0.5
 _HISTORY = 100
 _ERRORS = 20
-# The last stretch of a wait is not interruptible (commands wait at most this long).
-_FINAL_APPROACH = 0.005
 # Background work (health checks, garbage collection) keeps this far from the next event.
 _QUIET_BEFORE_EVENT = 0.05
 
@@ -107,6 +105,11 @@ class Sink(Protocol):
     async def switch(
         self, chain: Sequence[str], load_params: Mapping[str, Any], initial_parameters: Mapping[str, Any]
     ) -> float: ...
+
+    def prepare(self, message: Mapping[str, Any]) -> dict[str, Any]:
+        """`message` checked and made ready for the wire ahead of its moment (``send`` takes the
+        result as it is); raises a ShowrunnerError for what ``send`` would refuse."""
+        ...
 
     async def send(self, message: Mapping[str, Any]) -> tuple[float, dict[str, Any]]: ...
 
@@ -326,11 +329,7 @@ class Player:
         (the clock's precise hand-over) run in this task, so the action follows without
         another trip through the event loop.
         """
-        approach = getattr(self.clock, "approach", None)
-        task = asyncio.ensure_future(
-            approach(deadline) if approach is not None
-            else self.clock.sleep_until(deadline - _FINAL_APPROACH)
-        )
+        task = asyncio.ensure_future(self.clock.approach(deadline))
         self._sleeper = task
         try:
             await task
@@ -349,12 +348,7 @@ class Player:
     async def _doze(self, seconds: float) -> None:
         """A background wait (watchdog, backoff, hours): never the precise hand-over, which
         blocks the loop for its last milliseconds and could delay a cue due at that moment."""
-        deadline = self.clock.monotonic() + seconds
-        doze = getattr(self.clock, "doze", None)
-        if doze is not None:
-            await doze(deadline)
-        else:
-            await self.clock.sleep_until(deadline)
+        await self.clock.doze(self.clock.monotonic() + seconds)
 
     def _poke(self) -> None:
         self._wake.set()
@@ -531,16 +525,12 @@ class Player:
             self._prepared = (nxt, 0, self._ready(entry.message))
 
     def _ready(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        """Refs resolved and, when the sink can, checked and serialised for the wire."""
+        """Refs resolved, checked and serialised for the wire by the sink."""
         resolved = self._resolve(message)
-        prepare = getattr(self.sink, "prepare", None)
-        if prepare is None:
-            return resolved
         try:
-            ready: dict[str, Any] = prepare(resolved)
+            return self.sink.prepare(resolved)
         except ShowrunnerError:
             return resolved  # the send reports it, at its moment, like any other refusal
-        return ready
 
     async def _fire(self, kind: str, planned: float) -> None:
         if kind == "scene":

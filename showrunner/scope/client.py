@@ -33,6 +33,7 @@ from showrunner.errors import (
     ScopeTimeoutError,
 )
 from showrunner.pipelines import lookup as pipeline_info
+from showrunner.scope.clock import SYSTEM_TIME, SessionClock
 from showrunner.scope.pacing import ONE_SHOT_KEYS, Coalescer, Prepared
 from showrunner.scope.rtc import RtcConnection
 
@@ -479,7 +480,8 @@ class ScopeSession:
     """The one live Scope session a show plays against (async context manager).
 
     Keep exactly one per server (§4.5). After ``close()`` the same object can ``open()``
-    again; ``frames_received`` counts across all its connections.
+    again; ``frames_received`` counts across all its connections. Gaps, frame times and write
+    times are read from `clock` (the player's clock fits), the REST side keeps real time.
     """
 
     def __init__(
@@ -490,14 +492,16 @@ class ScopeSession:
         record_video: Path | None = None,
         on_event: Callable[[ScopeEvent], None] | None = None,
         chunk_interval: float | None = None,
+        clock: SessionClock = SYSTEM_TIME,
     ) -> None:
         self.client = client
+        self.clock = clock
         self.loopback_only = _is_loopback_url(client.base_url) if loopback_only is None else loopback_only
         self.record_video = Path(record_video) if record_video is not None else None
         self.on_event = on_event
         self._explicit_interval = chunk_interval
         self._chunk_interval = chunk_interval if chunk_interval is not None else FALLBACK_CHUNK_INTERVAL
-        self._coalescer = Coalescer(self._write, self._chunk_interval)
+        self._coalescer = Coalescer(self._write, self._chunk_interval, clock=clock)
         self._rtc: RtcConnection | None = None
         self._session_id: str | None = None
         self._server_start_time: float | None = None
@@ -538,7 +542,7 @@ class ScopeSession:
 
     @property
     def last_frame_at(self) -> float | None:
-        """``time.monotonic()`` of the newest received frame."""
+        """``clock.monotonic()`` of the newest received frame."""
         if self._rtc is not None and self._rtc.last_frame_at is not None:
             return self._rtc.last_frame_at
         return self._last_frame_before
@@ -587,7 +591,7 @@ class ScopeSession:
         """
         if self._rtc is not None:
             raise RuntimeError("the session is already open; call switch() or close() first")
-        started = time.monotonic()
+        started = self.clock.monotonic()
         ids = [str(p) for p in chain]
         initial = self._initial_parameters(ids, initial_parameters)
         self._server_start_time = (await self.client.health()).server_start_time
@@ -598,6 +602,7 @@ class ScopeSession:
             record_to=self._recording_path(),
             on_message=self._on_server_message,
             on_state=self._on_rtc_state,
+            clock=self.clock,
         )
         self._rtc = rtc
         self._chain = ids
@@ -612,10 +617,10 @@ class ScopeSession:
         except BaseException:
             await self.close()
             raise
-        self._watch_from = time.monotonic()
+        self._watch_from = self.clock.monotonic()
         self._paused = bool(initial.get("paused", False))
         await self._update_chunk_interval()
-        gap = time.monotonic() - started
+        gap = self.clock.monotonic() - started
         log.info("session %s open on %s (%s): gap %.2f s, chunk interval %.3f s",
                  self._session_id, self.client.base_url, "+".join(ids), gap, self._chunk_interval)
         return gap
@@ -627,11 +632,11 @@ class ScopeSession:
         initial_parameters: Mapping[str, Any],
     ) -> float:
         """Close, load, reopen (§4.2: an open session never follows a load); return the gap."""
-        started = time.monotonic()
+        started = self.clock.monotonic()
         previous = "+".join(self._chain) or "nothing"
         await self.close()
         await self.open(chain, load_params, initial_parameters)
-        gap = time.monotonic() - started
+        gap = self.clock.monotonic() - started
         log.info("switched pipelines %s -> %s: gap %.2f s", previous, "+".join(chain), gap)
         return gap
 
@@ -709,7 +714,7 @@ class ScopeSession:
         if "paused" in message:
             self._paused = bool(message["paused"])
             if not self._paused:
-                self._watch_from = time.monotonic()
+                self._watch_from = self.clock.monotonic()
         log.debug("sent %s", message)
         return at
 
@@ -729,7 +734,7 @@ class ScopeSession:
         if rtc.channel_state != "open":
             return "data channel closed"
         if not self._paused:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if rtc.last_frame_at is None:
                 waited = now - self._watch_from
                 if waited > self.client.timeouts.first_frame:
@@ -788,7 +793,7 @@ class ScopeSession:
         self._coalescer.interval = interval
 
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:
-        event = ScopeEvent(kind=kind, payload=payload, at=time.time())
+        event = ScopeEvent(kind=kind, payload=payload, at=self.clock.time())
         if self.on_event is None:
             return
         try:
