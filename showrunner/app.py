@@ -36,7 +36,7 @@ from showrunner.live.scheduling import SchedulerClock
 from showrunner.plan.compiler import compile_timeline
 from showrunner.plan.diff import diff_timelines
 from showrunner.reload.watch import watch_show
-from showrunner.scope.client import ScopeClient, ScopeSession, Timeouts
+from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession
 from showrunner.settings import Settings
 from showrunner.show.load import LoadResult, load
 from showrunner.show.model import Show
@@ -162,10 +162,10 @@ def _auth_headers(show: Show, settings: Settings) -> dict[str, str]:
     return {auth.header: f"{auth.scheme} {token}" if auth.scheme else token}
 
 
-def _timeouts(show: Show) -> Timeouts:
+def _timeouts(show: Show) -> ClientTimeouts:
     t = show.scope.timeouts
-    return Timeouts(connect=t.connect, request=t.request, load=t.load, offer=t.offer,
-                    first_frame=t.first_frame)
+    return ClientTimeouts(connect=t.connect, request=t.request, load=t.load, offer=t.offer,
+                          first_frame=t.first_frame)
 
 
 def _resume_point(result: LoadResult, state_path: Path, out: TextIO) -> StartPoint | None:

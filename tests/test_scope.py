@@ -25,15 +25,15 @@ from showrunner.errors import (
     ScopeTimeoutError,
 )
 from showrunner.scope.client import (
+    ClientTimeouts,
     Prepared,
     ScopeClient,
     ScopeEvent,
     ScopeSession,
-    Timeouts,
 )
 from showrunner.sim import Simulator, serve_sim
 
-QUICK = Timeouts(request=2.0, offer=5.0, first_frame=5.0)
+QUICK = ClientTimeouts(request=2.0, offer=5.0, first_frame=5.0)
 SMALL = {"height": 64, "width": 64}
 FIRST_SCENE = {"prompts": [{"text": "a lighthouse at dusk", "weight": 1.0}], "manage_cache": True}
 
@@ -119,7 +119,7 @@ async def test_load_error_is_reported_once(client: ScopeClient, sim: Simulator) 
 async def test_load_timeout(sim: Simulator) -> None:
     """Loads are reported only by polling, so the wait needs its own deadline (contract §2.3)."""
     sim.faults.load_time = 5.0
-    timeouts = Timeouts(load=0.3, poll_interval=0.05)
+    timeouts = ClientTimeouts(load=0.3, poll_interval=0.05)
     async with ScopeClient(sim.url, timeouts=timeouts) as client:
         started = time.monotonic()
         with pytest.raises(ScopeTimeoutError) as info:

@@ -23,15 +23,15 @@ from showrunner.errors import (
     ScopeProtocolError,
     ScopeTimeoutError,
 )
-from showrunner.scope.client import Coalescer, ScopeClient, ScopeSession, Timeouts
+from showrunner.scope.client import ClientTimeouts, Coalescer, ScopeClient, ScopeSession
 
 BASE = "http://127.0.0.1:8000"
-FAST = Timeouts(request=1.0, poll_interval=0.01, not_loaded_grace=0.2, load=2.0)
+FAST = ClientTimeouts(request=1.0, poll_interval=0.01, not_loaded_grace=0.2, load=2.0)
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def client_for(handler: Handler, *, timeouts: Timeouts = FAST, **kwargs: Any) -> ScopeClient:
+def client_for(handler: Handler, *, timeouts: ClientTimeouts = FAST, **kwargs: Any) -> ScopeClient:
     return ScopeClient(BASE, transport=httpx.MockTransport(handler), timeouts=timeouts, **kwargs)
 
 

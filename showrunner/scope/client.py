@@ -43,13 +43,13 @@ __all__ = [
     "ONE_SHOT_KEYS",
     "RUNTIME_KEYS",
     "SESSION_START_KEYS",
+    "ClientTimeouts",
     "Coalescer",
     "Health",
     "Prepared",
     "ScopeClient",
     "ScopeEvent",
     "ScopeSession",
-    "Timeouts",
 ]
 
 log = logging.getLogger("showrunner.scope.client")
@@ -85,8 +85,9 @@ _LOAD_STATES = frozenset({"not_loaded", "loading", "loaded", "error"})
 
 
 @dataclass(frozen=True)
-class Timeouts:
-    """Seconds allowed for each kind of wait; every network call is bounded by one of these."""
+class ClientTimeouts:
+    """Seconds the client allows for each kind of wait; every network call is bounded by one of
+    these (`ScopeClient(timeouts=...)`; a show's ``scope.timeouts`` fills them in)."""
 
     connect: float = 5.0
     request: float = 10.0
@@ -151,7 +152,7 @@ class ScopeClient:
         base_url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        timeouts: Timeouts = Timeouts(),
+        timeouts: ClientTimeouts = ClientTimeouts(),
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -306,7 +307,7 @@ class ScopeClient:
         pipeline and load it again, §2.2). Otherwise POSTs and polls the status from this
         one place (§2.3): an old ``loaded`` right after the POST is ignored until
         ``pipeline_id`` and ``load_params`` match, a ``not_loaded`` is tolerated for
-        ``Timeouts.not_loaded_grace`` s, and ``error`` raises ScopeLoadError.
+        ``ClientTimeouts.not_loaded_grace`` s, and ``error`` raises ScopeLoadError.
         """
         ids = [str(p) for p in chain]
         if not ids:
@@ -658,7 +659,7 @@ class ScopeSession:
                 log.info("session %s closed", session_id)
 
     async def wait_first_frame(self) -> None:
-        """Wait (up to ``Timeouts.first_frame``) until video arrives on the open session."""
+        """Wait (up to ``ClientTimeouts.first_frame``) until video arrives on the open session."""
         await self._require_rtc().wait_first_frame(self.client.timeouts.first_frame)
 
     # -- sending -------------------------------------------------------------------------
