@@ -102,7 +102,7 @@ def _run(args: argparse.Namespace) -> int:
 async def _run_with_controls(args: argparse.Namespace) -> int:
     from showrunner.app import run_show
     from showrunner.control.gate import Commands
-    from showrunner.control.http import ControlServer
+    from showrunner.control.http import ControlServer, FrameSource
     from showrunner.control.osc import OscControl
     from showrunner.settings import Settings
 
@@ -131,7 +131,7 @@ async def _run_with_controls(args: argparse.Namespace) -> int:
             if server is None:
                 return  # run_show attaches the commands itself
             server.attach(player)
-            if callable(getattr(player.sink, "latest_jpeg", None)):
+            if isinstance(player.sink, FrameSource):  # the Scope session shows its picture
                 server.frames = player.sink
 
         return await run_show(

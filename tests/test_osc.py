@@ -16,6 +16,7 @@ from pythonosc.udp_client import SimpleUDPClient
 
 from showrunner.control.gate import Commands
 from showrunner.control.osc import OscControl, parse_address
+from showrunner.live.link import LinkState
 from showrunner.sim import serve_sim
 from showrunner.testing import MemoryJournal, until
 
@@ -141,7 +142,7 @@ async def test_status_goes_out_and_follows_changes(receiver: Receiver) -> None:
         await commands.goto("calm", source="keyboard")
         await receiver.wait_for("/showrunner/scene", "calm")
         await receiver.wait_for("/showrunner/next", "")
-        player.connection = "reconnecting"
+        player.connection = LinkState.RECONNECTING
         await receiver.wait_for("/showrunner/state", "reconnecting")
     assert receiver.values("/showrunner/scene") == ["intro", "calm"]
     assert receiver.values("/showrunner/state") == ["connected", "reconnecting"]
@@ -212,7 +213,7 @@ async def test_go_over_osc_advances_the_real_show_once(
         await receiver.wait_for("/showrunner/scene", "first")
         await receiver.wait_for("/showrunner/next", "second")
         await asyncio.sleep(0.3)  # room for a wrong second advance to show
-        assert (await commands.status())["scene"] == "first"
+        assert (await commands.status()).scene == "first"
     assert transitions_to(sim, "a neon wave rising out of the harbour") == 1
     assert transitions_to(sim, "a slow aurora over a frozen sea") == 0
     assert [(r["source"], r["applied"], r["reason"]) for r in journal.records] == [

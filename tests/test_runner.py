@@ -158,7 +158,7 @@ async def test_recovers_from_a_scope_crash_without_help(
         run_show(show, scope_url=sim_thread.url, journal_path=journal_path, stdin_tty=False,
                  state_file=tmp_path / "s.json", on_player=players.append)
     )
-    await until(lambda: players and players[0].status()["scene"] == "during")
+    await until(lambda: players and players[0].status().scene == "during")
     await asyncio.sleep(0.2)
     await sim_thread.crash()
     restart_from = len(sim_thread.records)
@@ -313,7 +313,7 @@ async def test_a_second_run_resumes_from_the_state_file(
         run_show(show, scope_url=sim_thread.url, stdin_tty=False, clock=clock, stop_event=stop,
                  on_player=players.append, journal_path=tmp_path / "run.jsonl")
     )
-    await until(lambda: players and players[0].status()["scene"] == "one")
+    await until(lambda: players and players[0].status().scene == "one")
     await clock.advance(70)
     await until(lambda: (s := read_state(tmp_path / "run.state.json")) and s.scene == "two")
     stop.set()
@@ -326,8 +326,8 @@ async def test_a_second_run_resumes_from_the_state_file(
         run_show(show, scope_url=sim_thread.url, stdin_tty=False, clock=clock, stop_event=stop,
                  on_player=players.append, journal_path=tmp_path / "run.jsonl")
     )
-    await until(lambda: players and players[0].status()["scene"] == "three")
-    assert players[0].status()["position"] == pytest.approx(20.0)
+    await until(lambda: players and players[0].status().scene == "three")
+    assert players[0].status().position == pytest.approx(20.0)
     assert prompts_of(offers(sim_thread)[before]) == ["look three"]
     stop.set()
     assert await asyncio.wait_for(run, 10) == 0

@@ -41,7 +41,9 @@ from showrunner.live.collector import IdleCollector
 from showrunner.live.eager import start_eagerly
 from showrunner.live.hours import OpeningHours
 from showrunner.live.journal import Journal
+from showrunner.live.link import LinkState
 from showrunner.live.resume import ResumeState, clear_state, write_state
+from showrunner.live.status import Mode, PlayerStatus
 from showrunner.plan.chart import (
     Chart,
     StartPoint,
@@ -1077,7 +1079,7 @@ class Player:
         """Read the show file again now (the control surface's RELOAD)."""
         hook = self.reload_hook
         if hook is None:
-            raise CueError("hot reload is not available in this run")
+            raise NotImplementedError("hot reload is not available in this run")
 
         def start() -> None:
             task: asyncio.Future[object] = asyncio.ensure_future(hook())
@@ -1503,8 +1505,8 @@ class Player:
 
     # -- status, journal, listeners ----------------------------------------------------------------
 
-    def status(self) -> dict[str, Any]:
-        """A JSON-able snapshot: scene, next, countdown, connection, holds, recent errors."""
+    def status(self) -> PlayerStatus:
+        """A snapshot: scene, next, countdown, connection, holds, recent errors."""
         now = self.clock.monotonic()
         cur, nxt = self._cur, self._next
         waiting = None
@@ -1515,34 +1517,34 @@ class Player:
             elif self._next_abs is None and nxt.start is None:
                 waiting = nxt.scene.cue or "go"
         if self._quitting:
-            mode = "stopped"
+            mode = Mode.STOPPED
         elif self._closed:
-            mode = "closed"
+            mode = Mode.CLOSED
         elif self._held is not None:
-            mode = self._held
+            mode = Mode(self._held)
         elif waiting is not None and (cur is None or self._action_i >= len(cur.scene.actions)):
-            mode = "waiting"
+            mode = Mode.WAITING
         elif self._ended:
-            mode = "ended"
+            mode = Mode.ENDED
         else:
-            mode = "playing"
-        return {
-            "title": self.timeline.show.title,
-            "scene": cur.scene.name if cur else None,
-            "scene_index": cur.scene.index if cur else None,
-            "iteration": cur.iteration if cur else None,
-            "next": nxt.scene.name if nxt else None,
-            "waiting_for": waiting,
-            "countdown": countdown,
-            "position": self._position() if cur else None,
-            "mode": mode,
-            "held": self._held is not None or self._frozen_at is not None,
-            "closed": self._closed,
-            "connection": self._link,
-            "scenes": [s.name for s in self.timeline.scenes],
-            "errors": list(self._errors)[-5:],
-            "reload_errors": list(self._reload_errors),
-        }
+            mode = Mode.PLAYING
+        return PlayerStatus(
+            title=self.timeline.show.title,
+            scene=cur.scene.name if cur else None,
+            scene_index=cur.scene.index if cur else None,
+            iteration=cur.iteration if cur else None,
+            next=nxt.scene.name if nxt else None,
+            waiting_for=waiting,
+            countdown=countdown,
+            position=self._position() if cur else None,
+            mode=mode,
+            held=self._held is not None or self._frozen_at is not None,
+            closed=self._closed,
+            connection=LinkState(self._link),
+            scenes=tuple(s.name for s in self.timeline.scenes),
+            errors=tuple(self._errors)[-5:],
+            reload_errors=tuple(self._reload_errors),
+        )
 
     def subscribe(self, callback: Callable[[dict[str, Any]], object]) -> Callable[[], None]:
         """Call `callback(event)` after every journaled event; returns an unsubscribe function."""
