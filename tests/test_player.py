@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from showrunner.errors import CueError
+from showrunner.errors import CueError, UnknownSceneError
 from showrunner.live.hours import OpeningHours
 from showrunner.live.journal import Journal, read_journal
 from showrunner.live.player import Player, Sink, StartPoint, start_point
@@ -137,7 +137,7 @@ async def test_back_restores_the_previous_scene_state_and_goto_jumps(
     timeline = compile_show(CUES)
     async with session_for(sim_thread) as session:
         player = Player(timeline, session)
-        with pytest.raises(CueError):
+        with pytest.raises(UnknownSceneError):
             player.goto("nowhere")
         async with playing(player):
             await until(lambda: player.status().mode == "waiting")
@@ -159,7 +159,7 @@ async def test_back_restores_the_previous_scene_state_and_goto_jumps(
             assert prompts_of(jump) == ["the harbour after the storm"]
             assert jump["noise_scale"] == 0.6  # tracked from storm, in file order
             assert player.status().scene == "calm"
-            with pytest.raises(CueError):
+            with pytest.raises(UnknownSceneError):
                 Player(timeline, session).back()  # nothing played yet
 
 

@@ -374,8 +374,10 @@ class Commands:
             reason_text = str(exc) or f"this player cannot {command}"
             return self._done(command, arg, source, command_id, False, NOT_SUPPORTED, reason_text)
         except UnknownSceneError as exc:
+            # GOTO named a scene that cannot be played; BACK had none to go back to (refused).
             self._release(command, command_id, previous_go)
-            return self._done(command, arg, source, command_id, False, UNKNOWN_SCENE, str(exc))
+            reason = UNKNOWN_SCENE if command == "goto" else REFUSED
+            return self._done(command, arg, source, command_id, False, reason, str(exc))
         except CueError as exc:
             self._release(command, command_id, previous_go)
             return self._done(command, arg, source, command_id, False, REFUSED, str(exc))
