@@ -177,7 +177,7 @@ scenes:
 async def test_pipeline_switch_closes_loads_and_offers_again(
     sim_thread: Simulator, tmp_path: Path, journal: Journal
 ) -> None:
-    """A changed load reloads and reconnects: close -> load -> new offer (§4.2), gap journaled."""
+    """A changed load switches pipelines: close -> load -> new offer (§4.2), gap journaled."""
     timeline = compile_show(SWITCH)
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, journal=journal)

@@ -132,7 +132,7 @@ async def test_load_timeout(sim: Simulator) -> None:
 @pytest.mark.anyio
 async def test_same_load_twice_skips_the_post(client: ScopeClient, sim: Simulator) -> None:
     """Same id and dict-equal load_params is a no-op on the server, so the client does not
-    even POST; any other params reload (contract §2.2 reuse rule)."""
+    even POST; any other params load again (contract §2.2 reuse rule)."""
     loads = lambda: len(http(sim, "POST", "/api/v1/pipeline/load"))  # noqa: E731
     await client.load_pipeline(["controller-viz"], SMALL)
     await client.load_pipeline(["controller-viz"], dict(SMALL))

@@ -253,8 +253,9 @@ class Position:
     def advance(self, now: float, catch_up: float) -> tuple[ScheduledScene, float, float, bool]:
         """Take the next occurrence off the chart: (it, its start, its part origin, jump).
 
-        Far behind (after a reload or an outage) it skips to the wall-clock-correct occurrence;
-        `jump` says the entry is not the planned one (more than `catch_up` seconds late).
+        Far behind (after a long pipeline switch, a stall or an outage) it skips to the
+        wall-clock-correct occurrence; `jump` says the entry is not the planned one (more than
+        `catch_up` seconds late).
         """
         nxt = self.chart.pop()
         assert nxt is not None and self.next_start is not None and self.next_origin is not None

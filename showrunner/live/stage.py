@@ -26,7 +26,7 @@ __all__ = ["CATCH_UP", "Stage"]
 
 log = logging.getLogger("showrunner.live.stage")
 
-# An action this late (after a reload, a stall, an outage) is not sent as such: the scene is
+# An action this late (after a long pipeline switch, a stall, an outage) is not sent as such: the scene is
 # re-entered at the current offset with its full state instead of a burst of stale updates.
 CATCH_UP = 0.5
 

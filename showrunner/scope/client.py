@@ -303,8 +303,8 @@ class ScopeClient:
     async def load_pipeline(self, chain: Sequence[str], load_params: Mapping[str, Any]) -> float:
         """Make `chain` the loaded pipelines with exactly `load_params`; return the seconds taken.
 
-        Skips the request when the server already has this load (a reload would drop the
-        pipeline and load it again, §2.2). Otherwise POSTs and polls the status from this
+        Skips the request when the server already has this load (loading it again would drop
+        the pipeline and load it anew, §2.2). Otherwise POSTs and polls the status from this
         one place (§2.3): an old ``loaded`` right after the POST is ignored until
         ``pipeline_id`` and ``load_params`` match, a ``not_loaded`` is tolerated for
         ``ClientTimeouts.not_loaded_grace`` s, and ``error`` raises ScopeLoadError.
@@ -320,7 +320,7 @@ class ScopeClient:
             # The status names only the first instance; for a chain, also require that we
             # loaded this exact chain ourselves.
             if self._status_matches(status, ids, sent) and (len(ids) == 1 or self._last_load == key):
-                log.info("pipeline %s already loaded with these load_params; not reloading",
+                log.info("pipeline %s already loaded with these load_params; not loading it again",
                          "+".join(ids))
                 return time.monotonic() - started
             self._last_load = None
