@@ -32,6 +32,7 @@ from showrunner.scope.client import (
     ScopeSession,
 )
 from showrunner.sim import Simulator, serve_sim
+from showrunner.testing import FakeClock
 
 QUICK = ClientTimeouts(request=2.0, offer=5.0, first_frame=5.0)
 SMALL = {"height": 64, "width": 64}
@@ -407,6 +408,19 @@ async def test_send_on_an_idle_line_goes_out_at_once(client: ScopeClient, sim: S
             # Waiting for a slot would take most of an interval; at once is far below half.
             assert sent_at - started < interval / 2
             assert sent == {"noise_scale": i / 10}
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_a_session_reads_the_clock_it_is_given(client: ScopeClient, sim: Simulator) -> None:
+    """Gaps and write times come from the session's clock, so a whole live run (player and
+    session) can go on one fake clock."""
+    clock = FakeClock()
+    async with ScopeSession(client, clock=clock) as session:
+        assert await session.open(["controller-viz"], SMALL, FIRST_SCENE) == 0.0
+        sent_at, sent = await session.send({"noise_scale": 0.2})
+        assert (sent_at, sent) == (clock.time(), {"noise_scale": 0.2})
+        await sim.wait_for(lambda s: {"noise_scale": 0.2} in data(sim, session.session_id))
 
 
 @pytest.mark.webrtc

@@ -363,7 +363,7 @@ class Player:
         """Jump to scene `name` now, with its full state; UnknownSceneError for an unknown scene."""
         try:
             scene = playable_scene(self.timeline, name)
-        except CueError as exc:
+        except CueError as exc:  # plan.chart's word for it; to the operator, no such scene
             raise UnknownSceneError(str(exc)) from None
         self._operator(Goto(scene.name))
 

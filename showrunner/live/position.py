@@ -12,7 +12,7 @@ import collections
 from dataclasses import dataclass
 from typing import Literal
 
-from showrunner.errors import CueError
+from showrunner.errors import UnknownSceneError
 from showrunner.plan.chart import (
     Chart,
     StartPoint,
@@ -181,7 +181,7 @@ class Position:
         self.chart = Chart(self.timeline.schedule())
         first = self.chart.pop()
         if first is None:
-            raise CueError("the show has no scene to play")
+            raise UnknownSceneError("the show has no scene to play")
         self.show_origin_unix = now_unix
         return first, now, origin_of(first, now), "start"
 
