@@ -117,7 +117,8 @@ class Controllable(Protocol):
     """What the control surfaces need from a player. Any method may return an awaitable.
 
     A player that cannot do a command raises NotImplementedError from it (answered "not
-    supported"); one that refuses it now raises CueError ("refused") or UnknownSceneError.
+    supported"); one that refuses it now raises CueError ("refused"), or UnknownSceneError
+    ("unknown scene" for a GOTO, "refused" for a BACK with nothing to go back to).
     """
 
     @property

@@ -118,7 +118,7 @@ class ScopeLink:
         self.state = LinkState.STARTING
         self.opened = False  # a session was opened once (later ones switch)
         self.live_key: tuple[Any, ...] | None = None  # the open session's pipeline setup
-        self.missed = 0  # messages and switches not sent because Scope was not there
+        self.missed = 0  # messages and switches that did not reach Scope (a reconnect resyncs)
         self.paused_by_us = False  # Scope is paused by a panic or closed hours, not by the show
         self.prerolled: State | None = None  # what the session was just opened with
         self._target = target
