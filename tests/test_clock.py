@@ -11,11 +11,11 @@ import pytest
 
 from showrunner.live.clock import (
     Clock,
-    FakeClock,
     SystemClock,
     handover,
     prompt_thread_switches,
 )
+from showrunner.testing import FakeClock
 
 
 def test_both_clocks_satisfy_the_protocol() -> None:

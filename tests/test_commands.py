@@ -14,13 +14,15 @@ import pytest
 from showrunner.control.gate import (
     Commands,
     JournalEntry,
-    MemoryJournal,
+    NoShow,
     Outcome,
     json_safe,
-    normalize_status,
 )
-from showrunner.errors import CueError, ScopeConnectError
+from showrunner.errors import CueError, ScopeConnectError, UnknownSceneError
 from showrunner.live.journal import Journal, read_journal
+from showrunner.live.link import LinkState
+from showrunner.live.status import Mode, PlayerStatus
+from showrunner.testing import MemoryJournal
 
 SCENES = ["intro", "storm", "calm"]
 
@@ -36,7 +38,9 @@ class ManualClock:
 
 
 class SyncPlayer:
-    """A player with plain methods: scenes in order, GO moves to the next one."""
+    """A player with plain methods: scenes in order, GO moves to the next one; no reload."""
+
+    journal = None
 
     def __init__(self) -> None:
         self.index = 0
@@ -75,11 +79,15 @@ class SyncPlayer:
     def quit(self) -> None:
         self._call("quit")
 
-    def status(self) -> dict[str, Any]:
-        return {"scene": SCENES[self.index], "scenes": SCENES, "connection": "connected"}
+    def reload(self) -> None:
+        raise NotImplementedError("this player has no reload")
 
-    def subscribe(self, callback: Callable[..., object]) -> None:
-        pass
+    def status(self) -> PlayerStatus:
+        return PlayerStatus(scene=SCENES[self.index], scenes=tuple(SCENES),
+                            connection=LinkState.CONNECTED)
+
+    def subscribe(self, callback: Callable[..., object]) -> Callable[[], None]:
+        return lambda: None
 
 
 class AsyncPlayer(SyncPlayer):
@@ -89,11 +97,11 @@ class AsyncPlayer(SyncPlayer):
         await asyncio.sleep(0.01)
         super().go()
 
-    async def status(self) -> dict[str, Any]:  # type: ignore[override]
+    async def status(self) -> PlayerStatus:  # type: ignore[override]
         await asyncio.sleep(0)
         return super().status()
 
-    async def reload(self) -> None:
+    async def reload(self) -> None:  # type: ignore[override]
         self._call("reload")
 
 
@@ -295,7 +303,7 @@ async def test_async_player_methods_are_awaited() -> None:
     assert (await commands.go()).applied
     assert (await commands.reload()).applied
     assert player.calls == ["go", "reload"]
-    assert (await commands.status())["scene"] == "storm"
+    assert (await commands.status()).scene == "storm"
 
 
 @pytest.mark.anyio
@@ -317,7 +325,7 @@ async def test_not_implemented_counts_as_not_supported() -> None:
 async def test_without_a_player_commands_are_not_ready_until_attached() -> None:
     commands = Commands(None)
     assert await commands.go() == Outcome("go", False, "not ready", "no show running")
-    assert (await commands.status())["connection"] == "waiting"
+    assert (await commands.status()).connection == "waiting"
     player = SyncPlayer()
     commands.attach(player)
     assert (await commands.go()).applied
@@ -356,42 +364,29 @@ def test_negative_interval_is_rejected() -> None:
         Commands(None, min_go_interval=-1)
 
 
-def test_normalize_status_reads_the_players_names() -> None:
-    raw = {
-        "current_scene": {"name": "storm"},
-        "next_cue": "calm",
-        "countdown_s": 12.5,
-        "connection_state": "connected",
-        "scene_names": ("intro", "storm"),
-        "last_errors": [{"message": "load failed"}, "timeout"],
-        "reload_errors": "show.yaml:3:1: bad",
-        "on_hold": True,
-        "mode": "hold",
-        "waiting": "drop",
-        "extra": {1, 2},
-    }
-    status = normalize_status(raw)
-    assert {k: v for k, v in status.items() if k != "player"} == {
-        "title": None,
-        "mode": "hold",
-        "waiting_for": "drop",
-        "scene": "storm",
-        "next": "calm",
-        "countdown": 12.5,
-        "position": None,
-        "connection": "connected",
-        "held": True,
-        "scenes": ["intro", "storm"],
-        "errors": ["load failed", "timeout"],
-        "reload_errors": ["show.yaml:3:1: bad"],
-    }
-    json.dumps(status, allow_nan=False)
+def test_status_without_a_player_has_the_players_shape() -> None:
+    """The control surfaces read one shape: the player's status, or the same keys empty."""
+    waiting = NoShow().to_json()
+    playing = PlayerStatus(title="t", scene="storm", mode=Mode.HOLD, connection=LinkState.CONNECTED,
+                           scenes=("intro", "storm"), errors=("boom",)).to_json()
+    assert list(waiting) == list(playing)
+    assert waiting["connection"] == "waiting" and waiting["scenes"] == [] and waiting["scene"] is None
+    assert (playing["mode"], playing["connection"], playing["scenes"], playing["errors"]) == (
+        "hold", "connected", ["intro", "storm"], ["boom"]
+    )
+    json.dumps(playing, allow_nan=False)
+    json.dumps(waiting, allow_nan=False)
 
 
-def test_normalize_status_of_nothing() -> None:
-    status = normalize_status(None)
-    assert status["connection"] == "unknown"
-    assert status["scenes"] == [] and status["scene"] is None and status["countdown"] is None
+@pytest.mark.anyio
+async def test_an_unknown_scene_from_the_player_is_reported_as_such() -> None:
+    """The player's own check (a scene that cannot be played) answers "unknown scene"."""
+    commands, player, _, _ = make()
+    player.fail_next = UnknownSceneError("scene 'calm' plays only while the show is closed")
+    outcome = await commands.goto("calm")
+    assert outcome == Outcome(
+        "goto", False, "unknown scene", "scene 'calm' plays only while the show is closed"
+    )
 
 
 def test_json_safe() -> None:

@@ -16,10 +16,11 @@ import pytest
 from cue_show import SCENES, FakePlayer, playing, transitions_to, until_status
 from PIL import Image
 
-from showrunner.control.gate import Commands, MemoryJournal
+from showrunner.control.gate import Commands
 from showrunner.control.http import ControlServer, needs_token
 from showrunner.live.journal import read_journal
 from showrunner.sim import Simulator, serve_sim
+from showrunner.testing import MemoryJournal
 
 
 def jpeg(color: str) -> bytes:

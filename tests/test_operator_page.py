@@ -26,9 +26,9 @@ import pytest
 from cue_show import SCENES, FakePlayer, playing, transitions_to
 from PIL import Image
 
-from showrunner.control.gate import MemoryJournal
 from showrunner.control.http import STATIC_DIR, ControlServer
 from showrunner.sim import serve_sim
+from showrunner.testing import MemoryJournal
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any, cast
 
-import anyio
 import pytest
 from cue_show import FakePlayer, playing, transitions_to, until_status
 from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_server import AsyncIOOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
-from showrunner.control.gate import Commands, MemoryJournal
+from showrunner.control.gate import Commands
 from showrunner.control.osc import OscControl, parse_address
+from showrunner.live.link import LinkState
 from showrunner.sim import serve_sim
+from showrunner.testing import MemoryJournal, until
 
 
 class Receiver:
@@ -34,9 +35,7 @@ class Receiver:
         return [args[0] for a, args in self.messages if a == address]
 
     async def wait_for(self, address: str, value: Any, timeout: float = 3.0) -> None:
-        with anyio.fail_after(timeout):
-            while value not in self.values(address):
-                await asyncio.sleep(0.02)
+        await until(lambda: value in self.values(address), timeout)
 
 
 @pytest.fixture
@@ -52,12 +51,6 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield rec
     finally:
         transport.close()
-
-
-async def settle(condition: Callable[[], bool], timeout: float = 3.0) -> None:
-    with anyio.fail_after(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 @pytest.mark.parametrize(
@@ -101,14 +94,14 @@ async def test_inbound_commands_reach_the_player_once() -> None:
 
 async def press_in_order(sender: SimpleUDPClient, journal: MemoryJournal) -> None:
     sender.send_message("/showrunner/go", [])
-    await settle(lambda: len(journal.records) == 1)
+    await until(lambda: len(journal.records) == 1)
     sender.send_message("/showrunner/go", [])  # inside the debounce window
-    await settle(lambda: len(journal.records) == 2)
+    await until(lambda: len(journal.records) == 2)
     sender.send_message("/showrunner/goto", "calm")
     sender.send_message("/showrunner/hold", 1)
     sender.send_message("/showrunner/resume", 1.0)
     sender.send_message("/showrunner/back", [])
-    await settle(lambda: len(journal.records) == 6)
+    await until(lambda: len(journal.records) == 6)
 
 
 @pytest.mark.anyio
@@ -122,12 +115,12 @@ async def test_button_release_and_ids() -> None:
             sender.send_message("/showrunner/go", 0)  # release: nothing
             sender.send_message("/showrunner/go", 0.0)
             sender.send_message("/showrunner/go", "press-7")
-            await settle(lambda: len(journal.records) == 1)
+            await until(lambda: len(journal.records) == 1)
             sender.send_message("/showrunner/go", "press-7")
             sender.send_message("/showrunner/goto", ["storm", "g1"])
             sender.send_message("/showrunner/goto", [])  # no scene: ignored, logged
             sender.send_message("/showrunner/panic", [])  # not an OSC command: ignored
-            await settle(lambda: len(journal.records) == 3)
+            await until(lambda: len(journal.records) == 3)
             await asyncio.sleep(0.1)
     assert player.calls == ["go", ("goto", "storm")]
     assert [(r["command"], r["id"], r["reason"]) for r in journal.records] == [
@@ -149,7 +142,7 @@ async def test_status_goes_out_and_follows_changes(receiver: Receiver) -> None:
         await commands.goto("calm", source="keyboard")
         await receiver.wait_for("/showrunner/scene", "calm")
         await receiver.wait_for("/showrunner/next", "")
-        player.connection = "reconnecting"
+        player.connection = LinkState.RECONNECTING
         await receiver.wait_for("/showrunner/state", "reconnecting")
     assert receiver.values("/showrunner/scene") == ["intro", "calm"]
     assert receiver.values("/showrunner/state") == ["connected", "reconnecting"]
@@ -178,7 +171,7 @@ async def test_everything_is_resent_for_late_listeners(receiver: Receiver) -> No
     async with OscControl(
         commands, port=None, out=("127.0.0.1", receiver.port), refresh_interval=0.3
     ):
-        await settle(lambda: len(receiver.values("/showrunner/scene")) >= 3)
+        await until(lambda: len(receiver.values("/showrunner/scene")) >= 3)
     assert set(receiver.values("/showrunner/scene")) == {"intro"}
 
 
@@ -216,11 +209,11 @@ async def test_go_over_osc_advances_the_real_show_once(
             sender.send_message("/showrunner/go", 0)  # the button's release
             await until_status(commands.status, scene="first")
             sender.send_message("/showrunner/go", 1)
-            await settle(lambda: len(journal.records) == 2)
+            await until(lambda: len(journal.records) == 2)
         await receiver.wait_for("/showrunner/scene", "first")
         await receiver.wait_for("/showrunner/next", "second")
         await asyncio.sleep(0.3)  # room for a wrong second advance to show
-        assert (await commands.status())["scene"] == "first"
+        assert (await commands.status()).scene == "first"
     assert transitions_to(sim, "a neon wave rising out of the harbour") == 1
     assert transitions_to(sim, "a slow aurora over a frozen sea") == 0
     assert [(r["source"], r["applied"], r["reason"]) for r in journal.records] == [

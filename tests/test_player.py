@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from showrunner.errors import CueError, PositionError
-from showrunner.live.clock import FakeClock
+from showrunner.errors import PositionError, UnknownSceneError
 from showrunner.live.hours import OpeningHours
 from showrunner.live.journal import Journal, read_journal
 from showrunner.live.player import Player, Sink, StartPoint, start_point
@@ -27,6 +26,7 @@ from showrunner.plan.timeline import Timeline
 from showrunner.scope.client import ScopeClient, ScopeSession
 from showrunner.show.load import load_text
 from showrunner.sim import SimThread, Simulator
+from showrunner.testing import FakeClock, until
 
 pytestmark = pytest.mark.webrtc
 
@@ -85,17 +85,6 @@ def prompts_of(message: dict[str, Any]) -> list[str]:
     return [p["text"] for p in message.get("prompts", [])]
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if asyncio.get_running_loop().time() > deadline:
-            raise TimeoutError("condition not met")
-        await asyncio.sleep(0.01)
-
-
 @pytest.mark.anyio
 async def test_scope_session_is_a_sink() -> None:
     async with ScopeClient("http://127.0.0.1:9") as client:
@@ -121,19 +110,19 @@ async def test_cue_waits_for_go_and_go_advances_once(
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, journal=journal)
         async with playing(player):
-            await until(lambda: player.status()["mode"] == "waiting", 5)
+            await until(lambda: player.status().mode == "waiting", 5)
             status = player.status()
-            assert (status["scene"], status["next"], status["waiting_for"]) == ("intro", "storm", "go")
+            assert (status.scene, status.next, status.waiting_for) == ("intro", "storm", "go")
             await asyncio.sleep(0.3)
             assert not any("storm" in " ".join(prompts_of(m)) for m in data(sim_thread))
             player.go()
             player.go()  # the second press finds no cue waiting: storm fired, calm not yet due
-            await until(lambda: player.status()["scene"] == "storm")
+            await until(lambda: player.status().scene == "storm")
             await until(lambda: any(prompts_of(m) == ["a storm over the harbour"]
                                     for m in data(sim_thread)))
             await asyncio.sleep(0.2)
-            assert player.status()["scene"] == "storm"
-            assert player.status()["waiting_for"] == "go"
+            assert player.status().scene == "storm"
+            assert player.status().waiting_for == "go"
     journal = read_journal(tmp_path / "j.jsonl")
     assert [r["scene"] for r in journal if r["kind"] == "cue"] == ["storm"]
     assert [r["label"] for r in journal if r["kind"] == "operator"].count("go ignored") == 1
@@ -148,12 +137,12 @@ async def test_back_restores_the_previous_scene_state_and_goto_jumps(
     timeline = compile_show(CUES)
     async with session_for(sim_thread) as session:
         player = Player(timeline, session)
-        with pytest.raises(CueError):
+        with pytest.raises(UnknownSceneError):
             player.goto("nowhere")
         async with playing(player):
-            await until(lambda: player.status()["mode"] == "waiting")
+            await until(lambda: player.status().mode == "waiting")
             player.go()
-            await until(lambda: player.status()["scene"] == "storm")
+            await until(lambda: player.status().scene == "storm")
             await until(lambda: any(m.get("noise_scale") == 0.6 for m in data(sim_thread)))
             before = len(data(sim_thread))
             player.back()
@@ -162,15 +151,15 @@ async def test_back_restores_the_previous_scene_state_and_goto_jumps(
             assert prompts_of(restore) == ["a quiet harbour"]
             assert restore["transition"]["num_steps"] == 0
             assert restore["noise_scale"] == 0.3
-            assert player.status()["scene"] == "intro"
+            assert player.status().scene == "intro"
             before = len(data(sim_thread))
             player.goto("calm")
             await until(lambda: len(data(sim_thread)) > before)
             jump = data(sim_thread)[before]
             assert prompts_of(jump) == ["the harbour after the storm"]
             assert jump["noise_scale"] == 0.6  # tracked from storm, in file order
-            assert player.status()["scene"] == "calm"
-            with pytest.raises(CueError):
+            assert player.status().scene == "calm"
+            with pytest.raises(UnknownSceneError):
                 Player(timeline, session).back()  # nothing played yet
 
 
@@ -188,7 +177,7 @@ scenes:
 async def test_pipeline_switch_closes_loads_and_offers_again(
     sim_thread: Simulator, tmp_path: Path, journal: Journal
 ) -> None:
-    """A changed load reloads and reconnects: close -> load -> new offer (§4.2), gap journaled."""
+    """A changed load switches pipelines: close -> load -> new offer (§4.2), gap journaled."""
     timeline = compile_show(SWITCH)
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, journal=journal)
@@ -238,12 +227,12 @@ async def test_closed_hours_pause_and_reopen_at_the_wall_clock_position(
         player = Player(timeline, session, clock=clock, hours=OpeningHours(timeline.show.hours),
                         journal=journal, watchdog_period=3600)
         async with playing(player):
-            await until(lambda: player.status()["scene"] == "a")
+            await until(lambda: player.status().scene == "a")
             await clock.advance(12)  # 17:59:57, scene b
             await until(lambda: any(prompts_of(m) == ["look b"] for m in data(sim_thread)))
             await clock.advance(5)  # 18:00:02: closed
             await until(lambda: {"paused": True} in data(sim_thread))
-            assert player.status()["mode"] == "closed"
+            assert player.status().mode == "closed"
             before = len(data(sim_thread))
             await clock.advance(3)  # still closed: nothing moves on
             await asyncio.sleep(0.2)
@@ -256,8 +245,8 @@ async def test_closed_hours_pause_and_reopen_at_the_wall_clock_position(
             assert prompts_of(reopen) == ["look b"]
             assert reopen["paused"] is False
             status = player.status()
-            assert (status["scene"], status["mode"]) == ("b", "playing")
-            assert status["position"] == pytest.approx(5.0)
+            assert (status.scene, status.mode) == ("b", "playing")
+            assert status.position == pytest.approx(5.0)
     kinds = [r["kind"] for r in read_journal(tmp_path / "j.jsonl")]
     assert kinds.index("closed") < kinds.index("open")
 
@@ -287,18 +276,18 @@ async def test_closed_scene_plays_while_closed_and_the_show_resumes_where_it_sto
         player = Player(timeline, session, clock=clock, hours=OpeningHours(timeline.show.hours),
                         watchdog_period=3600)
         async with playing(player):
-            await until(lambda: player.status()["scene"] == "day")
+            await until(lambda: player.status().scene == "day")
             await clock.advance(70)  # 18:00:10 -> closed, 70 s into "day"
             await until(lambda: any(prompts_of(m) == ["the museum at night"]
                                     for m in data(sim_thread)))
-            assert player.status()["scene"] == "night"
+            assert player.status().scene == "night"
             before = len(data(sim_thread))
             await clock.advance_to(datetime(2026, 1, 6, 10, 0, tzinfo=UTC))
             await until(lambda: len(data(sim_thread)) > before)
             assert prompts_of(data(sim_thread)[before]) == ["daylight"]
             status = player.status()
-            assert status["scene"] == "day"
-            assert status["position"] == pytest.approx(60.0)  # not a show that loops: it waited
+            assert status.scene == "day"
+            assert status.position == pytest.approx(60.0)  # not a show that loops: it waited
 
 
 RESUME = """
@@ -325,9 +314,9 @@ async def test_restart_resumes_at_the_wall_clock_position(
         player = Player(timeline, session, clock=clock, state_path=state_path,
                         show_path="/shows/resumable.yaml", show_hash="h1", watchdog_period=3600)
         async with playing(player):
-            await until(lambda: player.status()["scene"] == "one")
+            await until(lambda: player.status().scene == "one")
             await clock.advance(65)  # into "two"
-            await until(lambda: player.status()["scene"] == "two")
+            await until(lambda: player.status().scene == "two")
             await until(lambda: (s := read_state(state_path)) is not None and s.scene == "two")
     saved = read_state(state_path)
     assert saved is not None and saved.part_start == 60.0
@@ -339,8 +328,8 @@ async def test_restart_resumes_at_the_wall_clock_position(
         player = Player(timeline, session, clock=clock, state_path=state_path,
                         start=StartPoint(resume=saved), watchdog_period=3600)
         async with playing(player):
-            await until(lambda: player.status()["scene"] == "three")
-            assert player.status()["position"] == pytest.approx(25.0)
+            await until(lambda: player.status().scene == "three")
+            assert player.status().position == pytest.approx(25.0)
             await until(lambda: len(offers(sim_thread)) > before)
             assert prompts_of(offers(sim_thread)[before]) == ["look three"]
 
@@ -355,9 +344,9 @@ async def test_restart_in_a_cue_part_waits_at_its_last_fired_cue(
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, clock=clock, state_path=state_path, watchdog_period=3600)
         async with playing(player):
-            await until(lambda: player.status()["scene"] == "one")
+            await until(lambda: player.status().scene == "one")
             await clock.advance(181)
-            await until(lambda: player.status()["mode"] == "waiting")
+            await until(lambda: player.status().mode == "waiting")
             player.go()
             await until(lambda: (s := read_state(state_path)) is not None and s.scene == "four")
     saved = read_state(state_path)
@@ -368,7 +357,7 @@ async def test_restart_in_a_cue_part_waits_at_its_last_fired_cue(
         player = Player(timeline, session, clock=clock, start=StartPoint(resume=saved),
                         watchdog_period=3600)
         async with playing(player):
-            await until(lambda: player.status()["scene"] == "four")
+            await until(lambda: player.status().scene == "four")
             assert prompts_of(offers(sim_thread)[before]) == ["look four"]
 
 
@@ -379,23 +368,23 @@ async def test_hold_stops_progression_and_panic_freezes(sim_thread: Simulator) -
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, clock=clock, watchdog_period=3600)
         async with playing(player):
-            await until(lambda: player.status()["scene"] == "one")
+            await until(lambda: player.status().scene == "one")
             player.hold()
-            await until(lambda: player.status()["mode"] == "hold")
+            await until(lambda: player.status().mode == "hold")
             await clock.advance(100)
-            assert player.status()["scene"] == "one"
+            assert player.status().scene == "one"
             player.panic()
             await until(lambda: {"paused": True} in data(sim_thread))
-            assert player.status()["mode"] == "panic"
+            assert player.status().mode == "panic"
             player.resume()
             await until(lambda: {"paused": False} in data(sim_thread))
             status = player.status()
-            assert (status["mode"], status["scene"]) == ("playing", "one")
-            assert status["position"] == pytest.approx(0.0)  # the hold did not count
+            assert (status.mode, status.scene) == ("playing", "one")
+            assert status.position == pytest.approx(0.0)  # the hold did not count
             await clock.advance(59)
-            assert player.status()["scene"] == "one"
+            assert player.status().scene == "one"
             await clock.advance(2)
-            await until(lambda: player.status()["scene"] == "two")
+            await until(lambda: player.status().scene == "two")
 
 
 def test_start_point_parsing() -> None:
@@ -406,9 +395,10 @@ def test_start_point_parsing() -> None:
     assert start_point(timeline, at="75") == StartPoint(at=75.0)
     assert start_point(timeline, at="two+12") == StartPoint(scene=1, offset=12.0)
     assert start_point(timeline, at="three") == StartPoint(scene=2)
-    for bad in ({"start_scene": "x"}, {"start_scene": "one", "at": "1:00"}):
-        with pytest.raises(CueError):
-            start_point(timeline, **bad)
+    with pytest.raises(UnknownSceneError):
+        start_point(timeline, start_scene="x")
+    with pytest.raises(PositionError):
+        start_point(timeline, start_scene="one", at="1:00")
     for at in ("nowhere", "two+soon"):
         with pytest.raises(PositionError):
             start_point(timeline, at=at)
@@ -423,12 +413,12 @@ async def test_seek_opens_with_the_full_state_at_that_point(sim_thread: Simulato
         player = Player(timeline, session, clock=clock, watchdog_period=3600,
                         start=start_point(timeline, at="two+12"))
         async with playing(player):
-            await until(lambda: player.status()["scene"] == "two")
-            assert player.status()["position"] == pytest.approx(12.0)
+            await until(lambda: player.status().scene == "two")
+            assert player.status().position == pytest.approx(12.0)
             assert prompts_of(offers(sim_thread)[0]) == ["look two"]
             assert data(sim_thread) == []
             await clock.advance(48)
-            await until(lambda: player.status()["scene"] == "three")
+            await until(lambda: player.status().scene == "three")
 
 
 LOOPS = """
@@ -456,7 +446,7 @@ async def test_sections_and_show_loops_follow_the_schedule_with_full_state(
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, clock=clock, journal=journal, watchdog_period=3600)
         run = asyncio.create_task(player.run())
-        await until(lambda: player.status()["scene"] == "a")
+        await until(lambda: player.status().scene == "a")
         for _ in range(12):
             await clock.advance(10)
             await asyncio.sleep(0.05)  # let each scene's message reach the simulator
@@ -486,10 +476,10 @@ async def test_watchdog_reconnects_a_dropped_data_channel(
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, journal=journal, watchdog_period=0.2)
         async with playing(player):
-            await until(lambda: player.status()["connection"] == "connected")
+            await until(lambda: player.status().connection == "connected")
             await sim_thread.drop_data_channel()
             await until(lambda: len(offers(sim_thread)) == 2, 10)
-            await until(lambda: player.status()["connection"] == "connected")
+            await until(lambda: player.status().connection == "connected")
             assert prompts_of(offers(sim_thread)[1]) == ["look one"]
     records = read_journal(tmp_path / "j.jsonl")
     assert any(r["kind"] == "watchdog" and r["label"] == "data channel closed" for r in records)
@@ -512,11 +502,11 @@ async def test_a_named_cue_fires_on_its_name_or_go(sim_thread: Simulator, journa
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, journal=journal)
         async with playing(player):
-            await until(lambda: player.status()["waiting_for"] == "thunder")
+            await until(lambda: player.status().waiting_for == "thunder")
             player.cue("rain")
             await asyncio.sleep(0.1)
-            assert player.status()["scene"] == "calm"
+            assert player.status().scene == "calm"
             player.cue("thunder")
-            await until(lambda: player.status()["scene"] == "thunder")
+            await until(lambda: player.status().scene == "thunder")
     labels = [r["label"] for r in read_journal(tmp_path / "j.jsonl") if r["kind"] == "operator"]
     assert "cue ignored" in labels

@@ -457,8 +457,8 @@ class LiveRun:
                 on_player=self.players.append, **self.kw,
             )
         )
-        await until(lambda: self.players and self.player.status()["scene"] is not None)
-        await until(lambda: self.player.status()["connection"] == "connected")
+        await until(lambda: self.players and self.player.status().scene is not None)
+        await until(lambda: self.player.status().connection == "connected")
         await asyncio.sleep(0.2)  # the watch starts with the player
         return self
 
@@ -523,14 +523,14 @@ async def test_live_valid_edit_reaches_scope_and_keeps_the_position(
     """A prompt edit of the playing scene goes out as one `transition` (contract §3.3, §8-G);
     the scene and its offset stay; the journal holds the diff."""
     async with LiveRun(tmp_path, sim, LIVE) as run:
-        before = run.player.status()["position"]
+        before = run.player.status().position
         run.edit("a quiet harbour", "a harbour in a storm")
         sent = await until(lambda: run.received("a harbour in a storm"))
         assert _prompts(sent[0]) == ["a harbour in a storm"]
         status = run.player.status()
-        assert status["scene"] == "one" and status["next"] == "two"
-        assert status["position"] >= before
-        assert 25 < status["countdown"] < 30
+        assert status.scene == "one" and status.next == "two"
+        assert status.position >= before
+        assert 25 < status.countdown < 30
         reload = run.journal_lines("reload")[-1]
         assert reload["diff"]["changed"][0]["scene"] == "one"
         assert reload["diff"]["changed"][0]["fields"] == ["prompts"]
@@ -558,10 +558,10 @@ async def test_live_invalid_edit_keeps_playing_and_is_reported(
     async with LiveRun(tmp_path, sim, LIVE) as run:
         data_before = sum(1 for r in sim.records if r["kind"] == "data")
         run.edit("duration: 30", "duration: -5")
-        errors = await until(lambda: run.player.status()["reload_errors"])
+        errors = list(await until(lambda: run.player.status().reload_errors))
         assert errors == [f"{run.path}:7:15: scenes[0].duration: must be a time >= 0"]
-        assert run.player.status()["errors"][-1] == errors[0]  # the terminal's status line
-        assert run.player.status()["scene"] == "one"
+        assert run.player.status().errors[-1] == errors[0]  # the terminal's status line
+        assert run.player.status().scene == "one"
         assert run.journal_lines("reload_error")[-1]["errors"] == errors
         await asyncio.sleep(0.3)
         assert sum(1 for r in sim.records if r["kind"] == "data") == data_before
@@ -570,8 +570,8 @@ async def test_live_invalid_edit_keeps_playing_and_is_reported(
         run.edit("duration: -5", "duration: 30")
         run.edit("a quiet harbour", "a harbour at night")
         await until(lambda: run.received("a harbour at night"))
-        assert run.player.status()["reload_errors"] == []
-        assert errors[0] not in run.player.status()["errors"]
+        assert run.player.status().reload_errors == ()
+        assert errors[0] not in run.player.status().errors
 
 
 @pytest.mark.webrtc
@@ -621,8 +621,8 @@ async def test_live_pipeline_edit_reconnects(tmp_path: Path, sim: Simulator) -> 
         run.edit("a quiet harbour\n", "a quiet harbour\n    pipeline: passthrough\n")
         await until(lambda: len(run.offers()) == 2)
         assert run.offers()[-1]["pipeline_ids"] == ["passthrough"]
-        await until(lambda: run.player.status()["connection"] == "connected")
-        assert run.player.status()["scene"] == "one"
+        await until(lambda: run.player.status().connection == "connected")
+        assert run.player.status().scene == "one"
 
 
 @pytest.mark.webrtc
@@ -630,7 +630,7 @@ async def test_live_pipeline_edit_reconnects(tmp_path: Path, sim: Simulator) -> 
 async def test_live_shorter_scene_moves_the_next_one_up(tmp_path: Path, sim: Simulator) -> None:
     async with LiveRun(tmp_path, sim, LIVE) as run:
         run.edit("duration: 30", "duration: 1")  # shorter than where the scene already is
-        await until(lambda: run.player.status()["scene"] == "two")
+        await until(lambda: run.player.status().scene == "two")
         await until(lambda: run.received("a busy market"))
 
 
@@ -639,7 +639,7 @@ async def test_live_shorter_scene_moves_the_next_one_up(tmp_path: Path, sim: Sim
 async def test_live_deleted_scene_moves_on_to_the_next(tmp_path: Path, sim: Simulator) -> None:
     async with LiveRun(tmp_path, sim, LIVE) as run:
         run.edit("  - name: one\n    prompts: a quiet harbour\n    duration: 30\n", "")
-        await until(lambda: run.player.status()["scene"] == "two")
+        await until(lambda: run.player.status().scene == "two")
         await until(lambda: run.received("a busy market"))
         assert run.journal_lines("reload")[-1]["diff"]["removed"] == ["one"]
 
@@ -654,11 +654,11 @@ async def test_live_boundary_waits_for_the_next_scene(tmp_path: Path, sim: Simul
         await until(lambda: run.journal_lines("reload"))
         await asyncio.sleep(0.2)
         assert run.received("a harbour later") == []  # the playing scene finishes as it was
-        await until(lambda: run.player.status()["scene"] == "two")
+        await until(lambda: run.player.status().scene == "two")
         sent = await until(lambda: run.received("a market later"))
         assert _prompts(sent[0]) == ["a market later"]
         assert run.received("a harbour later") == []  # never: the scene it was in is over
-        assert run.player.status()["countdown"] > 25
+        assert run.player.status().countdown > 25
 
 
 @pytest.mark.webrtc
@@ -676,12 +676,12 @@ async def test_live_edit_of_a_scene_waiting_for_go(tmp_path: Path, sim: Simulato
     text = LIVE.replace("a busy market\n", "a busy market\n    cue: true\n")
     text = text.replace("duration: 30", "duration: 0.5", 1)
     async with LiveRun(tmp_path, sim, text) as run:
-        await until(lambda: run.player.status()["waiting_for"] == "go")
+        await until(lambda: run.player.status().waiting_for == "go")
         run.edit("a busy market", "a market at night")
         await until(lambda: run.journal_lines("reload"))
         await asyncio.sleep(0.1)
-        assert run.player.status()["waiting_for"] == "go"  # the edit does not fire the cue
+        assert run.player.status().waiting_for == "go"  # the edit does not fire the cue
         run.player.go()
         sent = await until(lambda: run.received("a market at night"))
         assert _prompts(sent[0]) == ["a market at night"]
-        assert run.player.status()["scene"] == "two"
+        assert run.player.status().scene == "two"

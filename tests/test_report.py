@@ -12,7 +12,7 @@ import pytest
 
 from showrunner.errors import PositionError
 from showrunner.plan.compiler import compile_timeline
-from showrunner.plan.position import parse_position, state_at_point
+from showrunner.plan.start import parse_position, state_at_point
 from showrunner.plan.state import State
 from showrunner.plan.timeline import Timeline
 from showrunner.report.data import render_json, report_data

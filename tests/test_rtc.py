@@ -12,7 +12,7 @@ import av
 import pytest
 
 from showrunner.errors import ScopeConnectError, ScopeProtocolError, ScopeTimeoutError
-from showrunner.scope.client import ScopeClient, Timeouts
+from showrunner.scope.client import ClientTimeouts, ScopeClient
 from showrunner.scope.rtc import CHANNEL_LABEL, RtcConnection, candidate_addresses
 from showrunner.sim import Simulator, serve_sim
 
@@ -29,7 +29,7 @@ async def sim(anyio_backend: str) -> AsyncIterator[Simulator]:
 
 @pytest.fixture
 async def client(sim: Simulator) -> AsyncIterator[ScopeClient]:
-    async with ScopeClient(sim.url, timeouts=Timeouts(request=2.0, offer=5.0)) as scope_client:
+    async with ScopeClient(sim.url, timeouts=ClientTimeouts(request=2.0, offer=5.0)) as scope_client:
         await scope_client.load_pipeline(["controller-viz"], SMALL)
         yield scope_client
 

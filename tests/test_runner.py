@@ -18,7 +18,6 @@ import pytest
 from PIL import Image
 
 from showrunner.app import RunOptions, StreamOutput, run, run_show
-from showrunner.live.clock import FakeClock
 from showrunner.live.journal import read_journal
 from showrunner.live.player import Player
 from showrunner.live.resume import read_state
@@ -26,6 +25,7 @@ from showrunner.plan.compiler import compile_timeline
 from showrunner.settings import Settings
 from showrunner.show.load import load
 from showrunner.sim import SimThread, Simulator
+from showrunner.testing import FakeClock
 
 pytestmark = pytest.mark.webrtc
 
@@ -183,7 +183,7 @@ async def test_recovers_from_a_scope_crash_without_help(
         run_show(show, scope_url=sim_thread.url, journal_path=journal_path, stdin_tty=False,
                  state_file=tmp_path / "s.json", on_player=players.append)
     )
-    await until(lambda: players and players[0].status()["scene"] == "during")
+    await until(lambda: players and players[0].status().scene == "during")
     await asyncio.sleep(0.2)
     await sim_thread.crash()
     restart_from = len(sim_thread.records)
@@ -338,7 +338,7 @@ async def test_a_second_run_resumes_from_the_state_file(
         run_show(show, scope_url=sim_thread.url, stdin_tty=False, clock=clock, stop_event=stop,
                  on_player=players.append, journal_path=tmp_path / "run.jsonl")
     )
-    await until(lambda: players and players[0].status()["scene"] == "one")
+    await until(lambda: players and players[0].status().scene == "one")
     await clock.advance(70)
     await until(lambda: (s := read_state(tmp_path / "run.state.json")) and s.scene == "two")
     stop.set()
@@ -351,8 +351,8 @@ async def test_a_second_run_resumes_from_the_state_file(
         run_show(show, scope_url=sim_thread.url, stdin_tty=False, clock=clock, stop_event=stop,
                  on_player=players.append, journal_path=tmp_path / "run.jsonl")
     )
-    await until(lambda: players and players[0].status()["scene"] == "three")
-    assert players[0].status()["position"] == pytest.approx(20.0)
+    await until(lambda: players and players[0].status().scene == "three")
+    assert players[0].status().position == pytest.approx(20.0)
     assert prompts_of(offers(sim_thread)[before]) == ["look three"]
     stop.set()
     assert await asyncio.wait_for(run, 10) == 0

@@ -25,15 +25,16 @@ from showrunner.errors import (
     ScopeTimeoutError,
 )
 from showrunner.scope.client import (
+    ClientTimeouts,
     Prepared,
     ScopeClient,
     ScopeEvent,
     ScopeSession,
-    Timeouts,
 )
 from showrunner.sim import Simulator, serve_sim
+from showrunner.testing import FakeClock
 
-QUICK = Timeouts(request=2.0, offer=5.0, first_frame=5.0)
+QUICK = ClientTimeouts(request=2.0, offer=5.0, first_frame=5.0)
 SMALL = {"height": 64, "width": 64}
 FIRST_SCENE = {"prompts": [{"text": "a lighthouse at dusk", "weight": 1.0}], "manage_cache": True}
 
@@ -119,7 +120,7 @@ async def test_load_error_is_reported_once(client: ScopeClient, sim: Simulator) 
 async def test_load_timeout(sim: Simulator) -> None:
     """Loads are reported only by polling, so the wait needs its own deadline (contract §2.3)."""
     sim.faults.load_time = 5.0
-    timeouts = Timeouts(load=0.3, poll_interval=0.05)
+    timeouts = ClientTimeouts(load=0.3, poll_interval=0.05)
     async with ScopeClient(sim.url, timeouts=timeouts) as client:
         started = time.monotonic()
         with pytest.raises(ScopeTimeoutError) as info:
@@ -132,7 +133,7 @@ async def test_load_timeout(sim: Simulator) -> None:
 @pytest.mark.anyio
 async def test_same_load_twice_skips_the_post(client: ScopeClient, sim: Simulator) -> None:
     """Same id and dict-equal load_params is a no-op on the server, so the client does not
-    even POST; any other params reload (contract §2.2 reuse rule)."""
+    even POST; any other params load again (contract §2.2 reuse rule)."""
     loads = lambda: len(http(sim, "POST", "/api/v1/pipeline/load"))  # noqa: E731
     await client.load_pipeline(["controller-viz"], SMALL)
     await client.load_pipeline(["controller-viz"], dict(SMALL))
@@ -407,6 +408,19 @@ async def test_send_on_an_idle_line_goes_out_at_once(client: ScopeClient, sim: S
             # Waiting for a slot would take most of an interval; at once is far below half.
             assert sent_at - started < interval / 2
             assert sent == {"noise_scale": i / 10}
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_a_session_reads_the_clock_it_is_given(client: ScopeClient, sim: Simulator) -> None:
+    """Gaps and write times come from the session's clock, so a whole live run (player and
+    session) can go on one fake clock."""
+    clock = FakeClock()
+    async with ScopeSession(client, clock=clock) as session:
+        assert await session.open(["controller-viz"], SMALL, FIRST_SCENE) == 0.0
+        sent_at, sent = await session.send({"noise_scale": 0.2})
+        assert (sent_at, sent) == (clock.time(), {"noise_scale": 0.2})
+        await sim.wait_for(lambda s: {"noise_scale": 0.2} in data(sim, session.session_id))
 
 
 @pytest.mark.webrtc

@@ -23,15 +23,16 @@ from showrunner.errors import (
     ScopeProtocolError,
     ScopeTimeoutError,
 )
-from showrunner.scope.client import Coalescer, ScopeClient, ScopeSession, Timeouts
+from showrunner.scope.client import ClientTimeouts, Coalescer, ScopeClient, ScopeSession
+from showrunner.testing import FakeClock
 
 BASE = "http://127.0.0.1:8000"
-FAST = Timeouts(request=1.0, poll_interval=0.01, not_loaded_grace=0.2, load=2.0)
+FAST = ClientTimeouts(request=1.0, poll_interval=0.01, not_loaded_grace=0.2, load=2.0)
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def client_for(handler: Handler, *, timeouts: Timeouts = FAST, **kwargs: Any) -> ScopeClient:
+def client_for(handler: Handler, *, timeouts: ClientTimeouts = FAST, **kwargs: Any) -> ScopeClient:
     return ScopeClient(BASE, transport=httpx.MockTransport(handler), timeouts=timeouts, **kwargs)
 
 
@@ -309,6 +310,27 @@ async def test_coalescer_merges_but_never_drops_transitions_or_one_shots() -> No
     assert results[7][1] == wire.sent[3][1]
     assert results[4][0] < results[6][0]
     assert coalescer.pending == 0
+
+
+@pytest.mark.anyio
+async def test_coalescer_waits_for_its_slot_on_its_clock() -> None:
+    """The wait for a slot goes through the session's clock: on a fake one, a held update is
+    written when that clock reaches one interval after the last write, not before."""
+    clock = FakeClock(monotonic=0.0)
+    written: list[tuple[float, dict[str, Any]]] = []
+
+    def write(message: dict[str, Any]) -> float:
+        written.append((clock.monotonic(), dict(message)))
+        return clock.time()
+
+    coalescer = Coalescer(write, 0.5, clock=clock)
+    await coalescer.submit({"noise_scale": 0.1})
+    held = asyncio.ensure_future(coalescer.submit({"noise_scale": 0.2}))
+    await clock.advance(0.4)
+    assert written == [(0.0, {"noise_scale": 0.1})] and not held.done()
+    await clock.advance(0.1)
+    assert written[1:] == [(0.5, {"noise_scale": 0.2})]
+    assert await held == (clock.time(), {"noise_scale": 0.2})
 
 
 @pytest.mark.anyio

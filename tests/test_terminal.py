@@ -11,17 +11,22 @@ from typing import Any
 
 import pytest
 
-from showrunner.control.gate import Commands, MemoryJournal
+from showrunner.control.gate import Commands
 from showrunner.control.terminal import KEYS, Terminal, render_status
 from showrunner.errors import CueError
+from showrunner.live.link import LinkState
+from showrunner.live.status import Mode, PlayerStatus
+from showrunner.testing import MemoryJournal, until
 
 
 class Controls:
     """Stands in for the player behind the keyboard: records the commands it receives."""
 
+    journal = None
+
     def __init__(self) -> None:
         self.calls: list[str] = []
-        self.mode = "playing"
+        self.mode = Mode.PLAYING
         self.listeners: list[Callable[[dict[str, Any]], object]] = []
 
     def go(self) -> None:
@@ -31,48 +36,61 @@ class Controls:
         self.calls.append("back")
         raise CueError("there is no previous scene to go back to")
 
+    def goto(self, name: str) -> None:
+        self.calls.append(f"goto {name}")
+
+    def hold(self) -> None:
+        self.calls.append("hold")
+
     def panic(self) -> None:
         self.calls.append("panic")
-        self.mode = "panic"
+        self.mode = Mode.PANIC
 
     def resume(self) -> None:
         self.calls.append("resume")
-        self.mode = "playing"
+        self.mode = Mode.PLAYING
+
+    def reload(self) -> None:
+        self.calls.append("reload")
 
     def quit(self) -> None:
         self.calls.append("quit")
 
-    def status(self) -> dict[str, Any]:
-        return {"scene": "intro", "next": "storm", "countdown": 3.25, "mode": self.mode,
-                "connection": "connected", "errors": []}
+    def status(self) -> PlayerStatus:
+        return PlayerStatus(scene="intro", next="storm", countdown=3.25, mode=self.mode,
+                            connection=LinkState.CONNECTED)
 
     def subscribe(self, callback: Callable[[dict[str, Any]], object]) -> Callable[[], None]:
         self.listeners.append(callback)
         return lambda: self.listeners.remove(callback)
 
 
+CONNECTED = LinkState.CONNECTED
+
+
 @pytest.mark.parametrize(
     ("status", "expected"),
     [
-        ({"scene": "intro", "next": "storm", "countdown": 3.25, "mode": "playing",
-          "connection": "connected"}, "> intro | next storm in 3.2s | Scope connected"),
-        ({"scene": "intro", "next": "storm", "waiting_for": "go", "mode": "waiting",
-          "connection": "connected"}, "|| intro | waiting for GO: storm | Scope connected"),
-        ({"scene": "a", "next": "b", "waiting_for": "drop", "mode": "waiting",
-          "connection": "reconnecting"}, "|| a | waiting for cue drop: b | Scope reconnecting"),
-        ({"scene": "a", "mode": "panic", "connection": "connected", "errors": ["x", "boom"]},
+        (PlayerStatus(scene="intro", next="storm", countdown=3.25, mode=Mode.PLAYING,
+                      connection=CONNECTED), "> intro | next storm in 3.2s | Scope connected"),
+        (PlayerStatus(scene="intro", next="storm", waiting_for="go", mode=Mode.WAITING,
+                      connection=CONNECTED), "|| intro | waiting for GO: storm | Scope connected"),
+        (PlayerStatus(scene="a", next="b", waiting_for="drop", mode=Mode.WAITING,
+                      connection=LinkState.RECONNECTING),
+         "|| a | waiting for cue drop: b | Scope reconnecting"),
+        (PlayerStatus(scene="a", mode=Mode.PANIC, connection=CONNECTED, errors=("x", "boom")),
          "!! a | PANIC (frozen) | Scope connected | ! boom"),
-        ({"scene": "last", "mode": "ended", "connection": "connected"},
+        (PlayerStatus(scene="last", mode=Mode.ENDED, connection=CONNECTED),
          "# last | end (holding) | Scope connected"),
     ],
     ids=["countdown", "go", "named-cue", "panic-error", "ended"],
 )
-def test_render_status(status: dict[str, Any], expected: str) -> None:
+def test_render_status(status: PlayerStatus, expected: str) -> None:
     assert render_status(status) == expected
 
 
 def test_render_status_fits_the_width() -> None:
-    line = render_status({"scene": "x" * 200, "mode": "playing", "connection": "connected"}, 40)
+    line = render_status(PlayerStatus(scene="x" * 200, connection=CONNECTED), 40)
     assert len(line) == 40 and line.endswith("…")
 
 
@@ -141,10 +159,7 @@ async def test_on_a_tty_keys_act_at_once_and_the_terminal_is_restored() -> None:
             assert not mode[3] & termios.ICANON and not mode[3] & termios.ECHO
             assert mode[3] & termios.ISIG  # Ctrl-C still interrupts
             os.write(master, b" p")
-            for _ in range(100):
-                if len(controls.calls) == 2:
-                    break
-                await asyncio.sleep(0.01)
+            await until(lambda: len(controls.calls) == 2, 1)
             await asyncio.sleep(0.1)
         assert controls.calls == ["go", "panic"]
         assert termios.tcgetattr(slave) == before

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from showrunner.errors import CueError, ShowError
+from showrunner.errors import ShowError, UnknownSceneError
 from showrunner.plan.compiler import compile_timeline
 from showrunner.plan.timeline import (
     Action,
@@ -819,11 +819,11 @@ def test_closed_hours_scene_is_compiled_but_never_scheduled() -> None:
     assert names(timeline.schedule("night")) == ["night"]
 
 
-def test_unknown_scene_is_a_cue_error() -> None:
+def test_unknown_scene_is_an_unknown_scene_error() -> None:
     timeline = make([{"name": "intro", "prompts": "x"}])
-    with pytest.raises(CueError, match="did you mean 'intro'"):
+    with pytest.raises(UnknownSceneError, match="did you mean 'intro'"):
         timeline.scene("intr")
-    with pytest.raises(CueError):
+    with pytest.raises(UnknownSceneError):
         timeline.scene(3)
 
 

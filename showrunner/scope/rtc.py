@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import io
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ from showrunner.errors import (
     ScopeProtocolError,
     ScopeTimeoutError,
 )
+from showrunner.scope.clock import SYSTEM_TIME, SessionClock
 
 __all__ = [
     "CHANNEL_LABEL",
@@ -92,7 +92,8 @@ def restrict_ice_to_loopback(pc: RTCPeerConnection) -> None:
                 component=component, addresses=[LOOPBACK_ADDRESS], timeout=timeout
             )
 
-        connection.get_component_candidates = loopback_candidates
+        # Per connection on purpose (see above): the instance attribute shadows the method.
+        connection.get_component_candidates = loopback_candidates  # type: ignore[method-assign]
 
 
 def candidate_addresses(sdp: str) -> list[str]:
@@ -124,7 +125,8 @@ class RtcConnection:
 
     ``on_message(text)`` is called for every text message from the server; ``on_state(what,
     state)`` for every change of the peer connection (``what == "connection"``) and when
-    the data channel closes (``what == "channel"``). Callbacks must not raise.
+    the data channel closes (``what == "channel"``). Callbacks must not raise. Frame times
+    and write times are read from `clock`.
     """
 
     def __init__(
@@ -134,8 +136,10 @@ class RtcConnection:
         record_to: Path | None = None,
         on_message: Callable[[str], None] | None = None,
         on_state: Callable[[str, str], None] | None = None,
+        clock: SessionClock = SYSTEM_TIME,
     ) -> None:
         self.loopback_only = loopback_only
+        self.clock = clock
         self.record_to = record_to
         self.on_message = on_message
         self.on_state = on_state
@@ -264,7 +268,7 @@ class RtcConnection:
             )
         with _map_rtc_errors("data channel send"):
             channel.send(text)
-        return time.time()
+        return self.clock.time()
 
     async def wait_first_frame(self, timeout: float) -> None:
         """Wait until at least one video frame has arrived."""
@@ -341,7 +345,7 @@ class RtcConnection:
                 log.info("remote video track ended after %d frames", self.frames_received)
                 return
             self.frames_received += 1
-            self.last_frame_at = time.monotonic()
+            self.last_frame_at = self.clock.monotonic()
             # Kept undecoded-to-JPEG: encoding happens only when a preview asks for it.
             self._last_frame = frame
             self._first_frame.set()

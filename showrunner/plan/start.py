@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from showrunner.errors import CueError, PositionError, ShowrunnerError
+from showrunner.errors import PositionError, ShowrunnerError, UnknownSceneError
 from showrunner.plan.saved import ResumeState
 from showrunner.plan.state import State
 from showrunner.plan.timeline import CompiledScene, Timeline
@@ -55,7 +55,7 @@ def parse_position(timeline: Timeline, text: str) -> StartPoint:
 def _scene_index(timeline: Timeline, name: str, text: str) -> int:
     try:
         return timeline.scene(name).index
-    except CueError as exc:
+    except UnknownSceneError as exc:
         raise PositionError(f"--at {text!r}: {exc}") from None
 
 
@@ -71,10 +71,10 @@ def start_point(
 ) -> StartPoint:
     """Where ``run --from SCENE`` / ``--at TEXT`` (read by `parse_position`) starts.
 
-    The scene must be one that plays while the show is open (CueError otherwise).
+    The scene must be one that plays while the show is open (UnknownSceneError otherwise).
     """
     if start_scene is not None and at is not None:
-        raise CueError("give either --from or --at, not both")
+        raise PositionError("give either --from or --at, not both")
     if start_scene is not None:
         return StartPoint(scene=playable_scene(timeline, start_scene).index)
     if at is None:
@@ -90,7 +90,7 @@ def playable_scene(timeline: Timeline, name: str) -> CompiledScene:
         scene = timeline.scene(name)
     except (KeyError, IndexError, ValueError, ShowrunnerError):
         names = ", ".join(s.name for s in timeline.scenes if not s.closed_only)
-        raise CueError(f"unknown scene {name!r} (scenes: {names})") from None
+        raise UnknownSceneError(f"unknown scene {name!r} (scenes: {names})") from None
     if scene.closed_only:
-        raise CueError(f"scene {name!r} plays only while the show is closed")
+        raise UnknownSceneError(f"scene {name!r} plays only while the show is closed")
     return scene

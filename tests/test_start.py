@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from showrunner.errors import CueError, PositionError
+from showrunner.errors import PositionError, UnknownSceneError
 from showrunner.plan.compiler import compile_timeline
-from showrunner.plan.position import StartPoint, parse_position, start_point, state_at_point
+from showrunner.plan.start import StartPoint, parse_position, start_point, state_at_point
 from showrunner.plan.timeline import Timeline
 from showrunner.show.model import Show
 
@@ -47,7 +47,7 @@ def test_positions_read_the_same_for_report_and_run(text: str, point: StartPoint
 def test_the_closed_hours_scene_can_be_reported_but_not_started_at() -> None:
     timeline = make()
     assert state_at_point(timeline, parse_position(timeline, "shut+1")).prompts[0].text == "grey"
-    with pytest.raises(CueError, match="plays only while the show is closed"):
+    with pytest.raises(UnknownSceneError, match="plays only while the show is closed"):
         start_point(timeline, at="shut+1")
 
 
