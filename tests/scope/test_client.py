@@ -2,7 +2,7 @@
 
 Failures a well-behaved simulator cannot produce (timeouts, 5xx, garbage bodies, scripted
 status races) are injected with ``httpx.MockTransport``; everything else is tested against
-the simulator in ``test_scope.py``.
+the simulator in ``tests/scope/test_session.py``.
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from showrunner.show.load import (
     source_location,
 )
 
-CORPUS = Path(__file__).parent / "corpus"
+CORPUS = Path(__file__).parents[1] / "corpus"
 CASES = sorted(p.stem for p in CORPUS.glob("*.yaml") if p.with_suffix(".expected").exists())
 
 

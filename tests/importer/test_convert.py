@@ -15,7 +15,7 @@ from showrunner.errors import ShowErrors
 from showrunner.importer.convert import ImportResult, import_data, import_file
 from showrunner.show.model import Show, Transition
 
-FIXTURES = Path(__file__).parent / "fixtures" / "scope"
+FIXTURES = Path(__file__).parents[1] / "fixtures" / "scope"
 HAS_LOAD = importlib.util.find_spec("showrunner.show.load") is not None
 HAS_TIMELINE = importlib.util.find_spec("showrunner.plan.timeline") is not None
 

@@ -4,7 +4,7 @@
 the clock's time of every open, switch, prepare and write. With the clock moved by hand, each
 message must be written exactly at its planned time: the schedule's ``part origin + offset``,
 moved only by what the operator did (GO, hold, panic, GOTO). The Scope client itself is tested
-against the real simulator (test_scope.py, test_player.py).
+against the real simulator (tests/scope/test_session.py, tests/live/test_player.py).
 """
 
 from __future__ import annotations

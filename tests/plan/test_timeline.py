@@ -912,7 +912,7 @@ EDGE_SCENES: list[dict[str, Any]] = [
 
 
 def bench_module() -> ModuleType:
-    path = Path(__file__).resolve().parents[1] / "bench" / "bench_compile.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "bench_compile.py"
     spec = importlib.util.spec_from_file_location("bench_compile", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -1,7 +1,7 @@
 """ScopeClient and ScopeSession against the Scope simulator over 127.0.0.1.
 
 Each test names the contract section whose behaviour it checks. Failures are injected only
-through the simulator's fault knobs (or, in ``test_scope_rest.py``, httpx.MockTransport).
+through the simulator's fault knobs (or, in ``tests/scope/test_client.py``, httpx.MockTransport).
 """
 
 from __future__ import annotations

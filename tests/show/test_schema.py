@@ -12,7 +12,7 @@ import pytest
 from showrunner.show.load import read_yaml
 from showrunner.show.schema import SCHEMA_ID, schema_text, show_schema
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "schemas" / "show.schema.json"
 EXAMPLES = sorted((ROOT / "shows").glob("*.yaml"))
 
