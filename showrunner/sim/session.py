@@ -97,7 +97,8 @@ class SimSession:
     lora_scales: dict[str, float] = field(default_factory=dict)
     vace_ref: str | None = None
     ctrl: dict[str, Any] = field(default_factory=lambda: {"button": [], "mouse": [0.0, 0.0]})
-    frames_sent: int = 0
+    frames_sent: int = 0  # new frames sent (metrics `frames_out`)
+    frames_repeated: int = 0  # the frozen frame sent again while paused (contract §10)
     chunk: int = 0
     paused: bool = False
     closed: bool = False

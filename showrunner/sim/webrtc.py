@@ -8,6 +8,7 @@ session's chunks at the pipeline's frame rate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -153,14 +154,23 @@ class SimVideoTrack(MediaStreamTrack):
             await self._ended.wait()
             raise MediaStreamError
         period = 1.0 / session.stream.fps
+        repeat = False
         while True:
             if self.readyState != "live" or session.closed:
                 raise MediaStreamError
+            now = time.monotonic()
             if session.paused:
-                # Frames stop; nothing frozen is re-sent (contract §10).
-                await peer.resumed.wait()
-                self._next_at = None
-                continue
+                # Paused: the track keeps sending the last frame at its rate, nothing new is
+                # produced (contract §3.2 step 2, §10; Scope tracks.py "when video is paused,
+                # return the last frame"). Before the first frame there is nothing to repeat.
+                if peer.last_image is None:
+                    await self._until_resumed(0.05)
+                    continue
+                if self._next_at is not None and self._next_at > now:
+                    await self._until_resumed(self._next_at - now)
+                    continue
+                repeat = True
+                break
             if self._left == 0:
                 if not peer.chunks:
                     peer.chunk_ready.clear()
@@ -168,27 +178,35 @@ class SimVideoTrack(MediaStreamTrack):
                     continue
                 self._base = peer.chunks.popleft()
                 self._left = session.stream.frames_per_chunk
-            now = time.monotonic()
             if self._next_at is not None and self._next_at > now:
                 await asyncio.sleep(self._next_at - now)
                 continue
             break
         # After a stall, pace from now instead of sending a burst.
         self._next_at = max(self._next_at or now, now - period) + period
-        self._left -= 1
-        assert self._base is not None
-        image = peer.renderer.frame_image(self._base, session.frames_sent + 1)
+        if repeat:
+            assert peer.last_image is not None
+            image = peer.last_image
+            peer.frame_repeated()
+        else:
+            self._left -= 1
+            assert self._base is not None
+            image = peer.renderer.frame_image(self._base, session.frames_sent + 1)
+            peer.frame_sent(image)
         frame: VideoFrame = VideoFrame.from_image(image)  # type: ignore[no-untyped-call]
         frame.pts = int((now - self._start) * VIDEO_CLOCK)
         frame.time_base = Fraction(1, VIDEO_CLOCK)
-        peer.frame_sent(image)
         return frame
+
+    async def _until_resumed(self, timeout: float) -> None:
+        """Sleep up to `timeout` seconds, less if the session resumes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._peer.resumed.wait(), max(timeout, 0.0))
 
     def stop(self) -> None:
         super().stop()
         # Wake a recv() that waits, so it can notice the end.
         self._ended.set()
-        self._peer.resumed.set()
         self._peer.chunk_ready.set()
 
 
@@ -313,6 +331,7 @@ class SimPeer:
     def _pause_changed(self, paused: bool) -> None:
         if paused:
             self.resumed.clear()
+            self.chunk_ready.set()  # wake a track waiting for a chunk: it repeats the last frame
         else:
             self.resumed.set()
 
@@ -339,9 +358,14 @@ class SimPeer:
             log.exception("session %s: chunk generation failed", session.session_id)
 
     def frame_sent(self, image: Image.Image) -> None:
+        """A newly produced frame left on the track (metrics `frames_out`)."""
         self.session.frames_sent += 1
         self.last_image = image
         self.frame_times.append(time.monotonic())
+
+    def frame_repeated(self) -> None:
+        """The frozen last frame was sent again while paused (not a new frame)."""
+        self.session.frames_repeated += 1
 
     def fps_out(self, window: float = 2.0) -> float:
         """Frames per second sent over the last `window` seconds."""
