@@ -238,7 +238,8 @@ class Api:
 
     async def offer(self, request: Request) -> Response:
         body = await _model(request, OfferRequest)
-        if self.sim.loads.combined() != "loaded":
+        # Scope reads the status here, which consumes an unread `error` (contract §2.3).
+        if self.sim.loads.status()["status"] != "loaded":
             return _error(400, NOT_LOADED)
         initial = dump_parameters(body.initialParameters) if body.initialParameters else {}
         try:
