@@ -150,14 +150,39 @@ async def test_sendrecv_gets_frames_at_the_loaded_resolution(
     assert peer.frame_size == (128, 96)
     session = sim.sessions[peer.session_id]
     assert session.frames_sent >= 5
-    assert session.chunk_interval == pytest.approx(1 / 24)
     async with httpx.AsyncClient(base_url=sim.url) as client:
         metrics = (await client.get("/api/v1/session/metrics")).json()
         frame = await client.get("/api/v1/session/frame", params={"quality": 50})
     stats = metrics["sessions"][peer.session_id]
-    assert stats["frames_out"] >= 5 and stats["pipeline_fps"] == 24.0
+    assert stats["frames_out"] >= 5
     assert frame.headers["content-type"] == "image/jpeg"
     assert Image.open(io.BytesIO(frame.content)).size == (128, 96)
+
+
+async def test_controller_viz_runs_at_the_rate_of_a_real_cpu_server(
+    sim: Simulator, sim_peer: Connect
+) -> None:
+    """Contract §10: controller-viz delivers about 50–60 frames/s, one frame per call, and
+    `/session/metrics` reports `pipeline_fps` 60.0; the client paces at chunk rate from it."""
+    await load(sim, "controller-viz", height=32, width=32)
+    peer = await sim_peer(sim.url, VIZ)
+    await sim.wait_for(lambda s: peer.frames >= 3)
+    session = sim.sessions[peer.session_id]
+    start = session.frames_sent
+    await asyncio.sleep(1.0)
+    assert session.frames_sent - start >= 40  # 60 nominal; a busy CI host loses a few
+    assert session.chunk_interval == pytest.approx(1 / 60)
+    async with httpx.AsyncClient(base_url=sim.url) as client:
+        stats = (await client.get("/api/v1/session/metrics")).json()["sessions"][peer.session_id]
+    assert stats["pipeline_fps"] == 60.0
+
+
+async def test_fps_knob_overrides_every_pipeline(fast_sim: Simulator, sim_peer: Connect) -> None:
+    """`--fps` / `fps=` still sets one rate for every pipeline (here 96 instead of 60)."""
+    await load(fast_sim, "controller-viz", height=32, width=32)
+    peer = await sim_peer(fast_sim.url, VIZ)
+    session = fast_sim.sessions[peer.session_id]
+    assert session.stream is not None and session.stream.fps == 96.0
 
 
 async def test_wan_default_resolution_and_fps(fast_sim: Simulator, sim_peer: Connect) -> None:

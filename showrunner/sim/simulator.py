@@ -302,7 +302,8 @@ async def serve_sim(
     """Run a simulator on the current event loop for the duration of the `async with`.
 
     `load_time=None` gives realistic loads (2 s Wan, 0.02 s weight-free); `fps=None` gives
-    each pipeline its own rate (16 Wan, 24 otherwise).
+    each pipeline its own rate (controller-viz 60, passthrough/gray 30 or their input file's,
+    Wan 16; see `showrunner.sim.catalog`).
     """
     sim = Simulator(host, port, load_time=load_time, fps=fps, record_path=record_path)
     try:
