@@ -34,6 +34,7 @@ from showrunner.sim.params import (
     validation_detail,
 )
 from showrunner.sim.record import Recorder
+from showrunner.sim.session import SimSession
 from showrunner.sim.webrtc import SimPeer
 
 
@@ -45,6 +46,7 @@ class Server(Protocol):
     loads: LoadManager
     peers: dict[str, SimPeer]
     server_start_time: float
+    gpu: bool
 
     def live_peers(self) -> list[SimPeer]: ...
     async def open_session(self, sdp: str, initial: dict[str, Any]) -> tuple[str, str]: ...
@@ -55,6 +57,7 @@ class Server(Protocol):
 log = logging.getLogger(__name__)
 
 VERSION = "0.2.4"
+SIM_VRAM_GB = 24.0  # the GPU the `gpu` option presents
 NOT_LOADED = "Pipeline not loaded. Please load pipeline first."
 # What Scope answers without TURN credentials; a loopback client must ignore it.
 PUBLIC_STUN = {"urls": ["stun:stun.l.google.com:19302"], "username": None, "credential": None}
@@ -72,8 +75,29 @@ def _error(status: int, detail: Any) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+def _is_json(content_type: str | None) -> bool:
+    """FastAPI parses a body as JSON only without a content type or with application/*json."""
+    if not content_type:
+        return True
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
 async def _json(request: Request) -> Any:
     raw = await request.body()
+    if not _is_json(request.headers.get("content-type")):
+        # FastAPI then validates the raw bytes, which no model accepts (contract §10.1).
+        raise _Reject(
+            422,
+            [
+                {
+                    "type": "model_attributes_type",
+                    "loc": ["body"],
+                    "msg": "Input should be a valid dictionary or object to extract fields from",
+                    "input": raw.decode("utf-8", "replace"),
+                }
+            ],
+        )
     try:
         return json.loads(raw)
     except ValueError as exc:
@@ -194,7 +218,8 @@ class Api:
 
     async def hardware(self, request: Request) -> Response:
         missing = {"available": False, "reason": "not available in the simulator", "install_hint": None}
-        return JSONResponse({"vram_gb": 24.0, "spout": missing, "ndi": missing, "syphon": missing})
+        vram = SIM_VRAM_GB if self.sim.gpu else None  # null on a CPU host (contract §2.1)
+        return JSONResponse({"vram_gb": vram, "spout": missing, "ndi": missing, "syphon": missing})
 
     async def cloud_status(self, request: Request) -> Response:
         return JSONResponse({"connected": False, "connecting": False, "error": None})
@@ -267,19 +292,23 @@ class Api:
 
     # -- session observation ---------------------------------------------------------------
 
-    async def get_parameters(self, request: Request) -> Response:
+    def _observed(self) -> SimSession | None:
+        """The session the GET endpoints describe: the first live one (contract §2.7;
+        Scope webrtc.py `get_frame_processor`)."""
         peers = self.sim.live_peers()
-        if not peers:
-            return _error(404, "No active session")
-        return JSONResponse({"parameters": peers[0].session.received})
+        return peers[0].session if peers else None
+
+    async def get_parameters(self, request: Request) -> Response:
+        # No session: 200 with nothing in it, not 404 (contract §10).
+        session = self._observed()
+        return JSONResponse({"parameters": session.received if session is not None else {}})
 
     async def post_parameters(self, request: Request) -> Response:
+        # Validated, unlike the data channel; broadcast to every session and echoed as
+        # `parameters_updated`; 200 even when no session stores it (contract §2.8, §10).
         body = await _model(request, Parameters)
-        peers = self.sim.live_peers()
-        if not peers:
-            return _error(404, "No active session")
         applied = dump_parameters(body)
-        for peer in peers:
+        for peer in self.sim.live_peers():
             peer.session.receive(copy.deepcopy(applied))
             peer.send({"type": "parameters_updated", "parameters": applied})
         return JSONResponse({"status": "ok", "applied_parameters": applied})
@@ -291,32 +320,41 @@ class Api:
             quality = -1
         if not 1 <= quality <= 100:
             return _error(422, [{"type": "int_range", "loc": ["query", "quality"], "msg": "1..100"}])
-        image = next((p.last_image for p in self.sim.live_peers() if p.last_image), None)
+        sink = request.query_params.get("sink_node_id") or None
+        image = None
+        if sink is None:
+            # WebRTC sessions are asked only without a sink node id (Scope webrtc.py).
+            image = next((p.last_image for p in self.sim.live_peers() if p.last_image), None)
         if image is None:
-            return _error(404, "No frame available")
+            detail = "No frame available"
+            if sink:
+                detail += f" for sink node '{sink}'"
+            return _error(404, detail + " (no active session or pipeline not running)")
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=quality)
         return Response(buffer.getvalue(), media_type="image/jpeg")
 
     async def metrics(self, request: Request) -> Response:
+        # Only the first live session is reported (Scope mcp_router.py); `gpu` is `{}` on a
+        # CPU server (contract §10), the CUDA block with the simulator's `gpu` option.
         sessions: dict[str, Any] = {}
-        for peer in self.sim.live_peers():
-            session = peer.session
-            stream = session.stream
-            sessions[session.session_id] = {
-                "frames_in": 0,
-                "frames_out": session.frames_sent,
-                "elapsed_seconds": round(time.time() - session.created_at, 3),
-                "fps_in": 0.0,
-                "fps_out": peer.fps_out(),
-                "pipeline_fps": stream.fps if stream is not None else None,
-                "output_sinks": {},
-                "input_source_enabled": False,
-                "input_source_type": None,
-                "relay_mode": False,
-            }
-        gpu = {"name": "Simulated GPU", "memory_total_gb": 24.0, "memory_used_gb": 0.0}
-        return JSONResponse({"sessions": sessions, "gpu": gpu})
+        session = self._observed()
+        if session is not None:
+            sessions[session.session_id] = session.metrics()
+        return JSONResponse({"sessions": sessions, "gpu": self._gpu()})
+
+    def _gpu(self) -> dict[str, Any]:
+        if not self.sim.gpu:
+            return {}
+        used = 0.0
+        for instance in self.sim.loads.loaded().values():
+            info = catalog.info(instance.pipeline_id)
+            used += (info.estimated_vram_gb or 0.0) * 1024 if info is not None else 0.0
+        return {
+            "vram_allocated_mb": round(used, 1),
+            "vram_reserved_mb": round(used, 1),
+            "vram_total_mb": SIM_VRAM_GB * 1024,
+        }
 
     # -- assets and LoRAs ------------------------------------------------------------------
 

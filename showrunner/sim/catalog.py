@@ -42,6 +42,7 @@ class PipelineInfo:
     supports_vace: bool
     supports_cache_management: bool
     default_mode: str
+    estimated_vram_gb: float | None = None
 
 
 @cache
@@ -81,4 +82,7 @@ def info(pipeline_id: str) -> PipelineInfo | None:
         supports_vace=bool(meta["supports_vace"]),
         supports_cache_management=bool(meta["supports_cache_management"]),
         default_mode=str(meta["default_mode"]),
+        estimated_vram_gb=(
+            float(meta["estimated_vram_gb"]) if meta.get("estimated_vram_gb") is not None else None
+        ),
     )

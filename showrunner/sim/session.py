@@ -19,6 +19,8 @@ from showrunner.sim.params import CONTROL_KEYS, ONE_SHOT_KEYS
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 8  # PipelineProcessor's parameter queue (contract §3.2 step 5)
+DEFAULT_FPS = 30.0  # FrameProcessor.get_fps() without a pipeline (Scope frame_processor.py)
+MAX_FPS = 60.0  # Scope caps the pipeline_fps it reports (pipeline_processor.py)
 
 
 @dataclass(frozen=True)
@@ -97,12 +99,14 @@ class SimSession:
     lora_scales: dict[str, float] = field(default_factory=dict)
     vace_ref: str | None = None
     ctrl: dict[str, Any] = field(default_factory=lambda: {"button": [], "mouse": [0.0, 0.0]})
+    frames_in: int = 0  # frames taken from an input (metrics `frames_in`)
     frames_sent: int = 0  # new frames sent (metrics `frames_out`)
     frames_repeated: int = 0  # the frozen frame sent again while paused (contract §10)
     chunk: int = 0
     paused: bool = False
     closed: bool = False
     created_at: float = field(default_factory=time.time)
+    input_source_type: str = ""  # a connected server-side input source, "" for none
     on_pause_change: Callable[[bool], None] | None = None
 
     def __post_init__(self) -> None:
@@ -123,6 +127,27 @@ class SimSession:
     def chunk_interval(self) -> float:
         """Seconds per generated chunk (frames_per_chunk / fps); 0 when there is no video."""
         return self.stream.chunk_interval if self.stream is not None else 0.0
+
+    def metrics(self, now: float | None = None) -> dict[str, Any]:
+        """This session's entry in `GET /api/v1/session/metrics` (contract §2.7, §10).
+
+        Like FrameProcessor.get_frame_stats(): `fps_in`/`fps_out` are averages since the
+        start, `pipeline_fps` is capped at 60 (30 without a pipeline), and a CPU server with
+        no input source reports `input_source_type: ""`.
+        """
+        elapsed = (time.time() if now is None else now) - self.created_at
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_sent,
+            "elapsed_seconds": elapsed,
+            "fps_in": self.frames_in / elapsed if self.frames_in > 0 and elapsed > 0 else 0,
+            "fps_out": self.frames_sent / elapsed if self.frames_sent > 0 and elapsed > 0 else 0,
+            "pipeline_fps": min(self.stream.fps, MAX_FPS) if self.stream is not None else DEFAULT_FPS,
+            "output_sinks": {},
+            "input_source_enabled": bool(self.input_source_type),
+            "input_source_type": self.input_source_type,
+            "relay_mode": False,
+        }
 
     @property
     def queued(self) -> int:

@@ -63,10 +63,15 @@ class Simulator:
         load_time: float | None = 0.05,
         fps: float | None = None,
         record_path: Path | str | None = None,
+        gpu: bool = False,
     ) -> None:
         self.host = host
         self.port = port
         self.fps = fps
+        # Present a CUDA device in `/session/metrics` and `/hardware/info`; the real CPU
+        # server answers `gpu: {}` and `vram_gb: null` (contract §10). The pipeline list stays
+        # a GPU host's either way, so Wan shows can be rehearsed.
+        self.gpu = gpu
         self.faults = Faults(load_time=load_time)
         self.recorder = Recorder(Path(record_path) if record_path is not None else None)
         self._root = Path(tempfile.mkdtemp(prefix="showrunner-sim-"))
@@ -298,6 +303,7 @@ async def serve_sim(
     load_time: float | None = 0.05,
     fps: float | None = None,
     record_path: Path | str | None = None,
+    gpu: bool = False,
 ) -> AsyncIterator[Simulator]:
     """Run a simulator on the current event loop for the duration of the `async with`.
 
@@ -305,7 +311,7 @@ async def serve_sim(
     each pipeline its own rate (controller-viz 60, passthrough/gray 30 or their input file's,
     Wan 16; see `showrunner.sim.catalog`).
     """
-    sim = Simulator(host, port, load_time=load_time, fps=fps, record_path=record_path)
+    sim = Simulator(host, port, load_time=load_time, fps=fps, record_path=record_path, gpu=gpu)
     try:
         await sim.start()
         yield sim
@@ -324,11 +330,13 @@ class SimThread:
         load_time: float | None = 0.05,
         fps: float | None = None,
         record_path: Path | str | None = None,
+        gpu: bool = False,
     ) -> None:
         self._kwargs: dict[str, Any] = {
             "load_time": load_time,
             "fps": fps,
             "record_path": record_path,
+            "gpu": gpu,
         }
         self._host, self._port = host, port
         self._thread: threading.Thread | None = None
@@ -403,6 +411,7 @@ async def serve_forever(
     load_time: float | None,
     fps: float | None,
     on_ready: Callable[[Simulator], None] | None = None,
+    gpu: bool = False,
 ) -> None:
     """Run a simulator until cancelled (Ctrl-C); `on_ready` gets it once it listens.
 
@@ -414,7 +423,7 @@ async def serve_forever(
     sys.setswitchinterval(min(previous, 0.0005))
     try:
         async with serve_sim(host, port, load_time=load_time, fps=fps,
-                             record_path=record_path) as sim:
+                             record_path=record_path, gpu=gpu) as sim:
             if on_ready is not None:
                 on_ready(sim)
             await asyncio.Event().wait()

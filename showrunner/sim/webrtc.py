@@ -232,7 +232,6 @@ class SimPeer:
         self.chunk_ready = asyncio.Event()
         self.resumed = asyncio.Event()
         self.last_image: Image.Image | None = None
-        self.frame_times: deque[float] = deque(maxlen=512)
         self._producer: asyncio.Task[None] | None = None
         self._on_closed = on_closed
         self._closing = False
@@ -361,20 +360,10 @@ class SimPeer:
         """A newly produced frame left on the track (metrics `frames_out`)."""
         self.session.frames_sent += 1
         self.last_image = image
-        self.frame_times.append(time.monotonic())
 
     def frame_repeated(self) -> None:
         """The frozen last frame was sent again while paused (not a new frame)."""
         self.session.frames_repeated += 1
-
-    def fps_out(self, window: float = 2.0) -> float:
-        """Frames per second sent over the last `window` seconds."""
-        now = time.monotonic()
-        recent = [t for t in self.frame_times if now - t <= window]
-        if len(recent) < 2:
-            return 0.0
-        span = max(now - recent[0], 1e-6)
-        return round(len(recent) / span, 2)
 
     # -- lifetime ------------------------------------------------------------------------
 
