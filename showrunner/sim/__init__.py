@@ -9,6 +9,7 @@ WebRTC never leaves the loopback interface.
     async with serve_sim(port=0) as sim:        # a running Simulator
         ...                                     # talk to sim.url
         await sim.restart(down_for=1.0)         # crash and come back on the same port
+        await sim.shutdown()                    # SIGTERM: `stream_stopped`, then down
 
 Fault knobs (`sim.faults`, settable at any time): `load_time` (seconds per load, None =
 realistic), `fail_loads` (pipeline ids whose load ends in `error`, or True), `chunk_delay`

@@ -140,7 +140,8 @@ class Simulator:
 
     @_on_sim_loop
     async def crash(self) -> None:
-        """Die like a killed server: every peer connection closes, nothing stays loaded."""
+        """Die like a killed server: every peer connection closes without a word, nothing
+        stays loaded."""
         peers = list(self.peers.values())
         await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
         if self._http is not None:
@@ -152,6 +153,15 @@ class Simulator:
             self._download = None
 
     @_on_sim_loop
+    async def shutdown(self) -> None:
+        """Stop like a server on SIGTERM: every open session first sends `stream_stopped` on
+        its data channel (contract §3.4, §10), then closes; then as `crash()`. `start()`
+        brings the server back (a new server_start_time)."""
+        peers = list(self.peers.values())
+        await asyncio.gather(*(p.close(notify=True) for p in peers), return_exceptions=True)
+        await self.crash()
+
+    @_on_sim_loop
     async def restart(self, down_for: float = 0.0) -> None:
         """`crash()`, stay down for `down_for` seconds, then `start()` on the same port."""
         await self.crash()
@@ -160,8 +170,8 @@ class Simulator:
 
     @_on_sim_loop
     async def close(self) -> None:
-        """Stop for good and remove the simulator's files."""
-        await self.crash()
+        """Stop for good (a graceful `shutdown()`) and remove the simulator's files."""
+        await self.shutdown()
         self._closed = True
         self.recorder.close()
         shutil.rmtree(self._root, ignore_errors=True)
