@@ -36,6 +36,7 @@ class Stream:
     vace: bool = False
     manages_cache: bool = True
     lora_adapters: tuple[dict[str, Any], ...] = ()
+    chain: tuple[str, ...] = ()  # the registry pipeline id of each element, in chain order
 
     @property
     def chunk_interval(self) -> float:

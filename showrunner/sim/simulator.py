@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import shutil
@@ -22,6 +23,7 @@ from showrunner.serving import HttpServer
 from showrunner.sim import catalog
 from showrunner.sim.app import build_app
 from showrunner.sim.assets import AssetStore
+from showrunner.sim.inputs import INPUT_PIPELINES, VideoFileSource, open_source, source_config
 from showrunner.sim.loads import Faults, LoadManager, lora_adapters
 from showrunner.sim.record import Recorder
 from showrunner.sim.session import SimSession, Stream
@@ -239,20 +241,50 @@ class Simulator:
                 vace=info.supports_vace and params.get("vace_enabled", True) is not False,
                 manages_cache=info.supports_cache_management,
                 lora_adapters=tuple(lora_adapters(params)) if info.supports_lora else (),
+                chain=tuple(loaded[p].pipeline_id for p in pipeline_ids),
             ),
             None,
         )
+
+    async def with_input(
+        self, initial: dict[str, Any], stream: Stream | None, reason: str | None
+    ) -> tuple[VideoFileSource | None, Stream | None, str | None]:
+        """Open the session's server-side input source, if any (contract §3.3, §7, §10).
+
+        passthrough and gray then show the file's frames at its size and rate (unless the
+        simulator's `fps` is set); a source that cannot be opened leaves them without frames.
+        Other pipelines keep their own picture, the source only shows in the metrics.
+        """
+        config = source_config(initial)
+        if config is None:
+            return None, stream, reason
+        source = await asyncio.to_thread(open_source, config, self.assets.assets_dir)
+        if stream is None or stream.pipeline_id not in INPUT_PIPELINES:
+            return source, stream, reason
+        if source is None:
+            return None, stream, reason or "the input source could not be opened; no input frames"
+        stream = dataclasses.replace(
+            stream, width=source.width, height=source.height, fps=float(self.fps or source.fps)
+        )
+        return source, stream, reason
 
     async def open_session(self, sdp: str, initial: dict[str, Any]) -> tuple[str, str]:
         """Answer an offer; returns (sessionId, answer SDP). Raises on a bad offer."""
         session_id = str(uuid.uuid4())
         stream, reason = self.stream_for(initial.get("pipeline_ids"))
+        source, stream, reason = await self.with_input(initial, stream, reason)
         if reason is not None:
             # Scope only logs this; the offer still succeeds (contract §2.6, §10).
             log.warning("session %s: %s; no video", session_id, reason)
         session = SimSession(session_id, initial, stream=stream, no_video_reason=reason)
+        if source is not None:
+            session.input_source_type = source.source_type
         peer = SimPeer(
-            session, recorder=self.recorder, faults=self.faults, on_closed=self._peer_closed
+            session,
+            recorder=self.recorder,
+            faults=self.faults,
+            on_closed=self._peer_closed,
+            source=source,
         )
         try:
             answer = await peer.answer(sdp)

@@ -34,9 +34,10 @@ from aiortc.sdp import candidate_from_sdp
 from av import VideoFrame
 from PIL import Image
 
+from showrunner.sim.inputs import INPUT_PIPELINES, VideoFileSource
 from showrunner.sim.loads import Faults
 from showrunner.sim.record import Recorder
-from showrunner.sim.render import ChunkView, Renderer
+from showrunner.sim.render import Chunk, ChunkView, Renderer
 from showrunner.sim.session import SimSession
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ class SimVideoTrack(MediaStreamTrack):
     def __init__(self, peer: SimPeer) -> None:
         super().__init__()
         self._peer = peer
-        self._base: Image.Image | None = None
+        self._chunk: Chunk | None = None
         self._left = 0
         self._next_at: float | None = None
         self._start = time.monotonic()
@@ -176,8 +177,8 @@ class SimVideoTrack(MediaStreamTrack):
                     peer.chunk_ready.clear()
                     await peer.chunk_ready.wait()
                     continue
-                self._base = peer.chunks.popleft()
-                self._left = session.stream.frames_per_chunk
+                self._chunk = peer.chunks.popleft()
+                self._left = len(self._chunk.images)
             if self._next_at is not None and self._next_at > now:
                 await asyncio.sleep(self._next_at - now)
                 continue
@@ -189,9 +190,12 @@ class SimVideoTrack(MediaStreamTrack):
             image = peer.last_image
             peer.frame_repeated()
         else:
+            chunk = self._chunk
+            assert chunk is not None
+            image = chunk.images[len(chunk.images) - self._left]
             self._left -= 1
-            assert self._base is not None
-            image = peer.renderer.frame_image(self._base, session.frames_sent + 1)
+            if chunk.stamp:
+                image = peer.renderer.frame_image(image, session.frames_sent + 1)
             peer.frame_sent(image)
         frame: VideoFrame = VideoFrame.from_image(image)  # type: ignore[no-untyped-call]
         frame.pts = int((now - self._start) * VIDEO_CLOCK)
@@ -220,15 +224,17 @@ class SimPeer:
         recorder: Recorder,
         faults: Faults,
         on_closed: Callable[[SimPeer], None] | None = None,
+        source: VideoFileSource | None = None,
     ) -> None:
         self.session = session
+        self.source = source
         self.recorder = recorder
         self.faults = faults
         self.renderer = Renderer()
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.channel: RTCDataChannel | None = None
         self.track: SimVideoTrack | None = None
-        self.chunks: deque[Image.Image] = deque(maxlen=2)  # frames that do not fit are dropped
+        self.chunks: deque[Chunk] = deque(maxlen=2)  # chunks that do not fit are dropped
         self.chunk_ready = asyncio.Event()
         self.resumed = asyncio.Event()
         self.last_image: Image.Image | None = None
@@ -346,7 +352,7 @@ class SimPeer:
                     next_at = time.monotonic()
                     continue
                 session.step()
-                self.chunks.append(self.renderer.chunk_image(chunk_view(session)))
+                self.chunks.append(await self._make_chunk())
                 self.chunk_ready.set()
                 next_at += session.stream.chunk_interval + max(self.faults.chunk_delay, 0.0)
                 delay = next_at - time.monotonic()
@@ -355,6 +361,22 @@ class SimPeer:
                 await asyncio.sleep(max(delay, 0.0))
         except Exception:
             log.exception("session %s: chunk generation failed", session.session_id)
+
+    async def _make_chunk(self) -> Chunk:
+        """The frames of the chunk just stepped: the input file's (passthrough, gray) or a
+        picture of the session's state."""
+        stream = self.session.stream
+        assert stream is not None
+        if self.source is not None and stream.pipeline_id in INPUT_PIPELINES:
+            images = await asyncio.to_thread(self.source.read_many, stream.frames_per_chunk)
+            self.session.frames_in += len(images)
+            for pipeline_id in stream.chain or (stream.pipeline_id,):
+                effect = INPUT_PIPELINES.get(pipeline_id)
+                if effect is not None:
+                    images = [effect(image) for image in images]
+            return Chunk(tuple(images), stamp=False)
+        base = self.renderer.chunk_image(chunk_view(self.session))
+        return Chunk((base,) * stream.frames_per_chunk)
 
     def frame_sent(self, image: Image.Image) -> None:
         """A newly produced frame left on the track (metrics `frames_out`)."""
@@ -387,6 +409,8 @@ class SimPeer:
             await asyncio.gather(self._producer, return_exceptions=True)
         if self.track is not None:
             self.track.stop()
+        if self.source is not None:
+            await asyncio.to_thread(self.source.close)
         await self.pc.close()
         if self._on_closed is not None:
             self._on_closed(self)
