@@ -11,6 +11,10 @@ WebRTC never leaves the loopback interface.
         await sim.restart(down_for=1.0)         # crash and come back on the same port
         await sim.shutdown()                    # SIGTERM: `stream_stopped`, then down
 
+Beyond WebRTC sessions it has the headless session of `POST /api/v1/session/start`
+(`sim.headless`, contract §2.8, §10.1), the tempo endpoints and `tempo_update` messages
+(`sim.tempo`, contract §6), and `video_file` input sources decoded with PyAV (contract §7).
+
 Fault knobs (`sim.faults`, settable at any time): `load_time` (seconds per load, None =
 realistic), `fail_loads` (pipeline ids whose load ends in `error`, or True), `chunk_delay`
 (extra seconds per chunk), `stale_status` (seconds the status keeps its pre-load answer),

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl
@@ -16,12 +17,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from showrunner.sim import catalog
 from showrunner.sim.assets import AssetError, AssetStore
+from showrunner.sim.headless import HeadlessRefused, HeadlessSession
 from showrunner.sim.loads import LoadManager
 from showrunner.sim.params import (
     IceCandidates,
@@ -30,11 +32,16 @@ from showrunner.sim.params import (
     ModelDownload,
     OfferRequest,
     Parameters,
+    StartRequest,
+    TempoEnable,
+    TempoSetTempo,
     dump_parameters,
     validation_detail,
 )
 from showrunner.sim.record import Recorder
 from showrunner.sim.session import SimSession
+from showrunner.sim.tempo import SOURCES as TEMPO_SOURCES
+from showrunner.sim.tempo import TempoSync, TempoUnavailable
 from showrunner.sim.webrtc import SimPeer
 
 
@@ -47,8 +54,12 @@ class Server(Protocol):
     peers: dict[str, SimPeer]
     server_start_time: float
     gpu: bool
+    headless: HeadlessSession | None
+    tempo: TempoSync
 
     def live_peers(self) -> list[SimPeer]: ...
+    async def start_headless(self, request: StartRequest) -> dict[str, Any]: ...
+    async def stop_headless(self) -> bool: ...
     async def open_session(self, sdp: str, initial: dict[str, Any]) -> tuple[str, str]: ...
     async def end_session(self, session_id: str) -> None: ...
     def model_status(self, pipeline_id: str) -> dict[str, Any]: ...
@@ -59,6 +70,7 @@ log = logging.getLogger(__name__)
 VERSION = "0.2.4"
 SIM_VRAM_GB = 24.0  # the GPU the `gpu` option presents
 NOT_LOADED = "Pipeline not loaded. Please load pipeline first."
+NO_HEADLESS = "No active headless session"
 # What Scope answers without TURN credentials; a loopback client must ignore it.
 PUBLIC_STUN = {"urls": ["stun:stun.l.google.com:19302"], "username": None, "credential": None}
 
@@ -292,11 +304,18 @@ class Api:
 
     # -- session observation ---------------------------------------------------------------
 
+    def _running_headless(self) -> HeadlessSession | None:
+        run = self.sim.headless
+        return run if run is not None and run.running else None
+
     def _observed(self) -> SimSession | None:
-        """The session the GET endpoints describe: the first live one (contract §2.7;
-        Scope webrtc.py `get_frame_processor`)."""
+        """The session the GET endpoints describe: the first live WebRTC one, else the
+        headless one (contract §2.7, §10.1; Scope webrtc.py `get_frame_processor`)."""
         peers = self.sim.live_peers()
-        return peers[0].session if peers else None
+        if peers:
+            return peers[0].session
+        run = self._running_headless()
+        return run.session if run is not None else None
 
     async def get_parameters(self, request: Request) -> Response:
         # No session: 200 with nothing in it, not 404 (contract §10).
@@ -304,13 +323,18 @@ class Api:
         return JSONResponse({"parameters": session.received if session is not None else {}})
 
     async def post_parameters(self, request: Request) -> Response:
-        # Validated, unlike the data channel; broadcast to every session and echoed as
-        # `parameters_updated`; 200 even when no session stores it (contract §2.8, §10).
+        # Validated, unlike the data channel; broadcast to every WebRTC session (echoed as
+        # `parameters_updated`) and to the headless one; 200 even when no session stores it
+        # (contract §2.8, §10, §10.1).
         body = await _model(request, Parameters)
         applied = dump_parameters(body)
         for peer in self.sim.live_peers():
-            peer.session.receive(copy.deepcopy(applied))
+            peer.deliver(copy.deepcopy(applied))
             peer.send({"type": "parameters_updated", "parameters": applied})
+        run = self._running_headless()
+        if run is not None:
+            # No scheduler there: `_quantized` is a plain key and applies at once (§10.1).
+            run.session.receive(copy.deepcopy(applied))
         return JSONResponse({"status": "ok", "applied_parameters": applied})
 
     async def frame(self, request: Request) -> Response:
@@ -325,6 +349,10 @@ class Api:
         if sink is None:
             # WebRTC sessions are asked only without a sink node id (Scope webrtc.py).
             image = next((p.last_image for p in self.sim.live_peers() if p.last_image), None)
+        run = self.sim.headless
+        if image is None and run is not None:
+            # Any sink node id gives the headless session's latest frame (contract §10.1).
+            image = run.latest_image()
         if image is None:
             detail = "No frame available"
             if sink:
@@ -335,13 +363,81 @@ class Api:
         return Response(buffer.getvalue(), media_type="image/jpeg")
 
     async def metrics(self, request: Request) -> Response:
-        # Only the first live session is reported (Scope mcp_router.py); `gpu` is `{}` on a
-        # CPU server (contract §10), the CUDA block with the simulator's `gpu` option.
+        # Only the first live session is reported, the headless one as "headless" with
+        # `headless: true` (Scope mcp_router.py); `gpu` is `{}` on a CPU server (contract
+        # §10), the CUDA block with the simulator's `gpu` option.
         sessions: dict[str, Any] = {}
-        session = self._observed()
-        if session is not None:
+        peers = self.sim.live_peers()
+        run = self._running_headless()
+        if peers:
+            session = peers[0].session
             sessions[session.session_id] = session.metrics()
+        elif run is not None:
+            sessions[run.session.session_id] = run.metrics()
         return JSONResponse({"sessions": sessions, "gpu": self._gpu()})
+
+    # -- headless session (contract §2.8, §10.1) -------------------------------------------
+
+    async def session_start(self, request: Request) -> Response:
+        body = await _model(request, StartRequest)
+        try:
+            answer = await self.sim.start_headless(body)
+        except HeadlessRefused as refused:
+            return _error(refused.status, refused.detail)
+        return JSONResponse(answer)
+
+    async def session_stop(self, request: Request) -> Response:
+        if not await self.sim.stop_headless():
+            return _error(404, NO_HEADLESS)
+        return JSONResponse({"status": "ok", "message": "Headless session stopped"})
+
+    async def output_ts(self, request: Request) -> Response:
+        run = self._running_headless()
+        if run is None:
+            return _error(404, NO_HEADLESS)
+        stream = run.open_stream()
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in stream.chunks():
+                    yield chunk
+            finally:
+                run.remove_stream(stream)
+                await asyncio.to_thread(stream.close)
+
+        return StreamingResponse(body(), media_type="video/mp2t", headers={"cache-control": "no-store"})
+
+    # -- tempo (contract §6, §10.1) ------------------------------------------------------------
+
+    async def tempo_status(self, request: Request) -> Response:
+        return JSONResponse(self.sim.tempo.status())
+
+    async def tempo_sources(self, request: Request) -> Response:
+        return JSONResponse({"sources": copy.deepcopy(TEMPO_SOURCES)})
+
+    async def tempo_enable(self, request: Request) -> Response:
+        body = await _model(request, TempoEnable)
+        try:
+            self.sim.tempo.enable(body.source, body.bpm, body.beats_per_bar)
+        except TempoUnavailable as exc:
+            return _error(400, str(exc))
+        return JSONResponse(self.sim.tempo.status())
+
+    async def tempo_disable(self, request: Request) -> Response:
+        self.sim.tempo.disable()
+        return JSONResponse(self.sim.tempo.status())
+
+    async def tempo_set(self, request: Request) -> Response:
+        body = await _model(request, TempoSetTempo)
+        tempo = self.sim.tempo
+        if not tempo.enabled:
+            return _error(400, "Tempo sync is not enabled")
+        tempo.set_tempo(body.bpm)
+        status = tempo.status()
+        if status["beat_state"] is not None:
+            # The answer carries the new bpm; the status catches up later (contract §10.1).
+            status["beat_state"]["bpm"] = body.bpm
+        return JSONResponse(status)
 
     def _gpu(self) -> dict[str, Any]:
         if not self.sim.gpu:
@@ -436,6 +532,14 @@ def build_app(sim: Server) -> ASGIApp:
         ("/api/v1/session/parameters", api.post_parameters, ["POST"]),
         ("/api/v1/session/frame", api.frame, ["GET"]),
         ("/api/v1/session/metrics", api.metrics, ["GET"]),
+        ("/api/v1/session/start", api.session_start, ["POST"]),
+        ("/api/v1/session/stop", api.session_stop, ["POST"]),
+        ("/api/v1/session/output.ts", api.output_ts, ["GET"]),
+        ("/api/v1/tempo/status", api.tempo_status, ["GET"]),
+        ("/api/v1/tempo/sources", api.tempo_sources, ["GET"]),
+        ("/api/v1/tempo/enable", api.tempo_enable, ["POST"]),
+        ("/api/v1/tempo/disable", api.tempo_disable, ["POST"]),
+        ("/api/v1/tempo/set_tempo", api.tempo_set, ["POST"]),
         ("/api/v1/assets", api.upload_asset, ["POST"]),
         ("/api/v1/assets", api.list_assets, ["GET"]),
         ("/api/v1/assets/{path:path}", api.serve_asset, ["GET"]),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from showrunner.sim.params import CONTROL_KEYS, ONE_SHOT_KEYS
+from showrunner.sim.params import CONTROL_KEYS, HIDDEN_KEYS, ONE_SHOT_KEYS
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,9 @@ class SimSession:
         initial = {k: v for k, v in self.initial_parameters.items() if k not in CONTROL_KEYS}
         self.pipeline_ids = initial.get("pipeline_ids")
         self.params = copy.deepcopy(initial)
-        self.received = copy.deepcopy(initial)
+        self.received = copy.deepcopy(
+            {k: v for k, v in self.initial_parameters.items() if k not in HIDDEN_KEYS}
+        )
         self.paused = bool(initial.get("paused", False))
         if self.stream is not None:
             self.lora_scales = {a["path"]: float(a["scale"]) for a in self.stream.lora_adapters}
@@ -168,8 +170,8 @@ class SimSession:
         if not isinstance(message, dict):
             log.error("parameter update is not a JSON object, dropped: %r", message)
             return
+        self.received.update({k: v for k, v in message.items() if k not in HIDDEN_KEYS})
         update = {k: v for k, v in message.items() if k not in CONTROL_KEYS}
-        self.received.update(update)
         if "paused" in update:
             # Applied to the output track at once, not through the queue (contract §3.2 step 2).
             paused = bool(update.pop("paused"))

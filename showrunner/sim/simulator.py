@@ -23,10 +23,13 @@ from showrunner.serving import HttpServer
 from showrunner.sim import catalog
 from showrunner.sim.app import build_app
 from showrunner.sim.assets import AssetStore
+from showrunner.sim.headless import HEADLESS_ID, UNPACED_FPS, HeadlessRefused, HeadlessSession
 from showrunner.sim.inputs import INPUT_PIPELINES, VideoFileSource, open_source, source_config
 from showrunner.sim.loads import Faults, LoadManager, lora_adapters
+from showrunner.sim.params import GraphConfig, StartRequest
 from showrunner.sim.record import Recorder
 from showrunner.sim.session import SimSession, Stream
+from showrunner.sim.tempo import TempoSync
 from showrunner.sim.webrtc import SimPeer
 
 log = logging.getLogger(__name__)
@@ -81,6 +84,11 @@ class Simulator:
         self.loads = LoadManager(self.faults, self.assets.lora_paths)
         self.sessions: dict[str, SimSession] = {}
         self.peers: dict[str, SimPeer] = {}
+        # The headless session (contract §2.8); a second start leaves the first one running
+        # in `headless_orphans` until the server restarts (contract §10.1).
+        self.headless: HeadlessSession | None = None
+        self.headless_orphans: list[HeadlessSession] = []
+        self.tempo = TempoSync(self._tempo_update)
         self.server_start_time = 0.0
         self.app = build_app(self)
         self._http: HttpServer | None = None
@@ -146,6 +154,11 @@ class Simulator:
         stays loaded."""
         peers = list(self.peers.values())
         await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+        runs = [r for r in (self.headless, *self.headless_orphans) if r is not None]
+        self.headless, self.headless_orphans = None, []
+        await asyncio.gather(*(r.close() for r in runs), return_exceptions=True)
+        self.tempo.disable()
+        self.tempo = TempoSync(self._tempo_update)
         if self._http is not None:
             await self._http.stop()
             self._http = None
@@ -285,6 +298,7 @@ class Simulator:
             faults=self.faults,
             on_closed=self._peer_closed,
             source=source,
+            tempo=self.tempo,
         )
         try:
             answer = await peer.answer(sdp)
@@ -300,6 +314,93 @@ class Simulator:
         peer = self.peers.get(session_id)
         if peer is not None:
             await peer.close()
+
+    def _tempo_update(self, message: dict[str, Any]) -> None:
+        # WebRTC sessions only: a headless session gets no tempo (contract §10.1).
+        for peer in self.live_peers():
+            peer.send(message)
+
+    async def start_headless(self, request: StartRequest) -> dict[str, Any]:
+        """`POST /api/v1/session/start` (contract §2.8, §10.1; Scope mcp_router.py).
+
+        The body is stored as sent; keys under `parameters` that it already sets are dropped.
+        HeadlessRefused(500) when the pipeline is not loaded under that id (no session then
+        exists), (400) for a graph without a sink or without a pipeline. A graph's pipeline
+        nodes are loaded first, under their node ids.
+        """
+        graph: GraphConfig | None = None
+        if request.graph is not None:
+            graph = GraphConfig.model_validate(request.graph)  # malformed: a 500, as in Scope
+            errors = graph.errors()
+            if errors:
+                raise HeadlessRefused(400, f"Invalid graph: {'; '.join(errors)}")
+            entries: list[tuple[str, str, dict[str, Any] | None]] = [
+                (n.id, str(n.pipeline_id or n.node_type_id), None)
+                for n in graph.nodes
+                if (n.type == "pipeline" and n.pipeline_id) or (n.type == "node" and n.node_type_id)
+            ]
+            if not entries:
+                raise HeadlessRefused(400, "Graph must contain at least one pipeline or custom node")
+            self.loads.request(entries)
+            await self.wait_for(lambda s: s.loads.combined() != "loading", timeout=600)
+            keys = [key for key, _, _ in entries]
+            initial: dict[str, Any] = {
+                "pipeline_ids": [pipeline_id for _, pipeline_id, _ in entries],
+                "input_mode": request.input_mode,
+                "graph": request.graph,
+            }
+        else:
+            assert request.pipeline_id is not None
+            keys = [request.pipeline_id]
+            initial = {"pipeline_ids": list(keys), "input_mode": request.input_mode}
+        if request.prompts is not None:
+            initial["prompts"] = request.prompts
+        if request.input_source is not None:
+            initial["input_source"] = request.input_source
+        for key, value in (request.parameters or {}).items():
+            initial.setdefault(key, value)
+
+        stream, reason = self.stream_for(keys)
+        if stream is None:
+            log.error("headless session: %s", reason)
+            raise HeadlessRefused(500, "FrameProcessor failed to start (check logs for details)")
+        source, stream, reason = await self.with_input(initial, stream, reason)
+        session = SimSession(HEADLESS_ID, initial, stream=stream, no_video_reason=reason)
+        if source is not None:
+            session.input_source_type = source.source_type
+        for node_id, params in (request.node_parameters or {}).items():
+            session.receive({"node_id": node_id, **params})
+        assert stream is not None
+        if self.fps:
+            rate = float(self.fps)
+        elif source is not None and stream.pipeline_id in INPUT_PIPELINES:
+            rate = stream.fps  # paced by the file
+        else:
+            rate = UNPACED_FPS.get(stream.pipeline_id, stream.fps)
+        run = HeadlessSession(session, faults=self.faults, rate=rate, source=source)
+        if self.headless is not None:
+            # Replaced, not stopped: it keeps running (contract §2.8, §10.1).
+            log.warning("a new headless session replaces the running one without stopping it")
+            self.headless_orphans.append(self.headless)
+        self.headless = run
+        run.start()
+        answer: dict[str, Any] = {"status": "ok", "input_mode": request.input_mode, "cloud_mode": False}
+        if graph is not None:
+            answer["graph"] = True
+            answer["pipeline_ids"] = initial["pipeline_ids"]
+            answer["sink_node_ids"] = [n.id for n in graph.nodes if n.type == "sink"]
+            answer["source_node_ids"] = [n.id for n in graph.nodes if n.type == "source"]
+        else:
+            answer["pipeline_id"] = request.pipeline_id
+        return answer
+
+    async def stop_headless(self) -> bool:
+        """`POST /api/v1/session/stop`: False when there is no headless session (a 404)."""
+        run, self.headless = self.headless, None
+        if run is None:
+            return False
+        await run.close()
+        return True
 
     def _peer_closed(self, peer: SimPeer) -> None:
         self.peers.pop(peer.session.session_id, None)

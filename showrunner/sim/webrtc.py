@@ -39,6 +39,7 @@ from showrunner.sim.loads import Faults
 from showrunner.sim.record import Recorder
 from showrunner.sim.render import Chunk, ChunkView, Renderer
 from showrunner.sim.session import SimSession
+from showrunner.sim.tempo import QuantizedScheduler, TempoSync
 
 log = logging.getLogger(__name__)
 
@@ -225,9 +226,11 @@ class SimPeer:
         faults: Faults,
         on_closed: Callable[[SimPeer], None] | None = None,
         source: VideoFileSource | None = None,
+        tempo: TempoSync | None = None,
     ) -> None:
         self.session = session
         self.source = source
+        self.scheduler = QuantizedScheduler(tempo, self.deliver, self.send)
         self.recorder = recorder
         self.faults = faults
         self.renderer = Renderer()
@@ -312,7 +315,26 @@ class SimPeer:
         if not ok:
             log.error("session %s: bad JSON on the data channel, dropped", self.session.session_id)
             return
-        self.session.receive(parsed)
+        if isinstance(parsed, dict) and parsed.get("_quantized"):
+            # Beat-quantized (contract §6): `paused` still applies at once (§3.2 step 2).
+            update = {k: v for k, v in parsed.items() if k != "_quantized"}
+            if "paused" in update:
+                self.session.receive({"paused": update["paused"]})
+            self.scheduler.schedule(update)
+            return
+        if isinstance(parsed, dict):
+            parsed = {k: v for k, v in parsed.items() if k != "_quantized"}
+        self.deliver(parsed)
+
+    def deliver(self, message: Any) -> None:
+        """An update reaching the frame processor (data channel or HTTP broadcast): the
+        scheduler takes `quantize_mode` / `lookahead_ms` (contract §6), the session the rest."""
+        if isinstance(message, dict):
+            if "quantize_mode" in message:
+                self.scheduler.set_mode(message["quantize_mode"])
+            if "lookahead_ms" in message:
+                self.scheduler.set_lookahead(message["lookahead_ms"])
+        self.session.receive(message)
 
     def send(self, message: dict[str, Any]) -> bool:
         """Send a server→client message if the channel is open."""
@@ -401,6 +423,7 @@ class SimPeer:
         if self._closing:
             return
         self._closing = True
+        self.scheduler.cancel()
         if notify and self.send({"type": "stream_stopped"}):
             await asyncio.sleep(0.05)  # let SCTP deliver it before the connection goes
         self.session.closed = True
