@@ -351,3 +351,29 @@ async def test_headless_gets_no_tempo(sim: Simulator) -> None:
         session = sim.headless.session
         await sim.wait_for(lambda s: session.ctrl["button"] == ["KeyA"], timeout=1.0)
         await client.post(STOP)
+
+
+async def test_output_ts_sends_nothing_while_paused(sim: Simulator) -> None:
+    """Contract §10.1: output.ts carries nothing while the headless session is paused."""
+    await load(sim, height=32, width=32)
+    data = bytearray()
+    async with httpx.AsyncClient(base_url=sim.url, timeout=10) as client:
+        await client.post(START, json={"pipeline_id": "controller-viz", "parameters": {"paused": True}})
+
+        async def read() -> None:
+            async with client.stream("GET", "/api/v1/session/output.ts") as response:
+                async for chunk in response.aiter_bytes():
+                    data.extend(chunk)
+
+        reader = asyncio.get_running_loop().create_task(read())
+        await asyncio.sleep(0.5)
+        assert len(data) == 0
+        async with httpx.AsyncClient(base_url=sim.url) as other:
+            await other.post(PARAMS, json={"paused": False})
+            deadline = asyncio.get_running_loop().time() + 10
+            while not data:
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.05)
+            await other.post(STOP)
+        await asyncio.wait_for(reader, 5)
+    assert data[0] == 0x47
