@@ -94,16 +94,22 @@ async def test_schema_facts(sim: Simulator) -> None:
 
 
 def test_runtime_facts() -> None:
-    """Contract §3.3 / §7: frames per chunk and default sizes the simulator paces with."""
+    """Contract §3.3 / §7 / §10: frames per chunk, frame rate and default size per pipeline.
+
+    controller-viz renders 1 frame per call at the 60 fps cap a real CPU server reports
+    (§10: `pipeline_fps` 60.0, 50–60 frames/s); passthrough (chunks of 4) and gray (1) follow
+    their input, 30 fps without a file of their own; the Wan pipelines make 12 frames per call
+    (streamdiffusionv2 4) at 16 fps.
+    """
     expected = {
         "longlive": (12, 16.0, 320, 576),
         "krea-realtime-video": (12, 16.0, 512, 512),  # 512² when height/width are omitted (§8-D)
         "reward-forcing": (12, 16.0, 320, 576),
         "memflow": (12, 16.0, 320, 576),
         "streamdiffusionv2": (4, 16.0, 512, 512),
-        "passthrough": (4, 24.0, 512, 512),
-        "controller-viz": (1, 24.0, 512, 512),
-        "gray": (1, 24.0, 512, 512),
+        "passthrough": (4, 30.0, 512, 512),
+        "controller-viz": (1, 60.0, 512, 512),
+        "gray": (1, 30.0, 512, 512),
     }
     for pipeline_id, (fpc, fps, height, width) in expected.items():
         info = catalog.info(pipeline_id)
@@ -113,7 +119,7 @@ def test_runtime_facts() -> None:
             fps,
             height,
             width,
-        )
+        ), pipeline_id
     assert catalog.info("nope") is None
 
 

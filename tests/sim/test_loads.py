@@ -216,3 +216,68 @@ async def test_unread_error_is_not_served_stale_to_the_next_load(sim: Simulator)
     await post_load(sim, {"pipeline_ids": ["gray"]})
     assert (await status(sim))["status"] == "not_loaded"
     assert await settled(sim) == "loaded"
+
+
+# -- what a real 0.2.4 server showed right after the POST (contract §10) -------------------
+
+
+async def test_first_poll_after_a_load_reads_loading_not_the_previous_status(sim: Simulator) -> None:
+    """Contract §10: the first poll after `POST /pipeline/load` already reads `loading`, never
+    the previous status; only loaded instances count for `pipeline_id` (pipeline_manager.py)."""
+    await post_load(sim, {"pipeline_ids": ["controller-viz"], "load_params": {"height": 64}})
+    await sim.wait_for(lambda s: s.loads.combined() == "loaded")
+    assert (await status(sim))["status"] == "loaded"
+    sim.faults.load_time = 0.3
+    await post_load(sim, {"pipeline_ids": ["passthrough"], "load_params": {"height": 32}})
+    first = await status(sim)
+    assert (first["status"], first["pipeline_id"], first["load_params"]) == (
+        "loading", None, {"height": 32})
+    await sim.wait_for(lambda s: s.loads.combined() == "loaded")
+    done = await status(sim)
+    assert (done["status"], done["pipeline_id"]) == ("loaded", "passthrough")
+
+
+async def test_unknown_id_reads_error_at_the_first_poll_then_not_loaded(sim: Simulator) -> None:
+    """Contract §10 / §2.3: an unknown id → 200, the very first poll reads `error` (with
+    `pipeline_id` null), the next one `not_loaded`: error → not_loaded, nothing before it."""
+    await post_load(sim, {"pipeline_ids": ["controller-viz"]})
+    await sim.wait_for(lambda s: s.loads.combined() == "loaded")
+    response = await post_load(sim, {"pipeline_ids": ["no-such-pipeline"]})
+    assert response.status_code == 200
+    first = await status(sim)
+    assert (first["status"], first["pipeline_id"], first["error"]) == ("error", None, None)
+    second = await status(sim)
+    assert (second["status"], second["pipeline_id"]) == ("not_loaded", None)
+    assert sim.loads.loaded() == {}  # the old pipeline was unloaded first (contract §2.3)
+
+
+async def test_a_failed_entry_leaves_the_request_not_loaded_after_the_error_is_read(
+    sim: Simulator,
+) -> None:
+    """Contract §2.3 (pipeline_manager.py): the other entries still load, the failed one is
+    reported once and then counts as not loaded, so the combined status stays `not_loaded` and
+    an offer is refused until a new load."""
+    await post_load(sim, {"pipeline_ids": ["gray", "no-such-pipeline"]})
+    await sim.wait_for(lambda s: s.loads.combined() != "loading")
+    assert (await status(sim))["status"] == "error"
+    after = await status(sim)
+    assert (after["status"], after["pipeline_id"]) == ("not_loaded", "gray")
+    assert "gray" in sim.loads.loaded()
+    async with httpx.AsyncClient(base_url=sim.url) as client:
+        offer = await client.post("/api/v1/webrtc/offer", json={"sdp": "v=0", "type": "offer"})
+    assert offer.status_code == 400
+
+
+async def test_an_offer_reads_the_status_and_so_consumes_an_error(sim: Simulator) -> None:
+    """Contract §2.3 / §2.6: the offer's status check is a status read (app.py), so an unread
+    `error` is gone after a refused offer."""
+    await post_load(sim, {"pipeline_ids": ["no-such-pipeline"]})
+    async with httpx.AsyncClient(base_url=sim.url) as client:
+        offer = await client.post("/api/v1/webrtc/offer", json={"sdp": "v=0", "type": "offer"})
+    assert offer.status_code == 400
+    assert (await status(sim))["status"] == "not_loaded"
+
+
+async def test_stale_status_is_an_opt_in_knob(sim: Simulator) -> None:
+    """The race window of contract §2.3 is off by default (a real server never showed it, §10)."""
+    assert sim.faults.stale_status == 0.0

@@ -139,3 +139,41 @@ async def test_closed_simulator_cannot_start_again() -> None:
         pass
     with pytest.raises(RuntimeError):
         await sim.start()
+
+
+@pytest.mark.webrtc
+async def test_shutdown_sends_stream_stopped_then_closes(
+    sim: Simulator, sim_peer: Callable[..., Awaitable[Any]]
+) -> None:
+    """Contract §10 / §3.4: on SIGTERM the real server sends `{"type":"stream_stopped"}` on
+    each open session's data channel before it closes; `shutdown()` does the same."""
+    async with httpx.AsyncClient(base_url=sim.url) as client:
+        await client.post("/api/v1/pipeline/load", json={"pipeline_ids": ["controller-viz"]})
+    await sim.wait_for(lambda s: s.loads.combined() == "loaded")
+    peer = await sim_peer(sim.url, {"pipeline_ids": ["controller-viz"]})
+    await asyncio.wait_for(peer.opened.wait(), 5)
+    started = sim.server_start_time
+    await sim.shutdown()
+    assert not sim.running and sim.live_peers() == []
+    await sim.wait_for(lambda s: {"type": "stream_stopped"} in peer.messages)
+    assert sim.loaded == {"status": "not_loaded", "pipelines": {}}
+    await sim.start()  # back, like a restarted server
+    assert sim.server_start_time > started
+
+
+@pytest.mark.webrtc
+async def test_leaving_serve_sim_with_open_sessions_sends_stream_stopped(
+    sim_peer: Callable[..., Awaitable[Any]],
+) -> None:
+    """Contract §10: stopping the simulator (end of `serve_sim`, `SimThread.stop()`, Ctrl-C of
+    `showrunner sim`) is a graceful shutdown: open sessions get `stream_stopped` first."""
+    async with serve_sim(load_time=0.01) as sim:
+        async with httpx.AsyncClient(base_url=sim.url) as client:
+            await client.post("/api/v1/pipeline/load", json={"pipeline_ids": ["controller-viz"]})
+        await sim.wait_for(lambda s: s.loads.combined() == "loaded")
+        peer = await sim_peer(sim.url, {"pipeline_ids": ["controller-viz"]})
+        await asyncio.wait_for(peer.opened.wait(), 5)
+    deadline = asyncio.get_running_loop().time() + 5
+    while {"type": "stream_stopped"} not in peer.messages:
+        assert asyncio.get_running_loop().time() < deadline, peer.messages
+        await asyncio.sleep(0.02)
