@@ -34,7 +34,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from showrunner.plan.compiler import compile_timeline
-    from showrunner.plan.position import parse_position, state_at_point
+    from showrunner.plan.start import parse_position, state_at_point
     from showrunner.report.data import render_json
     from showrunner.report.html import render_html
     from showrunner.report.text import render_state, render_text

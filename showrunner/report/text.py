@@ -168,7 +168,7 @@ def row_cells(row: Row) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# --at (read by showrunner.plan.position.parse_position)
+# --at (read by showrunner.plan.start.parse_position)
 # ---------------------------------------------------------------------------------------------
 
 
