@@ -71,6 +71,24 @@ def _state_summary(state: dict[str, Any]) -> list[tuple[str, str]]:
     return out
 
 
+def _details(scene: dict[str, Any]) -> dict[str, Any]:
+    """One scene's details: the readable summary, and the exact messages and state as JSON."""
+    return {
+        "scene": scene,
+        "summary": _state_summary(scene["state_in"]),
+        "actions": [
+            {
+                "offset": fmt_time(a["offset"]),
+                "kind": a["kind"],
+                "label": a["label"],
+                "json": json.dumps(a["message"], indent=2, ensure_ascii=False),
+            }
+            for a in scene["actions"]
+        ],
+        "state_json": json.dumps(scene["state_in"], indent=2, ensure_ascii=False),
+    }
+
+
 def _hours_view(hours: dict[str, Any] | None) -> dict[str, Any] | None:
     """The week strip: 7 rows of 24 h (open stretches, closed ones with the closed scene)."""
     if hours is None:
@@ -156,39 +174,20 @@ def render_html(
         for n, row in enumerate(rows)
     ]
     scenes = data["scenes"]
-    sheet = []
-    for n, row in enumerate(rows):
-        scene = scenes[row.scene.index]
-        sheet.append(
-            {
-                "index": row.scene.index,
-                "time": row.time,
-                "trigger": row.scene.trigger,
-                "name": row.scene.name + (f" ×{row.plays}" if row.plays > 1 else ""),
-                "notes": scene["notes"] or "",
-                "prompt": prompts_text(row.scene.state_in.prompts),
-                "changes": scene["changes"],
-                "dark": scene["no_picture"],
-                "reached": n < reached,
-                "markers": markers.get(row.scene.index, []) if row.first else [],
-            }
-        )
-    details = [
+    sheet = [
         {
-            "scene": scene,
-            "summary": _state_summary(scene["state_in"]),
-            "actions": [
-                {
-                    "offset": fmt_time(a["offset"]),
-                    "kind": a["kind"],
-                    "label": a["label"],
-                    "json": json.dumps(a["message"], indent=2, ensure_ascii=False),
-                }
-                for a in scene["actions"]
-            ],
-            "state_json": json.dumps(scene["state_in"], indent=2, ensure_ascii=False),
+            "index": row.scene.index,
+            "time": row.time,
+            "trigger": row.scene.trigger,
+            "name": row.scene.name + (f" ×{row.plays}" if row.plays > 1 else ""),
+            "notes": scenes[row.scene.index]["notes"] or "",
+            "prompt": prompts_text(row.scene.state_in.prompts),
+            "changes": scenes[row.scene.index]["changes"],
+            "dark": scenes[row.scene.index]["no_picture"],
+            "reached": n < reached,
+            "markers": markers.get(row.scene.index, []) if row.first else [],
         }
-        for scene in scenes
+        for n, row in enumerate(rows)
     ]
     picture = timeline_picture(timeline, p, dark)
     dark_notes = [dark_text(d, p.items[d.item].occurrence.scene.name) for d in dark]
@@ -210,7 +209,7 @@ def render_html(
         table=table,
         columns=[name for name, _, _ in columns],
         sheet=sheet,
-        details=details,
+        details=[_details(scene) for scene in scenes],
         pic=picture,
         ticks=ticks(picture.span),
         config=_script_json(config),

@@ -327,33 +327,57 @@ def _blend(message: Any, scene: CompiledScene) -> tuple[float, str]:
 
 def timeline_picture(timeline: Timeline, p: Pass, dark: Sequence[Dark]) -> Picture:
     """The timeline picture of one pass (cues at once), with stacked labels and one lane per value."""
-    span = max(p.end, max((i.end or i.start for i in p.items), default=0.0), 1.0)
-    if p.holds:  # show a stretch of the held last look
-        span += max(5.0, span * 0.05)
-    geo = _Geometry(span)
-    show = timeline.show
-    elements: list[Element] = []
-    gutter: list[Element] = []
-    lanes: list[Lane] = []
-    y = 4.0
-    ruler_y = y
-    y += 20
-    bars_y: float | None = None
-    if show.bpm:
-        bars_y = y
-        y += 18
+    return _Drawing(timeline, p, dark).picture()
 
-    def add_lane(key: str, name: str, h: float, kind: str = "rows", **extra: Any) -> Lane:
-        nonlocal y
-        lane = Lane(key, name, y, h, kind, **extra)
-        lanes.append(lane)
-        y += h + 6
+
+Segment = tuple[int, float, float, str, float, str]  # pass item, t0, t1, prompts, blend seconds, how
+
+
+class _Drawing:
+    """Builds the picture lane by lane: first what stacks where (rows), then the shapes."""
+
+    def __init__(self, timeline: Timeline, p: Pass, dark: Sequence[Dark]) -> None:
+        span = max(p.end, max((i.end or i.start for i in p.items), default=0.0), 1.0)
+        if p.holds:  # show a stretch of the held last look
+            span += max(5.0, span * 0.05)
+        self.timeline, self.p, self.dark, self.span = timeline, p, dark, span
+        self.geo = _Geometry(span)
+        self.ends = _ends(p, span)
+        self.elements: list[Element] = []
+        self.gutter: list[Element] = []
+        self.lanes: list[Lane] = []
+        self.dark_by_item: dict[int, list[Dark]] = {}
+        for d in dark:
+            self.dark_by_item.setdefault(d.item, []).append(d)
+        self.colours: dict[str, str] = {}
+        for item in p.items:
+            chain = " > ".join(item.occurrence.scene.state_in.chain)
+            self.colours.setdefault(chain, _PALETTE[len(self.colours) % len(_PALETTE)])
+        self.ruler_y = 4.0
+        self.y = self.ruler_y + 20
+        self.bars_y: float | None = None
+        if timeline.show.bpm:
+            self.bars_y = self.y
+            self.y += 18
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def add_lane(self, key: str, name: str, h: float, kind: str = "rows", **extra: Any) -> Lane:
+        lane = Lane(key, name, self.y, h, kind, **extra)
+        self.lanes.append(lane)
+        self.y += h + 6
         return lane
 
-    def label(slot: Slot, lane: Lane, text: str, cls: str = "lbl", anchor: float | None = None,
-              maxw: int | None = None, **attrs: Any) -> None:
+    def add(self, tag: str, attrs: dict[str, Any], title: str | None = None) -> None:
+        self.elements.append(Element(tag, attrs, title=title))
+
+    def label(self, slot: Slot, lane: Lane, text: str, cls: str = "lbl", anchor: float | None = None,
+              maxw: int | None = None) -> None:
+        """A label that the page's script keeps between `anchor` (default the slot's start) and
+        the slot's limit, cut to fit (written here cut for the default zoom)."""
+        geo = self.geo
         t0 = slot.t0 if anchor is None else anchor
-        limit = slot.limit if math.isfinite(slot.limit) else span
+        limit = slot.limit if math.isfinite(slot.limit) else self.span
         px = (geo.x(limit) - geo.x(t0)) - 6
         if maxw is not None:
             px = min(px, maxw)
@@ -366,288 +390,269 @@ def timeline_picture(timeline: Timeline, p: Pass, dark: Sequence[Dark]) -> Pictu
             "data-end": _t(slot.t1),
             "data-lim": _t(limit),
             "data-full": text,
-            **attrs,
         }
         if maxw is not None:
             data["data-maxw"] = maxw
-        elements.append(Element("text", data, _fits(text, px)))
+        self.elements.append(Element("text", data, _fits(text, px)))
 
-    # -- cues ---------------------------------------------------------------------------------
-    cue_items = [item for item in p.items if item.occurrence.scene.cue is not None]
-    go_count = 0
-    cue_slots: list[tuple[Slot, str, str]] = []
-    for item in cue_items:
-        sc = item.occurrence.scene
-        fired = item.start - sc.pre_wait
-        if sc.cue == "go":
-            go_count += 1
-            text = f"GO {go_count} → {sc.name}"
-        else:
-            name = cue_label(sc)
-            text = name if name == sc.name else f"{name} → {sc.name}"
-        cue_slots.append((Slot(fired, fired), text, f"{text} at {fmt_time(fired)}"))
-    cue_rows = stack([s for s, _, _ in cue_slots], geo.seconds(110)) if cue_slots else 0
+    def clip(self, cls: str, t0: float, t1: float, top: float, h: float, least: float = 1.0,
+             extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A rect's attributes on the time axis (`least`: its width in px at the least)."""
+        geo = self.geo
+        return {"class": cls, "x": geo.x(t0), "y": top, "width": geo.w(t0, t1, least), "height": h,
+                "data-t0": _t(t0), "data-t1": _t(t1), **(extra or {})}
 
-    # -- scenes (with "no picture" where a reload covers them) -----------------------------
-    ends = _ends(p, span)
-    scene_slots = [Slot(item.start, ends[n]) for n, item in enumerate(p.items)]
-    scene_rows = stack(scene_slots, geo.seconds(90))
-    # -- prompts (segments split at travel stops) ------------------------------------------
-    segments: list[tuple[int, float, float, str, float, str]] = []  # item, t0, t1, text, blend, how
-    for n, item in enumerate(p.items):
-        sc = item.occurrence.scene
-        start, end = item.start, ends[n]
-        state = sc.state_in
-        blend, how = _blend(sc.entry.message if sc.entry and sc.entry.kind == "send" else None, sc)
-        cuts: list[tuple[float, str, float, str]] = [(start, prompts_text(state.prompts), blend, how)]
-        for action in sc.actions:
-            if action.offset > 0 and action.label.startswith("travel") and start + action.offset < end:
-                state = apply(state, action.message)
-                b, h = _blend(action.message, sc)
-                cuts.append((start + action.offset, prompts_text(state.prompts), b, h))
-        for k, (t0, text, b, h) in enumerate(cuts):
-            t1 = cuts[k + 1][0] if k + 1 < len(cuts) else end
-            segments.append((n, t0, t1, text, b, h))
-    prompt_slots = [Slot(t0, t1) for _, t0, t1, _, _, _ in segments]
-    prompt_rows = stack(prompt_slots, geo.seconds(140))
-    targets = value_targets(timeline, p)
+    # -- what goes where -----------------------------------------------------------------------
 
-    if cue_slots:
-        cues_lane = add_lane("cues", "cues", cue_rows * ROW)
-    scenes_lane = add_lane("scenes", "scenes", scene_rows * ROW + 4)
-    pipeline_lane = add_lane("pipeline", "pipeline", ROW + 4)
-    prompts_lane = add_lane("prompts", "prompts", prompt_rows * ROW + 4)
-    value_lanes: list[tuple[str, Lane]] = []
-    for k, target in enumerate(targets):
-        colour = _CURVE_COLOURS[k % len(_CURVE_COLOURS)]
-        value_lanes.append((target, add_lane(f"value:{target}", lane_title(target), VALUE_H, "value",
-                                             colour=colour)))
-    vace_used = any(item.occurrence.scene.state_in.vace_refs for item in p.items) or any(
-        "vace_ref_images" in a.message for item in p.items for a in item.occurrence.scene.actions
-    )
-    vace_lane = add_lane("vace", "VACE", ROW + 4) if vace_used else None
-    brackets = _bracket_spans(timeline, p)
-    bracket_slots = [Slot(a, b) for a, b, _ in brackets]
-    bracket_rows = stack(bracket_slots, 0.0, max_rows=8) if brackets else 0
-    loops_lane = add_lane("loops", "loops", bracket_rows * ROW) if brackets else None
-    bottom = y
+    def cue_slots(self) -> list[tuple[Slot, str, str]]:
+        """One slot per cue with its label: `GO 1 → preshow`, `drop`, `drop → krea`."""
+        out: list[tuple[Slot, str, str]] = []
+        go_count = 0
+        for item in self.p.items:
+            sc = item.occurrence.scene
+            if sc.cue is None:
+                continue
+            fired = item.start - sc.pre_wait
+            if sc.cue == "go":
+                go_count += 1
+                text = f"GO {go_count} → {sc.name}"
+            else:
+                name = cue_label(sc)
+                text = name if name == sc.name else f"{name} → {sc.name}"
+            out.append((Slot(fired, fired), text, f"{text} at {fmt_time(fired)}"))
+        return out
 
-    # -- draw cues ------------------------------------------------------------------------------
-    if cue_slots:
-        for slot, text, title in cue_slots:
-            elements.append(Element(
-                "line",
-                {"class": "cue", "x1": geo.x(slot.t0), "x2": geo.x(slot.t0),
-                 "y1": cues_lane.y + slot.row * ROW + 3, "y2": bottom, "data-t": _t(slot.t0)},
-                title=title,
-            ))
-            label(slot, cues_lane, text, "lbl cue", maxw=200)
+    def segments(self) -> list[Segment]:
+        """Prompt blocks: each play split at its travel stops, with the blend into each."""
+        out: list[Segment] = []
+        for n, item in enumerate(self.p.items):
+            sc = item.occurrence.scene
+            start, end = item.start, self.ends[n]
+            state = sc.state_in
+            blend, how = _blend(sc.entry.message if sc.entry and sc.entry.kind == "send" else None, sc)
+            cuts: list[tuple[float, str, float, str]] = [(start, prompts_text(state.prompts), blend, how)]
+            for action in sc.actions:
+                if action.offset > 0 and action.label.startswith("travel") and start + action.offset < end:
+                    state = apply(state, action.message)
+                    b, h = _blend(action.message, sc)
+                    cuts.append((start + action.offset, prompts_text(state.prompts), b, h))
+            for k, (t0, text, b, h) in enumerate(cuts):
+                t1 = cuts[k + 1][0] if k + 1 < len(cuts) else end
+                out.append((n, t0, t1, text, b, h))
+        return out
 
-    # -- draw scenes --------------------------------------------------------------------------
-    dark_by_item: dict[int, list[Dark]] = {}
-    for d in dark:
-        dark_by_item.setdefault(d.item, []).append(d)
-    for n, (item, slot) in enumerate(zip(p.items, scene_slots, strict=True)):
-        sc = item.occurrence.scene
-        top = scenes_lane.y + slot.row * ROW + 2
-        instant = slot.t1 <= slot.t0
-        lost = sum(d.seconds for d in dark_by_item.get(n, ()))
-        title = f"{sc.name}: {fmt_time(item.start)}–{fmt_time(item.end)}"
-        elements.append(Element(
-            "rect",
-            {"class": "clip scene" + (" instant" if instant else ""), "x": geo.x(slot.t0), "y": top,
-             "width": geo.w(slot.t0, slot.t1, 2.0), "height": ROW - 2,
-             "fill": _SCENE_FILLS[n % 2] if not instant else "#3b4a5e",
-             "data-t0": _t(slot.t0), "data-t1": _t(slot.t1), "data-item": n},
-            title=title,
-        ))
-        for d in dark_by_item.get(n, ()):
-            elements.append(Element(
-                "rect",
-                {"class": "nopic", "x": geo.x(d.start), "y": top, "width": geo.w(d.start, d.end, 1.0),
-                 "height": ROW - 2, "data-t0": _t(d.start), "data-t1": _t(d.end), "data-item": n,
-                 "data-scene": sc.name, "data-seconds": _t(round(d.seconds, 3))},
-                title=f"no picture for ~{num(round(d.seconds, 1))} s: {d.text} (estimate)",
-            ))
-        text = sc.name + (f" ×{item.occurrence.iteration + 1}" if item.occurrence.iteration else "")
-        if lost:
-            text = f"⚠ {sc.name} · no picture ~{num(round(lost, 1))} s"
-            label(slot, scenes_lane, text, "lbl nopic-lbl", maxw=260 if instant else None)
-        else:
-            label(slot, scenes_lane, text, "lbl scene-lbl", maxw=160 if instant else None)
+    def picture(self) -> Picture:
+        p, geo = self.p, self.geo
+        cues = self.cue_slots()
+        cue_rows = stack([s for s, _, _ in cues], geo.seconds(110)) if cues else 0
+        scene_slots = [Slot(item.start, self.ends[n]) for n, item in enumerate(p.items)]
+        scene_rows = stack(scene_slots, geo.seconds(90))
+        segments = self.segments()
+        prompt_slots = [Slot(t0, t1) for _, t0, t1, _, _, _ in segments]
+        prompt_rows = stack(prompt_slots, geo.seconds(140))
+        brackets = _bracket_spans(self.timeline, p)
+        bracket_slots = [Slot(a, b) for a, b, _ in brackets]
+        bracket_rows = stack(bracket_slots, 0.0, max_rows=8) if brackets else 0
 
-    # -- draw the pipeline --------------------------------------------------------------------
-    colours: dict[str, str] = {}
-    runs: list[list[Any]] = []  # [start, end, chain]
-    for n, item in enumerate(p.items):
-        chain = " > ".join(item.occurrence.scene.state_in.chain)
-        colours.setdefault(chain, _PALETTE[len(colours) % len(_PALETTE)])
-        end = ends[n]
-        if runs and runs[-1][2] == chain and item.switch == 0:
-            runs[-1][1] = end
-        else:
-            runs.append([item.start, end, chain])
-    loads = {round(item.start, 6): item.switch for item in p.items if item.switch > 0}
-    for start, end, chain in runs:
-        slot = Slot(start, end, 0, end)
-        gap = loads.get(round(start, 6), 0.0)
-        elements.append(Element(
-            "rect",
-            {"class": "clip run", "x": geo.x(start), "y": pipeline_lane.y + 2,
-             "width": geo.w(start, end, 1.0),
-             "height": ROW, "fill": colours[chain], "data-t0": _t(start), "data-t1": _t(end)},
-            title=f"{chain} {fmt_time(start)}–{fmt_time(end)}",
-        ))
-        label(slot, pipeline_lane, chain, "lbl on", anchor=start + gap if start + gap < end else start)
-    for item in p.items:
-        if item.switch > 0:
-            a, b = item.start, min(item.start + item.switch, span)
-            elements.append(Element(
-                "rect",
-                {"class": "loading", "x": geo.x(a), "y": pipeline_lane.y + 2, "width": geo.w(a, b, 1.0),
-                 "height": ROW, "data-t0": _t(a), "data-t1": _t(b)},
-                title=f"~{num(round(item.switch, 1))} s reload + reconnect before "
-                f"{item.occurrence.scene.name} (estimate)",
-            ))
+        cues_lane = self.add_lane("cues", "cues", cue_rows * ROW) if cues else None
+        scenes_lane = self.add_lane("scenes", "scenes", scene_rows * ROW + 4)
+        pipeline_lane = self.add_lane("pipeline", "pipeline", ROW + 4)
+        prompts_lane = self.add_lane("prompts", "prompts", prompt_rows * ROW + 4)
+        value_lanes = [
+            (target, self.add_lane(f"value:{target}", lane_title(target), VALUE_H, "value",
+                                   colour=_CURVE_COLOURS[k % len(_CURVE_COLOURS)]))
+            for k, target in enumerate(value_targets(self.timeline, p))
+        ]
+        vace_used = any(item.occurrence.scene.state_in.vace_refs for item in p.items) or any(
+            "vace_ref_images" in a.message for item in p.items for a in item.occurrence.scene.actions
+        )
+        vace_lane = self.add_lane("vace", "VACE", ROW + 4) if vace_used else None
+        loops_lane = self.add_lane("loops", "loops", bracket_rows * ROW) if brackets else None
 
-    # -- draw prompts (crossfades between blocks) ----------------------------------------------
-    for k, ((n, t0, t1, text, blend, how), slot) in enumerate(zip(segments, prompt_slots, strict=True)):
-        top = prompts_lane.y + slot.row * ROW + 2
-        sc = p.items[n].occurrence.scene
-        instant = t1 <= t0
-        elements.append(Element(
-            "rect",
-            {"class": "clip prompt", "x": geo.x(t0), "y": top, "width": geo.w(t0, t1, 2.0), "height": ROW - 2,
-             "fill": "#f1ece1" if k % 2 else "#e8e0cc", "data-t0": _t(t0), "data-t1": _t(t1), "data-item": n},
-            title=f"{sc.name} {fmt_time(t0)}: {text}",
-        ))
-        anchor = t0
-        if blend > 0 and not instant:
-            fade_end = min(t0 + blend, t1)
-            low = top + ROW - 2
-            shape = (f"M{{t:{_t(t0)}}},{top} L{{t:{_t(fade_end)}}},{low} L{{t:{_t(t0)}}},{low} "
-                     f"L{{t:{_t(fade_end)}}},{top} Z")
-            elements.append(Element(
-                "path", {"class": "xfade", "d": _resolve(shape, geo.x), "data-d": shape, "data-item": n},
-                title=f"crossfade into {sc.name}'s prompts: {how}",
-            ))
-            anchor = fade_end if fade_end < t1 else t0
-        label(slot, prompts_lane, text, "lbl prompt-lbl", anchor=anchor, maxw=220 if instant else None)
-        for action in sc.actions:
-            if action.label.startswith("travel") and abs(p.items[n].start + action.offset - t0) < 1e-9 and k:
-                elements.append(Element(
-                    "line",
-                    {"class": "travel", "x1": geo.x(t0), "x2": geo.x(t0), "y1": top, "y2": top + ROW - 2,
-                     "data-t": _t(t0)},
-                    title=f"{sc.name} {action.label} at +{fmt_time(action.offset)}",
-                ))
+        if cues_lane is not None:
+            self.draw_cues(cues, cues_lane, self.y)
+        self.draw_scenes(scene_slots, scenes_lane)
+        self.draw_pipeline(pipeline_lane)
+        self.draw_prompts(segments, prompt_slots, prompts_lane)
+        for target, lane in value_lanes:
+            self.draw_values(target, lane)
+        if vace_lane is not None:
+            self.draw_vace(vace_lane)
+        if loops_lane is not None:
+            self.draw_loops(brackets, bracket_slots, loops_lane)
+        for lane in self.lanes:
+            room = GUTTER - 44 if lane.kind == "value" else GUTTER - 12
+            attrs = {"class": "lane", "x": 6, "y": round(lane.y + 14, 1), "data-full": lane.name,
+                     "data-room": room}
+            self.gutter.append(Element("text", attrs, _fits(lane.name, room)))
+        show = self.timeline.show
+        return Picture(self.span, WIDTH, round(self.y + 4), self.lanes, self.elements, self.gutter, show.bpm,
+                       show.beats_per_bar, self.ruler_y, self.bars_y, self.minimap(), self.hover_items())
 
-    # -- draw values (one lane each, with an axis) -------------------------------------------
-    for target, lane in value_lanes:
-        series, dots = value_series(p, target, span)
+    # -- the lanes -----------------------------------------------------------------------------
+
+    def draw_cues(self, cues: list[tuple[Slot, str, str]], lane: Lane, bottom: float) -> None:
+        for slot, text, title in cues:
+            x = self.geo.x(slot.t0)
+            line = {"class": "cue", "x1": x, "x2": x, "y1": lane.y + slot.row * ROW + 3, "y2": bottom,
+                    "data-t": _t(slot.t0)}
+            self.add("line", line, title)
+            self.label(slot, lane, text, "lbl cue", maxw=200)
+
+    def draw_scenes(self, slots: list[Slot], lane: Lane) -> None:
+        """A clip per play; hatched red where no picture comes (a switch's gap), and said so."""
+        for n, (item, slot) in enumerate(zip(self.p.items, slots, strict=True)):
+            sc = item.occurrence.scene
+            top = lane.y + slot.row * ROW + 2
+            instant = slot.t1 <= slot.t0
+            fill = _SCENE_FILLS[n % 2] if not instant else "#3b4a5e"
+            cls = "clip scene" + (" instant" if instant else "")
+            attrs = self.clip(cls, slot.t0, slot.t1, top, ROW - 2, 2.0, {"fill": fill, "data-item": n})
+            self.add("rect", attrs, f"{sc.name}: {fmt_time(item.start)}–{fmt_time(item.end)}")
+            darks = self.dark_by_item.get(n, ())
+            for d in darks:
+                extra = {"data-item": n, "data-scene": sc.name, "data-seconds": _t(round(d.seconds, 3))}
+                attrs = self.clip("nopic", d.start, d.end, top, ROW - 2, extra=extra)
+                self.add("rect", attrs, f"no picture for ~{num(round(d.seconds, 1))} s: {d.text} (estimate)")
+            lost = sum(d.seconds for d in darks)
+            if lost:
+                text = f"⚠ {sc.name} · no picture ~{num(round(lost, 1))} s"
+                self.label(slot, lane, text, "lbl nopic-lbl", maxw=260 if instant else None)
+            else:
+                text = sc.name + (f" ×{item.occurrence.iteration + 1}" if item.occurrence.iteration else "")
+                self.label(slot, lane, text, "lbl scene-lbl", maxw=160 if instant else None)
+
+    def draw_pipeline(self, lane: Lane) -> None:
+        """A bar per run of the same chain; the reload + reconnect hatched at its start."""
+        runs: list[list[Any]] = []  # [start, end, chain]
+        for n, item in enumerate(self.p.items):
+            chain = " > ".join(item.occurrence.scene.state_in.chain)
+            if runs and runs[-1][2] == chain and item.switch == 0:
+                runs[-1][1] = self.ends[n]
+            else:
+                runs.append([item.start, self.ends[n], chain])
+        loads = {round(item.start, 6): item.switch for item in self.p.items if item.switch > 0}
+        for start, end, chain in runs:
+            gap = loads.get(round(start, 6), 0.0)
+            attrs = self.clip("clip run", start, end, lane.y + 2, ROW, extra={"fill": self.colours[chain]})
+            self.add("rect", attrs, f"{chain} {fmt_time(start)}–{fmt_time(end)}")
+            anchor = start + gap if start + gap < end else start
+            self.label(Slot(start, end, 0, end), lane, chain, "lbl on", anchor=anchor)
+        for item in self.p.items:
+            if item.switch > 0:
+                a, b = item.start, min(item.start + item.switch, self.span)
+                title = (f"~{num(round(item.switch, 1))} s reload + reconnect before "
+                         f"{item.occurrence.scene.name} (estimate)")
+                self.add("rect", self.clip("loading", a, b, lane.y + 2, ROW), title)
+
+    def draw_prompts(self, segments: list[Segment], slots: list[Slot], lane: Lane) -> None:
+        """Prompt blocks, with a crossfade (an X over the blend's seconds) where one blends in."""
+        for k, ((n, t0, t1, text, blend, how), slot) in enumerate(zip(segments, slots, strict=True)):
+            top = lane.y + slot.row * ROW + 2
+            item = self.p.items[n]
+            sc = item.occurrence.scene
+            instant = t1 <= t0
+            fill = "#f1ece1" if k % 2 else "#e8e0cc"
+            attrs = self.clip("clip prompt", t0, t1, top, ROW - 2, 2.0, {"fill": fill, "data-item": n})
+            self.add("rect", attrs, f"{sc.name} {fmt_time(t0)}: {text}")
+            anchor = t0
+            if blend > 0 and not instant:
+                fade_end = min(t0 + blend, t1)
+                low = top + ROW - 2
+                shape = (f"M{{t:{_t(t0)}}},{top} L{{t:{_t(fade_end)}}},{low} L{{t:{_t(t0)}}},{low} "
+                         f"L{{t:{_t(fade_end)}}},{top} Z")
+                path = {"class": "xfade", "d": _resolve(shape, self.geo.x), "data-d": shape, "data-item": n}
+                self.add("path", path, f"crossfade into {sc.name}'s prompts: {how}")
+                anchor = fade_end if fade_end < t1 else t0
+            self.label(slot, lane, text, "lbl prompt-lbl", anchor=anchor, maxw=220 if instant else None)
+            travel = next((a for a in sc.actions if a.label.startswith("travel")
+                           and abs(item.start + a.offset - t0) < 1e-9), None)
+            if travel is not None and k:
+                x = self.geo.x(t0)
+                line = {"class": "travel", "x1": x, "x2": x, "y1": top, "y2": top + ROW - 2, "data-t": _t(t0)}
+                self.add("line", line, f"{sc.name} {travel.label} at +{fmt_time(travel.offset)}")
+
+    def draw_values(self, target: str, lane: Lane) -> None:
+        """One value: its axis, the curve (easing drawn as it is) and the keyframes as dots."""
+        series, dots = value_series(self.p, target, self.span)
         lo, hi = _domain(target, [v for run in series for _, v in run] + [v for _, v, _ in dots])
         lane.axis = (lo, hi)
-        inner_top, inner_h = lane.y + 6, lane.h - 12
+        top, h = lane.y + 6, lane.h - 12
 
-        def vy(v: float, top: float = inner_top, h: float = inner_h, lo: float = lo, hi: float = hi) -> float:
+        def vy(v: float) -> float:
             return round(top + (1 - (v - lo) / (hi - lo)) * h, 1)
 
         for v in (lo, hi):
-            elements.append(Element(
-                "line", {"class": "axis full", "x1": GUTTER, "x2": GUTTER + PLOT, "y1": vy(v), "y2": vy(v)}
-            ))
+            axis = {"class": "axis full", "x1": GUTTER, "x2": GUTTER + PLOT, "y1": vy(v), "y2": vy(v)}
+            self.add("line", axis)
         for run in series:
             shape = " ".join(
                 f"{'M' if k == 0 else 'L'}{{t:{_t(t)}}},{vy(v)}" for k, (t, v) in enumerate(run)
             )
-            elements.append(Element(
-                "path",
-                {"class": "curve", "d": _resolve(shape, geo.x), "data-d": shape, "stroke": lane.colour},
-                title=f"{target}: {num(run[0][1])} at {fmt_time(run[0][0])}",
-            ))
+            path = {"class": "curve", "d": _resolve(shape, self.geo.x), "data-d": shape,
+                    "stroke": lane.colour}
+            self.add("path", path, f"{target}: {num(run[0][1])} at {fmt_time(run[0][0])}")
         for t, v, text in dots:
-            elements.append(Element(
-                "circle",
-                {"class": "key", "cx": geo.x(t), "cy": vy(v), "r": 3.5, "fill": lane.colour, "data-t": _t(t)},
-                title=text,
-            ))
-        gutter.append(Element("text", {"class": "axis-lbl", "x": GUTTER - 6, "y": round(vy(hi) + 4, 1),
-                                       "text-anchor": "end"}, num(round(hi, 3))))
-        gutter.append(Element("text", {"class": "axis-lbl", "x": GUTTER - 6, "y": round(vy(lo) + 1, 1),
-                                       "text-anchor": "end"}, num(round(lo, 3))))
+            dot = {"class": "key", "cx": self.geo.x(t), "cy": vy(v), "r": 3.5, "fill": lane.colour,
+                   "data-t": _t(t)}
+            self.add("circle", dot, text)
+        for v, dy in ((hi, 4), (lo, 1)):
+            attrs = {"class": "axis-lbl", "x": GUTTER - 6, "y": round(vy(v) + dy, 1), "text-anchor": "end"}
+            self.gutter.append(Element("text", attrs, num(round(v, 3))))
 
-    # -- VACE ----------------------------------------------------------------------------------
-    if vace_lane is not None:
-        for n, item in enumerate(p.items):
+    def draw_vace(self, lane: Lane) -> None:
+        """Where VACE refs are in force (named), and a dot wherever vace_ref_images is sent."""
+        for n, item in enumerate(self.p.items):
             sc = item.occurrence.scene
             refs = sc.state_in.vace_refs
-            end = ends[n]
+            end = self.ends[n]
             if refs:
-                elements.append(Element(
-                    "rect",
-                    {"class": "clip vace", "x": geo.x(item.start), "y": vace_lane.y + 2,
-                     "width": geo.w(item.start, end, 1.0), "height": ROW - 2, "data-t0": _t(item.start),
-                     "data-t1": _t(end), "data-item": n},
-                    title=f"VACE refs: {', '.join(refs)}",
-                ))
+                attrs = self.clip("clip vace", item.start, end, lane.y + 2, ROW - 2, extra={"data-item": n})
+                self.add("rect", attrs, f"VACE refs: {', '.join(refs)}")
                 if end > item.start:
-                    label(Slot(item.start, end, 0, end), vace_lane, ", ".join(refs), "lbl vace-lbl",
-                          anchor=item.start + geo.seconds(4))
+                    self.label(Slot(item.start, end, 0, end), lane, ", ".join(refs), "lbl vace-lbl",
+                               anchor=item.start + self.geo.seconds(4))
             for action in sc.actions:
                 if "vace_ref_images" in action.message:
                     t = item.start + action.offset
-                    elements.append(Element(
-                        "circle",
-                        {"class": "vace-dot", "cx": geo.x(t), "cy": vace_lane.y + ROW / 2 + 1, "r": 3,
-                         "data-t": _t(t)},
-                        title=f"{sc.name}: vace_ref_images sent ({action.label})",
-                    ))
+                    dot = {"class": "vace-dot", "cx": self.geo.x(t), "cy": lane.y + ROW / 2 + 1, "r": 3,
+                           "data-t": _t(t)}
+                    self.add("circle", dot, f"{sc.name}: vace_ref_images sent ({action.label})")
 
-    # -- loops ---------------------------------------------------------------------------------
-    if loops_lane is not None:
-        for (a, b, text), slot in zip(brackets, bracket_slots, strict=True):
-            top = loops_lane.y + slot.row * ROW
+    def draw_loops(self, brackets: list[tuple[float, float, str]], slots: list[Slot], lane: Lane) -> None:
+        for (a, b, text), slot in zip(brackets, slots, strict=True):
+            top = lane.y + slot.row * ROW
             shape = f"M{{t:{_t(a)}}},{top + 7} v-6 H{{t:{_t(b)}}} v6"
-            path = {"class": "bracket", "d": _resolve(shape, geo.x), "data-d": shape}
-            elements.append(Element("path", path))
-            label(slot, loops_lane, text, "lbl bracket-lbl")
+            self.add("path", {"class": "bracket", "d": _resolve(shape, self.geo.x), "data-d": shape})
+            self.label(slot, lane, text, "lbl bracket-lbl")
 
-    for lane in lanes:
-        room = GUTTER - 44 if lane.kind == "value" else GUTTER - 12
-        gutter.append(Element("text", {"class": "lane", "x": 6, "y": round(lane.y + 14, 1),
-                                       "data-full": lane.name, "data-room": room}, _fits(lane.name, room)))
-    height = round(y + 4)
+    def minimap(self) -> list[Element]:
+        """The whole pass, small: plays coloured by pipeline, dark stretches in red."""
+        out: list[Element] = []
+        for n, item in enumerate(self.p.items):
+            chain = " > ".join(item.occurrence.scene.state_in.chain)
+            attrs = self.clip("mm", item.start, self.ends[n], 4, 16, 0.0, {"fill": self.colours[chain]})
+            out.append(Element("rect", attrs))
+        out.extend(Element("rect", self.clip("mm nopic-mm", d.start, d.end, 4, 16)) for d in self.dark)
+        return out
 
-    # -- minimap -------------------------------------------------------------------------------
-    minimap: list[Element] = []
-    for n, item in enumerate(p.items):
-        chain = " > ".join(item.occurrence.scene.state_in.chain)
-        end = ends[n]
-        minimap.append(Element("rect", {"class": "mm", "x": geo.x(item.start),
-                                        "width": geo.w(item.start, end),
-                                        "y": 4, "height": 16, "fill": colours[chain],
-                                        "data-t0": _t(item.start), "data-t1": _t(end)}))
-    for d in dark:
-        minimap.append(Element("rect", {"class": "mm nopic-mm", "x": geo.x(d.start),
-                                        "width": geo.w(d.start, d.end, 1.0), "y": 4, "height": 16,
-                                        "data-t0": _t(d.start), "data-t1": _t(d.end)}))
-
-    items = [
-        {
-            "name": item.occurrence.scene.name,
-            "index": item.occurrence.scene.index,
-            "start": fmt_time(item.start),
-            "end": fmt_time(item.end) if item.end is not None else "holds",
-            "trigger": item.occurrence.scene.trigger,
-            "pipeline": " > ".join(item.occurrence.scene.state_in.chain),
-            "prompts": prompts_text(item.occurrence.scene.state_in.prompts),
-            "notes": show.scenes[item.occurrence.scene.index].notes or "",
-            "dark": round(sum(d.seconds for d in dark_by_item.get(n, ())), 1),
-        }
-        for n, item in enumerate(p.items)
-    ]
-    return Picture(span, WIDTH, height, lanes, elements, gutter, show.bpm, show.beats_per_bar, ruler_y,
-                   bars_y, minimap, items)
+    def hover_items(self) -> list[dict[str, Any]]:
+        """What hovering a play shows, by pass item."""
+        show = self.timeline.show
+        return [
+            {
+                "name": item.occurrence.scene.name,
+                "index": item.occurrence.scene.index,
+                "start": fmt_time(item.start),
+                "end": fmt_time(item.end) if item.end is not None else "holds",
+                "trigger": item.occurrence.scene.trigger,
+                "pipeline": " > ".join(item.occurrence.scene.state_in.chain),
+                "prompts": prompts_text(item.occurrence.scene.state_in.prompts),
+                "notes": show.scenes[item.occurrence.scene.index].notes or "",
+                "dark": round(sum(d.seconds for d in self.dark_by_item.get(n, ())), 1),
+            }
+            for n, item in enumerate(self.p.items)
+        ]
 
 
 def _resolve(shape: str, x: Callable[[float], float]) -> str:

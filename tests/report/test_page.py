@@ -30,7 +30,7 @@ from showrunner.report.html import render_html
 from showrunner.show.load import load
 from showrunner.show.model import Show
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted(p.stem for p in (ROOT / "shows").glob("*.yaml"))
 # Read at import: the autouse fixture in conftest.py hides SHOWRUNNER_* while tests run.
 ARTIFACTS = Path(os.environ.get("SHOWRUNNER_ARTIFACTS") or ROOT / "tests" / "artifacts")

@@ -1,7 +1,7 @@
 """The report as a curator and a VJ read it: dark scenes, notes, the cue sheet, opening hours,
 the terminal table at 80 columns, and what `report` / `import -o` do with files.
 
-(The page itself, in a real browser, is tests/test_report_page.py.)
+(The page itself, in a real browser, is tests/report/test_page.py.)
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from showrunner.report.text import render_text
 from showrunner.show.load import load
 from showrunner.show.model import Show
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "scope"
 
 
