@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import shutil
 import signal
 import sys
@@ -15,9 +16,17 @@ from showrunner import __version__
 from showrunner.errors import ShowrunnerError
 
 
+def _no_cyclic_gc() -> None:
+    """A one-shot command (check, report, import) makes a large heap of acyclic objects and then
+    exits: the cyclic collector would only rescan it again and again (a third of a 10,000-scene
+    check). Reference counting still frees everything."""
+    gc.disable()
+
+
 def _check(args: argparse.Namespace) -> int:
     from showrunner.show.lint import check_paths
 
+    _no_cyclic_gc()
     code, out, err = check_paths(args.paths, strict=args.strict, as_json=args.json)
     sys.stdout.write(out)
     sys.stderr.write(err)
@@ -40,6 +49,7 @@ def _report(args: argparse.Namespace) -> int:
     from showrunner.show.lint import lint
     from showrunner.show.load import load
 
+    _no_cyclic_gc()
     result = load(args.path)
     findings = lint(result)
     timeline = compile_timeline(result.show, source=str(result.path))
@@ -59,6 +69,7 @@ def _report(args: argparse.Namespace) -> int:
 def _import(args: argparse.Namespace) -> int:
     from showrunner.importer.convert import import_file
 
+    _no_cyclic_gc()
     result = import_file(args.file, hold=args.hold)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)

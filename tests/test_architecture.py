@@ -16,7 +16,7 @@ ENGINES: dict[str, tuple[str, ...]] = {
     "aiortc": ("scope/rtc.py", "sim/"),
     "av": ("scope/rtc.py", "sim/"),
     "httpx": ("scope/client.py",),
-    "ruamel": ("show/load.py", "importer/convert.py"),
+    "ruamel": ("show/yaml.py", "importer/convert.py"),
     "pythonosc": ("control/osc.py",),
     "jinja2": ("show/templating.py", "report/html.py"),
     "uvicorn": ("serving.py",),
