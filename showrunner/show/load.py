@@ -127,10 +127,26 @@ class LoadResult:
     path: Path
     files: tuple[Path, ...]  # the show file, included files and local asset files
     _index: _Index = field(repr=False, compare=False, default_factory=lambda: _Index("<show>"))
+    # Scenes by the text they were written as, for the next load of the same file (`previous`).
+    _scenes: _SceneCache | None = field(repr=False, compare=False, default=None)
 
 
-def load(path: str | Path) -> LoadResult:
-    """Load and validate a show file; raises ShowErrors listing every problem found."""
+@dataclass(frozen=True)
+class _SceneCache:
+    """Validated scenes of one load, by their text, under one validation context."""
+
+    context: tuple[Any, ...]
+    by_text: dict[bytes, Any]  # scene text -> the validated Scene
+
+
+def load(path: str | Path, *, previous: LoadResult | None = None) -> LoadResult:
+    """Load and validate a show file; raises ShowErrors listing every problem found.
+
+    `previous` (a load of the same file, e.g. the version playing) lets scenes whose text did not
+    change be re-used as validated, without building them again (hot reload of a big show). The
+    result is the same as without it; a version with any problem is loaded again from scratch,
+    so its errors are positioned exactly.
+    """
     display = str(path)
     source = Path(path)
     try:
@@ -138,6 +154,12 @@ def load(path: str | Path) -> LoadResult:
     except _FileProblem as problem:
         raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
                                     col=problem.col)]) from None
+    reuse = previous._scenes if previous is not None and previous.path == Path(display) else None
+    if reuse is not None:
+        try:
+            return _Loader(display, source.parent, source, reuse).run(text)
+        except ShowErrors:
+            pass  # loaded again without re-use: exact positions in every scene
     return _Loader(display, source.parent, source).run(text)
 
 
@@ -308,6 +330,7 @@ class _Builder:
         self.count = 0
         self.limit = MAX_VALUES  # grows by the nodes written in each file parsed
         self.depth = 0  # containers being built (aliases can nest deeper than the text)
+        self.last_data: bytes | None = None  # the UTF-8 text last parsed (fast path)
         self._templates: dict[str, Any] = {}
 
     # -- problems ------------------------------------------------------------------------------
@@ -335,6 +358,7 @@ class _Builder:
                 line=big.line, col=big.col))
             return None
         self.limit += parsed.count
+        self.last_data = parsed.data
         return parsed.root
 
     # -- building ------------------------------------------------------------------------------
@@ -522,7 +546,11 @@ def _yaml_float(text: str) -> float:
 
 
 class _Loader:
-    def __init__(self, display: str, base: Path, source: Path | None) -> None:
+    def __init__(self, display: str, base: Path, source: Path | None,
+                 reuse: _SceneCache | None = None) -> None:
+        self.reuse = reuse
+        self.spans: dict[int, bytes] = {}  # scenes[i] -> its text, for the next load's re-use
+        self.text: bytes | None = None  # the main file as parsed (fast path only)
         self.display = display
         self.base = base
         self.files: list[Path] = [source.resolve()] if source is not None else []
@@ -530,6 +558,7 @@ class _Loader:
         self.b = _Builder(self.index, make_env())
         self.paths: list[str] = [display]  # display paths in the order met, to sort errors
         self.scenes_broken = False
+        self.context: tuple[Any, ...] | None = None
 
     def run(self, text: str) -> LoadResult:
         with _paused_gc():
@@ -543,10 +572,16 @@ class _Loader:
             show = None
         if self.b.errors or show is None:
             raise ShowErrors(_sorted(self.b.errors, self.paths))
-        return LoadResult(show, Path(self.display), tuple(dict.fromkeys(self.files)), self.index)
+        cache = None
+        if self.spans and self.context is not None:
+            scenes = show.scenes
+            cache = _SceneCache(self.context, {text: scenes[i] for i, text in self.spans.items()})
+        return LoadResult(show, Path(self.display), tuple(dict.fromkeys(self.files)), self.index,
+                          cache)
 
     def _run(self, text: str) -> Show | None:
         root = self.b.parse(text, self.display)
+        self.text = self.b.last_data
         if root is None:
             if not self.b.errors:
                 self.b.errors.append(ShowError(f"the file is empty; {_SHAPE}", path=self.display))
@@ -573,6 +608,7 @@ class _Loader:
         for key, _, node in items:
             if key == "vars":
                 data[key] = self._vars(node, ctx)
+        self.context = _context_key(items)
         for key, _, node in items:
             if key == "scenes" and _is_seq(node):
                 self.index.values.setdefault(("scenes",), _pos(node, self.display))
@@ -632,7 +668,11 @@ class _Loader:
 
     def _scenes(self, seq: Node, path: str, base: Path, ctx: dict[str, Any],
                 out: list[Any], chain: tuple[Path, ...]) -> None:
-        for index, item in enumerate(seq.value):
+        items = seq.value
+        spans = self._spans(items) if path == self.display and not chain else None
+        reuse = self.reuse.by_text if (self.reuse is not None and self.context is not None
+                                       and self.reuse.context == self.context) else {}
+        for index, item in enumerate(items):
             keys = {str(k.value) for k, _ in item.value} if _is_map(item) else set()
             # Problems of an include or each block itself name the item as written in its file.
             if "include" in keys:
@@ -640,7 +680,29 @@ class _Loader:
             elif "each" in keys:
                 self._each(item, ("scenes", index), path, ctx, out)
             else:
+                span = spans[index] if spans is not None else None
+                if span is not None:
+                    self.spans[len(out)] = span
+                    scene = reuse.get(span)
+                    if scene is not None:  # the same text as in the version playing
+                        self.index.values.setdefault(("scenes", len(out)), (item, path, ""))
+                        out.append(scene)
+                        continue
                 out.append(self.b.build(item, ("scenes", len(out)), path, ctx))
+
+    def _spans(self, items: list[Node]) -> list[bytes | None] | None:
+        """Each scene's text (to its next sibling), where re-using it is safe: plain text, no
+        templates and no aliases or merges (their meaning is written elsewhere)."""
+        data = self.text
+        if data is None or not items or any(item.off < 0 for item in items):
+            return None
+        ends = [item.off for item in items[1:]] + [len(data)]
+        out: list[bytes | None] = []
+        for item, end in zip(items, ends, strict=True):
+            span = data[item.off:end]
+            unsafe = b"{{" in span or b"{%" in span or b"*" in span or b"<<" in span
+            out.append(None if unsafe else span)
+        return out
 
     def _scene_include(self, item: Node, loc: Loc, path: str, base: Path,
                        ctx: dict[str, Any], out: list[Any], chain: tuple[Path, ...]) -> None:
@@ -828,6 +890,14 @@ def _join_display(parent: str, rel: str) -> str:
     if parent.startswith("<"):
         return rel
     return os.path.normpath(os.path.join(os.path.dirname(parent), rel))
+
+
+def _context_key(items: list[tuple[str, Node, Node]]) -> tuple[Any, ...] | None:
+    """What a scene's validation reads besides its own text: bpm and beats per bar as written."""
+    written = {key: node for key, _, node in items if key in ("bpm", "beats_per_bar")}
+    if any(node.kind != SCALAR or "{" in node.value for node in written.values()):
+        return None  # built from more than its own text: no re-use
+    return tuple((key, node.tag, node.value) for key, node in sorted(written.items()))
 
 
 def _context(data: dict[str, Any]) -> dict[str, Any]:

@@ -77,7 +77,7 @@ class Node:
     """One YAML node: `value` is the text of a scalar, a list of (key, value) nodes of a mapping
     or a list of nodes of a sequence. An alias is the anchored node itself."""
 
-    __slots__ = ("_col", "_line", "_lines", "kind", "tag", "value")
+    __slots__ = ("_col", "_line", "_lines", "kind", "off", "tag", "value")
 
     def __init__(self, kind: int, tag: str, value: Any, line: int, col: int,
                  lines: _Lines | None = None) -> None:
@@ -87,6 +87,7 @@ class Node:
         self._line = line  # with `lines`: a byte offset, made a line and column when asked
         self._col = col
         self._lines = lines
+        self.off = line if lines is not None else -1  # the byte offset, when known
 
     @property
     def line(self) -> int:
@@ -111,13 +112,15 @@ class Node:
 
 
 class Parsed:
-    """The root node (None for an empty document) and how many nodes the text holds."""
+    """The root node (None for an empty document), how many nodes the text holds and, from the
+    fast path, the UTF-8 text (node offsets index into it)."""
 
-    __slots__ = ("count", "root")
+    __slots__ = ("count", "data", "root")
 
-    def __init__(self, root: Node | None, count: int) -> None:
+    def __init__(self, root: Node | None, count: int, data: bytes | None = None) -> None:
         self.root = root
         self.count = count
+        self.data = data
 
 
 def compose(text: str, *, fast: bool = True) -> Parsed:
@@ -325,9 +328,11 @@ class _Fast:
         if tree is None:
             return None
         try:
-            return _Walk(tree, buf, data).run()
+            parsed = _Walk(tree, buf, data).run()
         except _Unsure:
             return None
+        parsed.data = data
+        return parsed
 
     @classmethod
     def _parse(cls, buf: bytearray) -> Any:
@@ -523,7 +528,7 @@ class _Walk:
                     else:
                         pairs.append((key, value(c, depth + 1)))
                     c = after
-                node._line = self._container_at(i, t, first_key)
+                node._line = node.off = self._container_at(i, t, first_key)
                 return node
             if t & _SEQ:
                 node = Node(SEQ, SEQ_TAG, [], 0, 0, lines)
@@ -536,7 +541,7 @@ class _Walk:
                         raise _Unsure  # an empty list item: its position is after its `-`
                     items.append(value(c, depth + 1))
                     c = following[c]
-                node._line = self._container_at(i, t, -1)
+                node._line = node.off = self._container_at(i, t, -1)
                 return node
             ptr = vptr[i]
             if not base <= ptr <= end:
@@ -586,7 +591,7 @@ class _Walk:
         if at < 0 or self.data[at] != 0x26:  # "&"
             raise _Unsure
         self.anchors[name] = node
-        node._line = at
+        node._line = node.off = at
 
     def _null(self, c: int, flow: int, after: int, key_node: Any) -> Node:
         """`key:` with nothing after it, placed where ruamel places it: in a flow mapping right
