@@ -18,7 +18,7 @@ import difflib
 import gc
 import os.path
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,10 +344,10 @@ class _Builder:
 
     # -- parsing -------------------------------------------------------------------------------
 
-    def parse(self, text: str, path: str) -> Node | None:
+    def parse(self, text: str, path: str, skip: Container[bytes] = ()) -> Node | None:
         """Text -> one YAML node; a syntax error is recorded and gives None."""
         try:
-            parsed = compose(text)
+            parsed = compose(text, skip=skip)
         except YamlProblem as problem:
             self.errors.append(ShowError(problem.message, path=path, line=problem.line,
                                          col=problem.col))
@@ -580,7 +580,9 @@ class _Loader:
                           cache)
 
     def _run(self, text: str) -> Show | None:
-        root = self.b.parse(text, self.display)
+        # Scenes whose text the version playing had are not even read (see _scenes).
+        skip = self.reuse.by_text if self.reuse is not None else ()
+        root = self.b.parse(text, self.display, skip)
         self.text = self.b.last_data
         if root is None:
             if not self.b.errors:
@@ -700,7 +702,8 @@ class _Loader:
         out: list[bytes | None] = []
         for item, end in zip(items, ends, strict=True):
             span = data[item.off:end]
-            unsafe = b"{{" in span or b"{%" in span or b"*" in span or b"<<" in span
+            unsafe = (b"{{" in span or b"{%" in span or b"*" in span or b"<<" in span
+                      or b"&" in span)  # an anchor there may be used elsewhere: read it
             out.append(None if unsafe else span)
         return out
 

@@ -28,6 +28,7 @@ import os
 import re
 import tempfile
 import threading
+from collections.abc import Container
 from typing import Any
 
 import ruamel.yaml
@@ -43,6 +44,7 @@ __all__ = [
     "MAX_NODES",
     "SCALAR",
     "SEQ",
+    "SKIPPED_TAG",
     "Node",
     "Parsed",
     "YamlProblem",
@@ -123,13 +125,19 @@ class Parsed:
         self.data = data
 
 
-def compose(text: str, *, fast: bool = True) -> Parsed:
+SKIPPED_TAG = "!showrunner/skipped"  # a list item left unread (`skip`): building it is an error
+
+
+def compose(text: str, *, fast: bool = True, skip: Container[bytes] = ()) -> Parsed:
     """Parse one YAML document; raises YamlProblem (positioned) or TooManyNodes.
 
-    `fast=False` forces the exact (ruamel.yaml) path; tests compare the two.
+    `fast=False` forces the exact (ruamel.yaml) path; tests compare the two. `skip`: texts of
+    block-mapping list items the caller already has (a reload's unchanged scenes, from one item
+    to the next); such items are not read and come back as an empty mapping tagged SKIPPED_TAG,
+    placed at their first key.
     """
     if fast and _fast_allowed(text):
-        parsed = _Fast.compose(text)
+        parsed = _Fast.compose(text, skip)
         if parsed is not None:
             return parsed
     return _exact(text)
@@ -317,7 +325,7 @@ class _Fast:
     ryml: Any = None
 
     @classmethod
-    def compose(cls, text: str) -> Parsed | None:
+    def compose(cls, text: str, skip: Container[bytes] = ()) -> Parsed | None:
         if cls._usable is None:
             cls._usable = cls._check_layout()
         if not cls._usable:
@@ -328,7 +336,7 @@ class _Fast:
         if tree is None:
             return None
         try:
-            parsed = _Walk(tree, buf, data).run()
+            parsed = _Walk(tree, buf, data, skip).run()
         except _Unsure:
             return None
         parsed.data = data
@@ -434,7 +442,8 @@ class _Unsure(Exception):
 class _Walk:
     """rapidyaml's node array -> Nodes (the node array is copied field by field into lists)."""
 
-    def __init__(self, tree: Any, buf: bytearray, data: bytes) -> None:
+    def __init__(self, tree: Any, buf: bytearray, data: bytes, skip: Container[bytes] = ()) -> None:
+        self.skip = skip
         words, self.size = _words(tree)
         n = _Layout.WORDS
         self.types = [t & 0xFFFFFFFF for t in words[_Layout.TYPE::n].tolist()]
@@ -480,6 +489,7 @@ class _Walk:
         size, types, first, following = self.size, self.types, self.first, self.next
         kptr, klen, vptr, vlen = self.kptr, self.klen, self.vptr, self.vlen
         base, end, data, lines = self.base, self.base + len(self.buf), self.data, self.lines
+        skip = self.skip
         anchors, resolved, text = self.anchors, self.resolved, self._text
 
         def key_node(c: int, tc: int) -> Node:
@@ -536,11 +546,18 @@ class _Walk:
                     self._anchor(i, node)
                 items = node.value
                 c = first[i]
+                starts = self._item_starts(i) if skip else None
+                k = 0
                 while c < size:
                     if types[c] & _VALNIL or not vptr[c]:
                         raise _Unsure  # an empty list item: its position is after its `-`
-                    items.append(value(c, depth + 1))
+                    if starts is not None and starts[k] >= 0 and starts[k + 1] >= 0 and \
+                            data[starts[k]:starts[k + 1]] in skip:
+                        items.append(Node(MAP, SKIPPED_TAG, [], starts[k], 0, lines))
+                    else:
+                        items.append(value(c, depth + 1))
                     c = following[c]
+                    k += 1
                 node._line = node.off = self._container_at(i, t, -1)
                 return node
             ptr = vptr[i]
@@ -572,6 +589,25 @@ class _Walk:
         return value(root, 1)
 
     # -- helpers -----------------------------------------------------------------------------
+
+    def _item_starts(self, i: int) -> list[int]:
+        """Where each item of list `i` starts if it is a plain block mapping (its first key;
+        -1 otherwise), and the end of the text: item k's text is starts[k]:starts[k + 1]."""
+        types, first, following = self.types, self.first, self.next
+        out: list[int] = []
+        c = first[i]
+        while c < self.size:
+            t = types[c]
+            at = -1
+            key = first[c]
+            if t & _MAP and not t & (_FLOW | _VALANCH | _VALTAG) and key < self.size:
+                tk = types[key]
+                if tk & _KEY_PLAIN and not tk & _KEY_BAD:
+                    at = self.kptr[key] - self.base
+            out.append(at)
+            c = following[c]
+        out.append(len(self.data))
+        return out
 
     def _text(self, at: int, length: int) -> str:
         if self.sbuf is not None:
