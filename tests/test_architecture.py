@@ -17,6 +17,8 @@ ENGINES: dict[str, tuple[str, ...]] = {
     "av": ("scope/rtc.py", "sim/"),
     "httpx": ("scope/client.py",),
     "ruamel": ("show/yaml.py", "importer/convert.py"),
+    "ryml": ("show/yaml.py",),
+    "rich": ("cli.py",),
     "pythonosc": ("control/osc.py",),
     "jinja2": ("show/templating.py", "report/html.py"),
     "uvicorn": ("serving.py",),

@@ -119,3 +119,43 @@ def test_huge_template_expansion_in_a_50_mb_file(tmp_path: Path) -> None:
     errors = _refused(_padded(tmp_path, head))
     assert errors[0].startswith("bomb.yaml:3:8: vars.big: template not allowed")
     assert errors[1].startswith("bomb.yaml:4:9: vars.many: ")
+
+
+class _Terminal:
+    """A stderr that says it is a terminal and keeps what is written."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def isatty(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self.text += text
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_progress_only_on_a_terminal_and_only_when_slow(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+    import time
+
+    from showrunner import cli
+
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    with cli._progress("loading big.yaml"):
+        pass  # quick: nothing shown
+    assert terminal.text == ""
+    monkeypatch.setattr(cli, "_PROGRESS_AFTER_S", 0.01)
+    with cli._progress("loading big.yaml"):
+        time.sleep(0.3)
+    assert "loading big.yaml" in terminal.text
+    plain = _Terminal()
+    monkeypatch.setattr(plain, "isatty", lambda: False)
+    monkeypatch.setattr(sys, "stderr", plain)
+    with cli._progress("loading big.yaml"):
+        time.sleep(0.05)
+    assert plain.text == ""
