@@ -16,7 +16,6 @@ from pathlib import Path
 from showrunner import __version__
 from showrunner.errors import ShowrunnerError
 
-
 _PROGRESS_AFTER_S = 1.0  # progress appears only for what takes longer than this
 
 

@@ -12,7 +12,6 @@ import pytest
 
 from showrunner.cli import main
 from showrunner.errors import ShowErrors
-from showrunner.importer.convert import import_file
 from showrunner.show.load import load
 
 _WORDS = ("harbour", "neon", "fog", "forest", "city", "desert", "ocean", "aurora", "storm")

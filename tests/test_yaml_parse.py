@@ -39,8 +39,8 @@ SNIPPETS = {
     "comment only": "# nothing\n",
     "tilde doc": "~\n",
     "plain multi": "a: one\n  two\n  three\nb: x\n",
-    "specials": "a: http://x.y/z?q=1#frag\nb: a: b\n" if False else
-                "a: http://x.y/z?q=1#frag\nb: 'a: b'\nc: 50% off\nd: x#y\ne: -1\nf: - not a list\n",
+    "specials": "a: http://x.y/z?q=1#frag\nb: 'a: b'\nc: 50% off\nd: x#y\ne: -1\n"
+                "f: - not a list\n",
     "colon space key": "a  : 1\nb :\n",
     "explicit key": "? a\n: 1\n? b\n",
     "indentless": "a:\n- x\n- y\nb:\n- k: v\n  j: w\n",
@@ -62,7 +62,8 @@ SNIPPETS = {
     "at sign": "a: @x\n",
     "backtick": "a: `x`\n",
     "empty key": ": x\n",
-    "map in list of maps": "scenes:\n  -\n    name: a\n  - name: b\n    prompts:\n      - text: p\n        weight: 1\n",
+    "map in list of maps": "scenes:\n  -\n    name: a\n  - name: b\n    prompts:\n"
+                           "      - text: p\n        weight: 1\n",
     "anchor on list": "a: &l\n  - 1\n  - 2\nb: *l\n",
     "quoted keys merge": "\"<<\": 1\n'a': &q\n  'b': 2\n",
     "bom": "\ufeffa: 1\n",

@@ -96,25 +96,27 @@ class _Index:
     """Where each value (and each mapping key) of the built data was written."""
 
     main: str
-    values: dict[Loc, _Where | _Pos] = field(default_factory=dict)
-    keys: dict[Loc, _Where | _Pos] = field(default_factory=dict)
+    values: dict[Loc, _Where | _Pos | Node] = field(default_factory=dict)
+    keys: dict[Loc, _Where | _Pos | Node] = field(default_factory=dict)
 
     def value(self, loc: Loc) -> _Pos:
         """The position of `loc`, or of the nearest enclosing value that was written."""
         for end in range(len(loc), -1, -1):
             where = self.values.get(loc[:end])
             if where is not None:
-                return _as_pos(where)
+                return _as_pos(where, self.main)
         return _Pos(self.main, 1, 1)
 
     def key(self, loc: Loc) -> _Pos:
         where = self.keys.get(loc)
-        return _as_pos(where) if where is not None else self.value(loc[:-1])
+        return _as_pos(where, self.main) if where is not None else self.value(loc[:-1])
 
 
-def _as_pos(where: _Where | _Pos) -> _Pos:
+def _as_pos(where: _Where | _Pos | Node, main: str) -> _Pos:
     if isinstance(where, _Pos):
         return where
+    if isinstance(where, Node):  # the common case, kept without a tuple: in the main file
+        return _Pos(main, where.line, where.col)
     node, path, note = where
     return _Pos(path, node.line, node.col, note)
 
@@ -372,7 +374,7 @@ class _Builder:
             raise _TooBig(_pos(node, path, note), self.limit)
         values = self.index.values
         if loc not in values:
-            values[loc] = (node, path, note)
+            values[loc] = node if note == "" and path == self.index.main else (node, path, note)
         kind, tag = node.kind, node.tag
         if kind == SCALAR:
             if tag == STR_TAG:

@@ -336,7 +336,9 @@ class _Fast:
         if tree is None:
             return None
         try:
-            parsed = _Walk(tree, buf, data, skip).run()
+            walk = _Walk(tree, buf, data, skip)
+            del tree  # the node array is copied out: free rapidyaml's tree before the walk
+            parsed = walk.run()
         except _Unsure:
             return None
         parsed.data = data
