@@ -44,13 +44,62 @@ from showrunner.plan.tracking import (
 )
 from showrunner.show.model import Scene, Section, Show, Transition
 
-__all__ = ["compile_timeline"]
+__all__ = ["Compiler", "compile_timeline"]
 
 
 def compile_timeline(show: Show, *, source: str | None = None) -> Timeline:
     """Compile a validated show; raises ShowError for timing that cannot be played."""
     with paused_gc():
-        return _Compiler(show, source).run()
+        return _Compiler(show, source, None).run()
+
+
+class Compiler:
+    """Compiles successive versions of one show, re-using the compiled scenes an edit does not
+    touch (hot reload keeps one). Pure: the memo is only this object's state.
+
+    A scene is re-used when everything its compilation reads is the same as last time: the scene
+    model (the same object, or an equal one), what the scenes before it left written and on the
+    wire, its timing (start, end, cue, trigger, goto target, sections, notes) and the show-level
+    values every scene reads (defaults, fps, assets, bpm). Those are compared by identity first,
+    so a scene after an unchanged scene costs a few comparisons; an edit recompiles the edited
+    scene and, while its effect carries on, the scenes after it.
+    """
+
+    def __init__(self) -> None:
+        self._show_key: tuple[Any, ...] | None = None
+        self._memo: dict[str, tuple[tuple[Any, ...], CompiledScene, Written]] = {}
+        self.reused = 0  # scenes re-used by the last compile
+        self.compiled = 0  # scenes compiled by the last compile
+
+    def compile(self, show: Show, *, source: str | None = None) -> Timeline:
+        """Compile `show` as compile_timeline does, re-using what the last compile made."""
+        key = (show.defaults, show.fps, show.assets, show.bpm, show.beats_per_bar)
+        if self._show_key is None or not _same_key(self._show_key, key):
+            self._memo = {}
+        self._show_key = key
+        self.reused = self.compiled = 0
+        with paused_gc():
+            timeline = _Compiler(show, source, self).run()
+        names = {s.name for s in show.scenes}
+        for name in [n for n in self._memo if n not in names]:
+            del self._memo[name]
+        return timeline
+
+    def _lookup(self, name: str, key: tuple[Any, ...]) -> tuple[CompiledScene, Written] | None:
+        hit = self._memo.get(name)
+        if hit is None or not _same_key(hit[0], key):
+            return None
+        self.reused += 1
+        return hit[1], hit[2]
+
+    def _store(self, name: str, key: tuple[Any, ...], compiled: CompiledScene, after: Written) -> None:
+        self.compiled += 1
+        self._memo[name] = (key, compiled, after)
+
+
+def _same_key(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
+    """Equal keys; identical parts (the common case) are not compared further."""
+    return len(a) == len(b) and all(x is y or x == y for x, y in zip(a, b, strict=True))
 
 
 @dataclass
@@ -72,7 +121,8 @@ class _Entry:
 
 
 class _Compiler:
-    def __init__(self, show: Show, source: str | None) -> None:
+    def __init__(self, show: Show, source: str | None, memo: Compiler | None) -> None:
+        self.memo = memo
         self.show = show
         self.source = source
         self.timing = time_show(show, source or "<show>")
@@ -113,10 +163,27 @@ class _Compiler:
         for section, first, last in sections:
             for i in range(first, last + 1):
                 in_sections.setdefault(i, []).append(section.name)
-        closed = self.timing.closed
-        for i in range(len(self.show.scenes)):
-            entry = self._entry(i, written, wire)
-            compiled, after = self._scene(entry, wire, tuple(in_sections.get(i, ())))
+        t = self.timing
+        closed = t.closed
+        memo = self.memo
+        for i, s in enumerate(self.show.scenes):
+            sections_i = tuple(in_sections.get(i, ()))
+            if memo is not None:
+                goto = t.names[s.goto.scene] if s.goto is not None else None
+                key = (s, written, wire, t.start[i], t.end[i], t.cues[i], t.trigger[i],
+                       i == closed, goto, sections_i, t.notes.get(i, ()))
+                hit = memo._lookup(s.name, key)
+                if hit is not None:
+                    compiled, after = hit
+                    if compiled.index != i:
+                        compiled = build(CompiledScene, **{**compiled.__dict__, "index": i})
+                else:
+                    entry = self._entry(i, written, wire)
+                    compiled, after = self._scene(entry, wire, sections_i)
+                    memo._store(s.name, key, compiled, after)
+            else:
+                entry = self._entry(i, written, wire)
+                compiled, after = self._scene(entry, wire, sections_i)
             out.append(compiled)
             if i != closed:  # the closed scene is never in the flow, so nothing tracks from it
                 written, wire = after, compiled.state_out

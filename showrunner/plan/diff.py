@@ -77,6 +77,13 @@ SESSION_FIELDS: frozenset[str] = frozenset({"pipeline", "load", "input_mode"})
 
 _RETIMED_SHOWN = 4  # retimed scenes named in the summary before "+N more"
 
+# What a compiled scene is made of, besides its index and the lazily made later actions.
+_COMPILED_PARTS: tuple[str, ...] = (
+    "name", "cue", "pre_wait", "at", "duration", "entry", "state_in", "chunk_interval",
+    "reconnect", "warnings", "goto", "closed_only", "end", "trigger", "main_pipeline", "fps",
+    "state_out", "curves", "switch_estimate", "sections",
+)
+
 
 @dataclass(frozen=True)
 class SceneChange:
@@ -186,7 +193,17 @@ class PlanDiff:
 
 
 def diff_timelines(old: Timeline, new: Timeline) -> PlanDiff:
-    """Compare two compiled timelines scene by scene (matched by name)."""
+    """Compare two compiled timelines scene by scene (matched by name).
+
+    Scenes the incremental compiler re-used (plan.compiler.Compiler) are the same objects in
+    both and cost a few identity checks."""
+    from showrunner.plan.timeline import paused_gc
+
+    with paused_gc():
+        return _diff_timelines(old, new)
+
+
+def _diff_timelines(old: Timeline, new: Timeline) -> PlanDiff:
     old_names = [s.name for s in old.scenes]
     new_names = [s.name for s in new.scenes]
     old_set, new_set = set(old_names), set(new_names)
@@ -227,6 +244,8 @@ def _diff_scene(
     new_names: Sequence[str],
 ) -> SceneChange | None:
     """The changed fields of one scene, or None when both compile to the same thing."""
+    if _reused(old, new) and _goto(old, old_names) == _goto(new, new_names):
+        return None  # the incremental compiler re-used the scene: nothing in it changed
     names: dict[str, None] = {}  # an ordered set
     details: dict[str, dict[str, Any]] = {}
 
@@ -257,6 +276,14 @@ def _diff_scene(
         new_index=new.index,
         details=details,
     )
+
+
+def _reused(old: CompiledScene, new: CompiledScene) -> bool:
+    """The same compiled scene (perhaps at another index): every compiled part is the same object."""
+    if old is new:
+        return True
+    o, n = old.__dict__, new.__dict__
+    return all(o.get(k) is n.get(k) for k in _COMPILED_PARTS)
 
 
 def _actions_may_differ(

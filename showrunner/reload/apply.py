@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from showrunner.errors import ScopeError, ShowError, ShowErrors, ShowrunnerError
-from showrunner.plan.compiler import compile_timeline
+from showrunner.plan.compiler import Compiler
 from showrunner.plan.diff import PlanDiff, diff_timelines
 from showrunner.plan.timeline import Timeline
 from showrunner.reload.watch import watch_show
@@ -114,6 +114,8 @@ class HotReload:
         self._images = _image_stats(result)  # what was uploaded: asset name -> (file, stat)
         loras = result.show.assets.loras
         self._loras = {name: lora.path or lora.filename for name, lora in loras.items()}
+        # Keeps the compiled scenes of the last version: an edit recompiles what it touches.
+        self.compiler = Compiler()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="showrunner-reload")
@@ -138,13 +140,15 @@ class HotReload:
     async def reload(self) -> None:
         """Load the show now, whatever the watcher saw (the control surface's RELOAD)."""
         try:
-            item: LoadResult | ShowErrors = await asyncio.to_thread(load, self.path)
+            item: LoadResult | ShowErrors = await asyncio.to_thread(load, self.path)  # full load
         except ShowErrors as errors:
             item = errors
         await self.apply(item)
 
     async def _watch(self) -> None:
         try:
+            # Compile the version playing once more, off the loop, to fill the compiler's memo.
+            await asyncio.to_thread(self.compiler.compile, self.first.show, source=str(self.path))
             async for item in watch_show(
                 self.path, stop_event=self.stop_event, initial=self.first,
                 debounce_ms=RELOAD_DEBOUNCE_MS, step_ms=RELOAD_STEP_MS,
@@ -164,7 +168,7 @@ class HotReload:
                 return
             try:
                 timeline = await asyncio.to_thread(
-                    compile_timeline, item.show, source=str(self.path)
+                    self.compiler.compile, item.show, source=str(self.path)
                 )
             except ShowErrors as errors:
                 self._failed([e.format() for e in errors.errors])

@@ -162,10 +162,14 @@ class _StopFlag:
 # ---------------------------------------------------------------------------------------------
 
 
-def _load_quietly(path: str | os.PathLike[str]) -> LoadResult | ShowErrors:
-    """Load (error lines name the show as the caller spelled it); failures become values."""
+def _load_quietly(
+    path: str | os.PathLike[str], previous: LoadResult | None = None
+) -> LoadResult | ShowErrors:
+    """Load (error lines name the show as the caller spelled it); failures become values.
+
+    `previous` (the last good load) lets unchanged scenes be re-used (show.load.load)."""
     try:
-        return load(os.fspath(path))
+        return load(os.fspath(path), previous=previous)
     except ShowErrors as errors:
         return errors
     except ShowError as error:
@@ -192,7 +196,8 @@ def _stats(files: Iterable[Path]) -> _Stats:
 
 
 def _load_and_stat(
-    path: str | os.PathLike[str], show_path: Path, known: Iterable[Path]
+    path: str | os.PathLike[str], show_path: Path, known: Iterable[Path],
+    previous: LoadResult | None = None,
 ) -> tuple[LoadResult | ShowErrors, _Stats, bool]:
     """Load, then stat every file the load used (change detection and the fingerprint).
 
@@ -200,7 +205,7 @@ def _load_and_stat(
     the result is already out of date.
     """
     before = _stats(known)
-    result = _load_quietly(path)
+    result = _load_quietly(path, previous)
     files = [show_path]
     if isinstance(result, LoadResult):
         files = [Path(_norm(f)) for f in result.files]
@@ -347,11 +352,14 @@ class _ShowWatcher:
         self.last: tuple[object, ...] | None = None  # fingerprint of what the caller has
         self.dirty = True  # a load is due without waiting for a change
         self.burst_since: float | None = None  # first load of a run of superseded loads
+        self.good: LoadResult | None = None  # the last good load: its scenes are re-used
 
     async def start(self, initial: LoadResult | ShowErrors | None) -> None:
         # Arm the watches before loading, so that an edit made meanwhile is seen, not lost;
         # the first load is then the silent baseline, or catches up with `initial`.
         if initial is not None:
+            if isinstance(initial, LoadResult):
+                self.good = initial
             self.watch_set = _next_watch_set(self.show_path, initial, None)
             stats = await asyncio.to_thread(_stats, _assets(initial))
             self.last = _fingerprint(initial, stats)
@@ -366,8 +374,10 @@ class _ShowWatcher:
         if self.stop.is_set():
             return None
         result, seen, moved = await asyncio.to_thread(
-            _load_and_stat, self.path, self.show_path, self.watch_set.files
+            _load_and_stat, self.path, self.show_path, self.watch_set.files, self.good
         )
+        if isinstance(result, LoadResult):
+            self.good = result
         self.watch_set = _next_watch_set(self.show_path, result, self.watch_set)
         if await self.watchers.ensure(self.watch_set.dirs):
             # Files in a newly watched folder may have changed before its watch was armed.

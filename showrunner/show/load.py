@@ -1,6 +1,6 @@
 """Read a show file: safe YAML with exact positions, templates, includes, generators, validation.
 
-The pipeline is: text → ruamel.yaml *nodes* (every node keeps its line and column) → plain Python
+The pipeline is: text → YAML *nodes* (show/yaml.py; every node keeps its line and column) → plain Python
 data, built by one walk that also renders jinja2 templates inside string values, splices scene
 includes and expands ``each`` generators → :class:`~showrunner.show.model.Show`. The walk records where
 each value of the final data was written (file, line, column), so a pydantic error location or a
@@ -15,22 +15,20 @@ any other tag is an error. Every problem is collected and raised together as
 from __future__ import annotations
 
 import difflib
+import gc
 import os.path
 import re
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import ruamel.yaml
 from pydantic import ValidationError
-from ruamel.yaml.composer import MaxDepthExceededError
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
-from ruamel.yaml.reader import ReaderError
 
 from showrunner.errors import ShowError, ShowErrors
 from showrunner.show.explain import messages, short
+from showrunner.show.files import MAX_FILE_BYTES
 from showrunner.show.model import Loc, Show, semantic_problems
 from showrunner.show.templating import (
     MAX_TEMPLATE_OUTPUT,
@@ -41,15 +39,34 @@ from showrunner.show.templating import (
     plain,
     template_message,
 )
+from showrunner.show.yaml import (
+    MAP,
+    MAP_TAG,
+    MAX_DEPTH,
+    MAX_NODES,
+    SCALAR,
+    SEQ,
+    SEQ_TAG,
+    STR_TAG,
+    YAML_TAG,
+    Node,
+    TooManyNodes,
+    YamlProblem,
+    compose,
+)
 
-MAX_FILE_BYTES = 1_000_000  # pure-Python YAML parsing runs at about 100 kB/s
-MAX_DEPTH = 100  # nesting levels; deeper input is an error, not a RecursionError
-MAX_VALUES = 200_000  # values built, after aliases and generators are expanded
+# Bombs are stopped by counting, not by file size (MAX_FILE_BYTES, in show/files.py, is a read
+# limit no real show reaches): MAX_NODES nodes written in one file and MAX_DEPTH nesting levels
+# (show/yaml.py), and MAX_VALUES values made beyond those written (by aliases, merges,
+# generators and templates).
+MAX_VALUES = 200_000
 MAX_EACH = 1000  # scenes one `each` block may generate
 # MAX_TEMPLATE_OUTPUT (characters one template may produce) is set in showrunner.show.templating.
 
-_YAML_TAG = "tag:yaml.org,2002:"
-_PLAIN_TAGS = {f"{_YAML_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
+_YAML_TAG = YAML_TAG
+_PLAIN_TAGS = frozenset(f"{_YAML_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
+_INT_TAG, _FLOAT_TAG, _BOOL_TAG, _NULL_TAG = (f"{_YAML_TAG}{t}" for t in ("int", "float", "bool", "null"))
+_MERGE_TAG = f"{_YAML_TAG}merge"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _SHAPE = "a show file is a mapping with at least `title` and `scenes`"
@@ -69,24 +86,39 @@ class _Pos:
     note: str = ""  # which generator iteration made the value, e.g. "(each mood='rain')"
 
 
+# Where a value was written, kept cheaply while building: the node (its line and column are
+# worked out when asked), the file's display path and the generator note.
+_Where = tuple[Node, str, str]
+
+
 @dataclass
 class _Index:
     """Where each value (and each mapping key) of the built data was written."""
 
     main: str
-    values: dict[Loc, _Pos] = field(default_factory=dict)
-    keys: dict[Loc, _Pos] = field(default_factory=dict)
+    values: dict[Loc, _Where | _Pos | Node] = field(default_factory=dict)
+    keys: dict[Loc, _Where | _Pos | Node] = field(default_factory=dict)
 
     def value(self, loc: Loc) -> _Pos:
         """The position of `loc`, or of the nearest enclosing value that was written."""
         for end in range(len(loc), -1, -1):
-            pos = self.values.get(loc[:end])
-            if pos is not None:
-                return pos
+            where = self.values.get(loc[:end])
+            if where is not None:
+                return _as_pos(where, self.main)
         return _Pos(self.main, 1, 1)
 
     def key(self, loc: Loc) -> _Pos:
-        return self.keys.get(loc) or self.value(loc[:-1])
+        where = self.keys.get(loc)
+        return _as_pos(where, self.main) if where is not None else self.value(loc[:-1])
+
+
+def _as_pos(where: _Where | _Pos | Node, main: str) -> _Pos:
+    if isinstance(where, _Pos):
+        return where
+    if isinstance(where, Node):  # the common case, kept without a tuple: in the main file
+        return _Pos(main, where.line, where.col)
+    node, path, note = where
+    return _Pos(path, node.line, node.col, note)
 
 
 @dataclass(frozen=True)
@@ -97,10 +129,26 @@ class LoadResult:
     path: Path
     files: tuple[Path, ...]  # the show file, included files and local asset files
     _index: _Index = field(repr=False, compare=False, default_factory=lambda: _Index("<show>"))
+    # Scenes by the text they were written as, for the next load of the same file (`previous`).
+    _scenes: _SceneCache | None = field(repr=False, compare=False, default=None)
 
 
-def load(path: str | Path) -> LoadResult:
-    """Load and validate a show file; raises ShowErrors listing every problem found."""
+@dataclass(frozen=True)
+class _SceneCache:
+    """Validated scenes of one load, by their text, under one validation context."""
+
+    context: tuple[Any, ...]
+    by_text: dict[bytes, Any]  # scene text -> the validated Scene
+
+
+def load(path: str | Path, *, previous: LoadResult | None = None) -> LoadResult:
+    """Load and validate a show file; raises ShowErrors listing every problem found.
+
+    `previous` (a load of the same file, e.g. the version playing) lets scenes whose text did not
+    change be re-used as validated, without building them again (hot reload of a big show). The
+    result is the same as without it; a version with any problem is loaded again from scratch,
+    so its errors are positioned exactly.
+    """
     display = str(path)
     source = Path(path)
     try:
@@ -108,6 +156,12 @@ def load(path: str | Path) -> LoadResult:
     except _FileProblem as problem:
         raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
                                     col=problem.col)]) from None
+    reuse = previous._scenes if previous is not None and previous.path == Path(display) else None
+    if reuse is not None:
+        try:
+            return _Loader(display, source.parent, source, reuse).run(text)
+        except ShowErrors:
+            pass  # loaded again without re-use: exact positions in every scene
     return _Loader(display, source.parent, source).run(text)
 
 
@@ -117,11 +171,10 @@ def load_show(path: str | Path) -> Show:
 
 
 def load_text(text: str, *, path: str = "<string>", base_dir: Path | None = None) -> LoadResult:
-    """Load a show from text; includes and asset files are looked up under `base_dir`."""
+    """Load a show from text; includes and asset files are looked up under `base_dir`.
+
+    There is no size limit here: bombs are stopped by counting nodes, values and nesting."""
     base = base_dir if base_dir is not None else Path.cwd()
-    if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
-        raise ShowErrors([ShowError(_too_large(len(text.encode("utf-8", "surrogatepass"))),
-                                    path=path)])
     return _Loader(path, base, None).run(text)
 
 
@@ -141,11 +194,12 @@ def read_yaml(path: str | Path) -> Any:
         raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
                                     col=problem.col)]) from None
     builder = _Builder(_Index(display), make_env())
-    root = builder.parse(text, display)
-    try:
-        data = None if root is None else builder.build(root, (), display, None)
-    except _TooBig as big:
-        builder.errors.append(_too_many(big.pos))
+    with _paused_gc():
+        root = builder.parse(text, display)
+        try:
+            data = None if root is None else builder.build(root, (), display, None)
+        except (_TooBig, _TooDeep) as big:
+            builder.errors.append(_too_many(big))
     if builder.errors:
         raise ShowErrors(_sorted(builder.errors, [display]))
     return data
@@ -174,6 +228,21 @@ def note_at(result: LoadResult, key_path: Loc) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
+@contextmanager
+def _paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector while loading: parsing and building make hundreds of
+    thousands of small acyclic objects, and the collector would rescan the growing heap again and
+    again (it more than doubled the load of a 10,000-scene show). Reference counting still frees
+    everything; cycles are collected once it is back on."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 class _FileProblem(Exception):
     def __init__(self, message: str, line: int = 1, col: int = 1) -> None:
         super().__init__(message)
@@ -181,7 +250,8 @@ class _FileProblem(Exception):
 
 
 def _too_large(size: int) -> str:
-    return f"file is too large ({size / 1e6:.1f} MB; a show file may be at most 1 MB)"
+    return (f"file is too large ({size / 1e6:.1f} MB; a show file may be at most "
+            f"{MAX_FILE_BYTES // (1024 * 1024)} MiB)")
 
 
 def _read(path: Path) -> str:
@@ -220,20 +290,35 @@ def _line_col(data: bytes | str, offset: int) -> tuple[int, int]:
 
 
 def _tag_text(node: Node) -> str:
-    tag = str(node.tag)
+    tag = node.tag
     return "!!" + tag[len(_YAML_TAG):] if tag.startswith(_YAML_TAG) else tag
 
 
 def _pos(node: Node, path: str, note: str = "") -> _Pos:
-    return _Pos(path, node.start_mark.line + 1, node.start_mark.column + 1, note)
+    return _Pos(path, node.line, node.col, note)
+
+
+def _is_map(node: Node | None) -> bool:
+    return node is not None and node.kind == MAP
+
+
+def _is_seq(node: Node | None) -> bool:
+    return node is not None and node.kind == SEQ
+
+
+def _is_scalar(node: Node | None) -> bool:
+    return node is not None and node.kind == SCALAR
 
 
 def _kind(node: Node) -> str:
-    if isinstance(node, MappingNode):
+    if node.kind == MAP:
         return "a mapping"
-    if isinstance(node, SequenceNode):
+    if node.kind == SEQ:
         return "a list"
     return f"text ({short(node.value)})"
+
+
+_CONTAINER_TAGS = {MAP: MAP_TAG, SEQ: SEQ_TAG}
 
 
 class _Builder:
@@ -245,6 +330,9 @@ class _Builder:
         self.errors: list[ShowError] = []
         self.poisoned: list[Loc] = []  # values already reported; later errors there are echoes
         self.count = 0
+        self.limit = MAX_VALUES  # grows by the nodes written in each file parsed
+        self.depth = 0  # containers being built (aliases can nest deeper than the text)
+        self.last_data: bytes | None = None  # the UTF-8 text last parsed (fast path)
         self._templates: dict[str, Any] = {}
 
     # -- problems ------------------------------------------------------------------------------
@@ -258,34 +346,22 @@ class _Builder:
 
     # -- parsing -------------------------------------------------------------------------------
 
-    def parse(self, text: str, path: str) -> Node | None:
+    def parse(self, text: str, path: str, skip: Container[bytes] = ()) -> Node | None:
         """Text -> one YAML node; a syntax error is recorded and gives None."""
-        yaml = ruamel.yaml.YAML(typ="rt", pure=True)
-        yaml.max_depth = MAX_DEPTH
-        yaml.composer.warn_double_anchors = False  # re-defining an anchor is valid YAML
         try:
-            node: Node | None = yaml.compose(text)
-        except MaxDepthExceededError as exc:
-            mark = exc.problem_mark
-            self.errors.append(ShowError(f"nesting is deeper than {MAX_DEPTH} levels", path=path,
-                                         line=mark.line + 1, col=mark.column + 1))
+            parsed = compose(text, skip=skip)
+        except YamlProblem as problem:
+            self.errors.append(ShowError(problem.message, path=path, line=problem.line,
+                                         col=problem.col))
             return None
-        except ReaderError as exc:
-            line, col = _line_col(text, exc.position)
-            char = exc.character if isinstance(exc.character, int) else 0
-            self.errors.append(ShowError(f"control character U+{char:04X} is not allowed in YAML",
-                                         path=path, line=line, col=col))
+        except TooManyNodes as big:
+            self.errors.append(ShowError(
+                f"too many values (more than {MAX_NODES} in one file)", path=path,
+                line=big.line, col=big.col))
             return None
-        except MarkedYAMLError as exc:
-            self.errors.append(_syntax_error(exc, path))
-            return None
-        except YAMLError as exc:  # unmarked errors are rare; keep them one line
-            self.errors.append(ShowError(f"yaml error: {str(exc).splitlines()[0]}", path=path))
-            return None
-        if node is None or (isinstance(node, ScalarNode) and node.tag == f"{_YAML_TAG}null"
-                            and node.value in ("", "~", "null")):
-            return None
-        return node
+        self.limit += parsed.count
+        self.last_data = parsed.data
+        return parsed.root
 
     # -- building ------------------------------------------------------------------------------
 
@@ -294,81 +370,105 @@ class _Builder:
     ) -> Any:
         """Node -> data at `loc`; `ctx` None means no templating (raw data)."""
         self.count += 1
-        if self.count > MAX_VALUES:
-            raise _TooBig(_pos(node, path, note))
-        pos = _pos(node, path, note)
-        self.index.values.setdefault(loc, pos)
-        if str(node.tag) not in _PLAIN_TAGS | {f"{_YAML_TAG}map", f"{_YAML_TAG}seq"}:
+        if self.count > self.limit:
+            raise _TooBig(_pos(node, path, note), self.limit)
+        values = self.index.values
+        if loc not in values:
+            values[loc] = node if note == "" and path == self.index.main else (node, path, note)
+        kind, tag = node.kind, node.tag
+        if kind == SCALAR:
+            if tag == STR_TAG:
+                value: Any = node.value
+            else:
+                if tag not in _PLAIN_TAGS:
+                    self.error(f"tag {_tag_text(node)!r} is not allowed; show files hold plain data",
+                               _pos(node, path, note), loc)
+                value = self.scalar(node, path, note, loc)
+            if ctx is not None and isinstance(value, str) and ("{{" in value or "{%" in value):
+                return self.render(value, ctx, _pos(node, path, note), loc)
+            return value
+        if tag != _CONTAINER_TAGS[kind]:
             self.error(f"tag {_tag_text(node)!r} is not allowed; show files hold plain data",
-                       pos, loc)
-        if isinstance(node, MappingNode):
-            return {key: self.build(value, (*loc, key), path, ctx, note)
-                    for key, _, value in self.items(node, loc, path, note)}
-        if isinstance(node, SequenceNode):
-            return [self.build(item, (*loc, i), path, ctx, note) for i, item in enumerate(node.value)]
-        value = self.scalar(node, pos, loc) if isinstance(node, ScalarNode) else None
-        if ctx is not None and isinstance(value, str) and ("{{" in value or "{%" in value):
-            return self.render(value, ctx, pos, loc)
-        return value
+                       _pos(node, path, note), loc)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _TooDeep(_pos(node, path, note))
+            if kind == MAP:
+                build = self.build
+                return {key: build(value_node, (*loc, key), path, ctx, note)
+                        for key, _, value_node in self.items(node, loc, path, note)}
+            build = self.build
+            return [build(item, (*loc, i), path, ctx, note) for i, item in enumerate(node.value)]
+        finally:
+            self.depth -= 1
 
-    def items(self, node: MappingNode, loc: Loc, path: str, note: str = "") -> list[tuple[str, Node, Node]]:
+    def items(self, node: Node, loc: Loc, path: str, note: str = "") -> list[tuple[str, Node, Node]]:
         """A mapping's (key, key node, value node) in file order, merges (<<) applied."""
         out: dict[str, tuple[Node, Node]] = {}
         merged: list[tuple[str, Node, Node]] = []
+        keys = self.index.keys
         for key_node, value_node in node.value:
-            if str(key_node.tag) == f"{_YAML_TAG}merge":
-                merged.extend(self._merge_sources(value_node, loc, path, note))
-                continue
-            if not isinstance(key_node, ScalarNode):
-                self.error(f"a key must be text, not {_kind(key_node)}", _pos(key_node, path, note),
-                           loc, poison=False)
-                continue
-            key = str(key_node.value)
-            if str(key_node.tag) not in _PLAIN_TAGS:
-                self.error(f"tag {_tag_text(key_node)!r} is not allowed; show files hold plain data",
-                           _pos(key_node, path, note), loc, poison=False)
-                self.poisoned.append((*loc, key))
+            if key_node.kind == SCALAR and key_node.tag == STR_TAG:
+                key = key_node.value
+            else:
+                if key_node.tag == _MERGE_TAG:
+                    merged.extend(self._merge_sources(value_node, loc, path, note))
+                    continue
+                if key_node.kind != SCALAR:
+                    self.error(f"a key must be text, not {_kind(key_node)}",
+                               _pos(key_node, path, note), loc, poison=False)
+                    continue
+                key = str(key_node.value)
+                if key_node.tag not in _PLAIN_TAGS:
+                    self.error(f"tag {_tag_text(key_node)!r} is not allowed; show files hold plain "
+                               "data", _pos(key_node, path, note), loc, poison=False)
+                    self.poisoned.append((*loc, key))
             if key in out:
-                first = out[key][0].start_mark.line + 1
+                first = out[key][0].line
                 self.error(f"duplicate key {key!r} (first set on line {first})",
                            _pos(key_node, path, note), loc, poison=False)
                 continue
             out[key] = (key_node, value_node)
-            self.index.keys.setdefault((*loc, key), _pos(key_node, path, note))
+            key_loc = (*loc, key)
+            if key_loc not in keys:
+                keys[key_loc] = (key_node, path, note)
         for key, key_node, value_node in merged:
             if key not in out:
                 out[key] = (key_node, value_node)
-                self.index.keys.setdefault((*loc, key), _pos(key_node, path, note))
+                key_loc = (*loc, key)
+                if key_loc not in keys:
+                    keys[key_loc] = (key_node, path, note)
         return [(key, k, v) for key, (k, v) in out.items()]
 
     def _merge_sources(self, node: Node, loc: Loc, path: str, note: str) -> Iterator[tuple[str, Node, Node]]:
-        sources = node.value if isinstance(node, SequenceNode) else [node]
+        sources = node.value if node.kind == SEQ else [node]
         for source in sources:
-            if not isinstance(source, MappingNode):
+            if source.kind != MAP:
                 self.error("`<<` merges a mapping (or a list of mappings)", _pos(source, path, note),
                            loc)
                 continue
             yield from self.items(source, loc, path, note)
 
-    def scalar(self, node: ScalarNode, pos: _Pos, loc: Loc) -> Any:
-        tag, text = str(node.tag), str(node.value)
+    def scalar(self, node: Node, path: str, note: str, loc: Loc) -> Any:
+        tag, text = node.tag, str(node.value)
         try:
-            if tag == f"{_YAML_TAG}int":
+            if tag == _INT_TAG:
                 return _yaml_int(text)
-            if tag == f"{_YAML_TAG}float":
+            if tag == _FLOAT_TAG:
                 return _yaml_float(text)
         except ValueError:
             kind = "integer" if tag.endswith("int") else "number"
             big = re.fullmatch(r"[-+]?[0-9_]{300,}", text)
             self.error("number is too large" if big else f"{text!r} is not a valid {kind}",
-                       pos, loc)
+                       _pos(node, path, note), loc)
             return text
-        if tag == f"{_YAML_TAG}bool":
+        if tag == _BOOL_TAG:
             if text.lower() not in ("true", "false"):
-                self.error(f"{text!r} is not true or false", pos, loc)
+                self.error(f"{text!r} is not true or false", _pos(node, path, note), loc)
                 return text
             return text.lower() == "true"
-        if tag == f"{_YAML_TAG}null":
+        if tag == _NULL_TAG:
             return None
         return text  # str, timestamps (kept as written) and rejected tags
 
@@ -396,19 +496,32 @@ class _Builder:
 
 
 class _TooBig(Exception):
-    def __init__(self, pos: _Pos) -> None:
+    def __init__(self, pos: _Pos, limit: int = MAX_VALUES) -> None:
         super().__init__("too many values")
+        self.pos = pos
+        self.limit = limit
+
+
+class _TooDeep(Exception):
+    def __init__(self, pos: _Pos) -> None:
+        super().__init__("nesting too deep")
         self.pos = pos
 
 
-def _too_many(pos: _Pos) -> ShowError:
+def _too_many(big: _TooBig | _TooDeep) -> ShowError:
+    pos = big.pos
+    if isinstance(big, _TooDeep):
+        return ShowError(f"nesting is deeper than {MAX_DEPTH} levels (through aliases)",
+                         path=pos.path, line=pos.line, col=pos.col)
     return ShowError(
-        f"too many values (more than {MAX_VALUES} after expanding aliases and generators)",
+        f"too many values (more than {big.limit} after expanding aliases and generators)",
         path=pos.path, line=pos.line, col=pos.col,
     )
 
 
 def _yaml_int(text: str) -> int:
+    if text.isdigit() and text.isascii():
+        return int(text)
     t = text.replace("_", "")
     sign = -1 if t.startswith("-") else 1
     t = t.lstrip("+-")
@@ -429,35 +542,17 @@ def _yaml_float(text: str) -> float:
     return float(t)
 
 
-def _syntax_error(exc: MarkedYAMLError, path: str) -> ShowError:
-    mark = exc.problem_mark or exc.context_mark
-    problem = str(exc.problem or exc.context or "invalid YAML")
-    context = str(exc.context or "")
-    if "'\\t'" in problem or "\t" in problem:
-        message = "a tab character cannot indent YAML; use spaces"
-    elif context.startswith("expected a single document"):
-        message = "a show file holds one YAML document, but `---` starts another"
-    elif problem.startswith("found undefined alias"):
-        message = f"undefined alias {problem.split()[-1]} (define it with &name first)"
-    else:
-        message = problem
-        cm = exc.context_mark
-        if context and cm is not None and mark is not None and cm.line != mark.line:
-            message += f" ({context} started on line {cm.line + 1})"
-        elif context and exc.problem:
-            message += f" ({context})"
-    line = mark.line + 1 if mark is not None else 1
-    col = mark.column + 1 if mark is not None else 1
-    return ShowError(message[0].lower() + message[1:], path=path, line=line, col=col)
-
-
 # ---------------------------------------------------------------------------------------------
 # The show: vars, includes, generators, then validation
 # ---------------------------------------------------------------------------------------------
 
 
 class _Loader:
-    def __init__(self, display: str, base: Path, source: Path | None) -> None:
+    def __init__(self, display: str, base: Path, source: Path | None,
+                 reuse: _SceneCache | None = None) -> None:
+        self.reuse = reuse
+        self.spans: dict[int, bytes] = {}  # scenes[i] -> its text, for the next load's re-use
+        self.text: bytes | None = None  # the main file as parsed (fast path only)
         self.display = display
         self.base = base
         self.files: list[Path] = [source.resolve()] if source is not None else []
@@ -465,24 +560,37 @@ class _Loader:
         self.b = _Builder(self.index, make_env())
         self.paths: list[str] = [display]  # display paths in the order met, to sort errors
         self.scenes_broken = False
+        self.context: tuple[Any, ...] | None = None
 
     def run(self, text: str) -> LoadResult:
+        with _paused_gc():
+            return self._run_all(text)
+
+    def _run_all(self, text: str) -> LoadResult:
         try:
             show = self._run(text)
-        except _TooBig as big:
-            self.b.errors.append(_too_many(big.pos))
+        except (_TooBig, _TooDeep) as big:
+            self.b.errors.append(_too_many(big))
             show = None
         if self.b.errors or show is None:
             raise ShowErrors(_sorted(self.b.errors, self.paths))
-        return LoadResult(show, Path(self.display), tuple(dict.fromkeys(self.files)), self.index)
+        cache = None
+        if self.spans and self.context is not None:
+            scenes = show.scenes
+            cache = _SceneCache(self.context, {text: scenes[i] for i, text in self.spans.items()})
+        return LoadResult(show, Path(self.display), tuple(dict.fromkeys(self.files)), self.index,
+                          cache)
 
     def _run(self, text: str) -> Show | None:
-        root = self.b.parse(text, self.display)
+        # Scenes whose text the version playing had are not even read (see _scenes).
+        skip = self.reuse.by_text if self.reuse is not None else ()
+        root = self.b.parse(text, self.display, skip)
+        self.text = self.b.last_data
         if root is None:
             if not self.b.errors:
                 self.b.errors.append(ShowError(f"the file is empty; {_SHAPE}", path=self.display))
             return None
-        if not isinstance(root, MappingNode):
+        if not _is_map(root):
             self.b.error(f"the top level is {_kind(root)}; {_SHAPE}", _pos(root, self.display), ())
             return None
         data = self._top(root)
@@ -493,7 +601,7 @@ class _Loader:
                 self._problem(tuple(loc), message)
         return show
 
-    def _top(self, root: MappingNode) -> dict[str, Any]:
+    def _top(self, root: Node) -> dict[str, Any]:
         self.index.values[()] = _pos(root, self.display)
         items = self.b.items(root, (), self.display)
         ctx: dict[str, Any] = {}
@@ -504,8 +612,9 @@ class _Loader:
         for key, _, node in items:
             if key == "vars":
                 data[key] = self._vars(node, ctx)
+        self.context = _context_key(items)
         for key, _, node in items:
-            if key == "scenes" and isinstance(node, SequenceNode):
+            if key == "scenes" and _is_seq(node):
                 self.index.values.setdefault(("scenes",), _pos(node, self.display))
                 data[key] = []
                 self._scenes(node, self.display, self.base, ctx, data[key], ())
@@ -543,7 +652,7 @@ class _Loader:
         return value
 
     def _vars(self, node: Node, ctx: dict[str, Any]) -> Any:
-        if not isinstance(node, MappingNode):
+        if not _is_map(node):
             return self.b.build(node, ("vars",), self.display, None)
         self.index.values.setdefault(("vars",), _pos(node, self.display))
         out: dict[str, Any] = {}
@@ -561,19 +670,46 @@ class _Loader:
 
     # -- scenes --------------------------------------------------------------------------------
 
-    def _scenes(self, seq: SequenceNode, path: str, base: Path, ctx: dict[str, Any],
+    def _scenes(self, seq: Node, path: str, base: Path, ctx: dict[str, Any],
                 out: list[Any], chain: tuple[Path, ...]) -> None:
-        for index, item in enumerate(seq.value):
-            keys = {str(k.value) for k, _ in item.value} if isinstance(item, MappingNode) else set()
+        items = seq.value
+        spans = self._spans(items) if path == self.display and not chain else None
+        reuse = self.reuse.by_text if (self.reuse is not None and self.context is not None
+                                       and self.reuse.context == self.context) else {}
+        for index, item in enumerate(items):
+            keys = {str(k.value) for k, _ in item.value} if _is_map(item) else set()
             # Problems of an include or each block itself name the item as written in its file.
             if "include" in keys:
                 self._scene_include(item, ("scenes", index), path, base, ctx, out, chain)
             elif "each" in keys:
                 self._each(item, ("scenes", index), path, ctx, out)
             else:
+                span = spans[index] if spans is not None else None
+                if span is not None:
+                    self.spans[len(out)] = span
+                    scene = reuse.get(span)
+                    if scene is not None:  # the same text as in the version playing
+                        self.index.values.setdefault(("scenes", len(out)), (item, path, ""))
+                        out.append(scene)
+                        continue
                 out.append(self.b.build(item, ("scenes", len(out)), path, ctx))
 
-    def _scene_include(self, item: MappingNode, loc: Loc, path: str, base: Path,
+    def _spans(self, items: list[Node]) -> list[bytes | None] | None:
+        """Each scene's text (to its next sibling), where re-using it is safe: plain text, no
+        templates and no aliases or merges (their meaning is written elsewhere)."""
+        data = self.text
+        if data is None or not items or any(item.off < 0 for item in items):
+            return None
+        ends = [item.off for item in items[1:]] + [len(data)]
+        out: list[bytes | None] = []
+        for item, end in zip(items, ends, strict=True):
+            span = data[item.off:end]
+            unsafe = (b"{{" in span or b"{%" in span or b"*" in span or b"<<" in span
+                      or b"&" in span)  # an anchor there may be used elsewhere: read it
+            out.append(None if unsafe else span)
+        return out
+
+    def _scene_include(self, item: Node, loc: Loc, path: str, base: Path,
                        ctx: dict[str, Any], out: list[Any], chain: tuple[Path, ...]) -> None:
         fields = self._block_items(item, loc, path)
         for key, key_node, _ in fields:
@@ -581,7 +717,7 @@ class _Loader:
                 self.b.error(f"unknown key {key!r} next to `include` (an include item takes only "
                              "`include: file.yaml`)", _pos(key_node, path), loc, poison=False)
         node = next(v for k, _, v in fields if k == "include")
-        if not isinstance(node, ScalarNode) or not isinstance(node.value, str):
+        if not _is_scalar(node) or not isinstance(node.value, str):
             self.b.error("`include` needs a file name", _pos(node, path), (*loc, "include"))
             self.scenes_broken = True
             return
@@ -590,17 +726,17 @@ class _Loader:
             self.scenes_broken = True
             return
         sub_path, display, root = sub
-        if isinstance(root, MappingNode):
+        if root is not None and _is_map(root):
             inner = [v for k, _, v in self._block_items(root, (), display) if k == "scenes"]
             root = inner[0] if inner else None
-        if not isinstance(root, SequenceNode):
+        if root is None or not _is_seq(root):
             self.b.error("an included scenes file must be a list of scenes or a mapping with "
                          "`scenes:` (a list)", _pos(node, path), (*loc, "include"))
             self.scenes_broken = True
             return
         self._scenes(root, display, sub_path.parent, ctx, out, (*chain, sub_path))
 
-    def _block_items(self, node: MappingNode, loc: Loc, path: str) -> list[tuple[str, Node, Node]]:
+    def _block_items(self, node: Node, loc: Loc, path: str) -> list[tuple[str, Node, Node]]:
         """Keys of an include/each block: checked, but not positions of the built data."""
         saved, self.b.index = self.b.index, _Index(path)
         try:
@@ -639,7 +775,7 @@ class _Loader:
             return None
         return target, display, root
 
-    def _each(self, item: MappingNode, loc: Loc, path: str, ctx: dict[str, Any],
+    def _each(self, item: Node, loc: Loc, path: str, ctx: dict[str, Any],
               out: list[Any]) -> None:
         fields = {k: (kn, v) for k, kn, v in self._block_items(item, loc, path)}
         for key, (key_node, _) in fields.items():
@@ -651,13 +787,13 @@ class _Loader:
         name = "item"
         if "as" in fields:
             as_node = fields["as"][1]
-            name = str(as_node.value) if isinstance(as_node, ScalarNode) else ""
+            name = str(as_node.value) if _is_scalar(as_node) else ""
             if not _IDENT.match(name) or name == "loop":
                 self.b.error("`as` needs a variable name (letters, digits, _; not 'loop')",
                              _pos(as_node, path), (*loc, "as"))
                 self.scenes_broken = True
                 return
-        if "scene" not in fields or not isinstance(fields["scene"][1], MappingNode):
+        if "scene" not in fields or not _is_map(fields["scene"][1]):
             where = fields["scene"][1] if "scene" in fields else item
             self.b.error("an `each` block needs `scene:`, a mapping used as the scene template",
                          _pos(where, path), loc, poison=False)
@@ -759,6 +895,14 @@ def _join_display(parent: str, rel: str) -> str:
     if parent.startswith("<"):
         return rel
     return os.path.normpath(os.path.join(os.path.dirname(parent), rel))
+
+
+def _context_key(items: list[tuple[str, Node, Node]]) -> tuple[Any, ...] | None:
+    """What a scene's validation reads besides its own text: bpm and beats per bar as written."""
+    written = {key: node for key, _, node in items if key in ("bpm", "beats_per_bar")}
+    if any(node.kind != SCALAR or "{" in node.value for node in written.values()):
+        return None  # built from more than its own text: no re-use
+    return tuple((key, node.tag, node.value) for key, node in sorted(written.items()))
 
 
 def _context(data: dict[str, Any]) -> dict[str, Any]:
