@@ -23,7 +23,15 @@ from showrunner.plan.actions import (
     session_entry,
 )
 from showrunner.plan.slots import SlotPlan
-from showrunner.plan.state import State, build, main_pipeline, same_session, set_param, with_changes
+from showrunner.plan.state import (
+    EMPTY,
+    State,
+    build,
+    main_pipeline,
+    same_session,
+    set_param,
+    with_changes,
+)
 from showrunner.plan.timeline import (
     FALLBACK_FPS,
     FALLBACK_FRAMES_PER_CHUNK,
@@ -41,6 +49,11 @@ from showrunner.plan.tracking import (
     keyframe_curves,
     load_params_of,
     next_written,
+    runtime_defaults,
+    touched,
+    with_defaults,
+    with_load_scales,
+    written_after,
 )
 from showrunner.show.model import Scene, Section, Show, Transition
 
@@ -69,6 +82,7 @@ class _Entry:
     state: State  # the written state with slot 0 applied
     session: bool  # entering reloads and reconnects
     warnings: list[str]
+    defaults: Mapping[str, Any]  # Scope's defaults of the touched params it has not written
 
 
 class _Compiler:
@@ -84,6 +98,11 @@ class _Compiler:
             MappingProxyType(d.input_source.model_dump(exclude_none=True)) if d.input_source else None
         )
         self._chunk_cache: dict[tuple[str, ...], tuple[str, float, float, bool]] = {}
+        # Every state carries every value the show touches anywhere (tracking.Touched), so a
+        # jump puts back what later scenes changed.
+        self.touched = touched(show)
+        self._defaults_cache: dict[tuple[tuple[str, ...], str], Mapping[str, Any]] = {}
+        self._filled: dict[tuple[int, int], tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]] = {}
 
     def run(self) -> Timeline:
         sections = self.timing.sections
@@ -155,14 +174,15 @@ class _Compiler:
         length = end - start if start is not None and end is not None else None
         curves = keyframe_curves(s, w, load_params, warnings)
         plan = SlotPlan(s, curves, ci, last_slot_before(length, ci))
+        defaults = self._defaults(w.chain, mode)
         base = build(
             State,
             chain=w.chain,
             load_params=load_params,
             input_mode=mode,
             prompts=w.prompts,
-            params=w.params,
-            lora_scales=w.loras,
+            params=self._fill(w.params, defaults),
+            lora_scales=with_load_scales(w.loras, self.touched.loras, load_params),
             vace_refs=w.refs,
             transition=None,
             output_sinks=self.sinks,
@@ -176,7 +196,25 @@ class _Compiler:
         if not entry.prompts and (info is None or info.supports_prompts) and wire is None:
             warnings.append("no prompts yet: Scope starts from its own default prompt")
         lora_warnings(s, entry, curves, warnings)
-        return _Entry(i, s, w, pid, ci, fps, info, plan, spec, entry, session, warnings)
+        return _Entry(i, s, w, pid, ci, fps, info, plan, spec, entry, session, warnings, defaults)
+
+    def _defaults(self, chain: tuple[str, ...], mode: str) -> Mapping[str, Any]:
+        key = (chain, mode)
+        cached = self._defaults_cache.get(key)
+        if cached is None:
+            cached = self._defaults_cache[key] = runtime_defaults(self.touched.params, chain, mode)
+        return cached
+
+    def _fill(self, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`params` with `defaults` filled in; the same object for the same inputs (an unchanged
+        value is shared between states, which keeps entry diffs cheap)."""
+        key = (id(params), id(defaults))
+        hit = self._filled.get(key)
+        if hit is not None and hit[0] is params and hit[1] is defaults:
+            return hit[2]
+        filled = with_defaults(params, defaults)
+        self._filled[key] = (params, defaults, filled)
+        return filled
 
     def _scene(
         self, e: _Entry, wire: State | None, sections: tuple[str, ...]
@@ -200,13 +238,15 @@ class _Compiler:
         if plan.has_later:
             later = partial(later_actions, plan, state_in, e.spec, e.info, fade)
         w = e.written
+        out_params = state_out.params if fade is None else set_param(state_out, "manage_cache", True).params
+        load_scales = with_load_scales(EMPTY, self.touched.loras, state_in.load_params)
         after = Written(
             chain=w.chain,
             load=w.load,
             mode=w.mode,
             prompts=state_out.prompts,
-            params=state_out.params if fade is None else set_param(state_out, "manage_cache", True).params,
-            loras=state_out.lora_scales,
+            params=written_after(w.params, out_params, e.defaults),
+            loras=written_after(w.loras, state_out.lora_scales, load_scales),
             refs=w.refs,
         )
         t = self.timing
