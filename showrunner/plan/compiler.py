@@ -102,7 +102,7 @@ class _Compiler:
         # jump puts back what later scenes changed.
         self.touched = touched(show)
         self._defaults_cache: dict[tuple[tuple[str, ...], str], Mapping[str, Any]] = {}
-        self._filled: dict[tuple[int, int], tuple[Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]] = {}
+        self._filled: dict[tuple[int, int], tuple[Mapping[str, Any], ...]] = {}
 
     def run(self) -> Timeline:
         sections = self.timing.sections
