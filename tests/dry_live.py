@@ -169,7 +169,13 @@ async def play_and_compare(
                 done += 1
                 await _check(player, record, session, loras, assets, wait, result)
                 command = script.commands.get(done)
-                if command is not None:
+                if command == ("reconnect",):
+                    await player.link.reconnect("test")  # what the watchdog does on a problem
+                    target = player.stage.target()
+                    await _check(player, {"scene": target.scene, "label": "reconnect",
+                                          "offset": target.offset}, session, loras, assets, wait,
+                                 result)
+                elif command is not None:
                     await _command(player, command)
                     break
             else:
@@ -204,8 +210,6 @@ async def _command(player: Player, command: tuple[str, ...]) -> None:
         case ("back",):
             if player.position.history:
                 player.back()
-        case ("reconnect",):
-            await player.link.reconnect("test")
 
 
 async def _move_on(player: Player, clock: FakeClock) -> bool:

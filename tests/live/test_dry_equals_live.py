@@ -10,11 +10,14 @@ in-process without WebRTC, which is the same code the simulator runs per session
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dry_live import Checked, Script, SimSink, play_and_compare
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from showrunner.plan.compiler import compile_timeline
 from showrunner.plan.start import StartPoint
@@ -103,3 +106,105 @@ def test_back_goto_from_at_and_reconnect_enter_the_full_state() -> None:
     for start in (StartPoint(scene="wash", offset=0.5), StartPoint(at=2.5)):
         checked = play(timeline, start=start)
         assert checked.problems == [] and checked.entries[0][1] == "seek"
+
+
+# -- generated shows ---------------------------------------------------------------------------
+
+PROMPTS = ["fog", "rain", "neon", "sea", "glass"]
+
+
+@st.composite
+def scenes(draw: st.DrawFn, n: int) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for i in range(n):
+        scene: dict[str, Any] = {"name": f"s{i}", "duration": draw(st.sampled_from([1, 1.5, 2, 3]))}
+        texts = draw(st.lists(st.sampled_from(PROMPTS), min_size=1, max_size=2, unique=True))
+        scene["prompts"] = [{"text": t, "weight": draw(st.sampled_from([0.3, 1.0]))} for t in texts]
+        if i and draw(st.booleans()):
+            scene["cue"] = True
+        if draw(st.integers(0, 3)) == 0:
+            scene["manage_cache"] = draw(st.booleans())
+        if draw(st.integers(0, 3)) == 0:
+            scene["loras"] = {draw(st.sampled_from(["style", "grain"])): draw(st.sampled_from([0, 0.5, 1.2]))}
+        if draw(st.integers(0, 3)) == 0:
+            scene["noise_scale"] = draw(st.sampled_from([0.2, 0.7, 0.9]))
+        if draw(st.integers(0, 4)) == 0:
+            scene["denoising_steps"] = draw(st.sampled_from([[1000, 500], [1000, 750, 500, 250]]))
+        if draw(st.integers(0, 3)) == 0:
+            vace: dict[str, Any] = {"context_scale": draw(st.sampled_from([0.5, 1.0, 1.5]))}
+            if draw(st.booleans()):
+                vace["refs"] = [draw(st.sampled_from(["ref", "other"]))]
+            scene["vace"] = vace
+        if draw(st.integers(0, 5)) == 0:
+            scene["pipeline"] = draw(st.sampled_from(["longlive", "krea-realtime-video"]))
+            if scene["pipeline"] == "krea-realtime-video" and draw(st.booleans()):
+                scene["kv_cache_attention_bias"] = draw(st.sampled_from([0.2, 0.6]))
+        if draw(st.integers(0, 6)) == 0:
+            scene["reset_cache"] = True
+        if draw(st.integers(0, 3)) == 0:
+            target = draw(st.sampled_from(["lora.style", "lora.grain", "noise_scale",
+                                           "vace_context_scale"]))
+            top = 1.2 if target.startswith("lora") else 0.9
+            scene["keyframes"] = {target: [
+                {"at": 0, "value": draw(st.sampled_from([0, 0.3]))},
+                {"at": scene["duration"], "value": top,
+                 "ease": draw(st.sampled_from(["linear", "step", "ease-in-out"]))},
+            ]}
+        if draw(st.integers(0, 4)) == 0:
+            scene["travel"] = [{"at": scene["duration"] / 2, "prompts": draw(st.sampled_from(PROMPTS))}]
+        if draw(st.integers(0, 3)) == 0:
+            scene["transition"] = draw(st.sampled_from(["cut", 1, {"steps": 2, "method": "linear"}]))
+        out.append(scene)
+    return out
+
+
+@st.composite
+def generated(draw: st.DrawFn) -> tuple[str, Script, StartPoint | None]:
+    n = draw(st.integers(2, 6))
+    body = draw(scenes(n))
+    show: dict[str, Any] = {
+        "title": "generated",
+        "defaults": {
+            "pipeline": "longlive",
+            "load": {"lora_merge_mode": "runtime_peft",
+                     "loras": [{"lora": "style", "scale": 0}, {"lora": "grain", "scale": 0.5}]},
+        },
+        "assets": {"loras": {"style": "style.safetensors", "grain": "grain.safetensors"},
+                   "images": {"ref": {"server_path": "/assets/ref.png"},
+                              "other": {"server_path": "/assets/other.png"}}},
+        "scenes": body,
+    }
+    if draw(st.booleans()):
+        show["defaults"]["manage_cache"] = draw(st.booleans())
+    if n > 2 and draw(st.booleans()):
+        first = draw(st.integers(0, n - 2))
+        last = draw(st.integers(first, n - 1))
+        show["sections"] = [{"name": "sec", "start": f"s{first}", "end": f"s{last}",
+                             "repeat": draw(st.integers(2, 3))}]
+    if draw(st.booleans()):
+        at = draw(st.integers(1, n - 1))
+        body[at]["goto"] = {"scene": f"s{draw(st.integers(0, at))}", "times": draw(st.integers(1, 2))}
+    show["loop"] = draw(st.sampled_from([False, 2]))
+    commands: dict[int, tuple[str, ...]] = {}
+    for _ in range(draw(st.integers(0, 3))):
+        command = draw(st.sampled_from([("back",), ("reconnect",), ("goto",)]))
+        if command == ("goto",):
+            command = ("goto", f"s{draw(st.integers(0, n - 1))}")
+        commands[draw(st.integers(1, 8))] = command
+    start: StartPoint | None = None
+    match draw(st.integers(0, 5)):
+        case 0:
+            start = StartPoint(scene=f"s{draw(st.integers(0, n - 1))}", offset=draw(st.sampled_from([0, 0.5])))
+        case 1:
+            start = StartPoint(at=draw(st.sampled_from([0.4, 1.7, 3.2])))
+    return json.dumps(show), Script(commands), start
+
+
+@settings(max_examples=220, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(generated())
+def test_generated_shows_play_what_the_plan_says(case: tuple[str, Script, StartPoint | None]) -> None:
+    text, script, start = case
+    timeline = compile_text(text)
+    checked = play(timeline, script, limit=25, start=start or StartPoint())
+    assert checked.problems == [], "\n".join([text, *checked.problems])
