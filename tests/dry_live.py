@@ -217,10 +217,14 @@ async def _move_on(player: Player, clock: FakeClock) -> bool:
     if player.status().waiting_for is not None and player.position.actions_done():
         player.go()
         return True
-    event = player.position.next_event()
+    position = player.position
+    event = position.next_event()
     if event is None:
         return False
-    await clock.advance(max(0.0, event[0] - clock.monotonic()))
+    # Straight to the next scene change (the actions in between fire on the way), else to
+    # the next event of the scene that plays.
+    when = position.next_start if position.next_start is not None else event[0]
+    await clock.advance(max(0.0, when - clock.monotonic()))
     return True
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,9 @@ from showrunner.plan.compiler import compile_timeline
 from showrunner.plan.start import StartPoint
 from showrunner.plan.timeline import Timeline
 from showrunner.show.load import load, load_text
+from showrunner.scope.client import ScopeClient, ScopeSession
+from showrunner.sim import SimThread, Simulator
+from showrunner.sim.session import SimSession
 from showrunner.testing import FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -208,3 +212,47 @@ def test_generated_shows_play_what_the_plan_says(case: tuple[str, Script, StartP
     timeline = compile_text(text)
     checked = play(timeline, script, limit=25, start=start or StartPoint())
     assert checked.problems == [], "\n".join([text, *checked.problems])
+
+
+# -- the examples, on the real simulator -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sim_thread() -> Iterator[Simulator]:
+    # 240 fps: a chunk (one applied update) every 50 ms or less, so messages land quickly
+    thread = SimThread("127.0.0.1", 0, load_time=0.02, fps=240.0)
+    simulator = thread.start()
+    yield simulator
+    thread.stop()
+
+
+EXAMPLE_SCRIPTS = {
+    # after the 4th entry (the first wash) GOTO intro, then BACK, then a reconnect
+    "performance.yaml": Script({4: ("goto", "intro"), 6: ("back",), 8: ("reconnect",)}),
+    "gallery.yaml": Script({2: ("goto", "shore"), 4: ("reconnect",)}),
+    "minimal.yaml": Script({2: ("back",)}),
+    "rehearsal.yaml": Script({3: ("goto", "warmup"), 5: ("reconnect",)}),
+}
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+async def test_examples_play_what_the_report_says(path: Path, sim_thread: Simulator) -> None:
+    result = load(path)
+    timeline = compile_timeline(result.show, source=str(path))
+    async with ScopeClient(sim_thread.url) as client, ScopeSession(client) as session:
+        assets = {name: image.server_path or await client.upload_asset(path.parent / str(image.file))
+                  for name, image in result.show.assets.images.items()}
+        loras = {name: await client.resolve_lora(str(lora.path or lora.filename))
+                 for name, lora in result.show.assets.loras.items()}
+
+        def current() -> SimSession | None:
+            return sim_thread.sessions.get(session.session_id or "")
+
+        checked = await play_and_compare(
+            timeline, session, current, FakeClock(), loras=loras, assets=assets,
+            script=EXAMPLE_SCRIPTS[path.name], limit=16, wait=3.0,
+        )
+    assert len(checked.entries) >= 4
+    assert checked.problems == [], "\n".join(checked.problems)
