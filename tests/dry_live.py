@@ -130,7 +130,8 @@ def differences(
 class Script:
     """Operator commands to give after given scene entries (counted from 1)."""
 
-    commands: dict[int, tuple[str, ...]] = field(default_factory=dict)  # ("goto", name), ("back",), ("reconnect",)
+    # ("goto", name), ("back",) or ("reconnect",), by entry number
+    commands: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass

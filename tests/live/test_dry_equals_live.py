@@ -23,8 +23,8 @@ from hypothesis import strategies as st
 from showrunner.plan.compiler import compile_timeline
 from showrunner.plan.start import StartPoint
 from showrunner.plan.timeline import Timeline
-from showrunner.show.load import load, load_text
 from showrunner.scope.client import ScopeClient, ScopeSession
+from showrunner.show.load import load, load_text
 from showrunner.sim import SimThread, Simulator
 from showrunner.sim.session import SimSession
 from showrunner.testing import FakeClock
@@ -198,7 +198,8 @@ def generated(draw: st.DrawFn) -> tuple[str, Script, StartPoint | None]:
     start: StartPoint | None = None
     match draw(st.integers(0, 5)):
         case 0:
-            start = StartPoint(scene=f"s{draw(st.integers(0, n - 1))}", offset=draw(st.sampled_from([0, 0.5])))
+            scene = f"s{draw(st.integers(0, n - 1))}"
+            start = StartPoint(scene=scene, offset=draw(st.sampled_from([0, 0.5])))
         case 1:
             start = StartPoint(at=draw(st.sampled_from([0.4, 1.7, 3.2])))
     return json.dumps(show), Script(commands), start
