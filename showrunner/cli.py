@@ -16,9 +16,11 @@ from showrunner.errors import ShowrunnerError
 
 
 def _check(args: argparse.Namespace) -> int:
+    from showrunner.plan.preflight import plan_findings
     from showrunner.show.lint import check_paths
 
-    code, out, err = check_paths(args.paths, strict=args.strict, as_json=args.json)
+    code, out, err = check_paths(args.paths, strict=args.strict, as_json=args.json,
+                                 plan=plan_findings)
     sys.stdout.write(out)
     sys.stderr.write(err)
     return code
@@ -32,7 +34,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from showrunner.plan.compiler import compile_timeline
+    from showrunner.plan.preflight import compile_result
     from showrunner.plan.start import parse_position, state_at_point
     from showrunner.report.data import render_json
     from showrunner.report.html import render_html
@@ -42,7 +44,7 @@ def _report(args: argparse.Namespace) -> int:
 
     result = load(args.path)
     findings = lint(result)
-    timeline = compile_timeline(result.show, source=str(result.path))
+    timeline = compile_result(result)
     if args.at:
         state = state_at_point(timeline, parse_position(timeline, args.at))
         sys.stdout.write(render_state(state, label=args.at))

@@ -22,6 +22,7 @@ from showrunner.plan.actions import (
     lora_warnings,
     session_entry,
 )
+from showrunner.plan.notes import Note
 from showrunner.plan.slots import SlotPlan
 from showrunner.plan.state import (
     EMPTY,
@@ -156,15 +157,15 @@ class _Compiler:
         """Scene `i` after `written` (what earlier scenes wrote) with `wire` on the wire."""
         t: Timing = self.timing
         s = self.show.scenes[i]
-        warnings: list[str] = list(t.notes.get(i, ()))
+        warnings: list[str] = [Note(n, ("duration",)) for n in t.notes.get(i, ())]
         w = next_written(s, written)
         pid, ci, fps, known = self._chunking(w.chain)
         info = pipelines.lookup(pid)
         if not known:
-            warnings.append(
+            warnings.append(Note(
                 f"pipeline {pid!r} is not known offline: assuming {FALLBACK_FRAMES_PER_CHUNK} frames "
-                f"per chunk at {fps:g} fps"
-            )
+                f"per chunk at {fps:g} fps", ("pipeline",), "unknown-pipeline"
+            ))
         mode = w.mode or (info.default_mode if info else "text")
         if wire is not None and w.chain == wire.chain and w.load is written.load and mode == wire.input_mode:
             load_params = wire.load_params  # nothing that shapes the load changed
@@ -192,7 +193,8 @@ class _Compiler:
         entry, spec = entry_state(base, plan.zero(), spec)
         session = wire is None or not same_session(wire, entry)
         if s.prompts is not None and not s.prompts:
-            warnings.append("`prompts` is empty: the previous prompts stay (Scope cannot take none)")
+            warnings.append(Note("`prompts` is empty: the previous prompts stay (Scope cannot take "
+                                 "none)", ("prompts",)))
         if not entry.prompts and (info is None or info.supports_prompts) and wire is None:
             warnings.append("no prompts yet: Scope starts from its own default prompt")
         lora_warnings(s, entry, curves, warnings)

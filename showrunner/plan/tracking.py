@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from showrunner import pipelines
+from showrunner.plan.notes import Note
 from showrunner.plan.state import (
     EMPTY,
     LORA_PREFIX,
@@ -289,7 +290,8 @@ def keyframe_curves(
     for target, frames in s.keyframes.items():
         match = KEYFRAME_TARGET.match(target)
         if match is None or not frames:
-            warnings.append(f"keyframes {target!r} ignored (unknown target or no keyframes)")
+            warnings.append(Note(f"keyframes {target!r} ignored (unknown target or no keyframes)",
+                                 ("keyframes", target)))
             continue
         ordered = tuple(sorted(frames, key=lambda k: k.at))
         start: float | None
@@ -302,7 +304,8 @@ def keyframe_curves(
         elif match.group("prompt"):
             index = int(match.group("prompt"))
             if index >= len(w.prompts):
-                warnings.append(f"keyframes {target!r} ignored: there are only {len(w.prompts)} prompts")
+                warnings.append(Note(f"keyframes {target!r} ignored: there are only {len(w.prompts)} "
+                                     "prompts", ("keyframes", target)))
                 continue
             start = w.prompts[index].weight
         else:

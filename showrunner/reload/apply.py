@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Protocol
 
 from showrunner.errors import ScopeError, ShowError, ShowErrors, ShowrunnerError
-from showrunner.plan.compiler import compile_timeline
 from showrunner.plan.diff import PlanDiff, diff_timelines
+from showrunner.plan.preflight import compile_result
 from showrunner.plan.timeline import Timeline
 from showrunner.reload.watch import watch_show
 from showrunner.show.load import LoadResult, load
@@ -163,9 +163,7 @@ class HotReload:
                 self._failed([e.format() for e in item.errors])
                 return
             try:
-                timeline = await asyncio.to_thread(
-                    compile_timeline, item.show, source=str(self.path)
-                )
+                timeline = await asyncio.to_thread(compile_result, item)
             except ShowErrors as errors:
                 self._failed([e.format() for e in errors.errors])
                 return
