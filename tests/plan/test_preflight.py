@@ -116,7 +116,7 @@ def test_one_bad_value_does_not_hide_the_other_problems(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     Path("d.yaml").write_text(MANY, "utf-8")
-    code, out, err = run(capsys, "check", "d.yaml")
+    code, _out, err = run(capsys, "check", "d.yaml")
     assert code == 1
     assert err.splitlines() == [
         "d.yaml:3:26: scenes[0].prompts[0].text: prompt text is empty",
