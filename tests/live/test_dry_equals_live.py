@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from showrunner.plan.compiler import compile_timeline
+from showrunner.plan.saved import ResumeState
 from showrunner.plan.start import StartPoint
 from showrunner.plan.timeline import Timeline
 from showrunner.scope.client import ScopeClient, ScopeSession
@@ -110,6 +111,19 @@ def test_back_goto_from_at_and_reconnect_enter_the_full_state() -> None:
     for start in (StartPoint(scene="wash", offset=0.5), StartPoint(at=2.5)):
         checked = play(timeline, start=start)
         assert checked.problems == [] and checked.entries[0][1] == "seek"
+
+
+def test_a_resume_enters_the_full_state() -> None:
+    """A restarted run resumes mid-show (the wall clock says: 2.4 s into the show, in `wash`
+    after a LoRA fade began) with the full state of that moment."""
+    timeline = compile_text(SECTION_LORA)
+    now = FakeClock().time()
+    saved = ResumeState(show="t.yaml", show_hash="", origin=now - 2.4, scene="wash", index=2,
+                        iteration=0, path=(("section:groove", 1),), part=0,
+                        part_origin=now - 2.4, part_start=2.0)
+    checked = play(timeline, start=StartPoint(resume=saved))
+    assert checked.entries[0][:2] == ("wash", "resume") and checked.entries[0][2] > 0.3
+    assert checked.problems == []
 
 
 # -- generated shows ---------------------------------------------------------------------------
