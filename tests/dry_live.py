@@ -220,6 +220,13 @@ async def _move_on(player: Player, clock: FakeClock) -> bool:
         return True
     position = player.position
     event = position.next_event()
+    hours = player.opening.hours
+    if event is None and player.opening.closed and hours is not None:
+        change = hours.next_change(clock.now())  # closed: on to the next opening
+        if change is None:
+            return False
+        await clock.advance_to(change.timestamp() + 0.001)
+        return True
     if event is None:
         return False
     # Straight to the next scene change (the actions in between fire on the way), else to
