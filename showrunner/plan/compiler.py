@@ -241,14 +241,21 @@ class _Compiler:
             later = partial(later_actions, plan, state_in, e.spec, e.info, fade)
         w = e.written
         out_params = state_out.params if fade is None else set_param(state_out, "manage_cache", True).params
-        load_scales = with_load_scales(EMPTY, self.touched.loras, state_in.load_params)
+        if out_params is self._fill(w.params, e.defaults):
+            params = w.params  # nothing moved: what is written stays the same object
+        else:
+            params = written_after(w.params, out_params, e.defaults)
+        loras = w.loras
+        if state_out.lora_scales is not w.loras and (self.touched.loras or state_out.lora_scales):
+            load_scales = with_load_scales(EMPTY, self.touched.loras, state_in.load_params)
+            loras = written_after(w.loras, state_out.lora_scales, load_scales)
         after = Written(
             chain=w.chain,
             load=w.load,
             mode=w.mode,
             prompts=state_out.prompts,
-            params=written_after(w.params, out_params, e.defaults),
-            loras=written_after(w.loras, state_out.lora_scales, load_scales),
+            params=params,
+            loras=loras,
             refs=w.refs,
         )
         t = self.timing
