@@ -36,7 +36,7 @@ from showrunner.live.journal import Journal
 from showrunner.live.player import Player
 from showrunner.live.resume import default_state_path, read_state, show_hash
 from showrunner.live.scheduling import SchedulerClock
-from showrunner.plan.compiler import compile_timeline
+from showrunner.plan.preflight import compile_result
 from showrunner.plan.start import StartPoint, start_point
 from showrunner.plan.timeline import Timeline
 from showrunner.reload.apply import HotReload, Output
@@ -198,7 +198,7 @@ def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _Prep
     show_path = Path(options.path)
     try:
         result = load(show_path)
-        timeline = compile_timeline(result.show, source=str(show_path))
+        timeline = compile_result(result)
         point = start_point(timeline, start_scene=options.start_scene, at=options.at)
         headers = _auth_headers(result.show, settings)
         hours = OpeningHours(result.show.hours) if result.show.hours else None

@@ -53,11 +53,13 @@ def _no_cyclic_gc() -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from showrunner.plan.preflight import plan_findings
     from showrunner.show.lint import check_paths
 
     _no_cyclic_gc()
     with _progress(f"checking {', '.join(args.paths)}"):
-        code, out, err = check_paths(args.paths, strict=args.strict, as_json=args.json)
+        code, out, err = check_paths(args.paths, strict=args.strict, as_json=args.json,
+                                     plan=plan_findings)
     sys.stdout.write(out)
     sys.stderr.write(err)
     return code
@@ -71,7 +73,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from showrunner.plan.compiler import compile_timeline
+    from showrunner.plan.preflight import compile_result
     from showrunner.plan.start import parse_position, state_at_point
     from showrunner.report.data import render_json
     from showrunner.report.html import render_html
@@ -83,7 +85,7 @@ def _report(args: argparse.Namespace) -> int:
     with _progress(f"loading {args.path}"):
         result = load(args.path)
         findings = lint(result)
-        timeline = compile_timeline(result.show, source=str(result.path))
+        timeline = compile_result(result)
     if args.at:
         state = state_at_point(timeline, parse_position(timeline, args.at))
         sys.stdout.write(render_state(state, label=args.at))

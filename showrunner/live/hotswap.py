@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from showrunner.errors import ShowErrors
 from showrunner.live.clock import Clock
@@ -25,9 +26,20 @@ from showrunner.live.position import Carried, Gone
 from showrunner.live.stage import Stage
 from showrunner.plan.chart import origin_of
 from showrunner.plan.diff import PlanDiff, carry_occurrence, scene_change, state_delta, transition_for
+from showrunner.plan.state import load_scale, lora_list
 from showrunner.plan.timeline import CompiledScene, State, Timeline
+from showrunner.plan.tracking import runtime_defaults
 
 __all__ = ["HotSwap"]
+
+
+def _touched(plan: Timeline) -> set[str]:
+    """The persistent keys a plan sets (each of its states carries all of them)."""
+    return {key for scene in plan.scenes for key in scene.state_in.params}
+
+
+def _lora_names(plan: Timeline) -> set[str]:
+    return {name for scene in plan.scenes for name in scene.state_in.lora_scales}
 
 
 def _refs_refreshed(scene: CompiledScene, refreshed: Sequence[str]) -> bool:
@@ -47,6 +59,8 @@ class HotSwap:
         self.refs = refs
         self.log = log
         self.clock = clock
+        # told of every plan put in place (the opening hours follow an edit of `hours`)
+        self.on_plan: Callable[[Timeline], Awaitable[None]] | None = None
 
     def __repr__(self) -> str:
         return f"HotSwap(pending={self.pending is not None}, errors={len(self.errors)})"
@@ -124,7 +138,21 @@ class HotSwap:
             self.refs.loras = dict(update.loras)
         self.stage.forget_prepared()
         now = self.clock.monotonic()
+        old = self.position.timeline
+        try:
+            return await self._swap(update, look, now)
+        finally:
+            await self._unset(old, update.timeline, now)
+            if self.on_plan is not None:
+                await self.on_plan(update.timeline)
+
+    async def _swap(self, update: NewPlan, look: bool, now: float) -> bool:
         match self.position.carry(update.timeline, now):
+            case Gone(next=occ) if occ.start is None:
+                # The scene after it waits for GO: it keeps waiting (no GO came for it).
+                self.position.wait_for_cue(occ)
+                self.log.status_changed()
+                return True
             case Gone(next=occ):
                 await self.stage.enter(occ, now, origin_of(occ, now), jump=True, label="reload",
                                        remember=False)
@@ -160,6 +188,25 @@ class HotSwap:
         when = start if start is not None else self.clock.monotonic()
         await self.stage.enter(nxt, when, origin_of(nxt, when), jump=True, label="reload")
         return False
+
+    async def _unset(self, old: Timeline, new: Timeline, now: float) -> None:
+        """Values the old plan set and the new one never touches go back to Scope's defaults
+        (every state of a plan carries what the plan touches; the new one does not have them)."""
+        keys = _touched(old) - _touched(new)
+        names = _lora_names(old) - _lora_names(new)
+        link = self.link
+        if not (keys or names) or not link.opened or link.state is not LinkState.CONNECTED:
+            return
+        scene, offset = self.position.where(now)
+        state = new.state_at_scene(scene.index, offset)
+        message: dict[str, Any] = dict(runtime_defaults(frozenset(keys), state.chain,
+                                                        state.input_mode))
+        scales = [(n, s) for n in sorted(names) if (s := load_scale(state, n)) is not None]
+        if scales:
+            message["lora_scales"] = lora_list(scales)
+        if message:
+            await link.send(self.refs.resolve(message), planned=now, label="reload",
+                            scene=scene.name, offset=offset)
 
     async def _retouch(
         self,

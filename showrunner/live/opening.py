@@ -10,14 +10,16 @@ to close or open at each boundary.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from showrunner.live.commands import Close, Open
 from showrunner.live.holds import Holds
 from showrunner.live.hotswap import HotSwap
 from showrunner.live.hours import OpeningHours
 from showrunner.live.stage import Stage
-from showrunner.plan.timeline import ScheduledScene
+from showrunner.plan.timeline import ScheduledScene, Timeline
 
 __all__ = ["Opening"]
 
@@ -33,6 +35,8 @@ class Opening:
         self.holds = holds
         self.hotswap = hotswap
         self.clock = stage.clock
+        self._changed = asyncio.Event()  # the hours were edited
+        hotswap.on_plan = self.plan_changed
 
     def __repr__(self) -> str:
         return f"Opening({self.hours!r}, closed={self.closed})"
@@ -43,19 +47,44 @@ class Opening:
         return self.closed and self.hours is not None and self.hours.closed_scene is None
 
     async def watch(self, post: Callable[[Close | Open], None]) -> None:
-        """Post `Close` or `Open` at every boundary of the hours (runs until cancelled)."""
-        hours = self.hours
-        if hours is None:
-            return
+        """Post `Close` or `Open` at every boundary of the hours, the ones in force (an edit
+        of `hours` changes them while this runs; runs until cancelled)."""
         while True:
-            change = hours.next_change(self.clock.now())
-            if change is None:
-                return
-            # Exactly to the boundary (twice a day; the check below must see the new state).
-            await self.clock.sleep_until(
-                self.clock.monotonic() + change.timestamp() - self.clock.time()
-            )
-            post(Open() if hours.is_open(self.clock.now()) else Close())
+            self._changed.clear()
+            hours = self.hours
+            change = hours.next_change(self.clock.now()) if hours is not None else None
+            edited = asyncio.ensure_future(self._changed.wait())
+            waits: set[asyncio.Future[Any]] = {edited}
+            if change is not None:
+                # Exactly to the boundary (twice a day; the check below must see the new state).
+                waits.add(asyncio.ensure_future(self.clock.sleep_until(
+                    self.clock.monotonic() + change.timestamp() - self.clock.time()
+                )))
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for wait in waits:
+                    wait.cancel()
+            if hours is not None and not self._changed.is_set():
+                post(Open() if hours.is_open(self.clock.now()) else Close())
+
+    async def plan_changed(self, plan: Timeline) -> None:
+        """A new plan is in place: edited `hours` apply now (closing or opening at once when
+        they say so) and their boundaries from now on."""
+        new = plan.show.hours
+        if new == (self.hours.hours if self.hours is not None else None):
+            return
+        if new is None:
+            self.hours = None
+        else:
+            keep = self.hours.tz if self.hours is not None and not new.timezone else None
+            self.hours = OpeningHours(new, tz=keep)
+        self._changed.set()
+        is_open = self.hours is None or self.hours.is_open(self.clock.now())
+        if is_open and self.closed:
+            await self.open()
+        elif not is_open and not self.closed:
+            await self.close()
 
     async def close_if_closed(self) -> None:
         """At the start of a run: close when the hours say closed now."""

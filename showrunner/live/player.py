@@ -183,8 +183,8 @@ class Player:
             asyncio.create_task(self._main(), name="showrunner-player"),
             asyncio.create_task(self.link.watch(self._room, self._collect), name="showrunner-watchdog"),
         ]
-        if self.opening.hours is not None:
-            self._tasks.append(asyncio.create_task(self.opening.watch(self._post), name="showrunner-hours"))
+        # always: an edit may add `hours` to a show that had none
+        self._tasks.append(asyncio.create_task(self.opening.watch(self._post), name="showrunner-hours"))
         try:
             await self._done.wait()
         finally:

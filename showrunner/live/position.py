@@ -265,6 +265,17 @@ class Position:
             nxt, start, origin, jump = ahead, astart, aorigin, True
         return nxt, start, origin, jump or now - start > catch_up
 
+    def wait_for_cue(self, occ: ScheduledScene) -> None:
+        """Nothing of the plan plays (the playing scene is gone); `occ` waits for its cue, as
+        a pre-rolled first scene does. What is on the air stays until GO."""
+        self.current = None
+        self.action_index = 0
+        self.cut_short = False
+        self.cue_fired = None
+        self.ended = False
+        self.next = occ
+        self.next_start = self.next_origin = None
+
     def jump(self, chart: Chart) -> ScheduledScene:
         """Continue on `chart` (a GOTO or BACK), also for the show behind the closed scene;
         returns its first occurrence."""
@@ -427,7 +438,11 @@ class Position:
         target = next((new.scene(n) for n in names if n in present), None)
         if target is None:
             target = playable[-1] if playable else new.scenes[0]
-        self.chart = Chart(new.schedule(target.index, start_offset=static_start(target)))
+        if target.cue is not None and self.cue_fired is None:
+            # It waits for its cue as it would have (`wait_for_cue`); no GO came for it yet.
+            self.chart = Chart(new.schedule(target.index))
+        else:
+            self.chart = Chart(new.schedule(target.index, start_offset=static_start(target)))
         occ = self.chart.pop()
         assert occ is not None
         self.cue_fired = None

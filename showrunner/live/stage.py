@@ -9,6 +9,7 @@ at the planned moments: from the hand-over to the sink's write they are plain ca
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any, NamedTuple
@@ -240,6 +241,11 @@ class Stage:
         actions = scene.actions
         done = sum(1 for a in actions if a.offset <= (0 if at_start else offset))
         entry = actions[0] if at_start and actions and actions[0].offset <= 0 else None
+        if entry is not None and entry.kind == "send" and "lora_scales" in entry.message:
+            # The entry's own transition and one-shots go with the full state; its LoRA scales
+            # (only those it changes) must not replace the full list the state sends.
+            message = {k: v for k, v in entry.message.items() if k != "lora_scales"}
+            entry = dataclasses.replace(entry, message=message)
         self.position.action_index = max(self.position.action_index, done)
         await self.link.put(state, entry, planned=self.position.current_start + offset, label=label,
                             scene=scene.name, offset=offset)

@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any
 
 from showrunner import pipelines
+from showrunner.plan.notes import Note
 from showrunner.plan.slots import Slot, SlotPlan
 from showrunner.plan.state import (
     ASSET_PREFIX,
@@ -90,13 +91,15 @@ def lora_warnings(s: Scene, entry: State, curves: tuple[Curve, ...], warnings: l
     merge_default = entry.load_params.get("lora_merge_mode") or "permanent_merge"
     loaded = {lo["path"][len(LORA_PREFIX) :]: lo for lo in entry.load_params.get("loras") or ()}
     for name in dict.fromkeys(names):
+        loc = ("loras", name) if name in s.loras else ("keyframes", "lora." + name)
         if name not in loaded:
-            warnings.append(f"LoRA {name!r} is not in `load.loras`, so setting its scale does nothing")
+            warnings.append(Note(f"LoRA {name!r} is not in `load.loras`, so setting its scale does "
+                                 "nothing", loc, "lora-not-loaded"))
         elif loaded[name].get("merge_mode", merge_default) != "runtime_peft":
-            warnings.append(
+            warnings.append(Note(
                 f"LoRA {name!r} is loaded with permanent_merge: runtime scales are ignored "
-                "(use merge_mode: runtime_peft, contract §4.3)"
-            )
+                "(use merge_mode: runtime_peft, contract §4.3)", loc, "lora-not-runtime"
+            ))
 
 
 def lora_fade(
@@ -130,10 +133,11 @@ def lora_fade(
     tail = f"restored at {fmt_time((last + 1) * ci)}"
     if restore is None:
         tail = "the next scene turns it back on"
-    warnings.append(
+    warnings.append(Note(
         f"LoRA fade {lo}-{hi} runs with manage_cache off ({tail}): every lora_scales message "
-        "resets the cache while it is on (contract §4.3)"
-    )
+        "resets the cache while it is on (contract §4.3)", ("keyframes", lora_curves[0].target),
+        "lora-fade",
+    ))
     return first, restore
 
 
@@ -192,10 +196,12 @@ def entry_message(
         if "transition" in msg and steps > 0:
             msg["transition"]["num_steps"] = 0
             if s.transition is not None and not s.transition.is_cut:
-                warnings.append("the transition becomes a cut: this entry resets the cache")
+                warnings.append(Note("the transition becomes a cut: this entry resets the cache",
+                                     ("transition",)))
             steps = 0
         if "lora_scales" in msg and not s.reset_cache:
-            warnings.append("changing LoRA scales with manage_cache on resets the cache (a visible cut)")
+            warnings.append(Note("changing LoRA scales with manage_cache on resets the cache "
+                                 "(a visible cut)", ("loras",)))
     state_in = entry
     if "transition" in msg and steps > 0:
         moving = TransitionState(wire.prompts, entry.prompts, steps, method, 0.0)

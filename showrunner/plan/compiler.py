@@ -22,8 +22,17 @@ from showrunner.plan.actions import (
     lora_warnings,
     session_entry,
 )
+from showrunner.plan.notes import Note
 from showrunner.plan.slots import SlotPlan
-from showrunner.plan.state import State, build, main_pipeline, same_session, set_param, with_changes
+from showrunner.plan.state import (
+    EMPTY,
+    State,
+    build,
+    main_pipeline,
+    same_session,
+    set_param,
+    with_changes,
+)
 from showrunner.plan.timeline import (
     FALLBACK_FPS,
     FALLBACK_FRAMES_PER_CHUNK,
@@ -36,11 +45,17 @@ from showrunner.plan.timeline import (
 )
 from showrunner.plan.timing import Timing, time_show
 from showrunner.plan.tracking import (
+    Touched,
     Written,
     initial_written,
     keyframe_curves,
     load_params_of,
     next_written,
+    runtime_defaults,
+    touched,
+    with_defaults,
+    with_load_scales,
+    written_after,
 )
 from showrunner.show.model import Scene, Section, Show, Transition
 
@@ -73,13 +88,16 @@ class Compiler:
 
     def compile(self, show: Show, *, source: str | None = None) -> Timeline:
         """Compile `show` as compile_timeline does, re-using what the last compile made."""
-        key = (show.defaults, show.fps, show.assets, show.bpm, show.beats_per_bar)
+        # Every state carries every value the show touches anywhere: a value touched for the
+        # first time (or no more) changes every scene.
+        used = touched(show)
+        key = (show.defaults, show.fps, show.assets, show.bpm, show.beats_per_bar, used)
         if self._show_key is None or not _same_key(self._show_key, key):
             self._memo = {}
         self._show_key = key
         self.reused = self.compiled = 0
         with paused_gc():
-            timeline = _Compiler(show, source, self).run()
+            timeline = _Compiler(show, source, self, used).run()
         names = {s.name for s in show.scenes}
         for name in [n for n in self._memo if n not in names]:
             del self._memo[name]
@@ -118,10 +136,13 @@ class _Entry:
     state: State  # the written state with slot 0 applied
     session: bool  # entering reloads and reconnects
     warnings: list[str]
+    defaults: Mapping[str, Any]  # Scope's defaults of the touched params it has not written
 
 
 class _Compiler:
-    def __init__(self, show: Show, source: str | None, memo: Compiler | None) -> None:
+    def __init__(
+        self, show: Show, source: str | None, memo: Compiler | None, used: Touched | None = None
+    ) -> None:
         self.memo = memo
         self.show = show
         self.source = source
@@ -134,6 +155,11 @@ class _Compiler:
             MappingProxyType(d.input_source.model_dump(exclude_none=True)) if d.input_source else None
         )
         self._chunk_cache: dict[tuple[str, ...], tuple[str, float, float, bool]] = {}
+        # Every state carries every value the show touches anywhere (tracking.Touched), so a
+        # jump puts back what later scenes changed.
+        self.touched = used if used is not None else touched(show)
+        self._defaults_cache: dict[tuple[tuple[str, ...], str], Mapping[str, Any]] = {}
+        self._filled: dict[tuple[int, int], tuple[Mapping[str, Any], ...]] = {}
 
     def run(self) -> Timeline:
         sections = self.timing.sections
@@ -204,15 +230,15 @@ class _Compiler:
         """Scene `i` after `written` (what earlier scenes wrote) with `wire` on the wire."""
         t: Timing = self.timing
         s = self.show.scenes[i]
-        warnings: list[str] = list(t.notes.get(i, ()))
+        warnings: list[str] = [Note(n, ("duration",)) for n in t.notes.get(i, ())]
         w = next_written(s, written)
         pid, ci, fps, known = self._chunking(w.chain)
         info = pipelines.lookup(pid)
         if not known:
-            warnings.append(
+            warnings.append(Note(
                 f"pipeline {pid!r} is not known offline: assuming {FALLBACK_FRAMES_PER_CHUNK} frames "
-                f"per chunk at {fps:g} fps"
-            )
+                f"per chunk at {fps:g} fps", ("pipeline",), "unknown-pipeline"
+            ))
         mode = w.mode or (info.default_mode if info else "text")
         if wire is not None and w.chain == wire.chain and w.load is written.load and mode == wire.input_mode:
             load_params = wire.load_params  # nothing that shapes the load changed
@@ -222,14 +248,15 @@ class _Compiler:
         length = end - start if start is not None and end is not None else None
         curves = keyframe_curves(s, w, load_params, warnings)
         plan = SlotPlan(s, curves, ci, last_slot_before(length, ci))
+        defaults = self._defaults(w.chain, mode)
         base = build(
             State,
             chain=w.chain,
             load_params=load_params,
             input_mode=mode,
             prompts=w.prompts,
-            params=w.params,
-            lora_scales=w.loras,
+            params=self._fill(w.params, defaults),
+            lora_scales=with_load_scales(w.loras, self.touched.loras, load_params),
             vace_refs=w.refs,
             transition=None,
             output_sinks=self.sinks,
@@ -239,11 +266,30 @@ class _Compiler:
         entry, spec = entry_state(base, plan.zero(), spec)
         session = wire is None or not same_session(wire, entry)
         if s.prompts is not None and not s.prompts:
-            warnings.append("`prompts` is empty: the previous prompts stay (Scope cannot take none)")
+            warnings.append(Note("`prompts` is empty: the previous prompts stay (Scope cannot take "
+                                 "none)", ("prompts",)))
         if not entry.prompts and (info is None or info.supports_prompts) and wire is None:
             warnings.append("no prompts yet: Scope starts from its own default prompt")
         lora_warnings(s, entry, curves, warnings)
-        return _Entry(i, s, w, pid, ci, fps, info, plan, spec, entry, session, warnings)
+        return _Entry(i, s, w, pid, ci, fps, info, plan, spec, entry, session, warnings, defaults)
+
+    def _defaults(self, chain: tuple[str, ...], mode: str) -> Mapping[str, Any]:
+        key = (chain, mode)
+        cached = self._defaults_cache.get(key)
+        if cached is None:
+            cached = self._defaults_cache[key] = runtime_defaults(self.touched.params, chain, mode)
+        return cached
+
+    def _fill(self, params: Mapping[str, Any], defaults: Mapping[str, Any]) -> Mapping[str, Any]:
+        """`params` with `defaults` filled in; the same object for the same inputs (an unchanged
+        value is shared between states, which keeps entry diffs cheap)."""
+        key = (id(params), id(defaults))
+        hit = self._filled.get(key)
+        if hit is not None and hit[0] is params and hit[1] is defaults:
+            return hit[2]
+        filled = with_defaults(params, defaults)
+        self._filled[key] = (params, defaults, filled)
+        return filled
 
     def _scene(
         self, e: _Entry, wire: State | None, sections: tuple[str, ...]
@@ -267,13 +313,22 @@ class _Compiler:
         if plan.has_later:
             later = partial(later_actions, plan, state_in, e.spec, e.info, fade)
         w = e.written
+        out_params = state_out.params if fade is None else set_param(state_out, "manage_cache", True).params
+        if out_params is self._fill(w.params, e.defaults):
+            params = w.params  # nothing moved: what is written stays the same object
+        else:
+            params = written_after(w.params, out_params, e.defaults)
+        loras = w.loras
+        if state_out.lora_scales is not w.loras and (self.touched.loras or state_out.lora_scales):
+            load_scales = with_load_scales(EMPTY, self.touched.loras, state_in.load_params)
+            loras = written_after(w.loras, state_out.lora_scales, load_scales)
         after = Written(
             chain=w.chain,
             load=w.load,
             mode=w.mode,
             prompts=state_out.prompts,
-            params=state_out.params if fade is None else set_param(state_out, "manage_cache", True).params,
-            loras=state_out.lora_scales,
+            params=params,
+            loras=loras,
             refs=w.refs,
         )
         t = self.timing

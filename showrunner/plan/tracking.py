@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from showrunner import pipelines
+from showrunner.plan.notes import Note
 from showrunner.plan.state import (
     EMPTY,
     LORA_PREFIX,
@@ -25,7 +26,19 @@ from showrunner.plan.state import (
 from showrunner.plan.timeline import Curve
 from showrunner.show.model import KEYFRAME_TARGET, LoadParams, Scene, Show
 
-__all__ = ["Written", "initial_written", "keyframe_curves", "load_params_of", "next_written"]
+__all__ = [
+    "Touched",
+    "Written",
+    "initial_written",
+    "keyframe_curves",
+    "load_params_of",
+    "next_written",
+    "runtime_defaults",
+    "touched",
+    "with_defaults",
+    "with_load_scales",
+    "written_after",
+]
 
 # Key order of `load_params` as sent (POST /api/v1/pipeline/load, the offer's load).
 _LOAD_PARAMS_KEY_ORDER = (
@@ -58,6 +71,103 @@ _SAME_NAME_PARAMS = (
     "kv_cache_attention_bias",
     "vace_context_scale",
 )
+
+
+# Scope's runtime defaults (contract §2.4, §3.3) of the persistent keys that do not depend on
+# the pipeline. `denoising_step_list` is the pipeline's (pipelines.py); `kv_cache_attention_bias`
+# is krea's schema default there and the generator's neutral 1.0 elsewhere.
+_DEFAULTS: Mapping[str, Any] = MappingProxyType(
+    {
+        "noise_scale": 0.7,
+        "noise_controller": True,
+        "manage_cache": True,
+        "vace_context_scale": 1.0,
+        "prompt_interpolation_method": "linear",
+        "vace_use_input_video": True,
+        "paused": False,
+    }
+)
+_KV_BIAS_KREA = 0.3
+_KV_BIAS_NEUTRAL = 1.0
+_PARAM_TARGETS = ("noise_scale", "vace_context_scale", "kv_cache_attention_bias")
+
+
+class Touched(NamedTuple):
+    """The tracked values a show sets anywhere (defaults, scenes, keyframes, LoRA fades).
+
+    Every state carries all of them, at Scope's default where the show has not set one yet, so
+    a jump into any scene puts each one back explicitly (a value set later in the show and
+    still on the air would otherwise stay).
+    """
+
+    params: frozenset[str]  # wire keys (PARAM_KEYS)
+    loras: tuple[str, ...]  # LoRA names whose runtime scale the show sets
+
+
+def touched(show: Show) -> Touched:
+    """What `show` touches, anywhere in the file."""
+    keys: set[str] = set(_runtime_params(show.defaults))
+    loras: dict[str, None] = {}
+    for s in show.scenes:
+        if s.model_fields_set & _RUNTIME_FIELDS:
+            keys.update(_runtime_params(s))
+        loras.update(dict.fromkeys(s.loras))
+        for target in s.keyframes:
+            if target in _PARAM_TARGETS:
+                keys.add(target)
+            elif target.startswith("lora."):
+                loras[target[5:]] = None
+                keys.add("manage_cache")  # a fade turns it off (actions.lora_fade)
+    return Touched(frozenset(keys), tuple(loras))
+
+
+def runtime_defaults(keys: frozenset[str], chain: tuple[str, ...], mode: str) -> Mapping[str, Any]:
+    """Scope's default of each of `keys` on `chain` in `mode` (unknown ones are left out)."""
+    info = pipelines.lookup(main_pipeline(chain))
+    out: dict[str, Any] = {}
+    for key in PARAM_KEYS:
+        if key not in keys:
+            continue
+        if key == "denoising_step_list":
+            if info is not None:
+                out[key] = list(info.default_steps(mode))
+        elif key == "kv_cache_attention_bias":
+            if info is not None:
+                out[key] = _KV_BIAS_KREA if info.supports_kv_cache_bias else _KV_BIAS_NEUTRAL
+        else:
+            out[key] = _DEFAULTS[key]
+    return MappingProxyType(out)
+
+
+def with_defaults(params: Mapping[str, Any], defaults: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`params` with the defaults of the keys it has not set (the same object when none)."""
+    missing = {k: v for k, v in defaults.items() if k not in params}
+    return merge_params(params, missing) if missing else params
+
+
+def with_load_scales(
+    scales: Mapping[str, float], names: tuple[str, ...], load_params: Mapping[str, Any]
+) -> Mapping[str, float]:
+    """`scales` with the load scale of each touched, loaded LoRA it has not set."""
+    if not names:
+        return scales
+    missing: dict[str, float] = {}
+    for lora in load_params.get("loras") or ():
+        name = str(lora.get("path", ""))[len(LORA_PREFIX) :]
+        if name in names and name not in scales:
+            missing[name] = float(lora.get("scale", 1.0))
+    return MappingProxyType({**scales, **missing}) if missing else scales
+
+
+def written_after(
+    written: Mapping[str, Any], out: Mapping[str, Any], defaults: Mapping[str, Any]
+) -> Mapping[str, Any]:
+    """What stays written after a scene that ends in `out` (defaults it never moved are not
+    written: a later pipeline brings its own)."""
+    kept = {k: v for k, v in out.items() if k in written or k not in defaults or defaults[k] != v}
+    if kept.keys() == written.keys() and all(written[k] == v for k, v in kept.items()):
+        return written
+    return MappingProxyType(kept)
 
 
 class Written(NamedTuple):
@@ -180,7 +290,8 @@ def keyframe_curves(
     for target, frames in s.keyframes.items():
         match = KEYFRAME_TARGET.match(target)
         if match is None or not frames:
-            warnings.append(f"keyframes {target!r} ignored (unknown target or no keyframes)")
+            warnings.append(Note(f"keyframes {target!r} ignored (unknown target or no keyframes)",
+                                 ("keyframes", target)))
             continue
         ordered = tuple(sorted(frames, key=lambda k: k.at))
         start: float | None
@@ -193,7 +304,8 @@ def keyframe_curves(
         elif match.group("prompt"):
             index = int(match.group("prompt"))
             if index >= len(w.prompts):
-                warnings.append(f"keyframes {target!r} ignored: there are only {len(w.prompts)} prompts")
+                warnings.append(Note(f"keyframes {target!r} ignored: there are only {len(w.prompts)} "
+                                     "prompts", ("keyframes", target)))
                 continue
             start = w.prompts[index].weight
         else:

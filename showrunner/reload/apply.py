@@ -20,6 +20,7 @@ from typing import Protocol
 from showrunner.errors import ScopeError, ShowError, ShowErrors, ShowrunnerError
 from showrunner.plan.compiler import Compiler
 from showrunner.plan.diff import PlanDiff, diff_timelines
+from showrunner.plan.preflight import compile_result
 from showrunner.plan.timeline import Timeline
 from showrunner.reload.watch import watch_show
 from showrunner.show.load import LoadResult, load
@@ -167,9 +168,7 @@ class HotReload:
                 self._failed([e.format() for e in item.errors])
                 return
             try:
-                timeline = await asyncio.to_thread(
-                    self.compiler.compile, item.show, source=str(self.path)
-                )
+                timeline = await asyncio.to_thread(compile_result, item, self.compiler)
             except ShowErrors as errors:
                 self._failed([e.format() for e in errors.errors])
                 return

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,26 +45,31 @@ class Finding:
         return f"{where}{self.key_path}: {self.message}" if self.key_path else where + self.message
 
 
-def lint(result: LoadResult) -> list[Finding]:
-    """Preflight findings for a loaded show, sorted by position."""
+Planner = Callable[[LoadResult], Sequence[Finding]]
+"""What compiling a loaded show finds (``showrunner.plan.preflight.plan_findings``): `check`
+reports it with the linter's findings, so it fails every show `report` and `run` refuse."""
+
+
+def lint(result: LoadResult, plan: Planner | None = None) -> list[Finding]:
+    """Preflight findings for a loaded show (and what `plan` finds), sorted by position."""
     checker = _Checker(result)
     checker.run()
-    return sorted(checker.findings, key=lambda f: (f.path != str(result.path), f.path, f.line,
-                                                   f.col, f.code))
+    found = checker.findings + (list(plan(result)) if plan is not None else [])
+    return sorted(found, key=lambda f: (f.path != str(result.path), f.path, f.line, f.col, f.code))
 
 
 def check_paths(
-    paths: Sequence[str], *, strict: bool = False, as_json: bool = False
+    paths: Sequence[str], *, strict: bool = False, as_json: bool = False, plan: Planner | None = None
 ) -> tuple[int, str, str]:
     """Run `showrunner check`: (exit code, stdout, stderr).
 
     Errors fail (exit 1); warnings are printed but pass unless `strict`. A directory means every
-    `*.yaml`/`*.yml` file directly inside it.
+    `*.yaml`/`*.yml` file directly inside it. `plan` adds the compiler's findings.
     """
     findings: list[Finding] = []
     summary: list[str] = []
     for path in _expand(paths):
-        found = _check_one(path)
+        found = _check_one(path, plan)
         findings.extend(found)
         errors = sum(f.severity == "error" for f in found)
         summary.append(f"{path}: {_count(errors, 'error')}, {_count(len(found) - errors, 'warning')}")
@@ -86,7 +91,7 @@ def _expand(paths: Sequence[str]) -> Iterator[str]:
             yield path
 
 
-def _check_one(path: str) -> list[Finding]:
+def _check_one(path: str, plan: Planner | None) -> list[Finding]:
     try:
         result = load(path)
     except ShowErrors as exc:
@@ -94,7 +99,7 @@ def _check_one(path: str) -> list[Finding]:
             Finding("error", "invalid", e.message, e.path, e.line, e.col, e.key_path)
             for e in exc.errors
         ]
-    return lint(result)
+    return lint(result, plan)
 
 
 def _count(n: int, word: str) -> str:
@@ -132,12 +137,6 @@ class _InForce:
     def mode(self) -> str | None:
         main = self.main
         return self.input_mode or (main.default_mode if main else None)
-
-    @property
-    def cache_managed(self) -> bool:
-        main = self.main
-        default = bool(main and main.supports_cache_management)
-        return default if self.manage_cache is None else self.manage_cache
 
 
 def _states(show: Show) -> list[_InForce]:
@@ -243,13 +242,11 @@ class _Checker:
 
     def loras(self, i: int, scene: Scene) -> None:
         state = self.states[i]
-        changes: list[tuple[str, Loc, bool]] = [
-            (name, ("scenes", i, "loras", name), False) for name in scene.loras
-        ]
-        changes += [(t.split(".", 1)[1], ("scenes", i, "keyframes", t), True)
+        changes: list[tuple[str, Loc]] = [(name, ("scenes", i, "loras", name)) for name in scene.loras]
+        changes += [(t.split(".", 1)[1], ("scenes", i, "keyframes", t))
                     for t in scene.keyframes if t.startswith("lora.")]
         loaded = {entry.lora: entry for entry in state.load.loras or []}
-        for name, loc, ramp in changes:
+        for name, loc in changes:
             if name not in self.show.assets.loras:
                 continue  # reported by validation
             entry = loaded.get(name)
@@ -262,10 +259,8 @@ class _Checker:
                 self.add("warning", "lora-not-runtime", loc,
                          f"LoRA {name!r} is loaded with {mode}: Scope silently ignores runtime "
                          "scale changes (load it with merge_mode: runtime_peft)")
-            elif ramp and state.cache_managed and len(scene.keyframes[f"lora.{name}"]) > 1:
-                self.add("warning", "lora-ramp-cuts", loc,
-                         "every LoRA scale update is a hard cut while manage_cache is on; set "
-                         "`manage_cache: false` in this scene for a smooth ramp")
+            # A fade under manage_cache is the compiler's to handle and report: it runs with
+            # manage_cache off (plan/actions.py lora_fade, warning `lora-fade`).
 
     def vace(self, i: int, scene: Scene) -> None:
         state = self.states[i]

@@ -14,6 +14,7 @@ any other tag is an error. Every problem is collected and raised together as
 
 from __future__ import annotations
 
+import copy
 import difflib
 import gc
 import os.path
@@ -29,7 +30,7 @@ from pydantic import ValidationError
 from showrunner.errors import ShowError, ShowErrors
 from showrunner.show.explain import messages, short
 from showrunner.show.files import MAX_FILE_BYTES
-from showrunner.show.model import Loc, Show, semantic_problems
+from showrunner.show.model import KEY, Loc, Show, semantic_problems
 from showrunner.show.templating import (
     MAX_TEMPLATE_OUTPUT,
     TEMPLATE_FAILURES,
@@ -182,6 +183,12 @@ def source_location(result_or_path: LoadResult | str | Path, key_path: Loc) -> t
     """(file, line, col) of the value at `key_path` (or of its nearest written parent)."""
     result = result_or_path if isinstance(result_or_path, LoadResult) else load(result_or_path)
     pos = result._index.value(tuple(key_path))
+    return pos.path, pos.line, pos.col
+
+
+def key_location(result: LoadResult, key_path: Loc) -> tuple[str, int, int]:
+    """(file, line, col) of the mapping key that ends `key_path` (of its value if none)."""
+    pos = result._index.key(tuple(key_path))
     return pos.path, pos.line, pos.col
 
 
@@ -598,7 +605,10 @@ class _Loader:
         show = self._validate(data)
         if show is not None and not self.scenes_broken:
             for loc, message in semantic_problems(show):
-                self._problem(tuple(loc), message)
+                if loc[-1:] == (KEY,):  # about the key itself: point at the key
+                    self.b.error(message, self.index.key(loc[:-1]), loc[:-1], poison=False)
+                else:
+                    self._problem(tuple(loc), message)
         return show
 
     def _top(self, root: Node) -> dict[str, Any]:
@@ -866,9 +876,33 @@ class _Loader:
         try:
             return Show.model_validate(data, context=_context(data))
         except ValidationError as exc:
+            bad: list[Loc] = []
             for loc, is_key, message in messages(exc.errors(), data):
                 self._problem(loc, message, is_key=is_key)
+                bad.append(loc[:-1] if is_key else loc)
+            if not self.scenes_broken:
+                self._more_problems(data, bad)
             return None
+
+    def _more_problems(self, data: dict[str, Any], bad: list[Loc]) -> None:
+        """Checks across scenes (names, gotos, prompt lists...) on the show without the values
+        already reported, so one bad value does not hide the other problems of the file."""
+        pruned = copy.deepcopy(data)
+        for loc in bad:
+            if not loc or not _prune(pruned, loc):
+                return  # a required part is broken: the rest would only echo it
+        try:
+            show = Show.model_validate(pruned, context=_context(pruned))
+        except ValidationError:
+            return
+        for loc, message in semantic_problems(show):
+            own = tuple(loc[:-1]) if loc[-1:] == (KEY,) else tuple(loc)
+            if any(own[: len(b)] == b or b[: len(own)] == own for b in bad):
+                continue  # about a value already reported (or one that contains it)
+            if loc[-1:] == (KEY,):
+                self.b.error(message, self.index.key(own), own, poison=False)
+            else:
+                self._problem(own, message)
 
     def _problem(self, loc: Loc, message: str, *, is_key: bool = False) -> None:
         if any(loc[: len(p)] == p for p in self.b.poisoned):
@@ -878,6 +912,21 @@ class _Loader:
         pos = self.index.key(loc) if is_key else self.index.value(loc)
         where = loc[:-1] if is_key else loc
         self.b.error(message, pos, where, poison=False)
+
+
+def _prune(data: Any, loc: Loc) -> bool:
+    """Remove the value at `loc` from `data` (False when it is not there or is required)."""
+    node = data
+    for item in loc[:-1]:
+        try:
+            node = node[item]
+        except (KeyError, IndexError, TypeError):
+            return False
+    last = loc[-1]
+    if isinstance(node, dict) and last in node and last not in ("name", "title", "scenes"):
+        del node[last]
+        return True
+    return False
 
 
 def _resolve(base: Path, rel: str) -> Path | None:

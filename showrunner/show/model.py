@@ -39,6 +39,7 @@ from showrunner import pipelines
 
 Loc = tuple[str | int, ...]  # a key path into the show data: ("scenes", 2, "transition")
 Problem = tuple[Loc, str]
+KEY = "[key]"  # ends a Problem's key path that is about the mapping key itself, not its value
 
 # ---------------------------------------------------------------------------------------------
 # Times
@@ -772,14 +773,14 @@ def _keyframe_problems(show: Show, index: int, scene: Scene) -> Iterator[Problem
         loc: Loc = ("scenes", index, "keyframes", target)
         match = KEYFRAME_TARGET.match(target)
         if not match:
-            yield loc, (
+            yield (*loc, KEY), (
                 f"unknown keyframe target {target!r}; use noise_scale, vace_context_scale, "
                 "kv_cache_attention_bias, lora.<name> or prompt.<index>.weight"
             )
             continue
         kind = "lora" if match.group("lora") else "prompt" if match.group("prompt") else target
         if match.group("lora") and match.group("lora") not in show.assets.loras:
-            yield loc, _unknown("LoRA asset", match.group("lora"), show.assets.loras)
+            yield (*loc, KEY), _unknown("LoRA asset", match.group("lora"), show.assets.loras)
         if not frames:
             yield loc, "needs at least one keyframe"
         low, high = KEYFRAME_RANGES[kind]

@@ -51,7 +51,8 @@ def test_reload_reuses_unchanged_scenes_and_matches_a_full_load(tmp_path: Path) 
 
 def test_a_change_that_carries_on_recompiles_the_scenes_it_reaches(tmp_path: Path) -> None:
     path = tmp_path / "show.yaml"
-    text = show_text(50)
+    # noise_scale is touched (in s40) from the start, so every state already carries it
+    text = show_text(50).replace("  - name: s40\n", "  - name: s40\n    noise_scale: 0.6\n")
     path.write_text(text, "utf-8")
     first = load(path)
     compiler = Compiler()
@@ -60,9 +61,27 @@ def test_a_change_that_carries_on_recompiles_the_scenes_it_reaches(tmp_path: Pat
     path.write_text(text.replace("  - name: s10\n", "  - name: s10\n    noise_scale: 0.5\n"), "utf-8")
     again = load(path, previous=first)
     timeline = compiler.compile(again.show)
-    assert compiler.compiled == 40 and compiler.reused == 10
+    # s10 to s40 carry the new value (s40 sets its own): 31 recompiled, the rest re-used
+    assert compiler.compiled == 31 and compiler.reused == 19
     full = compile_timeline(again.show)
     assert [s.state_in for s in timeline.scenes] == [s.state_in for s in full.scenes]
+
+
+def test_a_value_touched_for_the_first_time_recompiles_every_scene(tmp_path: Path) -> None:
+    """Every state carries every value the show touches, so the scenes before the edit change too."""
+    path = tmp_path / "show.yaml"
+    text = show_text(50)
+    path.write_text(text, "utf-8")
+    first = load(path)
+    compiler = Compiler()
+    compiler.compile(first.show)
+    path.write_text(text.replace("  - name: s10\n", "  - name: s10\n    noise_scale: 0.5\n"), "utf-8")
+    again = load(path, previous=first)
+    timeline = compiler.compile(again.show)
+    assert compiler.compiled == 50 and compiler.reused == 0
+    full = compile_timeline(again.show)
+    assert [s.state_in for s in timeline.scenes] == [s.state_in for s in full.scenes]
+    assert timeline.scenes[0].state_in.params["noise_scale"] == 0.7  # Scope's default, explicit
 
 
 def test_inserting_a_scene_shifts_the_rest_without_recompiling_them(tmp_path: Path) -> None:
