@@ -17,7 +17,9 @@ from __future__ import annotations
 import difflib
 import os.path
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from ruamel.yaml.reader import ReaderError
 
 from showrunner.errors import ShowError, ShowErrors
 from showrunner.show.explain import messages, short
+from showrunner.show.files import FileProblem, FileTooLarge, ReadPolicy, check_file, read_bytes
 from showrunner.show.model import Loc, Show, semantic_problems
 from showrunner.show.templating import (
     MAX_TEMPLATE_OUTPUT,
@@ -40,6 +43,7 @@ from showrunner.show.templating import (
     make_env,
     plain,
     template_message,
+    undefined_name,
 )
 
 MAX_FILE_BYTES = 1_000_000  # pure-Python YAML parsing runs at about 100 kB/s
@@ -99,30 +103,55 @@ class LoadResult:
     _index: _Index = field(repr=False, compare=False, default_factory=lambda: _Index("<show>"))
 
 
-def load(path: str | Path) -> LoadResult:
-    """Load and validate a show file; raises ShowErrors listing every problem found."""
+# Folders besides the show's own that loads may read (``--allow-path``), for the loads of a run
+# that do not name them: the hot reload loads in tasks and threads the run starts, which
+# inherit this context.
+_ALLOWED: ContextVar[tuple[Path, ...]] = ContextVar("showrunner_allowed_folders", default=())
+
+
+@contextmanager
+def allowed_folders(folders: Iterable[str | Path]) -> Iterator[None]:
+    """Inside this block (and the tasks and threads started in it), loads may also read `folders`."""
+    token = _ALLOWED.set(tuple(Path(f) for f in folders))
+    try:
+        yield
+    finally:
+        _ALLOWED.reset(token)
+
+
+def load(path: str | Path, *, allow: Iterable[str | Path] | None = None) -> LoadResult:
+    """Load and validate a show file; raises ShowErrors listing every problem found.
+
+    Included files and image assets are read only inside the show's folder (and its
+    subfolders) and the `allow` folders (default: those of the enclosing `allowed_folders`).
+    """
     display = str(path)
     source = Path(path)
+    policy = ReadPolicy.for_show(source, _ALLOWED.get() if allow is None else allow,
+                                 limit=MAX_FILE_BYTES)
     try:
-        text = _read(source)
+        text = _read(source, ReadPolicy(limit=MAX_FILE_BYTES))  # the user named this file
     except _FileProblem as problem:
         raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
                                     col=problem.col)]) from None
-    return _Loader(display, source.parent, source).run(text)
+    return _Loader(display, source.parent, source, policy).run(text)
 
 
-def load_show(path: str | Path) -> Show:
+def load_show(path: str | Path, *, allow: Iterable[str | Path] | None = None) -> Show:
     """Load and validate a show file; raises ShowErrors listing every problem found."""
-    return load(path).show
+    return load(path, allow=allow).show
 
 
-def load_text(text: str, *, path: str = "<string>", base_dir: Path | None = None) -> LoadResult:
-    """Load a show from text; includes and asset files are looked up under `base_dir`."""
+def load_text(text: str, *, path: str = "<string>", base_dir: Path | None = None,
+              allow: Iterable[str | Path] | None = None) -> LoadResult:
+    """Load a show from text; includes and asset files are looked up (and confined) under `base_dir`."""
     base = base_dir if base_dir is not None else Path.cwd()
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise ShowErrors([ShowError(_too_large(len(text.encode("utf-8", "surrogatepass"))),
                                     path=path)])
-    return _Loader(path, base, None).run(text)
+    policy = ReadPolicy.for_folder(base, _ALLOWED.get() if allow is None else allow,
+                                   limit=MAX_FILE_BYTES)
+    return _Loader(path, base, None, policy).run(text)
 
 
 def source_location(result_or_path: LoadResult | str | Path, key_path: Loc) -> tuple[str, int, int]:
@@ -136,7 +165,7 @@ def read_yaml(path: str | Path) -> Any:
     """The plain data of a YAML file as written (no templates, no includes, no validation)."""
     display = str(path)
     try:
-        text = _read(Path(path))
+        text = _read(Path(path), ReadPolicy(limit=MAX_FILE_BYTES))
     except _FileProblem as problem:
         raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
                                     col=problem.col)]) from None
@@ -175,29 +204,26 @@ def note_at(result: LoadResult, key_path: Loc) -> str:
 
 
 class _FileProblem(Exception):
-    def __init__(self, message: str, line: int = 1, col: int = 1) -> None:
+    """`kind` is a FileProblem's kind, or "content" for a file read but not usable."""
+
+    def __init__(self, message: str, line: int = 1, col: int = 1, kind: str = "content") -> None:
         super().__init__(message)
-        self.message, self.line, self.col = message, line, col
+        self.message, self.line, self.col, self.kind = message, line, col, kind
 
 
 def _too_large(size: int) -> str:
     return f"file is too large ({size / 1e6:.1f} MB; a show file may be at most 1 MB)"
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, policy: ReadPolicy) -> str:
+    """The text of a show file or include: a regular file under `policy` (show/files.py)."""
     try:
-        if path.is_dir():
-            raise _FileProblem("is a directory, not a show file")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise _FileProblem(_too_large(size))
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise _FileProblem("file not found") from None
-    except OSError as exc:
-        raise _FileProblem(f"cannot read file: {exc.strerror or exc}".lower()) from None
-    except ValueError:  # a NUL character in the name
-        raise _FileProblem("not a valid file name") from None
+        data = read_bytes(path, policy)
+    except FileTooLarge as exc:
+        raise _FileProblem(_too_large(exc.size), kind=exc.kind) from None
+    except FileProblem as exc:
+        message = "is a directory, not a show file" if exc.kind == "directory" else exc.message
+        raise _FileProblem(message, kind=exc.kind) from None
     if b"\x00" in data:  # line numbers mean nothing in binary data: point at the start
         raise _FileProblem("not a text file (binary data)")
     try:
@@ -246,6 +272,7 @@ class _Builder:
         self.poisoned: list[Loc] = []  # values already reported; later errors there are echoes
         self.count = 0
         self._templates: dict[str, Any] = {}
+        self.unread: set[str] = set()  # include names whose file could not be read (reported)
 
     # -- problems ------------------------------------------------------------------------------
 
@@ -391,7 +418,10 @@ class _Builder:
         except TemplateProblem as exc:
             self.error(str(exc), pos, loc)
         except TEMPLATE_FAILURES as exc:
-            self.error(template_message(exc, ctx), pos, loc)
+            if undefined_name(exc) in self.unread:  # an echo of the include's own error
+                self.poisoned.append(loc)
+            else:
+                self.error(template_message(exc, ctx), pos, loc)
         return text
 
 
@@ -457,9 +487,10 @@ def _syntax_error(exc: MarkedYAMLError, path: str) -> ShowError:
 
 
 class _Loader:
-    def __init__(self, display: str, base: Path, source: Path | None) -> None:
+    def __init__(self, display: str, base: Path, source: Path | None, policy: ReadPolicy) -> None:
         self.display = display
         self.base = base
+        self.policy = policy  # where includes and assets may be read from
         self.files: list[Path] = [source.resolve()] if source is not None else []
         self.index = _Index(display)
         self.b = _Builder(self.index, make_env())
@@ -528,6 +559,7 @@ class _Loader:
                 continue
             sub = self._open(rel, self.base, pos, loc, ())
             if sub is None:
+                self.b.unread.add(name)
                 continue
             _, display, sub_root = sub
             ctx[name] = None if sub_root is None else self._raw(sub_root, display)
@@ -623,10 +655,11 @@ class _Loader:
             self.b.error(f"include cycle: {' -> '.join([*names, target.name])}", pos, loc)
             return None
         try:
-            text = _read(target)
+            text = _read(target, self.policy)
         except _FileProblem as problem:
-            if problem.message == "file not found":
-                self.b.error(f"included file {rel!r} not found", pos, loc)
+            if problem.kind in _INCLUDE_PROBLEMS:  # not a file that may be read: say so here
+                self.b.error(_INCLUDE_PROBLEMS[problem.kind].format(rel=rel, problem=problem),
+                             pos, loc)
             else:  # the file is there but unusable: say so at the file itself
                 self.b.errors.append(ShowError(problem.message, path=display, line=problem.line,
                                                col=problem.col))
@@ -719,12 +752,13 @@ class _Loader:
             target = _resolve(self.base, rel)
             if target is None:
                 self._problem(loc, f"{short(rel)} is not a valid file name")
-            elif target.is_file():
-                self.files.append(target)
-            elif target.is_dir():
-                self._problem(loc, f"{rel!r} is a directory, not an image file")
-            else:
-                self._problem(loc, f"file not found: {rel}")
+                continue
+            try:  # uploaded at run time, so it must be one that may be read
+                self.files.append(check_file(target, self.policy))
+            except FileProblem as problem:
+                message = _ASSET_PROBLEMS.get(problem.kind, "{rel!r}: {what}")
+                what = problem.message.replace("a regular file", "an image file")
+                self._problem(loc, message.format(rel=rel, what=what))
 
     def _validate(self, data: dict[str, Any]) -> Show | None:
         try:
@@ -742,6 +776,23 @@ class _Loader:
         pos = self.index.key(loc) if is_key else self.index.value(loc)
         where = loc[:-1] if is_key else loc
         self.b.error(message, pos, where, poison=False)
+
+
+_OUTSIDE = "is outside the show's folder (allow its folder with --allow-path DIR)"
+# How a problem of an included file is worded at the include (others are told at the file).
+_INCLUDE_PROBLEMS = {
+    "missing": "included file {rel!r} not found",
+    "outside": "included file {rel!r} " + _OUTSIDE,
+    "directory": "included file {rel!r} is a directory, not a file",
+    "special": "included file {rel!r} {problem.message}",
+    "name": "included file {rel!r}: {problem.message}",
+}
+_ASSET_PROBLEMS = {
+    "missing": "file not found: {rel}",
+    "outside": "image file {rel!r} " + _OUTSIDE,
+    "directory": "{rel!r} is a directory, not an image file",
+    "special": "{rel!r} {what}",
+}
 
 
 def _resolve(base: Path, rel: str) -> Path | None:

@@ -59,12 +59,24 @@ TEMPLATE_FAILURES = (
 )
 
 
+def undefined_name(exc: BaseException) -> str | None:
+    """The variable name of an "'x' is undefined" error, else None."""
+    if isinstance(exc, jinja2.UndefinedError):
+        match = _UNDEFINED.match(str(exc))
+        if match:
+            return match.group(1)
+    return None
+
+
+_UNDEFINED = re.compile(r"^'([^']+)' is undefined$")
+
+
 def template_message(exc: BaseException, ctx: dict[str, Any]) -> str:
     """The user's message for one of TEMPLATE_FAILURES; `ctx` gives "did you mean" names."""
     if isinstance(exc, SecurityError):
         return f"template not allowed: {str(exc).rstrip('.')}"
     if isinstance(exc, jinja2.UndefinedError):
-        match = re.match(r"^'([^']+)' is undefined$", str(exc))
+        match = _UNDEFINED.match(str(exc))
         if match:
             hint = difflib.get_close_matches(match.group(1), [k for k in ctx if k != "loop"], n=1)
             names = ", ".join(sorted(k for k in ctx)) or "none"
