@@ -36,12 +36,11 @@ from showrunner.show.explain import messages, short
 from showrunner.show.files import FileProblem, FileTooLarge, ReadPolicy, check_file, read_bytes
 from showrunner.show.model import Loc, Show, semantic_problems
 from showrunner.show.templating import (
-    MAX_TEMPLATE_OUTPUT,
     TEMPLATE_FAILURES,
+    LoadTooCostly,
     Sandbox,
     TemplateProblem,
     make_env,
-    plain,
     template_message,
     undefined_name,
 )
@@ -50,12 +49,11 @@ MAX_FILE_BYTES = 1_000_000  # pure-Python YAML parsing runs at about 100 kB/s
 MAX_DEPTH = 100  # nesting levels; deeper input is an error, not a RecursionError
 MAX_VALUES = 200_000  # values built, after aliases and generators are expanded
 MAX_EACH = 1000  # scenes one `each` block may generate
-# MAX_TEMPLATE_OUTPUT (characters one template may produce) is set in showrunner.show.templating.
+# What one template (and all of them) may build and do is set in showrunner.show.templating.
 
 _YAML_TAG = "tag:yaml.org,2002:"
 _PLAIN_TAGS = {f"{_YAML_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp")}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _SHAPE = "a show file is a mapping with at least `title` and `scenes`"
 _EACH_NOTE = re.compile(r" \(each [^()]*\)$")
 
@@ -271,7 +269,6 @@ class _Builder:
         self.errors: list[ShowError] = []
         self.poisoned: list[Loc] = []  # values already reported; later errors there are echoes
         self.count = 0
-        self._templates: dict[str, Any] = {}
         self.unread: set[str] = set()  # include names whose file could not be read (reported)
 
     # -- problems ------------------------------------------------------------------------------
@@ -402,19 +399,10 @@ class _Builder:
     def render(self, text: str, ctx: dict[str, Any], pos: _Pos, loc: Loc) -> Any:
         """Render a templated string; one `{{ expr }}` keeps the expression's own type."""
         try:
-            single = _SINGLE_EXPR.match(text)
-            if single and "{{" not in single["expr"] and "}}" not in single["expr"]:
-                key = "expr:" + single["expr"]
-                if key not in self._templates:
-                    self._templates[key] = self.env.compile_expression(
-                        single["expr"], undefined_to_none=False)
-                return plain(self._templates[key](**ctx), MAX_VALUES)
-            if text not in self._templates:
-                self._templates[text] = self.env.from_string(text)
-            out = self._templates[text].render(ctx)
-            if len(out) > MAX_TEMPLATE_OUTPUT:
-                raise TemplateProblem("template result is too long")
-            return out
+            return self.env.render_value(text, ctx, MAX_VALUES)
+        except LoadTooCostly as exc:  # every later template would fail too: stop the load here
+            self.error(str(exc), pos, loc)
+            raise _Stop from None
         except TemplateProblem as exc:
             self.error(str(exc), pos, loc)
         except TEMPLATE_FAILURES as exc:
@@ -423,6 +411,10 @@ class _Builder:
             else:
                 self.error(template_message(exc, ctx), pos, loc)
         return text
+
+
+class _Stop(Exception):
+    """The load cannot go on; its reason is already among the errors."""
 
 
 class _TooBig(Exception):
@@ -502,6 +494,8 @@ class _Loader:
             show = self._run(text)
         except _TooBig as big:
             self.b.errors.append(_too_many(big.pos))
+            show = None
+        except _Stop:
             show = None
         if self.b.errors or show is None:
             raise ShowErrors(_sorted(self.b.errors, self.paths))
