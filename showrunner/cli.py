@@ -18,7 +18,8 @@ from showrunner.errors import ShowrunnerError
 def _check(args: argparse.Namespace) -> int:
     from showrunner.show.lint import check_paths
 
-    code, out, err = check_paths(args.paths, strict=args.strict, as_json=args.json)
+    code, out, err = check_paths(args.paths, strict=args.strict, as_json=args.json,
+                                 allow=args.allow_path)
     sys.stdout.write(out)
     sys.stderr.write(err)
     return code
@@ -40,7 +41,7 @@ def _report(args: argparse.Namespace) -> int:
     from showrunner.show.lint import lint
     from showrunner.show.load import load
 
-    result = load(args.path)
+    result = load(args.path, allow=args.allow_path)
     findings = lint(result)
     timeline = compile_timeline(result.show, source=str(result.path))
     if args.at:
@@ -118,8 +119,24 @@ def _run(args: argparse.Namespace) -> int:
         osc_port=args.osc_port,
         osc_out=args.osc_out,
         min_go_interval=args.min_go_interval,
+        allow_paths=tuple(args.allow_path),
     )
     return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
+
+
+def _folder(value: str) -> Path:
+    path = Path(value)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"not a folder: {value}")
+    return path
+
+
+def _allow_path(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-path", metavar="DIR", action="append", default=[], type=_folder,
+        help="also read includes and images from DIR (repeatable); by default only the show's "
+             "folder and its subfolders",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -133,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+")
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.add_argument("--json", action="store_true", help="machine-readable findings")
+    _allow_path(p)
     p.set_defaults(func=_check)
 
     p = sub.add_parser("schema", help="print the show-file JSON Schema")
@@ -143,6 +161,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
     p.add_argument("--json", metavar="FILE", help="write the report as JSON")
     p.add_argument("--at", metavar="TIME", help="print the resolved state at TIME or SCENE+OFFSET")
+    _allow_path(p)
     p.set_defaults(func=_report)
 
     p = sub.add_parser("import", help="convert a Scope timeline or workflow file into a show")
@@ -184,6 +203,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-go-interval", type=float, default=0.5, help="seconds between two accepted GOs"
     )
+    _allow_path(p)
     p.set_defaults(func=_run)
     return parser
 

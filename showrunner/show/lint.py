@@ -54,17 +54,19 @@ def lint(result: LoadResult) -> list[Finding]:
 
 
 def check_paths(
-    paths: Sequence[str], *, strict: bool = False, as_json: bool = False
+    paths: Sequence[str], *, strict: bool = False, as_json: bool = False,
+    allow: Sequence[str | Path] = (),
 ) -> tuple[int, str, str]:
     """Run `showrunner check`: (exit code, stdout, stderr).
 
     Errors fail (exit 1); warnings are printed but pass unless `strict`. A directory means every
-    `*.yaml`/`*.yml` file directly inside it.
+    `*.yaml`/`*.yml` file directly inside it. Shows may read files in their own folder and in
+    the `allow` folders (``--allow-path``).
     """
     findings: list[Finding] = []
     summary: list[str] = []
     for path in _expand(paths):
-        found = _check_one(path)
+        found = _check_one(path, allow)
         findings.extend(found)
         errors = sum(f.severity == "error" for f in found)
         summary.append(f"{path}: {_count(errors, 'error')}, {_count(len(found) - errors, 'warning')}")
@@ -86,9 +88,9 @@ def _expand(paths: Sequence[str]) -> Iterator[str]:
             yield path
 
 
-def _check_one(path: str) -> list[Finding]:
+def _check_one(path: str, allow: Sequence[str | Path]) -> list[Finding]:
     try:
-        result = load(path)
+        result = load(path, allow=allow)
     except ShowErrors as exc:
         return [
             Finding("error", "invalid", e.message, e.path, e.line, e.col, e.key_path)
