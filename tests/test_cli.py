@@ -409,3 +409,24 @@ def test_a_usable_journal_in_a_new_folder_is_still_made(tmp_path: Path) -> None:
     journal = tmp_path / "logs" / "today" / "j.jsonl"
     assert main(["run", str(tmp_path / show), "--journal", str(journal), "--control-port", "-1"]) == 0
     assert any(line["kind"] == "scene" for line in _journal_lines(journal))
+
+
+def test_run_uploads_an_image_from_an_allowed_folder(stage: Path) -> None:
+    from PIL import Image
+
+    shared = stage.parent / "shared"
+    shared.mkdir()
+    Image.new("RGB", (8, 8), "red").save(shared / "ref.png")
+    show = _show(stage, "title: t\nend: stop\nassets:\n  images:\n    a: ../shared/ref.png\n"
+                        "scenes:\n  - name: a\n    prompts: red\n    vace: {refs: [a]}\n"
+                        "    duration: 0.3\n")
+    sim_thread = SimThread("127.0.0.1", 0)
+    sim = sim_thread.start()
+    try:
+        done = _showrunner("run", show, "--scope", sim.url, "--control-port", "-1",
+                           "--allow-path", str(shared), cwd=stage)
+        uploads = [r for r in sim.records if r.get("path") == "/api/v1/assets"]
+    finally:
+        sim_thread.stop()
+    assert done.returncode == 0, done.stderr
+    assert [u["query"]["filename"] for u in uploads] == ["ref.png"]

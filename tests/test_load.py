@@ -803,3 +803,29 @@ def test_a_symlinked_show_file_reads_next_to_where_it_is_named(tmp_path: Path) -
     write(tmp_path, "stage/lib.yaml", "a: 1\n")
     (tmp_path / "stage" / "show.yaml").symlink_to(tmp_path / "library" / "show.yaml")
     assert load(tmp_path / "stage" / "show.yaml").show.title == "t"
+
+
+@pytest.mark.anyio
+async def test_the_hot_reload_reads_the_allowed_folders_too(tmp_path: Path) -> None:
+    """`run` sets the folders once; the watch's loads (tasks, worker threads) inherit them."""
+    import asyncio
+
+    from showrunner.reload.watch import watch_show
+
+    write(tmp_path, "shared/prompts.yaml", "base: a shared forest\n")
+    show = write(tmp_path, "show/show.yaml", (
+        "title: t\ninclude:\n  lib: ../shared/prompts.yaml\nscenes:\n  - name: a\n"
+        "    prompts: \"{{ lib.base }}\"\n"
+    ))
+    stop = asyncio.Event()
+    with allowed_folders([tmp_path / "shared"]):
+        first = load(show)
+        items = watch_show(show, stop_event=stop, initial=first, debounce_ms=20, step_ms=10)
+        task = asyncio.ensure_future(items.__anext__())
+        await asyncio.sleep(0.2)
+        show.write_text(show.read_text("utf-8").replace("title: t", "title: edited"), "utf-8")
+        item = await asyncio.wait_for(task, 10)
+    stop.set()
+    await items.aclose()
+    assert isinstance(item, LoadResult), item
+    assert item.show.title == "edited"
