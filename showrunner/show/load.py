@@ -125,13 +125,13 @@ def load(path: str | Path, *, allow: Iterable[str | Path] | None = None) -> Load
     """
     display = str(path)
     source = Path(path)
-    policy = ReadPolicy.for_show(source, _ALLOWED.get() if allow is None else allow,
-                                 limit=MAX_FILE_BYTES)
     try:
         text = _read(source, ReadPolicy(limit=MAX_FILE_BYTES))  # the user named this file
     except _FileProblem as problem:
         raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
                                     col=problem.col)]) from None
+    policy = ReadPolicy.for_show(source, _ALLOWED.get() if allow is None else allow,
+                                 limit=MAX_FILE_BYTES)
     return _Loader(display, source.parent, source, policy).run(text)
 
 
