@@ -410,6 +410,8 @@ class _Builder:
                 self.poisoned.append(loc)
             else:
                 self.error(template_message(exc, ctx), pos, loc)
+        except MemoryError:  # the limits should make this impossible; never a traceback
+            self.error("template is too costly (out of memory)", pos, loc)
         return text
 
 

@@ -182,7 +182,8 @@ def _checked(size: int) -> int:
 # Instrumenting templates: loops, macros and output report to the budget
 # ---------------------------------------------------------------------------------------------
 
-_CHARGE, _ITER, _EMIT, _CONCAT = "_sr_charge", "_sr_iter", "_sr_emit", "_sr_concat"
+# Names a template cannot write (no identifier has a colon), so only the instrumenting uses them.
+_CHARGE, _ITER, _EMIT, _CONCAT = "sr:charge", "sr:iter", "sr:emit", "sr:concat"
 
 
 # Steps a node costs each time it runs (sandboxed attribute lookups are the slowest); what
@@ -425,14 +426,14 @@ class Sandbox(ImmutableSandboxedEnvironment):
 
     @pass_context
     def _charge_filter(self, context: Any, steps: int) -> str:
-        self.budget.charge(steps)
+        self.budget.charge(max(1, steps))
         return ""
 
     @pass_context
     def _iter_filter(self, context: Any, iterable: Any, per_item: int) -> Any:
         if isinstance(iterable, jinja2.Undefined):
             return iterable  # let the loop raise its usual error
-        return self._counted(iterable, per_item)
+        return self._counted(iterable, max(1, per_item))
 
     def _counted(self, iterable: Any, per_item: int = 1) -> Iterator[Any]:
         charge = self.budget.charge
