@@ -203,3 +203,33 @@ def test_a_big_but_reasonable_show_loads(tmp_path: Path) -> None:
     show = load_show(path)
     assert len(show.scenes) == 1000
     assert show.scenes[999].name == "s1000-999"
+
+
+@pytest.mark.anyio
+async def test_a_bomb_saved_while_playing_does_not_block_later_reloads(tmp_path: Path) -> None:
+    """The hot reload renders in a worker thread: a bounded render ends, so the next edit (and
+    quitting, which waits for the reload) still goes through."""
+    import asyncio
+
+    from showrunner.reload.watch import watch_show
+
+    show = tmp_path / "show.yaml"
+    show.write_text(_notes("calm"), "utf-8")
+    stop = asyncio.Event()
+    items = watch_show(show, stop_event=stop, initial=load(show), debounce_ms=20, step_ms=10)
+    try:
+        nxt = asyncio.ensure_future(items.__anext__())
+        await asyncio.sleep(0.2)
+        show.write_text(_notes(BOMBS["nested-range-loops"][0]), "utf-8")
+        bad = await asyncio.wait_for(nxt, 30)
+        assert isinstance(bad, ShowErrors)
+        assert [e.message for e in bad.errors] == [TOO_COSTLY]
+        nxt = asyncio.ensure_future(items.__anext__())
+        await asyncio.sleep(0.1)
+        show.write_text(_notes("calm again"), "utf-8")
+        good = await asyncio.wait_for(nxt, 30)
+        assert not isinstance(good, ShowErrors)
+        assert good.show.scenes[0].notes == "calm again"
+    finally:
+        stop.set()
+        await items.aclose()
