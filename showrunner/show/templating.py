@@ -377,7 +377,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.budget = Budget()
-        self._by_text: dict[str, Any] = {}
+        self._by_text: dict[tuple[bool, str], Any] = {}  # (an expression?, source) -> compiled
         self.filters = {name: self._guarded(name, func) for name, func in self.filters.items()}
         self.filters.update({_CHARGE: self._charge_filter, _ITER: self._iter_filter,
                              _EMIT: self._emit_filter, _CONCAT: self._concat_filter})
@@ -393,23 +393,25 @@ class Sandbox(ImmutableSandboxedEnvironment):
         self.budget.start()
         single = _SINGLE_EXPR.match(text)
         if single and "{{" not in single["expr"] and "}}" not in single["expr"]:
-            expression = self._template_for("expr:" + single["expr"], single["expr"])
+            expression = self._template_for(single["expr"], expression=True)
             return plain(expression(**ctx), max_values, self.budget)
-        template = self._template_for(text, text)
+        template = self._template_for(text, expression=False)
         out = "".join(template.generate(ctx))
         if len(out) > MAX_TEMPLATE_OUTPUT:
             raise TemplateProblem("template result is too long")
         return out
 
-    def _template_for(self, key: str, source: str) -> Any:
+    def _template_for(self, source: str, *, expression: bool) -> Any:
+        """The compiled template (or expression), compiled once per load; compiling is charged."""
+        key = (expression, source)
         if key in self._by_text:
             return self._by_text[key]
         if len(source) > MAX_TEMPLATE_SOURCE:
             raise TemplateProblem(f"template is too long ({len(source):,} characters; "
                                   f"at most {MAX_TEMPLATE_SOURCE:,})")
-        tags = len(source) if key.startswith("expr:") else sum(map(len, _TAGS.findall(source)))
+        tags = len(source) if expression else sum(map(len, _TAGS.findall(source)))
         self.budget.charge(_COMPILE_STEPS + _TAG_CHAR_STEPS * tags)
-        if key.startswith("expr:"):
+        if expression:
             compiled: Any = self.compile_expression(source, undefined_to_none=False)
         else:
             compiled = self.from_string(source)
