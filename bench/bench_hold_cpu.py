@@ -50,7 +50,7 @@ def _runner(url: str, show: str, seconds: float, conn: Connection) -> None:
         run = asyncio.create_task(run_show(show, scope_url=url, stdin_tty=False, stop_event=stop,
                                            on_player=players.append,
                                            state_file=Path(show).with_suffix(".state.json")))
-        while not (players and players[0].status()["connection"] == "connected"):
+        while not (players and players[0].status().connection == "connected"):
             await asyncio.sleep(0.05)
         await asyncio.sleep(SETTLE)
         cpu0, t0 = _measure(seconds)

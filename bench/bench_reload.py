@@ -101,7 +101,7 @@ async def measure(edits: int) -> dict[str, list[float]]:
                     run_show(path, scope_url=sim.url, stdin_tty=False, stop_event=stop,
                              on_player=players.append, state_file=Path(folder) / "state.json")
                 )
-                while not players or players[0].status()["connection"] != "connected":
+                while not players or players[0].status().connection != "connected":
                     await asyncio.sleep(0.01)
                 await asyncio.sleep(0.5)
                 for style, atomic in (("in place", False), ("atomic rename", True)):

@@ -39,10 +39,10 @@ from showrunner.live.player import Player
 from showrunner.live.resume import default_state_path, read_state, show_hash
 from showrunner.live.scheduling import SchedulerClock
 from showrunner.plan.compiler import compile_timeline
-from showrunner.plan.position import StartPoint, start_point
+from showrunner.plan.start import StartPoint, start_point
 from showrunner.plan.timeline import Timeline
 from showrunner.reload.apply import HotReload, Output
-from showrunner.scope.client import ScopeClient, ScopeSession, Timeouts
+from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession
 from showrunner.settings import Settings
 from showrunner.show.load import LoadResult, allowed_folders, load
 from showrunner.show.model import Show
@@ -363,10 +363,10 @@ def _auth_headers(show: Show, settings: Settings) -> dict[str, str]:
     return {auth.header: f"{auth.scheme} {token}" if auth.scheme else token}
 
 
-def _timeouts(show: Show) -> Timeouts:
+def _timeouts(show: Show) -> ClientTimeouts:
     t = show.scope.timeouts
-    return Timeouts(connect=t.connect, request=t.request, load=t.load, offer=t.offer,
-                    first_frame=t.first_frame)
+    return ClientTimeouts(connect=t.connect, request=t.request, load=t.load, offer=t.offer,
+                          first_frame=t.first_frame)
 
 
 def _resume_point(result: LoadResult, state_path: Path, out: Output) -> StartPoint | None:

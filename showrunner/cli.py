@@ -9,6 +9,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 
 from showrunner import __version__
@@ -34,7 +35,7 @@ def _schema(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from showrunner.plan.compiler import compile_timeline
-    from showrunner.plan.position import parse_position, state_at_point
+    from showrunner.plan.start import parse_position, state_at_point
     from showrunner.report.data import render_json
     from showrunner.report.html import render_html
     from showrunner.report.text import render_state, render_text
@@ -48,18 +49,26 @@ def _report(args: argparse.Namespace) -> int:
         state = state_at_point(timeline, parse_position(timeline, args.at))
         sys.stdout.write(render_state(state, label=args.at))
         return 0
-    if args.html:
-        Path(args.html).write_text(render_html(timeline, findings=findings), "utf-8")
-    if args.json:
-        Path(args.json).write_text(render_json(timeline, findings=findings), "utf-8")
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    sys.stdout.write(render_text(timeline, findings=findings, width=width))
+    now = datetime.now().astimezone()  # "next open" of opening hours; rendering stays pure
+    for target, render in ((args.html, render_html), (args.json, render_json)):
+        if target:
+            page = render(timeline, findings=findings, now=now)
+            if target == "-":
+                sys.stdout.write(page)
+            else:
+                Path(target).write_text(page, "utf-8")
+    if args.text or not (args.html or args.json):
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        sys.stdout.write(render_text(timeline, findings=findings, width=width))
     return 0
 
 
 def _import(args: argparse.Namespace) -> int:
     from showrunner.importer.convert import import_file
 
+    if args.output and not args.force and Path(args.output).exists():
+        print(f"{args.output} exists; not overwriting it (use --force)", file=sys.stderr)
+        return 1
     result = import_file(args.file, hold=args.hold)
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
@@ -158,8 +167,11 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="dry-run timeline of a show (no server needed)")
     p.add_argument("path")
-    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report")
-    p.add_argument("--json", metavar="FILE", help="write the report as JSON")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report ('-': stdout)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout)")
+    p.add_argument(
+        "--text", action="store_true", help="print the table too when writing --html/--json"
+    )
     p.add_argument("--at", metavar="TIME", help="print the resolved state at TIME or SCENE+OFFSET")
     _allow_path(p)
     p.set_defaults(func=_report)
@@ -168,6 +180,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("-o", "--output", metavar="OUT", help="write the show here (default stdout)")
     p.add_argument("--hold", action="store_true", help="hold the last look instead of stopping")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=_import)
 
     p = sub.add_parser("sim", help="serve the Scope simulator")

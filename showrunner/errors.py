@@ -47,11 +47,16 @@ class ShowErrors(ShowrunnerError):
 
 
 class CueError(ShowrunnerError):
-    """An operator command that cannot be carried out (unknown scene, nothing to go back to)."""
+    """A cue that cannot be fired or an operator command that cannot be carried out now."""
+
+
+class UnknownSceneError(ShowrunnerError):
+    """A scene asked for by name (GOTO, ``--from``, ``--at SCENE``, BACK) that the show cannot play:
+    no such scene, one that plays only while closed, or no previous scene to go back to."""
 
 
 class PositionError(ShowrunnerError):
-    """A start position (--at TIME or SCENE+OFFSET) that cannot be read."""
+    """A position text (``--at``: seconds, ``mm:ss``, ``SCENE+OFFSET``) that cannot be parsed."""
 
 
 class ScopeError(ShowrunnerError):

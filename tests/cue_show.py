@@ -12,8 +12,11 @@ from typing import Any
 import anyio
 
 from showrunner.app import run_show
+from showrunner.control.gate import Status
 from showrunner.errors import CueError
+from showrunner.live.link import LinkState
 from showrunner.live.player import Player
+from showrunner.live.status import PlayerStatus
 from showrunner.sim import Simulator
 
 SHOW = """\
@@ -47,14 +50,12 @@ def transitions_to(sim: Simulator, text: str) -> int:
     return count
 
 
-async def until_status(
-    status: Callable[[], Awaitable[dict[str, Any]]], **wanted: Any
-) -> dict[str, Any]:
+async def until_status(status: Callable[[], Awaitable[Status]], **wanted: Any) -> Status:
     """Poll a status source until every wanted field has the wanted value (10 s at most)."""
     with anyio.fail_after(10):
         while True:
             current = await status()
-            if all(current[k] == v for k, v in wanted.items()):
+            if all(current.to_json()[k] == v for k, v in wanted.items()):
                 return current
             await asyncio.sleep(0.02)
 
@@ -89,8 +90,11 @@ class FakePlayer:
     """Scenes in order, telling listeners of each change; records every command it receives.
 
     `countdown` is what status reports while a next scene exists (None: no countdown);
-    `connection` and `countdown` may be changed by a test at any time.
+    `connection` and `countdown` may be changed by a test at any time. Without `reloadable`
+    RELOAD raises NotImplementedError, as a player that cannot reload does.
     """
+
+    journal = None
 
     def __init__(
         self,
@@ -105,11 +109,10 @@ class FakePlayer:
         self.calls: list[Any] = []
         self.held = False
         self.countdown = countdown
-        self.connection = "connected"
-        self.reload_errors = list(reload_errors)
+        self.connection = LinkState.CONNECTED
+        self.reload_errors = tuple(reload_errors)
+        self.reloadable = reloadable
         self.listeners: list[Callable[..., object]] = []
-        if reloadable:
-            self.reload = self._reload
 
     def _changed(self) -> None:
         for listener in list(self.listeners):
@@ -148,21 +151,22 @@ class FakePlayer:
     def quit(self) -> None:
         self.calls.append("quit")
 
-    def _reload(self) -> None:
+    def reload(self) -> None:
+        if not self.reloadable:
+            raise NotImplementedError("this player cannot reload")
         self.calls.append("reload")
 
-    def status(self) -> dict[str, Any]:
+    def status(self) -> PlayerStatus:
         nxt = self.scenes[self.index + 1] if self.index + 1 < len(self.scenes) else None
-        return {
-            "scene": self.scenes[self.index],
-            "next": nxt,
-            "countdown": self.countdown if nxt else None,
-            "connection": self.connection,
-            "held": self.held,
-            "scenes": self.scenes,
-            "errors": [],
-            "reload_errors": self.reload_errors,
-        }
+        return PlayerStatus(
+            scene=self.scenes[self.index],
+            next=nxt,
+            countdown=self.countdown if nxt else None,
+            connection=self.connection,
+            held=self.held,
+            scenes=tuple(self.scenes),
+            reload_errors=self.reload_errors,
+        )
 
     def subscribe(self, callback: Callable[..., object]) -> Callable[[], None]:
         self.listeners.append(callback)

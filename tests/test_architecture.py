@@ -167,3 +167,22 @@ def test_environment_is_read_in_settings_only() -> None:
             continue
         text = path.read_text("utf-8")
         assert "os.environ" not in text and "getenv(" not in text, f"{_rel(path)} reads the environment"
+
+
+MAX_CLASS_LINES = 500
+MAX_FUNCTION_LINES = 80
+
+
+@pytest.mark.parametrize("path", _modules(), ids=_rel)
+def test_classes_and_functions_stay_small(path: Path) -> None:
+    """A class over ~500 lines or a function over 80 is a room holding several concepts."""
+    tree = ast.parse(path.read_text("utf-8"))
+    big: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            assert node.end_lineno is not None
+            lines = node.end_lineno - node.lineno + 1
+            limit = MAX_CLASS_LINES if isinstance(node, ast.ClassDef) else MAX_FUNCTION_LINES
+            if lines > limit:
+                big.append(f"{node.name} ({lines} lines, limit {limit})")
+    assert not big, f"{_rel(path)}: " + ", ".join(big)

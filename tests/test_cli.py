@@ -51,7 +51,8 @@ def test_report_writes_text_html_and_json(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     html, data = tmp_path / "r.html", tmp_path / "r.json"
-    assert main(["report", str(ROOT / "shows/minimal.yaml"), "--html", str(html), "--json", str(data)]) == 0
+    assert main(["report", str(ROOT / "shows/minimal.yaml"), "--html", str(html), "--json", str(data),
+                 "--text"]) == 0
     out = capsys.readouterr().out
     assert "dawn" in out and "noon" in out and "dusk" in out
     assert "<svg" in html.read_text("utf-8")

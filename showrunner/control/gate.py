@@ -22,11 +22,11 @@ import math
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Literal, Protocol
 
-from showrunner.errors import CueError, ShowrunnerError
+from showrunner.errors import CueError, ShowrunnerError, UnknownSceneError
 
 log = logging.getLogger(__name__)
 
@@ -55,12 +55,76 @@ NOT_READY = "not ready"
 FAILED = "failed"
 
 
-class Controllable(Protocol):
-    """What the control surface needs from a player. Any method may return an awaitable.
+class Status(Protocol):
+    """The player's status as the control surfaces read it (`showrunner.live.status.PlayerStatus`).
 
-    A player may also have ``reload()`` (see `Reloadable`); without it RELOAD is answered
-    "not supported".
+    `to_json` is what the HTTP API and the event stream send (README: "Status").
     """
+
+    @property
+    def title(self) -> str | None: ...
+    @property
+    def scene(self) -> str | None: ...
+    @property
+    def next(self) -> str | None: ...
+    @property
+    def waiting_for(self) -> str | None: ...
+    @property
+    def countdown(self) -> float | None: ...
+    @property
+    def position(self) -> float | None: ...
+    @property
+    def mode(self) -> str | None: ...
+    @property
+    def held(self) -> bool: ...
+    @property
+    def connection(self) -> str: ...
+    @property
+    def scenes(self) -> Sequence[str]: ...
+    @property
+    def errors(self) -> Sequence[str]: ...
+    @property
+    def reload_errors(self) -> Sequence[str]: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class NoShow:
+    """The status while no player is attached: the player's shape, empty, connection "waiting"."""
+
+    title: str | None = None
+    scene: str | None = None
+    scene_index: int | None = None
+    iteration: int | None = None
+    next: str | None = None
+    waiting_for: str | None = None
+    countdown: float | None = None
+    position: float | None = None
+    mode: str | None = None
+    held: bool = False
+    closed: bool = False
+    connection: str = "waiting"
+    scenes: tuple[str, ...] = ()
+    errors: tuple[str, ...] = ()
+    reload_errors: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+
+class Controllable(Protocol):
+    """What the control surfaces need from a player. Any method may return an awaitable.
+
+    A player that cannot do a command raises NotImplementedError from it (answered "not
+    supported"); one that refuses it now raises CueError ("refused"), or UnknownSceneError
+    ("unknown scene" for a GOTO, "refused" for a BACK with nothing to go back to).
+    """
+
+    @property
+    def journal(self) -> OperatorJournal | None:
+        """The player's run journal; operator lines go there too when the gate has none."""
+        ...
 
     def go(self) -> object: ...
     def back(self) -> object: ...
@@ -70,19 +134,15 @@ class Controllable(Protocol):
     def panic(self) -> object: ...
     def quit(self) -> object: ...
 
-    def status(self) -> object:
-        """A JSON-able dict (or an awaitable of one); see `normalize_status` for the keys read."""
+    def reload(self) -> object:
+        """Re-read the show file (RELOAD)."""
         ...
 
-    def subscribe(self, callback: Callable[..., object]) -> object:
-        """Call `callback` on every status change or event; may return an unsubscribe callable."""
+    def status(self) -> Status | Awaitable[Status]: ...
+
+    def subscribe(self, callback: Callable[[dict[str, Any]], object]) -> Callable[[], None]:
+        """Call `callback(event)` on every status change or event; returns an unsubscribe function."""
         ...
-
-
-class Reloadable(Controllable, Protocol):
-    """A player that can re-read its show file while playing."""
-
-    def reload(self) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -146,24 +206,34 @@ class JournalEntry:
         return f"{what} from {self.source}: {verdict}"
 
 
-class Journal(Protocol):
+class OperatorJournal(Protocol):
     """Where operator actions are written down; `showrunner.live.journal.Journal` (the run journal)
     fits, so operator actions sit in the same file as everything the player did."""
 
     def write(self, record: Mapping[str, Any]) -> None: ...
 
 
-class MemoryJournal:
-    """Keeps records in a list; for tests and for embedding."""
-
-    def __init__(self) -> None:
-        self.records: list[dict[str, Any]] = []
-
-    def write(self, record: Mapping[str, Any]) -> None:
-        self.records.append(dict(record))
-
-    def __repr__(self) -> str:
-        return f"MemoryJournal(records={len(self.records)})"
+def _call(player: Controllable, command: str, arg: str | None) -> object:
+    """Call the player's method for `command` (a key of COMMANDS)."""
+    match command:
+        case "go":
+            return player.go()
+        case "back":
+            return player.back()
+        case "goto":
+            assert arg is not None
+            return player.goto(arg)
+        case "hold":
+            return player.hold()
+        case "resume":
+            return player.resume()
+        case "panic":
+            return player.panic()
+        case "reload":
+            return player.reload()
+        case "quit":
+            return player.quit()
+    raise ValueError(f"unknown command {command!r}")
 
 
 async def resolve(value: object) -> Any:
@@ -186,7 +256,7 @@ class Commands:
         player: Controllable | None = None,
         *,
         min_go_interval: float = 0.5,
-        journal: Journal | None = None,
+        journal: OperatorJournal | None = None,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
         remember_ids: int = 1024,
@@ -214,10 +284,8 @@ class Commands:
         to what the player did.
         """
         self.player = player
-        if self.journal is None:
-            journal = getattr(player, "journal", None)
-            if callable(getattr(journal, "write", None)):
-                self.journal = journal
+        if self.journal is None and player is not None:
+            self.journal = player.journal
 
     def listen(self, callback: Callable[[JournalEntry], None]) -> Callable[[], None]:
         """Call `callback` with every journal entry; returns a function that stops it."""
@@ -229,11 +297,12 @@ class Commands:
 
         return stop
 
-    async def status(self) -> dict[str, Any]:
-        """The player's status in the stable shape of `normalize_status`."""
+    async def status(self) -> Status:
+        """The player's status (`NoShow` while no player is attached)."""
         if self.player is None:
-            return normalize_status({"connection": "waiting"})
-        return normalize_status(await resolve(self.player.status()))
+            return NoShow()
+        status: Status = await resolve(self.player.status())
+        return status
 
     # -- the commands -------------------------------------------------------------------------
 
@@ -290,12 +359,6 @@ class Commands:
         player = self.player
         if player is None:
             return self._done(command, arg, source, command_id, False, NOT_READY, "no show running")
-        method = getattr(player, command, None)
-        if not callable(method):
-            return self._done(
-                command, arg, source, command_id, False, NOT_SUPPORTED,
-                f"this player has no {command}",
-            )
         refusal, previous_go = self._claim(command, command_id)
         if refusal is not None:
             return self._done(command, arg, source, command_id, False, refusal)
@@ -306,11 +369,16 @@ class Commands:
                 self._release(command, command_id, previous_go)
                 return self._done(command, arg, source, command_id, False, UNKNOWN_SCENE, unknown)
         try:
-            await resolve(method(arg) if arg is not None else method())
+            await resolve(_call(player, command, arg))
         except NotImplementedError as exc:
             self._release(command, command_id, previous_go)
             reason_text = str(exc) or f"this player cannot {command}"
             return self._done(command, arg, source, command_id, False, NOT_SUPPORTED, reason_text)
+        except UnknownSceneError as exc:
+            # GOTO named a scene that cannot be played; BACK had none to go back to (refused).
+            self._release(command, command_id, previous_go)
+            reason = UNKNOWN_SCENE if command == "goto" else REFUSED
+            return self._done(command, arg, source, command_id, False, reason, str(exc))
         except CueError as exc:
             self._release(command, command_id, previous_go)
             return self._done(command, arg, source, command_id, False, REFUSED, str(exc))
@@ -353,7 +421,8 @@ class Commands:
 
     async def _unknown_scene(self, player: Controllable, scene: str) -> str | None:
         try:
-            names = normalize_status(await resolve(player.status()))["scenes"]
+            status: Status = await resolve(player.status())
+            names = status.scenes
         except Exception:
             log.debug("status() failed while checking a goto", exc_info=True)
             return None
@@ -401,92 +470,6 @@ class Commands:
             f"Commands(player={type(self.player).__name__ if self.player else None}, "
             f"min_go_interval={self.min_go_interval!r}, journal={self.journal!r})"
         )
-
-
-# -- status -----------------------------------------------------------------------------------
-
-# The player's own key names vary with its version; the first one present wins.
-_ALIASES: Mapping[str, Sequence[str]] = {
-    "title": ("title",),
-    "scene": ("scene", "current", "current_scene"),
-    "next": ("next", "next_scene", "next_cue"),
-    "countdown": ("countdown", "countdown_s", "remaining"),
-    "position": ("position", "elapsed", "scene_elapsed"),
-    "connection": ("connection", "connection_state", "state"),
-    "held": ("held", "holding", "on_hold"),
-    "mode": ("mode",),
-    "waiting_for": ("waiting_for", "waiting"),
-    "scenes": ("scenes", "scene_names"),
-    "errors": ("errors", "last_errors"),
-    "reload_errors": ("reload_errors",),
-}
-
-
-def normalize_status(raw: object) -> dict[str, Any]:
-    """The player's status in one stable, JSON-safe shape.
-
-    Keys: ``title``, ``scene``, ``next``, ``countdown`` (seconds or None), ``position``,
-    ``connection``, ``held``, ``mode`` (e.g. playing, waiting, hold, panic), ``waiting_for``
-    (the cue the show waits for, or None), ``scenes`` (names, in show order), ``errors``,
-    ``reload_errors`` (lists of strings), and ``player`` (the player's own dict, JSON-safe).
-    """
-    src: Mapping[str, Any] = raw if isinstance(raw, Mapping) else {}
-
-    def pick(key: str) -> Any:
-        for name in _ALIASES[key]:
-            if src.get(name) is not None:
-                return src[name]
-        return None
-
-    return {
-        "title": _name(pick("title")),
-        "scene": _name(pick("scene")),
-        "next": _name(pick("next")),
-        "countdown": _number(pick("countdown")),
-        "position": _number(pick("position")),
-        "connection": str(pick("connection") or "unknown"),
-        "held": bool(pick("held")),
-        "mode": _name(pick("mode")),
-        "waiting_for": _name(pick("waiting_for")),
-        "scenes": [n for n in (_name(s) for s in _items(pick("scenes"))) if n is not None],
-        "errors": [_text(e) for e in _items(pick("errors"))],
-        "reload_errors": [_text(e) for e in _items(pick("reload_errors"))],
-        "player": json_safe(src),
-    }
-
-
-def _name(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, Mapping):
-        for key in ("name", "scene", "id"):
-            if isinstance(value.get(key), str):
-                return str(value[key])
-    return str(value)
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _items(value: object) -> list[object]:
-    if value is None:
-        return []
-    if isinstance(value, str | bytes | Mapping):
-        return [value]
-    if isinstance(value, Sequence):
-        return list(value)
-    return [value]
-
-
-def _text(value: object) -> str:
-    if isinstance(value, Mapping):
-        for key in ("message", "error", "text"):
-            if isinstance(value.get(key), str):
-                return str(value[key])
-    return str(value)
 
 
 def json_safe(value: Any, _depth: int = 0) -> Any:

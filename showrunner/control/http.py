@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 from starlette.applications import Starlette
@@ -47,8 +47,8 @@ from showrunner.control.gate import (
     UNKNOWN_SCENE,
     Commands,
     Controllable,
-    Journal,
     JournalEntry,
+    OperatorJournal,
     json_safe,
 )
 from showrunner.serving import HttpServer
@@ -75,6 +75,7 @@ _HTTP_STATUS: dict[str | None, int] = {
 }
 
 
+@runtime_checkable
 class FrameSource(Protocol):
     """Where the preview comes from. `latest_jpeg` is called ~10×/s per viewer: keep it cheap."""
 
@@ -170,10 +171,8 @@ def _sse(event: str, data: Any) -> bytes:
     return f"event: {event}\ndata: {payload}\n\n".encode()
 
 
-def _player_log_line(payload: Any) -> dict[str, Any] | None:
+def _player_log_line(payload: dict[str, Any]) -> dict[str, Any] | None:
     """A log line for the page from a player event, when the event carries a message."""
-    if not isinstance(payload, dict):
-        return None
     text = next(
         (payload[k] for k in ("text", "error", "message") if isinstance(payload.get(k), str)),
         None,
@@ -263,7 +262,7 @@ class ControlServer:
         port: int = 0,
         token: str | None = None,
         frames: FrameSource | None = None,
-        journal: Journal | None = None,
+        journal: OperatorJournal | None = None,
         min_go_interval: float = 0.5,
         require_token: bool | None = None,
         commands: Commands | None = None,
@@ -348,11 +347,7 @@ class ControlServer:
         self._player = player
         self.commands.attach(player)
         if player is not None and self._hub is not None:
-            subscribe = getattr(player, "subscribe", None)
-            if callable(subscribe):
-                result = subscribe(self._on_player_event)
-                if callable(result):
-                    self._unsubscribe = result
+            self._unsubscribe = player.subscribe(self._on_player_event)
         if self._hub is not None:
             self._hub.publish("status")
 
@@ -362,12 +357,11 @@ class ControlServer:
                 self._unsubscribe()
             self._unsubscribe = None
 
-    def _on_player_event(self, *args: Any, **kwargs: Any) -> None:
+    def _on_player_event(self, event: dict[str, Any]) -> None:
         if self._hub is None:
             return
-        payload: Any = args[0] if len(args) == 1 and not kwargs else {"args": args, **kwargs}
-        self._hub.publish("player", payload)
-        if (line := _player_log_line(payload)) is not None:
+        self._hub.publish("player", event)
+        if (line := _player_log_line(event)) is not None:
             self._hub.publish("log", line)
         self._hub.publish("status")
 
@@ -399,7 +393,8 @@ class ControlServer:
         return FileResponse(STATIC_DIR / "operator.html", headers={"Cache-Control": "no-store"})
 
     async def _status(self, request: Request) -> Response:
-        return JSONResponse(await self.commands.status(), headers={"Cache-Control": "no-store"})
+        status = await self.commands.status()
+        return JSONResponse(status.to_json(), headers={"Cache-Control": "no-store"})
 
     async def _goto(self, request: Request) -> Response:
         return await self._run(request, "goto", request.path_params["scene"])
@@ -451,7 +446,7 @@ class ControlServer:
     ) -> AsyncIterator[bytes]:
         try:
             yield b"retry: 1000\n\n"
-            yield _sse("status", await self.commands.status())
+            yield _sse("status", (await self.commands.status()).to_json())
             for line in backlog:
                 yield _sse("log", line)
             while True:
@@ -470,7 +465,7 @@ class ControlServer:
                     else:
                         yield _sse(kind, data)
                 if status_changed:
-                    yield _sse("status", await self.commands.status())
+                    yield _sse("status", (await self.commands.status()).to_json())
         finally:
             hub.unsubscribe(queue)
 

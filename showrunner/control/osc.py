@@ -28,7 +28,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import AsyncIOOSCUDPServer
 from pythonosc.udp_client import UDPClient
 
-from showrunner.control.gate import Commands, JournalEntry
+from showrunner.control.gate import Commands, JournalEntry, Status
 
 __all__ = ["PREFIX", "OscControl", "parse_address"]
 
@@ -179,19 +179,19 @@ class OscControl:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._poke.wait(), self.poll_interval)
 
-    def _send_changes(self, status: dict[str, Any], now: float) -> None:
+    def _send_changes(self, status: Status, now: float) -> None:
         refresh = now >= self._refresh_at
         if refresh:
             self._refresh_at = now + self.refresh_interval
         values: dict[str, Any] = {
-            "scene": status["scene"] or "",
-            "next": status["next"] or "",
-            "state": status["connection"],
+            "scene": status.scene or "",
+            "next": status.next or "",
+            "state": str(status.connection),
         }
         for key, value in values.items():
             if refresh or self._sent.get(key) != value:
                 self._send(key, value)
-        countdown = status["countdown"]
+        countdown = status.countdown
         value = -1.0 if countdown is None else round(max(countdown, 0.0), 3)
         previous = self._sent.get("countdown")
         started_or_stopped = (previous == -1.0) != (value == -1.0) or previous is None

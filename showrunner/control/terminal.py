@@ -27,9 +27,9 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Protocol, TextIO
 
-from showrunner.control.gate import DEBOUNCED, Commands
+from showrunner.control.gate import DEBOUNCED, Commands, Controllable, Status
 
-__all__ = ["KEYS", "Terminal", "render_status"]
+__all__ = ["KEYS", "Terminal", "TerminalPlayer", "render_status"]
 
 log = logging.getLogger("showrunner.control.terminal")
 
@@ -46,32 +46,29 @@ _MODE_MARK = {
 }
 
 
-class Controls(Protocol):
-    """What the terminal reads from the player (its commands go through `Commands`)."""
+class TerminalPlayer(Controllable, Protocol):
+    """A player whose status the terminal can read at once (its commands go through `Commands`)."""
 
-    def status(self) -> dict[str, Any]: ...
-    def subscribe(self, callback: Callable[[dict[str, Any]], object]) -> Callable[[], None]: ...
+    def status(self) -> Status: ...
 
 
-def render_status(status: dict[str, Any], width: int = 100) -> str:
+def render_status(status: Status, width: int = 100) -> str:
     """The one-line status: mark, scene, what comes next, connection, last error."""
-    mode = str(status.get("mode") or "playing")
-    parts = [f"{_MODE_MARK.get(mode, '>')} {status.get('scene') or '-'}"]
+    mode = str(status.mode or "playing")
+    parts = [f"{_MODE_MARK.get(mode, '>')} {status.scene or '-'}"]
     if mode in ("hold", "panic", "closed"):
         parts.append({"hold": "HOLD", "panic": "PANIC (frozen)", "closed": "closed"}[mode])
-    if status.get("waiting_for"):
-        cue = str(status["waiting_for"])
-        parts.append(f"waiting for {'GO' if cue == 'go' else 'cue ' + cue}: {status.get('next')}")
-    elif status.get("next") is not None:
-        countdown = status.get("countdown")
-        when = f" in {countdown:.1f}s" if isinstance(countdown, int | float) else ""
-        parts.append(f"next {status['next']}{when}")
+    if status.waiting_for:
+        cue = status.waiting_for
+        parts.append(f"waiting for {'GO' if cue == 'go' else 'cue ' + cue}: {status.next}")
+    elif status.next is not None:
+        when = f" in {status.countdown:.1f}s" if status.countdown is not None else ""
+        parts.append(f"next {status.next}{when}")
     elif mode == "ended":
         parts.append("end (holding)")
-    parts.append(f"Scope {status.get('connection', '?')}")
-    errors = status.get("errors") or []
-    if errors:
-        parts.append(f"! {errors[-1]}")
+    parts.append(f"Scope {status.connection}")
+    if status.errors:
+        parts.append(f"! {status.errors[-1]}")
     line = " | ".join(parts)
     return line if len(line) <= width else line[: max(0, width - 1)] + "…"
 
@@ -81,7 +78,7 @@ class Terminal:
 
     def __init__(
         self,
-        player: Controls,
+        player: TerminalPlayer,
         *,
         commands: Commands | None = None,
         tty: bool | None = None,
@@ -90,7 +87,7 @@ class Terminal:
         refresh: float = REFRESH,
     ) -> None:
         self.player = player
-        self.commands = commands if commands is not None else Commands(player)  # type: ignore[arg-type]
+        self.commands = commands if commands is not None else Commands(player)
         self.stdin = stdin if stdin is not None else sys.stdin
         self.stdout = stdout if stdout is not None else sys.stdout
         if tty is None:
@@ -164,7 +161,7 @@ class Terminal:
         command = KEYS.get(key.lower() if key.isalpha() else key)
         if command is None:
             return None
-        if command == "panic" and self.player.status().get("mode") == "panic":
+        if command == "panic" and self.player.status().mode == "panic":
             command = "resume"
         outcome = await self.commands.run(command, source="keyboard")
         if outcome.applied:

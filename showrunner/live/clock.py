@@ -1,6 +1,6 @@
 """Time as a parameter: the player reads and waits on a `Clock`, never on `time` directly.
 
-`SystemClock` is the real thing; `FakeClock` is one tests move by hand. Deadlines are
+`SystemClock` is the real thing; tests move :class:`showrunner.testing.FakeClock` by hand. Deadlines are
 monotonic seconds, so a wall-clock step (NTP, a DST change) never shifts a planned cue;
 wall time (`time()`, `now()`) is read only to label the journal and for opening hours.
 
@@ -14,20 +14,17 @@ Python's default 5 ms when the hand-over wants it back.
 from __future__ import annotations
 
 import asyncio
-import heapq
-import itertools
 import sys
 import time as _time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from typing import Protocol, runtime_checkable
 
 __all__ = [
     "EARLY_WAKE",
     "SWITCH_INTERVAL",
     "Clock",
-    "FakeClock",
     "SystemClock",
     "handover",
     "prompt_thread_switches",
@@ -64,6 +61,15 @@ class Clock(Protocol):
 
     async def sleep_until(self, deadline: float) -> None:
         """Return at `deadline` (monotonic seconds); at once if it has passed."""
+        ...
+
+    async def approach(self, deadline: float) -> None:
+        """Wait until shortly before `deadline` without blocking the loop; ``sleep_until``
+        then finishes the wait precisely (the split lets a caller cancel the long part only)."""
+        ...
+
+    async def doze(self, deadline: float) -> None:
+        """A background wait until about `deadline`: a plain timer, never the precise hand-over."""
         ...
 
 
@@ -130,109 +136,3 @@ class SystemClock:
         """A background wait: a plain event-loop timer, no scheduler job, no hand-over."""
         remaining = deadline - _time.monotonic()
         await asyncio.sleep(max(0.0, remaining))
-
-
-class _Sleeper:
-    __slots__ = ("deadline", "future", "order")
-
-    def __init__(self, deadline: float, order: int, future: asyncio.Future[None]) -> None:
-        self.deadline = deadline
-        self.order = order
-        self.future = future
-
-    def __lt__(self, other: _Sleeper) -> bool:
-        return (self.deadline, self.order) < (other.deadline, other.order)
-
-
-class FakeClock:
-    """A clock that moves only when a test calls :meth:`advance` (or :meth:`jump_wall`).
-
-    ``advance`` wakes sleepers one deadline at a time, in order, and lets the woken tasks
-    run before moving on, so code that chains waits sees the times it asked for.
-    """
-
-    def __init__(
-        self,
-        start: datetime | float = 1_767_261_600.0,  # 2026-01-01 10:00 UTC
-        *,
-        tz: tzinfo | None = UTC,
-        monotonic: float = 1000.0,
-    ) -> None:
-        wall = start.timestamp() if isinstance(start, datetime) else float(start)
-        if isinstance(start, datetime) and tz is UTC and start.tzinfo is not None:
-            tz = start.tzinfo
-        self.tz = tz or UTC
-        self._mono = float(monotonic)
-        self._wall_offset = wall - self._mono
-        self._sleepers: list[_Sleeper] = []
-        self._order = itertools.count()
-
-    def __repr__(self) -> str:
-        return f"FakeClock(time={self.time()!r}, monotonic={self._mono!r}, sleepers={self.sleepers})"
-
-    def monotonic(self) -> float:
-        return self._mono
-
-    def time(self) -> float:
-        return self._mono + self._wall_offset
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.time(), self.tz)
-
-    @property
-    def sleepers(self) -> int:
-        """Tasks currently waiting on this clock."""
-        return sum(1 for s in self._sleepers if not s.future.done())
-
-    @property
-    def next_deadline(self) -> float | None:
-        """The earliest deadline anyone waits for."""
-        live = [s.deadline for s in self._sleepers if not s.future.done()]
-        return min(live) if live else None
-
-    async def approach(self, deadline: float) -> None:
-        """Same as `sleep_until` (a fake clock has no hand-over to prepare)."""
-        await self.sleep_until(deadline)
-
-    async def doze(self, deadline: float) -> None:
-        """Same as `sleep_until`."""
-        await self.sleep_until(deadline)
-
-    async def sleep_until(self, deadline: float) -> None:
-        if deadline <= self._mono:
-            await asyncio.sleep(0)
-            return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        heapq.heappush(self._sleepers, _Sleeper(deadline, next(self._order), future))
-        await future
-
-    async def advance(self, seconds: float) -> None:
-        """Move monotonic and wall time forward by `seconds`, waking sleepers in order."""
-        if seconds < 0:
-            raise ValueError("a clock cannot go backwards; use jump_wall() for wall-clock steps")
-        target = self._mono + seconds
-        await self.settle()
-        while self._sleepers and self._sleepers[0].deadline <= target:
-            sleeper = heapq.heappop(self._sleepers)
-            if sleeper.future.done():
-                continue
-            self._mono = max(self._mono, sleeper.deadline)
-            sleeper.future.set_result(None)
-            await self.settle()
-        self._mono = target
-        await self.settle()
-
-    async def advance_to(self, wall: datetime | float) -> None:
-        """Advance until the wall clock reads `wall`."""
-        target = wall.timestamp() if isinstance(wall, datetime) else float(wall)
-        await self.advance(max(0.0, target - self.time()))
-
-    def jump_wall(self, seconds: float) -> None:
-        """Step the wall clock (not the monotonic one), as NTP or a reboot would."""
-        self._wall_offset += seconds
-
-    @staticmethod
-    async def settle(rounds: int = 20) -> None:
-        """Let every ready task run until it waits again."""
-        for _ in range(rounds):
-            await asyncio.sleep(0)

@@ -14,9 +14,9 @@ import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
-__all__ = ["KINDS", "Journal", "read_journal"]
+__all__ = ["KINDS", "Journal", "RecordWriter", "read_journal"]
 
 log = logging.getLogger("showrunner.live.journal")
 
@@ -25,7 +25,7 @@ KINDS = frozenset(
         "start",  # the run began (show, Scope URL, start position)
         "scene",  # a scene occurrence became live
         "session",  # the first session opened (initialParameters in `message`)
-        "switch",  # a reload + reconnect for a scene (or a jump) with a different pipeline setup
+        "switch",  # a pipeline switch (close, load, reconnect) for a scene or jump with another setup
         "send",  # one data-channel message
         "cue",  # a cue fired (GO or a named cue)
         "operator",  # an operator command (go, back, goto, hold, panic, resume, quit)
@@ -40,6 +40,12 @@ KINDS = frozenset(
         "quit",  # the run ended
     }
 )
+
+
+class RecordWriter(Protocol):
+    """Where the player's records go: a `Journal`, or ``showrunner.testing.MemoryJournal``."""
+
+    def write(self, record: Mapping[str, Any]) -> None: ...
 
 
 def _finite(value: object) -> object:

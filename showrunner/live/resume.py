@@ -8,6 +8,8 @@ when the show and the current part started (unix time), and which occurrence was
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
 import json
@@ -22,6 +24,7 @@ from showrunner.plan.saved import ResumeState
 __all__ = [
     "STATE_FILE_NAME",
     "ResumeState",
+    "StateWriter",
     "clear_state",
     "default_state_path",
     "read_state",
@@ -90,6 +93,41 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+class StateWriter:
+    """Writes the state file in order on one worker thread, off the event loop (each write
+    ends with an fsync, too slow for the loop that sends the show)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._worker: concurrent.futures.ThreadPoolExecutor | None = None
+        self._last: asyncio.Future[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"StateWriter({str(self.path)!r})"
+
+    def write(self, state: ResumeState) -> None:
+        """Queue `state` for writing (written at once when no event loop runs)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            write_state(self.path, state)
+            return
+        if self._worker is None:
+            self._worker = concurrent.futures.ThreadPoolExecutor(1, "showrunner-state")
+        self._last = loop.run_in_executor(self._worker, write_state, self.path, state)
+
+    async def close(self, *, clear: bool = False) -> None:
+        """Wait for the queued writes; with `clear`, then remove the file (a finished show
+        starts from the top next time)."""
+        if self._last is not None:
+            await asyncio.gather(self._last, return_exceptions=True)
+        if self._worker is not None:
+            self._worker.shutdown(wait=True)
+            self._worker = None
+        if clear:
+            clear_state(self.path)
 
 
 def read_state(path: Path) -> ResumeState | None:

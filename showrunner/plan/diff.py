@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from showrunner import pipelines
-from showrunner.errors import CueError
+from showrunner.errors import UnknownSceneError
 from showrunner.plan.actions import transition_steps
 
 if TYPE_CHECKING:
@@ -211,7 +211,7 @@ def scene_change(old: Timeline, new: Timeline, name: str) -> SceneChange | None:
     """The change of one scene between two plans (None when unchanged or absent from either)."""
     try:
         before, after = old.scene(name), new.scene(name)
-    except CueError:
+    except UnknownSceneError:
         return None
     old_names = [s.name for s in old.scenes]
     new_names = [s.name for s in new.scenes]
@@ -501,7 +501,7 @@ def carry_occurrence(occ: ScheduledScene, timeline: Timeline) -> ScheduledScene 
     """
     try:
         scene = timeline.scene(occ.scene.name)
-    except CueError:
+    except UnknownSceneError:
         return None
     if occ.part < 0 or scene.closed_only:  # the closed-hours scene: outside the schedule
         return dataclasses.replace(occ, scene=scene)
@@ -532,7 +532,7 @@ def _loop_exists(timeline: Timeline, key: str) -> bool:
     if kind == "goto":
         try:
             return timeline.scene(name).goto is not None
-        except CueError:
+        except UnknownSceneError:
             return False
     return False
 
@@ -549,7 +549,7 @@ def _loop_span(timeline: Timeline, key: str, count: int) -> tuple[int, int, int]
             if scene.goto is not None:
                 target = scene.goto[0]
                 return count, min(target, scene.index), max(target, scene.index)
-    except (CueError, StopIteration):
+    except (UnknownSceneError, StopIteration):
         pass
     return None
 

@@ -29,7 +29,7 @@ from functools import cached_property
 from typing import Any
 
 from showrunner import pipelines
-from showrunner.errors import CueError, ShowError
+from showrunner.errors import ShowError, UnknownSceneError
 
 # The state types and wire prefixes live in state.py; they are re-exported here, where callers
 # have always found them.
@@ -513,16 +513,16 @@ class Timeline:
     # -- lookup --------------------------------------------------------------------------------
 
     def scene(self, name_or_index: int | str) -> CompiledScene:
-        """A scene by name or file index; CueError if there is none."""
+        """A scene by name or file index; UnknownSceneError if there is none."""
         if isinstance(name_or_index, int) and not isinstance(name_or_index, bool):
             if 0 <= name_or_index < len(self.scenes):
                 return self.scenes[name_or_index]
-            raise CueError(f"no scene number {name_or_index} (the show has {len(self.scenes)})")
+            raise UnknownSceneError(f"no scene number {name_or_index} (the show has {len(self.scenes)})")
         index = self._names.get(str(name_or_index))
         if index is None:
             hint = difflib.get_close_matches(str(name_or_index), list(self._names), n=1)
             suffix = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise CueError(f"unknown scene {name_or_index!r}{suffix}")
+            raise UnknownSceneError(f"unknown scene {name_or_index!r}{suffix}")
         return self.scenes[index]
 
     # -- schedule ------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from showrunner.plan.timeline import (
@@ -15,7 +16,20 @@ from showrunner.plan.timeline import (
     Timeline,
     paused_gc,
 )
-from showrunner.report.common import Row, chunking, entry_text, finding_data, loop_text, plain, table_rows
+from showrunner.report.common import (
+    Dark,
+    Row,
+    changes,
+    chunking,
+    dark_stretches,
+    dark_text,
+    entry_text,
+    finding_data,
+    loop_text,
+    plain,
+    table_rows,
+)
+from showrunner.report.hours import hours_data
 
 FORMAT = "showrunner-report"
 VERSION = 1
@@ -44,12 +58,26 @@ def _state_data(state: State) -> dict[str, Any]:
     return data
 
 
-def _scene_data(timeline: Timeline, row: Row) -> dict[str, Any]:
+def row_changes(timeline: Timeline, row: Row) -> list[str]:
+    """What the row's scene changes on entry, against what was on before its first play (in file
+    order for a scene the pass never reaches)."""
+    sc = row.scene
+    p = timeline.one_pass()
+    if row.first is not None:
+        n = row.position
+        before = p.items[n - 1].occurrence.scene.state_out if n else None
+        return changes(before, sc, row.first.switch)
+    before = timeline.scenes[sc.index - 1].state_out if sc.index else None
+    return changes(before, sc, sc.switch_estimate if sc.index else 0.0)
+
+
+def _scene_data(timeline: Timeline, row: Row, dark: Sequence[Dark]) -> dict[str, Any]:
     sc = row.scene
     transition, entry_kind = entry_text(sc)
     return {
         "index": sc.index,
         "name": sc.name,
+        "notes": timeline.show.scenes[sc.index].notes,
         "trigger": sc.trigger,
         "cue": sc.cue,
         "pre_wait": sc.pre_wait,
@@ -84,20 +112,32 @@ def _scene_data(timeline: Timeline, row: Row) -> dict[str, Any]:
             for a in sc.actions
         ],
         "warnings": list(sc.warnings),
+        "no_picture": round(sum(d.seconds for d in dark), 3),
+        "changes": row_changes(timeline, row),
     }
 
 
-def report_data(timeline: Timeline, *, findings: Sequence[object] = ()) -> dict[str, Any]:
-    """Everything the report shows, as JSON-ready data (README: "--json: the report format")."""
+def report_data(
+    timeline: Timeline, *, findings: Sequence[object] = (), now: datetime | None = None
+) -> dict[str, Any]:
+    """Everything the report shows, as JSON-ready data (docs/report.md: "--json").
+
+    `now` (an aware datetime) is the moment "open now" and "next open" of opening hours are
+    told against; without it they are null. Nothing here reads the clock.
+    """
     with paused_gc():
-        return _report_data(timeline, findings)
+        return _report_data(timeline, findings, now)
 
 
-def _report_data(timeline: Timeline, findings: Sequence[object]) -> dict[str, Any]:
+def _report_data(timeline: Timeline, findings: Sequence[object], now: datetime | None) -> dict[str, Any]:
     show = timeline.show
     p = timeline.one_pass()
     rows, _ = table_rows(timeline, p)
     by_index = {row.scene.index: row for row in rows}
+    dark = dark_stretches(p)
+    dark_by_scene: dict[int, list[Dark]] = {}
+    for d in dark:
+        dark_by_scene.setdefault(p.items[d.item].occurrence.scene.index, []).append(d)
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -126,7 +166,23 @@ def _report_data(timeline: Timeline, findings: Sequence[object]) -> dict[str, An
         "sections": [
             {"name": s.name, "start": s.start, "end": s.end, "repeat": s.repeat} for s in show.sections
         ],
-        "scenes": [_scene_data(timeline, by_index[sc.index]) for sc in timeline.scenes],
+        "no_picture": [
+            {
+                "scene": p.items[d.item].occurrence.scene.index,
+                "name": p.items[d.item].occurrence.scene.name,
+                "start": round(d.start, 6),
+                "seconds": round(d.seconds, 3),
+                "length": d.length,
+                "cause": d.text,
+                "text": dark_text(d, p.items[d.item].occurrence.scene.name),
+            }
+            for d in dark
+        ],
+        "hours": hours_data(show.hours, now),
+        "scenes": [
+            _scene_data(timeline, by_index[sc.index], dark_by_scene.get(sc.index, ()))
+            for sc in timeline.scenes
+        ],
         "pass": {
             "end": p.end,
             "holds": p.holds,
@@ -155,6 +211,9 @@ def _report_data(timeline: Timeline, findings: Sequence[object]) -> dict[str, An
     }
 
 
-def render_json(timeline: Timeline, *, findings: Sequence[object] = ()) -> str:
+def render_json(
+    timeline: Timeline, *, findings: Sequence[object] = (), now: datetime | None = None
+) -> str:
     """`report_data` as indented JSON (what `--json` writes)."""
-    return json.dumps(report_data(timeline, findings=findings), indent=2, ensure_ascii=False) + "\n"
+    data = report_data(timeline, findings=findings, now=now)
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

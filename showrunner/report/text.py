@@ -14,6 +14,8 @@ from showrunner.report.common import (
     Row,
     chunking_text,
     cut,
+    dark_stretches,
+    dark_text,
     entry_text,
     finding_data,
     loop_markers,
@@ -28,50 +30,56 @@ from showrunner.report.common import (
 
 DEFAULT_WIDTH = 120
 
-# (header, most it grows to, least it shrinks to); prompts take what is left.
+# (header, most it grows to, least it shrinks to); prompts take what is left. The time column
+# is never cut (it grows to its longest time, "drop+0:40"); the `!` column is only there when a
+# scene has compile warnings.
 COLUMNS = (
-    ("time", 10, 7),
-    ("scene", 24, 8),
-    ("trigger", 20, 6),
-    ("pipeline", 22, 8),
-    ("prompts", 0, 16),
-    ("transition", 16, 8),
-    ("LoRA", 18, 6),
+    ("time", 0, 0),
+    ("scene", 24, 6),
+    ("trigger", 20, 5),
+    ("pipeline", 22, 6),
+    ("prompts", 0, 8),
+    ("transition", 16, 5),
+    ("LoRA", 18, 4),
     ("VACE", 14, 4),
     ("!", 2, 1),
 )
+_TIME = 0
 _PROMPTS = 4
 
 
-def _widths(rows: Sequence[Sequence[str]], total: int) -> list[int]:
+def _widths(rows: Sequence[Sequence[str]], total: int, columns: Sequence[tuple[str, int, int]]) -> list[int]:
     """Column widths that fit `total`: content width up to a cap, the widest shrinking first."""
-    widths = [len(name) for name, _, _ in COLUMNS]
+    widths = [len(name) for name, _, _ in columns]
     for cells in rows:
         for n, cell in enumerate(cells):
             if len(cell) > widths[n]:
                 widths[n] = len(cell)
+    least = [widths[_TIME] if n == _TIME else col[2] for n, col in enumerate(columns)]
     prompts = widths[_PROMPTS]
-    widths = [min(w, cap) if cap else w for w, (_, cap, _) in zip(widths, COLUMNS, strict=True)]
-    widths[_PROMPTS] = COLUMNS[_PROMPTS][2]
+    widths = [min(w, cap) if cap else w for w, (_, cap, _) in zip(widths, columns, strict=True)]
+    widths[_PROMPTS] = least[_PROMPTS]
     room = total - (sum(widths) + len(widths) - 1)
     if room >= 0:
         widths[_PROMPTS] += min(room, max(0, prompts - widths[_PROMPTS]))
         return widths
     while room < 0:
-        shrinkable = [n for n, (_, _, least) in enumerate(COLUMNS) if widths[n] > least]
+        shrinkable = [n for n in range(len(columns)) if widths[n] > least[n]]
         if not shrinkable:
             break
-        widest = max(shrinkable, key=lambda n: widths[n] - COLUMNS[n][2])
+        widest = max(shrinkable, key=lambda n: widths[n] - least[n])
         widths[widest] -= 1
         room += 1
     return widths
 
 
-def render_text(timeline: Timeline, *, findings: Sequence[object] = (), width: int | None = None) -> str:
+def render_text(
+    timeline: Timeline, *, findings: Sequence[object] = (), width: int | None = None
+) -> str:
     """The terminal report: one pass as a table, totals, switch gaps, fps, preflight warnings.
 
     `width` is the terminal width (default 120); the table fits it, the prompts column taking
-    what the other columns leave.
+    what the other columns leave. Times are never cut.
     """
     with paused_gc():
         return _render_text(timeline, findings, width)
@@ -82,10 +90,17 @@ def _render_text(timeline: Timeline, findings: Sequence[object], width: int | No
     p = timeline.one_pass()
     rows, reached = table_rows(timeline, p)
     cells = [row_cells(row) for row in rows]
-    widths = _widths(cells, total_width)
+    warned = any(c[-1] for c in cells)
+    columns = COLUMNS if warned else COLUMNS[:-1]
+    if not warned:
+        cells = [c[:-1] for c in cells]
+    widths = _widths(cells, total_width, columns)
     markers: dict[int, list[Marker]] = {}
     for marker in loop_markers(timeline, p):
         markers.setdefault(marker.after, []).append(marker)
+    notes = textwrap.TextWrapper(
+        width=total_width, initial_indent="  ✎ ", subsequent_indent="    ", break_on_hyphens=False
+    )
 
     def line(cells: Sequence[str]) -> str:
         parts = [
@@ -94,12 +109,15 @@ def _render_text(timeline: Timeline, findings: Sequence[object], width: int | No
         return " ".join(parts).rstrip()
 
     out = [f"{timeline.show.title}" + (f"  ({timeline.source})" if timeline.source else ""), ""]
-    out.append(line([name for name, _, _ in COLUMNS]))
+    out.append(line([name for name, _, _ in columns]))
     out.append(line(["-" * w for w in widths]))
     for n, row in enumerate(rows):
         if n == reached:
             out.append("  not in the normal flow:")
         out.append(line(cells[n]))
+        note = timeline.show.scenes[row.scene.index].notes
+        if note:
+            out.extend(notes.wrap(" ".join(note.split())))
         for marker in markers.get(row.scene.index, ()) if row.first is not None else ():
             out.append("  " + cut(marker.text, total_width - 2))
     if p.cycle == "loop":
@@ -107,10 +125,17 @@ def _render_text(timeline: Timeline, findings: Sequence[object], width: int | No
     wrap = textwrap.TextWrapper(width=total_width, subsequent_indent="    ", break_on_hyphens=False)
     out.append("")
     out.extend(wrap.wrap(f"Total: {loop_text(timeline, p)}"))
-    out.extend(wrap.wrap(f"Pipeline switches: {switch_text(timeline)}"))
+    if timeline.switch_count:
+        out.extend(wrap.wrap(f"Pipeline switches: {switch_text(timeline)}"))
     out.extend(wrap.wrap("Seconds → steps: " + chunking_text(timeline)))
-    out.append("* = reload/reconnect at entry; cue parts are timed from their cue (GO+0:04).")
+    legend = ["* = reload/reconnect at entry"]
+    if any(sc.cue is not None for sc in timeline.scenes):
+        legend.append("cue parts are timed from their cue (GO+0:04)")
+    if warned:
+        legend.append("! = compile warnings of the scene (listed below)")
+    out.extend(wrap.wrap("; ".join(legend) + "."))
     warnings = [finding_data(f)["text"] for f in findings] + list(timeline.warnings)
+    warnings += [dark_text(d, p.items[d.item].occurrence.scene.name) for d in dark_stretches(p)]
     if warnings:
         out.append("")
         out.append(f"Preflight warnings ({len(warnings)}):")
@@ -143,7 +168,7 @@ def row_cells(row: Row) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# --at (read by showrunner.plan.position.parse_position)
+# --at (read by showrunner.plan.start.parse_position)
 # ---------------------------------------------------------------------------------------------
 
 

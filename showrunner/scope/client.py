@@ -33,6 +33,7 @@ from showrunner.errors import (
     ScopeTimeoutError,
 )
 from showrunner.pipelines import lookup as pipeline_info
+from showrunner.scope.clock import SYSTEM_TIME, SessionClock
 from showrunner.scope.pacing import ONE_SHOT_KEYS, Coalescer, Prepared
 from showrunner.scope.rtc import RtcConnection
 
@@ -42,13 +43,13 @@ __all__ = [
     "ONE_SHOT_KEYS",
     "RUNTIME_KEYS",
     "SESSION_START_KEYS",
+    "ClientTimeouts",
     "Coalescer",
     "Health",
     "Prepared",
     "ScopeClient",
     "ScopeEvent",
     "ScopeSession",
-    "Timeouts",
 ]
 
 log = logging.getLogger("showrunner.scope.client")
@@ -84,8 +85,9 @@ _LOAD_STATES = frozenset({"not_loaded", "loading", "loaded", "error"})
 
 
 @dataclass(frozen=True)
-class Timeouts:
-    """Seconds allowed for each kind of wait; every network call is bounded by one of these."""
+class ClientTimeouts:
+    """Seconds the client allows for each kind of wait; every network call is bounded by one of
+    these (`ScopeClient(timeouts=...)`; a show's ``scope.timeouts`` fills them in)."""
 
     connect: float = 5.0
     request: float = 10.0
@@ -150,7 +152,7 @@ class ScopeClient:
         base_url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        timeouts: Timeouts = Timeouts(),
+        timeouts: ClientTimeouts = ClientTimeouts(),
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -301,11 +303,11 @@ class ScopeClient:
     async def load_pipeline(self, chain: Sequence[str], load_params: Mapping[str, Any]) -> float:
         """Make `chain` the loaded pipelines with exactly `load_params`; return the seconds taken.
 
-        Skips the request when the server already has this load (a reload would drop the
-        pipeline and load it again, §2.2). Otherwise POSTs and polls the status from this
+        Skips the request when the server already has this load (loading it again would drop
+        the pipeline and load it anew, §2.2). Otherwise POSTs and polls the status from this
         one place (§2.3): an old ``loaded`` right after the POST is ignored until
         ``pipeline_id`` and ``load_params`` match, a ``not_loaded`` is tolerated for
-        ``Timeouts.not_loaded_grace`` s, and ``error`` raises ScopeLoadError.
+        ``ClientTimeouts.not_loaded_grace`` s, and ``error`` raises ScopeLoadError.
         """
         ids = [str(p) for p in chain]
         if not ids:
@@ -318,7 +320,7 @@ class ScopeClient:
             # The status names only the first instance; for a chain, also require that we
             # loaded this exact chain ourselves.
             if self._status_matches(status, ids, sent) and (len(ids) == 1 or self._last_load == key):
-                log.info("pipeline %s already loaded with these load_params; not reloading",
+                log.info("pipeline %s already loaded with these load_params; not loading it again",
                          "+".join(ids))
                 return time.monotonic() - started
             self._last_load = None
@@ -479,7 +481,8 @@ class ScopeSession:
     """The one live Scope session a show plays against (async context manager).
 
     Keep exactly one per server (§4.5). After ``close()`` the same object can ``open()``
-    again; ``frames_received`` counts across all its connections.
+    again; ``frames_received`` counts across all its connections. Gaps, frame times and write
+    times are read from `clock` (the player's clock fits), the REST side keeps real time.
     """
 
     def __init__(
@@ -490,14 +493,16 @@ class ScopeSession:
         record_video: Path | None = None,
         on_event: Callable[[ScopeEvent], None] | None = None,
         chunk_interval: float | None = None,
+        clock: SessionClock = SYSTEM_TIME,
     ) -> None:
         self.client = client
+        self.clock = clock
         self.loopback_only = _is_loopback_url(client.base_url) if loopback_only is None else loopback_only
         self.record_video = Path(record_video) if record_video is not None else None
         self.on_event = on_event
         self._explicit_interval = chunk_interval
         self._chunk_interval = chunk_interval if chunk_interval is not None else FALLBACK_CHUNK_INTERVAL
-        self._coalescer = Coalescer(self._write, self._chunk_interval)
+        self._coalescer = Coalescer(self._write, self._chunk_interval, clock=clock)
         self._rtc: RtcConnection | None = None
         self._session_id: str | None = None
         self._server_start_time: float | None = None
@@ -538,7 +543,7 @@ class ScopeSession:
 
     @property
     def last_frame_at(self) -> float | None:
-        """``time.monotonic()`` of the newest received frame."""
+        """``clock.monotonic()`` of the newest received frame."""
         if self._rtc is not None and self._rtc.last_frame_at is not None:
             return self._rtc.last_frame_at
         return self._last_frame_before
@@ -587,7 +592,7 @@ class ScopeSession:
         """
         if self._rtc is not None:
             raise RuntimeError("the session is already open; call switch() or close() first")
-        started = time.monotonic()
+        started = self.clock.monotonic()
         ids = [str(p) for p in chain]
         initial = self._initial_parameters(ids, initial_parameters)
         self._server_start_time = (await self.client.health()).server_start_time
@@ -598,6 +603,7 @@ class ScopeSession:
             record_to=self._recording_path(),
             on_message=self._on_server_message,
             on_state=self._on_rtc_state,
+            clock=self.clock,
         )
         self._rtc = rtc
         self._chain = ids
@@ -612,10 +618,10 @@ class ScopeSession:
         except BaseException:
             await self.close()
             raise
-        self._watch_from = time.monotonic()
+        self._watch_from = self.clock.monotonic()
         self._paused = bool(initial.get("paused", False))
         await self._update_chunk_interval()
-        gap = time.monotonic() - started
+        gap = self.clock.monotonic() - started
         log.info("session %s open on %s (%s): gap %.2f s, chunk interval %.3f s",
                  self._session_id, self.client.base_url, "+".join(ids), gap, self._chunk_interval)
         return gap
@@ -627,11 +633,11 @@ class ScopeSession:
         initial_parameters: Mapping[str, Any],
     ) -> float:
         """Close, load, reopen (§4.2: an open session never follows a load); return the gap."""
-        started = time.monotonic()
+        started = self.clock.monotonic()
         previous = "+".join(self._chain) or "nothing"
         await self.close()
         await self.open(chain, load_params, initial_parameters)
-        gap = time.monotonic() - started
+        gap = self.clock.monotonic() - started
         log.info("switched pipelines %s -> %s: gap %.2f s", previous, "+".join(chain), gap)
         return gap
 
@@ -653,7 +659,7 @@ class ScopeSession:
                 log.info("session %s closed", session_id)
 
     async def wait_first_frame(self) -> None:
-        """Wait (up to ``Timeouts.first_frame``) until video arrives on the open session."""
+        """Wait (up to ``ClientTimeouts.first_frame``) until video arrives on the open session."""
         await self._require_rtc().wait_first_frame(self.client.timeouts.first_frame)
 
     # -- sending -------------------------------------------------------------------------
@@ -709,7 +715,7 @@ class ScopeSession:
         if "paused" in message:
             self._paused = bool(message["paused"])
             if not self._paused:
-                self._watch_from = time.monotonic()
+                self._watch_from = self.clock.monotonic()
         log.debug("sent %s", message)
         return at
 
@@ -729,7 +735,7 @@ class ScopeSession:
         if rtc.channel_state != "open":
             return "data channel closed"
         if not self._paused:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             if rtc.last_frame_at is None:
                 waited = now - self._watch_from
                 if waited > self.client.timeouts.first_frame:
@@ -788,7 +794,7 @@ class ScopeSession:
         self._coalescer.interval = interval
 
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:
-        event = ScopeEvent(kind=kind, payload=payload, at=time.time())
+        event = ScopeEvent(kind=kind, payload=payload, at=self.clock.time())
         if self.on_event is None:
             return
         try:

@@ -1,17 +1,18 @@
 """Pacing parameter updates to the server's chunk rate: merged while they wait, never overrun.
 
 Kept apart from the Scope client because it is pure asyncio scheduling over a write
-callback: it knows nothing of HTTP or WebRTC, and can be tested with a fake clock.
+callback and a clock: it knows nothing of HTTP or WebRTC, and can be tested with a fake clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from showrunner.scope.clock import SYSTEM_TIME, SessionClock
 
 __all__ = ["ONE_SHOT_KEYS", "Coalescer", "Prepared"]
 
@@ -57,7 +58,7 @@ class Prepared(dict[str, Any]):
     def __setitem__(self, key: str, value: Any) -> None:
         raise TypeError("a prepared update is read-only; copy it with dict() to change it")
 
-    def update(self, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+    def update(self, *args: Any, **kwargs: Any) -> None:
         raise TypeError("a prepared update is read-only; copy it with dict() to change it")
 
 
@@ -76,7 +77,7 @@ class Coalescer:
         write: Callable[[dict[str, Any]], float],
         interval: float,
         *,
-        clock: Callable[[], float] = time.monotonic,
+        clock: SessionClock = SYSTEM_TIME,
     ) -> None:
         self.interval = interval
         self._write = write
@@ -97,10 +98,10 @@ class Coalescer:
         """Send `message` (now, or merged into a later one); return (sent at, what went out)."""
         if not self._pending and (
             self._last_sent is None
-            or self._clock() - self._last_sent >= self.interval - _SPACING_TOLERANCE
+            or self._clock.monotonic() - self._last_sent >= self.interval - _SPACING_TOLERANCE
         ):
             at = self._write(message)
-            self._last_sent = self._clock()
+            self._last_sent = self._clock.monotonic()
             return at, message
         if self._pending and not _conflicts(self._pending[-1].message, message):
             slot = self._pending[-1]
@@ -115,10 +116,10 @@ class Coalescer:
 
     async def _flush(self) -> None:
         while self._pending:
-            last = self._last_sent if self._last_sent is not None else self._clock()
-            delay = last + self.interval - self._clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            now = self._clock.monotonic()
+            due = (self._last_sent if self._last_sent is not None else now) + self.interval
+            if due > now:
+                await self._clock.doze(due)
             if not self._pending:
                 return
             slot = self._pending.popleft()
@@ -130,7 +131,7 @@ class Coalescer:
                     slot.done.exception()  # the caller may have gone; don't warn about it
                 continue
             finally:
-                self._last_sent = self._clock()
+                self._last_sent = self._clock.monotonic()
             if not slot.done.done():
                 slot.done.set_result((at, slot.message))
 

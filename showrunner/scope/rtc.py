@@ -18,18 +18,18 @@ import asyncio
 import contextlib
 import io
 import logging
-import time
 from collections.abc import Awaitable, Callable, Iterator
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import av
 from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
     RTCPeerConnection,
     RTCSessionDescription,
 )
-from aiortc.contrib.media import MediaRecorder, MediaRelay
 from aiortc.exceptions import InvalidAccessError, InvalidStateError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
@@ -39,6 +39,7 @@ from showrunner.errors import (
     ScopeProtocolError,
     ScopeTimeoutError,
 )
+from showrunner.scope.clock import SYSTEM_TIME, SessionClock
 
 __all__ = [
     "CHANNEL_LABEL",
@@ -92,7 +93,8 @@ def restrict_ice_to_loopback(pc: RTCPeerConnection) -> None:
                 component=component, addresses=[LOOPBACK_ADDRESS], timeout=timeout
             )
 
-        connection.get_component_candidates = loopback_candidates
+        # Per connection on purpose (see above): the instance attribute shadows the method.
+        connection.get_component_candidates = loopback_candidates  # type: ignore[method-assign]
 
 
 def candidate_addresses(sdp: str) -> list[str]:
@@ -124,7 +126,8 @@ class RtcConnection:
 
     ``on_message(text)`` is called for every text message from the server; ``on_state(what,
     state)`` for every change of the peer connection (``what == "connection"``) and when
-    the data channel closes (``what == "channel"``). Callbacks must not raise.
+    the data channel closes (``what == "channel"``). Callbacks must not raise. Frame times
+    and write times are read from `clock`.
     """
 
     def __init__(
@@ -134,8 +137,10 @@ class RtcConnection:
         record_to: Path | None = None,
         on_message: Callable[[str], None] | None = None,
         on_state: Callable[[str, str], None] | None = None,
+        clock: SessionClock = SYSTEM_TIME,
     ) -> None:
         self.loopback_only = loopback_only
+        self.clock = clock
         self.record_to = record_to
         self.on_message = on_message
         self.on_state = on_state
@@ -147,8 +152,7 @@ class RtcConnection:
         self._jpeg: tuple[Any, bytes] | None = None
         self._pc: RTCPeerConnection | None = None
         self._channel: RTCDataChannel | None = None
-        self._recorder: MediaRecorder | None = None
-        self._relay: MediaRelay | None = None
+        self._recorder: _Recorder | None = None
         self._consumer: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._first_frame = asyncio.Event()
@@ -211,8 +215,6 @@ class RtcConnection:
         self.remote_sdp = answer
         with _map_rtc_errors("answer"):
             await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
-        if self._recorder is not None:
-            await self._recorder.start()
 
     async def _wait_open(self, timeout: float) -> None:
         try:
@@ -234,11 +236,11 @@ class RtcConnection:
             ) from None
 
     @staticmethod
-    def _open_recorder(path: Path) -> MediaRecorder:
+    def _open_recorder(path: Path) -> _Recorder:
         # Opened before the offer so that a bad path fails the connect, not a callback.
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return MediaRecorder(str(path))
+            return _Recorder(path)
         except Exception as exc:  # PyAV raises its own error types for container problems
             detail = " ".join(str(exc).split()) or type(exc).__name__
             raise ScopeError(f"cannot record the video to {path}: {detail}") from exc
@@ -264,7 +266,7 @@ class RtcConnection:
             )
         with _map_rtc_errors("data channel send"):
             channel.send(text)
-        return time.time()
+        return self.clock.time()
 
     async def wait_first_frame(self, timeout: float) -> None:
         """Wait until at least one video frame has arrived."""
@@ -295,7 +297,7 @@ class RtcConnection:
         recorder, self._recorder = self._recorder, None
         if recorder is not None:
             try:
-                await recorder.stop()
+                recorder.close()
             except Exception:  # e.g. nothing was ever encoded; the file is just empty
                 log.warning("finishing the recording %s failed", self.record_to, exc_info=True)
             else:
@@ -325,13 +327,7 @@ class RtcConnection:
     def _on_track(self, track: MediaStreamTrack) -> None:
         if track.kind != "video" or self._consumer is not None:
             return
-        source = track
-        if self._recorder is not None:
-            # The recorder and the frame counter both need every frame of the one track.
-            self._relay = MediaRelay()
-            source = self._relay.subscribe(track)
-            self._recorder.addTrack(self._relay.subscribe(track))
-        self._consumer = asyncio.ensure_future(self._consume(source))
+        self._consumer = asyncio.ensure_future(self._consume(track))
 
     async def _consume(self, track: MediaStreamTrack) -> None:
         while True:
@@ -341,7 +337,46 @@ class RtcConnection:
                 log.info("remote video track ended after %d frames", self.frames_received)
                 return
             self.frames_received += 1
-            self.last_frame_at = time.monotonic()
+            self.last_frame_at = self.clock.monotonic()
             # Kept undecoded-to-JPEG: encoding happens only when a preview asks for it.
             self._last_frame = frame
+            if self._recorder is not None:
+                self._recorder.write(frame)
             self._first_frame.set()
+
+
+class _Recorder:
+    """Writes the received frames to a file (H.264 in the container the name says).
+
+    aiortc's MediaRecorder encodes at a fixed 30 frames/s time base, so a faster stream (a CPU
+    server runs controller-viz at about 60 frames/s) maps two frames onto one timestamp and the
+    muxer refuses the file. Here the encoder keeps the frames' own 90 kHz timestamps; a frame
+    whose timestamp does not advance is skipped.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._container: Any = av.open(str(path), mode="w")
+        self._stream: Any = None
+        self._last_pts: int | None = None
+
+    def write(self, frame: Any) -> None:
+        if self._stream is None:
+            stream = self._container.add_stream("libx264", rate=90)
+            stream.width, stream.height = frame.width, frame.height
+            stream.pix_fmt = "yuv420p"
+            stream.codec_context.time_base = frame.time_base or Fraction(1, 90_000)
+            self._stream = stream
+        pts = frame.pts
+        if pts is not None and self._last_pts is not None and pts <= self._last_pts:
+            return
+        self._last_pts = pts
+        for packet in self._stream.encode(frame):
+            self._container.mux(packet)
+
+    def close(self) -> None:
+        try:
+            if self._stream is not None:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+        finally:
+            self._container.close()

@@ -1,19 +1,25 @@
 """A Scope server simulator: the same REST + WebRTC contract as Daydream Scope 0.2.4, no GPU.
 
-It answers on 127.0.0.1 like the real server, traps included (stale status right after a
-load, `error` reported once, no video without `initialParameters.pipeline_ids`, an 8-deep
-parameter queue that drops the newest update, one update applied per chunk, ...), renders
-frames that show what it believes its state is, and records everything it receives.
+It answers on 127.0.0.1 like the real server, traps included (`error` reported once, no
+video without `initialParameters.pipeline_ids`, an 8-deep parameter queue that drops the
+newest update, one update applied per chunk, ...), renders frames that show what it believes
+its state is, and records everything it receives.
 WebRTC never leaves the loopback interface.
 
     async with serve_sim(port=0) as sim:        # a running Simulator
         ...                                     # talk to sim.url
         await sim.restart(down_for=1.0)         # crash and come back on the same port
+        await sim.shutdown()                    # SIGTERM: `stream_stopped`, then down
+
+Beyond WebRTC sessions it has the headless session of `POST /api/v1/session/start`
+(`sim.headless`, contract §2.8, §10.1), the tempo endpoints and `tempo_update` messages
+(`sim.tempo`, contract §6), and `video_file` input sources decoded with PyAV (contract §7).
 
 Fault knobs (`sim.faults`, settable at any time): `load_time` (seconds per load, None =
 realistic), `fail_loads` (pipeline ids whose load ends in `error`, or True), `chunk_delay`
 (extra seconds per chunk), `stale_status` (seconds the status keeps its pre-load answer),
-`download_time`.
+`download_time` (`stale_status` defaults to 0: a real server's first poll after a load
+already reads `loading`, contract §10).
 
 Record format
 -------------

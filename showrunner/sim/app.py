@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qsl
@@ -16,12 +17,13 @@ from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from showrunner.sim import catalog
 from showrunner.sim.assets import AssetError, AssetStore
+from showrunner.sim.headless import HeadlessRefused, HeadlessSession
 from showrunner.sim.loads import LoadManager
 from showrunner.sim.params import (
     IceCandidates,
@@ -30,10 +32,16 @@ from showrunner.sim.params import (
     ModelDownload,
     OfferRequest,
     Parameters,
+    StartRequest,
+    TempoEnable,
+    TempoSetTempo,
     dump_parameters,
     validation_detail,
 )
 from showrunner.sim.record import Recorder
+from showrunner.sim.session import SimSession
+from showrunner.sim.tempo import SOURCES as TEMPO_SOURCES
+from showrunner.sim.tempo import TempoSync, TempoUnavailable
 from showrunner.sim.webrtc import SimPeer
 
 
@@ -45,8 +53,13 @@ class Server(Protocol):
     loads: LoadManager
     peers: dict[str, SimPeer]
     server_start_time: float
+    gpu: bool
+    headless: HeadlessSession | None
+    tempo: TempoSync
 
     def live_peers(self) -> list[SimPeer]: ...
+    async def start_headless(self, request: StartRequest) -> dict[str, Any]: ...
+    async def stop_headless(self) -> bool: ...
     async def open_session(self, sdp: str, initial: dict[str, Any]) -> tuple[str, str]: ...
     async def end_session(self, session_id: str) -> None: ...
     def model_status(self, pipeline_id: str) -> dict[str, Any]: ...
@@ -55,7 +68,9 @@ class Server(Protocol):
 log = logging.getLogger(__name__)
 
 VERSION = "0.2.4"
+SIM_VRAM_GB = 24.0  # the GPU the `gpu` option presents
 NOT_LOADED = "Pipeline not loaded. Please load pipeline first."
+NO_HEADLESS = "No active headless session"
 # What Scope answers without TURN credentials; a loopback client must ignore it.
 PUBLIC_STUN = {"urls": ["stun:stun.l.google.com:19302"], "username": None, "credential": None}
 
@@ -72,8 +87,29 @@ def _error(status: int, detail: Any) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status)
 
 
+def _is_json(content_type: str | None) -> bool:
+    """FastAPI parses a body as JSON only without a content type or with application/*json."""
+    if not content_type:
+        return True
+    kind = content_type.split(";", 1)[0].strip().lower()
+    return kind == "application/json" or (kind.startswith("application/") and kind.endswith("+json"))
+
+
 async def _json(request: Request) -> Any:
     raw = await request.body()
+    if not _is_json(request.headers.get("content-type")):
+        # FastAPI then validates the raw bytes, which no model accepts (contract §10.1).
+        raise _Reject(
+            422,
+            [
+                {
+                    "type": "model_attributes_type",
+                    "loc": ["body"],
+                    "msg": "Input should be a valid dictionary or object to extract fields from",
+                    "input": raw.decode("utf-8", "replace"),
+                }
+            ],
+        )
     try:
         return json.loads(raw)
     except ValueError as exc:
@@ -194,7 +230,8 @@ class Api:
 
     async def hardware(self, request: Request) -> Response:
         missing = {"available": False, "reason": "not available in the simulator", "install_hint": None}
-        return JSONResponse({"vram_gb": 24.0, "spout": missing, "ndi": missing, "syphon": missing})
+        vram = SIM_VRAM_GB if self.sim.gpu else None  # null on a CPU host (contract §2.1)
+        return JSONResponse({"vram_gb": vram, "spout": missing, "ndi": missing, "syphon": missing})
 
     async def cloud_status(self, request: Request) -> Response:
         return JSONResponse({"connected": False, "connecting": False, "error": None})
@@ -238,7 +275,8 @@ class Api:
 
     async def offer(self, request: Request) -> Response:
         body = await _model(request, OfferRequest)
-        if self.sim.loads.combined() != "loaded":
+        # Scope reads the status here, which consumes an unread `error` (contract §2.3).
+        if self.sim.loads.status()["status"] != "loaded":
             return _error(400, NOT_LOADED)
         initial = dump_parameters(body.initialParameters) if body.initialParameters else {}
         try:
@@ -266,21 +304,37 @@ class Api:
 
     # -- session observation ---------------------------------------------------------------
 
-    async def get_parameters(self, request: Request) -> Response:
+    def _running_headless(self) -> HeadlessSession | None:
+        run = self.sim.headless
+        return run if run is not None and run.running else None
+
+    def _observed(self) -> SimSession | None:
+        """The session the GET endpoints describe: the first live WebRTC one, else the
+        headless one (contract §2.7, §10.1; Scope webrtc.py `get_frame_processor`)."""
         peers = self.sim.live_peers()
-        if not peers:
-            return _error(404, "No active session")
-        return JSONResponse({"parameters": peers[0].session.received})
+        if peers:
+            return peers[0].session
+        run = self._running_headless()
+        return run.session if run is not None else None
+
+    async def get_parameters(self, request: Request) -> Response:
+        # No session: 200 with nothing in it, not 404 (contract §10).
+        session = self._observed()
+        return JSONResponse({"parameters": session.received if session is not None else {}})
 
     async def post_parameters(self, request: Request) -> Response:
+        # Validated, unlike the data channel; broadcast to every WebRTC session (echoed as
+        # `parameters_updated`) and to the headless one; 200 even when no session stores it
+        # (contract §2.8, §10, §10.1).
         body = await _model(request, Parameters)
-        peers = self.sim.live_peers()
-        if not peers:
-            return _error(404, "No active session")
         applied = dump_parameters(body)
-        for peer in peers:
-            peer.session.receive(copy.deepcopy(applied))
+        for peer in self.sim.live_peers():
+            peer.deliver(copy.deepcopy(applied))
             peer.send({"type": "parameters_updated", "parameters": applied})
+        run = self._running_headless()
+        if run is not None:
+            # No scheduler there: `_quantized` is a plain key and applies at once (§10.1).
+            run.session.receive(copy.deepcopy(applied))
         return JSONResponse({"status": "ok", "applied_parameters": applied})
 
     async def frame(self, request: Request) -> Response:
@@ -290,32 +344,113 @@ class Api:
             quality = -1
         if not 1 <= quality <= 100:
             return _error(422, [{"type": "int_range", "loc": ["query", "quality"], "msg": "1..100"}])
-        image = next((p.last_image for p in self.sim.live_peers() if p.last_image), None)
+        sink = request.query_params.get("sink_node_id") or None
+        image = None
+        if sink is None:
+            # WebRTC sessions are asked only without a sink node id (Scope webrtc.py).
+            image = next((p.last_image for p in self.sim.live_peers() if p.last_image), None)
+        run = self.sim.headless
+        if image is None and run is not None:
+            # Any sink node id gives the headless session's latest frame (contract §10.1).
+            image = run.latest_image()
         if image is None:
-            return _error(404, "No frame available")
+            detail = "No frame available"
+            if sink:
+                detail += f" for sink node '{sink}'"
+            return _error(404, detail + " (no active session or pipeline not running)")
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=quality)
         return Response(buffer.getvalue(), media_type="image/jpeg")
 
     async def metrics(self, request: Request) -> Response:
+        # Only the first live session is reported, the headless one as "headless" with
+        # `headless: true` (Scope mcp_router.py); `gpu` is `{}` on a CPU server (contract
+        # §10), the CUDA block with the simulator's `gpu` option.
         sessions: dict[str, Any] = {}
-        for peer in self.sim.live_peers():
-            session = peer.session
-            stream = session.stream
-            sessions[session.session_id] = {
-                "frames_in": 0,
-                "frames_out": session.frames_sent,
-                "elapsed_seconds": round(time.time() - session.created_at, 3),
-                "fps_in": 0.0,
-                "fps_out": peer.fps_out(),
-                "pipeline_fps": stream.fps if stream is not None else None,
-                "output_sinks": {},
-                "input_source_enabled": False,
-                "input_source_type": None,
-                "relay_mode": False,
-            }
-        gpu = {"name": "Simulated GPU", "memory_total_gb": 24.0, "memory_used_gb": 0.0}
-        return JSONResponse({"sessions": sessions, "gpu": gpu})
+        peers = self.sim.live_peers()
+        run = self._running_headless()
+        if peers:
+            session = peers[0].session
+            sessions[session.session_id] = session.metrics()
+        elif run is not None:
+            sessions[run.session.session_id] = run.metrics()
+        return JSONResponse({"sessions": sessions, "gpu": self._gpu()})
+
+    # -- headless session (contract §2.8, §10.1) -------------------------------------------
+
+    async def session_start(self, request: Request) -> Response:
+        body = await _model(request, StartRequest)
+        try:
+            answer = await self.sim.start_headless(body)
+        except HeadlessRefused as refused:
+            return _error(refused.status, refused.detail)
+        return JSONResponse(answer)
+
+    async def session_stop(self, request: Request) -> Response:
+        if not await self.sim.stop_headless():
+            return _error(404, NO_HEADLESS)
+        return JSONResponse({"status": "ok", "message": "Headless session stopped"})
+
+    async def output_ts(self, request: Request) -> Response:
+        run = self._running_headless()
+        if run is None:
+            return _error(404, NO_HEADLESS)
+        stream = run.open_stream()
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in stream.chunks():
+                    yield chunk
+            finally:
+                run.remove_stream(stream)
+                await asyncio.to_thread(stream.close)
+
+        return StreamingResponse(body(), media_type="video/mp2t", headers={"cache-control": "no-store"})
+
+    # -- tempo (contract §6, §10.1) ------------------------------------------------------------
+
+    async def tempo_status(self, request: Request) -> Response:
+        return JSONResponse(self.sim.tempo.status())
+
+    async def tempo_sources(self, request: Request) -> Response:
+        return JSONResponse({"sources": copy.deepcopy(TEMPO_SOURCES)})
+
+    async def tempo_enable(self, request: Request) -> Response:
+        body = await _model(request, TempoEnable)
+        try:
+            self.sim.tempo.enable(body.source, body.bpm, body.beats_per_bar)
+        except TempoUnavailable as exc:
+            return _error(400, str(exc))
+        return JSONResponse(self.sim.tempo.status())
+
+    async def tempo_disable(self, request: Request) -> Response:
+        self.sim.tempo.disable()
+        return JSONResponse(self.sim.tempo.status())
+
+    async def tempo_set(self, request: Request) -> Response:
+        body = await _model(request, TempoSetTempo)
+        tempo = self.sim.tempo
+        if not tempo.enabled:
+            return _error(400, "Tempo sync is not enabled")
+        tempo.set_tempo(body.bpm)
+        status = tempo.status()
+        if status["beat_state"] is not None:
+            # The answer carries the new bpm; the status catches up later (contract §10.1).
+            status["beat_state"]["bpm"] = body.bpm
+        return JSONResponse(status)
+
+    def _gpu(self) -> dict[str, Any]:
+        if not self.sim.gpu:
+            return {}
+        used = 0.0
+        for instance in self.sim.loads.loaded().values():
+            info = catalog.info(instance.pipeline_id)
+            used += (info.estimated_vram_gb or 0.0) * 1024 if info is not None else 0.0
+        return {
+            "vram_allocated_mb": round(used, 1),
+            "vram_reserved_mb": round(used, 1),
+            "vram_total_mb": SIM_VRAM_GB * 1024,
+        }
 
     # -- assets and LoRAs ------------------------------------------------------------------
 
@@ -397,6 +532,14 @@ def build_app(sim: Server) -> ASGIApp:
         ("/api/v1/session/parameters", api.post_parameters, ["POST"]),
         ("/api/v1/session/frame", api.frame, ["GET"]),
         ("/api/v1/session/metrics", api.metrics, ["GET"]),
+        ("/api/v1/session/start", api.session_start, ["POST"]),
+        ("/api/v1/session/stop", api.session_stop, ["POST"]),
+        ("/api/v1/session/output.ts", api.output_ts, ["GET"]),
+        ("/api/v1/tempo/status", api.tempo_status, ["GET"]),
+        ("/api/v1/tempo/sources", api.tempo_sources, ["GET"]),
+        ("/api/v1/tempo/enable", api.tempo_enable, ["POST"]),
+        ("/api/v1/tempo/disable", api.tempo_disable, ["POST"]),
+        ("/api/v1/tempo/set_tempo", api.tempo_set, ["POST"]),
         ("/api/v1/assets", api.upload_asset, ["POST"]),
         ("/api/v1/assets", api.list_assets, ["GET"]),
         ("/api/v1/assets/{path:path}", api.serve_asset, ["GET"]),

@@ -1,4 +1,19 @@
-"""The pipelines the simulator pretends to have, read from the packaged `pipelines.json`."""
+"""The pipelines the simulator pretends to have, read from the packaged `pipelines.json`.
+
+Runtime defaults (`pipelines.json` → `runtime`), each pipeline on its typical hardware:
+
+- controller-viz: 1 frame per call at 60 fps. Contract §10: 50–60 frames/s on a CPU and
+  `/session/metrics` `pipeline_fps` 60.0 (Scope caps its measured rate at 60).
+- passthrough: chunks of 4 (contract §7, `input_size=4`); gray: chunks of 1. Their rate
+  follows the input: 30 fps (Scope's default) without one, the file's own rate with a
+  `video_file` input source (contract §10).
+- longlive, krea-realtime-video, reward-forcing, memflow: 12 frames per call (3 latent
+  frames × VAE 4); streamdiffusionv2: 4 (contract §3.3). The contract has no measured GPU
+  rate; 16 fps is Wan 2.1's output rate.
+
+`Simulator(fps=...)` (`showrunner sim --fps`) sets one rate for every pipeline and
+`load_time` one load time; `None` keeps these defaults (loads: 2 s Wan, 0.02 s weight-free).
+"""
 
 from __future__ import annotations
 
@@ -16,9 +31,9 @@ class PipelineInfo:
 
     id: str
     needs_weights: bool
-    frames_per_chunk: int
-    fps: float
-    load_time: float
+    frames_per_chunk: int  # output frames per pipeline call (contract §3.3, §7)
+    fps: float  # frames per second on typical hardware (table above)
+    load_time: float  # seconds, when the simulator's load_time is None
     default_height: int
     default_width: int
     min_dimension: int
@@ -27,6 +42,7 @@ class PipelineInfo:
     supports_vace: bool
     supports_cache_management: bool
     default_mode: str
+    estimated_vram_gb: float | None = None
 
 
 @cache
@@ -66,4 +82,7 @@ def info(pipeline_id: str) -> PipelineInfo | None:
         supports_vace=bool(meta["supports_vace"]),
         supports_cache_management=bool(meta["supports_cache_management"]),
         default_mode=str(meta["default_mode"]),
+        estimated_vram_gb=(
+            float(meta["estimated_vram_gb"]) if meta.get("estimated_vram_gb") is not None else None
+        ),
     )

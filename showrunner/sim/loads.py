@@ -1,8 +1,9 @@
 """The simulated pipeline manager: background loads, the reuse rule and the status traps.
 
-Contract §2.2-§2.3: the POST returns at once and loads run in the background; the status
-right after a POST can still show the previous state; `error` is reported once; `pipeline_id`
-is the first instance key; `error` is always null.
+Contract §2.2-§2.3 and §10: the POST returns at once and loads run in the background; the
+first poll after it already reads `loading` (or `error` for an unknown id); `error` is
+reported once, then `not_loaded`; `pipeline_id` is the first loaded instance key; the `error`
+field is always null. The `stale_status` knob re-creates the race window of §2.3 on purpose.
 """
 
 from __future__ import annotations
@@ -44,8 +45,10 @@ class Faults:
     fail_loads: set[str] | bool = False
     # Extra seconds added to every generated chunk ("slow chunks").
     chunk_delay: float = 0.0
-    # How long after a load POST the status keeps answering the previous state.
-    stale_status: float = 0.05
+    # How long after a load POST the status keeps answering the previous state. 0 = like the
+    # real server, whose first poll already reads `loading` or `error` (contract §10); set it
+    # to re-create the race window of contract §2.3.
+    stale_status: float = 0.0
     # Seconds a model download takes.
     download_time: float = 0.5
 
@@ -59,7 +62,7 @@ class Instance:
     key: str
     pipeline_id: str
     load_params: dict[str, Any]
-    status: str = "loading"  # loading | loaded | error
+    status: str = "loading"  # loading | loaded | error | not_loaded (an error already read)
     stage: str | None = None
 
 
@@ -84,7 +87,13 @@ def lora_adapters(load_params: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class LoadManager:
-    """Tracks loaded pipeline instances the way Scope's PipelineManager reports them."""
+    """Tracks loaded pipeline instances the way Scope's PipelineManager reports them.
+
+    Each instance has a status: `loading`, `loaded`, `error`, or `not_loaded` (an `error`
+    that has been read). Like pipeline_manager.py, the combined status is `loading` if any
+    loads, else `error` if any failed, else `loaded` if every tracked instance is loaded,
+    else `not_loaded`, and only loaded instances count for `pipeline_id` (contract §2.3).
+    """
 
     def __init__(
         self,
@@ -96,7 +105,6 @@ class LoadManager:
         self._lora_paths = lora_paths
         self._clock = clock
         self.instances: dict[str, Instance] = {}
-        self._errors: list[Instance] = []
         self._request_params: dict[str, Any] | None = None
         self._task: asyncio.Task[None] | None = None
         self._stale_until = 0.0
@@ -105,17 +113,24 @@ class LoadManager:
     # -- requests ------------------------------------------------------------------------
 
     def request(self, entries: list[tuple[str, str, dict[str, Any] | None]]) -> None:
-        """Start loading `(key, pipeline_id, load_params)` entries; returns at once."""
-        self._stale = self._snapshot(consume=False)
-        if self._stale["status"] == "error":
-            # An unread failure of the previous request is cleared by this one; the race
-            # window shows a transient `not_loaded` rather than a stale `error`.
-            self._stale["status"] = "not_loaded"
-        self._stale_until = self._clock() + max(self.faults.stale_status, 0.0)
+        """Start loading `(key, pipeline_id, load_params)` entries; returns at once.
+
+        The state changes before this returns, so the first poll after the POST reads
+        `loading` (or `error` for an unknown id), never the previous status (contract §10).
+        The `stale_status` knob re-creates the race window of contract §2.3 on purpose.
+        """
+        if self.faults.stale_status > 0:
+            self._stale = self._snapshot(consume=False)
+            if self._stale["status"] == "error":
+                # An unread failure of the previous request is cleared by this one; the race
+                # window shows a transient `not_loaded` rather than a stale `error`.
+                self._stale["status"] = "not_loaded"
+            self._stale_until = self._clock() + self.faults.stale_status
+        else:
+            self._stale = None
         if self._task is not None and not self._task.done():
             self._task.cancel()
         self._request_params = copy.deepcopy(entries[0][2]) if entries else None
-        self._errors = []
 
         kept: dict[str, Instance] = {}
         new: list[Instance] = []
@@ -140,10 +155,15 @@ class LoadManager:
                 kept[key] = moved
                 continue
             new.append(Instance(key, pipeline_id, copy.deepcopy(params)))
-        # Kept instances keep their place; everything else is unloaded before new loads start.
+        # Kept instances keep their place; everything else (loaded instances not asked for,
+        # errors read or unread) is dropped before the new loads start.
         survivors = {id(i) for i in kept.values()}
         ordered = [i for i in self.instances.values() if id(i) in survivors]
         self.instances = {i.key: i for i in [*ordered, *new]}
+        # An unknown id fails at once, so a poll right after the POST already reads `error`.
+        while new and catalog.info(new[0].pipeline_id) is None:
+            unknown = new.pop(0)
+            self._fail(unknown, LoadFailed(f"unknown pipeline id {unknown.pipeline_id!r}"))
         if new:
             self._task = asyncio.get_running_loop().create_task(self._load_all(new))
 
@@ -153,23 +173,22 @@ class LoadManager:
             self._task.cancel()
         self._task = None
         self.instances = {}
-        self._errors = []
         self._request_params = None
         self._stale = None
         self._stale_until = 0.0
 
+    def _fail(self, instance: Instance, exc: Exception) -> None:
+        log.error("Failed to load pipeline %s: %s", instance.key, exc)
+        instance.status, instance.stage = "error", None
+
     async def _load_all(self, pending: list[Instance]) -> None:
-        for index, instance in enumerate(pending):
+        # One after another; a failure does not stop the others (pipeline_manager.py).
+        for instance in pending:
             try:
                 await self._load_one(instance)
             except LoadFailed as exc:
-                log.error("pipeline %r failed to load: %s", instance.key, exc)
-                instance.status, instance.stage = "error", None
-                self._errors.append(instance)
-                # Nothing later in the request gets loaded (contract §2.3, last point).
-                for dropped in [instance, *pending[index + 1 :]]:
-                    self.instances.pop(dropped.key, None)
-                return
+                self._fail(instance, exc)
+                continue
             instance.status, instance.stage = "loaded", None
 
     async def _load_one(self, instance: Instance) -> None:
@@ -211,7 +230,7 @@ class LoadManager:
     # -- status --------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        """The body of `GET /api/v1/pipeline/status`, traps included."""
+        """The body of `GET /api/v1/pipeline/status`; reading an `error` consumes it."""
         if self._stale is not None and self._clock() < self._stale_until:
             return copy.deepcopy(self._stale)
         self._stale = None
@@ -222,7 +241,7 @@ class LoadManager:
         states = [i.status for i in self.instances.values()]
         if "loading" in states:
             return "loading"
-        if self._errors:
+        if "error" in states:
             return "error"
         if states and all(s == "loaded" for s in states):
             return "loaded"
@@ -235,14 +254,18 @@ class LoadManager:
     def _snapshot(self, *, consume: bool) -> dict[str, Any]:
         status = self.combined()
         if status == "error" and consume:
-            # Reading `error` resets those entries (contract §2.3): reported once.
-            self._errors = []
-        first = next(iter(self.instances.values()), None)
+            # Reading `error` turns those entries into `not_loaded` (contract §2.3): reported
+            # once, and the request stays not loaded until the next one.
+            for instance in self.instances.values():
+                if instance.status == "error":
+                    instance.status = "not_loaded"
+        loaded = self.loaded()
+        first = next(iter(loaded.values()), None)
         load_params = self._request_params
-        if load_params is None and first is not None:
+        if not load_params and first is not None:
             load_params = first.load_params
         adapters: dict[str, dict[str, Any]] = {}
-        for instance in self.loaded().values():
+        for instance in loaded.values():
             for adapter in lora_adapters(instance.load_params):
                 adapters.setdefault(adapter["path"], adapter)
         loading = next((i for i in self.instances.values() if i.status == "loading"), None)

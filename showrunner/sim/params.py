@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # Removed by the frame processor before an update reaches a pipeline (contract §3.2 step 4).
 CONTROL_KEYS = frozenset(
@@ -28,6 +28,10 @@ CONTROL_KEYS = frozenset(
         "_quantized",
     }
 )
+
+# What `GET /session/parameters` never shows: the control keys the frame processor takes out,
+# except `_quantized`, which only the data channel removes (contract §10.1).
+HIDDEN_KEYS = CONTROL_KEYS - {"_quantized"}
 
 # Consumed by the chunk that applies them (contract §3.3, §8-L).
 ONE_SHOT_KEYS = (
@@ -127,6 +131,87 @@ class ModelDownload(BaseModel):
 class LoRAInstall(BaseModel):
     url: str
     filename: str | None = None
+
+
+class StartRequest(BaseModel):
+    """Body of `POST /api/v1/session/start` (Scope mcp_router.py; contract §2.8).
+
+    Nothing but the shape is checked: `input_mode` is any string, `prompts` any dicts."""
+
+    pipeline_id: str | None = None
+    input_mode: str = "text"
+    prompts: list[dict[str, Any]] | None = None
+    input_source: dict[str, Any] | None = None
+    graph: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = None
+    node_parameters: dict[str, dict[str, Any]] | None = None
+
+    @model_validator(mode="after")
+    def _pipeline_or_graph(self) -> StartRequest:
+        if self.pipeline_id is None and self.graph is None:
+            raise ValueError("Either pipeline_id or graph must be provided")
+        return self
+
+
+class GraphNode(BaseModel):
+    id: str
+    type: Literal["source", "pipeline", "sink", "record", "node"]
+    pipeline_id: str | None = None
+    node_type_id: str | None = None
+    params: dict[str, Any] | None = None
+    source_mode: str | None = None
+    source_name: str | None = None
+
+
+class GraphEdge(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_node: str = Field(..., alias="from")
+    from_port: str
+    to_node: str
+    to_port: str
+    kind: Literal["stream", "parameter"] = "stream"
+
+
+class GraphConfig(BaseModel):
+    """A session graph (Scope graph_schema.py), checked like `validate_structure`."""
+
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+    def errors(self) -> list[str]:
+        found: list[str] = []
+        seen: set[str] = set()
+        for node in self.nodes:
+            if node.id in seen:
+                found.append(f"Duplicate node ID: '{node.id}'")
+            seen.add(node.id)
+        if not any(n.type == "sink" for n in self.nodes):
+            found.append("Graph must have at least one sink node")
+        for node in self.nodes:
+            if node.type == "pipeline" and not node.pipeline_id:
+                found.append(f"Pipeline node '{node.id}' is missing pipeline_id")
+            if node.type == "node" and not node.node_type_id:
+                found.append(f"Node '{node.id}' is missing node_type_id")
+        for edge in self.edges:
+            if edge.from_node not in seen:
+                found.append(f"Edge references non-existent source node: '{edge.from_node}'")
+            if edge.to_node not in seen:
+                found.append(f"Edge references non-existent target node: '{edge.to_node}'")
+        return found
+
+
+class TempoEnable(BaseModel):
+    """Body of `POST /api/v1/tempo/enable` (contract §6)."""
+
+    source: Literal["link", "midi_clock"]
+    midi_device: str | None = None
+    bpm: float = Field(120.0, ge=20.0, le=300.0)
+    beats_per_bar: int = Field(4, ge=1, le=16)
+
+
+class TempoSetTempo(BaseModel):
+    bpm: float = Field(..., ge=20.0, le=300.0)
 
 
 def dump_parameters(model: Parameters) -> dict[str, Any]:

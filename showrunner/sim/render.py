@@ -38,6 +38,15 @@ class ChunkView:
     mouse: tuple[float, float] = (0.0, 0.0)
 
 
+@dataclass(frozen=True)
+class Chunk:
+    """The frames of one pipeline call. Drawn (canvas) frames get the running frame counter
+    stamped when sent; frames from an input file go out as they are."""
+
+    images: tuple[Image.Image, ...]
+    stamp: bool = True
+
+
 @cache
 def _font(size: int) -> FontType:
     try:

@@ -14,11 +14,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from showrunner.sim.params import CONTROL_KEYS, ONE_SHOT_KEYS
+from showrunner.sim.params import CONTROL_KEYS, HIDDEN_KEYS, ONE_SHOT_KEYS
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 8  # PipelineProcessor's parameter queue (contract §3.2 step 5)
+DEFAULT_FPS = 30.0  # FrameProcessor.get_fps() without a pipeline (Scope frame_processor.py)
+MAX_FPS = 60.0  # Scope caps the pipeline_fps it reports (pipeline_processor.py)
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,7 @@ class Stream:
     vace: bool = False
     manages_cache: bool = True
     lora_adapters: tuple[dict[str, Any], ...] = ()
+    chain: tuple[str, ...] = ()  # the registry pipeline id of each element, in chain order
 
     @property
     def chunk_interval(self) -> float:
@@ -97,18 +100,23 @@ class SimSession:
     lora_scales: dict[str, float] = field(default_factory=dict)
     vace_ref: str | None = None
     ctrl: dict[str, Any] = field(default_factory=lambda: {"button": [], "mouse": [0.0, 0.0]})
-    frames_sent: int = 0
+    frames_in: int = 0  # frames taken from an input (metrics `frames_in`)
+    frames_sent: int = 0  # new frames sent (metrics `frames_out`)
+    frames_repeated: int = 0  # the frozen frame sent again while paused (contract §10)
     chunk: int = 0
     paused: bool = False
     closed: bool = False
     created_at: float = field(default_factory=time.time)
+    input_source_type: str = ""  # a connected server-side input source, "" for none
     on_pause_change: Callable[[bool], None] | None = None
 
     def __post_init__(self) -> None:
         initial = {k: v for k, v in self.initial_parameters.items() if k not in CONTROL_KEYS}
         self.pipeline_ids = initial.get("pipeline_ids")
         self.params = copy.deepcopy(initial)
-        self.received = copy.deepcopy(initial)
+        self.received = copy.deepcopy(
+            {k: v for k, v in self.initial_parameters.items() if k not in HIDDEN_KEYS}
+        )
         self.paused = bool(initial.get("paused", False))
         if self.stream is not None:
             self.lora_scales = {a["path"]: float(a["scale"]) for a in self.stream.lora_adapters}
@@ -122,6 +130,27 @@ class SimSession:
     def chunk_interval(self) -> float:
         """Seconds per generated chunk (frames_per_chunk / fps); 0 when there is no video."""
         return self.stream.chunk_interval if self.stream is not None else 0.0
+
+    def metrics(self, now: float | None = None) -> dict[str, Any]:
+        """This session's entry in `GET /api/v1/session/metrics` (contract §2.7, §10).
+
+        Like FrameProcessor.get_frame_stats(): `fps_in`/`fps_out` are averages since the
+        start, `pipeline_fps` is capped at 60 (30 without a pipeline), and a CPU server with
+        no input source reports `input_source_type: ""`.
+        """
+        elapsed = (time.time() if now is None else now) - self.created_at
+        return {
+            "frames_in": self.frames_in,
+            "frames_out": self.frames_sent,
+            "elapsed_seconds": elapsed,
+            "fps_in": self.frames_in / elapsed if self.frames_in > 0 and elapsed > 0 else 0,
+            "fps_out": self.frames_sent / elapsed if self.frames_sent > 0 and elapsed > 0 else 0,
+            "pipeline_fps": min(self.stream.fps, MAX_FPS) if self.stream is not None else DEFAULT_FPS,
+            "output_sinks": {},
+            "input_source_enabled": bool(self.input_source_type),
+            "input_source_type": self.input_source_type,
+            "relay_mode": False,
+        }
 
     @property
     def queued(self) -> int:
@@ -141,8 +170,8 @@ class SimSession:
         if not isinstance(message, dict):
             log.error("parameter update is not a JSON object, dropped: %r", message)
             return
+        self.received.update({k: v for k, v in message.items() if k not in HIDDEN_KEYS})
         update = {k: v for k, v in message.items() if k not in CONTROL_KEYS}
-        self.received.update(update)
         if "paused" in update:
             # Applied to the output track at once, not through the queue (contract §3.2 step 2).
             paused = bool(update.pop("paused"))

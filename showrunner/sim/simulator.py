@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 import shutil
@@ -22,9 +23,13 @@ from showrunner.serving import HttpServer
 from showrunner.sim import catalog
 from showrunner.sim.app import build_app
 from showrunner.sim.assets import AssetStore
+from showrunner.sim.headless import HEADLESS_ID, UNPACED_FPS, HeadlessRefused, HeadlessSession
+from showrunner.sim.inputs import INPUT_PIPELINES, VideoFileSource, open_source, source_config
 from showrunner.sim.loads import Faults, LoadManager, lora_adapters
+from showrunner.sim.params import GraphConfig, StartRequest
 from showrunner.sim.record import Recorder
 from showrunner.sim.session import SimSession, Stream
+from showrunner.sim.tempo import TempoSync
 from showrunner.sim.webrtc import SimPeer
 
 log = logging.getLogger(__name__)
@@ -63,10 +68,15 @@ class Simulator:
         load_time: float | None = 0.05,
         fps: float | None = None,
         record_path: Path | str | None = None,
+        gpu: bool = False,
     ) -> None:
         self.host = host
         self.port = port
         self.fps = fps
+        # Present a CUDA device in `/session/metrics` and `/hardware/info`; the real CPU
+        # server answers `gpu: {}` and `vram_gb: null` (contract §10). The pipeline list stays
+        # a GPU host's either way, so Wan shows can be rehearsed.
+        self.gpu = gpu
         self.faults = Faults(load_time=load_time)
         self.recorder = Recorder(Path(record_path) if record_path is not None else None)
         self._root = Path(tempfile.mkdtemp(prefix="showrunner-sim-"))
@@ -74,6 +84,11 @@ class Simulator:
         self.loads = LoadManager(self.faults, self.assets.lora_paths)
         self.sessions: dict[str, SimSession] = {}
         self.peers: dict[str, SimPeer] = {}
+        # The headless session (contract §2.8); a second start leaves the first one running
+        # in `headless_orphans` until the server restarts (contract §10.1).
+        self.headless: HeadlessSession | None = None
+        self.headless_orphans: list[HeadlessSession] = []
+        self.tempo = TempoSync(self._tempo_update)
         self.server_start_time = 0.0
         self.app = build_app(self)
         self._http: HttpServer | None = None
@@ -135,9 +150,15 @@ class Simulator:
 
     @_on_sim_loop
     async def crash(self) -> None:
-        """Die like a killed server: every peer connection closes, nothing stays loaded."""
+        """Die like a killed server: every peer connection closes without a word, nothing
+        stays loaded."""
         peers = list(self.peers.values())
         await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+        runs = [r for r in (self.headless, *self.headless_orphans) if r is not None]
+        self.headless, self.headless_orphans = None, []
+        await asyncio.gather(*(r.close() for r in runs), return_exceptions=True)
+        self.tempo.disable()
+        self.tempo = TempoSync(self._tempo_update)
         if self._http is not None:
             await self._http.stop()
             self._http = None
@@ -145,6 +166,15 @@ class Simulator:
         if self._download is not None:
             self._download["task"].cancel()
             self._download = None
+
+    @_on_sim_loop
+    async def shutdown(self) -> None:
+        """Stop like a server on SIGTERM: every open session first sends `stream_stopped` on
+        its data channel (contract §3.4, §10), then closes; then as `crash()`. `start()`
+        brings the server back (a new server_start_time)."""
+        peers = list(self.peers.values())
+        await asyncio.gather(*(p.close(notify=True) for p in peers), return_exceptions=True)
+        await self.crash()
 
     @_on_sim_loop
     async def restart(self, down_for: float = 0.0) -> None:
@@ -155,8 +185,8 @@ class Simulator:
 
     @_on_sim_loop
     async def close(self) -> None:
-        """Stop for good and remove the simulator's files."""
-        await self.crash()
+        """Stop for good (a graceful `shutdown()`) and remove the simulator's files."""
+        await self.shutdown()
         self._closed = True
         self.recorder.close()
         shutil.rmtree(self._root, ignore_errors=True)
@@ -224,20 +254,51 @@ class Simulator:
                 vace=info.supports_vace and params.get("vace_enabled", True) is not False,
                 manages_cache=info.supports_cache_management,
                 lora_adapters=tuple(lora_adapters(params)) if info.supports_lora else (),
+                chain=tuple(loaded[p].pipeline_id for p in pipeline_ids),
             ),
             None,
         )
+
+    async def with_input(
+        self, initial: dict[str, Any], stream: Stream | None, reason: str | None
+    ) -> tuple[VideoFileSource | None, Stream | None, str | None]:
+        """Open the session's server-side input source, if any (contract §3.3, §7, §10).
+
+        passthrough and gray then show the file's frames at its size and rate (unless the
+        simulator's `fps` is set); a source that cannot be opened leaves them without frames.
+        Other pipelines keep their own picture, the source only shows in the metrics.
+        """
+        config = source_config(initial)
+        if config is None:
+            return None, stream, reason
+        source = await asyncio.to_thread(open_source, config, self.assets.assets_dir)
+        if stream is None or stream.pipeline_id not in INPUT_PIPELINES:
+            return source, stream, reason
+        if source is None:
+            return None, stream, reason or "the input source could not be opened; no input frames"
+        stream = dataclasses.replace(
+            stream, width=source.width, height=source.height, fps=float(self.fps or source.fps)
+        )
+        return source, stream, reason
 
     async def open_session(self, sdp: str, initial: dict[str, Any]) -> tuple[str, str]:
         """Answer an offer; returns (sessionId, answer SDP). Raises on a bad offer."""
         session_id = str(uuid.uuid4())
         stream, reason = self.stream_for(initial.get("pipeline_ids"))
+        source, stream, reason = await self.with_input(initial, stream, reason)
         if reason is not None:
             # Scope only logs this; the offer still succeeds (contract §2.6, §10).
             log.warning("session %s: %s; no video", session_id, reason)
         session = SimSession(session_id, initial, stream=stream, no_video_reason=reason)
+        if source is not None:
+            session.input_source_type = source.source_type
         peer = SimPeer(
-            session, recorder=self.recorder, faults=self.faults, on_closed=self._peer_closed
+            session,
+            recorder=self.recorder,
+            faults=self.faults,
+            on_closed=self._peer_closed,
+            source=source,
+            tempo=self.tempo,
         )
         try:
             answer = await peer.answer(sdp)
@@ -253,6 +314,93 @@ class Simulator:
         peer = self.peers.get(session_id)
         if peer is not None:
             await peer.close()
+
+    def _tempo_update(self, message: dict[str, Any]) -> None:
+        # WebRTC sessions only: a headless session gets no tempo (contract §10.1).
+        for peer in self.live_peers():
+            peer.send(message)
+
+    async def start_headless(self, request: StartRequest) -> dict[str, Any]:
+        """`POST /api/v1/session/start` (contract §2.8, §10.1; Scope mcp_router.py).
+
+        The body is stored as sent; keys under `parameters` that it already sets are dropped.
+        HeadlessRefused(500) when the pipeline is not loaded under that id (no session then
+        exists), (400) for a graph without a sink or without a pipeline. A graph's pipeline
+        nodes are loaded first, under their node ids.
+        """
+        graph: GraphConfig | None = None
+        if request.graph is not None:
+            graph = GraphConfig.model_validate(request.graph)  # malformed: a 500, as in Scope
+            errors = graph.errors()
+            if errors:
+                raise HeadlessRefused(400, f"Invalid graph: {'; '.join(errors)}")
+            entries: list[tuple[str, str, dict[str, Any] | None]] = [
+                (n.id, str(n.pipeline_id or n.node_type_id), None)
+                for n in graph.nodes
+                if (n.type == "pipeline" and n.pipeline_id) or (n.type == "node" and n.node_type_id)
+            ]
+            if not entries:
+                raise HeadlessRefused(400, "Graph must contain at least one pipeline or custom node")
+            self.loads.request(entries)
+            await self.wait_for(lambda s: s.loads.combined() != "loading", timeout=600)
+            keys = [key for key, _, _ in entries]
+            initial: dict[str, Any] = {
+                "pipeline_ids": [pipeline_id for _, pipeline_id, _ in entries],
+                "input_mode": request.input_mode,
+                "graph": request.graph,
+            }
+        else:
+            assert request.pipeline_id is not None
+            keys = [request.pipeline_id]
+            initial = {"pipeline_ids": list(keys), "input_mode": request.input_mode}
+        if request.prompts is not None:
+            initial["prompts"] = request.prompts
+        if request.input_source is not None:
+            initial["input_source"] = request.input_source
+        for key, value in (request.parameters or {}).items():
+            initial.setdefault(key, value)
+
+        stream, reason = self.stream_for(keys)
+        if stream is None:
+            log.error("headless session: %s", reason)
+            raise HeadlessRefused(500, "FrameProcessor failed to start (check logs for details)")
+        source, stream, reason = await self.with_input(initial, stream, reason)
+        session = SimSession(HEADLESS_ID, initial, stream=stream, no_video_reason=reason)
+        if source is not None:
+            session.input_source_type = source.source_type
+        for node_id, params in (request.node_parameters or {}).items():
+            session.receive({"node_id": node_id, **params})
+        assert stream is not None
+        if self.fps:
+            rate = float(self.fps)
+        elif source is not None and stream.pipeline_id in INPUT_PIPELINES:
+            rate = stream.fps  # paced by the file
+        else:
+            rate = UNPACED_FPS.get(stream.pipeline_id, stream.fps)
+        run = HeadlessSession(session, faults=self.faults, rate=rate, source=source)
+        if self.headless is not None:
+            # Replaced, not stopped: it keeps running (contract §2.8, §10.1).
+            log.warning("a new headless session replaces the running one without stopping it")
+            self.headless_orphans.append(self.headless)
+        self.headless = run
+        run.start()
+        answer: dict[str, Any] = {"status": "ok", "input_mode": request.input_mode, "cloud_mode": False}
+        if graph is not None:
+            answer["graph"] = True
+            answer["pipeline_ids"] = initial["pipeline_ids"]
+            answer["sink_node_ids"] = [n.id for n in graph.nodes if n.type == "sink"]
+            answer["source_node_ids"] = [n.id for n in graph.nodes if n.type == "source"]
+        else:
+            answer["pipeline_id"] = request.pipeline_id
+        return answer
+
+    async def stop_headless(self) -> bool:
+        """`POST /api/v1/session/stop`: False when there is no headless session (a 404)."""
+        run, self.headless = self.headless, None
+        if run is None:
+            return False
+        await run.close()
+        return True
 
     def _peer_closed(self, peer: SimPeer) -> None:
         self.peers.pop(peer.session.session_id, None)
@@ -298,13 +446,15 @@ async def serve_sim(
     load_time: float | None = 0.05,
     fps: float | None = None,
     record_path: Path | str | None = None,
+    gpu: bool = False,
 ) -> AsyncIterator[Simulator]:
     """Run a simulator on the current event loop for the duration of the `async with`.
 
     `load_time=None` gives realistic loads (2 s Wan, 0.02 s weight-free); `fps=None` gives
-    each pipeline its own rate (16 Wan, 24 otherwise).
+    each pipeline its own rate (controller-viz 60, passthrough/gray 30 or their input file's,
+    Wan 16; see `showrunner.sim.catalog`).
     """
-    sim = Simulator(host, port, load_time=load_time, fps=fps, record_path=record_path)
+    sim = Simulator(host, port, load_time=load_time, fps=fps, record_path=record_path, gpu=gpu)
     try:
         await sim.start()
         yield sim
@@ -323,11 +473,13 @@ class SimThread:
         load_time: float | None = 0.05,
         fps: float | None = None,
         record_path: Path | str | None = None,
+        gpu: bool = False,
     ) -> None:
         self._kwargs: dict[str, Any] = {
             "load_time": load_time,
             "fps": fps,
             "record_path": record_path,
+            "gpu": gpu,
         }
         self._host, self._port = host, port
         self._thread: threading.Thread | None = None
@@ -402,6 +554,7 @@ async def serve_forever(
     load_time: float | None,
     fps: float | None,
     on_ready: Callable[[Simulator], None] | None = None,
+    gpu: bool = False,
 ) -> None:
     """Run a simulator until cancelled (Ctrl-C); `on_ready` gets it once it listens.
 
@@ -413,7 +566,7 @@ async def serve_forever(
     sys.setswitchinterval(min(previous, 0.0005))
     try:
         async with serve_sim(host, port, load_time=load_time, fps=fps,
-                             record_path=record_path) as sim:
+                             record_path=record_path, gpu=gpu) as sim:
             if on_ready is not None:
                 on_ready(sim)
             await asyncio.Event().wait()

@@ -8,6 +8,7 @@ session's chunks at the pipeline's frame rate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
@@ -33,10 +34,12 @@ from aiortc.sdp import candidate_from_sdp
 from av import VideoFrame
 from PIL import Image
 
+from showrunner.sim.inputs import INPUT_PIPELINES, VideoFileSource
 from showrunner.sim.loads import Faults
 from showrunner.sim.record import Recorder
-from showrunner.sim.render import ChunkView, Renderer
+from showrunner.sim.render import Chunk, ChunkView, Renderer
 from showrunner.sim.session import SimSession
+from showrunner.sim.tempo import QuantizedScheduler, TempoSync
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +143,7 @@ class SimVideoTrack(MediaStreamTrack):
     def __init__(self, peer: SimPeer) -> None:
         super().__init__()
         self._peer = peer
-        self._base: Image.Image | None = None
+        self._chunk: Chunk | None = None
         self._left = 0
         self._next_at: float | None = None
         self._start = time.monotonic()
@@ -153,42 +156,62 @@ class SimVideoTrack(MediaStreamTrack):
             await self._ended.wait()
             raise MediaStreamError
         period = 1.0 / session.stream.fps
+        repeat = False
         while True:
             if self.readyState != "live" or session.closed:
                 raise MediaStreamError
+            now = time.monotonic()
             if session.paused:
-                # Frames stop; nothing frozen is re-sent (contract §10).
-                await peer.resumed.wait()
-                self._next_at = None
-                continue
+                # Paused: the track keeps sending the last frame at its rate, nothing new is
+                # produced (contract §3.2 step 2, §10; Scope tracks.py "when video is paused,
+                # return the last frame"). Before the first frame there is nothing to repeat.
+                if peer.last_image is None:
+                    await self._until_resumed(0.05)
+                    continue
+                if self._next_at is not None and self._next_at > now:
+                    await self._until_resumed(self._next_at - now)
+                    continue
+                repeat = True
+                break
             if self._left == 0:
                 if not peer.chunks:
                     peer.chunk_ready.clear()
                     await peer.chunk_ready.wait()
                     continue
-                self._base = peer.chunks.popleft()
-                self._left = session.stream.frames_per_chunk
-            now = time.monotonic()
+                self._chunk = peer.chunks.popleft()
+                self._left = len(self._chunk.images)
             if self._next_at is not None and self._next_at > now:
                 await asyncio.sleep(self._next_at - now)
                 continue
             break
         # After a stall, pace from now instead of sending a burst.
         self._next_at = max(self._next_at or now, now - period) + period
-        self._left -= 1
-        assert self._base is not None
-        image = peer.renderer.frame_image(self._base, session.frames_sent + 1)
+        if repeat:
+            assert peer.last_image is not None
+            image = peer.last_image
+            peer.frame_repeated()
+        else:
+            chunk = self._chunk
+            assert chunk is not None
+            image = chunk.images[len(chunk.images) - self._left]
+            self._left -= 1
+            if chunk.stamp:
+                image = peer.renderer.frame_image(image, session.frames_sent + 1)
+            peer.frame_sent(image)
         frame: VideoFrame = VideoFrame.from_image(image)  # type: ignore[no-untyped-call]
         frame.pts = int((now - self._start) * VIDEO_CLOCK)
         frame.time_base = Fraction(1, VIDEO_CLOCK)
-        peer.frame_sent(image)
         return frame
+
+    async def _until_resumed(self, timeout: float) -> None:
+        """Sleep up to `timeout` seconds, less if the session resumes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._peer.resumed.wait(), max(timeout, 0.0))
 
     def stop(self) -> None:
         super().stop()
         # Wake a recv() that waits, so it can notice the end.
         self._ended.set()
-        self._peer.resumed.set()
         self._peer.chunk_ready.set()
 
 
@@ -202,19 +225,22 @@ class SimPeer:
         recorder: Recorder,
         faults: Faults,
         on_closed: Callable[[SimPeer], None] | None = None,
+        source: VideoFileSource | None = None,
+        tempo: TempoSync | None = None,
     ) -> None:
         self.session = session
+        self.source = source
+        self.scheduler = QuantizedScheduler(tempo, self.deliver, self.send)
         self.recorder = recorder
         self.faults = faults
         self.renderer = Renderer()
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.channel: RTCDataChannel | None = None
         self.track: SimVideoTrack | None = None
-        self.chunks: deque[Image.Image] = deque(maxlen=2)  # frames that do not fit are dropped
+        self.chunks: deque[Chunk] = deque(maxlen=2)  # chunks that do not fit are dropped
         self.chunk_ready = asyncio.Event()
         self.resumed = asyncio.Event()
         self.last_image: Image.Image | None = None
-        self.frame_times: deque[float] = deque(maxlen=512)
         self._producer: asyncio.Task[None] | None = None
         self._on_closed = on_closed
         self._closing = False
@@ -289,7 +315,26 @@ class SimPeer:
         if not ok:
             log.error("session %s: bad JSON on the data channel, dropped", self.session.session_id)
             return
-        self.session.receive(parsed)
+        if isinstance(parsed, dict) and parsed.get("_quantized"):
+            # Beat-quantized (contract §6): `paused` still applies at once (§3.2 step 2).
+            update = {k: v for k, v in parsed.items() if k != "_quantized"}
+            if "paused" in update:
+                self.session.receive({"paused": update["paused"]})
+            self.scheduler.schedule(update)
+            return
+        if isinstance(parsed, dict):
+            parsed = {k: v for k, v in parsed.items() if k != "_quantized"}
+        self.deliver(parsed)
+
+    def deliver(self, message: Any) -> None:
+        """An update reaching the frame processor (data channel or HTTP broadcast): the
+        scheduler takes `quantize_mode` / `lookahead_ms` (contract §6), the session the rest."""
+        if isinstance(message, dict):
+            if "quantize_mode" in message:
+                self.scheduler.set_mode(message["quantize_mode"])
+            if "lookahead_ms" in message:
+                self.scheduler.set_lookahead(message["lookahead_ms"])
+        self.session.receive(message)
 
     def send(self, message: dict[str, Any]) -> bool:
         """Send a server→client message if the channel is open."""
@@ -313,6 +358,7 @@ class SimPeer:
     def _pause_changed(self, paused: bool) -> None:
         if paused:
             self.resumed.clear()
+            self.chunk_ready.set()  # wake a track waiting for a chunk: it repeats the last frame
         else:
             self.resumed.set()
 
@@ -328,7 +374,7 @@ class SimPeer:
                     next_at = time.monotonic()
                     continue
                 session.step()
-                self.chunks.append(self.renderer.chunk_image(chunk_view(session)))
+                self.chunks.append(await self._make_chunk())
                 self.chunk_ready.set()
                 next_at += session.stream.chunk_interval + max(self.faults.chunk_delay, 0.0)
                 delay = next_at - time.monotonic()
@@ -338,19 +384,30 @@ class SimPeer:
         except Exception:
             log.exception("session %s: chunk generation failed", session.session_id)
 
+    async def _make_chunk(self) -> Chunk:
+        """The frames of the chunk just stepped: the input file's (passthrough, gray) or a
+        picture of the session's state."""
+        stream = self.session.stream
+        assert stream is not None
+        if self.source is not None and stream.pipeline_id in INPUT_PIPELINES:
+            images = await asyncio.to_thread(self.source.read_many, stream.frames_per_chunk)
+            self.session.frames_in += len(images)
+            for pipeline_id in stream.chain or (stream.pipeline_id,):
+                effect = INPUT_PIPELINES.get(pipeline_id)
+                if effect is not None:
+                    images = [effect(image) for image in images]
+            return Chunk(tuple(images), stamp=False)
+        base = self.renderer.chunk_image(chunk_view(self.session))
+        return Chunk((base,) * stream.frames_per_chunk)
+
     def frame_sent(self, image: Image.Image) -> None:
+        """A newly produced frame left on the track (metrics `frames_out`)."""
         self.session.frames_sent += 1
         self.last_image = image
-        self.frame_times.append(time.monotonic())
 
-    def fps_out(self, window: float = 2.0) -> float:
-        """Frames per second sent over the last `window` seconds."""
-        now = time.monotonic()
-        recent = [t for t in self.frame_times if now - t <= window]
-        if len(recent) < 2:
-            return 0.0
-        span = max(now - recent[0], 1e-6)
-        return round(len(recent) / span, 2)
+    def frame_repeated(self) -> None:
+        """The frozen last frame was sent again while paused (not a new frame)."""
+        self.session.frames_repeated += 1
 
     # -- lifetime ------------------------------------------------------------------------
 
@@ -366,6 +423,7 @@ class SimPeer:
         if self._closing:
             return
         self._closing = True
+        self.scheduler.cancel()
         if notify and self.send({"type": "stream_stopped"}):
             await asyncio.sleep(0.05)  # let SCTP deliver it before the connection goes
         self.session.closed = True
@@ -374,6 +432,8 @@ class SimPeer:
             await asyncio.gather(self._producer, return_exceptions=True)
         if self.track is not None:
             self.track.stop()
+        if self.source is not None:
+            await asyncio.to_thread(self.source.close)
         await self.pc.close()
         if self._on_closed is not None:
             self._on_closed(self)

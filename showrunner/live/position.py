@@ -1,0 +1,434 @@
+"""Where the show is in its plan: the occurrence playing and when it started, what comes next
+and when, the scenes played before it, and the position set aside while the closed-hours
+scene plays.
+
+Pure bookkeeping over times the caller passes in (monotonic seconds, or unix seconds where
+named): no clock, tasks or sink, so the player's main loop is what moves it.
+"""
+
+from __future__ import annotations
+
+import collections
+from dataclasses import dataclass
+from typing import Literal
+
+from showrunner.errors import UnknownSceneError
+from showrunner.plan.chart import Chart, end_of, follow, origin_of, static_start, walk_to
+from showrunner.plan.diff import carry_occurrence, scene_change
+from showrunner.plan.saved import ResumeState
+from showrunner.plan.start import StartPoint
+from showrunner.plan.timeline import CompiledScene, ScheduledScene, State, Timeline
+
+__all__ = ["HISTORY", "Carried", "EventKind", "Gone", "Position", "Snapshot"]
+
+HISTORY = 100  # occurrences BACK can return to
+
+EventKind = Literal["scene", "action", "end"]
+"""The next planned event: the next occurrence starts, the current one's next action, its end."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A position set aside (while the closed-hours scene plays) and brought back later."""
+
+    chart: Chart
+    current: ScheduledScene | None
+    current_start: float
+    origin: float
+    action_index: int
+    next: ScheduledScene | None
+    next_start: float | None
+    next_origin: float | None
+
+
+@dataclass(frozen=True)
+class Carried:
+    """The scene on the air, carried over to a new plan (see `Position.carry`)."""
+
+    scene: CompiledScene  # as the new plan has it
+    offset: float
+    before: State | None  # what is on the air (the old plan's state; None: a new scene)
+    changed: bool  # its definition changed (pre-rolled: its opening look changed)
+    first: bool  # it is the pre-rolled first scene, waiting for GO
+
+
+@dataclass(frozen=True)
+class Gone:
+    """The scene on the air is gone from the new plan: `next` follows it, from now."""
+
+    next: ScheduledScene
+
+
+class Position:
+    """The show's position in `timeline`."""
+
+    def __init__(self, timeline: Timeline) -> None:
+        self.timeline = timeline
+        self.chart = Chart(iter(()))  # the schedule from `next` on
+        self.current: ScheduledScene | None = None  # the occurrence playing
+        self.current_start = 0.0  # its absolute start (monotonic)
+        self.origin = 0.0  # its part's origin (monotonic)
+        self.action_index = 0  # its next action
+        self.cut_short = False  # a cue came before its last action: the next entry is a jump
+        self.next: ScheduledScene | None = None  # the occurrence after it
+        self.next_start: float | None = None  # its absolute start (None: it waits for a cue)
+        self.next_origin: float | None = None
+        self.cue_fired: str | None = None  # the cue fired for `next`
+        self.part_cue: tuple[str, str] | None = None  # (cue, scene) that started this part
+        self.history: collections.deque[ScheduledScene] = collections.deque(maxlen=HISTORY)
+        self.show_origin_unix: float | None = None  # when the show (part 0) started
+        self.ended = False  # the last scene has played out
+        self.frozen_at: float | None = None  # held since then: the position stands still
+        self.behind: Snapshot | None = None  # the show behind the closed-hours scene
+
+    def __repr__(self) -> str:
+        scene = self.current.scene.name if self.current else None
+        return f"Position(scene={scene!r}, next={self.next.scene.name if self.next else None!r})"
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def offset(self, now: float) -> float:
+        """Seconds into the current occurrence (frozen while held)."""
+        at = self.frozen_at if self.frozen_at is not None else now
+        return max(0.0, at - self.current_start)
+
+    def where(self, now: float) -> tuple[CompiledScene, float]:
+        """The scene to show and the offset into it (the first scene before anything plays)."""
+        if self.current is None:
+            first = self.next or next(iter(self.timeline.schedule()))
+            return first.scene, 0.0
+        return self.current.scene, self.offset(now)
+
+    def actions_done(self) -> bool:
+        """Nothing plays or the current occurrence has sent all its actions."""
+        cur = self.current
+        return cur is None or self.action_index >= len(cur.scene.actions)
+
+    def played_out(self) -> bool:
+        """An occurrence plays, it has sent all its actions and no cue cut it short."""
+        return self.current is not None and not self.cut_short and self.actions_done()
+
+    def waiting_for(self) -> str | None:
+        """The cue the next occurrence waits for (None: it is timed, its cue fired, or none)."""
+        nxt = self.next
+        if nxt is None or nxt.start is not None or self.next_start is not None:
+            return None
+        return nxt.scene.cue or "go"
+
+    def cue_waiting(self) -> bool:
+        """A cue may fire now: the next occurrence (or the pre-rolled first one) waits for it."""
+        if self.next is None or self.cue_fired is not None:
+            return False
+        return self.current is None or (self.next.start is None and self.next_start is None)
+
+    def countdown(self, now: float) -> float | None:
+        """Seconds until the next occurrence starts (None: no timed change ahead, or held)."""
+        if self.next is None or self.next_start is None or self.frozen_at is not None:
+            return None
+        return max(0.0, self.next_start - now)
+
+    def next_event(self) -> tuple[float, EventKind] | None:
+        """When the next planned event is due, and what it is (None: nothing is planned)."""
+        cur = self.current
+        if cur is None or self.frozen_at is not None:
+            return None
+        actions = cur.scene.actions
+        index = self.action_index
+        at_action = self.current_start + actions[index].offset if index < len(actions) else None
+        if self.next_start is not None and (at_action is None or self.next_start <= at_action):
+            return self.next_start, "scene"
+        if at_action is not None:
+            return at_action, "action"
+        if self.next is None and not self.ended and self.behind is None:
+            end = end_of(cur, self.current_start, self.origin)
+            if end is not None:
+                return end, "end"
+        return None
+
+    # -- where to begin ----------------------------------------------------------------------
+
+    def begin(
+        self, point: StartPoint, now: float, now_unix: float
+    ) -> tuple[ScheduledScene, float, float, str]:
+        """(first occurrence, its absolute start, its part origin, how we got there) for a run
+        starting at `point` now; the chart then holds the rest of the schedule."""
+        if point.resume is not None:
+            occ, start, origin = self._resume(point.resume, now, now_unix)
+            self.show_origin_unix = point.resume.origin
+            return occ, start, origin, "resume"
+        if point.at is not None:
+            item, into = self.timeline.pass_item_at(point.at)
+            occ = item.occurrence
+            self.chart = Chart.following(self.timeline, occ)
+            self.chart.pop()
+            self.show_origin_unix = now_unix - point.at
+            return occ, now - into, origin_of(occ, now - into), "seek"
+        if point.scene is not None:
+            scene = self.timeline.scene(point.scene)
+            self.chart = Chart(self.timeline.schedule(scene.index, start_offset=static_start(scene)))
+            first = self.chart.pop()
+            assert first is not None
+            start = now - point.offset
+            self.show_origin_unix = now_unix - point.offset
+            return first, start, origin_of(first, start), "seek"
+        self.chart = Chart(self.timeline.schedule())
+        first = self.chart.pop()
+        if first is None:
+            raise UnknownSceneError("the show has no scene to play")
+        self.show_origin_unix = now_unix
+        return first, now, origin_of(first, now), "start"
+
+    def wallclock_loop(self) -> bool:
+        """A show that loops forever without cues: its position is a function of the wall clock."""
+        timeline = self.timeline
+        if timeline.total_duration is not None or not timeline.period:
+            return False
+        return all(s.cue is None for s in timeline.scenes if not s.closed_only)
+
+    def locate_loop(self, now: float, now_unix: float) -> tuple[ScheduledScene, float, float]:
+        """The occurrence the loop is at now, as if it had played all along since its origin."""
+        origin_unix = self.show_origin_unix if self.show_origin_unix is not None else now_unix
+        item, into = self.timeline.pass_item_at(max(0.0, now_unix - origin_unix))
+        occ = item.occurrence
+        self.chart = Chart.following(self.timeline, occ)
+        self.chart.pop()
+        start = now - into
+        return occ, start, origin_of(occ, start)
+
+    def _resume(
+        self, saved: ResumeState, now: float, now_unix: float
+    ) -> tuple[ScheduledScene, float, float]:
+        if self.wallclock_loop():
+            self.show_origin_unix = saved.origin
+            return self.locate_loop(now, now_unix)
+        if saved.cue is not None and saved.cue_scene is not None:
+            # A cue part resumes at its last fired cue, as if it had just been fired.
+            scene = self.timeline.scene(saved.cue_scene)
+            self.chart = Chart(self.timeline.schedule(scene.index, start_offset=scene.pre_wait))
+            occ = self.chart.pop()
+            assert occ is not None
+            return occ, now, origin_of(occ, now)
+        start_offset = saved.part_start if saved.part_start is not None else 0.0
+        self.chart = Chart(self.timeline.schedule(saved.index, start_offset=start_offset))
+        origin = now - (now_unix - saved.part_origin)
+        return walk_to(self.chart, origin, now, cues_fire=False)
+
+    # -- moving ------------------------------------------------------------------------------
+
+    def enter(
+        self, occ: ScheduledScene, start: float, origin: float, *, remember: bool, restart_part: bool
+    ) -> None:
+        """`occ` plays from `start` (its part began at `origin`); the one before goes to the
+        history when `remember`. `restart_part`: a jump that begins its part anew."""
+        prev = self.current
+        if prev is not None and remember and self.behind is None and prev.part >= 0:
+            self.history.append(prev)
+        if occ.start is None:
+            self.part_cue = (self.cue_fired or occ.scene.cue or "go", occ.scene.name)
+        elif prev is None or occ.part != prev.part or restart_part:
+            self.part_cue = None
+        self.current, self.current_start, self.origin = occ, start, origin
+        self.action_index = 0
+        self.cut_short = False
+        self.cue_fired = None
+        self.ended = False
+        self.next = None
+        self.next_start = self.next_origin = None
+
+    def look_ahead(self) -> None:
+        """Take the next occurrence and its start from the chart (after an entry)."""
+        cur = self.current
+        assert cur is not None
+        self.next = self.chart.peek()
+        if self.next is not None:
+            self.next_start, self.next_origin = follow(cur, self.current_start, self.origin, self.next)
+
+    def advance(self, now: float, catch_up: float) -> tuple[ScheduledScene, float, float, bool]:
+        """Take the next occurrence off the chart: (it, its start, its part origin, jump).
+
+        Far behind (after a long pipeline switch, a stall or an outage) it skips to the
+        wall-clock-correct occurrence; `jump` says the entry is not the planned one (more than
+        `catch_up` seconds late).
+        """
+        nxt = self.chart.pop()
+        assert nxt is not None and self.next_start is not None and self.next_origin is not None
+        start, origin = self.next_start, self.next_origin
+        jump = False
+        while now - start > catch_up:
+            ahead = self.chart.peek()
+            if ahead is None:
+                break
+            astart, aorigin = follow(nxt, start, origin, ahead)
+            if astart is None or astart > now or aorigin is None:
+                break
+            self.chart.pop()
+            nxt, start, origin, jump = ahead, astart, aorigin, True
+        return nxt, start, origin, jump or now - start > catch_up
+
+    def jump(self, chart: Chart) -> ScheduledScene:
+        """Continue on `chart` (a GOTO or BACK), also for the show behind the closed scene;
+        returns its first occurrence."""
+        self.behind = None
+        self.chart = chart
+        occ = chart.pop()
+        assert occ is not None
+        return occ
+
+    def fire(self, cue: str, now: float) -> float:
+        """`cue` fired at `now` for the next occurrence; returns when that starts."""
+        nxt = self.next
+        assert nxt is not None
+        self.cue_fired = cue
+        start = now + nxt.scene.pre_wait
+        cur = self.current
+        if cur is not None:
+            self.next_start, self.next_origin = start, now
+            actions = cur.scene.actions
+            if self.action_index < len(actions) and self.current_start + actions[-1].offset >= start:
+                self.cut_short = True
+        return start
+
+    # -- holds -------------------------------------------------------------------------------
+
+    def freeze(self, now: float) -> None:
+        """Stand still from `now` (a hold, or closed hours that pause)."""
+        if self.frozen_at is None:
+            self.frozen_at = now
+
+    def unfreeze(self, now: float, *, shift: bool) -> None:
+        """Move on again; with `shift`, everything planned moves by the time stood still."""
+        frozen, self.frozen_at = self.frozen_at, None
+        if frozen is not None and shift:
+            self._shift(now - frozen)
+
+    def _shift(self, delta: float) -> None:
+        self.current_start += delta
+        self.origin += delta
+        if self.next_start is not None:
+            self.next_start += delta
+        if self.next_origin is not None:
+            self.next_origin += delta
+
+    def set_aside(self) -> None:
+        """Keep the position as `behind` (the closed scene is about to play) with an empty chart."""
+        self.behind = Snapshot(
+            self.chart, self.current, self.current_start, self.origin, self.action_index,
+            self.next, self.next_start, self.next_origin,
+        )
+        self.chart = Chart(iter(()))
+
+    def bring_back(self, delta: float) -> bool:
+        """Return to the position set aside, `delta` seconds later; False when there is none."""
+        behind, self.behind = self.behind, None
+        if behind is None:
+            return False
+        self.chart = behind.chart
+        self.current = behind.current
+        self.current_start = behind.current_start
+        self.origin = behind.origin
+        self.action_index = behind.action_index
+        self.next = behind.next
+        self.next_start = behind.next_start
+        self.next_origin = behind.next_origin
+        self._shift(delta)
+        return True
+
+    # -- the saved position ------------------------------------------------------------------
+
+    def saved(self, show: str, show_hash: str, now: float, now_unix: float) -> ResumeState | None:
+        """What the state file keeps (None while nothing of the show's schedule plays)."""
+        cur = self.current
+        if cur is None or self.behind is not None or cur.part < 0:
+            return None
+        cue, cue_scene = self.part_cue if self.part_cue else (None, None)
+        part_origin = self.origin + now_unix - now
+        return ResumeState(
+            show=show,
+            show_hash=show_hash,
+            origin=self.show_origin_unix if self.show_origin_unix is not None else now_unix,
+            scene=cur.scene.name,
+            index=cur.scene.index,
+            iteration=cur.iteration,
+            path=tuple(cur.path),
+            part=cur.part,
+            part_origin=part_origin,
+            part_start=cur.start if cur.start is not None else cur.scene.pre_wait,
+            cue=cue,
+            cue_scene=cue_scene,
+            written_at=now_unix,
+            part_origins={str(cur.part): part_origin},
+        )
+
+    # -- a new plan --------------------------------------------------------------------------
+
+    def carry(self, new: Timeline, now: float) -> Carried | Gone | None:
+        """Move to the plan `new`, keeping the position (scene name + offset into it).
+
+        Returns the scene on the air as carried over, `Gone` when the new plan does not have
+        it, or None when nothing is on the air.
+        """
+        old, self.timeline = self.timeline, new
+        history = (carry_occurrence(h, new) for h in self.history)
+        self.history = collections.deque((h for h in history if h is not None), maxlen=HISTORY)
+        cur = self.current
+        if cur is None:  # pre-rolled, waiting for GO on the first scene
+            if self.next is None:
+                return None
+            first = carry_occurrence(self.next, new) or next(iter(new.schedule()))
+            self.chart = Chart.following(new, first)
+            self.next = self.chart.pop()
+            known = any(s.name == first.scene.name for s in old.scenes)
+            before = old.scene(first.scene.name).state_in if known else None
+            return Carried(first.scene, 0.0, before, before != first.scene.state_in, first=True)
+        carried = carry_occurrence(cur, new)
+        if carried is None:
+            return Gone(self._successor(cur, old, new))
+        offset = self.offset(now)
+        before = old.state_at_scene(cur.scene.index, offset)
+        changed = scene_change(old, new, cur.scene.name) is not None
+        self.current = carried
+        self.origin = origin_of(carried, self.current_start)
+        actions = carried.scene.actions
+        if changed:
+            self.action_index = sum(1 for a in actions if a.offset <= offset)
+        self.action_index = min(self.action_index, len(actions))
+        self.chart = Chart.following(new, carried)
+        self.chart.pop()
+        self._relink_next(now)
+        return Carried(carried.scene, offset, before, changed, first=False)
+
+    def _relink_next(self, now: float) -> None:
+        """The next occurrence and its start, from the new chart (after a carry)."""
+        cur = self.current
+        assert cur is not None
+        fired_at, fired_origin = self.next_start, self.next_origin
+        self.next = self.chart.peek()
+        self.next_start = self.next_origin = None
+        if self.next is None:
+            return
+        if self.cue_fired is not None and self.next.start is None and fired_at is not None:
+            self.next_start, self.next_origin = fired_at, fired_origin  # GO already came
+            return
+        self.next_start, self.next_origin = follow(cur, self.current_start, self.origin, self.next)
+        if self.frozen_at is not None:
+            now = self.frozen_at
+        if self.next_start is not None and self.next_origin is not None and self.next_start < now:
+            # The edit made the playing scene end before where it is: the next one starts
+            # now, not in the past (which would read as an outage and skip scenes).
+            self.next_origin += now - self.next_start
+            self.next_start = now
+
+    def _successor(self, cur: ScheduledScene, old: Timeline, new: Timeline) -> ScheduledScene:
+        """The scene that followed `cur` in the old order and is still in `new` (at the end of
+        the show, the new plan's last scene), from its start; the chart continues after it."""
+        names = [s.name for s in old.scenes[cur.scene.index + 1 :] if not s.closed_only]
+        playable = [s for s in new.scenes if not s.closed_only]
+        present = {s.name for s in playable}
+        target = next((new.scene(n) for n in names if n in present), None)
+        if target is None:
+            target = playable[-1] if playable else new.scenes[0]
+        self.chart = Chart(new.schedule(target.index, start_offset=static_start(target)))
+        occ = self.chart.pop()
+        assert occ is not None
+        self.cue_fired = None
+        return occ

@@ -1,0 +1,223 @@
+"""OSC in and out over UDP on 127.0.0.1, with python-osc on the other end."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import closing
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+from cue_show import FakePlayer, playing, transitions_to, until_status
+from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_server import AsyncIOOSCUDPServer
+from pythonosc.udp_client import SimpleUDPClient
+
+from showrunner.control.gate import Commands
+from showrunner.control.osc import OscControl, parse_address
+from showrunner.live.link import LinkState
+from showrunner.sim import serve_sim
+from showrunner.testing import MemoryJournal, until
+
+
+class Receiver:
+    """A python-osc server on 127.0.0.1 that keeps what it received."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, tuple[Any, ...]]] = []
+        self.port = 0
+
+    def handle(self, address: str, *args: Any) -> None:
+        self.messages.append((address, args))
+
+    def values(self, address: str) -> list[Any]:
+        return [args[0] for a, args in self.messages if a == address]
+
+    async def wait_for(self, address: str, value: Any, timeout: float = 3.0) -> None:
+        await until(lambda: value in self.values(address), timeout)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    rec = Receiver()
+    dispatcher = Dispatcher()
+    dispatcher.set_default_handler(rec.handle)
+    loop = cast(asyncio.BaseEventLoop, asyncio.get_running_loop())
+    server = AsyncIOOSCUDPServer(("127.0.0.1", 0), dispatcher, loop)
+    transport, _ = await server.create_serve_endpoint()
+    rec.port = transport.get_extra_info("sockname")[1]
+    try:
+        yield rec
+    finally:
+        transport.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("127.0.0.1:9000", ("127.0.0.1", 9000)),
+        ("[::1]:7000", ("::1", 7000)),
+        (" td-rig.local:10000 ", ("td-rig.local", 10000)),
+    ],
+    ids=["ipv4", "ipv6", "name"],
+)
+def test_parse_address(text: str, expected: tuple[str, int]) -> None:
+    assert parse_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["9000", "host:", ":9000", "host:0", "host:70000", "host:x"])
+def test_parse_address_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match="is not HOST:PORT"):
+        parse_address(text)
+
+
+@pytest.mark.anyio
+async def test_inbound_commands_reach_the_player_once() -> None:
+    player = FakePlayer()
+    journal = MemoryJournal()
+    commands = Commands(player, min_go_interval=0.5, journal=journal)
+    async with OscControl(commands, port=0) as osc:
+        assert osc.port is not None
+        with closing(SimpleUDPClient("127.0.0.1", osc.port)) as sender:
+            await press_in_order(sender, journal)
+    assert player.calls == ["go", ("goto", "calm"), "hold", "resume", "back"]
+    assert [(r["command"], r["source"], r["applied"], r["reason"]) for r in journal.records] == [
+        ("go", "osc", True, None),
+        ("go", "osc", False, "debounced"),
+        ("goto", "osc", True, None),
+        ("hold", "osc", True, None),
+        ("resume", "osc", True, None),
+        ("back", "osc", True, None),
+    ]
+
+
+async def press_in_order(sender: SimpleUDPClient, journal: MemoryJournal) -> None:
+    sender.send_message("/showrunner/go", [])
+    await until(lambda: len(journal.records) == 1)
+    sender.send_message("/showrunner/go", [])  # inside the debounce window
+    await until(lambda: len(journal.records) == 2)
+    sender.send_message("/showrunner/goto", "calm")
+    sender.send_message("/showrunner/hold", 1)
+    sender.send_message("/showrunner/resume", 1.0)
+    sender.send_message("/showrunner/back", [])
+    await until(lambda: len(journal.records) == 6)
+
+
+@pytest.mark.anyio
+async def test_button_release_and_ids() -> None:
+    player = FakePlayer()
+    journal = MemoryJournal()
+    commands = Commands(player, min_go_interval=0, journal=journal)
+    async with OscControl(commands, port=0) as osc:
+        assert osc.port is not None
+        with closing(SimpleUDPClient("127.0.0.1", osc.port)) as sender:
+            sender.send_message("/showrunner/go", 0)  # release: nothing
+            sender.send_message("/showrunner/go", 0.0)
+            sender.send_message("/showrunner/go", "press-7")
+            await until(lambda: len(journal.records) == 1)
+            sender.send_message("/showrunner/go", "press-7")
+            sender.send_message("/showrunner/goto", ["storm", "g1"])
+            sender.send_message("/showrunner/goto", [])  # no scene: ignored, logged
+            sender.send_message("/showrunner/panic", [])  # not an OSC command: ignored
+            await until(lambda: len(journal.records) == 3)
+            await asyncio.sleep(0.1)
+    assert player.calls == ["go", ("goto", "storm")]
+    assert [(r["command"], r["id"], r["reason"]) for r in journal.records] == [
+        ("go", "press-7", None),
+        ("go", "press-7", "duplicate"),
+        ("goto", "g1", None),
+    ]
+
+
+@pytest.mark.anyio
+async def test_status_goes_out_and_follows_changes(receiver: Receiver) -> None:
+    player = FakePlayer()
+    commands = Commands(player)
+    async with OscControl(commands, port=None, out=f"127.0.0.1:{receiver.port}"):
+        await receiver.wait_for("/showrunner/scene", "intro")
+        await receiver.wait_for("/showrunner/next", "storm")
+        await receiver.wait_for("/showrunner/state", "connected")
+        await receiver.wait_for("/showrunner/countdown", -1.0)
+        await commands.goto("calm", source="keyboard")
+        await receiver.wait_for("/showrunner/scene", "calm")
+        await receiver.wait_for("/showrunner/next", "")
+        player.connection = LinkState.RECONNECTING
+        await receiver.wait_for("/showrunner/state", "reconnecting")
+    assert receiver.values("/showrunner/scene") == ["intro", "calm"]
+    assert receiver.values("/showrunner/state") == ["connected", "reconnecting"]
+
+
+@pytest.mark.anyio
+async def test_a_running_countdown_is_sent_about_twice_a_second(receiver: Receiver) -> None:
+    player = FakePlayer()
+    player.countdown = 10.0
+    commands = Commands(player)
+    async with OscControl(commands, port=None, out=("127.0.0.1", receiver.port)):
+        await receiver.wait_for("/showrunner/countdown", 10.0)
+        for step in range(14):  # 1.4 s of a countdown that the player updates every 0.1 s
+            await asyncio.sleep(0.1)
+            player.countdown = 10.0 - 0.1 * (step + 1)
+        sent = receiver.values("/showrunner/countdown")
+        player.countdown = None
+        await receiver.wait_for("/showrunner/countdown", -1.0)
+    assert 3 <= len(sent) <= 4, sent  # the first value, then one every 0.5 s
+    assert sent == sorted(sent, reverse=True)
+
+
+@pytest.mark.anyio
+async def test_everything_is_resent_for_late_listeners(receiver: Receiver) -> None:
+    commands = Commands(FakePlayer())
+    async with OscControl(
+        commands, port=None, out=("127.0.0.1", receiver.port), refresh_interval=0.3
+    ):
+        await until(lambda: len(receiver.values("/showrunner/scene")) >= 3)
+    assert set(receiver.values("/showrunner/scene")) == {"intro"}
+
+
+def test_repr() -> None:
+    osc = OscControl(Commands(None), port=9000, out="127.0.0.1:9001")
+    assert repr(osc) == "OscControl(host='127.0.0.1', port=9000, out=('127.0.0.1', 9001))"
+
+
+# -- with the real player on the simulator ---------------------------------------------------------
+
+
+
+
+
+@pytest.mark.anyio
+async def test_go_over_osc_advances_the_real_show_once(
+    tmp_path: Path, receiver: Receiver
+) -> None:
+    """An OSC GO reaches Scope as one prompt transition (contract §3.3 `transition`); a
+    second GO inside the debounce window changes nothing; status goes out over OSC."""
+    journal = MemoryJournal()
+    commands = Commands(None, min_go_interval=5, journal=journal)
+    async with (
+        serve_sim() as sim,
+        OscControl(commands, port=0, out=("127.0.0.1", receiver.port)) as osc,
+        playing(tmp_path, sim, commands.attach),
+    ):
+        await until_status(
+            commands.status, scene="preshow", connection="connected", mode="waiting"
+        )
+        await receiver.wait_for("/showrunner/scene", "preshow")
+        assert osc.port is not None
+        with closing(SimpleUDPClient("127.0.0.1", osc.port)) as sender:
+            sender.send_message("/showrunner/go", 1)
+            sender.send_message("/showrunner/go", 0)  # the button's release
+            await until_status(commands.status, scene="first")
+            sender.send_message("/showrunner/go", 1)
+            await until(lambda: len(journal.records) == 2)
+        await receiver.wait_for("/showrunner/scene", "first")
+        await receiver.wait_for("/showrunner/next", "second")
+        await asyncio.sleep(0.3)  # room for a wrong second advance to show
+        assert (await commands.status()).scene == "first"
+    assert transitions_to(sim, "a neon wave rising out of the harbour") == 1
+    assert transitions_to(sim, "a slow aurora over a frozen sea") == 0
+    assert [(r["source"], r["applied"], r["reason"]) for r in journal.records] == [
+        ("osc", True, None),
+        ("osc", False, "debounced"),
+    ]
+    assert "connected" in receiver.values("/showrunner/state")

@@ -1,0 +1,399 @@
+"""`run_show` end to end: the embedded simulator, recovery, quitting, auth, assets, resume.
+
+Everything runs against the real simulator over loopback (contract §2.1, §2.6, §2.9, §4.2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from showrunner.app import RunOptions, StreamOutput, run, run_show
+from showrunner.live.journal import read_journal
+from showrunner.live.player import Player
+from showrunner.live.resume import read_state
+from showrunner.plan.compiler import compile_timeline
+from showrunner.settings import Settings
+from showrunner.show.load import load
+from showrunner.sim import SimThread, Simulator
+from showrunner.testing import FakeClock
+
+pytestmark = pytest.mark.webrtc
+
+
+@pytest.fixture
+def sim_thread() -> Iterator[Simulator]:
+    thread = SimThread("127.0.0.1", 0, load_time=0.02)
+    simulator = thread.start()
+    yield simulator
+    thread.stop()
+
+
+def write(tmp_path: Path, text: str, name: str = "show.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def offers(sim: Simulator) -> list[dict[str, Any]]:
+    return [
+        r["json"]["initialParameters"]
+        for r in sim.records
+        if r["kind"] == "http" and r["path"] == "/api/v1/webrtc/offer" and r["method"] == "POST"
+    ]
+
+
+def deletes(sim: Simulator) -> list[dict[str, Any]]:
+    return [r for r in sim.records if r["kind"] == "http" and r["method"] == "DELETE"]
+
+
+def prompts_of(message: dict[str, Any]) -> list[str]:
+    if "transition" in message:
+        return [p["text"] for p in message["transition"]["target_prompts"]]
+    return [p["text"] for p in message.get("prompts", [])]
+
+
+async def until(predicate: Any, timeout: float = 5.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not (value := predicate()):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError("condition not met")
+        await asyncio.sleep(0.01)
+    return value
+
+
+# The show plans keyframes at 16 fps, below the simulator's 24 fps for controller-viz, so the
+# session's one-update-per-chunk pacing (§3.2 step 5) never has to merge two planned messages.
+THREE = """
+title: three looks
+fps: 16
+defaults: {pipeline: controller-viz}
+end: stop
+scenes:
+  - {name: dawn, prompts: a forest at dawn, duration: 0.5}
+  - name: noon
+    prompts: the forest at noon
+    duration: 0.6
+    keyframes:
+      noise_scale: [{at: 0, value: 0.2}, {at: 0.6, value: 0.8}]
+  - {name: dusk, prompts: the forest at dusk, transition: cut, duration: 0.4}
+"""
+
+
+@pytest.mark.anyio
+async def test_plays_on_the_embedded_simulator_and_journals_the_timeline(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No URL: the built-in simulator plays the show; every journal line matches the compiled
+    timeline (scene, order, exact message, planned offset) and the run returns 0 at the end."""
+    show = write(tmp_path, THREE)
+    journal_path = tmp_path / "run.jsonl"
+    code = await asyncio.wait_for(
+        run_show(show, journal_path=journal_path, stdin_tty=False, state_file=tmp_path / "s.json"),
+        20,
+    )
+    assert code == 0
+    assert "built-in simulator" in capsys.readouterr().out
+    timeline = compile_timeline(load(show).show)
+    expected = [(s.name, a.offset, dict(a.message)) for s in timeline.scenes for a in s.actions]
+    journal = read_journal(journal_path)
+    played = [
+        (r["scene"], r["offset"], r["message"])
+        for r in journal
+        if r["kind"] in ("send", "session")
+    ]
+    assert [(n, pytest.approx(o), m) for n, o, m in expected] == played
+    starts = {r["scene"]: r["planned_at"] for r in journal if r["kind"] == "scene"}
+    for record in journal:
+        if record["kind"] == "send":
+            offset = record["planned_at"] - starts[record["scene"]]
+            # Unix times near 1.8e9 carry ~0.24 us of float resolution each; 10 us is still
+            # far below any drift a chained sleep would show.
+            assert offset == pytest.approx(record["offset"], abs=1e-5)
+    assert starts["noon"] - starts["dawn"] == pytest.approx(0.5, abs=1e-5)
+    assert starts["dusk"] - starts["dawn"] == pytest.approx(1.1, abs=1e-5)
+    assert journal[-1]["kind"] == "quit"
+    assert not (tmp_path / "s.json").exists()  # a finished show starts from the top next time
+
+
+@pytest.mark.anyio
+async def test_bad_show_prints_errors_and_returns_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show = write(tmp_path, "title: broken\nscenes:\n  - {name: a, duraton: 3}\n")
+    assert await run_show(show, stdin_tty=False) == 1
+    assert "show.yaml:3" in capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_lines_for_the_user_go_through_the_output_object(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`run` with its control page: progress to the output's `say`, problems to its `warn`."""
+    out, err = io.StringIO(), io.StringIO()
+    output = StreamOutput(out, err)
+    bad = write(tmp_path, "title: broken\nscenes:\n  - {name: a, duraton: 3}\n", "bad.yaml")
+    assert await run(RunOptions(bad, stdin_tty=False), output=output) == 1
+    assert "bad.yaml:3" in err.getvalue() and out.getvalue() == ""
+    show = write(tmp_path, THREE)
+    options = RunOptions(show, stdin_tty=False, state_file=tmp_path / "s.json", control_port=0)
+    assert await asyncio.wait_for(run(options, output=output), 20) == 0
+    assert "built-in simulator" in out.getvalue()
+    assert "control: http://127.0.0.1:" in err.getvalue()
+    captured = capsys.readouterr()  # the terminal's event lines are its own
+    assert "built-in simulator" not in captured.out and "control:" not in captured.err
+
+
+def test_run_options_check_reload_at(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="reload_at must be 'now' or 'boundary'"):
+        RunOptions(tmp_path / "show.yaml", reload_at="later")
+
+
+RECOVER = """
+title: recovery
+defaults: {pipeline: controller-viz}
+end: stop
+scenes:
+  - {name: before, prompts: before the storm, duration: 0.8}
+  - {name: during, prompts: during the storm, duration: 5}
+  - {name: after, prompts: after the storm, duration: 0.5}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_recovers_from_a_scope_crash_without_help(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """The server dies mid-show and comes back a second later (§2.1 server_start_time): the
+    watchdog reconnects by itself with the state of the wall-clock-correct scene (§9.6)."""
+    show = write(tmp_path, RECOVER)
+    journal_path = tmp_path / "run.jsonl"
+    players: list[Player] = []
+    run = asyncio.create_task(
+        run_show(show, scope_url=sim_thread.url, journal_path=journal_path, stdin_tty=False,
+                 state_file=tmp_path / "s.json", on_player=players.append)
+    )
+    await until(lambda: players and players[0].status().scene == "during")
+    await asyncio.sleep(0.2)
+    await sim_thread.crash()
+    restart_from = len(sim_thread.records)
+    await asyncio.sleep(1.0)
+    await sim_thread.start()
+    assert await asyncio.wait_for(run, 20) == 0
+    after = sim_thread.records[restart_from:]
+    offer = next(r for r in after if r["kind"] == "http" and r["path"] == "/api/v1/webrtc/offer")
+    assert prompts_of(offer["json"]["initialParameters"]) == ["during the storm"]
+    later = [r["message"] for r in after if r["kind"] == "data"]
+    assert any(prompts_of(m) == ["after the storm"] for m in later)
+    journal = read_journal(journal_path)
+    kinds = [r["kind"] for r in journal]
+    assert "watchdog" in kinds
+    assert any(r["kind"] == "reconnect" and r["label"] == "ok" for r in journal)
+
+
+HOLD = """
+title: hold
+defaults: {pipeline: controller-viz}
+scenes:
+  - {name: only, prompts: a single look}
+"""
+
+
+@pytest.mark.anyio
+async def test_stop_event_closes_the_session_and_returns_0(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    show = write(tmp_path, HOLD)
+    stop = asyncio.Event()
+    run = asyncio.create_task(
+        run_show(show, scope_url=sim_thread.url, stdin_tty=False, stop_event=stop,
+                 state_file=tmp_path / "s.json")
+    )
+    await until(lambda: offers(sim_thread))
+    await asyncio.sleep(0.3)
+    stop.set()
+    assert await asyncio.wait_for(run, 10) == 0
+    assert len(deletes(sim_thread)) == 1
+    assert read_state(tmp_path / "s.json") is not None  # kept: a service stop is not the end
+
+
+@pytest.mark.anyio
+async def test_sigterm_closes_the_session_and_returns_0(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    show = write(tmp_path, HOLD)
+    run = asyncio.create_task(
+        run_show(show, scope_url=sim_thread.url, stdin_tty=False, state_file=tmp_path / "s.json")
+    )
+    await until(lambda: offers(sim_thread))
+    await asyncio.sleep(0.3)
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(run, 10) == 0
+    assert len(deletes(sim_thread)) == 1
+
+
+AUTH = """
+title: auth
+defaults: {pipeline: controller-viz}
+end: stop
+scope:
+  auth: {env: SCOPE_TOKEN}
+scenes:
+  - {name: only, prompts: a look, duration: 0.2}
+"""
+
+
+@pytest.mark.anyio
+async def test_auth_header_comes_from_the_named_variable(
+    sim_thread: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show = write(tmp_path, AUTH)
+    no_token = Settings.from_environ({})
+    assert await run_show(show, scope_url=sim_thread.url, settings=no_token, stdin_tty=False) == 1
+    assert "SCOPE_TOKEN" in capsys.readouterr().err
+    code = await run_show(show, scope_url=sim_thread.url, settings=Settings.from_environ({"SCOPE_TOKEN": "s3cret"}),  # noqa: E501
+                          stdin_tty=False, state_file=tmp_path / "s.json")
+    assert code == 0
+    headers = [r["headers"] for r in sim_thread.records if r["kind"] == "http"]
+    assert headers and all(h.get("authorization") == "Bearer s3cret" for h in headers)
+
+
+ASSETS = """
+title: assets
+defaults:
+  pipeline: longlive
+  load: {loras: [{lora: water, scale: 0.8, merge_mode: runtime_peft}]}
+end: stop
+assets:
+  images: {ref: ref.png}
+  loras: {water: sim-watercolor}
+scenes:
+  - {name: only, prompts: a portrait, duration: 0.3, vace: {refs: [ref]}, loras: {water: 0.5}}
+"""
+
+
+@pytest.mark.anyio
+async def test_local_images_are_uploaded_before_the_first_scene(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """Image assets go up and LoRAs are resolved first (§2.9, §2.10); what reaches Scope carries
+    server paths, never `@asset:`/`@lora:` references."""
+    Image.new("RGB", (16, 16), "red").save(tmp_path / "ref.png")
+    show = write(tmp_path, ASSETS)
+    code = await run_show(show, scope_url=sim_thread.url, stdin_tty=False,
+                          state_file=tmp_path / "s.json")
+    assert code == 0
+    http = [r for r in sim_thread.records if r["kind"] == "http"]
+    paths = [r["path"] for r in http]
+    assert paths.index("/api/v1/assets") < paths.index("/api/v1/pipeline/load")
+    assert paths.index("/api/v1/loras") < paths.index("/api/v1/pipeline/load")
+    refs = offers(sim_thread)[0]["vace_ref_images"]
+    assert len(refs) == 1 and not refs[0].startswith("@asset:") and refs[0].endswith(".png")
+    load_body = next(r["json"] for r in http if r["path"] == "/api/v1/pipeline/load")
+    lora_path = load_body["load_params"]["loras"][0]["path"]
+    assert lora_path.startswith("/") and lora_path.endswith("sim-watercolor.safetensors")
+    assert offers(sim_thread)[0]["lora_scales"] == [{"path": lora_path, "scale": 0.5}]
+
+
+@pytest.mark.anyio
+async def test_a_lora_the_server_lacks_is_an_error_before_the_show(
+    sim_thread: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    Image.new("RGB", (16, 16), "red").save(tmp_path / "ref.png")
+    show = write(tmp_path, ASSETS.replace("sim-watercolor", "not-there"))
+    assert await run_show(show, scope_url=sim_thread.url, stdin_tty=False) == 1
+    assert "not-there" in capsys.readouterr().err
+    assert offers(sim_thread) == []
+
+
+RESUME = """
+title: resumable
+defaults: {pipeline: controller-viz}
+scenes:
+  - {name: one, prompts: look one, duration: 60}
+  - {name: two, prompts: look two, duration: 60}
+  - {name: three, prompts: look three, duration: 60}
+"""
+
+
+@pytest.mark.anyio
+async def test_a_second_run_resumes_from_the_state_file(
+    sim_thread: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show = write(tmp_path, RESUME)
+    clock = FakeClock(datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
+    stop = asyncio.Event()
+    players: list[Player] = []
+    run = asyncio.create_task(
+        run_show(show, scope_url=sim_thread.url, stdin_tty=False, clock=clock, stop_event=stop,
+                 on_player=players.append, journal_path=tmp_path / "run.jsonl")
+    )
+    await until(lambda: players and players[0].status().scene == "one")
+    await clock.advance(70)
+    await until(lambda: (s := read_state(tmp_path / "run.state.json")) and s.scene == "two")
+    stop.set()
+    assert await asyncio.wait_for(run, 10) == 0
+    clock.jump_wall(70)  # back 140 s after the origin: "three", 20 s in
+    before = len(offers(sim_thread))
+    stop = asyncio.Event()
+    players.clear()
+    run = asyncio.create_task(
+        run_show(show, scope_url=sim_thread.url, stdin_tty=False, clock=clock, stop_event=stop,
+                 on_player=players.append, journal_path=tmp_path / "run.jsonl")
+    )
+    await until(lambda: players and players[0].status().scene == "three")
+    assert players[0].status().position == pytest.approx(20.0)
+    assert prompts_of(offers(sim_thread)[before]) == ["look three"]
+    stop.set()
+    assert await asyncio.wait_for(run, 10) == 0
+    assert "Resuming from" in capsys.readouterr().out
+
+
+@pytest.mark.anyio
+async def test_an_edited_show_does_not_resume(
+    sim_thread: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show = write(tmp_path, RESUME)
+    state = tmp_path / "s.json"
+    stop = asyncio.Event()
+    run = asyncio.create_task(run_show(show, scope_url=sim_thread.url, stdin_tty=False,
+                                       stop_event=stop, state_file=state))
+    await until(lambda: read_state(state))
+    stop.set()
+    assert await asyncio.wait_for(run, 10) == 0
+    show.write_text(RESUME.replace("look one", "look one edited"))
+    stop = asyncio.Event()
+    run = asyncio.create_task(run_show(show, scope_url=sim_thread.url, stdin_tty=False,
+                                       stop_event=stop, state_file=state))
+    await until(lambda: len(offers(sim_thread)) == 2)
+    stop.set()
+    assert await asyncio.wait_for(run, 10) == 0
+    assert "Ignoring" in capsys.readouterr().out
+    assert prompts_of(offers(sim_thread)[1]) == ["look one edited"]
+
+
+@pytest.mark.anyio
+async def test_unreachable_scope_is_retried_until_quit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scope being down at start is not fatal: the run waits for it (and quits cleanly)."""
+    Image.new("RGB", (8, 8)).save(tmp_path / "ref.png")
+    show = write(tmp_path, ASSETS)
+    stop = asyncio.Event()
+    run = asyncio.create_task(run_show(show, scope_url="http://127.0.0.1:9", stdin_tty=False,
+                                       stop_event=stop, state_file=tmp_path / "s.json"))
+    await asyncio.sleep(0.8)
+    assert not run.done()
+    stop.set()
+    assert await asyncio.wait_for(run, 5) == 0
+    assert "not reachable" in capsys.readouterr().err
