@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import stat
 import sys
 from collections.abc import Callable
 from contextlib import AsyncExitStack
@@ -42,7 +44,7 @@ from showrunner.plan.timeline import Timeline
 from showrunner.reload.apply import HotReload, Output
 from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession
 from showrunner.settings import Settings
-from showrunner.show.load import LoadResult, load
+from showrunner.show.load import LoadResult, allowed_folders, load
 from showrunner.show.model import Show
 from showrunner.sim import SimThread
 
@@ -88,6 +90,7 @@ class RunOptions:
     osc_out: str | None = None  # send OSC status to HOST:PORT
     min_go_interval: float = 0.5  # seconds between two accepted GOs
     stdin_tty: bool | None = None  # keys from stdin: None = when it is a terminal
+    allow_paths: tuple[Path, ...] = ()  # folders besides the show's own it may read (--allow-path)
 
     def __post_init__(self) -> None:
         if self.reload_at not in (None, "now", "boundary"):
@@ -124,15 +127,76 @@ async def run(
     OSC all go through `commands` (debounced and journaled; a gate of its own when None).
     """
     out = output or StreamOutput.standard()
+    if options.journal_path is not None:  # before anything starts or connects
+        problem = _journal_problem(Path(options.journal_path))
+        if problem is not None:
+            out.warn(f"error: cannot write the journal {options.journal_path}: {problem}")
+            return 1
     gate = commands or Commands(None, min_go_interval=options.min_go_interval)
     hooks = _Hooks(settings or Settings.from_environ(), gate, clock, stop_event, on_player)
-    async with AsyncExitStack() as stack:
-        if options.control_port >= 0:
-            hooks.server = await _control_server(stack, options, hooks, out)
-        if options.osc_port is not None or options.osc_out:
-            osc = OscControl(hooks.commands, port=options.osc_port, out=options.osc_out)
-            await stack.enter_async_context(osc)
-        return await _play(options, hooks, out)
+    # The hot reload loads the show in tasks and threads started from here: they inherit the
+    # allowed folders.
+    with allowed_folders(options.allow_paths):
+        async with AsyncExitStack() as stack:
+            if options.control_port >= 0:
+                hooks.server = await _control_server(stack, options, hooks, out)
+            if options.osc_port is not None or options.osc_out:
+                osc = OscControl(hooks.commands, port=options.osc_port, out=options.osc_out)
+                await stack.enter_async_context(osc)
+            return await _play(options, hooks, out)
+
+
+def _journal_problem(path: Path) -> str | None:
+    """Why the journal cannot be appended to at `path` (one line for the user), or None.
+
+    The journal opens only once the session is up; this finds out before anything connects by
+    doing what it will do (create missing folders, open the file for appending) and undoing
+    what it created. A directory, a FIFO (opening one would wait for a reader) or a device is
+    refused without being opened.
+    """
+    try:
+        mode: int | None = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):  # the folders are looked at below
+        mode = None
+    except OSError as exc:
+        return _os_reason(exc, path)
+    if mode is not None and not stat.S_ISREG(mode):
+        if stat.S_ISDIR(mode):
+            return "it is a directory"
+        kind = "a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode) else "a device"
+        return f"it is {kind}, not a regular file"
+    missing: list[Path] = []
+    folder = path.absolute().parent
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    made: list[Path] = []
+    created = False
+    try:
+        for new in reversed(missing):
+            new.mkdir()
+            made.append(new)
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o644)
+        created = mode is None
+        os.close(fd)
+    except OSError as exc:
+        return _os_reason(exc, path)
+    finally:
+        with contextlib.suppress(OSError):
+            if created:
+                path.unlink()
+            for new in reversed(made):
+                new.rmdir()
+    return None
+
+
+def _os_reason(exc: OSError, path: Path) -> str:
+    reason = (exc.strerror or str(exc)).lower()
+    where = exc.filename
+    return f"{where}: {reason}" if where and str(where) != str(path) else reason
 
 
 async def run_show(
@@ -197,7 +261,7 @@ def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _Prep
     """Load and compile the show and read where it starts; None (reported) when it cannot play."""
     show_path = Path(options.path)
     try:
-        result = load(show_path)
+        result = load(show_path, allow=options.allow_paths)
         timeline = compile_result(result)
         point = start_point(timeline, start_scene=options.start_scene, at=options.at)
         headers = _auth_headers(result.show, settings)
@@ -354,7 +418,7 @@ async def _prepare_refs(
 ) -> tuple[dict[str, str], dict[str, str]] | None:
     """Upload local images and resolve LoRAs before the first scene; wait for Scope if it is down."""
     show = result.show
-    base = result.path.resolve().parent
+    base = result.path.absolute().parent  # where the load checked them (even for a linked show)
     delay, cap = _STARTUP_BACKOFF
     while not quit_early.is_set():
         try:

@@ -59,7 +59,7 @@ def _check(args: argparse.Namespace) -> int:
     _no_cyclic_gc()
     with _progress(f"checking {', '.join(args.paths)}"):
         code, out, err = check_paths(args.paths, strict=args.strict, as_json=args.json,
-                                     plan=plan_findings)
+                                     plan=plan_findings, allow=args.allow_path)
     sys.stdout.write(out)
     sys.stderr.write(err)
     return code
@@ -83,7 +83,7 @@ def _report(args: argparse.Namespace) -> int:
 
     _no_cyclic_gc()
     with _progress(f"loading {args.path}"):
-        result = load(args.path)
+        result = load(args.path, allow=args.allow_path)
         findings = lint(result)
         timeline = compile_result(result)
     if args.at:
@@ -171,8 +171,24 @@ def _run(args: argparse.Namespace) -> int:
         osc_port=args.osc_port,
         osc_out=args.osc_out,
         min_go_interval=args.min_go_interval,
+        allow_paths=tuple(args.allow_path),
     )
     return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
+
+
+def _folder(value: str) -> Path:
+    path = Path(value)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"not a folder: {value}")
+    return path
+
+
+def _allow_path(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--allow-path", metavar="DIR", action="append", default=[], type=_folder,
+        help="also read includes and images from DIR (repeatable); by default only the show's "
+             "folder and its subfolders",
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -186,6 +202,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+")
     p.add_argument("--strict", action="store_true", help="warnings fail too")
     p.add_argument("--json", action="store_true", help="machine-readable findings")
+    _allow_path(p)
     p.set_defaults(func=_check)
 
     p = sub.add_parser("schema", help="print the show-file JSON Schema")
@@ -199,6 +216,7 @@ def _parser() -> argparse.ArgumentParser:
         "--text", action="store_true", help="print the table too when writing --html/--json"
     )
     p.add_argument("--at", metavar="TIME", help="print the resolved state at TIME or SCENE+OFFSET")
+    _allow_path(p)
     p.set_defaults(func=_report)
 
     p = sub.add_parser("import", help="convert a Scope timeline or workflow file into a show")
@@ -241,6 +259,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-go-interval", type=float, default=0.5, help="seconds between two accepted GOs"
     )
+    _allow_path(p)
     p.set_defaults(func=_run)
     return parser
 

@@ -196,9 +196,9 @@ def test_keys_in_the_terminal_are_debounced_and_journaled(tmp_path: Path) -> Non
         os.close(master)
         sim_thread.stop()
     assert [(r["source"], r["command"], r["applied"], r["reason"]) for r in _gate_lines(journal)] == [
-        ("keyboard", "go", True, None),
-        ("keyboard", "go", False, "debounced"),
-        ("keyboard", "quit", True, None),
+    ("keyboard", "go", True, None),
+    ("keyboard", "go", False, "debounced"),
+    ("keyboard", "quit", True, None),
     ]
     assert transitions_to(sim, FIRST) == 1
     assert transitions_to(sim, SECOND) == 0
@@ -210,3 +210,224 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
         main(["--version"])
     assert exc.value.code == 0
     assert capsys.readouterr().out.startswith("showrunner ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Bad inputs: one clear line, a non-zero exit, no traceback, bounded memory, nothing outside
+# ---------------------------------------------------------------------------------------------
+
+
+def _limit_memory() -> None:  # in the child: a read that never ends must not take the machine
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+
+
+def _showrunner(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """The real command, in a child process; a generous timeout only keeps a hang from
+    blocking the suite (bench/bench_bad_inputs.py measures how long each case takes)."""
+    return subprocess.run(
+        [sys.executable, "-m", "showrunner", *args], cwd=cwd, capture_output=True, text=True,
+        timeout=60, preexec_fn=_limit_memory, check=False,
+    )
+
+
+def _one_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, done
+    assert "Traceback" not in done.stdout + done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    return lines[0]
+
+
+SECRET = "TOPSECRET-not-to-be-read"
+
+
+@pytest.fixture
+def stage(tmp_path: Path) -> Path:
+    """A show folder inside tmp_path, with a secret file next to it (outside the folder)."""
+    (tmp_path / "secret.yaml").write_text(f"base: {SECRET}\n")
+    (tmp_path / "secret.png").write_bytes(b"\x89PNG" + SECRET.encode())
+    folder = tmp_path / "stage"
+    folder.mkdir()
+    return folder
+
+
+def _show(folder: Path, text: str, name: str = "show.yaml") -> str:
+    (folder / name).write_text(text)
+    return name
+
+
+UP = "../" * 40  # far enough to reach / from any tmp_path
+
+
+CHECK_CASES = [
+    ("fifo-show", "pipe.yaml:1:1: is a FIFO, not a regular file"),
+    ("device-show", "zero.yaml:1:1: is a device, not a regular file"),
+    ("fifo-include", "show.yaml:3:8: include.lib: included file 'pipe.yaml' is a FIFO, not a "
+        "regular file"),
+    ("device-include", "show.yaml:3:14: scenes[0].include: included file 'zero.yaml' is a "
+        "device, not a regular file"),
+    ("outside-include", f"show.yaml:3:8: include.lib: included file '{UP}etc/hostname' is "
+        "outside the show's folder (allow its folder with --allow-path DIR)"),
+    ("outside-symlink", "show.yaml:3:8: include.lib: included file 'link.yaml' is outside the "
+        "show's folder (allow its folder with --allow-path DIR)"),
+    ("outside-asset", "show.yaml:4:8: assets.images.a: image file '/etc/passwd' is outside the "
+        "show's folder (allow its folder with --allow-path DIR)"),
+    ("template-loops", "show.yaml:4:12: scenes[0].notes: template is too costly (more than "
+        "1,000,000 steps)"),
+    ("template-center", "show.yaml:4:12: scenes[0].notes: template not allowed: result would "
+        "be too large"),
+    ("template-power", "show.yaml:4:12: scenes[0].notes: template not allowed: result would "
+        "be too large"),
+    ("template-doubling", "show.yaml:4:12: scenes[0].notes: template not allowed: result "
+        "would be too large"),
+]
+
+
+@pytest.mark.parametrize(("case", "expected"), CHECK_CASES, ids=[c[0] for c in CHECK_CASES])
+def test_check_refuses_bad_inputs_in_one_line(stage: Path, case: str, expected: str) -> None:
+    os.mkfifo(stage / "pipe.yaml")
+    (stage / "zero.yaml").symlink_to("/dev/zero")
+    (stage / "link.yaml").symlink_to(stage.parent / "secret.yaml")
+    scene = "scenes:\n  - name: a\n"
+    notes = {
+        "template-loops": "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}"
+                          "{% endfor %}",
+        "template-center": "{{ 'x'.center(10**9) }}",
+        "template-power": "{{ ((9 ** 999) ** 999) ** 999 }}",
+        "template-doubling": "{% set ns = namespace(s='x') %}{% for i in range(64) %}"
+                             "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
+    }
+    args: list[str] = []
+    if case == "fifo-show":
+        path = "pipe.yaml"
+    elif case == "device-show":
+        path = "zero.yaml"
+    elif case.endswith("-include") or case == "outside-symlink":
+        target = {"fifo-include": "pipe.yaml", "outside-include": f"{UP}etc/hostname",
+                  "outside-symlink": "link.yaml"}.get(case)
+        if target is None:  # the device: /dev allowed, so that the device itself is refused
+            path = _show(stage, "title: t\nscenes:\n  - include: zero.yaml\n")
+            args = ["--allow-path", "/dev"]
+        else:
+            path = _show(stage, f"title: t\ninclude:\n  lib: {target}\n{scene}"
+                                "    prompts: \"{{ lib.base }}\"\n")
+    elif case == "outside-asset":
+        path = _show(stage, "title: t\nassets:\n  images:\n    a: /etc/passwd\n"
+                            f"{scene}    vace: {{refs: [a]}}\n")
+    else:
+        path = _show(stage, f"title: t\n{scene}    notes: {json.dumps(notes[case])}\n")
+    done = _showrunner("check", path, *args, cwd=stage)
+    assert _one_line(done) == expected
+    assert done.stdout == f"{path}: 1 error, 0 warnings\n"
+    assert SECRET not in done.stdout + done.stderr
+
+
+def test_allow_path_lets_a_shared_folder_in(stage: Path) -> None:
+    show = _show(stage, "title: t\ninclude:\n  lib: ../secret.yaml\nassets:\n  images:\n"
+                        "    ref: ../secret.png\nscenes:\n  - name: a\n    prompts: \"{{ lib.base }}\"\n"
+                        "    vace: {refs: [ref]}\n    duration: 1\n")
+    refused = _showrunner("report", show, cwd=stage)
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert refused.stderr.splitlines() == [
+        "show.yaml:3:8: include.lib: included file '../secret.yaml' is outside the show's folder "
+        "(allow its folder with --allow-path DIR)",
+        "show.yaml:6:10: assets.images.ref: image file '../secret.png' is outside the show's "
+        "folder (allow its folder with --allow-path DIR)",
+    ]
+    shared = str(stage.parent)
+    assert _showrunner("check", show, "--allow-path", shared, cwd=stage).returncode == 0
+    allowed = _showrunner("report", show, "--allow-path", shared, cwd=stage)
+    assert allowed.returncode == 0 and SECRET in allowed.stdout
+
+
+def test_allow_path_must_be_a_folder(stage: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    show = _show(stage, "title: t\nscenes:\n  - name: a\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["check", str(stage / show), "--allow-path", str(stage / "nope")])
+    assert exc.value.code == 2
+    assert "--allow-path: not a folder" in capsys.readouterr().err
+
+
+def test_run_never_uploads_an_asset_from_outside(stage: Path) -> None:
+    show = _show(stage, "title: t\nend: stop\nassets:\n  images:\n    a: ../secret.png\n"
+                        "scenes:\n  - name: a\n    prompts: red\n    vace: {refs: [a]}\n    duration: 1\n")
+    sim_thread = SimThread("127.0.0.1", 0)
+    sim = sim_thread.start()
+    try:
+        done = _showrunner("run", show, "--scope", sim.url, "--control-port", "-1", cwd=stage)
+        records = list(sim.records)
+    finally:
+        sim_thread.stop()
+    assert _one_line(done) == ("show.yaml:5:8: assets.images.a: image file '../secret.png' is "
+                               "outside the show's folder (allow its folder with --allow-path DIR)")
+    assert records == []  # nothing reached Scope, let alone an upload
+
+
+def _no_permission(tmp_path: Path) -> Path:
+    if os.geteuid() != 0:
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        return locked / "j.jsonl"
+    return Path("/sys/j.jsonl")  # sysfs refuses new files even to root
+
+
+JOURNAL_CASES = [
+    ("directory", "it is a directory"),
+    ("missing-folder", "/proc/nope: no such file or directory"),
+    ("file-as-folder", "{tmp}/show.yaml is not a folder"),
+    ("no-permission", "permission denied"),
+    ("fifo", "it is a FIFO, not a regular file"),
+    ("device", "it is a device, not a regular file"),
+]
+
+
+@pytest.mark.parametrize(("case", "reason"), JOURNAL_CASES, ids=[c[0] for c in JOURNAL_CASES])
+def test_run_checks_the_journal_path_before_connecting(tmp_path: Path, case: str, reason: str) -> None:
+    show = _show(tmp_path, "title: t\nend: stop\nscenes:\n  - name: a\n    prompts: red\n"
+                           "    duration: 1\n")
+    os.mkfifo(tmp_path / "pipe.jsonl")
+    journal = {
+        "directory": tmp_path,
+        "missing-folder": Path("/proc/nope/j.jsonl"),
+        "file-as-folder": tmp_path / "show.yaml" / "j.jsonl",
+        "no-permission": _no_permission(tmp_path),
+        "fifo": tmp_path / "pipe.jsonl",
+        "device": Path("/dev/full"),
+    }[case]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    done = _showrunner("run", show, "--journal", str(journal), "--control-port", "-1", cwd=tmp_path)
+    line = _one_line(done)
+    assert line == f"error: cannot write the journal {journal}: {reason.format(tmp=tmp_path)}"
+    assert done.stdout == ""  # nothing started: no simulator, no Scope
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_usable_journal_in_a_new_folder_is_still_made(tmp_path: Path) -> None:
+    show = _show(tmp_path, "title: t\nend: stop\nscenes:\n  - name: a\n    prompts: red\n"
+                           "    duration: 0.3\n")
+    journal = tmp_path / "logs" / "today" / "j.jsonl"
+    assert main(["run", str(tmp_path / show), "--journal", str(journal), "--control-port", "-1"]) == 0
+    assert any(line["kind"] == "scene" for line in _journal_lines(journal))
+
+
+def test_run_uploads_an_image_from_an_allowed_folder(stage: Path) -> None:
+    from PIL import Image
+
+    shared = stage.parent / "shared"
+    shared.mkdir()
+    Image.new("RGB", (8, 8), "red").save(shared / "ref.png")
+    show = _show(stage, "title: t\nend: stop\nassets:\n  images:\n    a: ../shared/ref.png\n"
+                        "scenes:\n  - name: a\n    prompts: red\n    vace: {refs: [a]}\n"
+                        "    duration: 0.3\n")
+    sim_thread = SimThread("127.0.0.1", 0)
+    sim = sim_thread.start()
+    try:
+        done = _showrunner("run", show, "--scope", sim.url, "--control-port", "-1",
+                           "--allow-path", str(shared), cwd=stage)
+        uploads = [r for r in sim.records if r.get("path") == "/api/v1/assets"]
+    finally:
+        sim_thread.stop()
+    assert done.returncode == 0, done.stderr
+    assert [u["query"]["filename"] for u in uploads] == ["ref.png"]

@@ -59,17 +59,19 @@ def lint(result: LoadResult, plan: Planner | None = None) -> list[Finding]:
 
 
 def check_paths(
-    paths: Sequence[str], *, strict: bool = False, as_json: bool = False, plan: Planner | None = None
+    paths: Sequence[str], *, strict: bool = False, as_json: bool = False,
+    plan: Planner | None = None, allow: Sequence[str | Path] = (),
 ) -> tuple[int, str, str]:
     """Run `showrunner check`: (exit code, stdout, stderr).
 
     Errors fail (exit 1); warnings are printed but pass unless `strict`. A directory means every
-    `*.yaml`/`*.yml` file directly inside it. `plan` adds the compiler's findings.
+    `*.yaml`/`*.yml` file directly inside it. `plan` adds the compiler's findings. Shows may
+    read files in their own folder and in the `allow` folders (``--allow-path``).
     """
     findings: list[Finding] = []
     summary: list[str] = []
     for path in _expand(paths):
-        found = _check_one(path, plan)
+        found = _check_one(path, plan, allow)
         findings.extend(found)
         errors = sum(f.severity == "error" for f in found)
         summary.append(f"{path}: {_count(errors, 'error')}, {_count(len(found) - errors, 'warning')}")
@@ -91,9 +93,9 @@ def _expand(paths: Sequence[str]) -> Iterator[str]:
             yield path
 
 
-def _check_one(path: str, plan: Planner | None) -> list[Finding]:
+def _check_one(path: str, plan: Planner | None, allow: Sequence[str | Path]) -> list[Finding]:
     try:
-        result = load(path)
+        result = load(path, allow=allow)
     except ShowErrors as exc:
         return [
             Finding("error", "invalid", e.message, e.path, e.line, e.col, e.key_path)

@@ -19,8 +19,9 @@ import difflib
 import gc
 import os.path
 import re
-from collections.abc import Container, Iterator
+from collections.abc import Container, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,16 +30,23 @@ from pydantic import ValidationError
 
 from showrunner.errors import ShowError, ShowErrors
 from showrunner.show.explain import messages, short
-from showrunner.show.files import MAX_FILE_BYTES
+from showrunner.show.files import (
+    MAX_FILE_BYTES,
+    FileProblem,
+    FileTooLarge,
+    ReadPolicy,
+    check_file,
+    read_bytes,
+)
 from showrunner.show.model import KEY, Loc, Show, semantic_problems
 from showrunner.show.templating import (
-    MAX_TEMPLATE_OUTPUT,
     TEMPLATE_FAILURES,
+    LoadTooCostly,
     Sandbox,
     TemplateProblem,
     make_env,
-    plain,
     template_message,
+    undefined_name,
 )
 from showrunner.show.yaml import (
     MAP,
@@ -62,14 +70,13 @@ from showrunner.show.yaml import (
 # generators and templates).
 MAX_VALUES = 200_000
 MAX_EACH = 1000  # scenes one `each` block may generate
-# MAX_TEMPLATE_OUTPUT (characters one template may produce) is set in showrunner.show.templating.
+# What one template (and all of them) may build and do is set in showrunner.show.templating.
 
 _YAML_TAG = YAML_TAG
 _PLAIN_TAGS = frozenset(f"{_YAML_TAG}{t}" for t in ("str", "int", "float", "bool", "null", "timestamp"))
 _INT_TAG, _FLOAT_TAG, _BOOL_TAG, _NULL_TAG = (f"{_YAML_TAG}{t}" for t in ("int", "float", "bool", "null"))
 _MERGE_TAG = f"{_YAML_TAG}merge"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SINGLE_EXPR = re.compile(r"^\s*\{\{(?P<expr>.*?)\}\}\s*$", re.DOTALL)
 _SHAPE = "a show file is a mapping with at least `title` and `scenes`"
 _EACH_NOTE = re.compile(r" \(each [^()]*\)$")
 
@@ -142,8 +149,32 @@ class _SceneCache:
     by_text: dict[bytes, Any]  # scene text -> the validated Scene
 
 
-def load(path: str | Path, *, previous: LoadResult | None = None) -> LoadResult:
+# Folders besides the show's own that loads may read (``--allow-path``), for the loads of a run
+# that do not name them: the hot reload loads in tasks and threads the run starts, which
+# inherit this context.
+_ALLOWED: ContextVar[tuple[Path, ...]] = ContextVar("showrunner_allowed_folders", default=())
+
+
+@contextmanager
+def allowed_folders(folders: Iterable[str | Path]) -> Iterator[None]:
+    """Inside this block (and the tasks and threads started in it), loads may also read `folders`."""
+    token = _ALLOWED.set(tuple(Path(f) for f in folders))
+    try:
+        yield
+    finally:
+        _ALLOWED.reset(token)
+
+
+def load(
+    path: str | Path,
+    *,
+    previous: LoadResult | None = None,
+    allow: Iterable[str | Path] | None = None,
+) -> LoadResult:
     """Load and validate a show file; raises ShowErrors listing every problem found.
+
+    Included files and image assets are read only inside the show's folder (and its
+    subfolders) and the `allow` folders (default: those of the enclosing `allowed_folders`).
 
     `previous` (a load of the same file, e.g. the version playing) lets scenes whose text did not
     change be re-used as validated, without building them again (hot reload of a big show). The
@@ -153,30 +184,35 @@ def load(path: str | Path, *, previous: LoadResult | None = None) -> LoadResult:
     display = str(path)
     source = Path(path)
     try:
-        text = _read(source)
+        text = _read(source, ReadPolicy(limit=MAX_FILE_BYTES))  # the user named this file
     except _FileProblem as problem:
         raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
                                     col=problem.col)]) from None
+    policy = ReadPolicy.for_show(source, _ALLOWED.get() if allow is None else allow,
+                                 limit=MAX_FILE_BYTES)
     reuse = previous._scenes if previous is not None and previous.path == Path(display) else None
     if reuse is not None:
         try:
-            return _Loader(display, source.parent, source, reuse).run(text)
+            return _Loader(display, source.parent, source, policy, reuse).run(text)
         except ShowErrors:
             pass  # loaded again without re-use: exact positions in every scene
-    return _Loader(display, source.parent, source).run(text)
+    return _Loader(display, source.parent, source, policy).run(text)
 
 
-def load_show(path: str | Path) -> Show:
+def load_show(path: str | Path, *, allow: Iterable[str | Path] | None = None) -> Show:
     """Load and validate a show file; raises ShowErrors listing every problem found."""
-    return load(path).show
+    return load(path, allow=allow).show
 
 
-def load_text(text: str, *, path: str = "<string>", base_dir: Path | None = None) -> LoadResult:
-    """Load a show from text; includes and asset files are looked up under `base_dir`.
+def load_text(text: str, *, path: str = "<string>", base_dir: Path | None = None,
+              allow: Iterable[str | Path] | None = None) -> LoadResult:
+    """Load a show from text; includes and asset files are looked up (and confined) under `base_dir`.
 
     There is no size limit here: bombs are stopped by counting nodes, values and nesting."""
     base = base_dir if base_dir is not None else Path.cwd()
-    return _Loader(path, base, None).run(text)
+    policy = ReadPolicy.for_folder(base, _ALLOWED.get() if allow is None else allow,
+                                   limit=MAX_FILE_BYTES)
+    return _Loader(path, base, None, policy).run(text)
 
 
 def source_location(result_or_path: LoadResult | str | Path, key_path: Loc) -> tuple[str, int, int]:
@@ -196,7 +232,7 @@ def read_yaml(path: str | Path) -> Any:
     """The plain data of a YAML file as written (no templates, no includes, no validation)."""
     display = str(path)
     try:
-        text = _read(Path(path))
+        text = _read(Path(path), ReadPolicy(limit=MAX_FILE_BYTES))
     except _FileProblem as problem:
         raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
                                     col=problem.col)]) from None
@@ -251,9 +287,11 @@ def _paused_gc() -> Iterator[None]:
 
 
 class _FileProblem(Exception):
-    def __init__(self, message: str, line: int = 1, col: int = 1) -> None:
+    """`kind` is a FileProblem's kind, or "content" for a file read but not usable."""
+
+    def __init__(self, message: str, line: int = 1, col: int = 1, kind: str = "content") -> None:
         super().__init__(message)
-        self.message, self.line, self.col = message, line, col
+        self.message, self.line, self.col, self.kind = message, line, col, kind
 
 
 def _too_large(size: int) -> str:
@@ -261,20 +299,15 @@ def _too_large(size: int) -> str:
             f"{MAX_FILE_BYTES // (1024 * 1024)} MiB)")
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, policy: ReadPolicy) -> str:
+    """The text of a show file or include: a regular file under `policy` (show/files.py)."""
     try:
-        if path.is_dir():
-            raise _FileProblem("is a directory, not a show file")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise _FileProblem(_too_large(size))
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise _FileProblem("file not found") from None
-    except OSError as exc:
-        raise _FileProblem(f"cannot read file: {exc.strerror or exc}".lower()) from None
-    except ValueError:  # a NUL character in the name
-        raise _FileProblem("not a valid file name") from None
+        data = read_bytes(path, policy)
+    except FileTooLarge as exc:
+        raise _FileProblem(_too_large(exc.size), kind=exc.kind) from None
+    except FileProblem as exc:
+        message = "is a directory, not a show file" if exc.kind == "directory" else exc.message
+        raise _FileProblem(message, kind=exc.kind) from None
     if b"\x00" in data:  # line numbers mean nothing in binary data: point at the start
         raise _FileProblem("not a text file (binary data)")
     try:
@@ -340,7 +373,7 @@ class _Builder:
         self.limit = MAX_VALUES  # grows by the nodes written in each file parsed
         self.depth = 0  # containers being built (aliases can nest deeper than the text)
         self.last_data: bytes | None = None  # the UTF-8 text last parsed (fast path)
-        self._templates: dict[str, Any] = {}
+        self.unread: set[str] = set()  # include names whose file could not be read (reported)
 
     # -- problems ------------------------------------------------------------------------------
 
@@ -482,24 +515,24 @@ class _Builder:
     def render(self, text: str, ctx: dict[str, Any], pos: _Pos, loc: Loc) -> Any:
         """Render a templated string; one `{{ expr }}` keeps the expression's own type."""
         try:
-            single = _SINGLE_EXPR.match(text)
-            if single and "{{" not in single["expr"] and "}}" not in single["expr"]:
-                key = "expr:" + single["expr"]
-                if key not in self._templates:
-                    self._templates[key] = self.env.compile_expression(
-                        single["expr"], undefined_to_none=False)
-                return plain(self._templates[key](**ctx), MAX_VALUES)
-            if text not in self._templates:
-                self._templates[text] = self.env.from_string(text)
-            out = self._templates[text].render(ctx)
-            if len(out) > MAX_TEMPLATE_OUTPUT:
-                raise TemplateProblem("template result is too long")
-            return out
+            return self.env.render_value(text, ctx, MAX_VALUES)
+        except LoadTooCostly as exc:  # every later template would fail too: stop the load here
+            self.error(str(exc), pos, loc)
+            raise _Stop from None
         except TemplateProblem as exc:
             self.error(str(exc), pos, loc)
         except TEMPLATE_FAILURES as exc:
-            self.error(template_message(exc, ctx), pos, loc)
+            if undefined_name(exc) in self.unread:  # an echo of the include's own error
+                self.poisoned.append(loc)
+            else:
+                self.error(template_message(exc, ctx), pos, loc)
+        except MemoryError:  # the limits should make this impossible; never a traceback
+            self.error("template is too costly (out of memory)", pos, loc)
         return text
+
+
+class _Stop(Exception):
+    """The load cannot go on; its reason is already among the errors."""
 
 
 class _TooBig(Exception):
@@ -555,13 +588,14 @@ def _yaml_float(text: str) -> float:
 
 
 class _Loader:
-    def __init__(self, display: str, base: Path, source: Path | None,
+    def __init__(self, display: str, base: Path, source: Path | None, policy: ReadPolicy,
                  reuse: _SceneCache | None = None) -> None:
         self.reuse = reuse
         self.spans: dict[int, bytes] = {}  # scenes[i] -> its text, for the next load's re-use
         self.text: bytes | None = None  # the main file as parsed (fast path only)
         self.display = display
         self.base = base
+        self.policy = policy  # where includes and assets may be read from
         self.files: list[Path] = [source.resolve()] if source is not None else []
         self.index = _Index(display)
         self.b = _Builder(self.index, make_env())
@@ -578,6 +612,8 @@ class _Loader:
             show = self._run(text)
         except (_TooBig, _TooDeep) as big:
             self.b.errors.append(_too_many(big))
+            show = None
+        except _Stop:
             show = None
         if self.b.errors or show is None:
             raise ShowErrors(_sorted(self.b.errors, self.paths))
@@ -647,6 +683,7 @@ class _Loader:
                 continue
             sub = self._open(rel, self.base, pos, loc, ())
             if sub is None:
+                self.b.unread.add(name)
                 continue
             _, display, sub_root = sub
             ctx[name] = None if sub_root is None else self._raw(sub_root, display)
@@ -769,10 +806,11 @@ class _Loader:
             self.b.error(f"include cycle: {' -> '.join([*names, target.name])}", pos, loc)
             return None
         try:
-            text = _read(target)
+            text = _read(target, self.policy)
         except _FileProblem as problem:
-            if problem.message == "file not found":
-                self.b.error(f"included file {rel!r} not found", pos, loc)
+            if problem.kind in _INCLUDE_PROBLEMS:  # not a file that may be read: say so here
+                self.b.error(_INCLUDE_PROBLEMS[problem.kind].format(rel=rel, problem=problem),
+                             pos, loc)
             else:  # the file is there but unusable: say so at the file itself
                 self.b.errors.append(ShowError(problem.message, path=display, line=problem.line,
                                                col=problem.col))
@@ -865,12 +903,13 @@ class _Loader:
             target = _resolve(self.base, rel)
             if target is None:
                 self._problem(loc, f"{short(rel)} is not a valid file name")
-            elif target.is_file():
-                self.files.append(target)
-            elif target.is_dir():
-                self._problem(loc, f"{rel!r} is a directory, not an image file")
-            else:
-                self._problem(loc, f"file not found: {rel}")
+                continue
+            try:  # uploaded at run time, so it must be one that may be read
+                self.files.append(check_file(target, self.policy))
+            except FileProblem as problem:
+                message = _ASSET_PROBLEMS.get(problem.kind, "{rel!r}: {what}")
+                what = problem.message.replace("a regular file", "an image file")
+                self._problem(loc, message.format(rel=rel, what=what))
 
     def _validate(self, data: dict[str, Any]) -> Show | None:
         try:
@@ -927,6 +966,23 @@ def _prune(data: Any, loc: Loc) -> bool:
         del node[last]
         return True
     return False
+
+
+_OUTSIDE = "is outside the show's folder (allow its folder with --allow-path DIR)"
+# How a problem of an included file is worded at the include (others are told at the file).
+_INCLUDE_PROBLEMS = {
+    "missing": "included file {rel!r} not found",
+    "outside": "included file {rel!r} " + _OUTSIDE,
+    "directory": "included file {rel!r} is a directory, not a file",
+    "special": "included file {rel!r} {problem.message}",
+    "name": "included file {rel!r}: {problem.message}",
+}
+_ASSET_PROBLEMS = {
+    "missing": "file not found: {rel}",
+    "outside": "image file {rel!r} " + _OUTSIDE,
+    "directory": "{rel!r} is a directory, not an image file",
+    "special": "{rel!r} {what}",
+}
 
 
 def _resolve(base: Path, rel: str) -> Path | None:

@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from showrunner.show.files import FileProblem, ReadPolicy, read_bytes
+from showrunner.show.files import (
+    FileOutside,
+    FileProblem,
+    FileTooLarge,
+    ReadPolicy,
+    check_file,
+    read_bytes,
+)
 
 
 def _problem(path: Path, policy: ReadPolicy | None = None) -> str:
@@ -92,3 +99,60 @@ def test_allowed_folders_widen_the_policy(tmp_path: Path) -> None:
     (shared / "prompts.yaml").write_text("a: 1\n")
     policy = ReadPolicy.for_show(show, [shared])
     assert read_bytes(shared / "prompts.yaml", policy) == b"a: 1\n"
+
+
+def test_a_file_that_lies_about_its_size_is_cut_off() -> None:
+    # /proc files say they are empty and then give more: the limit is counted while reading.
+    maps = Path("/proc/self/maps")
+    if not maps.exists() or maps.stat().st_size != 0:
+        pytest.skip("needs a /proc file that reports size 0")
+    with pytest.raises(FileTooLarge) as info:
+        read_bytes(maps, ReadPolicy(limit=64))
+    assert info.value.size == 65 and info.value.kind == "too-large"
+
+
+def test_problems_say_what_kind_they_are(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    cases = {"pipe": "special", "zero": "special", "nope": "missing", ".": "directory"}
+    for name, kind in cases.items():
+        with pytest.raises(FileProblem) as info:
+            read_bytes(tmp_path / name)
+        assert info.value.kind == kind, name
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * 100)
+    with pytest.raises(FileTooLarge) as too_large:
+        read_bytes(big, ReadPolicy(limit=10))
+    assert (too_large.value.size, too_large.value.limit) == (100, 10)
+
+
+def test_check_file_looks_without_opening(tmp_path: Path) -> None:
+    show = tmp_path / "show" / "show.yaml"
+    show.parent.mkdir()
+    show.write_text("scenes: []\n")
+    image = show.parent / "a.png"
+    image.write_bytes(b"\x89PNG")
+    os.mkfifo(show.parent / "pipe.png")
+    policy = ReadPolicy.for_show(show)
+    assert check_file(image, policy) == image.resolve()
+    problems = {}
+    for name in ("pipe.png", "nope.png", ".", "../secret.png", "/etc/passwd"):
+        with pytest.raises(FileProblem) as info:
+            check_file(show.parent / name, policy)
+        problems[name] = info.value
+    assert problems["pipe.png"].message == "is a FIFO, not a regular file"
+    assert problems["nope.png"].kind == "missing"
+    assert problems["."].kind == "directory"
+    # Outside the folder nothing is looked at, not even whether the file exists.
+    assert isinstance(problems["../secret.png"], FileOutside)
+    assert isinstance(problems["/etc/passwd"], FileOutside)
+
+
+def test_the_folder_of_a_symlinked_show_is_where_it_is_named(tmp_path: Path) -> None:
+    real = tmp_path / "library" / "show.yaml"
+    real.parent.mkdir()
+    real.write_text("scenes: []\n")
+    here = tmp_path / "stage"
+    here.mkdir()
+    (here / "show.yaml").symlink_to(real)
+    assert ReadPolicy.for_show(here / "show.yaml").roots == (here.resolve(),)

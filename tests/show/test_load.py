@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import re
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,6 +14,7 @@ from showrunner.errors import ShowError, ShowErrors
 from showrunner.show.lint import check_paths
 from showrunner.show.load import (
     LoadResult,
+    allowed_folders,
     format_key_path,
     load,
     load_show,
@@ -636,3 +641,189 @@ def test_messages(case: str, tmp_path: Path) -> None:
     (tmp_path / "folder").mkdir()
     text, expected = MESSAGES[case]
     assert errors_of(text, tmp_path) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# Files: only regular files, only inside the show's folder (and --allow-path folders), bounded
+# ---------------------------------------------------------------------------------------------
+
+
+def _load_in_thread(path: Path, **kwargs: Any) -> list[str]:
+    """The errors of loading `path`; fails (instead of hanging the suite) if the load blocks."""
+    done = threading.Event()
+    found: list[list[str]] = []
+
+    def go() -> None:
+        try:
+            load(path, **kwargs)
+            found.append([])
+        except ShowErrors as exc:
+            found.append([e.format() for e in exc.errors])
+        finally:
+            done.set()
+
+    threading.Thread(target=go, daemon=True).start()
+    if not done.wait(10):
+        for fifo in path.parent.glob("*"):
+            if fifo.is_fifo():  # unblock the reader so the thread can end
+                with open(fifo, "wb"):
+                    pass
+        pytest.fail("loading blocked")
+    return [line.replace(str(path.parent) + "/", "") for line in found[0]]
+
+
+def test_a_fifo_show_file_is_refused_without_blocking(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "show.yaml")
+    assert _load_in_thread(tmp_path / "show.yaml") == [
+        "show.yaml:1:1: is a FIFO, not a regular file"
+    ]
+
+
+def test_a_fifo_or_device_include_is_refused_at_the_include(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "zero.yaml").symlink_to("/dev/zero")
+    show = write(tmp_path, "show.yaml", (
+        "title: t\ninclude:\n  lib: pipe.yaml\nscenes:\n  - name: a\n  - include: zero.yaml\n"
+    ))
+    # /dev is allowed here, so that the device itself (not its folder) is what is refused.
+    assert _load_in_thread(show, allow=["/dev"]) == [
+        "show.yaml:3:8: include.lib: included file 'pipe.yaml' is a FIFO, not a regular file",
+        "show.yaml:6:14: scenes[1].include: included file 'zero.yaml' is a device, not a regular "
+        "file",
+    ]
+
+
+def test_a_show_file_linked_to_a_device_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "show.yaml").symlink_to("/dev/zero")
+    assert _load_in_thread(tmp_path / "show.yaml") == [
+        "show.yaml:1:1: is a device, not a regular file"
+    ]
+
+
+def test_an_include_that_is_a_directory(tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    assert errors_of("title: t\ninclude:\n  lib: lib\nscenes:\n  - name: a\n", tmp_path) == [
+        "show.yaml:3:8: include.lib: included file 'lib' is a directory, not a file"
+    ]
+
+
+OUTSIDE = "is outside the show's folder (allow its folder with --allow-path DIR)"
+
+
+def test_includes_outside_the_show_folder_are_refused(tmp_path: Path) -> None:
+    show_dir = tmp_path / "show"
+    show_dir.mkdir()
+    (tmp_path / "secret.yaml").write_text("- name: stolen\n  prompts: secret\n")
+    (show_dir / "link.yaml").symlink_to(tmp_path / "secret.yaml")
+    up = "../" * (len(show_dir.parts) + 2) + "etc/hostname"
+    text = (
+        f"title: t\ninclude:\n  host: {up}\n  pw: /etc/passwd\nscenes:\n  - name: a\n"
+        "    prompts: \"{{ host }}\"\n  - include: link.yaml\n  - include: ../secret.yaml\n"
+    )
+    assert errors_of(text, show_dir) == [
+        f"show.yaml:3:9: include.host: included file '{up}' {OUTSIDE}",
+        f"show.yaml:4:7: include.pw: included file '/etc/passwd' {OUTSIDE}",
+        f"show.yaml:8:14: scenes[1].include: included file 'link.yaml' {OUTSIDE}",
+        f"show.yaml:9:14: scenes[2].include: included file '../secret.yaml' {OUTSIDE}",
+    ]
+
+
+def test_an_include_inside_an_include_is_confined_too(tmp_path: Path) -> None:
+    write(tmp_path, "show/lib/scenes.yaml", "- include: ../../secret.yaml\n")
+    write(tmp_path, "secret.yaml", "- name: stolen\n")
+    errors = errors_of("title: t\nscenes:\n  - include: lib/scenes.yaml\n", tmp_path / "show")
+    assert errors == [f"lib/scenes.yaml:1:12: scenes[0].include: included file "
+                      f"'../../secret.yaml' {OUTSIDE}"]
+
+
+def test_assets_outside_the_show_folder_are_refused_at_load(tmp_path: Path) -> None:
+    show_dir = tmp_path / "show"
+    show_dir.mkdir()
+    (tmp_path / "secret.png").write_bytes(b"\x89PNG")
+    (show_dir / "link.png").symlink_to(tmp_path / "secret.png")
+    text = (
+        "title: t\nassets:\n  images:\n    pw: /etc/passwd\n    link: link.png\n"
+        "    up: {file: ../secret.png}\n    gone: ../missing.png\nscenes:\n  - name: a\n"
+        "    vace: {refs: [pw, link, up]}\n"
+    )
+    assert errors_of(text, show_dir) == [
+        f"show.yaml:4:9: assets.images.pw: image file '/etc/passwd' {OUTSIDE}",
+        f"show.yaml:5:11: assets.images.link: image file 'link.png' {OUTSIDE}",
+        f"show.yaml:6:16: assets.images.up.file: image file '../secret.png' {OUTSIDE}",
+        # Outside the folder nothing is looked at: not even whether the file exists.
+        f"show.yaml:7:11: assets.images.gone: image file '../missing.png' {OUTSIDE}",
+    ]
+
+
+def test_an_asset_that_is_a_fifo_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.png")
+    (tmp_path / "zero.png").symlink_to("/dev/zero")
+    text = "title: t\nassets:\n  images:\n    a: pipe.png\n    b: zero.png\nscenes:\n  - name: a\n"
+    assert _load_in_thread(write(tmp_path, "show.yaml", text), allow=["/dev"]) == [
+        "show.yaml:4:8: assets.images.a: 'pipe.png' is a FIFO, not an image file",
+        "show.yaml:5:8: assets.images.b: 'zero.png' is a device, not an image file",
+    ]
+
+
+def test_allowed_folders_let_includes_and_assets_in(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    write(tmp_path, "shared/prompts.yaml", "base: a shared forest\n")
+    (shared / "ref.png").write_bytes(b"\x89PNG")
+    show = write(tmp_path, "show/show.yaml", (
+        "title: t\ninclude:\n  lib: ../shared/prompts.yaml\nassets:\n  images:\n"
+        "    ref: ../shared/ref.png\nscenes:\n  - name: a\n    prompts: \"{{ lib.base }}\"\n"
+        "    vace: {refs: [ref]}\n"
+    ))
+    with pytest.raises(ShowErrors):
+        load(show)
+    result = load(show, allow=[shared])
+    assert result.show.scenes[0].prompts is not None
+    assert result.show.scenes[0].prompts[0].text == "a shared forest"
+    assert (shared / "ref.png").resolve() in result.files
+    # The hot reload loads in tasks and threads started by the run: it inherits the folders.
+    with allowed_folders([str(shared)]):
+        assert load(show).show.title == "t"
+    with pytest.raises(ShowErrors):
+        load(show)
+
+
+def test_load_text_confines_reads_to_its_base_dir(tmp_path: Path) -> None:
+    write(tmp_path, "lib.yaml", "a: 1\n")
+    text = "title: t\ninclude:\n  lib: ../lib.yaml\nscenes:\n  - name: a\n"
+    with pytest.raises(ShowErrors, match=f"included file '../lib.yaml' {re.escape(OUTSIDE)}"):
+        load_text(text, path="inline.yaml", base_dir=tmp_path / "base")
+    assert load_text(text, path="inline.yaml", base_dir=tmp_path / "base",
+                     allow=[tmp_path]).show.title == "t"
+
+
+def test_a_symlinked_show_file_reads_next_to_where_it_is_named(tmp_path: Path) -> None:
+    write(tmp_path, "library/show.yaml", "title: t\ninclude:\n  lib: lib.yaml\nscenes:\n  - name: a\n")
+    write(tmp_path, "stage/lib.yaml", "a: 1\n")
+    (tmp_path / "stage" / "show.yaml").symlink_to(tmp_path / "library" / "show.yaml")
+    assert load(tmp_path / "stage" / "show.yaml").show.title == "t"
+
+
+@pytest.mark.anyio
+async def test_the_hot_reload_reads_the_allowed_folders_too(tmp_path: Path) -> None:
+    """`run` sets the folders once; the watch's loads (tasks, worker threads) inherit them."""
+    import asyncio
+
+    from showrunner.reload.watch import watch_show
+
+    write(tmp_path, "shared/prompts.yaml", "base: a shared forest\n")
+    show = write(tmp_path, "show/show.yaml", (
+        "title: t\ninclude:\n  lib: ../shared/prompts.yaml\nscenes:\n  - name: a\n"
+        "    prompts: \"{{ lib.base }}\"\n"
+    ))
+    stop = asyncio.Event()
+    with allowed_folders([tmp_path / "shared"]):
+        first = load(show)
+        items = watch_show(show, stop_event=stop, initial=first, debounce_ms=20, step_ms=10)
+        task = asyncio.ensure_future(items.__anext__())
+        await asyncio.sleep(0.2)
+        show.write_text(show.read_text("utf-8").replace("title: t", "title: edited"), "utf-8")
+        item = await asyncio.wait_for(task, 10)
+    stop.set()
+    await items.aclose()
+    assert isinstance(item, LoadResult), item
+    assert item.show.title == "edited"
