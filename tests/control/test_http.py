@@ -79,7 +79,7 @@ async def test_status_and_go(server: ControlServer) -> None:
         assert status["scenes"] == SCENES and status["connection"] == "connected"
         answer = await c.post("/api/go")
         assert answer.status_code == 200
-        assert answer.json() == {"command": "go", "applied": True}
+        assert answer.json() == {"command": "go", "applied": True, "result": "applied"}
         assert (await c.get("/api/status")).json()["scene"] == "storm"
 
 
@@ -91,7 +91,9 @@ async def test_a_second_go_inside_the_window_is_debounced(server: ControlServer)
         assert (await c.post("/api/go")).json()["applied"] is True
         second = await c.post("/api/go")
     assert second.status_code == 200
-    assert second.json() == {"command": "go", "applied": False, "reason": "debounced"}
+    assert second.json() == {
+        "command": "go", "applied": False, "result": "ignored", "reason": "debounced"
+    }
     assert player.calls == ["go"]
 
 
@@ -101,7 +103,9 @@ async def test_a_repeated_id_is_applied_once(server: ControlServer) -> None:
     async with client(server) as c:
         assert (await c.post("/api/go", json={"id": "a1"})).json()["applied"] is True
         again = (await c.post("/api/go", json={"id": "a1"})).json()
-        assert again == {"command": "go", "applied": False, "reason": "duplicate"}
+        assert again == {
+            "command": "go", "applied": False, "result": "ignored", "reason": "duplicate"
+        }
         assert (await c.post("/api/go?id=a2")).json()["applied"] is True
     assert server.player.calls == ["go", "go"]  # type: ignore[union-attr]
 
@@ -139,6 +143,7 @@ async def test_error_answers(server: ControlServer) -> None:
         assert unknown.json() == {
             "command": "goto",
             "applied": False,
+            "result": "ignored",
             "reason": "unknown scene",
             "error": "unknown scene 'nowhere'",
         }
@@ -285,7 +290,8 @@ async def test_a_client_gets_a_status_event_after_go(server: ControlServer) -> N
         with anyio.fail_after(3):
             async for kind, data in events:
                 seen.append((kind, data))
-                if kind == "status" and data["scene"] == "storm":
+                logs = [d["text"] for k, d in seen if k == "log"]
+                if kind == "status" and data["scene"] == "storm" and logs:
                     break
     logs = [d["text"] for k, d in seen if k == "log"]
     assert "GO from http: applied" in logs
@@ -417,7 +423,9 @@ async def test_go_over_http_advances_the_real_show_once(tmp_path: Path) -> None:
         async with c.stream("GET", "/api/events") as stream:
             events = read_events(stream)
             assert (await anext(events))[1]["scene"] == "preshow"
-            assert (await c.post("/api/go")).json() == {"command": "go", "applied": True}
+            assert (await c.post("/api/go")).json() == {
+                "command": "go", "applied": True, "result": "applied", "detail": "first"
+            }
             assert (await c.post("/api/go")).json()["reason"] == "debounced"
             with anyio.fail_after(5):
                 async for kind, data in events:

@@ -119,7 +119,7 @@ async def test_button_release_and_ids() -> None:
             sender.send_message("/showrunner/go", "press-7")
             sender.send_message("/showrunner/goto", ["storm", "g1"])
             sender.send_message("/showrunner/goto", [])  # no scene: ignored, logged
-            sender.send_message("/showrunner/panic", [])  # not an OSC command: ignored
+            sender.send_message("/showrunner/stop", [])  # not an OSC command: ignored
             await until(lambda: len(journal.records) == 3)
             await asyncio.sleep(0.1)
     assert player.calls == ["go", ("goto", "storm")]
@@ -128,6 +128,7 @@ async def test_button_release_and_ids() -> None:
         ("go", "press-7", "duplicate"),
         ("goto", "g1", None),
     ]
+    assert osc.bad.total == 2
 
 
 @pytest.mark.anyio
