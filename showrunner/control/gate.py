@@ -483,6 +483,9 @@ class Commands:
         if answer is None:
             return self._done(command, arg, source, command_id, True)
         outcome = answer.outcome if answer.outcome in ("applied", "queued") else "ignored"
+        if outcome == "ignored":
+            # Nothing moved (a wrong cue, nothing to go to): the next press is not debounced.
+            self._release(command, None, previous_go)
         return self._done(command, arg, source, command_id, outcome == "applied", answer.reason,
                           result=outcome, detail=answer.detail)
 

@@ -261,10 +261,10 @@ class OscControl:
                       outcome.detail or outcome.error or ""):
             builder.add_arg(value)
         packet = builder.build().dgram
-        transport = self._transport
-        if isinstance(transport, asyncio.DatagramTransport) and sender is not None:
+        sendto = getattr(self._transport, "sendto", None)
+        if sendto is not None and sender is not None:
             with contextlib.suppress(OSError):
-                transport.sendto(packet, sender)
+                sendto(packet, sender)
         if self._client is not None and self.out is not None and tuple(self.out) != tuple(sender or ()):
             with contextlib.suppress(OSError):
                 self._client.send(builder.build())
