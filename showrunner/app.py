@@ -58,6 +58,8 @@ class StreamOutput:
     def __init__(self, out: TextIO, err: TextIO) -> None:
         self.out = out
         self.err = err
+        # While a terminal shows its status line: lines go through it, above that line.
+        self.through: Callable[[str], None] | None = None
 
     @classmethod
     def standard(cls) -> StreamOutput:
@@ -65,10 +67,16 @@ class StreamOutput:
         return cls(sys.stdout, sys.stderr)
 
     def say(self, line: str) -> None:
-        print(line, file=self.out)
+        if self.through is not None:
+            self.through(line)
+        else:
+            print(line, file=self.out)
 
     def warn(self, line: str) -> None:
-        print(line, file=self.err, flush=True)
+        if self.through is not None:
+            self.through(line)
+        else:
+            print(line, file=self.err, flush=True)
 
 
 @dataclass(frozen=True)
@@ -296,7 +304,11 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         # The player exists (pending, its first scene waiting) while Scope is prepared, so the
         # control surfaces show what the show waits for.
         player = await _player(stack, prepared, session, hooks, options, url)
-        await stack.enter_async_context(Terminal(player, commands=hooks.commands, tty=options.stdin_tty))
+        terminal = Terminal(player, commands=hooks.commands, tty=options.stdin_tty)
+        await stack.enter_async_context(terminal)
+        if terminal.tty and isinstance(out, StreamOutput):
+            out.through = terminal.line
+            stack.callback(setattr, out, "through", None)
         refs = await _prepare_scope(client, prepared, quit_early, out, player)
         if refs is None:
             return 1 if not (quit_early.is_set() or player.quitting) else 0
