@@ -211,6 +211,7 @@ async def test_the_page_in_each_state(tmp_path: Path) -> None:
         # The control link is down: the buttons say so by being disabled.
         await browser.wait_for("document.getElementById('link').dataset.state === 'down'")
         assert await browser.evaluate("document.getElementById('go').disabled")
+        assert (await browser.evaluate(text_of("banner"))).startswith("CONTROL LINK DOWN")
         assert await browser.evaluate(
             "[...document.querySelectorAll('#scenes button')].every(b => b.disabled)")
         await shoot(browser, "link-down")

@@ -197,7 +197,10 @@
     const banner = $("banner");
     let text = "";
     let kind = "";
-    if (status.switching) {
+    if (!linkUp) {
+      text = "CONTROL LINK DOWN — this page cannot reach showrunner; reconnecting…";
+      kind = "link";
+    } else if (status.switching) {
       const about = status.switch_estimate ? " (about " + Math.round(status.switch_estimate) + " s)" : "";
       text = "NO OUTPUT — switching to " + status.switching + about;
       kind = "switch";
@@ -345,6 +348,7 @@
     $("position").textContent = position !== null && position !== undefined
       ? "at " + fmtSeconds(position + elapsed) + (held ? " (held)" : "") : "";
     const bar = $("progress-bar");
+    bar.parentElement.hidden = position === null || position === undefined;
     if (position !== null && position !== undefined && remaining !== null && remaining !== undefined) {
       const total = position + remaining;
       bar.style.width = (total > 0 ? Math.min(100, 100 * (position + elapsed) / total) : 0) + "%";
@@ -393,6 +397,7 @@
     for (const button of document.querySelectorAll("#buttons button, #scenes button")) {
       button.disabled = !up;
     }
+    renderBanner(last || {});
   }
   setLink(false);
 
