@@ -529,3 +529,43 @@ async def test_a_generated_token_is_printed_once(tmp_path: Path) -> None:
     assert len(lines) == 1
     token = lines[0].split("token=")[1].split()[0]
     assert (out.getvalue() + err.getvalue()).count(token) == 1
+
+
+@pytest.mark.anyio
+async def test_a_go_while_scope_is_awaited_is_armed_and_applied_once_it_is_up(
+    tmp_path: Path,
+) -> None:
+    """GO before the session is up is answered "queued" (armed), never "applied"; a second GO
+    meanwhile is ignored; once Scope answers, the armed GO starts the second scene."""
+    import socket
+
+    from showrunner.control.gate import Commands
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    show = write(tmp_path, RESUME)
+    stop = asyncio.Event()
+    gate = Commands(None, min_go_interval=0)
+    players: list[Player] = []
+    run_task = asyncio.create_task(run_show(
+        show, scope_url=f"http://127.0.0.1:{port}", stdin_tty=False, stop_event=stop,
+        on_player=players.append, state_file=tmp_path / "s.json", commands=gate,
+    ))
+    await until(lambda: players)
+    first = await gate.go(source="http")
+    assert (first.applied, first.result, first.reason) == (False, "queued", "connecting")
+    second = await gate.go(source="http")
+    assert (second.result, second.reason) == ("ignored", "already armed")
+    assert players[0].status().armed == "go"
+    thread = SimThread("127.0.0.1", port, load_time=0.02)
+    sim = thread.start()
+    try:
+        await until(lambda: players[0].status().scene == "two", 20)
+        assert players[0].status().armed is None
+        await until(lambda: any(prompts_of(r["message"]) == ["look two"]
+                                for r in sim.records if r["kind"] == "data"))
+        stop.set()
+        assert await asyncio.wait_for(run_task, 10) == 0
+    finally:
+        thread.stop()
