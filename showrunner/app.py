@@ -36,19 +36,20 @@ from showrunner.live.clock import Clock, prompt_thread_switches
 from showrunner.live.hours import OpeningHours
 from showrunner.live.journal import Journal
 from showrunner.live.player import Player
-from showrunner.live.resume import default_state_path, read_state, show_hash
+from showrunner.live.resume import read_state, show_hash
 from showrunner.live.scheduling import SchedulerClock
 from showrunner.plan.preflight import compile_result
 from showrunner.plan.start import StartPoint, start_point
 from showrunner.plan.timeline import Timeline
 from showrunner.reload.apply import HotReload, Output
 from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession
+from showrunner.scope.preflight import check_pipelines
 from showrunner.settings import Settings
 from showrunner.show.load import LoadResult, allowed_folders, load
 from showrunner.show.model import Show
 from showrunner.sim import SimThread
 
-__all__ = ["RunOptions", "StreamOutput", "run", "run_show"]
+__all__ = ["RunOptions", "StreamOutput", "needed_pipelines", "run", "run_show", "state_path_for"]
 
 _STARTUP_BACKOFF = (0.5, 10.0)
 
@@ -59,6 +60,8 @@ class StreamOutput:
     def __init__(self, out: TextIO, err: TextIO) -> None:
         self.out = out
         self.err = err
+        # While a terminal shows its status line: lines go through it, above that line.
+        self.through: Callable[[str], None] | None = None
 
     @classmethod
     def standard(cls) -> StreamOutput:
@@ -66,10 +69,16 @@ class StreamOutput:
         return cls(sys.stdout, sys.stderr)
 
     def say(self, line: str) -> None:
-        print(line, file=self.out)
+        if self.through is not None:
+            self.through(line)
+        else:
+            print(line, file=self.out)
 
     def warn(self, line: str) -> None:
-        print(line, file=self.err, flush=True)
+        if self.through is not None:
+            self.through(line)
+        else:
+            print(line, file=self.err, flush=True)
 
 
 @dataclass(frozen=True)
@@ -91,6 +100,7 @@ class RunOptions:
     min_go_interval: float = 0.5  # seconds between two accepted GOs
     stdin_tty: bool | None = None  # keys from stdin: None = when it is a terminal
     allow_paths: tuple[Path, ...] = ()  # folders besides the show's own it may read (--allow-path)
+    resume: bool = False  # continue from the state file (shows with hours or loops always do)
 
     def __post_init__(self) -> None:
         if self.reload_at not in (None, "now", "boundary"):
@@ -140,9 +150,16 @@ async def run(
         async with AsyncExitStack() as stack:
             if options.control_port >= 0:
                 hooks.server = await _control_server(stack, options, hooks, out)
+                if hooks.server is None:
+                    return 1
             if options.osc_port is not None or options.osc_out:
                 osc = OscControl(hooks.commands, port=options.osc_port, out=options.osc_out)
-                await stack.enter_async_context(osc)
+                try:
+                    await stack.enter_async_context(osc)
+                except OSError as exc:
+                    out.warn(f"osc: cannot listen on port {options.osc_port}: "
+                             f"{(exc.strerror or str(exc)).lower()}")
+                    return 1
             return await _play(options, hooks, out)
 
 
@@ -215,11 +232,13 @@ async def run_show(
     on_player: Callable[[Player], None] | None = None,
     reload_at: str | None = None,
     commands: Commands | None = None,
+    resume: bool = False,
 ) -> int:
     """`run` without a control page or OSC, printing to stdout/stderr (tests, benchmarks)."""
     options = RunOptions(
         Path(path), scope_url=scope_url, start_scene=start_scene, at=at, journal_path=journal_path,
         record_video=record_video, state_file=state_file, reload_at=reload_at, stdin_tty=stdin_tty,
+        resume=resume,
     )
     return await run(options, settings=settings, clock=clock, stop_event=stop_event,
                      on_player=on_player, commands=commands)
@@ -228,7 +247,7 @@ async def run_show(
 async def _control_server(
     stack: AsyncExitStack, options: RunOptions, hooks: _Hooks, out: Output
 ) -> ControlServer | None:
-    """The control page/API, started before the show loads; a busy port does not stop the show."""
+    """The control page/API, started before the show loads; None (reported) when its port is taken."""
     server = ControlServer(
         host=options.control_host,
         port=options.control_port,
@@ -238,10 +257,13 @@ async def _control_server(
     )
     try:
         await stack.enter_async_context(server)
-    except (OSError, SystemExit) as exc:
-        out.warn(f"control: not started ({exc})")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        out.warn(f"control: cannot listen on {options.control_host}:{options.control_port}: "
+                 f"{reason.lower()} (choose another --control-port, or -1 for none)")
         return None
-    out.warn(f"control: {server.page_url}")
+    if not server.token_generated:  # a generated token's URL was announced with it
+        out.warn(f"control: {server.page_url}")
     return server
 
 
@@ -273,11 +295,48 @@ def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _Prep
     except ShowrunnerError as exc:
         out.warn(f"error: {exc}")
         return None
-    state_file = options.state_file
-    state_path = Path(state_file) if state_file else default_state_path(show_path, options.journal_path)
+    state_path = Path(options.state_file) if options.state_file else state_path_for(show_path)
     if options.start_scene is None and options.at is None:
-        point = _resume_point(result, state_path, out) or point
+        point = _where_to_start(options, result, timeline, state_path, out) or point
     return _PreparedShow(result, timeline, point, headers, hours, state_path)
+
+
+def state_path_for(show_path: Path) -> Path:
+    """The state file of one show: ``.NAME.showrunner-state.json`` beside it."""
+    path = Path(show_path).resolve()
+    return path.with_name(f".{path.stem}.showrunner-state.json")
+
+
+def _wall_clock_show(result: LoadResult, timeline: Timeline) -> bool:
+    """A show whose position the wall clock decides: opening hours, or a loop without cues."""
+    if result.show.hours:
+        return True
+    scenes = [s for s in timeline.scenes if not s.closed_only]
+    return timeline.total_duration is None and bool(timeline.period) and all(
+        s.cue is None for s in scenes
+    )
+
+
+def _where_to_start(
+    options: RunOptions, result: LoadResult, timeline: Timeline, state_path: Path, out: Output
+) -> StartPoint | None:
+    """Resume (None: from the top), saying which applies: a show resumes when asked
+    (`--resume`) or when the wall clock decides where it is anyway."""
+    wall = _wall_clock_show(result, timeline)
+    if not (options.resume or wall):
+        saved = read_state(state_path)
+        if saved is not None and saved.show == str(result.path.resolve()) and (
+            saved.show_hash == show_hash(result.files)
+        ):
+            out.say(f"Starting from the top (--resume continues at {saved.scene}, "
+                    f"as saved in {state_path})")
+        else:
+            out.say("Starting from the top")
+        return None
+    point = _resume_point(result, state_path, out)
+    if point is None:
+        out.say("Starting from the top" + (" (no saved position yet)" if wall else ""))
+    return point
 
 
 async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
@@ -303,16 +362,24 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         hot = HotReload(client, show_path, result, options.reload_at, out, show_hash)
         hot.start()
         stack.push_async_callback(hot.stop)
-        refs = await _prepare_refs(client, result, quit_early, out)
-        if refs is None:
-            return 1 if not quit_early.is_set() else 0
         session = await stack.enter_async_context(
             ScopeSession(client, record_video=options.record_video)
         )
-        player = await _player(stack, prepared, session, refs, hooks, options)
+        # The player exists (pending, its first scene waiting) while Scope is prepared, so the
+        # control surfaces show what the show waits for.
+        player = await _player(stack, prepared, session, hooks, options, url)
+        terminal = Terminal(player, commands=hooks.commands, tty=options.stdin_tty)
+        await stack.enter_async_context(terminal)
+        if terminal.tty and isinstance(out, StreamOutput):
+            out.through = terminal.line
+            stack.callback(setattr, out, "through", None)
+        refs = await _prepare_scope(client, prepared, quit_early, out, player)
+        if refs is None:
+            return 1 if not (quit_early.is_set() or player.quitting) else 0
+        player.set_refs(*refs)
+        player.notice = None
         hot.attach(player)
         _install_quit(stack, player, quit_early)
-        await stack.enter_async_context(Terminal(player, commands=hooks.commands, tty=options.stdin_tty))
         try:
             return await player.run()
         finally:
@@ -323,23 +390,23 @@ async def _player(
     stack: AsyncExitStack,
     prepared: _PreparedShow,
     session: ScopeSession,
-    refs: tuple[dict[str, str], dict[str, str]],
     hooks: _Hooks,
     options: RunOptions,
+    url: str,
 ) -> Player:
     """The player, with its clock and journal, attached to the command gate and control page."""
     clock = hooks.clock
     if clock is None:
         clock = await stack.enter_async_context(SchedulerClock())
     journal = stack.enter_context(Journal(options.journal_path)) if options.journal_path else None
-    assets, loras = refs
     result = prepared.result
     player = Player(
-        prepared.timeline, session, clock=clock, journal=journal, assets=assets, loras=loras,
+        prepared.timeline, session, clock=clock, journal=journal,
         start=prepared.point, hours=prepared.hours, state_path=prepared.state_path,
         show_path=str(Path(options.path).resolve()), show_hash=show_hash(result.files),
-        manage_gc=True,
+        manage_gc=True, scope_url=url,
     )
+    player.notice = f"waiting for Scope at {url}"
     hooks.commands.attach(player)
     if hooks.server is not None:
         hooks.server.attach(player)
@@ -348,6 +415,15 @@ async def _player(
         hooks.on_player(player)
     stack.enter_context(prompt_thread_switches())
     return player
+
+
+def needed_pipelines(timeline: Timeline) -> list[str]:
+    """Every pipeline id the show loads, in the order it first needs them."""
+    ids: dict[str, None] = {}
+    for scene in timeline.scenes:
+        for state in (scene.state_in, scene.state_out):
+            ids.update(dict.fromkeys(state.chain))
+    return list(ids)
 
 
 def _auth_headers(show: Show, settings: Settings) -> dict[str, str]:
@@ -410,35 +486,30 @@ async def _forward(event: asyncio.Event, action: Callable[[], object]) -> None:
     action()
 
 
-async def _prepare_refs(
+async def _prepare_scope(
     client: ScopeClient,
-    result: LoadResult,
+    prepared: _PreparedShow,
     quit_early: asyncio.Event,
     out: Output,
+    player: Player,
 ) -> tuple[dict[str, str], dict[str, str]] | None:
-    """Upload local images and resolve LoRAs before the first scene; wait for Scope if it is down."""
-    show = result.show
-    base = result.path.absolute().parent  # where the load checked them (even for a linked show)
+    """Before the first scene: check that the server has the show's pipelines, upload local
+    images and resolve LoRAs. A Scope that does not answer yet is waited for (the first scene
+    stays pending); a missing pipeline or asset ends the run (None, reported)."""
     delay, cap = _STARTUP_BACKOFF
-    while not quit_early.is_set():
+    said: str | None = None
+    while not (quit_early.is_set() or player.quitting):
         try:
-            assets: dict[str, str] = {}
-            for name, image in show.assets.images.items():
-                if image.server_path is not None:
-                    assets[name] = image.server_path
-                else:
-                    assert image.file is not None
-                    assets[name] = await client.upload_asset(base / image.file)
-            loras: dict[str, str] = {}
-            for name, lora in show.assets.loras.items():
-                wanted = lora.path if lora.path is not None else lora.filename
-                assert wanted is not None
-                loras[name] = await client.resolve_lora(wanted)
-            if show.assets.images or show.assets.loras:
-                out.say(f"Assets ready: {len(assets)} image(s), {len(loras)} LoRA(s)")
-            return assets, loras
+            check = await check_pipelines(client, needed_pipelines(prepared.timeline))
+            if not check.ok:
+                out.warn(f"error: {check.message(f'the Scope server at {client.base_url}')}")
+                return None
+            return await _prepare_refs(client, prepared.result, out)
         except (ScopeConnectError, ScopeTimeoutError) as exc:
-            out.warn(f"Scope is not reachable ({exc}); retrying in {delay:g} s")
+            line = f"Scope is not reachable at {client.base_url} ({exc}); waiting for it"
+            if line != said:  # once, not at every retry
+                out.warn(line)
+                said = line
         except ScopeError as exc:
             out.warn(f"error: {exc}")
             return None
@@ -446,3 +517,26 @@ async def _prepare_refs(
             await asyncio.wait_for(quit_early.wait(), delay)
         delay = min(delay * 2, cap)
     return None
+
+
+async def _prepare_refs(
+    client: ScopeClient, result: LoadResult, out: Output
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Upload local images and resolve LoRAs (ScopeError when the server lacks one)."""
+    show = result.show
+    base = result.path.absolute().parent  # where the load checked them (even for a linked show)
+    assets: dict[str, str] = {}
+    for name, image in show.assets.images.items():
+        if image.server_path is not None:
+            assets[name] = image.server_path
+        else:
+            assert image.file is not None
+            assets[name] = await client.upload_asset(base / image.file)
+    loras: dict[str, str] = {}
+    for name, lora in show.assets.loras.items():
+        wanted = lora.path if lora.path is not None else lora.filename
+        assert wanted is not None
+        loras[name] = await client.resolve_lora(wanted)
+    if show.assets.images or show.assets.loras:
+        out.say(f"Assets ready: {len(assets)} image(s), {len(loras)} LoRA(s)")
+    return assets, loras

@@ -137,17 +137,22 @@ def _sim(args: argparse.Namespace) -> int:
 
     # SIGTERM (service managers, `timeout`) ends the simulator as cleanly as Ctrl-C.
     signal.signal(signal.SIGTERM, _raise_interrupt)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(
-            serve_forever(
-                args.host,
-                args.port,
-                record_path=record,
-                load_time=args.load_time,
-                fps=args.fps,
-                on_ready=ready,
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                serve_forever(
+                    args.host,
+                    args.port,
+                    record_path=record,
+                    load_time=args.load_time,
+                    fps=args.fps,
+                    on_ready=ready,
+                )
             )
-        )
+    except OSError as exc:  # the port is taken, or the address is not this machine's
+        reason = (exc.strerror or str(exc)).lower()
+        print(f"sim: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -172,6 +177,7 @@ def _run(args: argparse.Namespace) -> int:
         osc_out=args.osc_out,
         min_go_interval=args.min_go_interval,
         allow_paths=tuple(args.allow_path),
+        resume=args.resume,
     )
     return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
 
@@ -244,7 +250,14 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--at", metavar="TIME", help="start at TIME or SCENE+OFFSET")
     p.add_argument("--journal", metavar="FILE", help="write every action as JSON lines")
     p.add_argument("--record-video", metavar="FILE", help="write the received video to a file")
-    p.add_argument("--state-file", metavar="FILE", help="where the resume state is kept")
+    p.add_argument(
+        "--state-file", metavar="FILE",
+        help="where the resume state is kept (default: .NAME.showrunner-state.json beside the show)",
+    )
+    p.add_argument(
+        "--resume", action="store_true",
+        help="continue where the last run of this show stopped (shows with hours or loops always do)",
+    )
     p.add_argument(
         "--reload-at",
         choices=["now", "boundary"],

@@ -35,6 +35,25 @@ scenes:
     prompts: a slow aurora over a frozen sea
     transition: cut
 """
+TIMED = """\
+title: Timed test
+end: hold
+scenes:
+  - {name: one, prompts: a lighthouse at dusk, duration: 60, transition: cut}
+  - {name: two, prompts: a lighthouse in a storm, duration: 60, transition: cut}
+  - {name: three, prompts: a lighthouse at dawn, duration: 60, transition: cut}
+"""
+"""Three timed 60 s scenes: GO starts the next one now."""
+
+DROP = """\
+title: Drop test
+end: hold
+scenes:
+  - {name: build, prompts: a crowd waiting in the dark, transition: cut}
+  - {name: drop, cue: drop, prompts: a burst of light over the crowd, transition: cut}
+"""
+"""The second scene waits for the named cue "drop" (or GO)."""
+
 FIRST = "a neon wave rising out of the harbour"
 SECOND = "a slow aurora over a frozen sea"
 
@@ -67,14 +86,15 @@ async def playing(
     on_player: Callable[[Player], None],
     *,
     journal_path: Path | None = None,
+    text: str = SHOW,
 ) -> AsyncIterator[None]:
-    """`run_show` plays SHOW against `sim` meanwhile; leaving stops it, which must exit 0."""
+    """`run_show` plays `text` (SHOW) against `sim` meanwhile; leaving stops it, which must exit 0."""
     show = tmp_path / "show.yaml"
-    show.write_text(SHOW, "utf-8")
+    show.write_text(text, "utf-8")
     stop = asyncio.Event()
     run = asyncio.create_task(
         run_show(show, scope_url=sim.url, stdin_tty=False, stop_event=stop,
-                 on_player=on_player, journal_path=journal_path)
+                 on_player=on_player, journal_path=journal_path, state_file=tmp_path / "s.json")
     )
     try:
         yield
@@ -124,6 +144,9 @@ class FakePlayer:
             raise CueError("the show is at its last scene")
         self.index += 1
         self._changed()
+
+    async def cue(self, name: str) -> None:
+        self.calls.append(("cue", name))
 
     def back(self) -> None:
         self.calls.append("back")

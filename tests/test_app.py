@@ -340,7 +340,8 @@ async def test_a_second_run_resumes_from_the_state_file(
     )
     await until(lambda: players and players[0].status().scene == "one")
     await clock.advance(70)
-    await until(lambda: (s := read_state(tmp_path / "run.state.json")) and s.scene == "two")
+    state = tmp_path / ".show.showrunner-state.json"  # one per show, beside it
+    await until(lambda: (s := read_state(state)) and s.scene == "two")
     stop.set()
     assert await asyncio.wait_for(run, 10) == 0
     clock.jump_wall(70)  # back 140 s after the origin: "three", 20 s in
@@ -349,7 +350,7 @@ async def test_a_second_run_resumes_from_the_state_file(
     players.clear()
     run = asyncio.create_task(
         run_show(show, scope_url=sim_thread.url, stdin_tty=False, clock=clock, stop_event=stop,
-                 on_player=players.append, journal_path=tmp_path / "run.jsonl")
+                 on_player=players.append, journal_path=tmp_path / "run.jsonl", resume=True)
     )
     await until(lambda: players and players[0].status().scene == "three")
     assert players[0].status().position == pytest.approx(20.0)
@@ -374,7 +375,7 @@ async def test_an_edited_show_does_not_resume(
     show.write_text(RESUME.replace("look one", "look one edited"))
     stop = asyncio.Event()
     run = asyncio.create_task(run_show(show, scope_url=sim_thread.url, stdin_tty=False,
-                                       stop_event=stop, state_file=state))
+                                       stop_event=stop, state_file=state, resume=True))
     await until(lambda: len(offers(sim_thread)) == 2)
     stop.set()
     assert await asyncio.wait_for(run, 10) == 0
@@ -397,3 +398,174 @@ async def test_unreachable_scope_is_retried_until_quit(
     stop.set()
     assert await asyncio.wait_for(run, 5) == 0
     assert "not reachable" in capsys.readouterr().err
+
+
+@pytest.mark.anyio
+async def test_a_rerun_starts_from_the_top_unless_asked_to_resume(
+    sim_thread: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A performance run again starts at its first scene and says that --resume would not; the
+    state file is one per show, beside it."""
+    show = write(tmp_path, RESUME)
+    other = write(tmp_path, RESUME.replace("look", "other look"), "other.yaml")
+    clock = FakeClock(datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
+    players: list[Player] = []
+    for path in (show, other):
+        stop = asyncio.Event()
+        players.clear()
+        run = asyncio.create_task(run_show(path, scope_url=sim_thread.url, stdin_tty=False,
+                                           clock=clock, stop_event=stop, on_player=players.append))
+        await until(lambda: players and players[0].status().scene == "one")
+        await clock.advance(70)
+        await until(lambda: players[0].status().scene == "two")
+        stop.set()
+        assert await asyncio.wait_for(run, 10) == 0
+    assert read_state(tmp_path / ".show.showrunner-state.json").scene == "two"  # type: ignore[union-attr]
+    assert read_state(tmp_path / ".other.showrunner-state.json") is not None
+    capsys.readouterr()
+    stop = asyncio.Event()
+    players.clear()
+    run = asyncio.create_task(run_show(show, scope_url=sim_thread.url, stdin_tty=False,
+                                       clock=clock, stop_event=stop, on_player=players.append))
+    await until(lambda: players and players[0].status().scene is not None)
+    assert players[0].status().scene == "one"
+    stop.set()
+    assert await asyncio.wait_for(run, 10) == 0
+    out = capsys.readouterr().out
+    assert "Starting from the top (--resume continues at two" in out
+
+
+SCRIBBLE = """
+title: scribble
+defaults: {pipeline: scribble}
+scenes:
+  - {name: only, prompts: a line drawing, duration: 5}
+"""
+
+
+@pytest.mark.anyio
+async def test_a_pipeline_the_server_lacks_stops_the_run_before_the_show(
+    sim_thread: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show = write(tmp_path, SCRIBBLE)
+    code = await asyncio.wait_for(run_show(show, scope_url=sim_thread.url, stdin_tty=False), 10)
+    assert code == 1
+    err = capsys.readouterr().err
+    line = next(li for li in err.splitlines() if "scribble" in li)
+    assert "has no pipeline scribble" in line and "controller-viz" in line  # what it has
+    assert "peer connection" not in err
+    paths = [r["path"] for r in sim_thread.records if r["kind"] == "http"]
+    assert "/api/v1/pipeline/load" not in paths and offers(sim_thread) == []
+
+
+@pytest.mark.anyio
+async def test_the_first_scene_waits_for_a_scope_that_is_not_there_yet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Scope on a closed port: the status shows the first scene pending (not scenes advancing
+    with no picture); when the server appears the show starts from its first scene."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    show = write(tmp_path, THREE.replace("end: stop\n", ""))
+    stop = asyncio.Event()
+    players: list[Player] = []
+    run_task = asyncio.create_task(run_show(
+        show, scope_url=f"http://127.0.0.1:{port}", stdin_tty=False, stop_event=stop,
+        on_player=players.append, state_file=tmp_path / "s.json",
+    ))
+    await until(lambda: players)
+    player = players[0]
+    for _ in range(3):  # several seconds, longer than the whole show
+        await asyncio.sleep(1.0)
+        status = player.status()
+        assert (status.mode, status.scene, status.next) == ("pending", None, "dawn")
+        assert status.notice == f"waiting for Scope at http://127.0.0.1:{port}"
+    thread = SimThread("127.0.0.1", port, load_time=0.02)
+    sim = thread.start()
+    try:
+        await until(lambda: player.status().scene is not None, 20)
+        assert player.status().scene == "dawn"
+        await until(lambda: offers(sim))
+        assert prompts_of(offers(sim)[0]) == ["a forest at dawn"]
+        stop.set()
+        assert await asyncio.wait_for(run_task, 10) == 0
+    finally:
+        thread.stop()
+    err = capsys.readouterr().err
+    assert err.count("Scope is not reachable") == 1  # once, not at every retry
+
+
+@pytest.mark.anyio
+async def test_a_taken_control_port_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    import socket
+
+    out, err = io.StringIO(), io.StringIO()
+    show = write(tmp_path, THREE)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        options = RunOptions(show, stdin_tty=False, control_port=port)
+        assert await run(options, output=StreamOutput(out, err)) == 1
+    assert err.getvalue().strip() == (
+        f"control: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(choose another --control-port, or -1 for none)"
+    )
+
+
+@pytest.mark.anyio
+async def test_a_generated_token_is_printed_once(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    show = write(tmp_path, THREE)
+    options = RunOptions(show, stdin_tty=False, control_port=0, control_host="0.0.0.0",
+                         state_file=tmp_path / "s.json")
+    settings = Settings.from_environ({})
+    assert await asyncio.wait_for(run(options, output=StreamOutput(out, err), settings=settings),
+                                  20) == 0
+    lines = [li for li in err.getvalue().splitlines() if "token=" in li]
+    assert len(lines) == 1
+    token = lines[0].split("token=")[1].split()[0]
+    assert (out.getvalue() + err.getvalue()).count(token) == 1
+
+
+@pytest.mark.anyio
+async def test_a_go_while_scope_is_awaited_is_armed_and_applied_once_it_is_up(
+    tmp_path: Path,
+) -> None:
+    """GO before the session is up is answered "queued" (armed), never "applied"; a second GO
+    meanwhile is ignored; once Scope answers, the armed GO starts the second scene."""
+    import socket
+
+    from showrunner.control.gate import Commands
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    show = write(tmp_path, RESUME)
+    stop = asyncio.Event()
+    gate = Commands(None, min_go_interval=0)
+    players: list[Player] = []
+    run_task = asyncio.create_task(run_show(
+        show, scope_url=f"http://127.0.0.1:{port}", stdin_tty=False, stop_event=stop,
+        on_player=players.append, state_file=tmp_path / "s.json", commands=gate,
+    ))
+    await until(lambda: players)
+    first = await gate.go(source="http")
+    assert (first.applied, first.result, first.reason) == (False, "queued", "connecting")
+    second = await gate.go(source="http")
+    assert (second.result, second.reason) == ("ignored", "already armed")
+    assert players[0].status().armed == "go"
+    thread = SimThread("127.0.0.1", port, load_time=0.02)
+    sim = thread.start()
+    try:
+        await until(lambda: players[0].status().scene == "two", 20)
+        assert players[0].status().armed is None
+        await until(lambda: any(prompts_of(r["message"]) == ["look two"]
+                                for r in sim.records if r["kind"] == "data"))
+        stop.set()
+        assert await asyncio.wait_for(run_task, 10) == 0
+    finally:
+        thread.stop()

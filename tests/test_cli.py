@@ -431,3 +431,42 @@ def test_run_uploads_an_image_from_an_allowed_folder(stage: Path) -> None:
         sim_thread.stop()
     assert done.returncode == 0, done.stderr
     assert [u["query"]["filename"] for u in uploads] == ["ref.png"]
+
+
+def test_sim_on_a_taken_port_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["sim", "--port", str(port)]) == 1
+    err = capsys.readouterr().err
+    assert err.strip() == f"sim: cannot listen on 127.0.0.1:{port}: address already in use"
+
+
+def test_run_on_a_taken_control_port_is_one_line_and_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    show = tmp_path / "tiny.yaml"
+    show.write_text("title: tiny\nend: stop\nscenes:\n  - {name: a, prompts: red, duration: 0.2}\n")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["run", str(show), "--control-port", str(port)]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    assert captured.err.strip().splitlines() == [
+        f"control: cannot listen on 127.0.0.1:{port}: address already in use "
+        "(choose another --control-port, or -1 for none)"
+    ]
+
+
+def test_run_resume_is_a_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    show = tmp_path / "tiny.yaml"
+    show.write_text("title: tiny\nend: stop\nscenes:\n  - {name: a, prompts: red, duration: 0.2}\n")
+    assert main(["run", str(show), "--resume", "--control-port", "-1"]) == 0
+    assert "Starting from the top" in capsys.readouterr().out

@@ -15,6 +15,8 @@ The player's methods may be plain functions or coroutines; both are accepted.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import enum
 import inspect
 import logging
@@ -36,6 +38,7 @@ SOURCES: tuple[Source, ...] = ("http", "osc", "page", "keyboard")
 #: Commands an operator may send, and whether each takes a scene name.
 COMMANDS: Mapping[str, bool] = {
     "go": False,
+    "cue": True,
     "back": False,
     "goto": True,
     "hold": False,
@@ -53,6 +56,15 @@ REFUSED = "refused"
 NOT_SUPPORTED = "not supported"
 NOT_READY = "not ready"
 FAILED = "failed"
+TOO_LONG = "too long"
+PENDING = "pending"  # the player took the command but has not answered yet
+
+#: Longest scene or cue name and command id taken from the network (longer ones are refused
+#: before they reach the player, the journal or the id memory).
+MAX_NAME = 200
+MAX_ID = 128
+#: How long a command waits for the player's answer before it is answered "queued".
+ANSWER_WAIT = 5.0
 
 
 class Status(Protocol):
@@ -108,6 +120,17 @@ class NoShow:
     scenes: tuple[str, ...] = ()
     errors: tuple[str, ...] = ()
     reload_errors: tuple[str, ...] = ()
+    on_air: str | None = None
+    armed: str | None = None
+    remaining: float | None = None
+    show_clock: float | None = None
+    notice: str | None = None
+    switching: str | None = None
+    switch_estimate: float | None = None
+    hours: str | None = None
+    scope_url: str | None = None
+    cues: tuple[str, ...] = ()
+    plan: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -127,6 +150,7 @@ class Controllable(Protocol):
         ...
 
     def go(self) -> object: ...
+    def cue(self, name: str) -> object: ...
     def back(self) -> object: ...
     def goto(self, name: str) -> object: ...
     def hold(self) -> object: ...
@@ -140,24 +164,54 @@ class Controllable(Protocol):
 
     def status(self) -> Status | Awaitable[Status]: ...
 
+    def show_info(self) -> dict[str, Any]:
+        """The show's scenes for the page: names, triggers, lengths, prompts, notes."""
+        ...
+
     def subscribe(self, callback: Callable[[dict[str, Any]], object]) -> Callable[[], None]:
         """Call `callback(event)` on every status change or event; returns an unsubscribe function."""
         ...
 
 
+class Verdict(Protocol):
+    """What a player may answer a command with (`showrunner.live.commands.Result`)."""
+
+    @property
+    def outcome(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def detail(self) -> str | None: ...
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """The answer to one operator command."""
+    """The answer to one operator command.
+
+    `result` is ``applied`` (it happened; `detail` names the scene it started, if any),
+    ``queued`` (kept until the player can: `reason` ``connecting`` or ``switching pipelines``)
+    or ``ignored`` (`reason` says why; `error` or `detail` adds the player's words).
+    """
 
     command: str
     applied: bool
     reason: str | None = None
     error: str | None = None
+    result: str = ""
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.result:
+            object.__setattr__(self, "result", "applied" if self.applied else "ignored")
 
     def to_json(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"command": self.command, "applied": self.applied}
+        body: dict[str, Any] = {
+            "command": self.command, "applied": self.applied, "result": self.result
+        }
         if self.reason is not None:
             body["reason"] = self.reason
+        if self.detail is not None:
+            body["detail"] = self.detail
         if self.error is not None:
             body["error"] = self.error
         return body
@@ -175,6 +229,12 @@ class JournalEntry:
     applied: bool
     reason: str | None = None
     error: str | None = None
+    result: str = ""
+    detail: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.result:
+            object.__setattr__(self, "result", "applied" if self.applied else "ignored")
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -191,18 +251,21 @@ class JournalEntry:
             "applied": self.applied,
             "reason": self.reason,
             "error": self.error,
+            "result": self.result,
+            "detail": self.detail,
             "label": self.text(),
         }
 
     def text(self) -> str:
-        """A one-line summary for the operator's log view."""
+        """A one-line summary for the operator's log view: ``GO from page: applied → verse``."""
         what = self.command.upper() + (f" {self.arg}" if self.arg is not None else "")
         if self.applied:
-            verdict = "applied"
+            verdict = "applied" + (f" → {self.detail}" if self.detail else "")
         else:
-            verdict = f"not applied ({self.reason or 'unknown'})"
-            if self.error:
-                verdict += f": {self.error}"
+            verdict = f"{self.result or 'ignored'} ({self.reason or 'unknown'})"
+            extra = self.error or self.detail
+            if extra:
+                verdict += f": {extra}"
         return f"{what} from {self.source}: {verdict}"
 
 
@@ -218,6 +281,9 @@ def _call(player: Controllable, command: str, arg: str | None) -> object:
     match command:
         case "go":
             return player.go()
+        case "cue":
+            assert arg is not None
+            return player.cue(arg)
         case "back":
             return player.back()
         case "goto":
@@ -237,10 +303,20 @@ def _call(player: Controllable, command: str, arg: str | None) -> object:
 
 
 async def resolve(value: object) -> Any:
-    """`value`, awaited if it is awaitable: the player may be sync or async."""
+    """`value`, awaited if it is awaitable (or a future of another thread): the player may be
+    sync or async."""
+    if isinstance(value, concurrent.futures.Future):
+        value = asyncio.wrap_future(value)
     if inspect.isawaitable(value):
         return await value
     return value
+
+
+def _verdict(value: object) -> Verdict | None:
+    """The player's answer, when it gave one (a plain player answers None)."""
+    if all(hasattr(value, name) for name in ("outcome", "reason", "detail")):
+        return value  # type: ignore[return-value]
+    return None
 
 
 class Commands:
@@ -310,6 +386,12 @@ class Commands:
         """Advance the show, unless debounced or already applied under `command_id`."""
         return await self.run("go", source=source, command_id=command_id)
 
+    async def cue(
+        self, name: str, *, source: str = "http", command_id: str | None = None
+    ) -> Outcome:
+        """Fire the named cue, if the show waits for it (debounced with GO)."""
+        return await self.run("cue", name, source=source, command_id=command_id)
+
     async def back(self, *, source: str = "http", command_id: str | None = None) -> Outcome:
         """Return to the previous scene."""
         return await self.run("back", source=source, command_id=command_id)
@@ -356,6 +438,14 @@ class Commands:
         if source not in SOURCES:
             raise ValueError(f"unknown source {source!r}; expected one of {', '.join(SOURCES)}")
         command_id = command_id or None
+        if (arg is not None and len(arg) > MAX_NAME) or (
+            command_id is not None and len(command_id) > MAX_ID
+        ):
+            # Never into the journal, the log or the id memory as it came.
+            what = "name" if arg is not None and len(arg) > MAX_NAME else "id"
+            limit = MAX_NAME if what == "name" else MAX_ID
+            return self._done(command, _clip(arg), source, _clip(command_id), False, TOO_LONG,
+                              f"the {what} is longer than {limit} characters")
         player = self.player
         if player is None:
             return self._done(command, arg, source, command_id, False, NOT_READY, "no show running")
@@ -369,7 +459,7 @@ class Commands:
                 self._release(command, command_id, previous_go)
                 return self._done(command, arg, source, command_id, False, UNKNOWN_SCENE, unknown)
         try:
-            await resolve(_call(player, command, arg))
+            answer = await self._answer(_call(player, command, arg))
         except NotImplementedError as exc:
             self._release(command, command_id, previous_go)
             reason_text = str(exc) or f"this player cannot {command}"
@@ -390,7 +480,27 @@ class Commands:
             self._release(command, command_id, previous_go)
             self._done(command, arg, source, command_id, False, FAILED, repr(exc))
             raise
-        return self._done(command, arg, source, command_id, True)
+        if answer is None:
+            return self._done(command, arg, source, command_id, True)
+        outcome = answer.outcome if answer.outcome in ("applied", "queued") else "ignored"
+        if outcome == "ignored":
+            # Nothing moved (a wrong cue, nothing to go to): the next press is not debounced.
+            self._release(command, None, previous_go)
+        return self._done(command, arg, source, command_id, outcome == "applied", answer.reason,
+                          result=outcome, detail=answer.detail)
+
+    @staticmethod
+    async def _answer(value: object) -> Verdict | None:
+        """The player's answer to a command; "queued" (pending) when it takes too long."""
+        if isinstance(value, concurrent.futures.Future):
+            value = asyncio.wrap_future(value)
+        if inspect.isawaitable(value):
+            task = asyncio.ensure_future(value)
+            try:
+                value = await asyncio.wait_for(asyncio.shield(task), ANSWER_WAIT)
+            except TimeoutError:
+                return _Pending()
+        return _verdict(value)
 
     # -- rules --------------------------------------------------------------------------------
 
@@ -400,7 +510,7 @@ class Commands:
             if command_id is not None and command_id in self._ids:
                 return DUPLICATE, None
             previous_go = self._last_go
-            if command == "go":
+            if command in ("go", "cue"):
                 now = self._clock()
                 if previous_go is not None and now - previous_go < self.min_go_interval:
                     return DEBOUNCED, None
@@ -416,7 +526,7 @@ class Commands:
         with self._lock:
             if command_id is not None:
                 self._ids.pop(command_id, None)
-            if command == "go":
+            if command in ("go", "cue"):
                 self._last_go = previous_go
 
     async def _unknown_scene(self, player: Controllable, scene: str) -> str | None:
@@ -439,6 +549,9 @@ class Commands:
         applied: bool,
         reason: str | None = None,
         error: str | None = None,
+        *,
+        result: str = "",
+        detail: str | None = None,
     ) -> Outcome:
         entry = JournalEntry(
             at=self._wallclock(),
@@ -449,6 +562,8 @@ class Commands:
             applied=applied,
             reason=reason,
             error=error,
+            result=result,
+            detail=detail,
         )
         self.recent.append(entry)
         if self.journal is not None:
@@ -463,13 +578,28 @@ class Commands:
                 listener(entry)
             except Exception:
                 log.exception("operator journal listener failed")
-        return Outcome(command=command, applied=applied, reason=reason, error=error)
+        return Outcome(command=command, applied=applied, reason=reason, error=error,
+                       result=entry.result, detail=detail)
 
     def __repr__(self) -> str:
         return (
             f"Commands(player={type(self.player).__name__ if self.player else None}, "
             f"min_go_interval={self.min_go_interval!r}, journal={self.journal!r})"
         )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    outcome: str = "queued"
+    reason: str | None = PENDING
+    detail: str | None = None
+
+
+def _clip(text: str | None, keep: int = 40) -> str | None:
+    """A long name or id as the journal keeps it: its start and its length."""
+    if text is None or len(text) <= keep:
+        return text
+    return f"{text[:keep]}… ({len(text)} characters)"
 
 
 def json_safe(value: Any, _depth: int = 0) -> Any:

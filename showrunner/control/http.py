@@ -41,9 +41,12 @@ from showrunner.control.gate import (
     DEBOUNCED,
     DUPLICATE,
     FAILED,
+    MAX_ID,
+    MAX_NAME,
     NOT_READY,
     NOT_SUPPORTED,
     REFUSED,
+    TOO_LONG,
     UNKNOWN_SCENE,
     Commands,
     Controllable,
@@ -62,6 +65,8 @@ PREVIEW_FPS = 10.0
 HEARTBEAT_S = 1.0  # a status event at least this often: keeps the page's countdown true
 _BACKLOG = 50
 _QUEUE_SIZE = 256
+MAX_BODY = 4096  # bytes of a command's body (it holds an id at most)
+_COMMANDS = ("go", "back", "hold", "resume", "panic", "reload")
 
 _HTTP_STATUS: dict[str | None, int] = {
     None: 200,
@@ -72,7 +77,16 @@ _HTTP_STATUS: dict[str | None, int] = {
     NOT_SUPPORTED: 501,
     NOT_READY: 503,
     FAILED: 502,
+    TOO_LONG: 400,
 }
+
+
+def _http_status(result: str, reason: str | None) -> int:
+    """The HTTP status of an answer: 200 applied, 202 queued, else by the reason (the
+    player's own reasons, such as "nothing to go to", are 409)."""
+    if result == "queued":
+        return 202
+    return _HTTP_STATUS.get(reason, 409)
 
 
 @runtime_checkable
@@ -230,12 +244,18 @@ class _Gate:
     def _token_ok(self, authorization: str, scope: Scope, method: str) -> bool:
         assert self.token is not None
         scheme, _, given = authorization.partition(" ")
-        if scheme.lower() == "bearer" and secrets.compare_digest(given.strip(), self.token):
+        if scheme.lower() == "bearer" and _same(given.strip(), self.token):
             return True
         if method in ("GET", "HEAD"):
             query = QueryParams(scope.get("query_string", b"").decode("latin-1"))
-            return secrets.compare_digest(query.get("token", ""), self.token)
+            return _same(query.get("token", ""), self.token)
         return False
+
+
+def _same(given: str, token: str) -> bool:
+    """Constant-time comparison of two texts, whatever characters they hold (compare_digest
+    refuses non-ASCII text)."""
+    return secrets.compare_digest(given.encode("utf-8", "surrogateescape"), token.encode("utf-8"))
 
 
 def _hostname(host_header: str) -> str:
@@ -301,7 +321,8 @@ class ControlServer:
             await self._teardown()
             raise
         if self.token_generated:
-            self._announce(f"control: open {self.page_url} (token {self.token})")
+            self._announce(f"control: {self.page_url}  (a generated token: set "
+                           "SHOWRUNNER_CONTROL_TOKEN to choose one)")
         return self
 
     async def __aexit__(
@@ -381,7 +402,9 @@ class ControlServer:
             Route("/", self._page, methods=["GET"]),
             Route("/api/status", self._status, methods=["GET"]),
             Route("/api/events", self._events, methods=["GET"]),
+            Route("/api/show", self._show, methods=["GET"]),
             Route("/api/goto/{scene}", self._goto, methods=["POST"]),
+            Route("/api/cue/{cue}", self._cue, methods=["POST"]),
             Route("/api/{command:str}", self._command, methods=["POST"]),
             Route("/preview.mjpg", self._preview, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
@@ -396,18 +419,34 @@ class ControlServer:
         status = await self.commands.status()
         return JSONResponse(status.to_json(), headers={"Cache-Control": "no-store"})
 
+    async def _show(self, request: Request) -> Response:
+        player = self._player
+        info = getattr(player, "show_info", None)
+        if player is None or info is None:
+            return JSONResponse({"error": "no show running"}, 503)
+        return JSONResponse(json_safe(info()), headers={"Cache-Control": "no-store"})
+
     async def _goto(self, request: Request) -> Response:
         return await self._run(request, "goto", request.path_params["scene"])
 
+    async def _cue(self, request: Request) -> Response:
+        return await self._run(request, "cue", request.path_params["cue"])
+
     async def _command(self, request: Request) -> Response:
         command = request.path_params["command"]
-        if command not in ("go", "back", "hold", "resume", "panic", "reload"):
-            return JSONResponse({"error": f"no such command {command!r}"}, 404)
+        if command not in _COMMANDS:
+            return JSONResponse({"error": f"no such command {command[:40]!r}"}, 404)
         return await self._run(request, command, None)
 
     async def _run(self, request: Request, command: str, arg: str | None) -> Response:
+        if arg is not None and len(arg) > MAX_NAME:
+            return JSONResponse({"command": command, "applied": False, "result": "ignored",
+                                 "reason": TOO_LONG,
+                                 "error": f"names are at most {MAX_NAME} characters"}, 400)
+        raw = await _read_body(request)
+        if raw is None:
+            return JSONResponse({"error": f"the request body is over {MAX_BODY} bytes"}, 413)
         body: Any = {}
-        raw = await request.body()
         if raw.strip():
             try:
                 body = json.loads(raw)
@@ -418,6 +457,8 @@ class ControlServer:
         command_id = body.get("id") or request.query_params.get("id")
         if command_id is not None and not isinstance(command_id, str | int):
             return JSONResponse({"error": "`id` must be a string"}, 400)
+        if command_id is not None and len(str(command_id)) > MAX_ID:
+            return JSONResponse({"error": f"`id` is at most {MAX_ID} characters"}, 400)
         source = "page" if body.get("source") == "page" else "http"
         outcome = await self.commands.run(
             command,
@@ -427,7 +468,7 @@ class ControlServer:
         )
         # No status in the answer: the player carries commands out on its own loop, so the
         # status right now may not show the command yet. The event stream follows it.
-        return JSONResponse(outcome.to_json(), _HTTP_STATUS.get(outcome.reason, 500))
+        return JSONResponse(outcome.to_json(), _http_status(outcome.result, outcome.reason))
 
     async def _events(self, request: Request) -> Response:
         hub = self._hub
@@ -486,6 +527,21 @@ class ControlServer:
 
 
 _BOUNDARY = b"showrunnerframe"
+
+
+async def _read_body(request: Request) -> bytes | None:
+    """The request body, or None when it is over MAX_BODY (read no further than that)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 async def _mjpeg(frames: FrameSource, first: bytes, hub: _Hub) -> AsyncIterator[bytes]:

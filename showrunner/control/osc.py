@@ -1,12 +1,20 @@
 """OSC in and out, for lighting desks and TouchDesigner rigs. python-osc is used only here.
 
-In (UDP, default 127.0.0.1): ``/showrunner/go``, ``/showrunner/back``, ``/showrunner/goto <name>``,
-``/showrunner/hold``, ``/showrunner/resume``. Commands go through `showrunner.control.gate.Commands`,
-so they are debounced and journaled like any other (source ``osc``).
+In (UDP, default 127.0.0.1): ``/showrunner/go``, ``/showrunner/cue <name>``,
+``/showrunner/back``, ``/showrunner/goto <name>``, ``/showrunner/hold``, ``/showrunner/resume``,
+``/showrunner/panic``, ``/showrunner/reload``. Commands go through
+`showrunner.control.gate.Commands`, so they are debounced and journaled like any other (source
+``osc``); each is answered with ``/showrunner/reply <command> <result> <reason> <detail>`` to
+the sender (and to the status address).
 
 Buttons on OSC surfaces send ``1`` when pressed and ``0`` when released; a numeric argument of
 0 is therefore a release and does nothing. A string argument is a command id: a repeat with the
 same id is applied once (``/showrunner/goto <name> [id]`` takes it second).
+
+Only exact addresses are taken (no OSC address patterns: one packet is at most one command per
+message), and arguments are checked: a packet that does not parse, an unknown address or wrong
+arguments are counted and logged (the first one, then a count every ten seconds), never
+carried out.
 
 Out (UDP to a configured host:port): ``/showrunner/scene <name>``, ``/showrunner/next <name>``
 (``""`` when there is none), ``/showrunner/countdown <seconds>`` (``-1.0`` when no countdown runs)
@@ -19,23 +27,125 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+import math
+import time
+from collections.abc import Callable, Coroutine
 from types import TracebackType
-from typing import Any, cast
+from typing import Any
 
-from pythonosc.dispatcher import Dispatcher
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_server import AsyncIOOSCUDPServer
+from pythonosc.osc_packet import OscPacket
 from pythonosc.udp_client import UDPClient
 
-from showrunner.control.gate import Commands, JournalEntry, Status
+from showrunner.control.gate import MAX_ID, MAX_NAME, Commands, JournalEntry, Outcome, Status
 
-__all__ = ["PREFIX", "OscControl", "parse_address"]
+__all__ = ["PREFIX", "BadPackets", "OscControl", "parse_address", "read_command"]
 
 log = logging.getLogger(__name__)
 
 PREFIX = "/showrunner"
-_INBOUND = ("go", "back", "goto", "hold", "resume")
+#: Inbound commands, and whether each takes a name first.
+_INBOUND = {
+    "go": False, "cue": True, "back": False, "goto": True, "hold": False, "resume": False,
+    "panic": False, "reload": False,
+}
+_MAX_MESSAGES = 16  # commands one packet (a bundle) may carry
+_REPORT_EVERY = 10.0  # seconds between two lines about bad packets
+
+
+class BadPacket(ValueError):
+    """An OSC packet or message that is not a command (it is counted, not carried out)."""
+
+
+def read_command(address: str, args: tuple[Any, ...]) -> tuple[str, str | None, str | None] | None:
+    """(command, name, id) of one OSC message; None for a button's release; BadPacket when the
+    message is not a command (unknown or pattern address, wrong arguments, too long)."""
+    command = address[len(PREFIX) + 1 :] if address.startswith(PREFIX + "/") else ""
+    if command not in _INBOUND:
+        raise BadPacket(f"unknown address {_short(address)!r}")
+    name: str | None = None
+    rest = list(args)
+    if _INBOUND[command]:
+        if not rest or not isinstance(rest[0], str) or not rest[0].strip():
+            raise BadPacket(f"{address} needs a name first")
+        name = rest.pop(0)
+        if len(name) > MAX_NAME:
+            raise BadPacket(f"{address}: the name is over {MAX_NAME} characters")
+    if len(rest) > 1:
+        raise BadPacket(f"{address}: too many arguments ({len(args)})")
+    if not rest:
+        return command, name, None
+    value = rest[0]
+    if isinstance(value, str):
+        if not value or len(value) > MAX_ID:
+            raise BadPacket(f"{address}: a command id is 1 to {MAX_ID} characters")
+        return command, name, value
+    if isinstance(value, bool):
+        return (command, name, None) if value else None
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return (command, name, None) if value else None  # 0: a button's release
+    raise BadPacket(f"{address}: cannot take {type(value).__name__} {_short(repr(value))}")
+
+
+def _short(text: str, keep: int = 60) -> str:
+    return text if len(text) <= keep else text[:keep] + "…"
+
+
+class BadPackets:
+    """Counts packets that were not commands; logs the first, then a count every ten seconds."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = 0
+        self._clock = clock
+        self._since = 0  # bad packets not yet reported
+        self._reported_at: float | None = None
+
+    def add(self, sender: Any, why: str) -> None:
+        self.total += 1
+        now = self._clock()
+        if self._reported_at is None:
+            log.warning("OSC: ignored a packet from %s: %s", _peer(sender), why)
+            self._reported_at = now
+            return
+        self._since += 1
+        if now - self._reported_at >= _REPORT_EVERY:
+            log.warning("OSC: ignored %d more bad packet(s) in %.0f s (%d in all; last from %s: %s)",
+                        self._since, now - self._reported_at, self.total, _peer(sender), why)
+            self._since, self._reported_at = 0, now
+
+
+def _peer(sender: Any) -> str:
+    if isinstance(sender, tuple) and len(sender) >= 2:
+        return f"{sender[0]}:{sender[1]}"
+    return str(sender)
+
+
+class _Inbound(asyncio.DatagramProtocol):
+    """Parses each datagram itself: nothing a sender does reaches asyncio as an exception."""
+
+    def __init__(self, on_message: Callable[[str, tuple[Any, ...], Any], None], bad: BadPackets) -> None:
+        self.on_message = on_message
+        self.bad = bad
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        try:
+            messages = [timed.message for timed in OscPacket(data).messages]
+        except Exception as exc:  # ParseError, and whatever a crafted packet makes the parser do
+            self.bad.add(addr, f"not an OSC packet ({_short(str(exc))})")
+            return
+        if len(messages) > _MAX_MESSAGES:
+            self.bad.add(addr, f"a bundle of {len(messages)} messages (at most {_MAX_MESSAGES})")
+            return
+        for message in messages:
+            try:
+                self.on_message(message.address, tuple(message.params), addr)
+            except BadPacket as exc:
+                self.bad.add(addr, str(exc))
+            except Exception as exc:
+                self.bad.add(addr, f"unreadable message ({_short(str(exc))})")
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("OSC socket: %s", exc)  # e.g. a reply's receiver is gone
 
 
 def parse_address(text: str) -> tuple[str, int]:
@@ -81,16 +191,17 @@ class OscControl:
         self._sent: dict[str, Any] = {}
         self._countdown_at = 0.0
         self._refresh_at = 0.0
+        self.bad = BadPackets()
 
     async def __aenter__(self) -> OscControl:
         loop = asyncio.get_running_loop()
         try:
             if self.port is not None:
-                server = AsyncIOOSCUDPServer(
-                    (self.host, self.port), self._dispatcher(), cast(asyncio.BaseEventLoop, loop)
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _Inbound(self._on_message, self.bad), local_addr=(self.host, self.port)
                 )
-                self._transport, _ = await server.create_serve_endpoint()
-                self.port = self._transport.get_extra_info("sockname")[1]
+                self._transport = transport
+                self.port = transport.get_extra_info("sockname")[1]
             if self.out is not None:
                 host, port = self.out
                 # getaddrinfo may block on a DNS name.
@@ -132,26 +243,31 @@ class OscControl:
 
     # -- inbound ------------------------------------------------------------------------------
 
-    def _dispatcher(self) -> Dispatcher:
-        # strict_timing would sleep inside the event loop until a bundle's time tag: a
-        # far-future tag would freeze the show. Bundles are handled on arrival instead.
-        dispatcher = Dispatcher(strict_timing=False)
-        for command in _INBOUND:
-            dispatcher.map(f"{PREFIX}/{command}", self._on_message, command)
-        return dispatcher
-
-    def _on_message(self, address: str, fixed: list[Any], *args: Any) -> None:
-        command: str = fixed[0]
-        arg: str | None = None
-        if command == "goto":
-            if not args or not isinstance(args[0], str) or not args[0]:
-                log.warning("OSC %s needs a scene name; got %r", address, args)
-                return
-            arg, args = args[0], args[1:]
-        if args and isinstance(args[0], int | float) and not args[0]:
+    def _on_message(self, address: str, args: tuple[Any, ...], sender: Any) -> None:
+        read = read_command(address, args)
+        if read is None:
             return  # a button's release
-        command_id = str(args[0]) if args and isinstance(args[0], str) and args[0] else None
-        self._spawn(self.commands.run(command, arg, source="osc", command_id=command_id))
+        command, name, command_id = read
+        self._spawn(self._run(command, name, command_id, sender))
+
+    async def _run(self, command: str, name: str | None, command_id: str | None, sender: Any) -> None:
+        outcome = await self.commands.run(command, name, source="osc", command_id=command_id)
+        self._reply(outcome, sender)
+
+    def _reply(self, outcome: Outcome, sender: Any) -> None:
+        """``/showrunner/reply <command> <result> <reason> <detail>`` to the sender and `out`."""
+        builder = OscMessageBuilder(address=f"{PREFIX}/reply")
+        for value in (outcome.command, outcome.result, outcome.reason or "",
+                      outcome.detail or outcome.error or ""):
+            builder.add_arg(value)
+        packet = builder.build().dgram
+        sendto = getattr(self._transport, "sendto", None)
+        if sendto is not None and sender is not None:
+            with contextlib.suppress(OSError):
+                sendto(packet, sender)
+        if self._client is not None and self.out is not None and tuple(self.out) != tuple(sender or ()):
+            with contextlib.suppress(OSError):
+                self._client.send(builder.build())
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)

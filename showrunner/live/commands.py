@@ -24,9 +24,57 @@ __all__ = [
     "Open",
     "Operator",
     "Quit",
+    "Result",
     "Resume",
     "describe",
 ]
+
+# Why an operator command was queued or ignored (`Result.reason`).
+NOTHING_TO_GO_TO = "nothing to go to"
+ALREADY_GOING = "already going"
+NOT_WAITING = "not waiting for this cue"
+CLOSED = "closed"
+CONNECTING = "connecting"
+SWITCHING = "switching pipelines"
+ALREADY_ARMED = "already armed"
+NOTHING_HELD = "nothing is held"
+ALREADY_HELD = "already held"
+NOTHING_BEFORE = "nothing to go back to"
+STOPPED = "stopped"
+GONE = "scene gone"
+
+
+@dataclass(frozen=True)
+class Result:
+    """What became of one operator command.
+
+    ``applied``: it happened (`detail` names the scene it started, where one did); ``queued``:
+    it is kept and happens once the player is free (`reason`: ``connecting`` while the first
+    session opens, ``switching pipelines`` during a reload); ``ignored``: nothing happened
+    (`reason` says why, `detail` adds what the show is doing instead).
+    """
+
+    outcome: Literal["applied", "queued", "ignored"]
+    reason: str | None = None
+    detail: str | None = None
+
+    @property
+    def applied(self) -> bool:
+        return self.outcome == "applied"
+
+    def text(self) -> str:
+        """``applied: verse``, ``queued (connecting)``, ``ignored (nothing to go to)``."""
+        words = self.outcome + (f" ({self.reason})" if self.reason else "")
+        return words + (f": {self.detail}" if self.detail else "")
+
+
+def applied(detail: str | None = None) -> Result:
+    return Result("applied", None, detail)
+
+
+def ignored(reason: str, detail: str | None = None) -> Result:
+    return Result("ignored", reason, detail)
+
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from showrunner.live.clock import Clock
 from showrunner.live.eager import start_eagerly
 from showrunner.live.events import EventLog
 from showrunner.live.sink import Sink
-from showrunner.plan.timeline import Action, State, resolve_refs
+from showrunner.plan.timeline import Action, State, resolve_refs, switch_estimate
 
 __all__ = [
     "BACKOFF_CAP",
@@ -121,6 +121,9 @@ class ScopeLink:
         self.missed = 0  # messages and switches that did not reach Scope (a reconnect resyncs)
         self.paused_by_us = False  # Scope is paused by a panic or closed hours, not by the show
         self.prerolled: State | None = None  # what the session was just opened with
+        # While a session opens or switches: its pipelines and about how long it takes (s).
+        self.opening: tuple[tuple[str, ...], float] | None = None
+        self._live_state: State | None = None  # the state the open session was opened in
         self._target = target
         self._pause_holds = pause_holds
         self._generation = 0  # counts session (re)opens: a liveness answer from before one is stale
@@ -157,6 +160,7 @@ class ScopeLink:
             kind = "switch" if self.opened else "session"
             started = self.clock.time()
             self.state = LinkState.CONNECTING
+            self.opening = (tuple(chain), switch_estimate(self._live_state, state))
             self.log.status_changed()
             try:
                 if self.opened:
@@ -164,8 +168,10 @@ class ScopeLink:
                 else:
                     gap = await self.sink.open(chain, load_params, initial)
             except asyncio.CancelledError:
+                self.opening = None
                 raise
             except Exception as exc:
+                self.opening = None
                 self.opened = True  # a later attempt must close what may be half open
                 self.live_key = None
                 self.state = LinkState.DOWN
@@ -215,6 +221,8 @@ class ScopeLink:
             message["paused"] = False
 
     def _connected(self, state: State) -> None:
+        self.opening = None
+        self._live_state = state
         self.opened = True
         self.live_key = state.session_key
         self.state = LinkState.CONNECTED

@@ -28,27 +28,34 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from showrunner.errors import ShowErrors, UnknownSceneError
+from showrunner.live.board import Board
 from showrunner.live.clock import Clock, SystemClock
 from showrunner.live.collector import IdleCollector
 from showrunner.live.commands import (
+    ALREADY_ARMED,
+    CONNECTING,
+    STOPPED,
+    SWITCHING,
     Back,
-    Close,
     Command,
     Go,
     Goto,
     Hold,
     NewPlan,
-    Open,
     Operator,
     Quit,
+    Result,
     Resume,
+    applied,
     describe,
+    ignored,
 )
 from showrunner.live.events import EventLog, Listener
 from showrunner.live.holds import Holds
@@ -60,22 +67,26 @@ from showrunner.live.link import (
     BACKOFF_START,
     HEALTH_PERIOD,
     WATCHDOG_PERIOD,
+    LinkState,
     Refs,
     ScopeLink,
     Target,
 )
+from showrunner.live.moves import Moves
 from showrunner.live.opening import Opening
 from showrunner.live.position import EventKind, Position
 from showrunner.live.resume import StateWriter
 from showrunner.live.sink import Sink
 from showrunner.live.stage import CATCH_UP, Stage
-from showrunner.live.status import Mode, PlayerStatus
-from showrunner.plan.chart import Chart, origin_of, static_start
+from showrunner.live.status import PlayerStatus, show_info
 from showrunner.plan.diff import PlanDiff, diff_timelines
 from showrunner.plan.start import StartPoint, playable_scene, start_point
 from showrunner.plan.timeline import Timeline
 
-__all__ = ["Player", "Sink", "StartPoint", "start_point"]
+__all__ = ["Answer", "Player", "Sink", "StartPoint", "start_point"]
+
+Answer = asyncio.Future[Result] | concurrent.futures.Future[Result] | Result
+"""What an operator method returns: the command's `Result`, or a future of it."""
 
 log = logging.getLogger("showrunner.live.player")
 
@@ -102,6 +113,7 @@ class Player:
         backoff: tuple[float, float] = (BACKOFF_START, BACKOFF_CAP),
         catch_up: float = CATCH_UP,
         manage_gc: bool = False,
+        scope_url: str | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.journal = journal
@@ -126,7 +138,17 @@ class Player:
         self.opening = Opening(hours, self.stage, self.holds, self.hotswap)
         self._collector = IdleCollector() if manage_gc else None
         self._next_at: float | None = None  # monotonic time of the next planned event
-        self._commands: collections.deque[Command] = collections.deque()
+        # Commands for the main loop, each with the future its answer goes to (None: answered).
+        self._commands: collections.deque[tuple[Command, asyncio.Future[Result] | None]] = (
+            collections.deque()
+        )
+        self._started = False  # the first scene is on the air (or pre-rolled, waiting for GO)
+        self.notice: str | None = None  # what the show waits for before it starts (the status)
+        self.moves = Moves(self.position, self.stage, self.holds, self.opening, self.hotswap,
+                           self.log, self.clock, self._finish)
+        self.board = Board(self.position, self.link, self.holds, self.opening, self.hotswap,
+                           self.log, self.clock, self.start)
+        self.board.scope_url = scope_url
         self._wake = asyncio.Event()
         self._sleeper: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
@@ -160,6 +182,20 @@ class Player:
         self.stage.show_hash = value
 
     @property
+    def quitting(self) -> bool:
+        """`quit()` was called (also before `run()`)."""
+        return self._quitting
+
+    def set_refs(self, assets: Mapping[str, str], loras: Mapping[str, str]) -> None:
+        """Asset and LoRA server paths found after the player was made (before `run()`)."""
+        self.refs.assets = dict(assets)
+        self.refs.loras = dict(loras)
+
+    def show_info(self) -> dict[str, Any]:
+        """The playing plan's scenes for the operator page (README: "GET /api/show")."""
+        return show_info(self.timeline)
+
+    @property
     def assets(self) -> dict[str, str]:
         """Asset names -> server paths (of the plan playing now)."""
         return self.refs.assets
@@ -188,6 +224,9 @@ class Player:
         try:
             await self._done.wait()
         finally:
+            for _, future in self._commands:
+                if future is not None and not future.done():
+                    future.set_result(ignored(STOPPED))
             for task in self._tasks:
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -216,6 +255,8 @@ class Player:
         except Exception as exc:
             log.exception("could not start the show")
             self.log.error(f"start failed: {exc}")
+        self._started = True
+        self.log.status_changed()
         while not self._quitting:
             try:
                 await self._step()
@@ -228,7 +269,7 @@ class Player:
 
     async def _step(self) -> None:
         if self._commands:
-            await self._apply(self._commands.popleft())
+            await self._apply(*self._commands.popleft())
             return
         event = self.position.next_event()
         self._next_at = event[0] if event is not None else None
@@ -284,7 +325,7 @@ class Player:
             self._sleeper.cancel()
 
     def _post(self, command: Command) -> None:
-        self._commands.append(command)
+        self._commands.append((command, None))
         self._poke()
 
     def _on_loop(self, fn: Callable[..., object], *args: Any) -> None:
@@ -345,126 +386,131 @@ class Player:
             self._finish(0)
 
     # -- commands ---------------------------------------------------------------------------------
+    #
+    # Each operator method returns what became of the command (`Result`): on the player's loop
+    # an awaitable answered by the main loop when it carries the command out (at once while it
+    # waits for the next event); from another thread a concurrent future. While the main loop
+    # is busy opening or switching a session the answer is "queued" at once, and the command
+    # runs when the session is up.
 
-    def go(self) -> None:
-        """GO: fire the cue the show is waiting for (does nothing when none is waiting)."""
-        self._operator(Go())
+    def go(self) -> Answer:
+        """GO: start the next scene now, whether it waits for a cue or is timed."""
+        return self._operator(Go())
 
-    def cue(self, name: str) -> None:
+    def cue(self, name: str) -> Answer:
         """Fire the named cue if the show waits for it (GO fires any cue)."""
-        self._operator(Go(name))
+        return self._operator(Go(name))
 
-    def back(self) -> None:
+    def back(self) -> Answer:
         """Return to the previous scene, with its full state; UnknownSceneError at the first one."""
         if not self.position.history:
             raise UnknownSceneError("there is no previous scene to go back to")
-        self._operator(Back())
+        return self._operator(Back())
 
-    def goto(self, name: str) -> None:
+    def goto(self, name: str) -> Answer:
         """Jump to scene `name` now, with its full state; UnknownSceneError for an unknown scene."""
         scene = playable_scene(self.timeline, name)
-        self._operator(Goto(scene.name))
+        return self._operator(Goto(scene.name))
 
-    def hold(self) -> None:
+    def hold(self) -> Answer:
         """Stop timed progression; the current look keeps playing. `resume()` continues."""
-        self._operator(Hold())
+        return self._operator(Hold())
 
-    def panic(self) -> None:
+    def panic(self) -> Answer:
         """Freeze the picture (``paused``) and stop every scheduled update. `resume()` undoes it."""
-        self._operator(Hold(panic=True))
+        return self._operator(Hold(panic=True))
 
-    def resume(self) -> None:
+    def resume(self) -> Answer:
         """Continue after hold/panic from where the show stopped."""
-        self._operator(Resume())
+        return self._operator(Resume())
 
-    def quit(self) -> None:
+    def quit(self) -> Answer:
         """End the run: close the Scope session cleanly; `run()` then returns 0."""
-        self._operator(Quit())
+        return self._operator(Quit())
 
-    def _operator(self, command: Operator) -> None:
-        self._on_loop(self._take, command)
+    def _operator(self, command: Operator) -> Answer:
+        loop = self._loop
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or loop.is_closed():
+            # Not running yet (Scope is being prepared): kept for when the show starts.
+            return self._take(command, None)
+        if running is loop:
+            future: asyncio.Future[Result] = loop.create_future()
+            self._take(command, future)
+            return future
+        answer: concurrent.futures.Future[Result] = concurrent.futures.Future()
 
-    def _take(self, command: Operator) -> None:
+        def take() -> None:
+            inner: asyncio.Future[Result] = loop.create_future()
+            inner.add_done_callback(lambda done: answer.set_result(done.result()))
+            self._take(command, inner)
+
+        loop.call_soon_threadsafe(take)
+        return answer
+
+    def _take(self, command: Operator, future: asyncio.Future[Result] | None) -> Result:
+        """Queue `command` for the main loop; answer it now when the loop cannot (busy, quit)."""
+        busy = self._busy()
         if self._quitting:
-            return
+            result = ignored(STOPPED)
+        elif isinstance(command, Quit):
+            self._finish(0)
+            result = applied()
+        elif busy is not None and isinstance(command, Go) and self._armed() is not None:
+            result = ignored(ALREADY_ARMED, self._armed())
+        elif busy is not None:
+            self._commands.append((command, None))
+            self._poke()
+            result = Result("queued", busy)
+            self.log.status_changed()
+        else:
+            self._commands.append((command, future))
+            self._poke()
+            return Result("queued", None)  # the main loop answers through `future`
+        self._journal(command, result)
+        if future is not None:
+            future.set_result(result)
+        return result
+
+    def _journal(self, command: Operator, result: Result, *, later: bool = False) -> None:
+        """The journal's ``operator`` line for `command` and what became of it. A command
+        answered "queued" gets a line of text when it is finally carried out (`later`)."""
         label, arg = describe(command)
         cur = self.position.current
-        self.log.record("operator", label=label, arg=arg, scene=cur.scene.name if cur else None,
-                        text=f"operator: {label}" + (f" {arg}" if arg else ""))
-        if isinstance(command, Quit):
-            self._finish(0)
-        else:
-            self._post(command)
+        text = None
+        if later:
+            what = label.upper() + (f" {arg}" if arg else "")
+            text = f"queued {what}: {result.text()}"
+        self.log.record("operator", label=label if result.applied else f"{label} {result.outcome}",
+                        arg=arg, scene=cur.scene.name if cur else None, result=result.outcome,
+                        reason=result.reason, detail=result.detail, text=text,
+                        level="info" if result.applied else "warning")
 
-    async def _apply(self, command: Command) -> None:
-        if isinstance(command, Goto | Back) and self.hotswap.pending is not None and (
-            self.position.behind is None
-        ):
-            # Leaving the scene is its boundary: the waiting plan takes over first.
-            await self.hotswap.swap(self.hotswap.take(), look=False)
-        match command:
-            case Go(cue=cue):
-                await self._go(cue)
-            case Back():
-                await self._back()
-            case Goto(scene=name):
-                await self._goto(name)
-            case Hold(panic=panic):
-                await self.holds.hold("panic" if panic else "hold")
-            case Resume():
-                await self.holds.resume()
-            case Close():
-                await self.opening.close()
-            case Open():
-                await self.opening.open()
-            case NewPlan():
-                if (update := self.hotswap.arrive(command)) is not None:
-                    await self.hotswap.swap(update, look=True)
-            case Quit():
-                self._finish(0)
+    def _busy(self) -> str | None:
+        """Why the main loop cannot carry a command out now (None: it can)."""
+        if not self._started:
+            return CONNECTING
+        if self.link.state is LinkState.CONNECTING:
+            return SWITCHING
+        return None
 
-    async def _go(self, cue: str | None) -> None:
-        position = self.position
-        nxt = position.next
-        if not position.cue_waiting() or nxt is None:
-            self.log.record("operator", label="go ignored", text="GO: no cue is waiting")
-            return
-        wanted = nxt.scene.cue or "go"
-        if cue is not None and cue != wanted and cue != "go":
-            self.log.record("operator", label="cue ignored", arg=cue,
-                            text=f"cue {cue!r}: the show waits for {wanted!r}")
-            return
-        await self.holds.release(shift=True)
-        now = self.clock.monotonic()
-        start = position.fire(wanted, now)
-        self.log.record("cue", planned=now, label=wanted, scene=nxt.scene.name,
-                        text=f"cue {wanted}: {nxt.scene.name}")
-        if position.current is None:  # the pre-rolled first scene (already taken off the chart)
-            await self.stage.enter(nxt, start, now, jump=True, label="cue")
+    def _armed(self) -> str | None:
+        """The operator command kept for when the session is up ("go", "goto verse"), if any."""
+        for command, future in self._commands:
+            if future is None and isinstance(command, Go | Back | Goto):
+                label, arg = describe(command)
+                return label + (f" {arg}" if arg else "")
+        return None
 
-    async def _back(self) -> None:
-        history = self.position.history
-        if not history:
-            self.log.record("operator", label="back ignored", text="BACK: nothing to go back to")
-            return
-        # Back to that very occurrence, loop counters included.
-        await self._jump(Chart.following(self.timeline, history.pop()), label="back", remember=False)
-
-    async def _goto(self, name: str) -> None:
-        scene = next((s for s in self.timeline.scenes if s.name == name), None)
-        if scene is None:
-            self.log.record("operator", label="goto ignored",
-                            text="goto: the scene is gone from the new plan")
-            return
-        chart = Chart(self.timeline.schedule(scene.index, start_offset=static_start(scene)))
-        await self._jump(chart, label="goto")
-
-    async def _jump(self, chart: Chart, *, label: str, remember: bool = True) -> None:
-        await self.holds.release(shift=False)
-        occ = self.position.jump(chart)  # closed: the jump applies to the show behind the closed scene
-        now = self.clock.monotonic()
-        await self.stage.enter(occ, now, origin_of(occ, now), jump=True, label=label,
-                               remember=remember)
+    async def _apply(self, command: Command, future: asyncio.Future[Result] | None) -> None:
+        result = await self.moves.carry_out(command)
+        if isinstance(command, Go | Back | Goto | Hold | Resume | Quit):
+            self._journal(command, result, later=future is None)
+        if future is not None and not future.done():
+            future.set_result(result)
 
     # -- hot reload ------------------------------------------------------------------------------
 
@@ -531,37 +577,8 @@ class Player:
 
     def status(self) -> PlayerStatus:
         """A snapshot: scene, next, countdown, connection, holds, recent errors."""
-        position, now = self.position, self.clock.monotonic()
-        cur, nxt = position.current, position.next
-        waiting = position.waiting_for()
-        return PlayerStatus(
-            title=self.timeline.show.title,
-            scene=cur.scene.name if cur else None,
-            scene_index=cur.scene.index if cur else None,
-            iteration=cur.iteration if cur else None,
-            next=nxt.scene.name if nxt else None,
-            waiting_for=waiting,
-            countdown=position.countdown(now),
-            position=position.offset(now) if cur else None,
-            mode=self._mode(waiting),
-            held=self.holds.kind is not None or position.frozen_at is not None,
-            closed=self.opening.closed,
-            connection=self.link.state,
-            scenes=tuple(s.name for s in self.timeline.scenes),
-            errors=tuple(self.log.errors)[-5:],
-            reload_errors=tuple(self.hotswap.errors),
-        )
-
-    def _mode(self, waiting: str | None) -> Mode:
-        if self._quitting:
-            return Mode.STOPPED
-        if self.opening.closed:
-            return Mode.CLOSED
-        if self.holds.kind is not None:
-            return Mode(self.holds.kind)
-        if waiting is not None and self.position.actions_done():
-            return Mode.WAITING
-        return Mode.ENDED if self.position.ended else Mode.PLAYING
+        return self.board.status(started=self._started, quitting=self._quitting,
+                                 armed=self._armed(), notice=self.notice)
 
     def subscribe(self, callback: Listener) -> Callable[[], None]:
         """Call `callback(event)` after every journaled event; returns an unsubscribe function."""

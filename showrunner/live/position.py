@@ -299,6 +299,17 @@ class Position:
                 self.cut_short = True
         return start
 
+    def start_now(self, now: float) -> None:
+        """GO on a timed next occurrence: it starts at `now` instead of its planned time (its
+        part's clock moves with it, so the scenes after it keep their spacing)."""
+        nxt, cur = self.next, self.current
+        assert nxt is not None and cur is not None
+        self.cue_fired = "go"
+        self.next_start = now
+        self.next_origin = now - (nxt.start if nxt.start is not None else nxt.scene.pre_wait)
+        if self.action_index < len(cur.scene.actions):
+            self.cut_short = True
+
     # -- holds -------------------------------------------------------------------------------
 
     def freeze(self, now: float) -> None:

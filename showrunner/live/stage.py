@@ -151,6 +151,7 @@ class Stage:
             self.log.record("start", label="waiting for GO", scene=occ.scene.name,
                             text=f"ready: {occ.scene.name} waits for {occ.scene.cue or 'go'}")
             await self.open(occ, None, planned=now, label="preroll")
+            await self._until_connected(occ)
             return
         # Open the session first, in the state the show starts in. A fresh start or a seek
         # starts its clock once the picture is there; a resumed position is wall-clock
@@ -158,7 +159,10 @@ class Stage:
         offset = max(0.0, now - start)
         self.log.record("start", label=label, scene=occ.scene.name, offset=round(offset, 6),
                         text=f"{label} at {occ.scene.name}" + (f" +{offset:.1f}s" if offset else ""))
+        position.next = occ  # what a reconnection opens with while the first open is retried
         await self.open(occ, offset, planned=now, label="open")
+        await self._until_connected(occ)
+        position.next = None
         later = clock.monotonic()
         if label == "resume":
             occ, start, origin, label = position.begin(point, later, clock.time())
@@ -167,6 +171,19 @@ class Stage:
             if position.show_origin_unix is not None:
                 position.show_origin_unix += later - now
         await self.enter(occ, start, origin, jump=True, offset=max(0.0, later - start), label=label)
+
+    async def _until_connected(self, occ: ScheduledScene) -> None:
+        """The show's clock waits for Scope: a first open that failed is retried by the
+        watchdog (with backoff) and the first scene stays pending until a session is up."""
+        if self._link_up():
+            return
+        self.log.record("start", label="waiting for Scope", scene=occ.scene.name,
+                        text=f"{occ.scene.name} waits for Scope", level="warning")
+        while not self._link_up():
+            await self.clock.doze(self.clock.monotonic() + 0.1)
+
+    def _link_up(self) -> bool:
+        return self.link.state is LinkState.CONNECTED
 
     async def open(
         self, occ: ScheduledScene, offset: float | None, *, planned: float, label: str

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from showrunner.live.link import LinkState
+from showrunner.plan.timeline import Timeline
 
-__all__ = ["Mode", "PlayerStatus"]
+__all__ = ["Mode", "PlayerStatus", "show_info"]
 
 
 class Mode(enum.StrEnum):
     """What the show is doing, as the operator sees it."""
 
+    PENDING = "pending"  # the first scene waits for Scope (or for its first session)
     PLAYING = "playing"
     WAITING = "waiting"  # for a cue (GO or a named one), the current scene played out
     HOLD = "hold"  # the operator stopped timed progression; the picture moves on
@@ -46,6 +48,17 @@ class PlayerStatus:
     scenes: tuple[str, ...] = ()  # every scene name, in show order
     errors: tuple[str, ...] = ()  # the most recent errors, oldest first
     reload_errors: tuple[str, ...] = ()  # the problems of the last show-file edit that failed
+    on_air: str | None = None  # the scene whose look is on air (the pre-rolled one before GO)
+    armed: str | None = None  # an operator command kept for when the session is up ("go")
+    remaining: float | None = None  # `countdown`, also while held (then frozen)
+    show_clock: float | None = None  # seconds since the show started (None before)
+    notice: str | None = None  # what the show waits for ("waiting for Scope at URL")
+    switching: str | None = None  # the pipelines a session is being opened with (no output)
+    switch_estimate: float | None = None  # about how long that takes, seconds
+    hours: str | None = None  # "open until 18:00", "closed, reopens Sat 11:00"
+    scope_url: str | None = None
+    cues: tuple[str, ...] = ()  # the named cues of the show (besides GO), in show order
+    plan: int = 0  # counts plan changes (a hot reload): the page reloads the scene details
 
     def to_json(self) -> dict[str, Any]:
         """The status as JSON (README: "Status"); the same keys whatever the state."""
@@ -65,4 +78,38 @@ class PlayerStatus:
             "scenes": list(self.scenes),
             "errors": list(self.errors),
             "reload_errors": list(self.reload_errors),
+            "on_air": self.on_air,
+            "armed": self.armed,
+            "remaining": self.remaining,
+            "show_clock": self.show_clock,
+            "notice": self.notice,
+            "switching": self.switching,
+            "switch_estimate": self.switch_estimate,
+            "hours": self.hours,
+            "scope_url": self.scope_url,
+            "cues": list(self.cues),
+            "plan": self.plan,
         }
+
+
+def show_info(timeline: Timeline) -> dict[str, Any]:
+    """What the operator page shows of each scene: how it starts, how long it lasts, its
+    pipeline, its prompts with their weights and its notes (README: "GET /api/show")."""
+    notes = {scene.name: scene.notes for scene in timeline.show.scenes}
+    scenes = []
+    for scene in timeline.scenes:
+        state = scene.state_in
+        scenes.append({
+            "name": scene.name,
+            "index": scene.index,
+            "trigger": scene.trigger,
+            "cue": scene.cue,
+            "duration": scene.length,
+            "pre_wait": scene.pre_wait,
+            "pipeline": scene.main_pipeline,
+            "prompts": [{"text": p.text, "weight": p.weight} for p in state.prompts],
+            "notes": notes.get(scene.name),
+            "closed_only": scene.closed_only,
+            "switch_estimate": scene.switch_estimate,
+        })
+    return {"title": timeline.show.title, "scenes": scenes}

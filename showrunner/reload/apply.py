@@ -226,7 +226,7 @@ class HotReload:
 
 def _image_stats(result: LoadResult) -> dict[str, tuple[Path, tuple[int, int] | None]]:
     """Local image assets: name -> (file, (size, mtime) or None when missing)."""
-    base = result.path.resolve().parent
+    base = result.path.absolute().parent  # where the load checked them (even for a linked show)
     stats: dict[str, tuple[Path, tuple[int, int] | None]] = {}
     for name, image in result.show.assets.images.items():
         if image.file is None:

@@ -229,11 +229,11 @@ async def test_every_action_is_journaled_with_its_source() -> None:
 
 def test_journal_entry_text() -> None:
     entry = JournalEntry(1.0, "osc", "go", None, "id-1", False, "debounced")
-    assert entry.text() == "GO from osc: not applied (debounced)"
+    assert entry.text() == "GO from osc: ignored (debounced)"
     entry = JournalEntry(1.0, "page", "goto", "storm", None, True)
     assert entry.text() == "GOTO storm from page: applied"
     entry = JournalEntry(1.0, "http", "back", None, None, False, "refused", "nothing to go back to")
-    assert entry.text() == "BACK from http: not applied (refused): nothing to go back to"
+    assert entry.text() == "BACK from http: ignored (refused): nothing to go back to"
 
 
 @pytest.mark.anyio
@@ -254,6 +254,8 @@ async def test_actions_go_into_the_run_journal(tmp_path: Path) -> None:
             "applied": True,
             "reason": None,
             "error": None,
+            "result": "applied",
+            "detail": None,
             "label": "GO from keyboard: applied",
         },
         {
@@ -266,7 +268,9 @@ async def test_actions_go_into_the_run_journal(tmp_path: Path) -> None:
             "applied": False,
             "reason": "unknown scene",
             "error": "unknown scene 'nowhere'",
-            "label": "GOTO nowhere from http: not applied (unknown scene): unknown scene 'nowhere'",
+            "result": "ignored",
+            "detail": None,
+            "label": "GOTO nowhere from http: ignored (unknown scene): unknown scene 'nowhere'",
         },
     ]
 

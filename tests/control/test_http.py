@@ -13,7 +13,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from cue_show import SCENES, FakePlayer, playing, transitions_to, until_status
+from cue_show import DROP, SCENES, TIMED, FakePlayer, playing, transitions_to, until_status
 from PIL import Image
 
 from showrunner.control.gate import Commands
@@ -79,7 +79,7 @@ async def test_status_and_go(server: ControlServer) -> None:
         assert status["scenes"] == SCENES and status["connection"] == "connected"
         answer = await c.post("/api/go")
         assert answer.status_code == 200
-        assert answer.json() == {"command": "go", "applied": True}
+        assert answer.json() == {"command": "go", "applied": True, "result": "applied"}
         assert (await c.get("/api/status")).json()["scene"] == "storm"
 
 
@@ -91,7 +91,9 @@ async def test_a_second_go_inside_the_window_is_debounced(server: ControlServer)
         assert (await c.post("/api/go")).json()["applied"] is True
         second = await c.post("/api/go")
     assert second.status_code == 200
-    assert second.json() == {"command": "go", "applied": False, "reason": "debounced"}
+    assert second.json() == {
+        "command": "go", "applied": False, "result": "ignored", "reason": "debounced"
+    }
     assert player.calls == ["go"]
 
 
@@ -101,7 +103,9 @@ async def test_a_repeated_id_is_applied_once(server: ControlServer) -> None:
     async with client(server) as c:
         assert (await c.post("/api/go", json={"id": "a1"})).json()["applied"] is True
         again = (await c.post("/api/go", json={"id": "a1"})).json()
-        assert again == {"command": "go", "applied": False, "reason": "duplicate"}
+        assert again == {
+            "command": "go", "applied": False, "result": "ignored", "reason": "duplicate"
+        }
         assert (await c.post("/api/go?id=a2")).json()["applied"] is True
     assert server.player.calls == ["go", "go"]  # type: ignore[union-attr]
 
@@ -139,6 +143,7 @@ async def test_error_answers(server: ControlServer) -> None:
         assert unknown.json() == {
             "command": "goto",
             "applied": False,
+            "result": "ignored",
             "reason": "unknown scene",
             "error": "unknown scene 'nowhere'",
         }
@@ -224,7 +229,8 @@ async def test_a_missing_token_is_generated_and_announced_once() -> None:
     lines: list[str] = []
     async with ControlServer(FakePlayer(), require_token=True, announce=lines.append) as srv:
         assert srv.token and len(srv.token) >= 24 and srv.token_generated
-        assert lines == [f"control: open {srv.url}/?token={srv.token} (token {srv.token})"]
+        assert len(lines) == 1 and lines[0].startswith(f"control: {srv.url}/?token={srv.token} ")
+        assert lines[0].count(srv.token) == 1
         async with client(srv, headers={"Authorization": f"Bearer {srv.token}"}) as c:
             assert (await c.get("/api/status")).status_code == 200
 
@@ -285,7 +291,8 @@ async def test_a_client_gets_a_status_event_after_go(server: ControlServer) -> N
         with anyio.fail_after(3):
             async for kind, data in events:
                 seen.append((kind, data))
-                if kind == "status" and data["scene"] == "storm":
+                logs = [d["text"] for k, d in seen if k == "log"]
+                if kind == "status" and data["scene"] == "storm" and logs:
                     break
     logs = [d["text"] for k, d in seen if k == "log"]
     assert "GO from http: applied" in logs
@@ -417,7 +424,9 @@ async def test_go_over_http_advances_the_real_show_once(tmp_path: Path) -> None:
         async with c.stream("GET", "/api/events") as stream:
             events = read_events(stream)
             assert (await anext(events))[1]["scene"] == "preshow"
-            assert (await c.post("/api/go")).json() == {"command": "go", "applied": True}
+            assert (await c.post("/api/go")).json() == {
+                "command": "go", "applied": True, "result": "applied", "detail": "first"
+            }
             assert (await c.post("/api/go")).json()["reason"] == "debounced"
             with anyio.fail_after(5):
                 async for kind, data in events:
@@ -438,3 +447,79 @@ async def test_go_over_http_advances_the_real_show_once(tmp_path: Path) -> None:
         ("goto", False, "unknown scene"),
         ("reload", True, None),
     ]
+
+
+@pytest.mark.anyio
+async def test_a_non_ascii_token_is_a_401_not_a_500() -> None:
+    async with ControlServer(FakePlayer(), token="s3cret") as srv, client(srv) as c:
+        answer = await c.get("/api/status", headers={"Authorization": "Bearer p\u00e4ss".encode()})
+        assert answer.status_code == 401
+        answer = await c.get("/api/status?token=%C3%A4%E2%82%AC")
+        assert answer.status_code == 401
+
+
+@pytest.mark.anyio
+async def test_sizes_are_capped(server: ControlServer) -> None:
+    """Big ids, names and bodies are refused before they reach the gate's memory or the journal."""
+    journal = MemoryJournal()
+    server.commands.journal = journal
+    async with client(server) as c:
+        big = await c.post("/api/go", json={"id": "x" * 1_000_000})
+        assert big.status_code == 413
+        long_id = await c.post("/api/go", json={"id": "x" * 129})
+        assert long_id.status_code == 400
+        name = await c.post("/api/goto/" + "n" * 60_000)
+        assert name.status_code == 400 and name.json()["reason"] == "too long"
+        assert (await c.post("/api/go", content=b"{" * 5000)).status_code == 413
+    assert server.player.calls == []  # type: ignore[union-attr]
+    assert journal.records == []
+    assert len(server.commands._ids) == 0
+
+
+@pytest.mark.anyio
+async def test_a_named_cue_goes_through_the_gate(server: ControlServer) -> None:
+    player = server.player
+    assert isinstance(player, FakePlayer)
+    async with client(server) as c:
+        answer = await c.post("/api/cue/drop")
+    assert answer.status_code == 200 and answer.json()["command"] == "cue"
+    assert player.calls == [("cue", "drop")]
+
+
+@pytest.mark.anyio
+async def test_go_over_http_starts_the_next_timed_scene(tmp_path: Path) -> None:
+    """Three timed 60 s scenes: GO answers what it started and Scope gets that scene's look."""
+    async with serve_sim() as sim, ControlServer(None) as server, client(server) as c:
+        async with playing(tmp_path, sim, server.attach, text=TIMED):
+            await until_status(server.commands.status, scene="one", connection="connected")
+            answer = await c.post("/api/go")
+            assert answer.status_code == 200
+            assert answer.json() == {
+                "command": "go", "applied": True, "result": "applied", "detail": "two"
+            }
+            await until_status(server.commands.status, scene="two")
+            with anyio.fail_after(5):
+                while transitions_to(sim, "a lighthouse in a storm") != 1:
+                    await asyncio.sleep(0.02)
+            show = (await c.get("/api/show")).json()
+            assert [s["trigger"] for s in show["scenes"]] == ["timed"] * 3
+            assert show["scenes"][1]["prompts"] == [{"text": "a lighthouse in a storm", "weight": 1.0}]
+
+
+@pytest.mark.anyio
+async def test_post_cue_drop_starts_the_scene_waiting_for_it(tmp_path: Path) -> None:
+    async with serve_sim() as sim, ControlServer(None) as server, client(server) as c:
+        async with playing(tmp_path, sim, server.attach, text=DROP):
+            await until_status(server.commands.status, scene="build", waiting_for="drop",
+                               connection="connected")
+            wrong = await c.post("/api/cue/rain")
+            assert wrong.status_code == 409
+            assert (wrong.json()["result"], wrong.json()["reason"]) == (
+                "ignored", "not waiting for this cue"
+            )
+            answer = await c.post("/api/cue/drop")
+            assert answer.status_code == 200 and answer.json()["detail"] == "drop"
+            await until_status(server.commands.status, scene="drop")
+            with anyio.fail_after(5):
+                while transitions_to(sim, "a burst of light over the crowd") != 1:
+                    await asyncio.sleep(0.02)

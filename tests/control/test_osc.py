@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-from cue_show import FakePlayer, playing, transitions_to, until_status
+from cue_show import DROP, TIMED, FakePlayer, playing, transitions_to, until_status
 from pythonosc.dispatcher import Dispatcher
+from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_server import AsyncIOOSCUDPServer
 from pythonosc.udp_client import SimpleUDPClient
 
 from showrunner.control.gate import Commands
-from showrunner.control.osc import OscControl, parse_address
+from showrunner.control.osc import BadPacket, OscControl, parse_address, read_command
 from showrunner.live.link import LinkState
 from showrunner.sim import serve_sim
 from showrunner.testing import MemoryJournal, until
@@ -119,7 +121,7 @@ async def test_button_release_and_ids() -> None:
             sender.send_message("/showrunner/go", "press-7")
             sender.send_message("/showrunner/goto", ["storm", "g1"])
             sender.send_message("/showrunner/goto", [])  # no scene: ignored, logged
-            sender.send_message("/showrunner/panic", [])  # not an OSC command: ignored
+            sender.send_message("/showrunner/stop", [])  # not an OSC command: ignored
             await until(lambda: len(journal.records) == 3)
             await asyncio.sleep(0.1)
     assert player.calls == ["go", ("goto", "storm")]
@@ -128,6 +130,7 @@ async def test_button_release_and_ids() -> None:
         ("go", "press-7", "duplicate"),
         ("goto", "g1", None),
     ]
+    assert osc.bad.total == 2
 
 
 @pytest.mark.anyio
@@ -221,3 +224,153 @@ async def test_go_over_osc_advances_the_real_show_once(
         ("osc", False, "debounced"),
     ]
     assert "connected" in receiver.values("/showrunner/state")
+
+
+# -- what an OSC sender may send -------------------------------------------------------------------
+
+
+def raw(address: str, *args: Any) -> bytes:
+    builder = OscMessageBuilder(address=address)
+    for value in args:
+        builder.add_arg(value)
+    return builder.build().dgram
+
+
+@pytest.mark.parametrize(
+    ("address", "args"),
+    [
+        ("/showrunner/*", ()),  # an address pattern would fire every command
+        ("/showrunner/{go,back,hold}", ()),
+        ("/showrunner/go", (1, 2)),  # too many arguments
+        ("/showrunner/go", (b"\x00\x01",)),  # a blob
+        ("/showrunner/go", ("x" * 200,)),  # an id over the limit
+        ("/showrunner/goto", ("n" * 60_000,)),  # a 60 KB scene name
+        ("/showrunner/goto", (3,)),
+        ("/showrunner/cue", ()),
+    ],
+)
+def test_what_is_not_a_command(address: str, args: tuple[Any, ...]) -> None:
+    with pytest.raises(BadPacket):
+        read_command(address, args)
+
+
+def test_commands_and_releases() -> None:
+    assert read_command("/showrunner/go", ()) == ("go", None, None)
+    assert read_command("/showrunner/go", (1,)) == ("go", None, None)
+    assert read_command("/showrunner/go", (0.0,)) is None  # a button's release
+    assert read_command("/showrunner/go", (True,)) == ("go", None, None)
+    assert read_command("/showrunner/cue", ("drop", "c1")) == ("cue", "drop", "c1")
+    assert read_command("/showrunner/panic", ()) == ("panic", None, None)
+    assert read_command("/showrunner/reload", ("r1",)) == ("reload", None, "r1")
+
+
+@pytest.mark.anyio
+async def test_random_packets_are_counted_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    """5,000 random datagrams: no traceback, no command, one log line for the first and at
+    most a count afterwards."""
+    import random
+
+    player = FakePlayer()
+    journal = MemoryJournal()
+    commands = Commands(player, journal=journal)
+    rng = random.Random(7)
+    loop = asyncio.get_running_loop()
+    errors: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _, context: errors.append(context))
+    try:
+        async with OscControl(commands, port=0) as osc:
+            assert osc.port is not None
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            with closing(sock):
+                for n in range(5000):
+                    size = rng.randrange(0, 200)
+                    data = bytes(rng.randrange(256) for _ in range(size))
+                    if n % 3 == 0:  # half-valid: a real address with garbage after it
+                        data = b"/showrunner/go\x00\x00,b\x00\x00" + data
+                    sock.sendto(data, ("127.0.0.1", osc.port))
+                    if n % 200 == 0:
+                        await asyncio.sleep(0.01)
+                sock.sendto(raw("/showrunner/hold"), ("127.0.0.1", osc.port))
+                await until(lambda: player.calls == ["hold"])
+            assert osc.bad.total > 1000
+    finally:
+        loop.set_exception_handler(None)
+    assert errors == []
+    assert [r["command"] for r in journal.records] == ["hold"]
+    bad_lines = [r for r in caplog.records if "OSC: ignored" in r.getMessage()]
+    assert 1 <= len(bad_lines) <= 2
+    assert not any(r.exc_info for r in caplog.records)
+
+
+@pytest.mark.anyio
+async def test_new_addresses_and_replies() -> None:
+    """cue, panic, resume and reload arrive; every command is answered to its sender."""
+    player = FakePlayer(reloadable=True)
+    journal = MemoryJournal()
+    commands = Commands(player, min_go_interval=0, journal=journal)
+    replies = Receiver()
+    dispatcher = Dispatcher()
+    dispatcher.set_default_handler(replies.handle)
+    loop = cast(asyncio.BaseEventLoop, asyncio.get_running_loop())
+    server = AsyncIOOSCUDPServer(("127.0.0.1", 0), dispatcher, loop)
+    transport, _ = await server.create_serve_endpoint()
+    try:
+        async with OscControl(commands, port=0) as osc:
+            assert osc.port is not None
+            for message in (raw("/showrunner/cue", "drop"), raw("/showrunner/panic"),
+                            raw("/showrunner/resume", 1), raw("/showrunner/reload"),
+                            raw("/showrunner/goto", "nowhere")):
+                count = len(replies.messages)
+                transport.sendto(message, ("127.0.0.1", osc.port))
+                await until(lambda: len(replies.messages) > count)  # noqa: B023
+    finally:
+        transport.close()
+    assert player.calls == [("cue", "drop"), "panic", "resume", "reload"]
+    assert [args for _, args in replies.messages] == [
+        ("cue", "applied", "", ""),
+        ("panic", "applied", "", ""),
+        ("resume", "applied", "", ""),
+        ("reload", "applied", "", ""),
+        ("goto", "ignored", "unknown scene", "unknown scene 'nowhere'"),
+    ]
+    assert {a for a, _ in replies.messages} == {"/showrunner/reply"}
+
+
+@pytest.mark.anyio
+async def test_go_over_osc_starts_the_next_timed_scene(tmp_path: Path) -> None:
+    """A show of timed 60 s scenes: an OSC GO starts the next one now (Scope gets its look)."""
+    journal = MemoryJournal()
+    commands = Commands(None, journal=journal)
+    async with (
+        serve_sim() as sim,
+        OscControl(commands, port=0) as osc,
+        playing(tmp_path, sim, commands.attach, text=TIMED),
+    ):
+        await until_status(commands.status, scene="one", connection="connected")
+        assert osc.port is not None
+        with closing(SimpleUDPClient("127.0.0.1", osc.port)) as sender:
+            sender.send_message("/showrunner/go", 1)
+            await until_status(commands.status, scene="two")
+        await until(lambda: transitions_to(sim, "a lighthouse in a storm") == 1)
+    assert [(r["result"], r["detail"]) for r in journal.records] == [("applied", "two")]
+
+
+@pytest.mark.anyio
+async def test_a_named_cue_over_osc_starts_its_scene(tmp_path: Path) -> None:
+    journal = MemoryJournal()
+    commands = Commands(None, journal=journal)
+    async with (
+        serve_sim() as sim,
+        OscControl(commands, port=0) as osc,
+        playing(tmp_path, sim, commands.attach, text=DROP),
+    ):
+        await until_status(commands.status, scene="build", waiting_for="drop",
+                           connection="connected")
+        assert osc.port is not None
+        with closing(SimpleUDPClient("127.0.0.1", osc.port)) as sender:
+            sender.send_message("/showrunner/cue", "drop")
+            await until_status(commands.status, scene="drop")
+        await until(lambda: transitions_to(sim, "a burst of light over the crowd") == 1)
+    assert [(r["command"], r["arg"], r["applied"]) for r in journal.records] == [
+        ("cue", "drop", True)
+    ]

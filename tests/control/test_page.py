@@ -71,6 +71,10 @@ async def test_go_from_the_page_advances_once(tmp_path: Path) -> None:
             await browser.wait_for(f"{text_of('answer')}.includes('too soon')")
             assert player.calls == ["go"]
 
+            # A GOTO from the list is armed by the first click and fired by the second.
+            await browser.click("#scenes li[data-scene='calm'] button")
+            await browser.wait_for(f"{text_of('go')} === 'GO → calm'")
+            assert player.calls == ["go"]
             await browser.click("#scenes li[data-scene='calm'] button")
             await browser.wait_for(f"{text_of('now')} === 'calm'")
             png = await browser.screenshot()
