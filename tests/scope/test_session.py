@@ -497,3 +497,38 @@ async def test_server_messages_become_events(client: ScopeClient, sim: Simulator
     assert events[1].payload == {"state": "connected"}
     assert "stream_stopped" in kinds
     assert all(isinstance(e.at, float) for e in events)
+
+
+@pytest.mark.webrtc
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_writes_a_hung_server_never_acknowledged_are_reported_lost(tmp_path: Path) -> None:
+    """A message written just as the server stops answering is on no one's side: Scope sends
+    no acknowledgement (§3.1), but SCTP does, and a stopped server acknowledges nothing. At
+    close such writes are reported by `take_lost` (the journal's `lost`), the others are not;
+    the frames' age grows meanwhile (what the watchdog calls a stall)."""
+    from sim_process import sim_process
+
+    with sim_process() as server:
+        async with ScopeClient(server.url, timeouts=ClientTimeouts(request=1.0, connect=1.0)) as client:
+            session = ScopeSession(client)
+            await session.open(["controller-viz"], SMALL, FIRST_SCENE)
+            await session.wait_first_frame()
+            await session.send({"noise_scale": 0.1})
+            rtc = session._rtc
+            assert rtc is not None
+            deadline = time.monotonic() + 10
+            while rtc.unacknowledged() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert rtc.unacknowledged() == 0  # delivered and acknowledged
+            server.stop()
+            await asyncio.sleep(session.chunk_interval + 0.05)
+            sent_at, _ = await session.send({"noise_scale": 0.2})
+            await asyncio.sleep(0.5)
+            assert rtc.unacknowledged() == 1
+            age = session.frame_age()
+            assert age is not None and age >= 0.5
+            await session.close()  # the DELETE times out against the stopped server: no matter
+            assert session.take_lost() == [(2, sent_at, {"noise_scale": 0.2})]
+            assert session.take_lost() == []
+            server.cont()
