@@ -34,7 +34,7 @@ from showrunner.live.clock import Clock, prompt_thread_switches
 from showrunner.live.hours import OpeningHours
 from showrunner.live.journal import Journal
 from showrunner.live.player import Player
-from showrunner.live.resume import default_state_path, read_state, show_hash
+from showrunner.live.resume import default_state_path, read_state, show_hash, state_file_problem
 from showrunner.live.scheduling import SchedulerClock
 from showrunner.plan.compiler import compile_timeline
 from showrunner.plan.start import StartPoint, start_point
@@ -211,6 +211,9 @@ def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _Prep
         return None
     state_file = options.state_file
     state_path = Path(state_file) if state_file else default_state_path(show_path, options.journal_path)
+    if (refused := state_file_problem(state_path)) is not None:
+        out.warn(f"error: {refused}")
+        return None
     if options.start_scene is None and options.at is None:
         point = _resume_point(result, state_path, out) or point
     return _PreparedShow(result, timeline, point, headers, hours, state_path)
