@@ -78,6 +78,8 @@ class EventLog:
             "message": None if message is None else dict(message),
         }
         record.update((k, v) for k, v in extra.items() if v is not None)
+        if sent_at is None:
+            record["at"] = self.clock.time()  # when it happened (a `send` line has its sent_at)
         if self.journal is not None:
             self.journal.write(record)
         if text is not None and kind not in ("send",):
@@ -87,7 +89,7 @@ class EventLog:
             if text is not None:
                 event["text"] = text
                 event["level"] = level or ("error" if kind == "error" else "info")
-            event["at"] = sent_at if sent_at is not None else self.clock.time()
+            event["at"] = sent_at if sent_at is not None else record["at"]
             self._soon(event)
 
     def unix(self, monotonic: float) -> float:
