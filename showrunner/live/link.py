@@ -31,7 +31,7 @@ from showrunner.live.clock import Clock
 from showrunner.live.eager import start_eagerly
 from showrunner.live.events import EventLog
 from showrunner.live.sink import PacedSink, Sink
-from showrunner.plan.timeline import Action, State, resolve_refs
+from showrunner.plan.timeline import Action, ScheduledScene, State, resolve_refs
 
 __all__ = [
     "BACKOFF_CAP",
@@ -279,6 +279,13 @@ class ScopeLink:
         sink holds back a timed update that would take the entry's slot (see `PacedSink`)."""
         if self._paced is not None:
             self._paced.expect(at)
+
+    def expect_scene(self, occurrence: ScheduledScene | None, start: float | None) -> None:
+        """`occurrence` starts at `start` (None: not at a planned time): `expect` its entry,
+        unless that entry opens a new session (nothing waits for a session that closes)."""
+        actions = occurrence.scene.actions if occurrence is not None else ()
+        switches = bool(actions) and actions[0].offset <= 0 and actions[0].kind == "session"
+        self.expect(None if switches else start)
 
     async def send(
         self,

@@ -122,6 +122,7 @@ class _Slot:
     message: dict[str, Any]
     node: Any
     entry: bool
+    since: float  # when its first update was handed over (monotonic)
     carries: int = 1
     waiters: list[asyncio.Future[tuple[float, Written]]] = field(default_factory=list)
 
@@ -197,7 +198,8 @@ class Coalescer:
                 slot.entry = slot.entry or entry
                 return slot
         # Kept as it is (a Prepared keeps its wire text) until something merges into it.
-        slot = _Slot(message if isinstance(message, Prepared) else dict(message), node, entry)
+        slot = _Slot(message if isinstance(message, Prepared) else dict(message), node, entry,
+                     self._clock.monotonic())
         self._pending.append(slot)
         return slot
 
@@ -213,7 +215,8 @@ class Coalescer:
         # Written at `start`, it would keep the line busy until `start + interval`.
         start = max(free, now)
         if expected < start + self.interval - _SPACING_TOLERANCE:
-            return max(free, expected + EXPECT_GRACE)
+            # Held for the entry; should it not come, never more than one interval in all.
+            return max(free, min(expected + EXPECT_GRACE, slot.since + self.interval))
         return free
 
     def _send(self, slot: _Slot) -> tuple[float, Written]:

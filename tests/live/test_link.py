@@ -193,6 +193,23 @@ async def test_an_entry_after_a_keyframed_scene_goes_out_on_time() -> None:
     assert [(i["label"], i["scene"]) for i in line["items"]] == [("keyframe", "wash"), ("enter", "verse")]
 
 
+async def test_nothing_waits_for_an_entry_that_opens_a_new_session() -> None:
+    """A next scene on another pipeline is entered by a switch (close, load, reconnect): the
+    last sample before it goes out on time, as nothing could merge into a closing session."""
+    clock = FakeClock()
+    sink, journal = PacedDouble(clock), MemoryJournal()
+    origin = clock.monotonic()
+    show = KEYFRAMED.replace("a neon wave\n", "a neon wave\n    pipeline: memflow\n")
+    player = Player(compile_show(show), sink, clock=clock, journal=journal, watchdog_period=3600)
+    run = asyncio.create_task(player.run())
+    await until(lambda: sink.opened)
+    await clock.advance(6.5)
+    assert await asyncio.wait_for(run, 5) == 0
+    assert [round(at - origin, 6) for at, _, _ in sink.writes][:5] == [0.75, 1.5, 2.25, 3.0, 3.75]
+    assert [round(at - origin, 6) for at, _ in sink.switched] == [4.0]
+    assert not [r for r in journal.records if r["kind"] == "error"]
+
+
 FAST_KEYFRAMES = """
 title: fast keyframes
 fps: 32

@@ -173,6 +173,13 @@ async def test_a_held_update_goes_out_when_the_entry_does_not_come() -> None:
     coalescer.expect(None)
     await clock.settle()
     assert held.done() and wire.times[-1] == pytest.approx(clock.monotonic())
+    # Held or not, an update never waits more than one interval in all.
+    await clock.advance(1.0)
+    handed = clock.monotonic()
+    coalescer.expect(handed + 0.74)
+    held = asyncio.ensure_future(coalescer.submit({"noise_scale": 0.4}, entry=False))
+    await clock.advance(1.0)
+    assert held.done() and wire.times[-1] == pytest.approx(handed + 0.75)
 
 
 async def test_an_entry_is_never_queued_behind_timed_updates() -> None:
