@@ -14,7 +14,7 @@ chunk interval, and nothing ever queues behind anything:
 - entries take priority over timed updates (keyframe samples, travel stops): when an entry is
   expected (:meth:`Coalescer.expect`) less than one interval after a timed update would be
   written, writing it would take the entry's slot, so the update waits and is merged into the
-  entry instead of going ahead of it.
+  entry instead of going ahead of it, provided that keeps it within ``HOLD_LIMIT`` (0.5 s).
 
 Kept apart from the Scope client because it is pure asyncio scheduling over a write callback
 and a clock: it knows nothing of HTTP or WebRTC, and is tested on a fake clock.
@@ -30,7 +30,7 @@ from typing import Any
 
 from showrunner.scope.clock import SYSTEM_TIME, SessionClock
 
-__all__ = ["EXPECT_GRACE", "ONE_SHOT_KEYS", "Coalescer", "Prepared", "Written", "merge"]
+__all__ = ["EXPECT_GRACE", "HOLD_LIMIT", "ONE_SHOT_KEYS", "Coalescer", "Prepared", "Written", "merge"]
 
 # The server drains one update per chunk from an 8-deep queue, so sending at exactly the chunk
 # rate (the coalescer's interval) cannot overrun it; a send up to this much early (timer jitter)
@@ -40,6 +40,10 @@ _SPACING_TOLERANCE = 0.003
 # A timed update held back for an expected entry goes out on its own this long after the entry
 # was due, should the entry not come (a hold, an edit): the entry normally arrives on time.
 EXPECT_GRACE = 0.05
+# ... and it is held at most this long in all: an update more than 0.5 s late is not sent late
+# (docs/operating.md, "Timing"). Nearer the entry than that, it is written on time instead and
+# the entry takes the next slot (at most one interval minus this later).
+HOLD_LIMIT = 0.5
 
 # Keys that apply for a single chunk (§8-L). A newer copy replaces an older one still waiting.
 ONE_SHOT_KEYS = frozenset(
@@ -165,6 +169,8 @@ class Coalescer:
 
     def expect(self, at: float | None) -> None:
         """The next entry is planned at `at` (monotonic, on this coalescer's clock); None: none is."""
+        if at == self._expected:
+            return
         self._expected = at
         if self._pending and self._flusher is not None and not self._flusher.done():
             self._flusher.cancel()  # it may be holding an update for the entry that was expected
@@ -210,13 +216,14 @@ class Coalescer:
         if slot.entry or self._pending[0] is not slot:
             return free
         expected = self._expected
-        if expected is None or expected < now - EXPECT_GRACE:
+        # Held for the entry, should it not come, never longer than this:
+        latest = slot.since + min(self.interval, HOLD_LIMIT)
+        if expected is None or not now - EXPECT_GRACE <= expected < latest - _SPACING_TOLERANCE:
             return free
         # Written at `start`, it would keep the line busy until `start + interval`.
         start = max(free, now)
         if expected < start + self.interval - _SPACING_TOLERANCE:
-            # Held for the entry; should it not come, never more than one interval in all.
-            return max(free, min(expected + EXPECT_GRACE, slot.since + self.interval))
+            return max(free, min(expected + EXPECT_GRACE, latest))
         return free
 
     def _send(self, slot: _Slot) -> tuple[float, Written]:

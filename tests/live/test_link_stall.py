@@ -78,6 +78,9 @@ async def test_a_stopped_server_shows_as_stalled_and_the_show_goes_on_where_the_
     sequence = [s for i, (_, s) in enumerate(statuses) if i == 0 or statuses[i - 1][1] != s]
     assert sequence[sequence.index("connected"):] == ["connected", "stalled", "connected"], sequence
     seen = next(t for t, s in statuses if s == "stalled")
+    back = next(t for t, s in statuses if s == "connected" and t > seen)
+    print(f"\nstalled seen {seen - stopped:.2f} s after SIGSTOP; connected again "
+          f"{back - stopped - 6.0:.2f} s after SIGCONT")
     assert seen - stopped < 3.0, f"stalled seen {seen - stopped:.2f} s after SIGSTOP"
     records = read_journal(tmp_path / "j.jsonl")
     origin = next(r for r in records if r["kind"] == "scene")["planned_at"]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from showrunner.errors import ScopeConnectError
-from showrunner.scope.pacing import EXPECT_GRACE, Coalescer, Prepared, Written, merge
+from showrunner.scope.pacing import EXPECT_GRACE, HOLD_LIMIT, Coalescer, Prepared, Written, merge
 from showrunner.testing import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -173,13 +173,23 @@ async def test_a_held_update_goes_out_when_the_entry_does_not_come() -> None:
     coalescer.expect(None)
     await clock.settle()
     assert held.done() and wire.times[-1] == pytest.approx(clock.monotonic())
-    # Held or not, an update never waits more than one interval in all.
+    # Held or not, an update never waits longer than HOLD_LIMIT (0.5 s, the documented limit):
+    # an entry further away than that waits for the next slot instead.
     await clock.advance(1.0)
     handed = clock.monotonic()
-    coalescer.expect(handed + 0.74)
+    coalescer.expect(handed + 0.45)
     held = asyncio.ensure_future(coalescer.submit({"noise_scale": 0.4}, entry=False))
     await clock.advance(1.0)
-    assert held.done() and wire.times[-1] == pytest.approx(handed + 0.75)
+    assert held.done() and wire.times[-1] == pytest.approx(handed + HOLD_LIMIT)
+    await clock.advance(1.0)
+    handed = clock.monotonic()
+    coalescer.expect(handed + 0.6)
+    await coalescer.submit({"noise_scale": 0.5}, entry=False)
+    assert wire.times[-1] == handed
+    await clock.advance(0.6)
+    entry = asyncio.ensure_future(coalescer.submit(transition("later")))
+    await clock.advance(0.15)
+    assert entry.done() and wire.times[-1] == pytest.approx(handed + 0.75)
 
 
 async def test_an_entry_is_never_queued_behind_timed_updates() -> None:
