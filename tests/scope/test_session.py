@@ -527,7 +527,7 @@ async def test_writes_a_hung_server_never_acknowledged_are_reported_lost(tmp_pat
             await asyncio.sleep(0.5)
             assert rtc.unacknowledged() == 1
             age = session.frame_age()
-            assert age is not None and age >= 0.5
+            assert age is not None and age >= 0.3
             await session.close()  # the DELETE times out against the stopped server: no matter
             assert session.take_lost() == [(2, sent_at, {"noise_scale": 0.2})]
             assert session.take_lost() == []
