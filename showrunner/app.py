@@ -36,7 +36,7 @@ from showrunner.live.clock import Clock, prompt_thread_switches
 from showrunner.live.hours import OpeningHours
 from showrunner.live.journal import Journal
 from showrunner.live.player import Player
-from showrunner.live.resume import read_state, show_hash
+from showrunner.live.resume import read_state, show_hash, state_file_problem
 from showrunner.live.scheduling import SchedulerClock
 from showrunner.plan.preflight import compile_result
 from showrunner.plan.start import StartPoint, start_point
@@ -296,6 +296,9 @@ def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _Prep
         out.warn(f"error: {exc}")
         return None
     state_path = Path(options.state_file) if options.state_file else state_path_for(show_path)
+    if (refused := state_file_problem(state_path)) is not None:
+        out.warn(f"error: {refused}")
+        return None
     if options.start_scene is None and options.at is None:
         point = _where_to_start(options, result, timeline, state_path, out) or point
     return _PreparedShow(result, timeline, point, headers, hours, state_path)

@@ -72,7 +72,7 @@ class ScopeTimeoutError(ScopeError):
 
 
 class ScopeProtocolError(ScopeError):
-    """The Scope server answered something the contract does not allow (bad status, bad JSON)."""
+    """The Scope server answered something docs/scope.md does not allow (bad status, bad JSON)."""
 
 
 class ScopeLoadError(ScopeError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 class PipelineInfo:
     id: str
     wan: bool  # Wan 2.1 based: sizes must divide by 16, runs only on a GPU
-    frames_per_chunk: int  # output frames per pipeline call (contract §3.3)
+    frames_per_chunk: int  # output frames per pipeline call (docs/scope.md §3.3)
     typical_fps: float  # a planning figure for seconds -> chunks; the show's `fps` overrides it
     default_mode: str
     supported_modes: tuple[str, ...]

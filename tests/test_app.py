@@ -1,6 +1,6 @@
 """`run_show` end to end: the embedded simulator, recovery, quitting, auth, assets, resume.
 
-Everything runs against the real simulator over loopback (contract §2.1, §2.6, §2.9, §4.2).
+Everything runs against the real simulator over loopback (docs/scope.md §2.1, §2.6, §2.9, §4.2).
 """
 
 from __future__ import annotations

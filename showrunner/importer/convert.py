@@ -1,4 +1,4 @@
-"""Turn Scope's own timeline files into a show file (contract §5).
+"""Turn Scope's own timeline files into a show file (docs/scope.md §5).
 
 Two formats exist (§8-P): the legacy UI export ("Save timeline", v2.0/2.1: camelCase ``prompts[]``
 segments plus ``settings``, §5.1) and the current ``.scope-workflow.json`` 1.0 (snake_case
@@ -246,7 +246,7 @@ _PARAMS: dict[str, tuple[str, str]] = {
     "input_mode": ("input_mode", "str"),
 }
 
-# Legacy `settings` keys (lib/workflowSettings.ts PARAM_MAPPINGS, contract §5.1).
+# Legacy `settings` keys (lib/workflowSettings.ts PARAM_MAPPINGS, docs/scope.md §5.1).
 _SETTINGS: dict[str, tuple[str, str]] = {
     "inputMode": ("input_mode", "str"),
     "seed": ("load.base_seed", "int"),

@@ -69,9 +69,8 @@ class EventLog:
         **extra: Any,
     ) -> None:
         """Journal one event (`planned` is monotonic, `sent_at` unix time); `text` is its line."""
-        wall = self.clock.time() - self.clock.monotonic()
         record: dict[str, Any] = {
-            "planned_at": None if planned is None else planned + wall,
+            "planned_at": None if planned is None else self.unix(planned),
             "sent_at": sent_at,
             "scene": scene,
             "kind": kind,
@@ -79,6 +78,8 @@ class EventLog:
             "message": None if message is None else dict(message),
         }
         record.update((k, v) for k, v in extra.items() if v is not None)
+        if sent_at is None:
+            record["at"] = self.clock.time()  # when it happened (a `send` line has its sent_at)
         if self.journal is not None:
             self.journal.write(record)
         if text is not None and kind not in ("send",):
@@ -88,8 +89,12 @@ class EventLog:
             if text is not None:
                 event["text"] = text
                 event["level"] = level or ("error" if kind == "error" else "info")
-            event["at"] = sent_at if sent_at is not None else self.clock.time()
+            event["at"] = sent_at if sent_at is not None else record["at"]
             self._soon(event)
+
+    def unix(self, monotonic: float) -> float:
+        """The unix time of a moment on the clock's monotonic scale (how `planned` is journaled)."""
+        return monotonic + self.clock.time() - self.clock.monotonic()
 
     def error(self, text: str, **fields: Any) -> None:
         """Journal an error (``kind: "error"``) and keep it for the status."""

@@ -26,7 +26,8 @@ KINDS = frozenset(
         "scene",  # a scene occurrence became live
         "session",  # the first session opened (initialParameters in `message`)
         "switch",  # a pipeline switch (close, load, reconnect) for a scene or jump with another setup
-        "send",  # one data-channel message
+        "send",  # one data-channel message (with `items` when it carries several merged updates)
+        "lost",  # a message written but never acknowledged before its connection closed
         "cue",  # a cue fired (GO or a named cue)
         "operator",  # an operator command (go, back, goto, hold, panic, resume, quit)
         "hold",  # timed progression stopped (operator hold/panic, or closed hours)

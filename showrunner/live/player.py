@@ -275,6 +275,7 @@ class Player:
         self._next_at = event[0] if event is not None else None
         if event is not None:
             self.stage.prepare(event[1])
+        self.link.expect_scene(self.position.next, self.position.next_start if event else None)
         self._collect()
         if event is None:
             self._wake.clear()

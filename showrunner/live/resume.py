@@ -4,6 +4,11 @@ Written at every scene start, atomically (temp file, fsync, ``os.replace``, then
 the folder), so a power cut leaves either the old or the new file, never half of one. It
 holds only what is needed to find the position again: which show (path and content hash),
 when the show and the current part started (unix time), and which occurrence was playing.
+
+Only a state file is ever replaced or removed: the path must be absent or hold a showrunner
+state file already (a regular file, read with a byte limit). Anything else there (notes, a
+device, a FIFO, a folder, a symlink) is refused before the show starts (`state_file_problem`)
+and left alone by every write and by the clearing at the end of a show.
 """
 
 from __future__ import annotations
@@ -15,13 +20,16 @@ import hashlib
 import json
 import logging
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 from showrunner.plan.saved import ResumeState
+from showrunner.show.files import FileProblem, ReadPolicy, read_bytes
 
 __all__ = [
+    "MAX_STATE_BYTES",
     "STATE_FILE_NAME",
     "ResumeState",
     "StateWriter",
@@ -29,12 +37,15 @@ __all__ = [
     "default_state_path",
     "read_state",
     "show_hash",
+    "state_file_problem",
     "write_state",
 ]
 
 log = logging.getLogger("showrunner.live.resume")
 
 STATE_FILE_NAME = ".showrunner-state.json"
+# A state file is a few hundred bytes; a file past this is something else.
+MAX_STATE_BYTES = 64 * 1024
 
 
 def show_hash(files: Iterable[Path]) -> str:
@@ -58,9 +69,72 @@ def default_state_path(show_path: Path, journal_path: Path | None = None) -> Pat
     return Path(show_path).resolve().parent / STATE_FILE_NAME
 
 
-def write_state(path: Path, state: ResumeState) -> None:
-    """Replace the state file atomically; logs (never raises) on failure: the show goes on."""
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def _is_state(data: bytes) -> bool:
+    """Whether `data` is a showrunner state file (of any version)."""
+    try:
+        body = json.loads(data)
+    except ValueError:
+        return False
+    return isinstance(body, dict) and "version" in body and "show" in body and "show_hash" in body
+
+
+def _read(path: Path) -> bytes | str:
+    """The content of the regular file `path` (at most MAX_STATE_BYTES), or why it cannot be
+    read; FileNotFoundError when nothing is there."""
+    mode = os.lstat(path).st_mode
+    if not stat.S_ISREG(mode):
+        return f"{path} is {_kind(mode)}, not a state file"
+    try:
+        return read_bytes(path, ReadPolicy(limit=MAX_STATE_BYTES))
+    except FileProblem as problem:
+        if problem.message == "file not found":
+            raise FileNotFoundError(path) from None
+        if problem.message.startswith("file is too large"):
+            return f"{path} is too large (over {MAX_STATE_BYTES // 1024} KiB) for a state file"
+        return f"{path}: {problem.message}"
+
+
+def state_file_problem(path: Path) -> str | None:
+    """None when `path` may hold the state file (nothing is there, or a showrunner state file
+    is); else one line saying why not. Checked before the show starts."""
     path = Path(path)
+    try:
+        data = _read(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot check the state file {path}: {(exc.strerror or str(exc)).lower()}"
+    if isinstance(data, str):
+        return f"{data}; choose another --state-file"
+    if not _is_state(data):
+        return (f"{path} is not a showrunner state file; it is left alone: choose another "
+                "--state-file (or remove the file)")
+    return None
+
+
+def write_state(path: Path, state: ResumeState) -> None:
+    """Replace the state file atomically; logs (never raises) on failure: the show goes on.
+
+    Nothing but a state file is ever replaced (`state_file_problem`)."""
+    path = Path(path)
+    problem = state_file_problem(path)
+    if problem is not None:
+        log.error("not writing the state file: %s", problem)
+        return
     text = json.dumps(state.to_json(), indent=2)
     tmp: str | None = None
     try:
@@ -134,10 +208,18 @@ def read_state(path: Path) -> ResumeState | None:
     """The saved state, or None when there is none or it cannot be read (logged)."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        content = _read(path)
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
+        log.warning("ignoring the state file %s: %s", path, exc)
+        return None
+    if isinstance(content, str):
+        log.warning("ignoring the state file: %s", content)
+        return None
+    try:
+        data = json.loads(content)
+    except ValueError as exc:
         log.warning("ignoring the state file %s: %s", path, exc)
         return None
     try:
@@ -148,7 +230,12 @@ def read_state(path: Path) -> ResumeState | None:
 
 
 def clear_state(path: Path) -> None:
-    """Remove the state file (after a finished show, so the next run starts from the top)."""
+    """Remove the state file (after a finished show, so the next run starts from the top);
+    whatever else is at `path` stays."""
+    problem = state_file_problem(path)
+    if problem is not None:
+        log.error("not removing the state file: %s", problem)
+        return
     try:
         Path(path).unlink()
     except FileNotFoundError:

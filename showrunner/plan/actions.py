@@ -1,8 +1,8 @@
 """Action emission: the messages a compiled scene sends, at its entry and at later chunk slots.
 
-The entry is a session (reload and reconnect with the full state, contract §4.2) or one `send`
+The entry is a session (reload and reconnect with the full state, docs/scope.md §4.2) or one `send`
 with only what changed on the wire; later actions are travel stops and keyframe samples, at most
-one message per chunk slot. Scope's cache rules (contract §3.3, §4.3, §4.4) shape both.
+one message per chunk slot. Scope's cache rules (docs/scope.md §3.3, §4.3, §4.4) shape both.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def lora_warnings(s: Scene, entry: State, curves: tuple[Curve, ...], warnings: l
         elif loaded[name].get("merge_mode", merge_default) != "runtime_peft":
             warnings.append(Note(
                 f"LoRA {name!r} is loaded with permanent_merge: runtime scales are ignored "
-                "(use merge_mode: runtime_peft, contract §4.3)", loc, "lora-not-runtime"
+                "(use merge_mode: runtime_peft, docs/scope.md §4.3)", loc, "lora-not-runtime"
             ))
 
 
@@ -107,7 +107,7 @@ def lora_fade(
 ) -> Fade | None:
     """(first slot, restore slot or None) of a LoRA fade that turns manage_cache off.
 
-    Every lora_scales message resets the cache while manage_cache is on (contract §4.3), so
+    Every lora_scales message resets the cache while manage_cache is on (docs/scope.md §4.3), so
     a sampled fade would stutter; it runs with manage_cache off and restores it after.
     """
     lora_curves = [c for c in plan.curves if c.target.startswith("lora.")]
@@ -135,7 +135,7 @@ def lora_fade(
         tail = "the next scene turns it back on"
     warnings.append(Note(
         f"LoRA fade {lo}-{hi} runs with manage_cache off ({tail}): every lora_scales message "
-        "resets the cache while it is on (contract §4.3)", ("keyframes", lora_curves[0].target),
+        "resets the cache while it is on (docs/scope.md §4.3)", ("keyframes", lora_curves[0].target),
         "lora-fade",
     ))
     return first, restore
@@ -191,7 +191,7 @@ def entry_message(
     if s.reset_cache:
         msg["reset_cache"] = True
     if _resets(msg, entry):
-        if entry.vace_refs:  # one-shot refs vanish with the cache (contract §4.4)
+        if entry.vace_refs:  # one-shot refs vanish with the cache (docs/scope.md §4.4)
             msg["vace_ref_images"] = [ASSET_PREFIX + r for r in entry.vace_refs]
         if "transition" in msg and steps > 0:
             msg["transition"]["num_steps"] = 0
@@ -210,7 +210,7 @@ def entry_message(
 
 
 def _resets(msg: Mapping[str, Any], state: State) -> bool:
-    """Whether Scope hard-resets the cache on this message (contract §3.3, §4.3)."""
+    """Whether Scope hard-resets the cache on this message (docs/scope.md §3.3, §4.3)."""
     if msg.get("reset_cache"):
         return True
     manage = msg.get("manage_cache", state.params.get("manage_cache"))

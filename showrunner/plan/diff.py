@@ -72,7 +72,7 @@ _OWN_ENTRY_KEYS: frozenset[str] = frozenset(
 TIMING_FIELDS: frozenset[str] = frozenset(
     {"trigger", "duration", "pre_wait", "cue", "goto", "closed_only"}
 )
-# Fields whose change needs a pipeline reload and a reconnect (contract §4.2).
+# Fields whose change needs a pipeline reload and a reconnect (docs/scope.md §4.2).
 SESSION_FIELDS: frozenset[str] = frozenset({"pipeline", "load", "input_mode"})
 
 _RETIMED_SHOWN = 4  # retimed scenes named in the summary before "+N more"
@@ -596,9 +596,9 @@ def state_delta(
 ) -> dict[str, Any]:
     """One data-channel message that turns `old` (on the wire) into `new`, or {} for none.
 
-    New prompts go as a `transition` of `steps` chunks (contract §3.3, §8-G); every other
+    New prompts go as a `transition` of `steps` chunks (docs/scope.md §3.3, §8-G); every other
     value only when it differs. VACE references are one-shot and must follow a cache reset
-    (contract §4.4): they are sent again when the message resets the cache, or when
+    (docs/scope.md §4.4): they are sent again when the message resets the cache, or when
     `refresh_refs` says a reference image was replaced.
     """
     message: dict[str, Any] = {}

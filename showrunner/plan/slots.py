@@ -1,4 +1,4 @@
-"""Chunk slots: a scene's time cut into one message per chunk (contract §3.2 step 5).
+"""Chunk slots: a scene's time cut into one message per chunk (docs/scope.md §3.2 step 5).
 
 The compiler plans travel stops and keyframe samples per slot here; a compiled scene replays the
 same rules for a seek (``CompiledScene.state_at``), so both use the slot helpers of timeline.py.

@@ -43,7 +43,7 @@ __all__ = [
 ASSET_PREFIX = "@asset:"
 LORA_PREFIX = "@lora:"
 
-# Persistent runtime keys in the order they appear in every message (contract §3.3).
+# Persistent runtime keys in the order they appear in every message (docs/scope.md §3.3).
 PARAM_KEYS = (
     "denoising_step_list",
     "noise_scale",
@@ -74,7 +74,7 @@ _T = TypeVar("_T")
 @dataclass(frozen=True, slots=True)
 class WeightedPrompt:
     """One prompt of a resolved state with its weight, as sent on the wire (weights are ratios,
-    contract §3.3). What a show file writes is :class:`showrunner.show.model.Prompt`.
+    docs/scope.md §3.3). What a show file writes is :class:`showrunner.show.model.Prompt`.
     """
 
     text: str
@@ -98,7 +98,7 @@ def transition_message(prompts: Sequence[WeightedPrompt], steps: int, method: st
 
 @dataclass(frozen=True, slots=True)
 class TransitionState:
-    """A prompt transition in progress (contract §3.3 `transition`)."""
+    """A prompt transition in progress (docs/scope.md §3.3 `transition`)."""
 
     from_prompts: tuple[WeightedPrompt, ...]
     to_prompts: tuple[WeightedPrompt, ...]
@@ -159,7 +159,7 @@ class State:
         """One data-channel message that puts a live session into this state.
 
         The prompts go as a `transition` with 0 steps (a cut), because a plain `prompts` equal to
-        the last one received does nothing (contract §8-G).
+        the last one received does nothing (docs/scope.md §8-G).
         """
         out: dict[str, Any] = {}
         if self.prompts:
@@ -215,7 +215,7 @@ def lora_list(items: Iterable[tuple[str, float]]) -> list[dict[str, Any]]:
 
 
 def main_pipeline(chain: Sequence[str]) -> str:
-    """The chain's generating pipeline: the first known one that takes prompts (contract §8-K)."""
+    """The chain's generating pipeline: the first known one that takes prompts (docs/scope.md §8-K)."""
     known = [p for p in chain if pipelines.lookup(p) is not None]
     for pid in known:
         info = pipelines.lookup(pid)

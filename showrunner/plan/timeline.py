@@ -8,8 +8,8 @@ Compiling tracks every value in file order (model.py docstring), then gives each
 - ``state_in``: the full resolved Scope state right after its entry, which is what a jump (goto,
   section repeat, show loop, seek, BACK) sends instead of replaying earlier scenes;
 - ``actions``: the entry (one data-channel message with only what changed, or a reload and
-  reconnect when the pipeline, its load parameters or the input mode change, contract §4.2),
-  then travel steps and keyframe samples, at most one message per chunk (contract §3.2 step 5).
+  reconnect when the pipeline, its load parameters or the input mode change, docs/scope.md §4.2),
+  then travel steps and keyframe samples, at most one message per chunk (docs/scope.md §3.2 step 5).
 
 :meth:`Timeline.schedule` unrolls sections, gotos and the show loop lazily; a show that loops
 forever yields forever, so callers take what they need.
@@ -72,7 +72,7 @@ __all__ = [
 FALLBACK_FRAMES_PER_CHUNK = 12
 FALLBACK_FPS = 16.0
 
-# Rough output gap of a pipeline switch (contract §4.2: load time plus ~1-2 s of ICE/DTLS). Scope
+# Rough output gap of a pipeline switch (docs/scope.md §4.2: load time plus ~1-2 s of ICE/DTLS). Scope
 # reports no load times; these are planning figures for the report, not measurements.
 RECONNECT_SECONDS = 1.5
 LOAD_SECONDS_WAN = 30.0
@@ -751,7 +751,7 @@ class Timeline:
 
 
 def switch_estimate(before: State | None, after: State) -> float:
-    """Seconds without output when going from `before` to `after` (contract §4.2)."""
+    """Seconds without output when going from `before` to `after` (docs/scope.md §4.2)."""
     if before is not None and before.chain == after.chain and before.load_params == after.load_params:
         return RECONNECT_SECONDS  # input mode only: a new session on the loaded pipeline
     if before is None or before.load_params != after.load_params:

@@ -73,7 +73,7 @@ _SAME_NAME_PARAMS = (
 )
 
 
-# Scope's runtime defaults (contract §2.4, §3.3) of the persistent keys that do not depend on
+# Scope's runtime defaults (docs/scope.md §2.4, §3.3) of the persistent keys that do not depend on
 # the pipeline. `denoising_step_list` is the pipeline's (pipelines.py); `kv_cache_attention_bias`
 # is krea's schema default there and the generator's neutral 1.0 elsewhere.
 _DEFAULTS: Mapping[str, Any] = MappingProxyType(

@@ -4,13 +4,14 @@
 assets, LoRAs, WebRTC signalling). ``ScopeSession`` owns one WebRTC session at a time
 (through :mod:`showrunner.scope.rtc`) and is the object a show plays against: ``open``,
 ``send`` (validated, rate-limited, coalesced parameter updates), ``switch`` (the
-teardown → load → reconnect procedure of contract §4.2), ``liveness`` and ``close``.
-Section numbers in comments refer to the Scope client contract.
+teardown → load → reconnect procedure of docs/scope.md §4.2), ``liveness`` and ``close``.
+Section numbers in comments refer to what docs/scope.md describes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import ipaddress
 import json
@@ -34,7 +35,7 @@ from showrunner.errors import (
 )
 from showrunner.pipelines import lookup as pipeline_info
 from showrunner.scope.clock import SYSTEM_TIME, SessionClock
-from showrunner.scope.pacing import ONE_SHOT_KEYS, Coalescer, Prepared
+from showrunner.scope.pacing import ONE_SHOT_KEYS, Coalescer, Prepared, Written
 from showrunner.scope.rtc import RtcConnection
 
 __all__ = [
@@ -50,12 +51,18 @@ __all__ = [
     "ScopeClient",
     "ScopeEvent",
     "ScopeSession",
+    "Written",
 ]
 
 log = logging.getLogger("showrunner.scope.client")
 
 FALLBACK_CHUNK_INTERVAL = 0.1
 _STALL_SECONDS = 3.0
+# The health check of `liveness` waits at most this long: a server that hangs must not hold the
+# watchdog for the full request timeout.
+HEALTH_TIMEOUT = 3.0
+# Writes remembered per connection, to tell which were never acknowledged when it closes.
+_WRITE_LOG = 1024
 _FIRST_POLL = 0.02
 
 # Keys that may be sent over the data channel (§3.3). Anything else can collide with a
@@ -278,9 +285,9 @@ class ScopeClient:
 
     # -- endpoints ---------------------------------------------------------------------
 
-    async def health(self) -> Health:
-        """``GET /health`` (§2.1)."""
-        body = await self._get_json("/health", what="health check")
+    async def health(self, *, timeout: float | None = None) -> Health:
+        """``GET /health`` (§2.1), within `timeout` seconds (default: the request timeout)."""
+        body = await self._get_json("/health", what="health check", timeout=timeout)
         started = self._field(body, "server_start_time", (int, float), "health check", "/health")
         return Health(str(body.get("status", "")), float(started), str(body.get("version", "")))
 
@@ -512,6 +519,12 @@ class ScopeSession:
         self._watch_from = 0.0  # monotonic time frames are expected from
         self._paused = False
         self._opens = 0
+        # (write number, unix time, message) of the writes on the open connection, and the
+        # writes of closed connections that the server never acknowledged.
+        self._written: collections.deque[tuple[int, float, dict[str, Any]]] = collections.deque(
+            maxlen=_WRITE_LOG
+        )
+        self._lost: list[tuple[int, float, dict[str, Any]]] = []
 
     def __repr__(self) -> str:
         return (f"ScopeSession({self.client.base_url!r}, session_id={self._session_id!r}, "
@@ -642,11 +655,16 @@ class ScopeSession:
         return gap
 
     async def close(self) -> None:
-        """Close the peer connection and DELETE the session. Idempotent; never raises."""
+        """Close the peer connection and DELETE the session. Idempotent; never raises.
+
+        Writes the server had not acknowledged when the connection closed are kept for
+        `take_lost`.
+        """
         self._coalescer.cancel(ScopeConnectError("the Scope session closed before the update was sent"))
         rtc, self._rtc = self._rtc, None
         session_id, self._session_id = self._session_id, None
         if rtc is not None:
+            self._note_lost(rtc)
             await rtc.close()
             self._frames_before += rtc.frames_received
             self._last_frame_before = rtc.last_frame_at or self._last_frame_before
@@ -664,18 +682,40 @@ class ScopeSession:
 
     # -- sending -------------------------------------------------------------------------
 
-    async def send(self, message: Mapping[str, Any]) -> tuple[float, dict[str, Any]]:
+    async def send(self, message: Mapping[str, Any], *, entry: bool = True) -> tuple[float, dict[str, Any]]:
         """Send a parameter update; return (unix time written, the exact dict that went out).
 
         Only runtime keys (§3.3) pass; ``prompts`` without a ``transition`` becomes a
         0-step ``transition`` (§8-G). Updates are paced to one per chunk and merged while
-        they wait (see :class:`Coalescer`).
+        they wait (see :class:`Coalescer`); `entry` ``False`` marks a timed update (a keyframe
+        sample) that gives way to an expected entry. What went out is a `Written`: its
+        ``write`` numbers it among this session's writes, ``carries`` counts the updates
+        merged into it (every caller whose update it carries gets the same one).
         """
         prepared = message if isinstance(message, Prepared) else self._prepare(message)
         rtc = self._require_rtc()
         if rtc.channel_state != "open":
             raise ScopeConnectError(f"cannot send to Scope: the data channel is {rtc.channel_state}")
-        return await self._coalescer.submit(prepared)
+        return await self._coalescer.submit(prepared, entry=entry)
+
+    def expect(self, at: float | None) -> None:
+        """The show's next entry is planned at `at` (``clock.monotonic()``; None: none is
+        planned): a timed update that would take its slot waits and goes out merged into it."""
+        self._coalescer.expect(at)
+
+    def frame_age(self) -> float | None:
+        """Seconds since the newest frame (or since frames were expected again); None while no
+        frame is expected: no connection, a paused picture, or before the first frame."""
+        rtc = self._rtc
+        if rtc is None or self._paused or rtc.last_frame_at is None:
+            return None
+        return self.clock.monotonic() - max(rtc.last_frame_at, self._watch_from)
+
+    def take_lost(self) -> list[tuple[int, float, dict[str, Any]]]:
+        """(write number, unix time written, message) of each write the server had not
+        acknowledged when its connection closed (it may never have arrived); each is reported once."""
+        lost, self._lost = self._lost, []
+        return lost
 
     def prepare(self, message: Mapping[str, Any]) -> Prepared:
         """Check and serialise `message` ahead of its moment; `send` then writes it as it is.
@@ -708,10 +748,11 @@ class ScopeSession:
             prepared["transition"] = {"target_prompts": prepared.pop("prompts"), "num_steps": 0}
         return prepared
 
-    def _write(self, message: dict[str, Any]) -> float:
+    def _write(self, message: dict[str, Any], number: int) -> float:
         rtc = self._require_rtc()
         text = message.wire if isinstance(message, Prepared) else None
         at = rtc.send_text(text if text is not None else json.dumps(message, separators=(",", ":")))
+        self._written.append((number, at, message))
         if "paused" in message:
             self._paused = bool(message["paused"])
             if not self._paused:
@@ -722,10 +763,16 @@ class ScopeSession:
     # -- health ----------------------------------------------------------------------------
 
     async def liveness(self) -> str | None:
-        """None while the session is healthy, else a one-line reason."""
+        """None while the session is healthy, else a one-line reason.
+
+        The ``/health`` request waits at most ``HEALTH_TIMEOUT`` s (a server that hangs is
+        "not answering"); the peer connection, the data channel and the frames are checked after it.
+        """
         rtc = self._rtc
         try:
-            health = await self.client.health()
+            health = await self.client.health(timeout=min(HEALTH_TIMEOUT, self.client.timeouts.request))
+        except ScopeTimeoutError:
+            return "server not answering"
         except ScopeError:
             return "server unreachable"
         if self._server_start_time is not None and health.server_start_time != self._server_start_time:
@@ -749,6 +796,15 @@ class ScopeSession:
         return None
 
     # -- internals -------------------------------------------------------------------------
+
+    def _note_lost(self, rtc: RtcConnection) -> None:
+        unacknowledged = rtc.unacknowledged() if self._written else 0
+        if unacknowledged:
+            lost = list(self._written)[-unacknowledged:]
+            self._lost.extend(lost)
+            log.warning("%d message(s) written just before the connection closed were never "
+                        "acknowledged by Scope (writes %s)", len(lost), ", ".join(str(w) for w, _, _ in lost))
+        self._written.clear()
 
     def _require_rtc(self) -> RtcConnection:
         if self._rtc is None:

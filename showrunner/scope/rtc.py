@@ -1,7 +1,7 @@
 """The WebRTC side of a Scope session: one aiortc peer connection behind a small facade.
 
 Scope streams generated video over WebRTC and takes live parameters as JSON text on a
-data channel (contract §3, §4). Everything aiortc lives in this module, so the rest of
+data channel (docs/scope.md §3, §4). Everything aiortc lives in this module, so the rest of
 showrunner deals only in plain strings, floats and callbacks:
 
 - a ``sendrecv`` video transceiver even though nothing is sent: Scope's output track only
@@ -9,14 +9,18 @@ showrunner deals only in plain strings, floats and callbacks:
 - a ``"parameters"`` data channel, ordered, created before the offer (§3.1);
 - an empty ICE server list and, for a Scope on this machine, host candidates restricted
   to 127.0.0.1 (see :func:`restrict_ice_to_loopback`);
-- received frames are consumed, counted and optionally recorded to a file.
+- received frames are consumed, counted and optionally recorded to a file;
+- what was written but never acknowledged by the server's SCTP stack can be told
+  (:meth:`RtcConnection.unacknowledged`): Scope acknowledges nothing itself (§3.1), but SCTP does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import io
+import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterator
 from fractions import Fraction
@@ -53,6 +57,10 @@ log = logging.getLogger("showrunner.scope.rtc")
 
 CHANNEL_LABEL = "parameters"
 LOOPBACK_ADDRESS = "127.0.0.1"
+# The SCTP payload protocol of a (non-empty) text message on a WebRTC data channel (RFC 8831).
+_PPID_STRING = 51
+# How many of the last writes are remembered (their byte offsets) to tell which were acknowledged.
+_WRITES_KEPT = 1024
 
 OfferFn = Callable[[str], Awaitable[str]]
 """Sends our offer SDP to the server and returns its answer SDP."""
@@ -157,6 +165,8 @@ class RtcConnection:
         self._changed = asyncio.Event()
         self._first_frame = asyncio.Event()
         self._closed = False
+        self._bytes_written = 0  # payload bytes of every text message written so far
+        self._write_ends: collections.deque[int] = collections.deque(maxlen=_WRITES_KEPT)
 
     def __repr__(self) -> str:
         return f"RtcConnection(state={self.state!r}, channel={self.channel_state!r})"
@@ -266,7 +276,30 @@ class RtcConnection:
             )
         with _map_rtc_errors("data channel send"):
             channel.send(text)
+        self._bytes_written += len(text.encode("utf-8"))
+        self._write_ends.append(self._bytes_written)
         return self.clock.time()
+
+    def unacknowledged(self) -> int:
+        """How many of the last messages written here the server has not acknowledged (yet).
+
+        Scope sends no acknowledgement of its own (§3.1), but SCTP does: a message is
+        acknowledged once its bytes have left the data channel's buffer (``bufferedAmount``)
+        and the peer's SACK covers them (aiortc keeps what is unacknowledged in the SCTP
+        transport's outbound and sent queues). A message written just before the peer went away,
+        or while it hangs, stays unacknowledged: it may never have arrived.
+        """
+        channel = self._channel
+        if channel is None or not self._write_ends:
+            return 0
+        pending = channel.bufferedAmount + _sctp_unacknowledged(channel)
+        acknowledged = self._bytes_written - pending
+        count = 0
+        for end in reversed(self._write_ends):
+            if end <= acknowledged:
+                break
+            count += 1
+        return count
 
     async def wait_first_frame(self, timeout: float) -> None:
         """Wait until at least one video frame has arrived."""
@@ -343,6 +376,22 @@ class RtcConnection:
             if self._recorder is not None:
                 self._recorder.write(frame)
             self._first_frame.set()
+
+
+def _sctp_unacknowledged(channel: RTCDataChannel) -> int:
+    """Payload bytes of `channel`'s text messages that SCTP holds unacknowledged.
+
+    aiortc has no public API for this; its transport keeps them in two queues. Should those
+    change, nothing is counted (only ``bufferedAmount`` then).
+    """
+    transport = channel.transport
+    chunks = itertools.chain(getattr(transport, "_outbound_queue", ()), getattr(transport, "_sent_queue", ()))
+    total = 0
+    for chunk in chunks:
+        ours = getattr(chunk, "stream_id", None) == channel.id
+        if ours and getattr(chunk, "protocol", None) == _PPID_STRING:
+            total += len(getattr(chunk, "user_data", b""))
+    return total
 
 
 class _Recorder:

@@ -171,7 +171,7 @@ def _message(err: Any, loc: Loc) -> str:
     return msg[0].lower() + msg[1:] + got
 
 
-# Names from Scope's API and docs that a show spells differently (contract §8-B).
+# Names from Scope's API and docs that a show spells differently (docs/scope.md §8-B).
 _ALIASES = {
     "seed": "base_seed",
     "steps": "denoising_steps",

@@ -12,14 +12,14 @@ WebRTC never leaves the loopback interface.
         await sim.shutdown()                    # SIGTERM: `stream_stopped`, then down
 
 Beyond WebRTC sessions it has the headless session of `POST /api/v1/session/start`
-(`sim.headless`, contract §2.8, §10.1), the tempo endpoints and `tempo_update` messages
-(`sim.tempo`, contract §6), and `video_file` input sources decoded with PyAV (contract §7).
+(`sim.headless`, docs/scope.md §2.8, §10.1), the tempo endpoints and `tempo_update` messages
+(`sim.tempo`, docs/scope.md §6), and `video_file` input sources decoded with PyAV (docs/scope.md §7).
 
 Fault knobs (`sim.faults`, settable at any time): `load_time` (seconds per load, None =
 realistic), `fail_loads` (pipeline ids whose load ends in `error`, or True), `chunk_delay`
 (extra seconds per chunk), `stale_status` (seconds the status keeps its pre-load answer),
 `download_time` (`stale_status` defaults to 0: a real server's first poll after a load
-already reads `loading`, contract §10).
+already reads `loading`, docs/scope.md §10).
 
 Record format
 -------------

@@ -1,4 +1,4 @@
-"""The simulator's REST API (Starlette), route for route after contract §2, plus the recorder hook."""
+"""The simulator's REST API (Starlette), route for route after docs/scope.md §2, plus the recorder hook."""
 
 from __future__ import annotations
 
@@ -98,7 +98,7 @@ def _is_json(content_type: str | None) -> bool:
 async def _json(request: Request) -> Any:
     raw = await request.body()
     if not _is_json(request.headers.get("content-type")):
-        # FastAPI then validates the raw bytes, which no model accepts (contract §10.1).
+        # FastAPI then validates the raw bytes, which no model accepts (docs/scope.md §10.1).
         raise _Reject(
             422,
             [
@@ -230,7 +230,7 @@ class Api:
 
     async def hardware(self, request: Request) -> Response:
         missing = {"available": False, "reason": "not available in the simulator", "install_hint": None}
-        vram = SIM_VRAM_GB if self.sim.gpu else None  # null on a CPU host (contract §2.1)
+        vram = SIM_VRAM_GB if self.sim.gpu else None  # null on a CPU host (docs/scope.md §2.1)
         return JSONResponse({"vram_gb": vram, "spout": missing, "ndi": missing, "syphon": missing})
 
     async def cloud_status(self, request: Request) -> Response:
@@ -247,7 +247,7 @@ class Api:
         if body.pipelines:
             entries = [(e.node_id, e.pipeline_id, e.load_params) for e in body.pipelines]
         elif body.pipeline_ids:
-            # The legacy form sends the same load_params to every pipeline (contract §2.2).
+            # The legacy form sends the same load_params to every pipeline (docs/scope.md §2.2).
             entries = [(p, p, copy.deepcopy(body.load_params)) for p in body.pipeline_ids]
         else:
             return _error(400, "Either 'pipelines' or 'pipeline_ids' must be provided")
@@ -275,7 +275,7 @@ class Api:
 
     async def offer(self, request: Request) -> Response:
         body = await _model(request, OfferRequest)
-        # Scope reads the status here, which consumes an unread `error` (contract §2.3).
+        # Scope reads the status here, which consumes an unread `error` (docs/scope.md §2.3).
         if self.sim.loads.status()["status"] != "loaded":
             return _error(400, NOT_LOADED)
         initial = dump_parameters(body.initialParameters) if body.initialParameters else {}
@@ -310,7 +310,7 @@ class Api:
 
     def _observed(self) -> SimSession | None:
         """The session the GET endpoints describe: the first live WebRTC one, else the
-        headless one (contract §2.7, §10.1; Scope webrtc.py `get_frame_processor`)."""
+        headless one (docs/scope.md §2.7, §10.1; Scope webrtc.py `get_frame_processor`)."""
         peers = self.sim.live_peers()
         if peers:
             return peers[0].session
@@ -318,14 +318,14 @@ class Api:
         return run.session if run is not None else None
 
     async def get_parameters(self, request: Request) -> Response:
-        # No session: 200 with nothing in it, not 404 (contract §10).
+        # No session: 200 with nothing in it, not 404 (docs/scope.md §10).
         session = self._observed()
         return JSONResponse({"parameters": session.received if session is not None else {}})
 
     async def post_parameters(self, request: Request) -> Response:
         # Validated, unlike the data channel; broadcast to every WebRTC session (echoed as
         # `parameters_updated`) and to the headless one; 200 even when no session stores it
-        # (contract §2.8, §10, §10.1).
+        # (docs/scope.md §2.8, §10, §10.1).
         body = await _model(request, Parameters)
         applied = dump_parameters(body)
         for peer in self.sim.live_peers():
@@ -351,7 +351,7 @@ class Api:
             image = next((p.last_image for p in self.sim.live_peers() if p.last_image), None)
         run = self.sim.headless
         if image is None and run is not None:
-            # Any sink node id gives the headless session's latest frame (contract §10.1).
+            # Any sink node id gives the headless session's latest frame (docs/scope.md §10.1).
             image = run.latest_image()
         if image is None:
             detail = "No frame available"
@@ -364,7 +364,7 @@ class Api:
 
     async def metrics(self, request: Request) -> Response:
         # Only the first live session is reported, the headless one as "headless" with
-        # `headless: true` (Scope mcp_router.py); `gpu` is `{}` on a CPU server (contract
+        # `headless: true` (Scope mcp_router.py); `gpu` is `{}` on a CPU server (docs/scope.md
         # §10), the CUDA block with the simulator's `gpu` option.
         sessions: dict[str, Any] = {}
         peers = self.sim.live_peers()
@@ -376,7 +376,7 @@ class Api:
             sessions[run.session.session_id] = run.metrics()
         return JSONResponse({"sessions": sessions, "gpu": self._gpu()})
 
-    # -- headless session (contract §2.8, §10.1) -------------------------------------------
+    # -- headless session (docs/scope.md §2.8, §10.1) -------------------------------------------
 
     async def session_start(self, request: Request) -> Response:
         body = await _model(request, StartRequest)
@@ -407,7 +407,7 @@ class Api:
 
         return StreamingResponse(body(), media_type="video/mp2t", headers={"cache-control": "no-store"})
 
-    # -- tempo (contract §6, §10.1) ------------------------------------------------------------
+    # -- tempo (docs/scope.md §6, §10.1) ------------------------------------------------------------
 
     async def tempo_status(self, request: Request) -> Response:
         return JSONResponse(self.sim.tempo.status())
@@ -435,7 +435,7 @@ class Api:
         tempo.set_tempo(body.bpm)
         status = tempo.status()
         if status["beat_state"] is not None:
-            # The answer carries the new bpm; the status catches up later (contract §10.1).
+            # The answer carries the new bpm; the status catches up later (docs/scope.md §10.1).
             status["beat_state"]["bpm"] = body.bpm
         return JSONResponse(status)
 

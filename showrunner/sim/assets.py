@@ -1,4 +1,4 @@
-"""Asset and LoRA files of the simulator, kept in a directory the simulator owns (contract §2.9-§2.10)."""
+"""Asset and LoRA files of the simulator, in a directory the simulator owns (docs/scope.md §2.9-§2.10)."""
 
 from __future__ import annotations
 

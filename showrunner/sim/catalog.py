@@ -2,13 +2,13 @@
 
 Runtime defaults (`pipelines.json` → `runtime`), each pipeline on its typical hardware:
 
-- controller-viz: 1 frame per call at 60 fps. Contract §10: 50–60 frames/s on a CPU and
+- controller-viz: 1 frame per call at 60 fps. docs/scope.md §10: 50–60 frames/s on a CPU and
   `/session/metrics` `pipeline_fps` 60.0 (Scope caps its measured rate at 60).
-- passthrough: chunks of 4 (contract §7, `input_size=4`); gray: chunks of 1. Their rate
+- passthrough: chunks of 4 (docs/scope.md §7, `input_size=4`); gray: chunks of 1. Their rate
   follows the input: 30 fps (Scope's default) without one, the file's own rate with a
-  `video_file` input source (contract §10).
+  `video_file` input source (docs/scope.md §10).
 - longlive, krea-realtime-video, reward-forcing, memflow: 12 frames per call (3 latent
-  frames × VAE 4); streamdiffusionv2: 4 (contract §3.3). The contract has no measured GPU
+  frames × VAE 4); streamdiffusionv2: 4 (docs/scope.md §3.3). The contract has no measured GPU
   rate; 16 fps is Wan 2.1's output rate.
 
 `Simulator(fps=...)` (`showrunner sim --fps`) sets one rate for every pipeline and
@@ -31,7 +31,7 @@ class PipelineInfo:
 
     id: str
     needs_weights: bool
-    frames_per_chunk: int  # output frames per pipeline call (contract §3.3, §7)
+    frames_per_chunk: int  # output frames per pipeline call (docs/scope.md §3.3, §7)
     fps: float  # frames per second on typical hardware (table above)
     load_time: float  # seconds, when the simulator's load_time is None
     default_height: int

@@ -1,4 +1,4 @@
-"""The headless session: a pipeline run without WebRTC (contract §2.8, §10.1; Scope headless.py).
+"""The headless session: a pipeline run without WebRTC (docs/scope.md §2.8, §10.1; Scope headless.py).
 
 Only one exists; a new start replaces it without stopping the old one. Its output is not
 paced: controller-viz makes about 1,000 frames/s on a real CPU server (`UNPACED_FPS`), the
@@ -29,8 +29,8 @@ from showrunner.sim.webrtc import chunk_view
 
 log = logging.getLogger(__name__)
 
-HEADLESS_ID = "headless"  # the session id in metrics and recordings (contract §2.11, §10.1)
-# Frames per second a pipeline makes when nothing paces it (contract §10.1: controller-viz
+HEADLESS_ID = "headless"  # the session id in metrics and recordings (docs/scope.md §2.11, §10.1)
+# Frames per second a pipeline makes when nothing paces it (docs/scope.md §10.1: controller-viz
 # ~900–1,000 frames/s on CPU); pipelines not listed make their usual `Stream.fps`.
 UNPACED_FPS = {"controller-viz": 1000.0}
 TICK = 0.02  # seconds between production steps
@@ -169,7 +169,7 @@ class HeadlessSession:
         try:
             while self.running and not session.closed:
                 if session.paused:
-                    # Paused: nothing is produced; updates wait in the queue (contract §10.1).
+                    # Paused: nothing is produced; updates wait in the queue (docs/scope.md §10.1).
                     await self.resumed.wait()
                     last = time.monotonic()
                     continue

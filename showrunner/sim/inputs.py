@@ -1,4 +1,4 @@
-"""Server-side input sources: a `video_file` decoded with PyAV, looping (contract §3.3, §7, §10).
+"""Server-side input sources: a `video_file` decoded with PyAV, looping (docs/scope.md §3.3, §7, §10).
 
 Scope's VideoFileInputSource (core/inputs/video_file.py) opens the file by path, else by name
 or stem among the video assets, decodes it at the file's own rate and seeks back to the start
@@ -30,7 +30,7 @@ def _gray(image: Image.Image) -> Image.Image:
     return image.convert("L").convert("RGB")
 
 
-# What a pipeline makes of each input frame (contract §7): passthrough returns it unchanged,
+# What a pipeline makes of each input frame (docs/scope.md §7): passthrough returns it unchanged,
 # gray turns it to grayscale.
 INPUT_PIPELINES: dict[str, Callable[[Image.Image], Image.Image]] = {
     "passthrough": lambda image: image,
@@ -42,7 +42,7 @@ def source_config(initial: dict[str, Any]) -> dict[str, Any] | None:
     """The `video_file` source a session starts with, or None.
 
     Either `initialParameters.input_source` (`{"enabled": true, "source_type": "video_file",
-    "source_name": …}`) or, as in contract §10, a graph source node with
+    "source_name": …}`) or, as in docs/scope.md §10, a graph source node with
     `source_mode: "video_file"` (graph source nodes win, like Scope's FrameProcessor.start).
     """
     graph = initial.get("graph")

@@ -1,6 +1,6 @@
 """The simulated pipeline manager: background loads, the reuse rule and the status traps.
 
-Contract §2.2-§2.3 and §10: the POST returns at once and loads run in the background; the
+docs/scope.md §2.2-§2.3 and §10: the POST returns at once and loads run in the background; the
 first poll after it already reads `loading` (or `error` for an unknown id); `error` is
 reported once, then `not_loaded`; `pipeline_id` is the first loaded instance key; the `error`
 field is always null. The `stale_status` knob re-creates the race window of §2.3 on purpose.
@@ -46,8 +46,8 @@ class Faults:
     # Extra seconds added to every generated chunk ("slow chunks").
     chunk_delay: float = 0.0
     # How long after a load POST the status keeps answering the previous state. 0 = like the
-    # real server, whose first poll already reads `loading` or `error` (contract §10); set it
-    # to re-create the race window of contract §2.3.
+    # real server, whose first poll already reads `loading` or `error` (docs/scope.md §10); set it
+    # to re-create the race window of docs/scope.md §2.3.
     stale_status: float = 0.0
     # Seconds a model download takes.
     download_time: float = 0.5
@@ -92,7 +92,7 @@ class LoadManager:
     Each instance has a status: `loading`, `loaded`, `error`, or `not_loaded` (an `error`
     that has been read). Like pipeline_manager.py, the combined status is `loading` if any
     loads, else `error` if any failed, else `loaded` if every tracked instance is loaded,
-    else `not_loaded`, and only loaded instances count for `pipeline_id` (contract §2.3).
+    else `not_loaded`, and only loaded instances count for `pipeline_id` (docs/scope.md §2.3).
     """
 
     def __init__(
@@ -116,8 +116,8 @@ class LoadManager:
         """Start loading `(key, pipeline_id, load_params)` entries; returns at once.
 
         The state changes before this returns, so the first poll after the POST reads
-        `loading` (or `error` for an unknown id), never the previous status (contract §10).
-        The `stale_status` knob re-creates the race window of contract §2.3 on purpose.
+        `loading` (or `error` for an unknown id), never the previous status (docs/scope.md §10).
+        The `stale_status` knob re-creates the race window of docs/scope.md §2.3 on purpose.
         """
         if self.faults.stale_status > 0:
             self._stale = self._snapshot(consume=False)
@@ -254,7 +254,7 @@ class LoadManager:
     def _snapshot(self, *, consume: bool) -> dict[str, Any]:
         status = self.combined()
         if status == "error" and consume:
-            # Reading `error` turns those entries into `not_loaded` (contract §2.3): reported
+            # Reading `error` turns those entries into `not_loaded` (docs/scope.md §2.3): reported
             # once, and the request stays not loaded until the next one.
             for instance in self.instances.values():
                 if instance.status == "error":

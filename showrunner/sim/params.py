@@ -1,7 +1,7 @@
 """Request models of the simulated Scope API, and the data-channel key families.
 
 The HTTP paths validate like Scope's Pydantic models do (422 with a FastAPI-shaped `detail`
-list); the data channel validates nothing (contract §3.2).
+list); the data channel validates nothing (docs/scope.md §3.2).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-# Removed by the frame processor before an update reaches a pipeline (contract §3.2 step 4).
+# Removed by the frame processor before an update reaches a pipeline (docs/scope.md §3.2 step 4).
 CONTROL_KEYS = frozenset(
     {
         "quantize_mode",
@@ -30,10 +30,10 @@ CONTROL_KEYS = frozenset(
 )
 
 # What `GET /session/parameters` never shows: the control keys the frame processor takes out,
-# except `_quantized`, which only the data channel removes (contract §10.1).
+# except `_quantized`, which only the data channel removes (docs/scope.md §10.1).
 HIDDEN_KEYS = CONTROL_KEYS - {"_quantized"}
 
-# Consumed by the chunk that applies them (contract §3.3, §8-L).
+# Consumed by the chunk that applies them (docs/scope.md §3.3, §8-L).
 ONE_SHOT_KEYS = (
     "reset_cache",
     "vace_ref_images",
@@ -51,7 +51,7 @@ class PromptItem(BaseModel):
 
 class Transition(BaseModel):
     target_prompts: list[PromptItem]
-    # 4 on the validated HTTP paths; the data channel's default is 0 (contract §8-I).
+    # 4 on the validated HTTP paths; the data channel's default is 0 (docs/scope.md §8-I).
     num_steps: int = Field(4, ge=0)
     temporal_interpolation_method: Literal["linear", "slerp"] = "linear"
 
@@ -134,7 +134,7 @@ class LoRAInstall(BaseModel):
 
 
 class StartRequest(BaseModel):
-    """Body of `POST /api/v1/session/start` (Scope mcp_router.py; contract §2.8).
+    """Body of `POST /api/v1/session/start` (Scope mcp_router.py; docs/scope.md §2.8).
 
     Nothing but the shape is checked: `input_mode` is any string, `prompts` any dicts."""
 
@@ -202,7 +202,7 @@ class GraphConfig(BaseModel):
 
 
 class TempoEnable(BaseModel):
-    """Body of `POST /api/v1/tempo/enable` (contract §6)."""
+    """Body of `POST /api/v1/tempo/enable` (docs/scope.md §6)."""
 
     source: Literal["link", "midi_clock"]
     midi_device: str | None = None

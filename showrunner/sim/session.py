@@ -1,7 +1,7 @@
 """What one simulated streaming session believes: its parameter queue, merged state and chunks.
 
 Pure state, no I/O: the WebRTC layer feeds data-channel messages in with `receive()` and calls
-`step()` once per generated chunk. The rules follow contract §3.2-§3.3, §4.2-§4.4 and §8.
+`step()` once per generated chunk. The rules follow docs/scope.md §3.2-§3.3, §4.2-§4.4 and §8.
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from showrunner.sim.params import CONTROL_KEYS, HIDDEN_KEYS, ONE_SHOT_KEYS
 
 log = logging.getLogger(__name__)
 
-QUEUE_SIZE = 8  # PipelineProcessor's parameter queue (contract §3.2 step 5)
+QUEUE_SIZE = 8  # PipelineProcessor's parameter queue (docs/scope.md §3.2 step 5)
 DEFAULT_FPS = 30.0  # FrameProcessor.get_fps() without a pipeline (Scope frame_processor.py)
 MAX_FPS = 60.0  # Scope caps the pipeline_fps it reports (pipeline_processor.py)
 
 
 @dataclass(frozen=True)
 class Stream:
-    """The pipeline chain a session started with; later loads never change it (contract §4.2)."""
+    """The pipeline chain a session started with; later loads never change it (docs/scope.md §4.2)."""
 
     pipeline_ids: tuple[str, ...]
     pipeline_id: str
@@ -102,7 +102,7 @@ class SimSession:
     ctrl: dict[str, Any] = field(default_factory=lambda: {"button": [], "mouse": [0.0, 0.0]})
     frames_in: int = 0  # frames taken from an input (metrics `frames_in`)
     frames_sent: int = 0  # new frames sent (metrics `frames_out`)
-    frames_repeated: int = 0  # the frozen frame sent again while paused (contract §10)
+    frames_repeated: int = 0  # the frozen frame sent again while paused (docs/scope.md §10)
     chunk: int = 0
     paused: bool = False
     closed: bool = False
@@ -132,7 +132,7 @@ class SimSession:
         return self.stream.chunk_interval if self.stream is not None else 0.0
 
     def metrics(self, now: float | None = None) -> dict[str, Any]:
-        """This session's entry in `GET /api/v1/session/metrics` (contract §2.7, §10).
+        """This session's entry in `GET /api/v1/session/metrics` (docs/scope.md §2.7, §10).
 
         Like FrameProcessor.get_frame_stats(): `fps_in`/`fps_out` are averages since the
         start, `pipeline_fps` is capped at 60 (30 without a pipeline), and a CPU server with
@@ -173,7 +173,7 @@ class SimSession:
         self.received.update({k: v for k, v in message.items() if k not in HIDDEN_KEYS})
         update = {k: v for k, v in message.items() if k not in CONTROL_KEYS}
         if "paused" in update:
-            # Applied to the output track at once, not through the queue (contract §3.2 step 2).
+            # Applied to the output track at once, not through the queue (docs/scope.md §3.2 step 2).
             paused = bool(update.pop("paused"))
             self.params["paused"] = paused
             if paused != self.paused:
@@ -235,7 +235,7 @@ class SimSession:
 
         prompts_changed = False
         if "prompts" in update and update["prompts"] != self._last_prompts:
-            # The pipeline compares against the last prompts it *received* (contract §8-G).
+            # The pipeline compares against the last prompts it *received* (docs/scope.md §8-G).
             self._last_prompts = copy.deepcopy(update["prompts"])
             prompts_changed = normalize_prompts(update["prompts"]) is not None
         transition = update.get("transition")
@@ -266,7 +266,7 @@ class SimSession:
     def _reset_cache(self, reason: str) -> None:
         self.cache_resets.append({"chunk": self.chunk, "reason": reason})
         self._has_embedding = False
-        # A reference image only lives on through the KV cache (contract §4.4).
+        # A reference image only lives on through the KV cache (docs/scope.md §4.4).
         self.vace_ref = None
 
     def _apply_lora_scales(self, scales: Any) -> None:
@@ -278,7 +278,7 @@ class SimSession:
             for adapter in self.stream.lora_adapters:
                 if item.get("path") not in (adapter["path"], adapter.get("adapter_name")):
                     continue
-                # Weights merged at load time cannot be rescaled (contract §4.3).
+                # Weights merged at load time cannot be rescaled (docs/scope.md §4.3).
                 if adapter["merge_mode"] == "runtime_peft" and isinstance(
                     item.get("scale"), int | float
                 ):
@@ -301,7 +301,7 @@ class SimSession:
             self.params.pop("transition", None)
             return
         self._cancel_transition()
-        steps = transition.get("num_steps", 0)  # 0 (a cut) on the data channel (contract §8-I)
+        steps = transition.get("num_steps", 0)  # 0 (a cut) on the data channel (docs/scope.md §8-I)
         num_steps = steps if isinstance(steps, int) and steps > 0 else 0
         record: dict[str, Any] = {
             "start_chunk": self.chunk,
@@ -312,7 +312,7 @@ class SimSession:
         }
         self.transitions.append(record)
         if num_steps == 0 or not self._has_embedding or not self.prompts:
-            # Nothing to interpolate from: snap (contract §3.3).
+            # Nothing to interpolate from: snap (docs/scope.md §3.3).
             record["end_chunk"] = self.chunk
             self.prompts = target
             self.params.pop("transition", None)
@@ -328,7 +328,7 @@ class SimSession:
             self.prompts = active.target
             active.record["end_chunk"] = self.chunk
             self._transition = None
-            # Self-clearing, and it never touches the persistent `prompts` (contract §8-G).
+            # Self-clearing, and it never touches the persistent `prompts` (docs/scope.md §8-G).
             self.params.pop("transition", None)
         else:
             self.prompts = blend(active.source, active.target, active.step / active.num_steps)

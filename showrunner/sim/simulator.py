@@ -74,7 +74,7 @@ class Simulator:
         self.port = port
         self.fps = fps
         # Present a CUDA device in `/session/metrics` and `/hardware/info`; the real CPU
-        # server answers `gpu: {}` and `vram_gb: null` (contract §10). The pipeline list stays
+        # server answers `gpu: {}` and `vram_gb: null` (docs/scope.md §10). The pipeline list stays
         # a GPU host's either way, so Wan shows can be rehearsed.
         self.gpu = gpu
         self.faults = Faults(load_time=load_time)
@@ -84,8 +84,8 @@ class Simulator:
         self.loads = LoadManager(self.faults, self.assets.lora_paths)
         self.sessions: dict[str, SimSession] = {}
         self.peers: dict[str, SimPeer] = {}
-        # The headless session (contract §2.8); a second start leaves the first one running
-        # in `headless_orphans` until the server restarts (contract §10.1).
+        # The headless session (docs/scope.md §2.8); a second start leaves the first one running
+        # in `headless_orphans` until the server restarts (docs/scope.md §10.1).
         self.headless: HeadlessSession | None = None
         self.headless_orphans: list[HeadlessSession] = []
         self.tempo = TempoSync(self._tempo_update)
@@ -170,7 +170,7 @@ class Simulator:
     @_on_sim_loop
     async def shutdown(self) -> None:
         """Stop like a server on SIGTERM: every open session first sends `stream_stopped` on
-        its data channel (contract §3.4, §10), then closes; then as `crash()`. `start()`
+        its data channel (docs/scope.md §3.4, §10), then closes; then as `crash()`. `start()`
         brings the server back (a new server_start_time)."""
         peers = list(self.peers.values())
         await asyncio.gather(*(p.close(notify=True) for p in peers), return_exceptions=True)
@@ -227,7 +227,7 @@ class Simulator:
     # -- used by the routes ----------------------------------------------------------------
 
     def stream_for(self, pipeline_ids: Any) -> tuple[Stream | None, str | None]:
-        """The pipeline chain an offer gets, or why it gets no video (contract §2.6)."""
+        """The pipeline chain an offer gets, or why it gets no video (docs/scope.md §2.6)."""
         if not pipeline_ids or not isinstance(pipeline_ids, list):
             return None, "No pipeline IDs provided, cannot start"
         loaded = self.loads.loaded()
@@ -262,7 +262,7 @@ class Simulator:
     async def with_input(
         self, initial: dict[str, Any], stream: Stream | None, reason: str | None
     ) -> tuple[VideoFileSource | None, Stream | None, str | None]:
-        """Open the session's server-side input source, if any (contract §3.3, §7, §10).
+        """Open the session's server-side input source, if any (docs/scope.md §3.3, §7, §10).
 
         passthrough and gray then show the file's frames at its size and rate (unless the
         simulator's `fps` is set); a source that cannot be opened leaves them without frames.
@@ -287,7 +287,7 @@ class Simulator:
         stream, reason = self.stream_for(initial.get("pipeline_ids"))
         source, stream, reason = await self.with_input(initial, stream, reason)
         if reason is not None:
-            # Scope only logs this; the offer still succeeds (contract §2.6, §10).
+            # Scope only logs this; the offer still succeeds (docs/scope.md §2.6, §10).
             log.warning("session %s: %s; no video", session_id, reason)
         session = SimSession(session_id, initial, stream=stream, no_video_reason=reason)
         if source is not None:
@@ -316,12 +316,12 @@ class Simulator:
             await peer.close()
 
     def _tempo_update(self, message: dict[str, Any]) -> None:
-        # WebRTC sessions only: a headless session gets no tempo (contract §10.1).
+        # WebRTC sessions only: a headless session gets no tempo (docs/scope.md §10.1).
         for peer in self.live_peers():
             peer.send(message)
 
     async def start_headless(self, request: StartRequest) -> dict[str, Any]:
-        """`POST /api/v1/session/start` (contract §2.8, §10.1; Scope mcp_router.py).
+        """`POST /api/v1/session/start` (docs/scope.md §2.8, §10.1; Scope mcp_router.py).
 
         The body is stored as sent; keys under `parameters` that it already sets are dropped.
         HeadlessRefused(500) when the pipeline is not loaded under that id (no session then
@@ -379,7 +379,7 @@ class Simulator:
             rate = UNPACED_FPS.get(stream.pipeline_id, stream.fps)
         run = HeadlessSession(session, faults=self.faults, rate=rate, source=source)
         if self.headless is not None:
-            # Replaced, not stopped: it keeps running (contract §2.8, §10.1).
+            # Replaced, not stopped: it keeps running (docs/scope.md §2.8, §10.1).
             log.warning("a new headless session replaces the running one without stopping it")
             self.headless_orphans.append(self.headless)
         self.headless = run
@@ -406,7 +406,7 @@ class Simulator:
         self.peers.pop(peer.session.session_id, None)
 
     def model_status(self, pipeline_id: str) -> dict[str, Any]:
-        """Body of `GET /api/v1/models/status` (contract §2.5)."""
+        """Body of `GET /api/v1/models/status` (docs/scope.md §2.5)."""
         job = self._download
         if job is not None and job["pipeline_id"] == pipeline_id:
             elapsed = time.monotonic() - job["started"]

@@ -1,6 +1,6 @@
 """Simulated tempo sync: an Ableton Link session without peers, and beat-quantized updates.
 
-Contract §6, §3.4 and §10.1 (Scope tempo_sync.py, tempo_sources/link.py, tempo_router.py,
+docs/scope.md §6, §3.4 and §10.1 (Scope tempo_sync.py, tempo_sources/link.py, tempo_router.py,
 parameter_scheduler.py): `link` is available, `midi_clock` is not (mido missing); the beat
 runs from the moment tempo is enabled; `is_playing` is always false with Link; `tempo_update`
 goes to every WebRTC data channel at about 15 Hz while enabled; a `_quantized` data-channel
@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 NOTIFY_INTERVAL = 1.0 / 15.0  # tempo_update rate (tempo_sync.py)
 # How long a set_tempo takes to show in the status: Scope answers with the new bpm at once,
-# but its status reads the Link poll cache, observed stale for up to ~100 ms (contract §10.1).
+# but its status reads the Link poll cache, observed stale for up to ~100 ms (docs/scope.md §10.1).
 TEMPO_LAG = 0.05
 QUANTIZE_MODES = ("none", "beat", "bar", "2_bar", "4_bar")
 SOURCES = {
@@ -86,7 +86,7 @@ class TempoSync:
         self._polled = True
 
     def disable(self) -> None:
-        """Stop the beat; `beats_per_bar` stays (contract §10.1)."""
+        """Stop the beat; `beats_per_bar` stays (docs/scope.md §10.1)."""
         self.enabled, self.source = False, None
         self._lines = []
         if self._task is not None:
@@ -122,7 +122,7 @@ class TempoSync:
             "beat_phase": beat % 1.0,
             "bar_position": beat % self.beats_per_bar,
             "beat_count": int(beat),
-            "is_playing": False,  # always false with Link (contract §10.1)
+            "is_playing": False,  # always false with Link (docs/scope.md §10.1)
             "source": self.source,
         }
 
@@ -136,7 +136,7 @@ class TempoSync:
         }
 
     async def _broadcast(self) -> None:
-        """`tempo_update` to the WebRTC sessions at about 15 Hz (contract §3.4)."""
+        """`tempo_update` to the WebRTC sessions at about 15 Hz (docs/scope.md §3.4)."""
         while True:
             state = self.beat_state()
             if state is not None:
@@ -156,7 +156,7 @@ class TempoSync:
 
 
 class QuantizedScheduler:
-    """One session's ParameterScheduler (contract §6): `_quantized` updates land on the beat.
+    """One session's ParameterScheduler (docs/scope.md §6): `_quantized` updates land on the beat.
 
     With tempo off or `quantize_mode` "none" an update applies at once. Otherwise it waits for
     the next boundary minus `lookahead_ms` (`change_scheduled {delay_ms}`, then

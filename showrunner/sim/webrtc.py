@@ -1,4 +1,4 @@
-"""The answering side of a simulated Scope WebRTC session (contract §2.6, §3, §4.1).
+"""The answering side of a simulated Scope WebRTC session (docs/scope.md §2.6, §3, §4.1).
 
 One `SimPeer` per offer: an aiortc peer connection that never leaves 127.0.0.1, the
 "parameters" data channel feeding a `SimSession`, and a video track that renders the
@@ -152,7 +152,7 @@ class SimVideoTrack(MediaStreamTrack):
     async def recv(self) -> VideoFrame:
         peer, session = self._peer, self._peer.session
         if session.stream is None or session.no_video_reason is not None:
-            # A session without a usable pipeline: connected, silent (contract §2.6).
+            # A session without a usable pipeline: connected, silent (docs/scope.md §2.6).
             await self._ended.wait()
             raise MediaStreamError
         period = 1.0 / session.stream.fps
@@ -163,7 +163,7 @@ class SimVideoTrack(MediaStreamTrack):
             now = time.monotonic()
             if session.paused:
                 # Paused: the track keeps sending the last frame at its rate, nothing new is
-                # produced (contract §3.2 step 2, §10; Scope tracks.py "when video is paused,
+                # produced (docs/scope.md §3.2 step 2, §10; Scope tracks.py "when video is paused,
                 # return the last frame"). Before the first frame there is nothing to repeat.
                 if peer.last_image is None:
                     await self._until_resumed(0.05)
@@ -263,7 +263,7 @@ class SimPeer:
             self.track = SimVideoTrack(self)
             self.pc.addTrack(self.track)
         if self.session.stream is not None and direction != "sendrecv":
-            # The output loop needs an input track; a recvonly offer has none (contract §4.1).
+            # The output loop needs an input track; a recvonly offer has none (docs/scope.md §4.1).
             reason = f"video m-line is {direction}" if direction else "no video m-line"
             self.session.no_video_reason = reason
             log.warning("session %s: %s, no video", self.session.session_id, reason)
@@ -316,7 +316,7 @@ class SimPeer:
             log.error("session %s: bad JSON on the data channel, dropped", self.session.session_id)
             return
         if isinstance(parsed, dict) and parsed.get("_quantized"):
-            # Beat-quantized (contract §6): `paused` still applies at once (§3.2 step 2).
+            # Beat-quantized (docs/scope.md §6): `paused` still applies at once (§3.2 step 2).
             update = {k: v for k, v in parsed.items() if k != "_quantized"}
             if "paused" in update:
                 self.session.receive({"paused": update["paused"]})
@@ -328,7 +328,7 @@ class SimPeer:
 
     def deliver(self, message: Any) -> None:
         """An update reaching the frame processor (data channel or HTTP broadcast): the
-        scheduler takes `quantize_mode` / `lookahead_ms` (contract §6), the session the rest."""
+        scheduler takes `quantize_mode` / `lookahead_ms` (docs/scope.md §6), the session the rest."""
         if isinstance(message, dict):
             if "quantize_mode" in message:
                 self.scheduler.set_mode(message["quantize_mode"])
@@ -363,7 +363,7 @@ class SimPeer:
             self.resumed.set()
 
     async def _produce(self) -> None:
-        """Generate chunks whether or not anyone watches (contract §4.1, text mode)."""
+        """Generate chunks whether or not anyone watches (docs/scope.md §4.1, text mode)."""
         session = self.session
         assert session.stream is not None
         next_at = time.monotonic()

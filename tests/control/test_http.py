@@ -418,7 +418,7 @@ async def live_show(
 
 @pytest.mark.anyio
 async def test_go_over_http_advances_the_real_show_once(tmp_path: Path) -> None:
-    """GO reaches Scope as one prompt transition (contract §3.3 `transition`); a second GO
+    """GO reaches Scope as one prompt transition (docs/scope.md §3.3 `transition`); a second GO
     inside the debounce window changes nothing."""
     async with live_show(tmp_path, min_go_interval=5) as (sim, server), client(server) as c:
         async with c.stream("GET", "/api/events") as stream:

@@ -193,7 +193,7 @@ def test_repr() -> None:
 async def test_go_over_osc_advances_the_real_show_once(
     tmp_path: Path, receiver: Receiver
 ) -> None:
-    """An OSC GO reaches Scope as one prompt transition (contract §3.3 `transition`); a
+    """An OSC GO reaches Scope as one prompt transition (docs/scope.md §3.3 `transition`); a
     second GO inside the debounce window changes nothing; status goes out over OSC."""
     journal = MemoryJournal()
     commands = Commands(None, min_go_interval=5, journal=journal)

@@ -118,7 +118,7 @@ def test_the_page_loads_nothing_from_outside() -> None:
 @needs_chromium
 @pytest.mark.anyio
 async def test_go_from_the_page_advances_the_real_show_once(tmp_path: Path) -> None:
-    """A click on GO reaches Scope as one prompt transition (contract §3.3 `transition`);
+    """A click on GO reaches Scope as one prompt transition (docs/scope.md §3.3 `transition`);
     a second click inside the debounce window changes nothing."""
     journal = MemoryJournal()
     async with (

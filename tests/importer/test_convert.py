@@ -1,5 +1,5 @@
 """`showrunner import`: Scope's own timeline files become shows that play the same looks at the
-same moments (contract §5.1 legacy export, §5.2 workflow file, §5.3 how the UI plays them)."""
+same moments (docs/scope.md §5.1 legacy export, §5.2 workflow file, §5.3 how the UI plays them)."""
 
 from __future__ import annotations
 
@@ -64,13 +64,13 @@ def _error(excinfo: pytest.ExceptionInfo[ShowErrors]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The example-shaped files (contract §5.4)
+# The example-shaped files (docs/scope.md §5.4)
 # ---------------------------------------------------------------------------------------------
 
 
 def test_krea_v20_without_transition_steps_blends_linear_4() -> None:
     """A v2.0 krea file has no transitionSteps: the UI plays krea text mode as a 4-step linear
-    transition, and the first block as a cut (contract §5.3, §5.4)."""
+    transition, and the first block as a cut (docs/scope.md §5.3, §5.4)."""
     result = import_file(FIXTURES / "timeline-krea-shapes.json")
     show = _parse(result)
     starts, end = _boundaries("timeline-krea-shapes.json")
@@ -84,7 +84,7 @@ def test_krea_v20_without_transition_steps_blends_linear_4() -> None:
 
 
 def test_krea_settings_map_to_defaults() -> None:
-    """settings → load params and runtime defaults per lib/workflowSettings.ts (contract §5.1, §8-B)."""
+    """settings → load params and runtime defaults per lib/workflowSettings.ts (docs/scope.md §5.1, §8-B)."""
     show = _parse(import_file(FIXTURES / "timeline-krea-shapes.json"))
     d = show.defaults
     assert d.pipeline == ["krea-realtime-video"]
@@ -99,7 +99,7 @@ def test_krea_settings_map_to_defaults() -> None:
 
 
 def test_noise_settings_in_text_mode_are_dropped_with_a_warning() -> None:
-    """Scope clears noise_scale in text mode (contract §3.3): say so instead of carrying it."""
+    """Scope clears noise_scale in text mode (docs/scope.md §3.3): say so instead of carrying it."""
     result = import_file(FIXTURES / "timeline-krea-shapes.json")
     show = _parse(result)
     assert show.defaults.noise_scale is None and show.defaults.noise_controller is None
@@ -108,7 +108,7 @@ def test_noise_settings_in_text_mode_are_dropped_with_a_warning() -> None:
 
 
 def test_memflow_v21_steps_zero_are_cuts() -> None:
-    """v2.1 files store transitionSteps 0 on every segment: hard prompt switches (contract §5.3)."""
+    """v2.1 files store transitionSteps 0 on every segment: hard prompt switches (docs/scope.md §5.3)."""
     result = import_file(FIXTURES / "timeline-memflow-kitchen.json")
     show = _parse(result)
     starts, end = _boundaries("timeline-memflow-kitchen.json")
@@ -125,7 +125,7 @@ def test_memflow_v21_steps_zero_are_cuts() -> None:
 
 def test_sdv2_v20_steps_noise_and_cache() -> None:
     """sdv2 (video mode by default) keeps denoisingSteps [700,500], noise 0.8, manageCache false;
-    its default transition is 0 steps, so every segment cuts (contract §5.3, §5.4)."""
+    its default transition is 0 steps, so every segment cuts (docs/scope.md §5.3, §5.4)."""
     result = import_file(FIXTURES / "timeline-sdv2-animals.json")
     show = _parse(result)
     starts, end = _boundaries("timeline-sdv2-animals.json")
@@ -149,7 +149,7 @@ def test_durations_carry_no_float_noise() -> None:
 
 
 def test_gap_holds_previous_look_and_is_explained() -> None:
-    """Between segments the UI keeps the last active one (contract §5.3): the scene before a gap
+    """Between segments the UI keeps the last active one (docs/scope.md §5.3): the scene before a gap
     lasts until the next segment starts, with a warning and a comment."""
     result = import_file(FIXTURES / "timeline-gaps-blends.json")
     show = _parse(result)
@@ -162,7 +162,7 @@ def test_gap_holds_previous_look_and_is_explained() -> None:
 
 
 def test_blended_prompts_keep_ui_weights() -> None:
-    """Weights stay 0-100 as the UI wrote them; Scope normalises them (contract §3.3, §8-J)."""
+    """Weights stay 0-100 as the UI wrote them; Scope normalises them (docs/scope.md §3.3, §8-J)."""
     show = _parse(import_file(FIXTURES / "timeline-gaps-blends.json"))
     prompts = show.scenes[1].prompts
     assert prompts is not None
@@ -174,14 +174,14 @@ def test_blended_prompts_keep_ui_weights() -> None:
 
 def test_per_segment_transition_and_default() -> None:
     """A segment's own transitionSteps/method win; one without falls back to the pipeline default
-    (longlive: 0 = cut) (contract §5.3)."""
+    (longlive: 0 = cut) (docs/scope.md §5.3)."""
     show = _parse(import_file(FIXTURES / "timeline-gaps-blends.json"))
     assert _transitions(show) == [(0, None), (6, "linear"), (0, None)]
 
 
 def test_legacy_loras_seed_override_and_quantization() -> None:
     """loras[].path/scale/mergeMode → a LoRA asset by path plus a load entry; the seed from
-    schemaFieldOverrides.base_seed (contract §5.1, §2.2)."""
+    schemaFieldOverrides.base_seed (docs/scope.md §5.1, §2.2)."""
     show = _parse(import_file(FIXTURES / "timeline-gaps-blends.json"))
     load = show.defaults.load
     assert load.base_seed == 1234
@@ -195,7 +195,7 @@ def test_legacy_loras_seed_override_and_quantization() -> None:
 
 def test_workflow_chain_loras_and_transitions() -> None:
     """A workflow's pipelines become an ordered chain [pre…, main, post…], LoRAs by filename with
-    weight → scale, and the top-level transition_steps is the default (contract §5.2, §8-K)."""
+    weight → scale, and the top-level transition_steps is the default (docs/scope.md §5.2, §8-K)."""
     result = import_file(FIXTURES / "garden.scope-workflow.json")
     show = _parse(result)
     starts, end = _boundaries("garden.scope-workflow.json")
@@ -240,7 +240,7 @@ def test_newer_and_unknown_fields_warn_but_import() -> None:
     path = str(FIXTURES / "future.scope-workflow.json")
     assert all(w.startswith(f"{path}:") for w in result.warnings)
     assert show.defaults.pipeline == ["krea-realtime-video", "sharpen-pro"]
-    # krea in video mode defaults to 0 steps (contract §5.3): cuts, and noise_scale is kept.
+    # krea in video mode defaults to 0 steps (docs/scope.md §5.3): cuts, and noise_scale is kept.
     assert show.defaults.input_mode == "video" and show.defaults.noise_scale == 0.6
     assert _transitions(show) == [(0, None), (0, None)]
 
@@ -253,7 +253,7 @@ def test_warnings_point_at_the_json_text() -> None:
 
 
 def test_hold_keeps_the_last_look() -> None:
-    """The UI keeps the last segment live after the end (contract §5.3): --hold does the same."""
+    """The UI keeps the last segment live after the end (docs/scope.md §5.3): --hold does the same."""
     assert _parse(import_file(FIXTURES / "timeline-memflow-kitchen.json", hold=True)).end == "hold"
 
 
@@ -286,7 +286,7 @@ def _seg(start: Any, end: float, text: str = "a cat", **extra: Any) -> dict[str,
 
 def test_unsorted_zero_length_and_overlapping_segments() -> None:
     """Segments out of order are sorted; zero-length ones dropped (as the UI does on export);
-    an overlap cuts the earlier one short (contract §5.1)."""
+    an overlap cuts the earlier one short (docs/scope.md §5.1)."""
     data = _legacy(_seg(5, 9, "b"), _seg(0, 6, "a"), _seg(9, 9, "empty"), _seg(9, 12, "c"))
     result = import_data(data, source="odd.json")
     show = _parse(result)
@@ -590,7 +590,7 @@ def test_compiled_starts_equal_segment_boundaries(name: str) -> None:
     ids=["krea-default-4-linear", "memflow-steps-0", "workflow-global-default"],
 )
 def test_compiled_messages_transition_like_the_ui(name: str, expected: list[tuple[int, str]]) -> None:
-    """Each later scene enters with the `transition` the UI would send (contract §5.3, §8-G)."""
+    """Each later scene enters with the `transition` the UI would send (docs/scope.md §5.3, §8-G)."""
     from showrunner.plan.compiler import compile_timeline
 
     timeline = compile_timeline(_parse(import_file(FIXTURES / name)))

@@ -1,4 +1,4 @@
-"""The live player against the real simulator over loopback (contract §2.6, §3.2, §4.2-§4.4).
+"""The live player against the real simulator over loopback (docs/scope.md §2.6, §3.2, §4.2-§4.4).
 
 Each test drives a `ScopeSession` (the real client) through the `Sink` protocol and checks what
 the simulator received. Where time itself is the subject (opening hours, resuming after a
@@ -105,7 +105,7 @@ scenes:
 async def test_cue_waits_for_go_and_go_advances_once(
     sim_thread: Simulator, tmp_path: Path, journal: Journal
 ) -> None:
-    """A cue scene waits for GO; one GO fires exactly one cue (contract §3.2: one message)."""
+    """A cue scene waits for GO; one GO fires exactly one cue (docs/scope.md §3.2: one message)."""
     timeline = compile_show(CUES)
     async with session_for(sim_thread) as session:
         player = Player(timeline, session, journal=journal)

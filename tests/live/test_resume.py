@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
@@ -9,12 +10,14 @@ from pathlib import Path
 import pytest
 
 from showrunner.live.resume import (
+    MAX_STATE_BYTES,
     STATE_FILE_NAME,
     ResumeState,
     clear_state,
     default_state_path,
     read_state,
     show_hash,
+    state_file_problem,
     write_state,
 )
 
@@ -87,3 +90,87 @@ def test_default_paths(tmp_path: Path) -> None:
     assert default_state_path(tmp_path / "s.yaml", tmp_path / "logs" / "run.jsonl") == (
         tmp_path / "logs" / "run.state.json"
     )
+
+
+# -- only ever a state file ----------------------------------------------------------------------
+
+
+def test_an_absent_file_or_a_state_file_may_be_used(tmp_path: Path) -> None:
+    path = tmp_path / "state.json"
+    assert state_file_problem(path) is None
+    write_state(path, _state())
+    assert state_file_problem(path) is None
+
+
+@pytest.mark.parametrize("content", ["my notes\n", "", '{"title": "a show"}', "[1, 2]"],
+                         ids=["text", "empty", "other-json", "json-list"])
+def test_a_file_that_is_not_a_state_file_is_refused_and_left_alone(tmp_path: Path, content: str) -> None:
+    """A --state-file pointed at someone's notes must neither overwrite them at the first scene
+    nor delete them when an `end: stop` show finishes."""
+    path = tmp_path / "notes.txt"
+    path.write_text(content)
+    problem = state_file_problem(path)
+    assert problem is not None and str(path) in problem and "not a showrunner state file" in problem
+    write_state(path, _state())
+    clear_state(path)
+    assert path.read_text() == content
+
+
+def test_what_is_not_a_regular_file_is_refused_and_never_replaced(tmp_path: Path) -> None:
+    """A device node became JSON once (os.replace swaps whatever is at the path): a FIFO, a
+    folder, a symlink and a device are refused, and writing leaves them as they are."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    target = tmp_path / "real.json"
+    write_state(target, _state())
+    link = tmp_path / "link.json"
+    link.symlink_to(target)
+    for path, words in ((fifo, "a FIFO"), (folder, "a directory"), (link, "a symbolic link"),
+                        (Path("/dev/null"), "a device")):
+        problem = state_file_problem(path)
+        assert problem is not None and words in problem, problem
+    write_state(fifo, _state())
+    write_state(link, _state(scene="z"))
+    clear_state(fifo)
+    clear_state(link)
+    assert fifo.is_fifo() and link.is_symlink() and read_state(target) == _state()
+
+
+@pytest.mark.timeout(10)
+def test_reading_is_bounded(tmp_path: Path) -> None:
+    """/dev/full (or /dev/zero) never ends: reading it went on until MemoryError."""
+    assert read_state(Path("/dev/full")) is None
+    assert read_state(Path("/dev/zero")) is None
+    big = tmp_path / "big.json"
+    big.write_text('{"version": 1, "pad": "' + "x" * (MAX_STATE_BYTES + 10) + '"}')
+    assert read_state(big) is None
+    problem = state_file_problem(big)
+    assert problem is not None and "too large" in problem
+
+
+@pytest.mark.anyio
+async def test_run_refuses_a_state_file_path_that_is_not_one_before_the_show(tmp_path: Path) -> None:
+    """`showrunner run --state-file notes.txt`: one clear line, exit 1, nothing connected or
+    touched."""
+    from showrunner.app import RunOptions, StreamOutput, run
+
+    show = tmp_path / "show.yaml"
+    show.write_text("title: t\ndefaults: {pipeline: controller-viz}\n"
+                    "scenes:\n  - {name: a, prompts: x, duration: 1}\n")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    out, err = io.StringIO(), io.StringIO()
+    options = RunOptions(show, state_file=notes, stdin_tty=False)
+    assert await run(options, output=StreamOutput(out, err)) == 1
+    assert err.getvalue().splitlines() == [
+        f"error: {notes} is not a showrunner state file; it is left alone: choose another "
+        "--state-file (or remove the file)"
+    ]
+    assert notes.read_text() == "mine" and out.getvalue() == ""
+    options = RunOptions(show, state_file=Path("/dev/full"), stdin_tty=False)
+    err.truncate(0)
+    err.seek(0)
+    assert await run(options, output=StreamOutput(out, err)) == 1
+    assert err.getvalue() == "error: /dev/full is a device, not a state file; choose another --state-file\n"

@@ -89,13 +89,13 @@ def test_identical_plans_have_an_empty_diff() -> None:
         ),
         (lambda d: _scene(d, "outro").update(noise_scale=0.9), "outro", ("noise_scale",)),
         (
-            # the reconnect replaces the transition (contract §4.2)
+            # the reconnect replaces the transition (docs/scope.md §4.2)
             lambda d: _scene(d, "outro").update(pipeline="krea-realtime-video"),
             "outro",
             ("pipeline", "load", "transition"),
         ),
         (
-            # a cache reset makes the next transition snap (contract §3.3)
+            # a cache reset makes the next transition snap (docs/scope.md §3.3)
             lambda d: _scene(d, "outro").update(reset_cache=True),
             "outro",
             ("transition", "reset_cache"),
@@ -149,7 +149,7 @@ def test_summary_line_reads_like_the_show_file() -> None:
 
 
 def test_the_first_scene_has_no_transition_to_change() -> None:
-    """The first scene opens the session with its prompts (contract §2.6): no transition."""
+    """The first scene opens the session with its prompts (docs/scope.md §2.6): no transition."""
     assert _diff(lambda d: _scene(d, "intro").update(transition="cut")).empty
 
 
@@ -192,7 +192,7 @@ def test_a_default_changes_every_scene() -> None:
 
 
 def test_pipeline_change_needs_a_reconnect() -> None:
-    """contract §4.2: a pipeline or load-param change means reload + reconnect."""
+    """docs/scope.md §4.2: a pipeline or load-param change means reload + reconnect."""
     diff = _diff(lambda d: _scene(d, "outro").update(pipeline="krea-realtime-video"))
     change = diff.scene("outro")
     assert change is not None and change.needs_reconnect
@@ -355,7 +355,7 @@ def test_carry_reads_the_new_timing() -> None:
 
 
 def test_state_delta_prompts_go_through_the_scene_transition() -> None:
-    """Contract §8-G: new prompts go as a `transition`, with the scene's own length."""
+    """docs/scope.md §8-G: new prompts go as a `transition`, with the scene's own length."""
     old = _timeline(BASE)
     edited = copy.deepcopy(BASE)
     _scene(edited, "outro").update(prompts="a city at dawn", noise_scale=0.5)
@@ -383,7 +383,7 @@ def test_state_delta_of_equal_states_is_empty() -> None:
 
 
 def test_state_delta_resends_vace_refs_after_a_cache_reset() -> None:
-    """Contract §4.4: VACE references are one-shot and must follow every cache reset."""
+    """docs/scope.md §4.4: VACE references are one-shot and must follow every cache reset."""
     base: Data = {
         "title": "Refs",
         "assets": {"images": {"ref": {"server_path": "/srv/ref.png"}}},

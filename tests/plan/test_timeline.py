@@ -228,7 +228,7 @@ def test_unchanged_mappings_are_shared_between_states() -> None:
 
 
 def test_entry_message_is_a_transition_with_steps_from_seconds() -> None:
-    """Prompts always go as a `transition` (contract §8-G); seconds -> chunks (§3.3)."""
+    """Prompts always go as a `transition` (docs/scope.md §8-G); seconds -> chunks (§3.3)."""
     timeline = make(
         [
             {"name": "a", "prompts": "one", "duration": 5},
@@ -302,7 +302,7 @@ def test_unknown_pipeline_is_warned() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Sessions and load parameters (contract §2.2, §2.6, §4.2)
+# Sessions and load parameters (docs/scope.md §2.2, §2.6, §4.2)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -334,7 +334,7 @@ def test_first_scene_and_pipeline_changes_open_a_session() -> None:
         "output_sinks": {"ndi": {"enabled": True, "name": "show"}},
     }
     d = timeline.scene("d").state_in
-    # both sizes always sent (contract §8-D), then only what the show set
+    # both sizes always sent (docs/scope.md §8-D), then only what the show set
     assert dict(d.load_params) == {"height": 512, "width": 512, "base_seed": 7}
     assert timeline.switch_count == 2
 
@@ -431,7 +431,7 @@ def test_resolve_refs_substitutes_server_paths_only_in_reference_keys() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Keyframes, travel, chunk rate (contract §3.2 step 5)
+# Keyframes, travel, chunk rate (docs/scope.md §3.2 step 5)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -535,7 +535,7 @@ def test_prompt_weight_keyframes_keep_the_running_transition() -> None:
 
 
 def test_lora_fade_with_manage_cache_turns_it_off_and_restores_it() -> None:
-    """Every lora_scales message resets the cache while manage_cache is on (contract §4.3)."""
+    """Every lora_scales message resets the cache while manage_cache is on (docs/scope.md §4.3)."""
     timeline = lora_show(True, [{"at": 0, "value": 0}, {"at": 1.5, "value": 1}])
     b = timeline.scene("b")
     got = [(a.offset, dict(a.message), a.label) for a in b.actions]
@@ -862,7 +862,7 @@ def test_switch_gaps_in_one_pass() -> None:
 
 
 def wire_after(scene: CompiledScene) -> dict[str, Any]:
-    """Fold the scene's messages onto its entry state, as Scope merges them (contract §3.2)."""
+    """Fold the scene's messages onto its entry state, as Scope merges them (docs/scope.md §3.2)."""
     state = scene.state_in
     prompts = [p.wire() for p in state.prompts]
     params = dict(state.params)

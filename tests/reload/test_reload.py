@@ -520,7 +520,7 @@ def _prompts(message: dict[str, Any]) -> list[str]:
 async def test_live_valid_edit_reaches_scope_and_keeps_the_position(
     tmp_path: Path, sim: Simulator
 ) -> None:
-    """A prompt edit of the playing scene goes out as one `transition` (contract §3.3, §8-G);
+    """A prompt edit of the playing scene goes out as one `transition` (docs/scope.md §3.3, §8-G);
     the scene and its offset stay; the journal holds the diff."""
     async with LiveRun(tmp_path, sim, LIVE) as run:
         before = run.player.status().position
@@ -542,7 +542,7 @@ async def test_live_valid_edit_reaches_scope_and_keeps_the_position(
 async def test_live_prompt_and_parameter_edit_is_one_message(
     tmp_path: Path, sim: Simulator
 ) -> None:
-    """Contract §3.2 step 5: one combined message per change, not one per key."""
+    """docs/scope.md §3.2 step 5: one combined message per change, not one per key."""
     async with LiveRun(tmp_path, sim, LIVE) as run:
         run.edit("a quiet harbour\n", "a foggy harbour\n    noise_scale: 0.4\n")
         sent = await until(lambda: run.received("a foggy harbour"))
@@ -616,7 +616,7 @@ async def test_live_edited_include(tmp_path: Path, sim: Simulator) -> None:
 @pytest.mark.webrtc
 @pytest.mark.anyio
 async def test_live_pipeline_edit_reconnects(tmp_path: Path, sim: Simulator) -> None:
-    """Contract §4.2: a new pipeline for the playing scene means close, load, new offer."""
+    """docs/scope.md §4.2: a new pipeline for the playing scene means close, load, new offer."""
     async with LiveRun(tmp_path, sim, LIVE) as run:
         run.edit("a quiet harbour\n", "a quiet harbour\n    pipeline: passthrough\n")
         await until(lambda: len(run.offers()) == 2)

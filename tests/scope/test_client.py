@@ -1,4 +1,4 @@
-"""ScopeClient failure handling and the Coalescer, without a server.
+"""ScopeClient failure handling, without a server (the Coalescer: tests/scope/test_pacing.py).
 
 Failures a well-behaved simulator cannot produce (timeouts, 5xx, garbage bodies, scripted
 status races) are injected with ``httpx.MockTransport``; everything else is tested against
@@ -7,8 +7,6 @@ the simulator in ``tests/scope/test_session.py``.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -23,8 +21,7 @@ from showrunner.errors import (
     ScopeProtocolError,
     ScopeTimeoutError,
 )
-from showrunner.scope.client import ClientTimeouts, Coalescer, ScopeClient, ScopeSession
-from showrunner.testing import FakeClock
+from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession
 
 BASE = "http://127.0.0.1:8000"
 FAST = ClientTimeouts(request=1.0, poll_interval=0.01, not_loaded_grace=0.2, load=2.0)
@@ -103,7 +100,7 @@ async def test_rest_failures_map_to_one_line_errors(
     handler: Handler, error: type[ScopeError], words: str
 ) -> None:
     """Every httpx failure becomes one ScopeError subclass with a one-line message naming
-    the call and the URL (contract §2.12 codes; errors translated in one place)."""
+    the call and the URL (docs/scope.md §2.12 codes; errors translated in one place)."""
     async with client_for(handler) as client:
         with pytest.raises(error) as info:
             await client.health()
@@ -116,7 +113,7 @@ async def test_rest_failures_map_to_one_line_errors(
 
 @pytest.mark.anyio
 async def test_offer_rejection_carries_the_server_detail() -> None:
-    """An offer while nothing is loaded is a 400 with a detail (contract §2.6)."""
+    """An offer while nothing is loaded is a 400 with a detail (docs/scope.md §2.6)."""
 
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(400, json={"detail": "Pipeline not loaded. Please load pipeline first."})
@@ -128,7 +125,7 @@ async def test_offer_rejection_carries_the_server_detail() -> None:
 
 @pytest.mark.anyio
 async def test_headers_reach_every_request() -> None:
-    """Optional headers (a proxy's bearer token) go on every call (contract §1: Scope itself
+    """Optional headers (a proxy's bearer token) go on every call (docs/scope.md §1: Scope itself
     has no auth, a proxy in front of it may)."""
     seen: list[str | None] = []
 
@@ -152,7 +149,7 @@ async def test_headers_reach_every_request() -> None:
 @pytest.mark.anyio
 async def test_load_ignores_stale_loaded_status() -> None:
     """Right after the POST the status may still show the previous `loaded` pipeline, or
-    the right id with other load_params; only an exact match counts (contract §2.3)."""
+    the right id with other load_params; only an exact match counts (docs/scope.md §2.3)."""
     params = {"height": 320, "width": 576}
     scope = ScriptedScope(
         status("loaded", "passthrough", {}),
@@ -171,7 +168,7 @@ async def test_load_ignores_stale_loaded_status() -> None:
 
 @pytest.mark.anyio
 async def test_load_tolerates_not_loaded_within_grace() -> None:
-    """A transient `not_loaded` while old instances are dropped is pending (contract §2.3)."""
+    """A transient `not_loaded` while old instances are dropped is pending (docs/scope.md §2.3)."""
     scope = ScriptedScope(
         status("not_loaded"),
         [status("not_loaded"), status("not_loaded"), status("loaded", "gray", {})],
@@ -184,7 +181,7 @@ async def test_load_tolerates_not_loaded_within_grace() -> None:
 @pytest.mark.anyio
 async def test_load_fails_after_not_loaded_grace() -> None:
     """`not_loaded` for longer than the grace period means the load is gone (e.g. someone
-    else read the one-time `error`) (contract §2.3)."""
+    else read the one-time `error`) (docs/scope.md §2.3)."""
     scope = ScriptedScope(status("not_loaded"), [status("not_loaded")])
     started = time.monotonic()
     async with client_for(scope) as client:
@@ -199,7 +196,7 @@ async def test_load_fails_after_not_loaded_grace() -> None:
 
 @pytest.mark.anyio
 async def test_load_rejects_unknown_status() -> None:
-    """Only the four documented states exist (contract §2.3)."""
+    """Only the four documented states exist (docs/scope.md §2.3)."""
     scope = ScriptedScope(status("not_loaded"), [status("warming")])
     async with client_for(scope) as client:
         with pytest.raises(ScopeProtocolError, match="unknown status 'warming'"):
@@ -225,7 +222,7 @@ async def test_load_rejects_unknown_status() -> None:
 async def test_whitelist_is_checked_before_anything_is_sent(
     message: dict[str, Any], words: str | None
 ) -> None:
-    """Only §3.3 runtime keys may go over the data channel (contract §3.2 step 6); the
+    """Only §3.3 runtime keys may go over the data channel (docs/scope.md §3.2 step 6); the
     check runs before the connection is even looked at."""
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -240,108 +237,3 @@ async def test_whitelist_is_checked_before_anything_is_sent(
     else:
         assert type(info.value) is ScopeError
         assert words in str(info.value)
-
-
-# -- the coalescer ----------------------------------------------------------------------------
-
-
-class Wire:
-    """Stands in for the data channel: records what was written and when."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[float, dict[str, Any]]] = []
-
-    def __call__(self, message: dict[str, Any]) -> float:
-        self.sent.append((time.monotonic(), json.loads(json.dumps(message))))
-        return time.time()
-
-
-@pytest.mark.anyio
-async def test_coalescer_sends_idle_messages_at_once() -> None:
-    """No added latency when the line is idle (contract §3.2 step 5: pacing only matters
-    when updates come faster than chunks)."""
-    wire = Wire()
-    coalescer = Coalescer(wire, 0.02)
-    for i in range(3):
-        submit = coalescer.submit({"noise_scale": i / 10})
-        # Written on the first step, with no wait on the event loop in between.
-        with pytest.raises(StopIteration) as done:
-            submit.send(None)
-        at, sent = done.value.value
-        assert sent == {"noise_scale": i / 10}
-        assert abs(at - time.time()) < 0.5
-        await asyncio.sleep(0.025)
-    assert len(wire.sent) == 3
-
-
-@pytest.mark.anyio
-async def test_coalescer_merges_but_never_drops_transitions_or_one_shots() -> None:
-    """A burst becomes one message per interval; persistent keys merge (later wins), while
-    a second transition or one-shot key waits for its own slot (contract §3.2, §8-L)."""
-    wire = Wire()
-    interval = 0.04
-    coalescer = Coalescer(wire, interval)
-
-    def transition(text: str) -> dict[str, Any]:
-        return {"transition": {"target_prompts": [{"text": text, "weight": 1}], "num_steps": 2}}
-
-    burst = [
-        {"noise_scale": 0.1},                     # idle: out at once
-        {"noise_scale": 0.2},                     # slot 2
-        {"noise_scale": 0.3, "manage_cache": False},
-        transition("a"),                          # merges into slot 2
-        transition("b"),                          # second transition: slot 3
-        {"vace_ref_images": ["/x.png"]},          # merges into slot 3
-        {"vace_ref_images": ["/y.png"], "noise_scale": 0.4},  # second copy: slot 4
-        {"reset_cache": True},                    # merges into slot 4
-    ]
-    results = await asyncio.gather(*(coalescer.submit(m) for m in burst))
-
-    assert [m for _, m in wire.sent] == [
-        {"noise_scale": 0.1},
-        {"noise_scale": 0.3, "manage_cache": False, **transition("a")},
-        {**transition("b"), "vace_ref_images": ["/x.png"]},
-        {"vace_ref_images": ["/y.png"], "noise_scale": 0.4, "reset_cache": True},
-    ]
-    gaps = [b[0] - a[0] for a, b in zip(wire.sent, wire.sent[1:], strict=False)]
-    assert all(gap >= interval * 0.95 for gap in gaps), gaps
-    # Every caller learns what its message went out as.
-    assert results[1][1] == results[2][1] == results[3][1] == wire.sent[1][1]
-    assert results[7][1] == wire.sent[3][1]
-    assert results[4][0] < results[6][0]
-    assert coalescer.pending == 0
-
-
-@pytest.mark.anyio
-async def test_coalescer_waits_for_its_slot_on_its_clock() -> None:
-    """The wait for a slot goes through the session's clock: on a fake one, a held update is
-    written when that clock reaches one interval after the last write, not before."""
-    clock = FakeClock(monotonic=0.0)
-    written: list[tuple[float, dict[str, Any]]] = []
-
-    def write(message: dict[str, Any]) -> float:
-        written.append((clock.monotonic(), dict(message)))
-        return clock.time()
-
-    coalescer = Coalescer(write, 0.5, clock=clock)
-    await coalescer.submit({"noise_scale": 0.1})
-    held = asyncio.ensure_future(coalescer.submit({"noise_scale": 0.2}))
-    await clock.advance(0.4)
-    assert written == [(0.0, {"noise_scale": 0.1})] and not held.done()
-    await clock.advance(0.1)
-    assert written[1:] == [(0.5, {"noise_scale": 0.2})]
-    assert await held == (clock.time(), {"noise_scale": 0.2})
-
-
-@pytest.mark.anyio
-async def test_coalescer_cancel_fails_waiting_messages() -> None:
-    """Closing the session fails queued updates instead of leaving callers hanging."""
-    wire = Wire()
-    coalescer = Coalescer(wire, 10.0)
-    await coalescer.submit({"noise_scale": 0.1})
-    waiting = asyncio.ensure_future(coalescer.submit({"noise_scale": 0.2}))
-    await asyncio.sleep(0)
-    coalescer.cancel(ScopeConnectError("closed"))
-    with pytest.raises(ScopeConnectError, match="closed"):
-        await waiting
-    assert len(wire.sent) == 1

@@ -59,7 +59,7 @@ def media_sections(sdp: str) -> list[list[str]]:
 
 async def test_offer_and_answer_carry_only_loopback_candidates(client: ScopeClient) -> None:
     """No ICE servers and host candidates on 127.0.0.1 only; the offer has a sendrecv video
-    m-line and the data channel (contract §4.1, §3.1, §10: ignore the STUN fallback)."""
+    m-line and the data channel (docs/scope.md §4.1, §3.1, §10: ignore the STUN fallback)."""
     offerer = Offerer(client)
     rtc = RtcConnection(loopback_only=True)
     try:
@@ -78,7 +78,7 @@ async def test_offer_and_answer_carry_only_loopback_candidates(client: ScopeClie
 
 async def test_states_messages_and_close(client: ScopeClient, sim: Simulator) -> None:
     """The channel carries JSON text both ways; the state sequence is observable and
-    close() is idempotent (contract §3.1, §3.4)."""
+    close() is idempotent (docs/scope.md §3.1, §3.4)."""
     states: list[tuple[str, str]] = []
     messages: list[str] = []
     offerer = Offerer(client)
@@ -117,7 +117,7 @@ async def test_states_messages_and_close(client: ScopeClient, sim: Simulator) ->
 
 async def test_frames_are_counted_and_recorded(client: ScopeClient, tmp_path: Path) -> None:
     """Received frames are consumed (Scope only produces while someone pulls, §2.7), counted,
-    and written by aiortc's MediaRecorder when asked (contract §4.1)."""
+    and written by aiortc's MediaRecorder when asked (docs/scope.md §4.1)."""
     out = tmp_path / "show.mp4"
     rtc = RtcConnection(loopback_only=True, record_to=out)
     try:
@@ -137,7 +137,7 @@ async def test_frames_are_counted_and_recorded(client: ScopeClient, tmp_path: Pa
 
 async def test_no_pipeline_ids_means_no_video(client: ScopeClient) -> None:
     """Without initialParameters.pipeline_ids the offer succeeds, the channel opens and no
-    frame ever comes (contract §2.6, §10) — why ScopeSession always sends them."""
+    frame ever comes (docs/scope.md §2.6, §10) — why ScopeSession always sends them."""
     rtc = RtcConnection(loopback_only=True)
     try:
         await rtc.connect(Offerer(client, initial={}), timeout=5.0)
@@ -150,7 +150,7 @@ async def test_no_pipeline_ids_means_no_video(client: ScopeClient) -> None:
 
 
 async def test_a_refused_offer_closes_the_connection(sim: Simulator) -> None:
-    """An offer before any load is a 400 (contract §2.6); the error passes through and the
+    """An offer before any load is a 400 (docs/scope.md §2.6); the error passes through and the
     half-built peer connection is closed."""
     async with ScopeClient(sim.url) as fresh:
         rtc = RtcConnection(loopback_only=True)

@@ -1,6 +1,6 @@
 """ScopeClient and ScopeSession against the Scope simulator over 127.0.0.1.
 
-Each test names the contract section whose behaviour it checks. Failures are injected only
+Each test names the docs/scope.md section whose behaviour it checks. Failures are injected only
 through the simulator's fault knobs (or, in ``tests/scope/test_client.py``, httpx.MockTransport).
 """
 
@@ -73,7 +73,7 @@ def transition(text: str, steps: int = 2) -> dict[str, Any]:
 
 @pytest.mark.anyio
 async def test_health_schemas_and_models(client: ScopeClient, sim: Simulator) -> None:
-    """Startup reads: /health's server_start_time, the schema map, model status (contract §2.1,
+    """Startup reads: /health's server_start_time, the schema map, model status (docs/scope.md §2.1,
     §2.4, §2.5, §9.1)."""
     health = await client.health()
     assert health.status == "healthy"
@@ -87,7 +87,7 @@ async def test_health_schemas_and_models(client: ScopeClient, sim: Simulator) ->
 @pytest.mark.anyio
 async def test_load_waits_for_matching_id_and_params(client: ScopeClient, sim: Simulator) -> None:
     """Right after the POST the status still shows the previous load; `loaded` counts only
-    with pipeline_id == the first key and load_params == what was sent (contract §2.3)."""
+    with pipeline_id == the first key and load_params == what was sent (docs/scope.md §2.3)."""
     await client.load_pipeline(["gray"], {})
     sim.faults.stale_status = 0.3
     started = time.monotonic()
@@ -104,7 +104,7 @@ async def test_load_waits_for_matching_id_and_params(client: ScopeClient, sim: S
 @pytest.mark.anyio
 async def test_load_error_is_reported_once(client: ScopeClient, sim: Simulator) -> None:
     """A bad load answers 200, then `error` exactly once; the reason is only in the server
-    log (contract §2.3, §8-E, §10)."""
+    log (docs/scope.md §2.3, §8-E, §10)."""
     sim.faults.fail_loads = {"gray"}
     with pytest.raises(ScopeLoadError) as info:
         await client.load_pipeline(["gray"], {})
@@ -118,7 +118,7 @@ async def test_load_error_is_reported_once(client: ScopeClient, sim: Simulator) 
 
 @pytest.mark.anyio
 async def test_load_timeout(sim: Simulator) -> None:
-    """Loads are reported only by polling, so the wait needs its own deadline (contract §2.3)."""
+    """Loads are reported only by polling, so the wait needs its own deadline (docs/scope.md §2.3)."""
     sim.faults.load_time = 5.0
     timeouts = ClientTimeouts(load=0.3, poll_interval=0.05)
     async with ScopeClient(sim.url, timeouts=timeouts) as client:
@@ -133,7 +133,7 @@ async def test_load_timeout(sim: Simulator) -> None:
 @pytest.mark.anyio
 async def test_same_load_twice_skips_the_post(client: ScopeClient, sim: Simulator) -> None:
     """Same id and dict-equal load_params is a no-op on the server, so the client does not
-    even POST; any other params load again (contract §2.2 reuse rule)."""
+    even POST; any other params load again (docs/scope.md §2.2 reuse rule)."""
     loads = lambda: len(http(sim, "POST", "/api/v1/pipeline/load"))  # noqa: E731
     await client.load_pipeline(["controller-viz"], SMALL)
     await client.load_pipeline(["controller-viz"], dict(SMALL))
@@ -155,7 +155,7 @@ async def test_upload_asset_returns_the_server_path(
     client: ScopeClient, sim: Simulator, tmp_path: Path
 ) -> None:
     """Assets go up as raw bytes with ?filename=; the answer's absolute `path` is what
-    parameters must carry (contract §2.9)."""
+    parameters must carry (docs/scope.md §2.9)."""
     image = tmp_path / "ref.png"
     image.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)
     server_path = await client.upload_asset(image)
@@ -176,7 +176,7 @@ async def test_upload_asset_returns_the_server_path(
 @pytest.mark.anyio
 async def test_resolve_lora(client: ScopeClient) -> None:
     """LoRAs are named by absolute path, file name or stem; loads need the server path
-    (contract §2.10, §9.1)."""
+    (docs/scope.md §2.10, §9.1)."""
     loras = await client.list_loras()
     watercolor = next(f["path"] for f in loras if f["path"].endswith("sim-watercolor.safetensors"))
     assert await client.resolve_lora(watercolor) == watercolor
@@ -191,7 +191,7 @@ async def test_resolve_lora(client: ScopeClient) -> None:
 
 @pytest.mark.anyio
 async def test_auth_header_reaches_the_server(sim: Simulator) -> None:
-    """Scope has no auth, but a proxy in front of it may want a bearer token (contract §1)."""
+    """Scope has no auth, but a proxy in front of it may want a bearer token (docs/scope.md §1)."""
     async with ScopeClient(sim.url, headers={"Authorization": "Bearer tok"}) as client:
         await client.health()
         await client.load_pipeline(["gray"], {})
@@ -204,7 +204,7 @@ async def test_auth_header_reaches_the_server(sim: Simulator) -> None:
 
 @pytest.mark.anyio
 async def test_loopback_only_defaults_from_the_url(client: ScopeClient) -> None:
-    """A Scope on this machine needs no ICE servers and only loopback candidates (contract
+    """A Scope on this machine needs no ICE servers and only loopback candidates (docs/scope.md
     §10: ignore the public STUN fallback)."""
     assert ScopeSession(client).loopback_only is True
     async with ScopeClient("http://localhost:8000") as local, \
@@ -218,7 +218,7 @@ async def test_loopback_only_defaults_from_the_url(client: ScopeClient) -> None:
 @pytest.mark.anyio
 async def test_offer_carries_pipeline_ids_and_first_scene(client: ScopeClient, sim: Simulator) -> None:
     """initialParameters = {pipeline_ids: chain, **first scene}; without pipeline_ids Scope
-    never sends video (contract §2.6, §8-A, §9.3)."""
+    never sends video (docs/scope.md §2.6, §8-A, §9.3)."""
     async with ScopeSession(client) as session:
         gap = await session.open(["controller-viz"], SMALL, FIRST_SCENE)
         assert gap > 0
@@ -229,7 +229,7 @@ async def test_offer_carries_pipeline_ids_and_first_scene(client: ScopeClient, s
         assert offer["type"] == "offer"
         assert offer["initialParameters"] == {"pipeline_ids": ["controller-viz"], **FIRST_SCENE}
         assert next(iter(offer["initialParameters"])) == "pipeline_ids"
-        # The server's Parameters model adds its defaults (contract §2.6, §8-I).
+        # The server's Parameters model adds its defaults (docs/scope.md §2.6, §8-I).
         assert sim_session.initial_parameters == {
             "pipeline_ids": ["controller-viz"], **FIRST_SCENE,
             "prompt_interpolation_method": "linear", "vace_context_scale": 1.0}
@@ -241,7 +241,7 @@ async def test_offer_carries_pipeline_ids_and_first_scene(client: ScopeClient, s
 @pytest.mark.anyio
 async def test_frames_arrive_on_a_receive_only_session(client: ScopeClient, sim: Simulator) -> None:
     """A sendrecv video transceiver with no outgoing track still gets Scope's output
-    (contract §4.1, §8-N)."""
+    (docs/scope.md §4.1, §8-N)."""
     async with ScopeSession(client) as session:
         await session.open(["controller-viz"], SMALL, FIRST_SCENE)
         await session.wait_first_frame()
@@ -257,7 +257,7 @@ async def test_frames_arrive_on_a_receive_only_session(client: ScopeClient, sim:
 @pytest.mark.webrtc
 @pytest.mark.anyio
 async def test_latest_frame_is_available_as_jpeg(client: ScopeClient, sim: Simulator) -> None:
-    """The operator preview shows the frames the runner receives (contract §4.1)."""
+    """The operator preview shows the frames the runner receives (docs/scope.md §4.1)."""
     async with ScopeSession(client) as session:
         assert session.latest_jpeg() is None
         await session.open(["controller-viz"], SMALL, FIRST_SCENE)
@@ -274,7 +274,7 @@ async def test_latest_frame_is_available_as_jpeg(client: ScopeClient, sim: Simul
 @pytest.mark.anyio
 async def test_updates_are_applied_on_the_chunk_cadence(client: ScopeClient, sim: Simulator) -> None:
     """The chunk interval comes from /session/metrics pipeline_fps and the pipeline's
-    frames per chunk; the server applies one queued update per chunk (contract §2.7, §3.2,
+    frames per chunk; the server applies one queued update per chunk (docs/scope.md §2.7, §3.2,
     §3.3)."""
     async with ScopeSession(client) as session:
         await session.open(["controller-viz"], SMALL, FIRST_SCENE)
@@ -294,7 +294,7 @@ async def test_updates_are_applied_on_the_chunk_cadence(client: ScopeClient, sim
 @pytest.mark.anyio
 async def test_prompts_go_out_as_a_cut_transition(client: ScopeClient, sim: Simulator) -> None:
     """A bare `prompts` equal to the last received one is silently ignored, so scene
-    changes go out as a 0-step transition (contract §8-G, §3.3)."""
+    changes go out as a 0-step transition (docs/scope.md §8-G, §3.3)."""
     async with ScopeSession(client) as session:
         await session.open(["controller-viz"], SMALL, FIRST_SCENE)
         prompts = [{"text": "the same lighthouse", "weight": 1.0}]
@@ -311,7 +311,7 @@ async def test_prompts_go_out_as_a_cut_transition(client: ScopeClient, sim: Simu
 @pytest.mark.anyio
 async def test_bad_keys_never_reach_the_channel(client: ScopeClient, sim: Simulator) -> None:
     """Keys outside the runtime whitelist can clobber pipeline state and nothing on the
-    server validates them, so they are refused before sending (contract §3.2 step 6, §3.3)."""
+    server validates them, so they are refused before sending (docs/scope.md §3.2 step 6, §3.3)."""
     async with ScopeSession(client) as session:
         await session.open(["controller-viz"], SMALL, FIRST_SCENE)
         for bad in ({"height": 512}, {"current_start_frame": 0, "noise_scale": 0.2},
@@ -340,7 +340,7 @@ async def test_prepared_updates_go_out_as_prepared(client: ScopeClient, sim: Sim
         with pytest.raises(ScopeError, match="height"):
             session.prepare({"height": 512})
         _, first = await session.send(ready)
-        assert first is ready
+        assert first == ready
         # The line is busy now: two prepared updates wait and merge into one message.
         later = await asyncio.gather(
             session.send(session.prepare({"noise_scale": 0.5})),
@@ -355,8 +355,10 @@ async def test_prepared_updates_go_out_as_prepared(client: ScopeClient, sim: Sim
 @pytest.mark.webrtc
 @pytest.mark.anyio
 async def test_burst_never_overruns_the_queue(client: ScopeClient, sim: Simulator) -> None:
-    """50 updates fired at once: nothing is dropped by the 8-deep queue, and every
-    transition and one-shot value arrives (contract §3.2 step 5, §8-F, §8-L)."""
+    """50 updates fired at once: the first goes out at once, the other 49 wait for the next
+    chunk merged into one message in which the latest target of every key wins (the newest
+    transition, the newest VACE reference, the last noise scale). Nothing is dropped by the
+    8-deep queue and nothing goes out after the next slot (docs/scope.md §3.2 step 5, §8-F, §8-L)."""
     burst: list[dict[str, Any]] = []
     for i in range(50):
         if i % 5 == 0:
@@ -371,32 +373,27 @@ async def test_burst_never_overruns_the_queue(client: ScopeClient, sim: Simulato
         await session.open(["controller-viz"], SMALL, FIRST_SCENE)
         sim_session = sim.sessions[session.session_id]  # type: ignore[index]
         results = await asyncio.gather(*(session.send(m) for m in burst))
+        await sim.wait_for(lambda s: len(sim_session.applied) == 2)
         received = data(sim, session.session_id)
-        await sim.wait_for(lambda s: len(sim_session.applied) == len({id(m) for _, m in results}))
 
     assert sim_session.dropped == []
-    assert len(received) < len(burst)  # merged
-    targets = [m["transition"]["target_prompts"][0]["text"] for m in received if "transition" in m]
-    assert targets == [
-        f"scene {i}" if i % 5 == 0 else f"cut {i}" for i in range(50)
-        if i % 5 == 0 or (i % 7 and i % 11 == 0)
-    ]
-    refs = [m["vace_ref_images"][0] for m in received if "vace_ref_images" in m]
-    assert refs == [f"/assets/ref{i}.png" for i in (7, 14, 21, 28, 42, 49)]
-    assert sim_session.params["noise_scale"] == 0.49
-    times = sorted({at for at, _ in results})
-    spacing = min(b - a for a, b in itertools.pairwise(times))
+    assert received == [burst[0], {
+        **transition("scene 45"), "noise_scale": 0.49, "kv_cache_attention_bias": 0.3,
+        "vace_ref_images": ["/assets/ref49.png"],
+    }]
+    assert [sent.carries for _, sent in results[:2]] == [1, 49]  # type: ignore[attr-defined]
+    assert all(sent is results[1][1] for _, sent in results[1:])
+    spacing = results[1][0] - results[0][0]
     # One per chunk, give or take the loop's timer jitter; the 8-deep queue absorbs that.
     assert spacing >= session.chunk_interval - 0.01
-    print(f"\nburst: {len(burst)} updates -> {len(received)} messages, min spacing "
-          f"{spacing * 1000:.1f} ms (chunk {session.chunk_interval * 1000:.1f} ms)")
+    assert sim_session.params["noise_scale"] == 0.49
 
 
 @pytest.mark.webrtc
 @pytest.mark.anyio
 async def test_send_on_an_idle_line_goes_out_at_once(client: ScopeClient, sim: Simulator) -> None:
     """An update on an idle line is written at once instead of waiting for the next chunk
-    slot: the send path sits on the show's timing path (contract §3.2: pacing matters only
+    slot: the send path sits on the show's timing path (docs/scope.md §3.2: pacing matters only
     when updates outrun chunks). Its cost is measured by bench/bench_cue_timing.py."""
     interval = 0.4
     async with ScopeSession(client, chunk_interval=interval) as session:
@@ -429,7 +426,7 @@ async def test_switch_closes_loads_and_reopens(
     client: ScopeClient, sim: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An open session never follows a load, so a pipeline change is DELETE → load → new
-    offer, and the gap is reported (contract §4.2, §9.5)."""
+    offer, and the gap is reported (docs/scope.md §4.2, §9.5)."""
     caplog.set_level(logging.INFO, logger="showrunner.scope.client")
     async with ScopeSession(client) as session:
         await session.open(["controller-viz"], SMALL, FIRST_SCENE)
@@ -452,7 +449,7 @@ async def test_switch_closes_loads_and_reopens(
 @pytest.mark.webrtc
 @pytest.mark.anyio
 async def test_liveness_sees_a_server_restart(client: ScopeClient, sim: Simulator) -> None:
-    """A changed server_start_time means every session and pipeline is gone (contract §2.1, §9.6)."""
+    """A changed server_start_time means every session and pipeline is gone (docs/scope.md §2.1, §9.6)."""
     async with ScopeSession(client) as session:
         await session.open(["controller-viz"], SMALL, FIRST_SCENE)
         assert await session.liveness() is None
@@ -468,7 +465,7 @@ async def test_liveness_sees_a_server_restart(client: ScopeClient, sim: Simulato
 @pytest.mark.webrtc
 @pytest.mark.anyio
 async def test_liveness_sees_a_dropped_data_channel(client: ScopeClient, sim: Simulator) -> None:
-    """No acknowledgements exist, so a dead channel shows only in its state (contract §3.4, §10)."""
+    """No acknowledgements exist, so a dead channel shows only in its state (docs/scope.md §3.4, §10)."""
     events: list[ScopeEvent] = []
     async with ScopeSession(client, on_event=events.append) as session:
         await session.open(["controller-viz"], SMALL, FIRST_SCENE)
@@ -486,7 +483,7 @@ async def test_liveness_sees_a_dropped_data_channel(client: ScopeClient, sim: Si
 @pytest.mark.anyio
 async def test_server_messages_become_events(client: ScopeClient, sim: Simulator) -> None:
     """Server → client messages ({"type": …}) surface as ScopeEvents, and a stopped peer
-    connection shows in liveness (contract §3.4)."""
+    connection shows in liveness (docs/scope.md §3.4)."""
     events: list[ScopeEvent] = []
     async with ScopeSession(client, on_event=events.append) as session:
         await session.open(["controller-viz"], SMALL, FIRST_SCENE)
@@ -500,3 +497,38 @@ async def test_server_messages_become_events(client: ScopeClient, sim: Simulator
     assert events[1].payload == {"state": "connected"}
     assert "stream_stopped" in kinds
     assert all(isinstance(e.at, float) for e in events)
+
+
+@pytest.mark.webrtc
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_writes_a_hung_server_never_acknowledged_are_reported_lost(tmp_path: Path) -> None:
+    """A message written just as the server stops answering is on no one's side: Scope sends
+    no acknowledgement (§3.1), but SCTP does, and a stopped server acknowledges nothing. At
+    close such writes are reported by `take_lost` (the journal's `lost`), the others are not;
+    the frames' age grows meanwhile (what the watchdog calls a stall)."""
+    from sim_process import sim_process
+
+    with sim_process() as server:
+        async with ScopeClient(server.url, timeouts=ClientTimeouts(request=1.0, connect=1.0)) as client:
+            session = ScopeSession(client)
+            await session.open(["controller-viz"], SMALL, FIRST_SCENE)
+            await session.wait_first_frame()
+            await session.send({"noise_scale": 0.1})
+            rtc = session._rtc
+            assert rtc is not None
+            deadline = time.monotonic() + 10
+            while rtc.unacknowledged() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert rtc.unacknowledged() == 0  # delivered and acknowledged
+            server.stop()
+            await asyncio.sleep(session.chunk_interval + 0.05)
+            sent_at, _ = await session.send({"noise_scale": 0.2})
+            await asyncio.sleep(0.5)
+            assert rtc.unacknowledged() == 1
+            age = session.frame_age()
+            assert age is not None and age >= 0.3
+            await session.close()  # the DELETE times out against the stopped server: no matter
+            assert session.take_lost() == [(2, sent_at, {"noise_scale": 0.2})]
+            assert session.take_lost() == []
+            server.cont()

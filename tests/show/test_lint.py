@@ -40,7 +40,7 @@ def test_finding_format() -> None:
 
 
 def test_unknown_pipelines_are_warnings(tmp_path: Path) -> None:
-    """Plugins are allowed, their facts are unknown (contract §2.4)."""
+    """Plugins are allowed, their facts are unknown (docs/scope.md §2.4)."""
     text = HEAD + "defaults:\n  pipeline: longlife\nscenes:\n  - name: a\n    pipeline: [depth, x]\n"
     assert findings(tmp_path, text) == [
         "show.yaml:4:13: warning: defaults.pipeline: unknown pipeline 'longlife'; did you mean "
@@ -53,7 +53,7 @@ def test_unknown_pipelines_are_warnings(tmp_path: Path) -> None:
 
 
 def test_pipeline_switches_and_reloads(tmp_path: Path) -> None:
-    """Every switch or load change is a teardown, load and reconnect: a gap (contract §4.2)."""
+    """Every switch or load change is a teardown, load and reconnect: a gap (docs/scope.md §4.2)."""
     text = HEAD + """\
 scenes:
   - name: a
@@ -95,7 +95,7 @@ sections:
 
 
 # ---------------------------------------------------------------------------------------------
-# LoRA (contract §4.3)
+# LoRA (docs/scope.md §4.3)
 # ---------------------------------------------------------------------------------------------
 
 LORAS = HEAD + """\
@@ -130,7 +130,7 @@ scenes:
 
 
 def test_lora_scale_changes(tmp_path: Path) -> None:
-    """Scales change only with runtime_peft; each update is a cut under manage_cache (contract §4.3)."""
+    """Scales change only with runtime_peft; each update is a cut under manage_cache (docs/scope.md §4.3)."""
     assert findings(tmp_path, LORAS) == [
         "show.yaml:15:19: warning: scenes[0].loras.glow: LoRA 'glow' is loaded with "
         "permanent_merge: Scope silently ignores runtime scale changes (load it with merge_mode: "
@@ -161,13 +161,13 @@ def test_a_lora_fade_under_manage_cache_is_warned_once(tmp_path: Path) -> None:
     assert fades == [
         "show.yaml:18:7: warning: scenes[0].keyframes['lora.soft']: LoRA fade 0:00.75-0:03.75 runs "
         "with manage_cache off (the next scene turns it back on): every lora_scales message resets "
-        "the cache while it is on (contract §4.3)"
+        "the cache while it is on (docs/scope.md §4.3)"
     ]
     assert not any("hard cut" in f for f in found)
 
 
 # ---------------------------------------------------------------------------------------------
-# VACE, prompts, noise (contract §4.4, §2.4, §3.3)
+# VACE, prompts, noise (docs/scope.md §4.4, §2.4, §3.3)
 # ---------------------------------------------------------------------------------------------
 
 VACE_AND_NOISE = HEAD + """\
@@ -193,7 +193,7 @@ scenes:
 
 
 def test_vace_prompts_and_noise(tmp_path: Path) -> None:
-    """VACE needs vace_enabled and a VACE pipeline (contract §4.4); noise is video-only (§3.3)."""
+    """VACE needs vace_enabled and a VACE pipeline (docs/scope.md §4.4); noise is video-only (§3.3)."""
     assert findings(tmp_path, VACE_AND_NOISE) == [
         "show.yaml:8:16: warning: defaults.noise_scale: noise_scale only works in video mode; "
         "Scope ignores it in text mode",
@@ -218,7 +218,7 @@ def test_video_mode_noise_is_fine(tmp_path: Path) -> None:
 
 
 def test_empty_prompts_and_zero_weights_fail_check(tmp_path: Path) -> None:
-    """An empty prompt list is unsafe and all-zero weights cannot be normalised (contract §3.3)."""
+    """An empty prompt list is unsafe and all-zero weights cannot be normalised (docs/scope.md §3.3)."""
     path = tmp_path / "show.yaml"
     path.write_text(HEAD + "scenes:\n  - name: a\n    prompts: [{text: x, weight: 0}]\n", "utf-8")
     code, _, err = check_paths([str(path)])

@@ -121,7 +121,7 @@ def test_unknown_time_zone() -> None:
 
 
 def test_semantic_problems_locations() -> None:
-    """Wan sizes divide by 16 (contract §2.2); empty prompts and zero weights are unsafe (§3.3)."""
+    """Wan sizes divide by 16 (docs/scope.md §2.2); empty prompts and zero weights are unsafe (§3.3)."""
     s = show(
         scenes=[
             {"name": "a", "prompts": [], "goto": "zz"},

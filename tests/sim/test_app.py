@@ -1,4 +1,4 @@
-"""The simulator's REST surface beyond loads and sessions (contract §2.1, §2.5, §2.6)."""
+"""The simulator's REST surface beyond loads and sessions (docs/scope.md §2.1, §2.5, §2.6)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 
 
 async def test_hardware_info_and_cloud_status(sim: Simulator) -> None:
-    """Contract §1 / §2.1: hardware info shape; cloud mode is off."""
+    """docs/scope.md §1 / §2.1: hardware info shape; cloud mode is off."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         hardware = (await client.get("/api/v1/hardware/info")).json()
         cloud = (await client.get("/api/v1/cloud/status")).json()
@@ -26,7 +26,7 @@ async def test_hardware_info_and_cloud_status(sim: Simulator) -> None:
 
 
 async def test_ice_servers_returns_the_public_stun_fallback(sim: Simulator) -> None:
-    """Contract §2.6 / §10: the public STUN fallback is served (a local client ignores it)."""
+    """docs/scope.md §2.6 / §10: the public STUN fallback is served (a local client ignores it)."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         body = (await client.get("/api/v1/webrtc/ice-servers")).json()
     assert body == {
@@ -37,7 +37,7 @@ async def test_ice_servers_returns_the_public_stun_fallback(sim: Simulator) -> N
 
 
 async def test_models_status_and_download_409(sim: Simulator) -> None:
-    """Contract §2.5: status per pipeline; a second download while one runs is 409."""
+    """docs/scope.md §2.5: status per pipeline; a second download while one runs is 409."""
     sim.faults.download_time = 0.3
     async with httpx.AsyncClient(base_url=sim.url) as client:
         status = (await client.get("/api/v1/models/status", params={"pipeline_id": "longlive"})).json()

@@ -1,4 +1,4 @@
-"""Asset upload/list/serve and the LoRA list of the simulator (contract §2.9-§2.10)."""
+"""Asset upload/list/serve and the LoRA list of the simulator (docs/scope.md §2.9-§2.10)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ async def upload(client: httpx.AsyncClient, name: str, data: bytes) -> httpx.Res
 
 
 async def test_upload_returns_absolute_server_path_and_overwrites(sim: Simulator) -> None:
-    """Contract §2.9: AssetFileInfo with an ABSOLUTE server path; an existing file is overwritten."""
+    """docs/scope.md §2.9: AssetFileInfo with an ABSOLUTE server path; an existing file is overwritten."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         first = await upload(client, "refs/hero.png", png("red"))
         assert first.status_code == 200
@@ -57,7 +57,7 @@ async def test_upload_returns_absolute_server_path_and_overwrites(sim: Simulator
     ids=["bad-extension", "no-extension", "parent-dir", "absolute", "video-upper", "audio"],
 )
 async def test_upload_name_rules(sim: Simulator, name: str, status: int) -> None:
-    """Contract §2.9: allowed extensions only; the name must resolve inside the assets dir."""
+    """docs/scope.md §2.9: allowed extensions only; the name must resolve inside the assets dir."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         response = await upload(client, name, b"data")
     assert response.status_code == status
@@ -72,7 +72,7 @@ async def test_upload_without_filename_is_rejected(sim: Simulator) -> None:
 
 
 async def test_list_newest_first_and_by_type(sim: Simulator) -> None:
-    """Contract §2.9: list newest first, filterable by type."""
+    """docs/scope.md §2.9: list newest first, filterable by type."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         await upload(client, "a.png", png())
         await upload(client, "b.wav", b"RIFF")
@@ -85,7 +85,7 @@ async def test_list_newest_first_and_by_type(sim: Simulator) -> None:
 
 
 async def test_serve_asset_403_outside_404_missing(sim: Simulator) -> None:
-    """Contract §2.9: serve by relative or absolute path; 403 outside the dir, 404 missing."""
+    """docs/scope.md §2.9: serve by relative or absolute path; 403 outside the dir, 404 missing."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         info = (await upload(client, "x/pic.png", png())).json()
         relative = await client.get("/api/v1/assets/x/pic.png")
@@ -99,7 +99,7 @@ async def test_serve_asset_403_outside_404_missing(sim: Simulator) -> None:
 
 
 async def test_loras_listed_with_absolute_paths(sim: Simulator) -> None:
-    """Contract §2.10: GET /api/v1/loras lists `.safetensors` files with absolute paths."""
+    """docs/scope.md §2.10: GET /api/v1/loras lists `.safetensors` files with absolute paths."""
     (Path(sim.assets.lora_dir) / "extra.safetensors").write_bytes(b"w")
     (Path(sim.assets.lora_dir) / "ignored.bin").write_bytes(b"w")
     async with httpx.AsyncClient(base_url=sim.url) as client:
@@ -113,7 +113,7 @@ async def test_loras_listed_with_absolute_paths(sim: Simulator) -> None:
 
 
 async def test_lora_install_rules_and_delete(sim: Simulator) -> None:
-    """Contract §2.10: host/extension rules (400), 409 if present, DELETE 404 when missing."""
+    """docs/scope.md §2.10: host/extension rules (400), 409 if present, DELETE 404 when missing."""
     url = "https://huggingface.co/org/repo/resolve/main/style.safetensors"
     async with httpx.AsyncClient(base_url=sim.url) as client:
         ok = await client.post("/api/v1/loras", json={"url": url})

@@ -1,4 +1,4 @@
-"""The simulator's pipeline schemas carry Scope 0.2.4's facts (contract §2.4, §11)."""
+"""The simulator's pipeline schemas carry Scope 0.2.4's facts (docs/scope.md §2.4, §11)."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ async def fetch(sim: Simulator) -> dict[str, Any]:
 
 
 async def test_every_pipeline_is_listed_as_on_a_gpu_host(sim: Simulator) -> None:
-    """Contract §2.4 / §11: the simulator pretends a GPU exists, so Wan pipelines are listed."""
+    """docs/scope.md §2.4 / §11: the simulator pretends a GPU exists, so Wan pipelines are listed."""
     pipelines = await fetch(sim)
     assert sorted(pipelines) == ALL
     for pipeline_id, meta in pipelines.items():
@@ -42,7 +42,7 @@ async def test_every_pipeline_is_listed_as_on_a_gpu_host(sim: Simulator) -> None
 
 
 async def test_schema_facts(sim: Simulator) -> None:
-    """Contract §2.4: defaults, ranges, flags and mode_defaults as Scope serves them."""
+    """docs/scope.md §2.4: defaults, ranges, flags and mode_defaults as Scope serves them."""
     p = await fetch(sim)
     longlive = p["longlive"]
     props = longlive["config_schema"]["properties"]
@@ -94,7 +94,7 @@ async def test_schema_facts(sim: Simulator) -> None:
 
 
 def test_runtime_facts() -> None:
-    """Contract §3.3 / §7 / §10: frames per chunk, frame rate and default size per pipeline.
+    """docs/scope.md §3.3 / §7 / §10: frames per chunk, frame rate and default size per pipeline.
 
     controller-viz renders 1 frame per call at the 60 fps cap a real CPU server reports
     (§10: `pipeline_fps` 60.0, 50–60 frames/s); passthrough (chunks of 4) and gray (1) follow

@@ -1,5 +1,5 @@
 """The headless session (`/api/v1/session/*` without WebRTC), as a real server answers it
-(contract §2.8, §10.1; Scope mcp_router.py, headless.py). Everything over loopback with httpx."""
+(docs/scope.md §2.8, §10.1; Scope mcp_router.py, headless.py). Everything over loopback with httpx."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ async def first_frame(client: httpx.AsyncClient, timeout: float = 5.0, **params:
 
 
 async def test_start_frame_metrics_and_stop(sim: Simulator) -> None:
-    """Contract §10.1: start → 200 with the observed body; a JPEG of the last output soon
+    """docs/scope.md §10.1: start → 200 with the observed body; a JPEG of the last output soon
     after; metrics keyed "headless" with `headless: true`; output is not paced (many more
     frames than the 60 fps `pipeline_fps`); stop → 200, again → 404; then frame 404, parameters
     `{}`, metrics `{"sessions":{},"gpu":{}}`, POST parameters 200."""
@@ -84,7 +84,7 @@ async def test_start_frame_metrics_and_stop(sim: Simulator) -> None:
 
 
 async def test_start_defaults_to_text_mode(sim: Simulator) -> None:
-    """Contract §10.1: `input_mode` defaults to text."""
+    """docs/scope.md §10.1: `input_mode` defaults to text."""
     await load(sim, height=16, width=16)
     async with httpx.AsyncClient(base_url=sim.url) as client:
         body = (await client.post(START, json={"pipeline_id": "controller-viz"})).json()
@@ -93,7 +93,7 @@ async def test_start_defaults_to_text_mode(sim: Simulator) -> None:
 
 
 async def test_start_refusals(sim: Simulator) -> None:
-    """Contract §2.8 / §10.1: not loaded or unknown id → 500 and no session afterwards;
+    """docs/scope.md §2.8 / §10.1: not loaded or unknown id → 500 and no session afterwards;
     `{}` (no pipeline_id, no graph) → 422; an empty graph → 400."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         not_loaded = await client.post(START, json={"pipeline_id": "controller-viz"})
@@ -114,7 +114,7 @@ async def test_start_refusals(sim: Simulator) -> None:
 
 
 async def test_start_body_is_stored_as_sent(sim: Simulator) -> None:
-    """Contract §10.1: the start body is stored without validation or defaults; keys under
+    """docs/scope.md §10.1: the start body is stored without validation or defaults; keys under
     `parameters` that the body already sets are dropped."""
     await load(sim, height=16, width=16)
     body = {
@@ -137,7 +137,7 @@ async def test_start_body_is_stored_as_sent(sim: Simulator) -> None:
 
 
 async def test_parameters_are_validated_and_kept(sim: Simulator) -> None:
-    """Contract §10.1: POST is validated (422 for bad values) and adds the two defaults; GET
+    """docs/scope.md §10.1: POST is validated (422 for bad values) and adds the two defaults; GET
     shows changes at once and keeps one-shot and control keys forever; `_quantized` over HTTP
     is a plain key that applies at once (no tempo for headless)."""
     await load(sim, height=16, width=16)
@@ -174,7 +174,7 @@ async def test_parameters_are_validated_and_kept(sim: Simulator) -> None:
 
 
 async def test_paused_stops_production_and_freezes_the_frame(sim: Simulator) -> None:
-    """Contract §10.1: `paused: true` stops production; `/session/frame` returns the same
+    """docs/scope.md §10.1: `paused: true` stops production; `/session/frame` returns the same
     JPEG bytes until `paused: false`; changes sent meanwhile render only after it."""
     await load(sim, height=32, width=32)
     async with httpx.AsyncClient(base_url=sim.url) as client:
@@ -200,7 +200,7 @@ async def test_paused_stops_production_and_freezes_the_frame(sim: Simulator) -> 
 
 
 async def test_a_second_start_replaces_the_first_without_stopping_it(sim: Simulator) -> None:
-    """Contract §2.8 / §10.1: a second start → 200 and the GET endpoints follow the new
+    """docs/scope.md §2.8 / §10.1: a second start → 200 and the GET endpoints follow the new
     session, but the old one keeps running (only a restart clears it)."""
     await load(sim, height=16, width=16)
     async with httpx.AsyncClient(base_url=sim.url) as client:
@@ -218,7 +218,7 @@ async def test_a_second_start_replaces_the_first_without_stopping_it(sim: Simula
 
 
 async def test_frame_quality_and_sink_node_id(sim: Simulator) -> None:
-    """Contract §10.1: `quality` 1–100 (else 422); an unknown `sink_node_id` → 200 with the
+    """docs/scope.md §10.1: `quality` 1–100 (else 422); an unknown `sink_node_id` → 200 with the
     same frame."""
     await load(sim, height=16, width=16)
     async with httpx.AsyncClient(base_url=sim.url) as client:
@@ -236,7 +236,7 @@ async def test_frame_quality_and_sink_node_id(sim: Simulator) -> None:
 
 
 async def test_output_ts_streams_h264_at_30_fps_and_ends_on_stop(sim: Simulator, tmp_path: Path) -> None:
-    """Contract §2.8 / §10.1: `output.ts` is H.264 MPEG-TS, video only, timestamps at 30 fps
+    """docs/scope.md §2.8 / §10.1: `output.ts` is H.264 MPEG-TS, video only, timestamps at 30 fps
     whatever the real rate, a clean end on stop; 404 without a headless session."""
     await load(sim, height=48, width=64)
     data = bytearray()
@@ -278,7 +278,7 @@ async def test_output_ts_streams_h264_at_30_fps_and_ends_on_stop(sim: Simulator,
 async def test_webrtc_session_comes_first_and_both_get_post_parameters(
     sim: Simulator, sim_peer: Connect
 ) -> None:
-    """Contract §10.1: with a WebRTC session open too, the GET endpoints show only the WebRTC
+    """docs/scope.md §10.1: with a WebRTC session open too, the GET endpoints show only the WebRTC
     one; POST /session/parameters reaches both (the data channel gets `parameters_updated`)."""
     await load(sim, height=16, width=16)
     peer = await sim_peer(sim.url, {"pipeline_ids": ["controller-viz"]})
@@ -298,7 +298,7 @@ async def test_webrtc_session_comes_first_and_both_get_post_parameters(
 
 
 async def test_graph_start_loads_its_pipelines(sim: Simulator, tmp_path: Path) -> None:
-    """Contract §2.8: the graph form loads its pipeline nodes itself, then starts; the answer
+    """docs/scope.md §2.8: the graph form loads its pipeline nodes itself, then starts; the answer
     lists the graph's pipeline, sink and source node ids. A video_file source node feeds it."""
     clip = tmp_path / "clip.mp4"
     container = av.open(str(clip), "w")
@@ -340,7 +340,7 @@ async def test_graph_start_loads_its_pipelines(sim: Simulator, tmp_path: Path) -
 
 @pytest.mark.webrtc
 async def test_headless_gets_no_tempo(sim: Simulator) -> None:
-    """Contract §10.1: a headless session gets no tempo: `_quantized` applies at once."""
+    """docs/scope.md §10.1: a headless session gets no tempo: `_quantized` applies at once."""
     await load(sim, height=16, width=16)
     async with httpx.AsyncClient(base_url=sim.url) as client:
         await client.post("/api/v1/tempo/enable", json={"source": "link", "bpm": 30})
@@ -354,7 +354,7 @@ async def test_headless_gets_no_tempo(sim: Simulator) -> None:
 
 
 async def test_output_ts_sends_nothing_while_paused(sim: Simulator) -> None:
-    """Contract §10.1: output.ts carries nothing while the headless session is paused."""
+    """docs/scope.md §10.1: output.ts carries nothing while the headless session is paused."""
     await load(sim, height=32, width=32)
     data = bytearray()
     async with httpx.AsyncClient(base_url=sim.url, timeout=10) as client:

@@ -1,4 +1,4 @@
-"""Server-side `video_file` input for passthrough/gray: the file's own frames (contract §7, §10).
+"""Server-side `video_file` input for passthrough/gray: the file's own frames (docs/scope.md §7, §10).
 
 Each test writes its own tiny clip with PyAV into tmp_path: no binary file is committed.
 """
@@ -73,7 +73,7 @@ def near(pixel: tuple[int, ...], colour: tuple[int, int, int], tolerance: int = 
 async def test_passthrough_plays_the_file_at_its_size_and_rate(
     sim: Simulator, sim_peer: Connect, tmp_path: Path
 ) -> None:
-    """Contract §7 / §10: passthrough + `input_source` video_file → the file's frames, output
+    """docs/scope.md §7 / §10: passthrough + `input_source` video_file → the file's frames, output
     size = input size (height/width ignored), at the file's rate, looping; metrics show the
     source; `input_source` is stripped from session/parameters."""
     clip = write_clip(tmp_path / "clip.mp4")
@@ -101,7 +101,7 @@ async def test_passthrough_plays_the_file_at_its_size_and_rate(
 
 
 async def test_gray_turns_the_file_gray(sim: Simulator, sim_peer: Connect, tmp_path: Path) -> None:
-    """Contract §7: gray = grayscale of each input frame."""
+    """docs/scope.md §7: gray = grayscale of each input frame."""
     clip = write_clip(tmp_path / "clip.mp4")
     await load(sim, "gray")
     peer = await sim_peer(sim.url, {"pipeline_ids": ["gray"], "input_source": source(str(clip))})
@@ -112,7 +112,7 @@ async def test_gray_turns_the_file_gray(sim: Simulator, sim_peer: Connect, tmp_p
 
 
 async def test_source_by_asset_name(sim: Simulator, sim_peer: Connect, tmp_path: Path) -> None:
-    """Contract §3.3 / §10: `source_name` may name an uploaded asset (by name or stem)."""
+    """docs/scope.md §3.3 / §10: `source_name` may name an uploaded asset (by name or stem)."""
     clip = write_clip(tmp_path / "rehearsal.mp4")
     async with httpx.AsyncClient(base_url=sim.url) as client:
         upload = await client.post(
@@ -128,7 +128,7 @@ async def test_source_by_asset_name(sim: Simulator, sim_peer: Connect, tmp_path:
 async def test_graph_source_node_feeds_the_pipeline(
     sim: Simulator, sim_peer: Connect, tmp_path: Path
 ) -> None:
-    """Contract §10: an `initialParameters.graph` with a video_file source node also works."""
+    """docs/scope.md §10: an `initialParameters.graph` with a video_file source node also works."""
     clip = write_clip(tmp_path / "clip.mp4")
     await load(sim, "passthrough")
     graph = {
@@ -163,7 +163,7 @@ async def test_missing_file_gives_no_frames(sim: Simulator, sim_peer: Connect, t
 async def test_text_mode_pipeline_ignores_the_file_but_reports_the_source(
     sim: Simulator, sim_peer: Connect, tmp_path: Path
 ) -> None:
-    """Contract §10: sent to a text-mode session (controller-viz) the source is still started
+    """docs/scope.md §10: sent to a text-mode session (controller-viz) the source is still started
     (wasted work); the picture is the pipeline's own."""
     clip = write_clip(tmp_path / "clip.mp4")
     await load(sim, "controller-viz", height=32, width=32)

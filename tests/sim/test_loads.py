@@ -1,4 +1,4 @@
-"""Pipeline load and status on the simulator, traps included (contract §2.2-§2.3)."""
+"""Pipeline load and status on the simulator, traps included (docs/scope.md §2.2-§2.3)."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ async def settled(sim: Simulator) -> str:
 
 
 async def test_load_answers_at_once_and_loads_in_background(sim: Simulator) -> None:
-    """Contract §2.2: 200 immediately, loading happens later."""
+    """docs/scope.md §2.2: 200 immediately, loading happens later."""
     sim.faults.load_time = 0.3
     response = await post_load(sim, {"pipeline_ids": ["controller-viz"]})
     assert response.json() == {"message": "Pipeline loading initiated successfully"}
@@ -45,7 +45,7 @@ async def test_load_answers_at_once_and_loads_in_background(sim: Simulator) -> N
 
 
 async def test_status_is_stale_right_after_the_post(sim: Simulator) -> None:
-    """Contract §2.3: right after a POST the status can still show the previous state."""
+    """docs/scope.md §2.3: right after a POST the status can still show the previous state."""
     sim.faults.stale_status = 0.5
     await post_load(sim, {"pipeline_ids": ["controller-viz"], "load_params": {"height": 64}})
     assert await settled(sim) == "loaded"
@@ -64,7 +64,7 @@ async def test_status_is_stale_right_after_the_post(sim: Simulator) -> None:
 
 
 async def test_error_is_reported_once_then_not_loaded(sim: Simulator) -> None:
-    """Contract §2.3 / §8-E: an unknown id gives 200, then `error` once, `error` field null."""
+    """docs/scope.md §2.3 / §8-E: an unknown id gives 200, then `error` once, `error` field null."""
     response = await post_load(sim, {"pipeline_ids": ["no-such-pipeline"]})
     assert response.status_code == 200
     assert await settled(sim) == "error"
@@ -77,7 +77,7 @@ async def test_error_is_reported_once_then_not_loaded(sim: Simulator) -> None:
 
 
 async def test_load_without_pipelines_is_400(sim: Simulator) -> None:
-    """Contract §2.2 / §10: `{}` → 400 with Scope's message."""
+    """docs/scope.md §2.2 / §10: `{}` → 400 with Scope's message."""
     response = await post_load(sim, {})
     assert response.status_code == 400
     assert response.json() == {"detail": "Either 'pipelines' or 'pipeline_ids' must be provided"}
@@ -89,7 +89,7 @@ async def test_load_without_pipelines_is_400(sim: Simulator) -> None:
     ids=["not-json", "ids-not-a-list", "entry-without-node-id"],
 )
 async def test_malformed_load_is_422(sim: Simulator, body: bytes) -> None:
-    """Contract §2.2: a malformed body is 422 (FastAPI detail list)."""
+    """docs/scope.md §2.2: a malformed body is 422 (FastAPI detail list)."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         response = await client.post("/api/v1/pipeline/load", content=body)
     assert response.status_code == 422
@@ -97,7 +97,7 @@ async def test_malformed_load_is_422(sim: Simulator, body: bytes) -> None:
 
 
 async def test_wan_size_not_divisible_by_16_ends_in_error(sim: Simulator) -> None:
-    """Contract §2.2: Wan pipelines reject sizes not divisible by 16 → status `error` later."""
+    """docs/scope.md §2.2: Wan pipelines reject sizes not divisible by 16 → status `error` later."""
     sim.faults.stale_status = 0.0
     response = await post_load(
         sim, {"pipeline_ids": ["longlive"], "load_params": {"height": 330, "width": 576}}
@@ -110,7 +110,7 @@ async def test_wan_size_not_divisible_by_16_ends_in_error(sim: Simulator) -> Non
 
 
 async def test_unknown_lora_path_ends_in_error_known_one_loads(sim: Simulator) -> None:
-    """Contract §2.2 / §2.3: a LoRA path not on the server → `error`; a listed one is reported."""
+    """docs/scope.md §2.2 / §2.3: a LoRA path not on the server → `error`; a listed one is reported."""
     sim.faults.stale_status = 0.0
     await post_load(
         sim,
@@ -129,7 +129,7 @@ async def test_unknown_lora_path_ends_in_error_known_one_loads(sim: Simulator) -
 
 
 async def test_pipelines_form_reports_first_key_and_first_params(sim: Simulator) -> None:
-    """Contract §2.2-§2.3: `pipelines[]` stores by node_id; pipeline_id = first instance key."""
+    """docs/scope.md §2.2-§2.3: `pipelines[]` stores by node_id; pipeline_id = first instance key."""
     body = {
         "pipelines": [
             {"node_id": "pre", "pipeline_id": "gray", "load_params": {"height": 48}},
@@ -145,7 +145,7 @@ async def test_pipelines_form_reports_first_key_and_first_params(sim: Simulator)
 
 
 async def test_legacy_form_sends_the_same_params_to_every_pipeline(sim: Simulator) -> None:
-    """Contract §2.2: legacy `load_params` go to every listed pipeline."""
+    """docs/scope.md §2.2: legacy `load_params` go to every listed pipeline."""
     await post_load(sim, {"pipeline_ids": ["gray", "passthrough"], "load_params": {"height": 64}})
     assert await settled(sim) == "loaded"
     loaded = sim.loaded["pipelines"]
@@ -153,7 +153,7 @@ async def test_legacy_form_sends_the_same_params_to_every_pipeline(sim: Simulato
 
 
 async def test_reuse_rule_dict_equal_params_is_a_no_op(sim: Simulator) -> None:
-    """Contract §2.2: dict-equal params keep the instance; `{}` and real params differ."""
+    """docs/scope.md §2.2: dict-equal params keep the instance; `{}` and real params differ."""
     sim.faults.load_time = 0.2
     await post_load(sim, {"pipeline_ids": ["controller-viz"], "load_params": {"height": 64}})
     await settled(sim)
@@ -181,7 +181,7 @@ async def test_fail_loads_knob(sim: Simulator) -> None:
 
 
 async def test_loading_stage_and_params_while_loading(sim: Simulator) -> None:
-    """Contract §2.3: `loading_stage` while loading; `load_params` set as soon as it starts."""
+    """docs/scope.md §2.3: `loading_stage` while loading; `load_params` set as soon as it starts."""
     sim.faults.load_time = 0.8
     sim.faults.stale_status = 0.0
     params = {"height": 320, "width": 576, "base_seed": 7}
@@ -196,7 +196,7 @@ async def test_loading_stage_and_params_while_loading(sim: Simulator) -> None:
 
 
 async def test_realistic_load_times_when_not_given() -> None:
-    """load_time=None: weight-free pipelines load in ~0.02 s (contract §10)."""
+    """load_time=None: weight-free pipelines load in ~0.02 s (docs/scope.md §10)."""
     from showrunner.sim import serve_sim
 
     async with serve_sim(load_time=None) as sim:
@@ -209,7 +209,7 @@ async def test_realistic_load_times_when_not_given() -> None:
 
 
 async def test_unread_error_is_not_served_stale_to_the_next_load(sim: Simulator) -> None:
-    """Contract §2.3: the race window shows the previous state, but never a stale `error`."""
+    """docs/scope.md §2.3: the race window shows the previous state, but never a stale `error`."""
     sim.faults.stale_status = 0.5
     await post_load(sim, {"pipeline_ids": ["no-such-pipeline"]})
     await sim.wait_for(lambda s: s.loads.combined() == "error")
@@ -218,11 +218,11 @@ async def test_unread_error_is_not_served_stale_to_the_next_load(sim: Simulator)
     assert await settled(sim) == "loaded"
 
 
-# -- what a real 0.2.4 server showed right after the POST (contract §10) -------------------
+# -- what a real 0.2.4 server showed right after the POST (docs/scope.md §10) -------------------
 
 
 async def test_first_poll_after_a_load_reads_loading_not_the_previous_status(sim: Simulator) -> None:
-    """Contract §10: the first poll after `POST /pipeline/load` already reads `loading`, never
+    """docs/scope.md §10: the first poll after `POST /pipeline/load` already reads `loading`, never
     the previous status; only loaded instances count for `pipeline_id` (pipeline_manager.py)."""
     await post_load(sim, {"pipeline_ids": ["controller-viz"], "load_params": {"height": 64}})
     await sim.wait_for(lambda s: s.loads.combined() == "loaded")
@@ -238,7 +238,7 @@ async def test_first_poll_after_a_load_reads_loading_not_the_previous_status(sim
 
 
 async def test_unknown_id_reads_error_at_the_first_poll_then_not_loaded(sim: Simulator) -> None:
-    """Contract §10 / §2.3: an unknown id → 200, the very first poll reads `error` (with
+    """docs/scope.md §10 / §2.3: an unknown id → 200, the very first poll reads `error` (with
     `pipeline_id` null), the next one `not_loaded`: error → not_loaded, nothing before it."""
     await post_load(sim, {"pipeline_ids": ["controller-viz"]})
     await sim.wait_for(lambda s: s.loads.combined() == "loaded")
@@ -248,13 +248,13 @@ async def test_unknown_id_reads_error_at_the_first_poll_then_not_loaded(sim: Sim
     assert (first["status"], first["pipeline_id"], first["error"]) == ("error", None, None)
     second = await status(sim)
     assert (second["status"], second["pipeline_id"]) == ("not_loaded", None)
-    assert sim.loads.loaded() == {}  # the old pipeline was unloaded first (contract §2.3)
+    assert sim.loads.loaded() == {}  # the old pipeline was unloaded first (docs/scope.md §2.3)
 
 
 async def test_a_failed_entry_leaves_the_request_not_loaded_after_the_error_is_read(
     sim: Simulator,
 ) -> None:
-    """Contract §2.3 (pipeline_manager.py): the other entries still load, the failed one is
+    """docs/scope.md §2.3 (pipeline_manager.py): the other entries still load, the failed one is
     reported once and then counts as not loaded, so the combined status stays `not_loaded` and
     an offer is refused until a new load."""
     await post_load(sim, {"pipeline_ids": ["gray", "no-such-pipeline"]})
@@ -269,7 +269,7 @@ async def test_a_failed_entry_leaves_the_request_not_loaded_after_the_error_is_r
 
 
 async def test_an_offer_reads_the_status_and_so_consumes_an_error(sim: Simulator) -> None:
-    """Contract §2.3 / §2.6: the offer's status check is a status read (app.py), so an unread
+    """docs/scope.md §2.3 / §2.6: the offer's status check is a status read (app.py), so an unread
     `error` is gone after a refused offer."""
     await post_load(sim, {"pipeline_ids": ["no-such-pipeline"]})
     async with httpx.AsyncClient(base_url=sim.url) as client:
@@ -279,5 +279,5 @@ async def test_an_offer_reads_the_status_and_so_consumes_an_error(sim: Simulator
 
 
 async def test_stale_status_is_an_opt_in_knob(sim: Simulator) -> None:
-    """The race window of contract §2.3 is off by default (a real server never showed it, §10)."""
+    """The race window of docs/scope.md §2.3 is off by default (a real server never showed it, §10)."""
     assert sim.faults.stale_status == 0.0

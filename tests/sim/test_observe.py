@@ -1,4 +1,4 @@
-"""Session observation endpoints as a real Scope 0.2.4 server answers them (contract §2.7, §10)."""
+"""Session observation endpoints as a real Scope 0.2.4 server answers them (docs/scope.md §2.7, §10)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ async def load(sim: Simulator, pipeline_id: str = "controller-viz", **params: An
 
 
 async def test_session_parameters_without_a_session(sim: Simulator) -> None:
-    """Contract §10: with no session, GET answers 200 `{"parameters":{}}` and POST 200
+    """docs/scope.md §10: with no session, GET answers 200 `{"parameters":{}}` and POST 200
     `{"status":"ok",…}` (stored nowhere), not 404; POST still validates (422)."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         got = await client.get("/api/v1/session/parameters")
@@ -46,7 +46,7 @@ async def test_session_parameters_without_a_session(sim: Simulator) -> None:
 
 
 async def test_post_session_parameters_must_be_json(sim: Simulator) -> None:
-    """Contract §10.1: `POST /session/parameters` must be application/json; text/plain → 422
+    """docs/scope.md §10.1: `POST /session/parameters` must be application/json; text/plain → 422
     (FastAPI reads a non-JSON body as bytes, which fails the model)."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         plain = await client.post(
@@ -62,7 +62,7 @@ async def test_post_session_parameters_must_be_json(sim: Simulator) -> None:
 
 @pytest.mark.webrtc
 async def test_metrics_have_the_shape_of_a_real_cpu_server(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §2.7 / §10: `gpu: {}` and `input_source_type: ""` on a CPU server; `fps_out` is
+    """docs/scope.md §2.7 / §10: `gpu: {}` and `input_source_type: ""` on a CPU server; `fps_out` is
     a cumulative average of frames_out over elapsed_seconds."""
     await load(sim, height=32, width=32)
     peer = await sim_peer(sim.url, VIZ)
@@ -78,7 +78,7 @@ async def test_metrics_have_the_shape_of_a_real_cpu_server(sim: Simulator, sim_p
     assert stats["relay_mode"] is False and stats["output_sinks"] == {}
     assert stats["pipeline_fps"] == 60.0
     assert stats["fps_out"] == pytest.approx(stats["frames_out"] / stats["elapsed_seconds"], rel=0.2)
-    assert hardware["vram_gb"] is None  # what a CPU host reports (contract §2.1)
+    assert hardware["vram_gb"] is None  # what a CPU host reports (docs/scope.md §2.1)
 
 
 async def test_gpu_option_presents_a_cuda_device() -> None:
@@ -95,7 +95,7 @@ async def test_gpu_option_presents_a_cuda_device() -> None:
 
 @pytest.mark.webrtc
 async def test_observation_follows_the_first_live_session(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §2.7: GET parameters, frame and metrics all describe the first live session
+    """docs/scope.md §2.7: GET parameters, frame and metrics all describe the first live session
     (webrtc.py `get_frame_processor`); POST parameters reaches every session."""
     await load(sim, height=32, width=32)
     first = await sim_peer(sim.url, {**VIZ, "base_seed": 1})
@@ -114,7 +114,7 @@ async def test_observation_follows_the_first_live_session(sim: Simulator, sim_pe
 
 @pytest.mark.webrtc
 async def test_session_without_video_reports_the_default_fps(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §2.6 / §2.7: a session without `pipeline_ids` has no pipeline; Scope's
+    """docs/scope.md §2.6 / §2.7: a session without `pipeline_ids` has no pipeline; Scope's
     FrameProcessor then reports its default 30 fps and no frames."""
     await load(sim, height=32, width=32)
     peer = await sim_peer(sim.url, {"prompts": [{"text": "a cat", "weight": 1}]})
@@ -125,7 +125,7 @@ async def test_session_without_video_reports_the_default_fps(sim: Simulator, sim
 
 
 async def test_frame_404_names_what_is_missing(sim: Simulator) -> None:
-    """Contract §2.7 (mcp_router.py): 404 without a frame, with Scope's detail text."""
+    """docs/scope.md §2.7 (mcp_router.py): 404 without a frame, with Scope's detail text."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         plain = await client.get("/api/v1/session/frame")
         sink = await client.get("/api/v1/session/frame", params={"sink_node_id": "out"})

@@ -38,13 +38,13 @@ DOG = [{"text": "a dog", "weight": 1.0}]
 
 
 def test_chunk_interval_is_frames_per_chunk_over_fps() -> None:
-    """Contract §3.3: about 12 frames per call for longlive; at 16 fps that is 0.75 s."""
+    """docs/scope.md §3.3: about 12 frames per call for longlive; at 16 fps that is 0.75 s."""
     assert make().chunk_interval == pytest.approx(0.75)
     assert SimSession("x", {}).chunk_interval == 0.0
 
 
 def test_queue_holds_eight_and_drops_the_newest() -> None:
-    """Contract §3.2 step 5 / §8-F: maxsize 8, the newest update is dropped when full."""
+    """docs/scope.md §3.2 step 5 / §8-F: maxsize 8, the newest update is dropped when full."""
     session = make()
     for i in range(20):
         session.receive({"seq": i})
@@ -57,7 +57,7 @@ def test_queue_holds_eight_and_drops_the_newest() -> None:
 
 
 def test_one_update_per_chunk_shallow_merged() -> None:
-    """Contract §3.2: one dict per chunk, shallow-merged into the persistent dict."""
+    """docs/scope.md §3.2: one dict per chunk, shallow-merged into the persistent dict."""
     session = make({"noise_scale": 0.5, "ctrl": {"a": 1}})
     session.receive({"noise_scale": 0.6})
     session.receive({"ctrl": {"b": 2}})
@@ -69,7 +69,7 @@ def test_one_update_per_chunk_shallow_merged() -> None:
 
 
 def test_control_keys_are_stripped_and_quantized_applies_at_once() -> None:
-    """Contract §3.2 step 4 and §6: control keys never reach the pipeline; no tempo = no defer."""
+    """docs/scope.md §3.2 step 4 and §6: control keys never reach the pipeline; no tempo = no defer."""
     session = make()
     session.receive({"bpm": 120, "quantize_mode": "beat", "_quantized": True, "noise_scale": 0.3})
     session.step()
@@ -78,7 +78,7 @@ def test_control_keys_are_stripped_and_quantized_applies_at_once() -> None:
 
 
 def test_non_object_message_is_dropped() -> None:
-    """Contract §3.1: messages are JSON objects; anything else is logged and dropped."""
+    """docs/scope.md §3.1: messages are JSON objects; anything else is logged and dropped."""
     session = make()
     session.receive([1, 2])
     session.step()
@@ -86,7 +86,7 @@ def test_non_object_message_is_dropped() -> None:
 
 
 def test_paused_applies_immediately_and_queues_the_rest() -> None:
-    """Contract §3.2 step 2: `paused` bypasses the queue."""
+    """docs/scope.md §3.2 step 2: `paused` bypasses the queue."""
     seen: list[bool] = []
     session = make()
     session.on_pause_change = seen.append
@@ -99,7 +99,7 @@ def test_paused_applies_immediately_and_queues_the_rest() -> None:
 
 
 def test_transition_runs_over_num_steps_chunks() -> None:
-    """Contract §3.3: `transition` interpolates over `num_steps` chunks."""
+    """docs/scope.md §3.3: `transition` interpolates over `num_steps` chunks."""
     session = make({"prompts": CAT})
     session.step()
     assert texts(session) == {"a cat": 1.0}
@@ -119,7 +119,7 @@ def test_transition_runs_over_num_steps_chunks() -> None:
 
 
 def test_transition_does_not_update_prompts() -> None:
-    """Contract §8-G: after a transition, the persistent `prompts` still holds the old ones."""
+    """docs/scope.md §8-G: after a transition, the persistent `prompts` still holds the old ones."""
     session = make({"prompts": CAT})
     session.step()
     session.receive({"transition": {"target_prompts": DOG, "num_steps": 2}})
@@ -127,14 +127,14 @@ def test_transition_does_not_update_prompts() -> None:
         session.step()
     assert texts(session) == {"a dog": 1.0}
     assert session.params["prompts"] == CAT
-    # Re-sending the last *received* prompts is "no change" (contract §8-G).
+    # Re-sending the last *received* prompts is "no change" (docs/scope.md §8-G).
     session.receive({"prompts": CAT})
     session.step()
     assert texts(session) == {"a dog": 1.0}
 
 
 def test_transition_zero_steps_is_a_cut_and_default_is_zero() -> None:
-    """Contract §3.3 / §8-I: num_steps 0 is a cut, and 0 is the data-channel default."""
+    """docs/scope.md §3.3 / §8-I: num_steps 0 is a cut, and 0 is the data-channel default."""
     session = make({"prompts": CAT})
     session.step()
     session.receive({"transition": {"target_prompts": DOG}})
@@ -144,7 +144,7 @@ def test_transition_zero_steps_is_a_cut_and_default_is_zero() -> None:
 
 
 def test_new_prompts_cancel_a_transition() -> None:
-    """Contract §3.3: new prompts arriving mid-transition cancel it."""
+    """docs/scope.md §3.3: new prompts arriving mid-transition cancel it."""
     session = make({"prompts": CAT})
     session.step()
     session.receive({"transition": {"target_prompts": DOG, "num_steps": 8}})
@@ -157,14 +157,14 @@ def test_new_prompts_cancel_a_transition() -> None:
 
 
 def test_transition_on_first_chunk_snaps() -> None:
-    """Contract §3.3: with no previous embedding (first chunk) a transition snaps."""
+    """docs/scope.md §3.3: with no previous embedding (first chunk) a transition snaps."""
     session = make({"transition": {"target_prompts": DOG, "num_steps": 4}})
     session.step()
     assert texts(session) == {"a dog": 1.0}
 
 
 def test_one_shot_keys_are_consumed_by_the_next_chunk() -> None:
-    """Contract §3.3 / §8-L: reset_cache, vace_ref_images, ... live for one chunk only."""
+    """docs/scope.md §3.3 / §8-L: reset_cache, vace_ref_images, ... live for one chunk only."""
     session = make({"prompts": CAT})
     session.step()
     session.receive({"vace_ref_images": ["/tmp/ref.png"], "reset_cache": True, "noise_scale": 0.4})
@@ -178,7 +178,7 @@ def test_one_shot_keys_are_consumed_by_the_next_chunk() -> None:
 
 
 def test_initial_one_shots_apply_to_the_first_chunk_only() -> None:
-    """Contract §4.4: initialParameters.vace_ref_images applies to the first chunk only."""
+    """docs/scope.md §4.4: initialParameters.vace_ref_images applies to the first chunk only."""
     session = make({"vace_ref_images": ["/tmp/a.png"]})
     session.step()
     assert session.params.get("vace_ref_images") == ["/tmp/a.png"]
@@ -187,7 +187,7 @@ def test_initial_one_shots_apply_to_the_first_chunk_only() -> None:
 
 
 def test_cache_reset_forgets_the_reference_image() -> None:
-    """Contract §4.4: a reference only lives on through the KV cache; re-send after a reset."""
+    """docs/scope.md §4.4: a reference only lives on through the KV cache; re-send after a reset."""
     session = make()
     session.step()
     session.receive({"vace_ref_images": ["/tmp/ref.png"]})
@@ -204,7 +204,7 @@ def _with_lora(mode: str) -> SimSession:
 
 
 def test_lora_scales_ignored_with_permanent_merge() -> None:
-    """Contract §4.3: permanent_merge (the default) ignores lora_scales, yet resets the cache."""
+    """docs/scope.md §4.3: permanent_merge (the default) ignores lora_scales, yet resets the cache."""
     session = _with_lora("permanent_merge")
     session.step()
     session.receive({"lora_scales": [{"path": "/l/a.safetensors", "scale": 0.2}]})
@@ -216,7 +216,7 @@ def test_lora_scales_ignored_with_permanent_merge() -> None:
 
 
 def test_lora_scales_applied_with_runtime_peft() -> None:
-    """Contract §4.3: runtime_peft adapters take new scales, matched by path or adapter name."""
+    """docs/scope.md §4.3: runtime_peft adapters take new scales, matched by path or adapter name."""
     session = _with_lora("runtime_peft")
     session.step()
     session.receive({"lora_scales": [{"path": "a", "scale": 0.2}]})
@@ -228,7 +228,7 @@ def test_lora_scales_applied_with_runtime_peft() -> None:
 
 
 def test_manage_cache_resets() -> None:
-    """Contract §3.3 bottom: step-list changes reset the cache while manage_cache is on."""
+    """docs/scope.md §3.3 bottom: step-list changes reset the cache while manage_cache is on."""
     session = make({"denoising_step_list": [1000, 750]})
     session.step()
     session.receive({"denoising_step_list": [1000, 750]})  # unchanged: no reset
@@ -241,7 +241,7 @@ def test_manage_cache_resets() -> None:
 
 
 def test_prompt_change_resets_only_in_video_mode() -> None:
-    """Contract §3.3: a plain prompt change is a hard cut only in video mode."""
+    """docs/scope.md §3.3: a plain prompt change is a hard cut only in video mode."""
     text = make({"prompts": CAT, "input_mode": "text"})
     video = make({"prompts": CAT, "input_mode": "video"})
     for session in (text, video):
@@ -253,7 +253,7 @@ def test_prompt_change_resets_only_in_video_mode() -> None:
 
 
 def test_ctrl_input_mouse_accumulates() -> None:
-    """Contract §3.3: ctrl_input mouse deltas add up; buttons are replaced."""
+    """docs/scope.md §3.3: ctrl_input mouse deltas add up; buttons are replaced."""
     session = make()
     session.receive({"ctrl_input": {"button": ["KeyW"], "mouse": [1, 2]}})
     session.receive({"ctrl_input": {"button": [], "mouse": [3, 4]}})

@@ -24,7 +24,7 @@ async def health(url: str) -> dict[str, object]:
 
 
 async def test_health_reports_version_and_start_time(sim: Simulator) -> None:
-    """Contract §2.1 / §10: /health shape, version 0.2.4."""
+    """docs/scope.md §2.1 / §10: /health shape, version 0.2.4."""
     body = await health(sim.url)
     assert body["status"] == "healthy" and body["version"] == "0.2.4"
     assert body["server_start_time"] == sim.server_start_time
@@ -33,7 +33,7 @@ async def test_health_reports_version_and_start_time(sim: Simulator) -> None:
 
 
 async def test_restart_changes_start_time_on_the_same_port(sim: Simulator) -> None:
-    """Contract §2.1 / §9.6: a restart changes server_start_time and forgets every load."""
+    """docs/scope.md §2.1 / §9.6: a restart changes server_start_time and forgets every load."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         await client.post("/api/v1/pipeline/load", json={"pipeline_ids": ["controller-viz"]})
     await sim.wait_for(lambda s: s.loads.combined() == "loaded")
@@ -145,7 +145,7 @@ async def test_closed_simulator_cannot_start_again() -> None:
 async def test_shutdown_sends_stream_stopped_then_closes(
     sim: Simulator, sim_peer: Callable[..., Awaitable[Any]]
 ) -> None:
-    """Contract §10 / §3.4: on SIGTERM the real server sends `{"type":"stream_stopped"}` on
+    """docs/scope.md §10 / §3.4: on SIGTERM the real server sends `{"type":"stream_stopped"}` on
     each open session's data channel before it closes; `shutdown()` does the same."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         await client.post("/api/v1/pipeline/load", json={"pipeline_ids": ["controller-viz"]})
@@ -165,7 +165,7 @@ async def test_shutdown_sends_stream_stopped_then_closes(
 async def test_leaving_serve_sim_with_open_sessions_sends_stream_stopped(
     sim_peer: Callable[..., Awaitable[Any]],
 ) -> None:
-    """Contract §10: stopping the simulator (end of `serve_sim`, `SimThread.stop()`, Ctrl-C of
+    """docs/scope.md §10: stopping the simulator (end of `serve_sim`, `SimThread.stop()`, Ctrl-C of
     `showrunner sim`) is a graceful shutdown: open sessions get `stream_stopped` first."""
     async with serve_sim(load_time=0.01) as sim:
         async with httpx.AsyncClient(base_url=sim.url) as client:

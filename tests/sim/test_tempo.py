@@ -1,4 +1,4 @@
-"""Tempo endpoints and tempo messages, as a real server answers them (contract §6, §3.4, §10.1;
+"""Tempo endpoints and tempo messages, as a real server answers them (docs/scope.md §6, §3.4, §10.1;
 Scope tempo_router.py, tempo_sync.py, parameter_scheduler.py). The simulated Link session
 has no peers."""
 
@@ -22,7 +22,7 @@ BEAT_KEYS = {"bpm", "beat_phase", "bar_position", "beat_count", "is_playing", "s
 
 
 async def test_status_and_sources_before_enabling(sim: Simulator) -> None:
-    """Contract §10.1: status before enabling; sources `link` (available) and `midi_clock`
+    """docs/scope.md §10.1: status before enabling; sources `link` (available) and `midi_clock`
     (needs mido, with an install hint); `set_tempo` before enabling → 400."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         status = (await client.get(f"{TEMPO}/status")).json()
@@ -39,7 +39,7 @@ async def test_status_and_sources_before_enabling(sim: Simulator) -> None:
 
 
 async def test_enable_midi_clock_without_mido_is_400(sim: Simulator) -> None:
-    """Contract §6 / §10.1: enabling a source whose dependency is missing → 400 with a hint."""
+    """docs/scope.md §6 / §10.1: enabling a source whose dependency is missing → 400 with a hint."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         response = await client.post(f"{TEMPO}/enable", json={"source": "midi_clock"})
         status = (await client.get(f"{TEMPO}/status")).json()
@@ -51,7 +51,7 @@ async def test_enable_midi_clock_without_mido_is_400(sim: Simulator) -> None:
 
 
 async def test_enable_link_then_the_beat_runs(sim: Simulator) -> None:
-    """Contract §10.1: enable → 200 with `beat_state: null`; a status read just after has the
+    """docs/scope.md §10.1: enable → 200 with `beat_state: null`; a status read just after has the
     beat: bpm, beat_phase 0–1, bar_position = beat mod bar, beat_count, is_playing false."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         enabled = await client.post(
@@ -82,14 +82,14 @@ async def test_enable_link_then_the_beat_runs(sim: Simulator) -> None:
     ids=["bpm-low", "bpm-high", "bad-source", "bar-17", "bar-0", "empty"],
 )
 async def test_enable_validation_is_422(sim: Simulator, body: dict[str, Any]) -> None:
-    """Contract §6 / §10.1: bpm 20–300, beats_per_bar 1–16, source link|midi_clock → else 422."""
+    """docs/scope.md §6 / §10.1: bpm 20–300, beats_per_bar 1–16, source link|midi_clock → else 422."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         response = await client.post(f"{TEMPO}/enable", json=body)
     assert response.status_code == 422
 
 
 async def test_set_tempo_answers_at_once_and_the_status_follows(sim: Simulator) -> None:
-    """Contract §10.1: set_tempo → 200 with the new bpm; the status may read the old bpm for
+    """docs/scope.md §10.1: set_tempo → 200 with the new bpm; the status may read the old bpm for
     up to ~100 ms; out of range → 422."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         await client.post(f"{TEMPO}/enable", json={"source": "link", "bpm": 120})
@@ -105,7 +105,7 @@ async def test_set_tempo_answers_at_once_and_the_status_follows(sim: Simulator) 
 
 
 async def test_disable_keeps_beats_per_bar_and_reenable_restarts_the_count(sim: Simulator) -> None:
-    """Contract §10.1: `beats_per_bar` survives disable; re-enabling restarts `beat_count`."""
+    """docs/scope.md §10.1: `beats_per_bar` survives disable; re-enabling restarts `beat_count`."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         await client.post(f"{TEMPO}/enable", json={"source": "link", "bpm": 300, "beats_per_bar": 7})
         await asyncio.sleep(0.5)
@@ -135,7 +135,7 @@ async def _viz_peer(sim: Simulator, sim_peer: Connect) -> Any:
 
 @pytest.mark.webrtc
 async def test_tempo_update_reaches_webrtc_sessions_at_15_hz(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §3.4 / §10.1: while tempo is enabled, each WebRTC data channel gets
+    """docs/scope.md §3.4 / §10.1: while tempo is enabled, each WebRTC data channel gets
     `tempo_update` at about 15 Hz; none before enabling or after disabling."""
     peer = await _viz_peer(sim, sim_peer)
     await asyncio.sleep(0.2)
@@ -155,7 +155,7 @@ async def test_tempo_update_reaches_webrtc_sessions_at_15_hz(sim: Simulator, sim
 
 @pytest.mark.webrtc
 async def test_quantized_update_lands_on_the_beat(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §6 / §3.4: with tempo on and `quantize_mode` set, a `_quantized` message waits
+    """docs/scope.md §6 / §3.4: with tempo on and `quantize_mode` set, a `_quantized` message waits
     for the next boundary (`change_scheduled` with `delay_ms`, then `change_applied`);
     without tempo it applies at once."""
     peer = await _viz_peer(sim, sim_peer)

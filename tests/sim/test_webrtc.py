@@ -1,4 +1,4 @@
-"""Simulator WebRTC sessions, driven by a test-local aiortc peer over loopback (contract §2.6, §3, §4)."""
+"""Simulator WebRTC sessions, driven by a test-local aiortc peer over loopback (docs/scope.md §2.6, §3-4)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ async def fast_sim() -> AsyncIterator[Simulator]:
 
 
 async def test_offer_before_load_is_400(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §2.6 / §10: offer while status ≠ loaded → 400 with Scope's message."""
+    """docs/scope.md §2.6 / §10: offer while status ≠ loaded → 400 with Scope's message."""
     status = await _offer_status(sim, sim_peer, VIZ)
     assert status == (400, {"detail": "Pipeline not loaded. Please load pipeline first."})
     assert sim.sessions == {}
@@ -71,7 +71,7 @@ async def _offer_status(sim: Simulator, sim_peer: Connect, initial: Any) -> tupl
 async def test_offer_with_invalid_initial_parameters_is_422(
     sim: Simulator, sim_peer: Connect, initial: dict[str, Any]
 ) -> None:
-    """Contract §2.6: initialParameters run through the Parameters model → 422."""
+    """docs/scope.md §2.6: initialParameters run through the Parameters model → 422."""
     await load(sim, "controller-viz")
     status, body = await _offer_status(sim, sim_peer, {**VIZ, **initial})
     assert status == 422
@@ -80,7 +80,7 @@ async def test_offer_with_invalid_initial_parameters_is_422(
 
 
 async def test_offer_without_sdp_is_422_and_garbage_sdp_is_500(sim: Simulator) -> None:
-    """Contract §10: offer without `sdp` → 422; garbage SDP → 500."""
+    """docs/scope.md §10: offer without `sdp` → 422; garbage SDP → 500."""
     await load(sim, "controller-viz")
     async with httpx.AsyncClient(base_url=sim.url) as client:
         missing = await client.post("/api/v1/webrtc/offer", json={"type": "offer"})
@@ -95,7 +95,7 @@ async def test_offer_without_sdp_is_422_and_garbage_sdp_is_500(sim: Simulator) -
 
 
 async def test_initial_parameters_get_the_model_defaults(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §2.6 / §8-I: defaults prompt_interpolation_method and vace_context_scale added."""
+    """docs/scope.md §2.6 / §8-I: defaults prompt_interpolation_method and vace_context_scale added."""
     await load(sim, "controller-viz")
     peer = await sim_peer(sim.url, {**VIZ, "manage_cache": False})
     session = sim.sessions[peer.session_id]
@@ -143,7 +143,7 @@ def test_offer_candidates_beyond_this_host_are_ignored() -> None:
 async def test_sendrecv_gets_frames_at_the_loaded_resolution(
     sim: Simulator, sim_peer: Connect
 ) -> None:
-    """Contract §4.1 / §10: a sendrecv video m-line gets frames at the loaded height×width."""
+    """docs/scope.md §4.1 / §10: a sendrecv video m-line gets frames at the loaded height×width."""
     await load(sim, "controller-viz", height=96, width=128)
     peer = await sim_peer(sim.url, VIZ)
     await sim.wait_for(lambda s: peer.frames >= 5)
@@ -162,7 +162,7 @@ async def test_sendrecv_gets_frames_at_the_loaded_resolution(
 async def test_controller_viz_runs_at_the_rate_of_a_real_cpu_server(
     sim: Simulator, sim_peer: Connect
 ) -> None:
-    """Contract §10: controller-viz delivers about 50–60 frames/s, one frame per call, and
+    """docs/scope.md §10: controller-viz delivers about 50–60 frames/s, one frame per call, and
     `/session/metrics` reports `pipeline_fps` 60.0; the client paces at chunk rate from it."""
     await load(sim, "controller-viz", height=32, width=32)
     peer = await sim_peer(sim.url, VIZ)
@@ -186,7 +186,7 @@ async def test_fps_knob_overrides_every_pipeline(fast_sim: Simulator, sim_peer: 
 
 
 async def test_wan_default_resolution_and_fps(fast_sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §2.2: without height/width, the pipeline default (longlive 320×576)."""
+    """docs/scope.md §2.2: without height/width, the pipeline default (longlive 320×576)."""
     await load(fast_sim, "longlive")
     peer = await sim_peer(fast_sim.url, {"pipeline_ids": ["longlive"]})
     await fast_sim.wait_for(lambda s: peer.frames >= 1)
@@ -195,7 +195,7 @@ async def test_wan_default_resolution_and_fps(fast_sim: Simulator, sim_peer: Con
 
 
 async def test_no_video_without_pipeline_ids(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §2.6 / §8-A: no pipeline_ids → 200, data channel opens, frames never come."""
+    """docs/scope.md §2.6 / §8-A: no pipeline_ids → 200, data channel opens, frames never come."""
     await load(sim, "controller-viz")
     peer = await sim_peer(sim.url, {"prompts": [{"text": "a cat", "weight": 1}]})
     assert peer.response.status_code == 200
@@ -208,7 +208,7 @@ async def test_no_video_without_pipeline_ids(sim: Simulator, sim_peer: Connect) 
 
 
 async def test_no_video_when_pipeline_ids_are_not_loaded(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §2.6 / §2.12: pipeline_ids naming something not loaded → 200, no video ever."""
+    """docs/scope.md §2.6 / §2.12: pipeline_ids naming something not loaded → 200, no video ever."""
     await load(sim, "controller-viz")
     peer = await sim_peer(sim.url, {"pipeline_ids": ["longlive"]})
     assert peer.response.status_code == 200
@@ -219,7 +219,7 @@ async def test_no_video_when_pipeline_ids_are_not_loaded(sim: Simulator, sim_pee
 
 
 async def test_recvonly_offer_gets_no_video(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §4.1 / §8-N: a recvonly video m-line gives no remote track and no video."""
+    """docs/scope.md §4.1 / §8-N: a recvonly video m-line gives no remote track and no video."""
     await load(sim, "controller-viz")
     peer = await sim_peer(sim.url, VIZ, video="recvonly")
     assert peer.response.status_code == 200
@@ -233,7 +233,7 @@ async def test_recvonly_offer_gets_no_video(sim: Simulator, sim_peer: Connect) -
 async def test_open_session_keeps_its_pipeline_after_a_new_load(
     sim: Simulator, sim_peer: Connect
 ) -> None:
-    """Contract §4.2 / §10: a load while streaming succeeds, the session keeps the old pipeline."""
+    """docs/scope.md §4.2 / §10: a load while streaming succeeds, the session keeps the old pipeline."""
     await load(sim, "controller-viz", height=64, width=64)
     peer = await sim_peer(sim.url, VIZ)
     await sim.wait_for(lambda s: peer.frames >= 3)
@@ -249,7 +249,7 @@ async def test_open_session_keeps_its_pipeline_after_a_new_load(
 async def test_paused_repeats_the_last_frame_at_the_track_rate(
     sim: Simulator, sim_peer: Connect
 ) -> None:
-    """Contract §3.2 step 2 / §10: `paused` applies at once and freezes the picture, but the
+    """docs/scope.md §3.2 step 2 / §10: `paused` applies at once and freezes the picture, but the
     track keeps sending that last frame at its rate (Scope tracks.py); no new frame is produced,
     so metrics `frames_out` stays flat; `paused: false` brings new frames back at once."""
     await load(sim, "controller-viz", height=32, width=32)
@@ -277,7 +277,7 @@ async def test_paused_repeats_the_last_frame_at_the_track_rate(
 
 
 async def test_paused_from_the_start_sends_nothing(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §10 / Scope tracks.py: paused before any frame exists: nothing to repeat."""
+    """docs/scope.md §10 / Scope tracks.py: paused before any frame exists: nothing to repeat."""
     await load(sim, "controller-viz", height=32, width=32)
     peer = await sim_peer(sim.url, {**VIZ, "paused": True})
     await asyncio.wait_for(peer.opened.wait(), 5)
@@ -293,7 +293,7 @@ async def test_paused_from_the_start_sends_nothing(sim: Simulator, sim_peer: Con
 async def test_burst_of_20_keeps_8_drops_the_newest_applies_one_per_chunk(
     sim: Simulator, sim_peer: Connect
 ) -> None:
-    """Contract §3.2 step 5 / §8-F: queue of 8, newest dropped, one update applied per chunk."""
+    """docs/scope.md §3.2 step 5 / §8-F: queue of 8, newest dropped, one update applied per chunk."""
     await load(sim, "controller-viz", height=32, width=32)
     peer = await sim_peer(sim.url, VIZ)
     session = sim.sessions[peer.session_id]
@@ -316,7 +316,7 @@ async def test_burst_of_20_keeps_8_drops_the_newest_applies_one_per_chunk(
 
 
 async def test_bad_json_is_recorded_and_dropped(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §3.2 step 1 / §10: malformed JSON is logged and dropped; the session continues."""
+    """docs/scope.md §3.2 step 1 / §10: malformed JSON is logged and dropped; the session continues."""
     await load(sim, "controller-viz", height=32, width=32)
     peer = await sim_peer(sim.url, VIZ)
     await peer.send("{not json")
@@ -329,7 +329,7 @@ async def test_bad_json_is_recorded_and_dropped(sim: Simulator, sim_peer: Connec
 
 
 async def test_transition_over_num_steps_chunks(fast_sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §3.3: a transition spans `num_steps` chunks and leaves `prompts` alone (§8-G)."""
+    """docs/scope.md §3.3: a transition spans `num_steps` chunks and leaves `prompts` alone (§8-G)."""
     await load(fast_sim, "longlive", height=64, width=64)
     cat = [{"text": "a cat", "weight": 1.0}]
     peer = await sim_peer(fast_sim.url, {"pipeline_ids": ["longlive"], "prompts": cat})
@@ -347,7 +347,7 @@ async def test_transition_over_num_steps_chunks(fast_sim: Simulator, sim_peer: C
 async def test_one_shot_reference_image_is_consumed(
     fast_sim: Simulator, sim_peer: Connect
 ) -> None:
-    """Contract §3.3 / §4.4 / §8-L: vace_ref_images applies to one chunk, then is gone."""
+    """docs/scope.md §3.3 / §4.4 / §8-L: vace_ref_images applies to one chunk, then is gone."""
     await load(fast_sim, "longlive", height=64, width=64)
     ref = fast_sim.assets.upload("ref.png", _png())["path"]
     peer = await sim_peer(fast_sim.url, {"pipeline_ids": ["longlive"]})
@@ -367,7 +367,7 @@ async def test_one_shot_reference_image_is_consumed(
 async def test_lora_scales_follow_the_merge_mode(
     fast_sim: Simulator, sim_peer: Connect, mode: str, expected: float
 ) -> None:
-    """Contract §4.3: lora_scales are ignored for permanent_merge, applied for runtime_peft."""
+    """docs/scope.md §4.3: lora_scales are ignored for permanent_merge, applied for runtime_peft."""
     path = fast_sim.assets.lora_paths()[0]
     await load(
         fast_sim,
@@ -389,7 +389,7 @@ async def test_lora_scales_follow_the_merge_mode(
 async def test_post_session_parameters_validates_broadcasts_and_notifies(
     sim: Simulator, sim_peer: Connect
 ) -> None:
-    """Contract §2.8 / §3.4: validated, broadcast, echoed as `parameters_updated`."""
+    """docs/scope.md §2.8 / §3.4: validated, broadcast, echoed as `parameters_updated`."""
     await load(sim, "controller-viz", height=32, width=32)
     peer = await sim_peer(sim.url, VIZ)
     await asyncio.wait_for(peer.opened.wait(), 5)
@@ -443,7 +443,7 @@ async def test_drop_data_channel_keeps_the_connection(sim: Simulator, sim_peer: 
 async def test_drop_peer_connection_sends_stream_stopped(
     sim: Simulator, sim_peer: Connect
 ) -> None:
-    """Contract §3.4: the simulator stops the session on purpose, `stream_stopped` first."""
+    """docs/scope.md §3.4: the simulator stops the session on purpose, `stream_stopped` first."""
     await load(sim, "controller-viz", height=32, width=32)
     peer = await sim_peer(sim.url, VIZ)
     await asyncio.wait_for(peer.opened.wait(), 5)
@@ -455,7 +455,7 @@ async def test_drop_peer_connection_sends_stream_stopped(
 
 
 async def test_patch_and_delete_offer(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §2.6: PATCH 204/404, DELETE 204 even for unknown sessions."""
+    """docs/scope.md §2.6: PATCH 204/404, DELETE 204 even for unknown sessions."""
     await load(sim, "controller-viz", height=32, width=32)
     peer = await sim_peer(sim.url, VIZ)
     base = f"/api/v1/webrtc/offer/{peer.session_id}"
@@ -476,7 +476,7 @@ async def test_patch_and_delete_offer(sim: Simulator, sim_peer: Connect) -> None
 
 
 async def test_client_close_ends_the_session(sim: Simulator, sim_peer: Connect) -> None:
-    """Contract §0: closing the pc ends the session on the server too."""
+    """docs/scope.md §0: closing the pc ends the session on the server too."""
     await load(sim, "controller-viz", height=32, width=32)
     peer = await sim_peer(sim.url, VIZ)
     await sim.wait_for(lambda s: peer.frames > 0)
@@ -487,7 +487,7 @@ async def test_client_close_ends_the_session(sim: Simulator, sim_peer: Connect) 
 
 
 async def test_session_endpoints_404_without_a_session(sim: Simulator) -> None:
-    """Contract §2.7: `/session/frame` is 404 without a frame."""
+    """docs/scope.md §2.7: `/session/frame` is 404 without a frame."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
         frame = await client.get("/api/v1/session/frame")
         metrics = await client.get("/api/v1/session/metrics")
