@@ -36,7 +36,7 @@ from showrunner.live.clock import Clock, prompt_thread_switches
 from showrunner.live.hours import OpeningHours
 from showrunner.live.journal import Journal
 from showrunner.live.player import Player
-from showrunner.live.resume import read_state, show_hash, state_file_problem
+from showrunner.live.resume import default_state_path, read_state, show_hash, state_file_problem
 from showrunner.live.scheduling import SchedulerClock
 from showrunner.plan.preflight import compile_result
 from showrunner.plan.start import StartPoint, start_point
@@ -49,7 +49,7 @@ from showrunner.show.load import LoadResult, allowed_folders, load
 from showrunner.show.model import Show
 from showrunner.sim import SimThread
 
-__all__ = ["RunOptions", "StreamOutput", "needed_pipelines", "run", "run_show", "state_path_for"]
+__all__ = ["RunOptions", "StreamOutput", "needed_pipelines", "run", "run_show"]
 
 _STARTUP_BACKOFF = (0.5, 10.0)
 
@@ -295,19 +295,13 @@ def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _Prep
     except ShowrunnerError as exc:
         out.warn(f"error: {exc}")
         return None
-    state_path = Path(options.state_file) if options.state_file else state_path_for(show_path)
+    state_path = Path(options.state_file) if options.state_file else default_state_path(show_path)
     if (refused := state_file_problem(state_path)) is not None:
         out.warn(f"error: {refused}")
         return None
     if options.start_scene is None and options.at is None:
         point = _where_to_start(options, result, timeline, state_path, out) or point
     return _PreparedShow(result, timeline, point, headers, hours, state_path)
-
-
-def state_path_for(show_path: Path) -> Path:
-    """The state file of one show: ``.NAME.showrunner-state.json`` beside it."""
-    path = Path(show_path).resolve()
-    return path.with_name(f".{path.stem}.showrunner-state.json")
 
 
 def _wall_clock_show(result: LoadResult, timeline: Timeline) -> bool:

@@ -26,11 +26,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from showrunner.plan.saved import ResumeState
-from showrunner.show.files import FileProblem, ReadPolicy, read_bytes
+from showrunner.show.files import FileProblem, ReadPolicy, file_kind, read_bytes
 
 __all__ = [
     "MAX_STATE_BYTES",
-    "STATE_FILE_NAME",
+    "STATE_FILE_SUFFIX",
     "ResumeState",
     "StateWriter",
     "clear_state",
@@ -43,7 +43,7 @@ __all__ = [
 
 log = logging.getLogger("showrunner.live.resume")
 
-STATE_FILE_NAME = ".showrunner-state.json"
+STATE_FILE_SUFFIX = ".showrunner-state.json"
 # A state file is a few hundred bytes; a file past this is something else.
 MAX_STATE_BYTES = 64 * 1024
 
@@ -61,26 +61,10 @@ def show_hash(files: Iterable[Path]) -> str:
     return digest.hexdigest()
 
 
-def default_state_path(show_path: Path, journal_path: Path | None = None) -> Path:
-    """Next to the journal (``<journal>.state.json``), else ``.showrunner-state.json`` beside the show."""
-    if journal_path is not None:
-        journal_path = Path(journal_path)
-        return journal_path.with_name(journal_path.stem + ".state.json")
-    return Path(show_path).resolve().parent / STATE_FILE_NAME
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symbolic link"
-    if stat.S_ISDIR(mode):
-        return "a directory"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
+def default_state_path(show_path: Path) -> Path:
+    """The state file of one show: ``.NAME.showrunner-state.json`` beside it."""
+    path = Path(show_path).resolve()
+    return path.with_name(f".{path.stem}{STATE_FILE_SUFFIX}")
 
 
 def _is_state(data: bytes) -> bool:
@@ -97,7 +81,7 @@ def _read(path: Path) -> bytes | str:
     read; FileNotFoundError when nothing is there."""
     mode = os.lstat(path).st_mode
     if not stat.S_ISREG(mode):
-        return f"{path} is {_kind(mode)}, not a state file"
+        return f"{path} is {file_kind(mode)}, not a state file"
     try:
         return read_bytes(path, ReadPolicy(limit=MAX_STATE_BYTES))
     except FileProblem as problem:

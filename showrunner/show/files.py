@@ -114,7 +114,10 @@ class ReadPolicy:
         return target
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file of this `st_mode` is, for a message ("a FIFO", "a device", ...)."""
+    if stat.S_ISLNK(mode):  # from lstat
+        return "a symbolic link"
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):
@@ -127,7 +130,7 @@ def _kind(mode: int) -> str:
 
 
 def _not_regular(mode: int) -> FileProblem:
-    kind = _kind(mode)
+    kind = file_kind(mode)
     if kind == "a directory":
         return FileProblem("is a directory, not a file", "directory")
     return FileProblem(f"is {kind}, not a regular file", "special")

@@ -11,7 +11,7 @@ import pytest
 
 from showrunner.live.resume import (
     MAX_STATE_BYTES,
-    STATE_FILE_NAME,
+    STATE_FILE_SUFFIX,
     ResumeState,
     clear_state,
     default_state_path,
@@ -85,11 +85,11 @@ def test_show_hash_follows_content(tmp_path: Path) -> None:
     assert show_hash([tmp_path / "missing.yaml"]) != first
 
 
-def test_default_paths(tmp_path: Path) -> None:
-    assert default_state_path(tmp_path / "show.yaml") == tmp_path.resolve() / STATE_FILE_NAME
-    assert default_state_path(tmp_path / "s.yaml", tmp_path / "logs" / "run.jsonl") == (
-        tmp_path / "logs" / "run.state.json"
+def test_one_state_file_per_show(tmp_path: Path) -> None:
+    assert default_state_path(tmp_path / "show.yaml") == (
+        tmp_path.resolve() / f".show{STATE_FILE_SUFFIX}"
     )
+    assert default_state_path(tmp_path / "other.yaml") != default_state_path(tmp_path / "show.yaml")
 
 
 # -- only ever a state file ----------------------------------------------------------------------
