@@ -1,0 +1,1 @@
+"""Musical time: tempo readings, the tempo map, quantize grids and beat-locked shapes (pure, no I/O)."""
