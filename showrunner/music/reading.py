@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
-__all__ = ["TempoListener", "TempoReading"]
+__all__ = ["TempoListener", "TempoReading", "TempoSource"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,3 +24,13 @@ class TempoReading:
 
 TempoListener = Callable[[TempoReading], None]
 """Called with each new reading, on the runner's event loop."""
+
+
+class TempoSource(Protocol):
+    """Where tempo comes from (Ableton Link, Scope's tempo sync, MIDI clock, taps, OSC): `run`
+    reports readings to `listener` until it is cancelled; it never raises for a lost peer or
+    device, it reports `playing=False` or stays quiet and keeps trying."""
+
+    name: str
+
+    async def run(self, listener: TempoListener) -> None: ...
