@@ -10,9 +10,13 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["CONTROL_TOKEN_VAR", "Settings"]
+__all__ = ["CONTROL_TOKEN_VAR", "TURN_CREDENTIAL_VAR", "TURN_USERNAME_VAR", "Settings"]
 
 CONTROL_TOKEN_VAR = "SHOWRUNNER_CONTROL_TOKEN"
+# Credentials for TURN servers named by URL alone (`run --ice-server`, `sim --ice-server`, a
+# show's `scope.ice_servers` entry without them).
+TURN_USERNAME_VAR = "SHOWRUNNER_TURN_USERNAME"
+TURN_CREDENTIAL_VAR = "SHOWRUNNER_TURN_CREDENTIAL"
 
 
 @dataclass(frozen=True)
@@ -21,11 +25,15 @@ class Settings:
 
     control_token: str | None = None  # bearer token of the control page/API (SHOWRUNNER_CONTROL_TOKEN)
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)  # names a show refers to
+    turn_username: str | None = None  # SHOWRUNNER_TURN_USERNAME
+    turn_credential: str | None = field(default=None, repr=False)  # SHOWRUNNER_TURN_CREDENTIAL
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
-        return cls(control_token=env.get(CONTROL_TOKEN_VAR) or None, secrets=env)
+        return cls(control_token=env.get(CONTROL_TOKEN_VAR) or None, secrets=env,
+                   turn_username=env.get(TURN_USERNAME_VAR) or None,
+                   turn_credential=env.get(TURN_CREDENTIAL_VAR) or None)
 
     def secret(self, name: str) -> str | None:
         """The value of the environment variable `name` (a show's `scope.auth.env`), or None."""

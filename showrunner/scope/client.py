@@ -35,6 +35,7 @@ from showrunner.errors import (
 )
 from showrunner.pipelines import lookup as pipeline_info
 from showrunner.scope.clock import SYSTEM_TIME, SessionClock
+from showrunner.scope.ice import DEFAULT_ICE, IcePolicy, IceServer, parse_served
 from showrunner.scope.pacing import ONE_SHOT_KEYS, Coalescer, Prepared, Written
 from showrunner.scope.rtc import RtcConnection
 
@@ -297,6 +298,11 @@ class ScopeClient:
         path = "/api/v1/pipelines/schemas"
         return dict(self._field(body, "pipelines", dict, "pipeline schemas", path))
 
+    async def ice_servers(self) -> tuple[IceServer, ...]:
+        """The STUN/TURN servers the server hands its clients (§2.6), as its own UI asks."""
+        path = "/api/v1/webrtc/ice-servers"
+        return parse_served(await self._get_json(path, what="ICE servers"), f"{self.base_url}{path}")
+
     async def models_status(self, pipeline_id: str) -> dict[str, Any]:
         """Whether the weights of `pipeline_id` are downloaded (§2.5)."""
         return await self._get_json(
@@ -490,6 +496,8 @@ class ScopeSession:
     Keep exactly one per server (§4.5). After ``close()`` the same object can ``open()``
     again; ``frames_received`` counts across all its connections. Gaps, frame times and write
     times are read from `clock` (the player's clock fits), the REST side keeps real time.
+    `ice` chooses the ICE servers of each connection (scope/ice.py; by default none for a
+    loopback URL, the server's list otherwise).
     """
 
     def __init__(
@@ -501,10 +509,12 @@ class ScopeSession:
         on_event: Callable[[ScopeEvent], None] | None = None,
         chunk_interval: float | None = None,
         clock: SessionClock = SYSTEM_TIME,
+        ice: IcePolicy = DEFAULT_ICE,
     ) -> None:
         self.client = client
         self.clock = clock
         self.loopback_only = _is_loopback_url(client.base_url) if loopback_only is None else loopback_only
+        self.ice = ice
         self.record_video = Path(record_video) if record_video is not None else None
         self.on_event = on_event
         self._explicit_interval = chunk_interval
@@ -610,6 +620,7 @@ class ScopeSession:
         initial = self._initial_parameters(ids, initial_parameters)
         self._server_start_time = (await self.client.health()).server_start_time
         await self.client.load_pipeline(ids, load_params)
+        ice_servers = await self.ice_servers()
         self._opens += 1
         rtc = RtcConnection(
             loopback_only=self.loopback_only,
@@ -617,6 +628,8 @@ class ScopeSession:
             on_message=self._on_server_message,
             on_state=self._on_rtc_state,
             clock=self.clock,
+            ice_servers=ice_servers,
+            relay_only=self.ice.relay_only,
         )
         self._rtc = rtc
         self._chain = ids
@@ -638,6 +651,13 @@ class ScopeSession:
         log.info("session %s open on %s (%s): gap %.2f s, chunk interval %.3f s",
                  self._session_id, self.client.base_url, "+".join(ids), gap, self._chunk_interval)
         return gap
+
+    async def ice_servers(self) -> tuple[IceServer, ...]:
+        """The ICE servers the next connection uses (asks the server when the policy says so:
+        fresh at each connection, since TURN credentials may expire)."""
+        if not self.ice.asks_server(self.loopback_only):
+            return self.ice.choose()
+        return self.ice.choose(await self.client.ice_servers())
 
     async def switch(
         self,

@@ -7,8 +7,9 @@ showrunner deals only in plain strings, floats and callbacks:
 - a ``sendrecv`` video transceiver even though nothing is sent: Scope's output track only
   runs while an input track exists, and a ``recvonly`` offer gets no video (§4.1);
 - a ``"parameters"`` data channel, ordered, created before the offer (§3.1);
-- an empty ICE server list and, for a Scope on this machine, host candidates restricted
-  to 127.0.0.1 (see :func:`restrict_ice_to_loopback`);
+- the ICE servers chosen for the session (:mod:`showrunner.scope.ice`; an empty list for a
+  Scope on this machine), optionally relay candidates only, and, for a Scope on this machine,
+  host candidates restricted to 127.0.0.1 (see :func:`restrict_ice_to_loopback`);
 - received frames are consumed, counted and optionally recorded to a file;
 - what was written but never acknowledged by the server's SCTP stack can be told
   (:meth:`RtcConnection.unacknowledged`): Scope acknowledges nothing itself (§3.1), but SCTP does.
@@ -22,7 +23,7 @@ import contextlib
 import io
 import itertools
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -31,11 +32,13 @@ import av
 from aiortc import (
     RTCConfiguration,
     RTCDataChannel,
+    RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
 )
 from aiortc.exceptions import InvalidAccessError, InvalidStateError
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
 
 from showrunner.errors import (
     ScopeConnectError,
@@ -44,12 +47,14 @@ from showrunner.errors import (
     ScopeTimeoutError,
 )
 from showrunner.scope.clock import SYSTEM_TIME, SessionClock
+from showrunner.scope.ice import IceServer
 
 __all__ = [
     "CHANNEL_LABEL",
     "LOOPBACK_ADDRESS",
     "RtcConnection",
     "candidate_addresses",
+    "candidate_types",
     "restrict_ice_to_loopback",
 ]
 
@@ -117,6 +122,28 @@ def candidate_addresses(sdp: str) -> list[str]:
     return found
 
 
+def candidate_types(sdp: str) -> list[str]:
+    """The type (host, srflx, relay, ...) of every ``a=candidate`` line in an SDP blob."""
+    found = []
+    for line in sdp.splitlines():
+        if line.startswith("a=candidate:"):
+            fields = line.split()
+            if "typ" in fields[:-1]:
+                found.append(fields[fields.index("typ") + 1])
+    return found
+
+
+def _configuration(servers: Sequence[IceServer], relay_only: bool) -> RTCConfiguration:
+    # An empty list, not None: None makes aiortc fall back to a public STUN server.
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in servers
+        ],
+        iceTransportPolicy=RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL,
+    )
+
+
 @contextlib.contextmanager
 def _map_rtc_errors(what: str) -> Iterator[None]:
     """Translate aiortc's exceptions into showrunner's, once, with one-line messages."""
@@ -135,7 +162,8 @@ class RtcConnection:
     ``on_message(text)`` is called for every text message from the server; ``on_state(what,
     state)`` for every change of the peer connection (``what == "connection"``) and when
     the data channel closes (``what == "channel"``). Callbacks must not raise. Frame times
-    and write times are read from `clock`.
+    and write times are read from `clock`. `ice_servers` are the STUN/TURN servers to gather
+    with (none by default); `relay_only` offers TURN relay candidates only.
     """
 
     def __init__(
@@ -146,8 +174,12 @@ class RtcConnection:
         on_message: Callable[[str], None] | None = None,
         on_state: Callable[[str, str], None] | None = None,
         clock: SessionClock = SYSTEM_TIME,
+        ice_servers: Sequence[IceServer] = (),
+        relay_only: bool = False,
     ) -> None:
         self.loopback_only = loopback_only
+        self.ice_servers = tuple(ice_servers)
+        self.relay_only = relay_only
         self.clock = clock
         self.record_to = record_to
         self.on_message = on_message
@@ -203,8 +235,11 @@ class RtcConnection:
             raise
 
     async def _negotiate(self, offer_fn: OfferFn) -> None:
-        # An empty list, not None: None makes aiortc fall back to a public STUN server.
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        if self.relay_only and not any(s.is_turn for s in self.ice_servers):
+            raise ScopeConnectError("relay-only ICE needs a TURN server, and none is configured "
+                                    "(--ice-server turn:HOST:PORT, or scope.ice_servers)")
+        with _map_rtc_errors("ICE configuration"):
+            pc = RTCPeerConnection(_configuration(self.ice_servers, self.relay_only))
         self._pc = pc
         pc.on("connectionstatechange", self._on_connection_state)
         pc.on("track", self._on_track)
@@ -216,11 +251,16 @@ class RtcConnection:
         channel.on("message", self._on_message)
         if self.record_to is not None:
             self._recorder = self._open_recorder(self.record_to)
-        if self.loopback_only:
+        if self.loopback_only and not self.relay_only:  # relay only: no host candidates at all
             restrict_ice_to_loopback(pc)
         with _map_rtc_errors("offer"):
             await pc.setLocalDescription(await pc.createOffer())
         self.local_sdp = pc.localDescription.sdp
+        if self.relay_only and "relay" not in candidate_types(self.local_sdp):
+            raise ScopeConnectError(
+                "the TURN server gave no relay candidate (check its URL, that it is reachable "
+                "and the credentials: " + ", ".join(u for s in self.ice_servers for u in s.urls) + ")"
+            )
         answer = await offer_fn(self.local_sdp)
         self.remote_sdp = answer
         with _map_rtc_errors("answer"):

@@ -56,6 +56,7 @@ class Server(Protocol):
     gpu: bool
     headless: HeadlessSession | None
     tempo: TempoSync
+    ice_servers: list[dict[str, Any]]
 
     def live_peers(self) -> list[SimPeer]: ...
     async def start_headless(self, request: StartRequest) -> dict[str, Any]: ...
@@ -71,7 +72,8 @@ VERSION = "0.2.4"
 SIM_VRAM_GB = 24.0  # the GPU the `gpu` option presents
 NOT_LOADED = "Pipeline not loaded. Please load pipeline first."
 NO_HEADLESS = "No active headless session"
-# What Scope answers without TURN credentials; a loopback client must ignore it.
+# What Scope answers without TURN credentials (docs/scope.md §10); the simulator answers its own
+# `ice_servers` setting instead, empty by default, so that nothing it hands out leaves the machine.
 PUBLIC_STUN = {"urls": ["stun:stun.l.google.com:19302"], "username": None, "credential": None}
 
 M = TypeVar("M", bound=BaseModel)
@@ -271,7 +273,7 @@ class Api:
     # -- WebRTC ----------------------------------------------------------------------------
 
     async def ice_servers(self, request: Request) -> Response:
-        return JSONResponse({"iceServers": [PUBLIC_STUN]})
+        return JSONResponse({"iceServers": copy.deepcopy(self.sim.ice_servers)})
 
     async def offer(self, request: Request) -> Response:
         body = await _model(request, OfferRequest)

@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -69,6 +69,7 @@ class Simulator:
         fps: float | None = None,
         record_path: Path | str | None = None,
         gpu: bool = False,
+        ice_servers: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self.host = host
         self.port = port
@@ -77,6 +78,11 @@ class Simulator:
         # server answers `gpu: {}` and `vram_gb: null` (docs/scope.md §10). The pipeline list stays
         # a GPU host's either way, so Wan shows can be rehearsed.
         self.gpu = gpu
+        # What `GET /api/v1/webrtc/ice-servers` hands out: `{urls, username?, credential?}` each.
+        # Scope answers a public STUN server when it has no TURN credentials (docs/scope.md §10);
+        # the simulator answers nothing by default, so a client that uses the list stays on this
+        # machine. A test points it at a TURN server on loopback.
+        self.ice_servers = [ice_server_entry(e) for e in ice_servers]
         self.faults = Faults(load_time=load_time)
         self.recorder = Recorder(Path(record_path) if record_path is not None else None)
         self._root = Path(tempfile.mkdtemp(prefix="showrunner-sim-"))
@@ -438,6 +444,16 @@ class Simulator:
         return True
 
 
+def ice_server_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``iceServers`` entry as Scope serves it: ``urls`` a list, ``username`` and
+    ``credential`` present (null when not needed). ValueError for an entry without urls."""
+    urls = entry.get("urls")
+    listed = [urls] if isinstance(urls, str) else list(urls or [])
+    if not listed or not all(isinstance(u, str) and u for u in listed):
+        raise ValueError(f"an ICE server needs urls (strings), not {urls!r}")
+    return {"urls": listed, "username": entry.get("username"), "credential": entry.get("credential")}
+
+
 @asynccontextmanager
 async def serve_sim(
     host: str = "127.0.0.1",
@@ -447,6 +463,7 @@ async def serve_sim(
     fps: float | None = None,
     record_path: Path | str | None = None,
     gpu: bool = False,
+    ice_servers: Sequence[Mapping[str, Any]] = (),
 ) -> AsyncIterator[Simulator]:
     """Run a simulator on the current event loop for the duration of the `async with`.
 
@@ -454,7 +471,8 @@ async def serve_sim(
     each pipeline its own rate (controller-viz 60, passthrough/gray 30 or their input file's,
     Wan 16; see `showrunner.sim.catalog`).
     """
-    sim = Simulator(host, port, load_time=load_time, fps=fps, record_path=record_path, gpu=gpu)
+    sim = Simulator(host, port, load_time=load_time, fps=fps, record_path=record_path, gpu=gpu,
+                    ice_servers=ice_servers)
     try:
         await sim.start()
         yield sim
@@ -474,12 +492,14 @@ class SimThread:
         fps: float | None = None,
         record_path: Path | str | None = None,
         gpu: bool = False,
+        ice_servers: Sequence[Mapping[str, Any]] = (),
     ) -> None:
         self._kwargs: dict[str, Any] = {
             "load_time": load_time,
             "fps": fps,
             "record_path": record_path,
             "gpu": gpu,
+            "ice_servers": ice_servers,
         }
         self._host, self._port = host, port
         self._thread: threading.Thread | None = None
@@ -555,6 +575,7 @@ async def serve_forever(
     fps: float | None,
     on_ready: Callable[[Simulator], None] | None = None,
     gpu: bool = False,
+    ice_servers: Sequence[Mapping[str, Any]] = (),
 ) -> None:
     """Run a simulator until cancelled (Ctrl-C); `on_ready` gets it once it listens.
 
@@ -566,7 +587,7 @@ async def serve_forever(
     sys.setswitchinterval(min(previous, 0.0005))
     try:
         async with serve_sim(host, port, load_time=load_time, fps=fps,
-                             record_path=record_path, gpu=gpu) as sim:
+                             record_path=record_path, gpu=gpu, ice_servers=ice_servers) as sim:
             if on_ready is not None:
                 on_ready(sim)
             await asyncio.Event().wait()

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from starlette.types import Receive, Scope, Send
 
-from showrunner.sim import Simulator
+from showrunner.sim import Simulator, serve_sim
 from showrunner.sim.app import RecordingMiddleware
 from showrunner.sim.record import Recorder
 
@@ -25,15 +25,23 @@ async def test_hardware_info_and_cloud_status(sim: Simulator) -> None:
     assert cloud["connected"] is False
 
 
-async def test_ice_servers_returns_the_public_stun_fallback(sim: Simulator) -> None:
-    """docs/scope.md §2.6 / §10: the public STUN fallback is served (a local client ignores it)."""
+async def test_ice_servers_answers_the_setting_empty_by_default(sim: Simulator) -> None:
+    """docs/scope.md §2.6 / §10: Scope answers `{"iceServers": [...]}` (a public STUN server
+    without TURN credentials); the simulator answers its `ice_servers` setting in Scope's shape
+    (`urls` a list, `username`/`credential` present), empty by default so nothing it hands out
+    leads off the machine."""
     async with httpx.AsyncClient(base_url=sim.url) as client:
+        assert (await client.get("/api/v1/webrtc/ice-servers")).json() == {"iceServers": []}
+    turn = {"urls": "turn:127.0.0.1:3478", "username": "u", "credential": "c"}
+    async with serve_sim(port=0, ice_servers=[turn, {"urls": ["stun:127.0.0.1:3479"]}]) as other, \
+            httpx.AsyncClient(base_url=other.url) as client:
         body = (await client.get("/api/v1/webrtc/ice-servers")).json()
-    assert body == {
-        "iceServers": [
-            {"urls": ["stun:stun.l.google.com:19302"], "username": None, "credential": None}
-        ]
-    }
+    assert body == {"iceServers": [
+        {"urls": ["turn:127.0.0.1:3478"], "username": "u", "credential": "c"},
+        {"urls": ["stun:127.0.0.1:3479"], "username": None, "credential": None},
+    ]}
+    with pytest.raises(ValueError, match="needs urls"):
+        Simulator(ice_servers=[{"urls": []}])
 
 
 async def test_models_status_and_download_409(sim: Simulator) -> None:
