@@ -43,13 +43,14 @@ from showrunner.plan.start import StartPoint, start_point
 from showrunner.plan.timeline import Timeline
 from showrunner.reload.apply import HotReload, Output
 from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession
+from showrunner.scope.ice import IceMode, IcePolicy, IceServer, policy_from_words
 from showrunner.scope.preflight import check_pipelines
 from showrunner.settings import Settings
 from showrunner.show.load import LoadResult, allowed_folders, load
 from showrunner.show.model import Show
 from showrunner.sim import SimThread
 
-__all__ = ["RunOptions", "StreamOutput", "needed_pipelines", "run", "run_show"]
+__all__ = ["RunOptions", "StreamOutput", "ice_policy", "needed_pipelines", "run", "run_show"]
 
 _STARTUP_BACKOFF = (0.5, 10.0)
 
@@ -101,6 +102,8 @@ class RunOptions:
     stdin_tty: bool | None = None  # keys from stdin: None = when it is a terminal
     allow_paths: tuple[Path, ...] = ()  # folders besides the show's own it may read (--allow-path)
     resume: bool = False  # continue from the state file (shows with hours or loops always do)
+    ice_servers: tuple[str, ...] = ()  # --ice-server: auto | server | none | URLs (default: the show's)
+    ice_relay_only: bool = False  # --ice-relay-only (or the show's ice_transport_policy: relay)
 
     def __post_init__(self) -> None:
         if self.reload_at not in (None, "now", "boundary"):
@@ -277,6 +280,7 @@ class _PreparedShow:
     headers: dict[str, str]
     hours: OpeningHours | None
     state_path: Path
+    ice: IcePolicy
 
 
 def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _PreparedShow | None:
@@ -287,6 +291,7 @@ def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _Prep
         timeline = compile_result(result)
         point = start_point(timeline, start_scene=options.start_scene, at=options.at)
         headers = _auth_headers(result.show, settings)
+        ice = ice_policy(result.show, settings, options.ice_servers, relay_only=options.ice_relay_only)
         hours = OpeningHours(result.show.hours) if result.show.hours else None
     except ShowErrors as exc:
         for problem in exc.errors:
@@ -301,7 +306,7 @@ def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _Prep
         return None
     if options.start_scene is None and options.at is None:
         point = _where_to_start(options, result, timeline, state_path, out) or point
-    return _PreparedShow(result, timeline, point, headers, hours, state_path)
+    return _PreparedShow(result, timeline, point, headers, hours, state_path, ice)
 
 
 def _wall_clock_show(result: LoadResult, timeline: Timeline) -> bool:
@@ -360,7 +365,7 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         hot.start()
         stack.push_async_callback(hot.stop)
         session = await stack.enter_async_context(
-            ScopeSession(client, record_video=options.record_video)
+            ScopeSession(client, record_video=options.record_video, ice=prepared.ice)
         )
         # The player exists (pending, its first scene waiting) while Scope is prepared, so the
         # control surfaces show what the show waits for.
@@ -434,6 +439,30 @@ def _auth_headers(show: Show, settings: Settings) -> dict[str, str]:
             f"export {auth.env}=<token> before running the show"
         )
     return {auth.header: f"{auth.scheme} {token}" if auth.scheme else token}
+
+
+def ice_policy(
+    show: Show, settings: Settings, words: tuple[str, ...] = (), *, relay_only: bool = False
+) -> IcePolicy:
+    """The ICE servers of a run: ``--ice-server`` values when given, else the show's
+    ``scope.ice_servers``; relay only when asked on the command line or in the show. TURN
+    servers named without credentials take them from the environment (settings)."""
+    user, password = settings.turn_username, settings.turn_credential
+    relay = relay_only or show.scope.ice_transport_policy == "relay"
+    try:
+        given = policy_from_words(words, relay_only=relay, username=user, credential=password)
+    except ValueError as exc:
+        raise ShowrunnerError(str(exc)) from None
+    if given is not None:
+        return given
+    chosen = show.scope.ice_servers
+    if isinstance(chosen, str):
+        return IcePolicy(IceMode(chosen), relay_only=relay)
+    servers = tuple(
+        IceServer(tuple(s.urls), s.username, s.credential).with_credentials(user, password)
+        for s in chosen
+    )
+    return IcePolicy(IceMode.LIST, servers, relay_only=relay)
 
 
 def _timeouts(show: Show) -> ClientTimeouts:

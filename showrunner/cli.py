@@ -147,6 +147,7 @@ def _sim(args: argparse.Namespace) -> int:
                     load_time=args.load_time,
                     fps=args.fps,
                     on_ready=ready,
+                    ice_servers=_sim_ice_servers(args.ice_server),
                 )
             )
     except OSError as exc:  # the port is taken, or the address is not this machine's
@@ -154,6 +155,20 @@ def _sim(args: argparse.Namespace) -> int:
         print(f"sim: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+def _sim_ice_servers(urls: list[str]) -> list[dict[str, str | list[str] | None]]:
+    from showrunner.settings import Settings
+
+    settings = Settings.from_environ()
+    out: list[dict[str, str | list[str] | None]] = []
+    for url in urls:
+        if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+            raise ShowrunnerError(f"sim: --ice-server {url!r}: expected a stun:, turn: or turns: URL")
+        turn = url.startswith("turn")
+        out.append({"urls": [url], "username": settings.turn_username if turn else None,
+                    "credential": settings.turn_credential if turn else None})
+    return out
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -178,6 +193,8 @@ def _run(args: argparse.Namespace) -> int:
         min_go_interval=args.min_go_interval,
         allow_paths=tuple(args.allow_path),
         resume=args.resume,
+        ice_servers=tuple(args.ice_server),
+        ice_relay_only=args.ice_relay_only,
     )
     return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
 
@@ -238,6 +255,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--record", metavar="FILE", help="append every request as JSON lines")
     p.add_argument("--load-time", type=float, default=None, help="seconds a pipeline load takes")
     p.add_argument("--fps", type=float, default=None, help="pipeline fps for every pipeline")
+    p.add_argument(
+        "--ice-server", metavar="URL", action="append", default=[],
+        help="hand out this STUN/TURN server at /api/v1/webrtc/ice-servers (repeatable; TURN "
+             "credentials from SHOWRUNNER_TURN_USERNAME/_CREDENTIAL); default: none",
+    )
     p.set_defaults(func=_sim)
 
     p = sub.add_parser("run", help="play a show live")
@@ -272,6 +294,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-go-interval", type=float, default=0.5, help="seconds between two accepted GOs"
     )
+    p.add_argument(
+        "--ice-server", metavar="auto|server|none|URL", action="append", default=[],
+        help="ICE servers of the WebRTC connection (repeatable URLs; TURN credentials from "
+             "SHOWRUNNER_TURN_USERNAME/_CREDENTIAL); default: the show's scope.ice_servers, auto",
+    )
+    p.add_argument("--ice-relay-only", action="store_true",
+                   help="connect through the TURN server only (relay candidates)")
     _allow_path(p)
     p.set_defaults(func=_run)
     return parser

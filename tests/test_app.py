@@ -569,3 +569,57 @@ async def test_a_go_while_scope_is_awaited_is_armed_and_applied_once_it_is_up(
         assert await asyncio.wait_for(run_task, 10) == 0
     finally:
         thread.stop()
+
+
+RELAYED = """
+title: relayed
+defaults: {{pipeline: controller-viz}}
+end: stop
+scope:
+  url: {url}
+  ice_servers: [{{urls: "{turn}"}}]
+  ice_transport_policy: relay
+scenes:
+  - {{name: one, prompts: a forest at dawn, duration: 0.4}}
+  - {{name: two, prompts: the forest at noon, duration: 0.3}}
+"""
+
+
+@pytest.mark.anyio
+async def test_relay_only_through_turn_from_the_show_or_the_command_line(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """`scope.ice_servers` + `ice_transport_policy: relay` in the show, then the same from
+    `--ice-server URL --ice-relay-only` (credentials from the environment): the show plays
+    through coturn on 127.0.0.1 with relay candidates only (so every packet went through it);
+    a keyword mixed with URLs is one line and exit 1."""
+    from tests.turn import TURNSERVER, turn_server
+
+    if TURNSERVER is None:
+        pytest.skip("coturn is not installed (Debian: apt-get install coturn)")
+    with turn_server(tmp_path) as turn:
+        show = write(tmp_path, RELAYED.format(url=sim_thread.url, turn=turn.url))
+        settings = Settings.from_environ({"SHOWRUNNER_TURN_USERNAME": turn.username,
+                                          "SHOWRUNNER_TURN_CREDENTIAL": turn.credential})
+        journal = tmp_path / "show.jsonl"
+        code = await asyncio.wait_for(run_show(show, journal_path=journal, settings=settings,
+                                               stdin_tty=False, state_file=tmp_path / "s.json"), 20)
+        assert code == 0
+        entered = [r["scene"] for r in read_journal(journal) if r["kind"] == "scene"]
+        assert entered == ["one", "two"]
+        assert not [r for r in read_journal(journal) if r["kind"] == "reconnect"]
+
+        plain = write(tmp_path, THREE, "plain.yaml")
+        options = RunOptions(plain, scope_url=sim_thread.url, journal_path=tmp_path / "cli.jsonl",
+                             stdin_tty=False, state_file=tmp_path / "s2.json",
+                             ice_servers=(turn.url,), ice_relay_only=True)
+        out = StreamOutput(io.StringIO(), io.StringIO())
+        assert await asyncio.wait_for(run(options, output=out, settings=settings), 20) == 0
+        assert [r["scene"] for r in read_journal(tmp_path / "cli.jsonl") if r["kind"] == "scene"] == [
+            "dawn", "noon", "dusk"]
+
+        bad = RunOptions(plain, scope_url=sim_thread.url, stdin_tty=False,
+                         state_file=tmp_path / "s3.json", ice_servers=("none", turn.url))
+        err = io.StringIO()
+        assert await run(bad, output=StreamOutput(io.StringIO(), err), settings=settings) == 1
+        assert "--ice-server none cannot be combined" in err.getvalue()

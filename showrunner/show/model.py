@@ -379,6 +379,24 @@ class Timeouts(Model):
     first_frame: Seconds = Field(default=10.0, gt=0, description="The first video frame after connecting.")
 
 
+_ICE_URL = r"^(stun|stuns|turn|turns):\S+$"
+IceUrl = Annotated[str, Field(pattern=_ICE_URL)]
+
+
+class IceServerSpec(Model):
+    """A STUN or TURN server for the WebRTC connection (WebRTC's RTCIceServer)."""
+
+    urls: Annotated[
+        list[IceUrl],
+        BeforeValidator(lambda v: [v] if isinstance(v, str) else v),
+        _OrShorthand({"type": "string", "pattern": _ICE_URL}),
+    ] = Field(min_length=1, description="stun:, turn: or turns: URLs of one server (or one URL).")
+    username: str | None = Field(default=None, description="TURN user (else SHOWRUNNER_TURN_USERNAME).")
+    credential: str | None = Field(
+        default=None, description="TURN password (else SHOWRUNNER_TURN_CREDENTIAL; better there)."
+    )
+
+
 class ScopeTarget(Model):
     url: str | None = Field(
         default=None,
@@ -387,6 +405,14 @@ class ScopeTarget(Model):
     )
     auth: Auth | None = Field(default=None, description="Auth header for a Scope behind a proxy.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Seconds before giving up.")
+    ice_servers: Literal["auto", "server", "none"] | list[IceServerSpec] = Field(
+        default="auto",
+        description="ICE servers of the WebRTC connection: auto (none on loopback, else the "
+        "server's), server, none, or a list.",
+    )
+    ice_transport_policy: Literal["all", "relay"] = Field(
+        default="all", description="relay: connect through the TURN server only."
+    )
 
 
 class ImageAsset(Model):
