@@ -38,19 +38,24 @@ from showrunner.live.journal import Journal
 from showrunner.live.player import Player
 from showrunner.live.resume import default_state_path, read_state, show_hash, state_file_problem
 from showrunner.live.scheduling import SchedulerClock
-from showrunner.plan.preflight import compile_result
+from showrunner.plan.preflight import compile_result, parse_key_path
 from showrunner.plan.start import StartPoint, start_point
 from showrunner.plan.timeline import Timeline
 from showrunner.reload.apply import HotReload, Output
 from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession
 from showrunner.scope.ice import IceMode, IcePolicy, IceServer, policy_from_words
-from showrunner.scope.preflight import check_pipelines
+from showrunner.scope.preflight import Need, NeedKind, Preflight
+from showrunner.scope.preflight import check as check_server
 from showrunner.settings import Settings
-from showrunner.show.load import LoadResult, allowed_folders, load
+from showrunner.show.lint import Finding
+from showrunner.show.load import LoadResult, allowed_folders, format_key_path, load, source_location
 from showrunner.show.model import Show
 from showrunner.sim import SimThread
 
-__all__ = ["RunOptions", "StreamOutput", "ice_policy", "needed_pipelines", "run", "run_show"]
+__all__ = [
+    "RunOptions", "StreamOutput", "check_scope", "ice_policy", "needed_pipelines", "run", "run_show",
+    "scope_findings", "show_needs",
+]
 
 _STARTUP_BACKOFF = (0.5, 10.0)
 
@@ -428,6 +433,85 @@ def needed_pipelines(timeline: Timeline) -> list[str]:
     return list(ids)
 
 
+# Runtime keys on the wire whose show key has another name.
+_SHOW_KEY = {"denoising_step_list": "denoising_steps", "prompt_interpolation_method": "prompt_interpolation"}
+
+
+def show_needs(show: Show, timeline: Timeline) -> list[Need]:
+    """What the show asks of the server's pipelines (scope/preflight.py), scene by scene, each
+    need once, at the key that asks for it (the scene's own, an earlier scene's or the
+    defaults')."""
+    out: list[Need] = []
+    seen: set[tuple[object, ...]] = set()
+
+    def add(kind: NeedKind, pipeline: str, i: int, path: tuple[str, ...], key: str = "",
+            value: object = None) -> None:
+        mark = (kind, pipeline, key, repr(value))
+        if mark not in seen:
+            seen.add(mark)
+            out.append(Need(kind, pipeline, _setting(show, i, path), key, value))
+
+    for scene in timeline.scenes:
+        i, state = scene.index, scene.state_in
+        main = scene.main_pipeline
+        for pipeline in state.chain:
+            add(NeedKind.PIPELINE, pipeline, i, ("pipeline",))
+        add(NeedKind.MODE, main, i, ("input_mode",), "input_mode", state.input_mode)
+        for key in ("height", "width"):
+            if key in state.load_params:
+                add(NeedKind.SIZE, main, i, ("load", key), key, state.load_params[key])
+        if state.load_params.get("loras"):
+            add(NeedKind.LORA, main, i, ("load", "loras"))
+        if state.vace_refs:
+            add(NeedKind.VACE, main, i, ("vace",))
+        for key, value in state.params.items():
+            add(NeedKind.PARAM, main, i, (_SHOW_KEY.get(key, key),), key, value)
+    return out
+
+
+def _setting(show: Show, index: int, path: tuple[str, ...]) -> str:
+    """The key path of the value in force at scene `index` (values track from earlier scenes)."""
+    for i in range(index, -1, -1):
+        node: object = show.scenes[i]
+        for name in path:
+            if node is None or name not in getattr(node, "model_fields_set", ()):
+                break
+            node = getattr(node, name)
+        else:
+            return format_key_path(("scenes", i, *path))
+    return format_key_path(("defaults", *path))
+
+
+async def scope_findings(
+    client: ScopeClient, result: LoadResult, timeline: Timeline
+) -> tuple[list[Finding], Preflight]:
+    """The server check of `run` and ``check --scope``: the show's needs against the server's
+    pipelines, as findings positioned in the show (ScopeError when the server cannot be asked)."""
+    report = await check_server(client, show_needs(result.show, timeline))
+    findings = []
+    for problem in report.problems:
+        loc = parse_key_path(problem.where)
+        path, line, col = source_location(result, loc)
+        findings.append(Finding("error" if problem.severity == "error" else "warning", "scope",
+                                problem.message, path, line, col, problem.where))
+    return findings, report
+
+
+async def check_scope(
+    result: LoadResult, url: str, settings: Settings
+) -> tuple[list[Finding], Preflight | None]:
+    """``showrunner check --scope URL`` for one loaded show: the findings of `scope_findings`
+    and what was verified; no server check (None) for a show that does not compile (`check`
+    reports why). ScopeError when the server cannot be asked."""
+    try:
+        timeline = compile_result(result)
+    except ShowErrors:
+        return [], None
+    headers = _auth_headers(result.show, settings)
+    async with ScopeClient(url, headers=headers, timeouts=_timeouts(result.show)) as client:
+        return await scope_findings(client, result, timeline)
+
+
 def _auth_headers(show: Show, settings: Settings) -> dict[str, str]:
     auth = show.scope.auth
     if auth is None:
@@ -526,9 +610,10 @@ async def _prepare_scope(
     said: str | None = None
     while not (quit_early.is_set() or player.quitting):
         try:
-            check = await check_pipelines(client, needed_pipelines(prepared.timeline))
-            if not check.ok:
-                out.warn(f"error: {check.message(f'the Scope server at {client.base_url}')}")
+            findings, report = await scope_findings(client, prepared.result, prepared.timeline)
+            for finding in findings:
+                out.warn(finding.format())
+            if not report.ok:
                 return None
             return await _prepare_refs(client, prepared.result, out)
         except (ScopeConnectError, ScopeTimeoutError) as exc:

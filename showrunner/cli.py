@@ -52,15 +52,42 @@ def _no_cyclic_gc() -> None:
     gc.disable()
 
 
+# `check --scope`: the server could not be asked (unreachable, or a broken answer).
+EXIT_SCOPE_UNREACHABLE = 3
+
+
 def _check(args: argparse.Namespace) -> int:
+    from showrunner.errors import ScopeError
     from showrunner.plan.preflight import plan_findings
-    from showrunner.show.lint import check_paths
+    from showrunner.show.lint import Finding, Planner, check_paths
+    from showrunner.show.load import LoadResult
 
     _no_cyclic_gc()
-    with _progress(f"checking {', '.join(args.paths)}"):
-        code, out, err = check_paths(args.paths, strict=args.strict, as_json=args.json,
-                                     plan=plan_findings, allow=args.allow_path)
+    verified: list[str] = []
+    planner: Planner = plan_findings
+    if args.scope:
+        from showrunner.app import check_scope
+        from showrunner.settings import Settings
+
+        settings = Settings.from_environ()
+
+        def planner(result: LoadResult) -> list[Finding]:
+            findings = list(plan_findings(result))
+            found, report = asyncio.run(check_scope(result, args.scope, settings))
+            if report is not None and report.ok:
+                verified.extend(f"{result.path}: {line}" for line in report.verified)
+            return [*findings, *found]
+
+    try:
+        with _progress(f"checking {', '.join(args.paths)}"):
+            code, out, err = check_paths(args.paths, strict=args.strict, as_json=args.json,
+                                         plan=planner, allow=args.allow_path)
+    except ScopeError as exc:
+        print(f"error: cannot check against {args.scope}: {exc}", file=sys.stderr)
+        return EXIT_SCOPE_UNREACHABLE
     sys.stdout.write(out)
+    if not args.json:
+        sys.stdout.write("".join(f"{line}\n" for line in verified))
     sys.stderr.write(err)
     return code
 
@@ -148,11 +175,15 @@ def _sim(args: argparse.Namespace) -> int:
                     fps=args.fps,
                     on_ready=ready,
                     ice_servers=_sim_ice_servers(args.ice_server),
+                    pipelines=args.pipeline or None,
                 )
             )
     except OSError as exc:  # the port is taken, or the address is not this machine's
         reason = (exc.strerror or str(exc)).lower()
         print(f"sim: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # an unknown --pipeline
+        print(f"sim: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -214,54 +245,7 @@ def _allow_path(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="showrunner", description="Run AI-video shows against a Daydream Scope server."
-    )
-    parser.add_argument("--version", action="version", version=f"showrunner {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("check", help="validate show files and lint them (no server needed)")
-    p.add_argument("paths", nargs="+")
-    p.add_argument("--strict", action="store_true", help="warnings fail too")
-    p.add_argument("--json", action="store_true", help="machine-readable findings")
-    _allow_path(p)
-    p.set_defaults(func=_check)
-
-    p = sub.add_parser("schema", help="print the show-file JSON Schema")
-    p.set_defaults(func=_schema)
-
-    p = sub.add_parser("report", help="dry-run timeline of a show (no server needed)")
-    p.add_argument("path")
-    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report ('-': stdout)")
-    p.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout)")
-    p.add_argument(
-        "--text", action="store_true", help="print the table too when writing --html/--json"
-    )
-    p.add_argument("--at", metavar="TIME", help="print the resolved state at TIME or SCENE+OFFSET")
-    _allow_path(p)
-    p.set_defaults(func=_report)
-
-    p = sub.add_parser("import", help="convert a Scope timeline or workflow file into a show")
-    p.add_argument("file")
-    p.add_argument("-o", "--output", metavar="OUT", help="write the show here (default stdout)")
-    p.add_argument("--hold", action="store_true", help="hold the last look instead of stopping")
-    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
-    p.set_defaults(func=_import)
-
-    p = sub.add_parser("sim", help="serve the Scope simulator")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--record", metavar="FILE", help="append every request as JSON lines")
-    p.add_argument("--load-time", type=float, default=None, help="seconds a pipeline load takes")
-    p.add_argument("--fps", type=float, default=None, help="pipeline fps for every pipeline")
-    p.add_argument(
-        "--ice-server", metavar="URL", action="append", default=[],
-        help="hand out this STUN/TURN server at /api/v1/webrtc/ice-servers (repeatable; TURN "
-             "credentials from SHOWRUNNER_TURN_USERNAME/_CREDENTIAL); default: none",
-    )
-    p.set_defaults(func=_sim)
-
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("run", help="play a show live")
     p.add_argument("path")
     p.add_argument(
@@ -303,6 +287,65 @@ def _parser() -> argparse.ArgumentParser:
                    help="connect through the TURN server only (relay candidates)")
     _allow_path(p)
     p.set_defaults(func=_run)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="showrunner", description="Run AI-video shows against a Daydream Scope server."
+    )
+    parser.add_argument("--version", action="version", version=f"showrunner {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="validate show files and lint them (no server needed, "
+                                     "unless --scope)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--strict", action="store_true", help="warnings fail too")
+    p.add_argument("--json", action="store_true", help="machine-readable findings")
+    p.add_argument(
+        "--scope", metavar="URL",
+        help="also check against this Scope server's pipelines (as run does before the show); "
+             f"exit {EXIT_SCOPE_UNREACHABLE} when it cannot be asked",
+    )
+    _allow_path(p)
+    p.set_defaults(func=_check)
+
+    p = sub.add_parser("schema", help="print the show-file JSON Schema")
+    p.set_defaults(func=_schema)
+
+    p = sub.add_parser("report", help="dry-run timeline of a show (no server needed)")
+    p.add_argument("path")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report ('-': stdout)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout)")
+    p.add_argument(
+        "--text", action="store_true", help="print the table too when writing --html/--json"
+    )
+    p.add_argument("--at", metavar="TIME", help="print the resolved state at TIME or SCENE+OFFSET")
+    _allow_path(p)
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("import", help="convert a Scope timeline or workflow file into a show")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the show here (default stdout)")
+    p.add_argument("--hold", action="store_true", help="hold the last look instead of stopping")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    p.set_defaults(func=_import)
+
+    p = sub.add_parser("sim", help="serve the Scope simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--record", metavar="FILE", help="append every request as JSON lines")
+    p.add_argument("--load-time", type=float, default=None, help="seconds a pipeline load takes")
+    p.add_argument("--fps", type=float, default=None, help="pipeline fps for every pipeline")
+    p.add_argument(
+        "--ice-server", metavar="URL", action="append", default=[],
+        help="hand out this STUN/TURN server at /api/v1/webrtc/ice-servers (repeatable; TURN "
+             "credentials from SHOWRUNNER_TURN_USERNAME/_CREDENTIAL); default: none",
+    )
+    p.add_argument("--pipeline", metavar="ID", action="append", default=[],
+                   help="offer only these pipelines (repeatable; default: all it knows)")
+    p.set_defaults(func=_sim)
+
+    _add_run(sub)
     return parser
 
 

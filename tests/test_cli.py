@@ -470,3 +470,54 @@ def test_run_resume_is_a_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     show.write_text("title: tiny\nend: stop\nscenes:\n  - {name: a, prompts: red, duration: 0.2}\n")
     assert main(["run", str(show), "--resume", "--control-port", "-1"]) == 0
     assert "Starting from the top" in capsys.readouterr().out
+
+
+CPU_HOST = ["controller-viz", "gray", "passthrough"]  # what a Scope without a GPU lists (docs/scope.md §10)
+NEEDS_LONGLIVE = """title: remote
+defaults: {pipeline: controller-viz}
+scenes:
+  - {name: one, duration: 1}
+  - {name: two, duration: 1, pipeline: longlive, prompts: a forest}
+"""
+
+
+def test_check_scope_names_a_missing_pipeline_where_the_show_asks_for_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`check --scope URL` runs the server check of `run` (scope/preflight.py): a pipeline the
+    server lacks is an error at the key that asks for it, naming what the server has; exit 1.
+    With every pipeline there: exit 0 and what was verified."""
+    show = tmp_path / "remote.yaml"
+    show.write_text(NEEDS_LONGLIVE)
+    with SimThread(load_time=0.02, pipelines=CPU_HOST) as sim:
+        assert main(["check", str(show), "--scope", sim.url]) == 1
+        captured = capsys.readouterr()
+        assert (f"{show}:5:40: scenes[1].pipeline: the Scope server at {sim.url} has no pipeline "
+                "longlive (the show needs it); it has: controller-viz, gray, passthrough") in captured.err
+        assert "pipelines present" not in captured.out
+        show.write_text(NEEDS_LONGLIVE.replace("longlive", "passthrough"))
+        assert main(["check", str(show), "--scope", sim.url]) == 0
+        out = capsys.readouterr().out
+        assert f"{show}: pipelines present: controller-viz, passthrough (the server has 3)" in out
+        assert f"{show}: input modes checked against the server's schemas: 2" in out
+        schema_reads = [r for r in sim.records if r["path"] == "/api/v1/pipelines/schemas"]
+        assert len(schema_reads) == 2
+        assert not [r for r in sim.records if r["path"] == "/api/v1/pipeline/load"]  # checks, never loads
+
+
+def test_check_scope_on_an_unreachable_server_is_one_line_and_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show = tmp_path / "remote.yaml"
+    show.write_text(NEEDS_LONGLIVE)
+    with SimThread() as sim:
+        url = sim.url  # a port that was just free: closed once the simulator stops
+    assert main(["check", str(show), "--scope", url]) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: cannot check against {url}: ")
+    assert "cannot reach" in err[0]
+
+
+def test_sim_offers_only_the_pipelines_it_is_given(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--port", "0", "--pipeline", "nonesuch"]) == 1
+    assert "sim: the simulator knows no pipeline nonesuch (it knows: " in capsys.readouterr().err

@@ -57,6 +57,7 @@ class Server(Protocol):
     headless: HeadlessSession | None
     tempo: TempoSync
     ice_servers: list[dict[str, Any]]
+    pipelines: frozenset[str]
 
     def live_peers(self) -> list[SimPeer]: ...
     async def start_headless(self, request: StartRequest) -> dict[str, Any]: ...
@@ -241,7 +242,9 @@ class Api:
     # -- pipelines -------------------------------------------------------------------------
 
     async def schemas(self, request: Request) -> Response:
-        return JSONResponse(catalog.schemas())
+        body = catalog.schemas()
+        body["pipelines"] = {k: v for k, v in body["pipelines"].items() if k in self.sim.pipelines}
+        return JSONResponse(body)
 
     async def load(self, request: Request) -> Response:
         body = await _model(request, LoadRequest)

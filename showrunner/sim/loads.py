@@ -100,8 +100,10 @@ class LoadManager:
         faults: Faults,
         lora_paths: Callable[[], Iterable[str]],
         clock: Callable[[], float] = time.monotonic,
+        offered: Callable[[str], bool] = lambda pipeline_id: True,
     ) -> None:
         self.faults = faults
+        self._offered = offered  # whether the server has the pipeline (Simulator(pipelines=...))
         self._lora_paths = lora_paths
         self._clock = clock
         self.instances: dict[str, Instance] = {}
@@ -161,7 +163,7 @@ class LoadManager:
         ordered = [i for i in self.instances.values() if id(i) in survivors]
         self.instances = {i.key: i for i in [*ordered, *new]}
         # An unknown id fails at once, so a poll right after the POST already reads `error`.
-        while new and catalog.info(new[0].pipeline_id) is None:
+        while new and self._info(new[0].pipeline_id) is None:
             unknown = new.pop(0)
             self._fail(unknown, LoadFailed(f"unknown pipeline id {unknown.pipeline_id!r}"))
         if new:
@@ -191,8 +193,11 @@ class LoadManager:
                 continue
             instance.status, instance.stage = "loaded", None
 
+    def _info(self, pipeline_id: str) -> catalog.PipelineInfo | None:
+        return catalog.info(pipeline_id) if self._offered(pipeline_id) else None
+
     async def _load_one(self, instance: Instance) -> None:
-        info = catalog.info(instance.pipeline_id)
+        info = self._info(instance.pipeline_id)
         if info is None:
             raise LoadFailed(f"unknown pipeline id {instance.pipeline_id!r}")
         total = self.faults.load_time if self.faults.load_time is not None else info.load_time

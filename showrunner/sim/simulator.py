@@ -70,8 +70,17 @@ class Simulator:
         record_path: Path | str | None = None,
         gpu: bool = False,
         ice_servers: Sequence[Mapping[str, Any]] = (),
+        pipelines: Sequence[str] | None = None,
     ) -> None:
         self.host = host
+        # The pipelines it offers (schemas, loads): all of `catalog` by default, a GPU host's
+        # list. A CPU host offers only the weight-free ones (docs/scope.md §2.4, §10).
+        known = catalog.pipeline_ids()
+        unknown = sorted(set(pipelines or ()) - set(known))
+        if unknown:
+            raise ValueError(f"the simulator knows no pipeline {', '.join(unknown)} "
+                             f"(it knows: {', '.join(known)})")
+        self.pipelines = frozenset(known if pipelines is None else pipelines)
         self.port = port
         self.fps = fps
         # Present a CUDA device in `/session/metrics` and `/hardware/info`; the real CPU
@@ -87,7 +96,8 @@ class Simulator:
         self.recorder = Recorder(Path(record_path) if record_path is not None else None)
         self._root = Path(tempfile.mkdtemp(prefix="showrunner-sim-"))
         self.assets = AssetStore(self._root)
-        self.loads = LoadManager(self.faults, self.assets.lora_paths)
+        self.loads = LoadManager(self.faults, self.assets.lora_paths,
+                                 offered=lambda pipeline_id: pipeline_id in self.pipelines)
         self.sessions: dict[str, SimSession] = {}
         self.peers: dict[str, SimPeer] = {}
         # The headless session (docs/scope.md §2.8); a second start leaves the first one running
@@ -464,6 +474,7 @@ async def serve_sim(
     record_path: Path | str | None = None,
     gpu: bool = False,
     ice_servers: Sequence[Mapping[str, Any]] = (),
+    pipelines: Sequence[str] | None = None,
 ) -> AsyncIterator[Simulator]:
     """Run a simulator on the current event loop for the duration of the `async with`.
 
@@ -472,7 +483,7 @@ async def serve_sim(
     Wan 16; see `showrunner.sim.catalog`).
     """
     sim = Simulator(host, port, load_time=load_time, fps=fps, record_path=record_path, gpu=gpu,
-                    ice_servers=ice_servers)
+                    ice_servers=ice_servers, pipelines=pipelines)
     try:
         await sim.start()
         yield sim
@@ -493,8 +504,10 @@ class SimThread:
         record_path: Path | str | None = None,
         gpu: bool = False,
         ice_servers: Sequence[Mapping[str, Any]] = (),
+        pipelines: Sequence[str] | None = None,
     ) -> None:
         self._kwargs: dict[str, Any] = {
+            "pipelines": pipelines,
             "load_time": load_time,
             "fps": fps,
             "record_path": record_path,
@@ -576,6 +589,7 @@ async def serve_forever(
     on_ready: Callable[[Simulator], None] | None = None,
     gpu: bool = False,
     ice_servers: Sequence[Mapping[str, Any]] = (),
+    pipelines: Sequence[str] | None = None,
 ) -> None:
     """Run a simulator until cancelled (Ctrl-C); `on_ready` gets it once it listens.
 
@@ -587,7 +601,8 @@ async def serve_forever(
     sys.setswitchinterval(min(previous, 0.0005))
     try:
         async with serve_sim(host, port, load_time=load_time, fps=fps,
-                             record_path=record_path, gpu=gpu, ice_servers=ice_servers) as sim:
+                             record_path=record_path, gpu=gpu, ice_servers=ice_servers,
+                             pipelines=pipelines) as sim:
             if on_ready is not None:
                 on_ready(sim)
             await asyncio.Event().wait()
