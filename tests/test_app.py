@@ -201,6 +201,34 @@ async def test_recovers_from_a_scope_crash_without_help(
     assert any(r["kind"] == "reconnect" and r["label"] == "ok" for r in journal)
 
 
+@pytest.mark.anyio
+async def test_stream_stopped_reconnects_at_once(sim_thread: Simulator, tmp_path: Path) -> None:
+    """docs/scope.md §3.4, §10: the server says `stream_stopped` while its connection stays up
+    and the video keeps coming: the watchdog takes it as the outage it announces and
+    reconnects within one watchdog period, with the scene that plays (without the hint the
+    session would look healthy and never be rebuilt)."""
+    show = write(tmp_path, RECOVER)
+    journal_path = tmp_path / "run.jsonl"
+    players: list[Player] = []
+    run = asyncio.create_task(
+        run_show(show, scope_url=sim_thread.url, journal_path=journal_path, stdin_tty=False,
+                 state_file=tmp_path / "s.json", on_player=players.append)
+    )
+    await until(lambda: players and players[0].status().scene == "during")
+    await asyncio.sleep(0.3)
+    offers_before = len(offers(sim_thread))
+    told = asyncio.get_running_loop().time()
+    assert await sim_thread.notify({"type": "stream_stopped"}) == 1
+    await until(lambda: len(offers(sim_thread)) > offers_before, timeout=3.0)
+    took = asyncio.get_running_loop().time() - told
+    assert took < 1.5, f"reconnected {took:.2f} s after stream_stopped"
+    assert prompts_of(offers(sim_thread)[-1]) == ["during the storm"]
+    assert await asyncio.wait_for(run, 20) == 0
+    journal = read_journal(journal_path)
+    assert [r["label"] for r in journal if r["kind"] == "watchdog"] == ["Scope stopped the stream"]
+    assert [r["label"] for r in journal if r["kind"] == "reconnect"] == ["ok"]
+
+
 HOLD = """
 title: hold
 defaults: {pipeline: controller-viz}

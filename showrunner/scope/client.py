@@ -529,6 +529,9 @@ class ScopeSession:
         self._watch_from = 0.0  # monotonic time frames are expected from
         self._paused = False
         self._opens = 0
+        # Set when the server said `stream_stopped` (§3.4): its processing ended, whatever the
+        # peer connection still says. `liveness` reports it at once; the next open clears it.
+        self._stream_stopped: str | None = None
         # (write number, unix time, message) of the writes on the open connection, and the
         # writes of closed connections that the server never acknowledged.
         self._written: collections.deque[tuple[int, float, dict[str, Any]]] = collections.deque(
@@ -557,7 +560,8 @@ class ScopeSession:
     def connected(self) -> bool:
         """The peer connection is up and the data channel is open."""
         rtc = self._rtc
-        return rtc is not None and rtc.state == "connected" and rtc.channel_state == "open"
+        return (rtc is not None and rtc.state == "connected" and rtc.channel_state == "open"
+                and self._stream_stopped is None)
 
     @property
     def frames_received(self) -> int:
@@ -618,6 +622,7 @@ class ScopeSession:
         started = self.clock.monotonic()
         ids = [str(p) for p in chain]
         initial = self._initial_parameters(ids, initial_parameters)
+        self._stream_stopped = None
         self._server_start_time = (await self.client.health()).server_start_time
         await self.client.load_pipeline(ids, load_params)
         ice_servers = await self.ice_servers()
@@ -785,10 +790,16 @@ class ScopeSession:
     async def liveness(self) -> str | None:
         """None while the session is healthy, else a one-line reason.
 
+        A ``stream_stopped`` message from the server (§3.4: sent when its processing stops, on a
+        shutdown or a pipeline error) is the reason at once, without a request: the early hint
+        that lets the watchdog reconnect before frames stop or the connection closes.
+
         The ``/health`` request waits at most ``HEALTH_TIMEOUT`` s (a server that hangs is
         "not answering"); the peer connection, the data channel and the frames are checked after it.
         """
         rtc = self._rtc
+        if rtc is not None and self._stream_stopped is not None:
+            return self._stream_stopped  # the early hint of an outage: no request needed
         try:
             health = await self.client.health(timeout=min(HEALTH_TIMEOUT, self.client.timeouts.request))
         except ScopeTimeoutError:
@@ -891,6 +902,10 @@ class ScopeSession:
             payload = body if isinstance(body, dict) else {"text": text}
         level = logging.DEBUG if kind == "tempo_update" else logging.INFO
         log.log(level, "Scope says %s: %s", kind, _one_line(json.dumps(payload), 300))
+        if kind == "stream_stopped" and self._rtc is not None:
+            error = payload.get("error_message")
+            self._stream_stopped = "Scope stopped the stream" + (
+                f" ({_one_line(str(error), 120)})" if error else "")
         self._emit(kind, payload)
 
     def _on_rtc_state(self, what: str, state: str) -> None:

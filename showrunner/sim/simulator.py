@@ -227,6 +227,12 @@ class Simulator:
         peers = self._select(session_id)
         await asyncio.gather(*(p.close(notify=True) for p in peers), return_exceptions=True)
 
+    @_on_sim_loop
+    async def notify(self, message: dict[str, Any], session_id: str | None = None) -> int:
+        """Send a server→client message (e.g. ``{"type": "stream_stopped"}``) on the data channel
+        of one session (None = every session) without stopping anything; returns how many got it."""
+        return sum(peer.send(message) for peer in self._select(session_id))
+
     async def wait_for(
         self, predicate: Callable[[Simulator], Any], timeout: float = 5.0
     ) -> Any:

@@ -500,6 +500,41 @@ async def test_server_messages_become_events(client: ScopeClient, sim: Simulator
 
 
 @pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_stream_stopped_is_an_outage_at_once(client: ScopeClient, sim: Simulator) -> None:
+    """docs/scope.md §3.4, §10: `stream_stopped` means the server's processing ended (a pipeline
+    error, a shutdown) even while the peer connection still stands: the session stops counting
+    as connected and liveness says why without a request, so the watchdog reconnects at once.
+    A new connection clears it."""
+    async with ScopeSession(client) as session:
+        await session.open(["controller-viz"], SMALL, FIRST_SCENE)
+        await session.wait_first_frame()
+        health_reads = len(http(sim, "GET", "/health"))
+        assert await sim.notify({"type": "stream_stopped", "error_message": "CUDA out of memory"}) == 1
+        deadline = time.monotonic() + 2
+        while session.connected and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert not session.connected
+        assert await session.liveness() == "Scope stopped the stream (CUDA out of memory)"
+        assert len(http(sim, "GET", "/health")) == health_reads  # told, not asked
+        assert [p.pc.connectionState for p in sim.live_peers()] == ["connected"]
+        await session.switch(["controller-viz"], SMALL, FIRST_SCENE)
+        assert session.connected and await session.liveness() is None
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_a_shutdown_says_stream_stopped_first(client: ScopeClient, sim: Simulator) -> None:
+    """The simulator's SIGTERM shutdown sends `stream_stopped` before closing (§10): that, not
+    the closed connection or the unreachable server, is what liveness reports."""
+    async with ScopeSession(client) as session:
+        await session.open(["controller-viz"], SMALL, FIRST_SCENE)
+        await sim.shutdown()
+        assert not session.connected
+        assert await session.liveness() == "Scope stopped the stream"
+
+
+@pytest.mark.webrtc
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_writes_a_hung_server_never_acknowledged_are_reported_lost(tmp_path: Path) -> None:
