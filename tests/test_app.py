@@ -651,3 +651,64 @@ async def test_relay_only_through_turn_from_the_show_or_the_command_line(
         err = io.StringIO()
         assert await run(bad, output=StreamOutput(io.StringIO(), err), settings=settings) == 1
         assert "--ice-server none cannot be combined" in err.getvalue()
+
+
+SOURCES = """
+title: two clips
+defaults:
+  pipeline: passthrough
+  input_mode: video
+  input_source: {{source_type: video_file, source_name: "{red}"}}
+end: stop
+scenes:
+  - {{name: red, duration: 1.5}}
+  - {{name: blue, duration: 1.5, input_source: {{source_type: video_file, source_name: "{blue}"}}}}
+"""
+
+
+@pytest.mark.anyio
+async def test_a_scene_changes_the_input_source_of_the_running_session(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """Per-scene `input_source`: the second scene's file replaces the first in the same session
+    (the message carries `reconnect: true`, without which Scope keeps the old file of the same
+    type), and the picture shows it."""
+    import httpx
+
+    from tests.sim.test_input import BLUE, RED, near, write_solid
+
+    red, blue = write_solid(tmp_path / "red.mp4", RED), write_solid(tmp_path / "blue.mp4", BLUE)
+    show = write(tmp_path, SOURCES.format(red=red, blue=blue))
+    players: list[Player] = []
+    run = asyncio.create_task(run_show(show, scope_url=sim_thread.url, stdin_tty=False,
+                                       state_file=tmp_path / "s.json", on_player=players.append))
+
+    async def pixel() -> tuple[int, ...]:
+        async with httpx.AsyncClient(base_url=sim_thread.url) as client:
+            response = await client.get("/api/v1/session/frame", params={"quality": 95})
+        if response.status_code != 200:
+            return (0, 0, 0)
+        return tuple(Image.open(io.BytesIO(response.content)).convert("RGB").getpixel((32, 24)))
+
+    await until(lambda: players and players[0].status().scene == "red")
+    seen_red = False
+    for _ in range(40):
+        if near(await pixel(), RED):
+            seen_red = True
+            break
+        await asyncio.sleep(0.03)
+    assert seen_red
+    await until(lambda: players[0].status().scene == "blue")
+    seen_blue = False
+    for _ in range(40):
+        if near(await pixel(), BLUE):
+            seen_blue = True
+            break
+        await asyncio.sleep(0.03)
+    assert seen_blue
+    assert await asyncio.wait_for(run, 20) == 0
+    assert len(offers(sim_thread)) == 1  # one session all along
+    sent = [r["message"] for r in sim_thread.records
+            if r["kind"] == "data" and "input_source" in r["message"]]
+    assert sent == [{"input_source": {"enabled": True, "source_type": "video_file",
+                                      "source_name": str(blue), "reconnect": True}}]

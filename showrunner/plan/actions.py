@@ -21,6 +21,7 @@ from showrunner.plan.state import (
     State,
     TransitionState,
     WeightedPrompt,
+    input_source_change,
     lora_list,
     lora_now,
     ordered_message,
@@ -190,6 +191,9 @@ def entry_message(
         msg["last_frame_image"] = ASSET_PREFIX + s.last_frame
     if s.reset_cache:
         msg["reset_cache"] = True
+    source = input_source_change(wire, entry)
+    if source is not None:
+        msg["input_source"] = source
     if _resets(msg, entry):
         if entry.vace_refs:  # one-shot refs vanish with the cache (docs/scope.md §4.4)
             msg["vace_ref_images"] = [ASSET_PREFIX + r for r in entry.vace_refs]

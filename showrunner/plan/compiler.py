@@ -151,9 +151,6 @@ class _Compiler:
         self.sinks: Mapping[str, Any] = MappingProxyType(
             {k: v.model_dump(exclude_none=True) for k, v in d.output_sinks.items()}
         )
-        self.source_input = (
-            MappingProxyType(d.input_source.model_dump(exclude_none=True)) if d.input_source else None
-        )
         self._chunk_cache: dict[tuple[str, ...], tuple[str, float, float, bool]] = {}
         # Every state carries every value the show touches anywhere (tracking.Touched), so a
         # jump puts back what later scenes changed.
@@ -260,7 +257,7 @@ class _Compiler:
             vace_refs=w.refs,
             transition=None,
             output_sinks=self.sinks,
-            input_source=self.source_input,
+            input_source=w.source,
         )
         spec = s.transition if s.transition is not None else self.show.defaults.transition
         entry, spec = entry_state(base, plan.zero(), spec)
@@ -330,6 +327,7 @@ class _Compiler:
             params=params,
             loras=loras,
             refs=w.refs,
+            source=w.source,
         )
         t = self.timing
         goto = (t.names[s.goto.scene], s.goto.times) if s.goto is not None else None

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from showrunner import pipelines
 from showrunner.errors import UnknownSceneError
 from showrunner.plan.actions import transition_steps
+from showrunner.plan.state import input_source_change
 
 if TYPE_CHECKING:
     from showrunner.plan.timeline import (
@@ -612,10 +613,12 @@ def state_delta(
     for key, value in after.items():
         if key != "transition" and before.get(key) != value:
             message[key] = value
-    for key in ("output_sinks", "input_source"):
-        value = getattr(new, key, None)
-        if value is not None and not _same(getattr(old, key, None), value):
-            message[key] = _plain(value)
+    value = getattr(new, "output_sinks", None)
+    if value is not None and not _same(getattr(old, "output_sinks", None), value):
+        message["output_sinks"] = _plain(value)
+    source = input_source_change(old, new)
+    if source is not None:
+        message["input_source"] = _plain(source)
     resets = new.params.get("manage_cache") is True and (
         "lora_scales" in message or "denoising_step_list" in message
     )

@@ -25,6 +25,7 @@ __all__ = [
     "WeightedPrompt",
     "apply",
     "build",
+    "input_source_change",
     "load_scale",
     "lora_list",
     "lora_now",
@@ -151,7 +152,9 @@ class State:
         out.update(self._persistent())
         if self.output_sinks:
             out["output_sinks"] = copy.deepcopy(dict(self.output_sinks))
-        if self.input_source is not None:
+        if self.input_source is not None and self.input_mode == "video":
+            # Only a video-mode session reads it; Scope starts a decoder even for a text-mode
+            # one (docs/scope.md §10).
             out["input_source"] = copy.deepcopy(dict(self.input_source))
         return out
 
@@ -240,6 +243,30 @@ def lora_now(state: State, name: str) -> float | None:
     """The scale in force: the last runtime scale, else the one it was loaded with."""
     value = state.lora_scales.get(name)
     return value if value is not None else load_scale(state, name)
+
+
+def input_source_change(old: State, new: State) -> dict[str, Any] | None:
+    """The `input_source` message that moves a running session from `old`'s source to `new`'s,
+    or None: nothing to send (the same source, or a text-mode session, which reads none).
+
+    Scope's frame processor (server/frame_processor.py `_update_input_source`) starts a source
+    when one is enabled and none runs, stops it when disabled, and replaces a running one only
+    when the `source_type` differs or the message says ``"reconnect": true``: another file of
+    the same type needs the flag. A source the new state drops is disabled.
+    """
+    before, after = old.input_source, new.input_source
+    if new.input_mode != "video" or before == after:
+        return None
+    if after is None:
+        assert before is not None
+        return {**copy.deepcopy(dict(before)), "enabled": False}
+    message = copy.deepcopy(dict(after))
+    running = old.input_mode == "video" and before is not None and before.get("enabled", True)
+    if running and before is not None and after.get("enabled", True) and (
+        before.get("source_type") == after.get("source_type")
+    ):
+        message["reconnect"] = True
+    return message
 
 
 def same_session(a: State, b: State) -> bool:

@@ -180,6 +180,7 @@ class Written(NamedTuple):
     params: Mapping[str, Any]
     loras: Mapping[str, float]
     refs: tuple[str, ...]
+    source: Mapping[str, Any] | None = None  # input_source, as written (sent in video mode only)
 
 
 def _runtime_params(values: Any) -> dict[str, Any]:
@@ -217,6 +218,7 @@ def initial_written(show: Show) -> Written:
         params=MappingProxyType({k: params[k] for k in PARAM_KEYS if k in params}),
         loras=EMPTY,
         refs=(),
+        source=_source(d.input_source),
     )
 
 
@@ -241,7 +243,13 @@ def next_written(s: Scene, prev: Written) -> Written:
     refs = prev.refs
     if s.vace is not None and s.vace.refs is not None:
         refs = tuple(s.vace.refs)
-    return Written(chain, load, s.input_mode or prev.mode, prompts, params, loras, refs)
+    source = _source(s.input_source) if s.input_source is not None else prev.source
+    return Written(chain, load, s.input_mode or prev.mode, prompts, params, loras, refs, source)
+
+
+def _source(given: Any) -> Mapping[str, Any] | None:
+    """An `input_source` setting as its wire mapping."""
+    return MappingProxyType(given.model_dump(exclude_none=True)) if given is not None else None
 
 
 def load_params_of(w: Written, mode: str, prev: State | None) -> Mapping[str, Any]:

@@ -183,6 +183,7 @@ class _Checker:
             self.vace(i, scene)
             self.prompts(i, scene)
             self.noise(i, scene)
+            self.input_source(i, scene)
         self.reachability()
         self.endless()
 
@@ -307,6 +308,19 @@ class _Checker:
         for loc in locs:
             self.add("warning", "noise-text-mode", loc,
                      f"{loc[-1]} only works in video mode; Scope ignores it in text mode")
+
+    def input_source(self, i: int, scene: Scene) -> None:
+        """A server-side input set for a scene that plays in text mode: showrunner does not send
+        it there (Scope would start a decoder for a pipeline that reads no input)."""
+        if self.states[i].mode != "text":
+            return
+        locs: list[Loc] = [("scenes", i, "input_source")] if scene.input_source is not None else []
+        if i == 0 and self.show.defaults.input_source is not None:
+            locs.append(("defaults", "input_source"))
+        for loc in locs:
+            self.add("warning", "input-source-text-mode", loc,
+                     "the scene plays in text mode, where the input source is not sent (only a "
+                     "video-mode session reads it)")
 
     # -- flow ----------------------------------------------------------------------------------
 

@@ -555,6 +555,9 @@ class Scene(RuntimeParams):
     )
     load: LoadParams | None = Field(default=None, description="Overrides merged over the defaults.")
     input_mode: InputMode | None = Field(default=None, description="text or video (a change reconnects).")
+    input_source: InputSource | None = Field(
+        default=None, description="Server-side video input from this scene on (video mode only)."
+    )
     vace: Vace | None = Field(default=None, description="VACE reference images and strength.")
     first_frame: Name | None = Field(default=None, description="Image asset the clip starts from.")
     last_frame: Name | None = Field(default=None, description="Image asset the clip heads towards.")

@@ -321,6 +321,7 @@ class Simulator:
             on_closed=self._peer_closed,
             source=source,
             tempo=self.tempo,
+            open_input=lambda config: asyncio.to_thread(open_source, config, self.assets.assets_dir),
         )
         try:
             answer = await peer.answer(sdp)

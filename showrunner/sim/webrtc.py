@@ -14,7 +14,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from fractions import Fraction
 from typing import Any
 
@@ -227,9 +227,13 @@ class SimPeer:
         on_closed: Callable[[SimPeer], None] | None = None,
         source: VideoFileSource | None = None,
         tempo: TempoSync | None = None,
+        open_input: Callable[[dict[str, Any]], Awaitable[VideoFileSource | None]] | None = None,
     ) -> None:
         self.session = session
         self.source = source
+        # Opens a source named by a runtime `input_source` message (the simulator's assets).
+        self._open_input = open_input
+        self._source_task: asyncio.Task[None] | None = None
         self.scheduler = QuantizedScheduler(tempo, self.deliver, self.send)
         self.recorder = recorder
         self.faults = faults
@@ -334,7 +338,40 @@ class SimPeer:
                 self.scheduler.set_mode(message["quantize_mode"])
             if "lookahead_ms" in message:
                 self.scheduler.set_lookahead(message["lookahead_ms"])
+            if isinstance(message.get("input_source"), dict):
+                self._update_source(message["input_source"])
         self.session.receive(message)
+
+    def _update_source(self, config: dict[str, Any]) -> None:
+        """A runtime `input_source`, taken as Scope's frame processor takes it
+        (server/frame_processor.py `_update_input_source`): enabled with none running starts
+        one; disabled stops the running one; enabled while one runs replaces it only when the
+        `source_type` differs or the message says `"reconnect": true` (another file of the same
+        type is otherwise ignored)."""
+        enabled = bool(config.get("enabled", False))
+        running = self.source is not None
+        if enabled and running and not (
+            config.get("source_type", "") != self.session.input_source_type or config.get("reconnect")
+        ):
+            log.info("session %s: input source %r ignored (same type, no reconnect)",
+                     self.session.session_id, config.get("source_name"))
+            return
+        old, self.source = self.source, None
+        self.session.input_source_type = ""
+        previous = self._source_task
+
+        async def swap() -> None:
+            if previous is not None:
+                await asyncio.gather(previous, return_exceptions=True)
+            if old is not None:
+                await asyncio.to_thread(old.close)
+            if enabled and self._open_input is not None and not self.session.closed:
+                new = await self._open_input(config)
+                if new is not None:
+                    self.source = new
+                    self.session.input_source_type = new.source_type
+
+        self._source_task = asyncio.get_running_loop().create_task(swap())
 
     def send(self, message: dict[str, Any]) -> bool:
         """Send a server→client message if the channel is open."""
@@ -432,6 +469,8 @@ class SimPeer:
             await asyncio.gather(self._producer, return_exceptions=True)
         if self.track is not None:
             self.track.stop()
+        if self._source_task is not None:  # a source being swapped in (session.closed: no new one)
+            await asyncio.gather(self._source_task, return_exceptions=True)
         if self.source is not None:
             await asyncio.to_thread(self.source.close)
         await self.pc.close()

@@ -217,6 +217,27 @@ def test_video_mode_noise_is_fine(tmp_path: Path) -> None:
     assert findings(tmp_path, text) == []
 
 
+SOURCES = HEAD + """defaults:
+  pipeline: longlive
+  input_source: {source_type: video_file, source_name: a.mp4}
+scenes:
+  - {name: a, prompts: x, duration: 1}
+  - {name: b, prompts: y, duration: 1, input_source: {source_type: video_file, source_name: b.mp4}}
+  - {name: c, prompts: z, duration: 1, input_mode: video, input_source: {source_type: ndi, source_name: cam}}
+"""
+
+
+def test_an_input_source_for_a_text_mode_scene_is_warned_where_it_is_set(tmp_path: Path) -> None:
+    """Only a video-mode session reads an input source (docs/scope.md §10); it is not sent to a
+    text-mode one, so setting it there is a warning at the key (the video-mode scene is fine)."""
+    said = ("the scene plays in text mode, where the input source is not sent (only a video-mode "
+            "session reads it)")
+    assert findings(tmp_path, SOURCES) == [
+        f"show.yaml:5:17: warning: defaults.input_source: {said}",
+        f"show.yaml:8:54: warning: scenes[1].input_source: {said}",
+    ]
+
+
 def test_empty_prompts_and_zero_weights_fail_check(tmp_path: Path) -> None:
     """An empty prompt list is unsafe and all-zero weights cannot be normalised (docs/scope.md §3.3)."""
     path = tmp_path / "show.yaml"

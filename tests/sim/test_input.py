@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,43 @@ async def test_text_mode_pipeline_ignores_the_file_but_reports_the_source(
     assert peer.frame_size == (32, 32)
     stats = await metrics(sim, peer.session_id)
     assert stats["input_source_type"] == "video_file" and stats["pipeline_fps"] == 60.0
+
+
+def write_solid(path: Path, colour: tuple[int, int, int]) -> Path:
+    """A short clip of one colour (PyAV, mpeg4)."""
+    container = av.open(str(path), "w")
+    stream = container.add_stream("mpeg4", rate=10)
+    stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+    for _ in range(6):
+        for packet in stream.encode(av.VideoFrame.from_image(Image.new("RGB", (64, 48), colour))):
+            container.mux(packet)
+    for packet in stream.encode(None):
+        container.mux(packet)
+    container.close()
+    return path
+
+
+async def test_a_runtime_input_source_is_taken_as_scope_takes_it(
+    sim: Simulator, sim_peer: Connect, tmp_path: Path
+) -> None:
+    """Scope's frame processor (server/frame_processor.py `_update_input_source`): another file
+    of the same source type replaces the running one only with `"reconnect": true`, else it is
+    ignored; `enabled: false` stops the source."""
+    first, second = write_solid(tmp_path / "red.mp4", RED), write_solid(tmp_path / "blue.mp4", BLUE)
+    await load(sim, "passthrough")
+    peer = await sim_peer(sim.url, {"pipeline_ids": ["passthrough"], "input_source": source(str(first))})
+    await sim.wait_for(lambda s: peer.frames >= 2, timeout=10)
+    assert near((await frame(sim)).getpixel((32, 24)), RED)
+    peer.channel.send(json.dumps({"input_source": source(str(second))}))
+    await asyncio.sleep(0.5)
+    assert near((await frame(sim)).getpixel((32, 24)), RED)  # same type, no reconnect: ignored
+    peer.channel.send(json.dumps({"input_source": {**source(str(second)), "reconnect": True}}))
+    for _ in range(50):
+        if near((await frame(sim)).getpixel((32, 24)), BLUE):
+            break
+        await asyncio.sleep(0.05)
+    assert near((await frame(sim)).getpixel((32, 24)), BLUE)
+    peer.channel.send(json.dumps({"input_source": {**source(str(second)), "enabled": False}}))
+    await sim.wait_for(lambda s: s.sessions[peer.session_id].input_source_type == "", timeout=5)
+    stats = await metrics(sim, peer.session_id)
+    assert stats["input_source_enabled"] is False
