@@ -245,7 +245,80 @@ def _allow_path(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _check_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--scope", metavar="URL",
+        help="also check against this Scope server's pipelines (as run does before the show); "
+             f"exit {EXIT_SCOPE_UNREACHABLE} when it cannot be asked",
+    )
+    p.set_defaults(func=_check)
+
+
+def _sim_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ice-server", metavar="URL", action="append", default=[],
+        help="hand out this STUN/TURN server at /api/v1/webrtc/ice-servers (repeatable; TURN "
+             "credentials from SHOWRUNNER_TURN_USERNAME/_CREDENTIAL); default: none",
+    )
+    p.add_argument("--pipeline", metavar="ID", action="append", default=[],
+                   help="offer only these pipelines (repeatable; default: all it knows)")
+    p.set_defaults(func=_sim)
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--ice-server", metavar="auto|server|none|URL", action="append", default=[],
+        help="ICE servers of the WebRTC connection (repeatable URLs; TURN credentials from "
+             "SHOWRUNNER_TURN_USERNAME/_CREDENTIAL); default: the show's scope.ice_servers, auto",
+    )
+    p.add_argument("--ice-relay-only", action="store_true",
+                   help="connect through the TURN server only (relay candidates)")
+    p.set_defaults(func=_run)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="showrunner", description="Run AI-video shows against a Daydream Scope server."
+    )
+    parser.add_argument("--version", action="version", version=f"showrunner {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check", help="validate show files and lint them (no server needed)")
+    p.add_argument("paths", nargs="+")
+    p.add_argument("--strict", action="store_true", help="warnings fail too")
+    p.add_argument("--json", action="store_true", help="machine-readable findings")
+    _allow_path(p)
+    _check_options(p)
+
+    p = sub.add_parser("schema", help="print the show-file JSON Schema")
+    p.set_defaults(func=_schema)
+
+    p = sub.add_parser("report", help="dry-run timeline of a show (no server needed)")
+    p.add_argument("path")
+    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report ('-': stdout)")
+    p.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout)")
+    p.add_argument(
+        "--text", action="store_true", help="print the table too when writing --html/--json"
+    )
+    p.add_argument("--at", metavar="TIME", help="print the resolved state at TIME or SCENE+OFFSET")
+    _allow_path(p)
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("import", help="convert a Scope timeline or workflow file into a show")
+    p.add_argument("file")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the show here (default stdout)")
+    p.add_argument("--hold", action="store_true", help="hold the last look instead of stopping")
+    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
+    p.set_defaults(func=_import)
+
+    p = sub.add_parser("sim", help="serve the Scope simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--record", metavar="FILE", help="append every request as JSON lines")
+    p.add_argument("--load-time", type=float, default=None, help="seconds a pipeline load takes")
+    p.add_argument("--fps", type=float, default=None, help="pipeline fps for every pipeline")
+    _sim_options(p)
+
     p = sub.add_parser("run", help="play a show live")
     p.add_argument("path")
     p.add_argument(
@@ -278,74 +351,8 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--min-go-interval", type=float, default=0.5, help="seconds between two accepted GOs"
     )
-    p.add_argument(
-        "--ice-server", metavar="auto|server|none|URL", action="append", default=[],
-        help="ICE servers of the WebRTC connection (repeatable URLs; TURN credentials from "
-             "SHOWRUNNER_TURN_USERNAME/_CREDENTIAL); default: the show's scope.ice_servers, auto",
-    )
-    p.add_argument("--ice-relay-only", action="store_true",
-                   help="connect through the TURN server only (relay candidates)")
     _allow_path(p)
-    p.set_defaults(func=_run)
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="showrunner", description="Run AI-video shows against a Daydream Scope server."
-    )
-    parser.add_argument("--version", action="version", version=f"showrunner {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("check", help="validate show files and lint them (no server needed, "
-                                     "unless --scope)")
-    p.add_argument("paths", nargs="+")
-    p.add_argument("--strict", action="store_true", help="warnings fail too")
-    p.add_argument("--json", action="store_true", help="machine-readable findings")
-    p.add_argument(
-        "--scope", metavar="URL",
-        help="also check against this Scope server's pipelines (as run does before the show); "
-             f"exit {EXIT_SCOPE_UNREACHABLE} when it cannot be asked",
-    )
-    _allow_path(p)
-    p.set_defaults(func=_check)
-
-    p = sub.add_parser("schema", help="print the show-file JSON Schema")
-    p.set_defaults(func=_schema)
-
-    p = sub.add_parser("report", help="dry-run timeline of a show (no server needed)")
-    p.add_argument("path")
-    p.add_argument("--html", metavar="FILE", help="write a self-contained HTML report ('-': stdout)")
-    p.add_argument("--json", metavar="FILE", help="write the report as JSON ('-': stdout)")
-    p.add_argument(
-        "--text", action="store_true", help="print the table too when writing --html/--json"
-    )
-    p.add_argument("--at", metavar="TIME", help="print the resolved state at TIME or SCENE+OFFSET")
-    _allow_path(p)
-    p.set_defaults(func=_report)
-
-    p = sub.add_parser("import", help="convert a Scope timeline or workflow file into a show")
-    p.add_argument("file")
-    p.add_argument("-o", "--output", metavar="OUT", help="write the show here (default stdout)")
-    p.add_argument("--hold", action="store_true", help="hold the last look instead of stopping")
-    p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
-    p.set_defaults(func=_import)
-
-    p = sub.add_parser("sim", help="serve the Scope simulator")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--record", metavar="FILE", help="append every request as JSON lines")
-    p.add_argument("--load-time", type=float, default=None, help="seconds a pipeline load takes")
-    p.add_argument("--fps", type=float, default=None, help="pipeline fps for every pipeline")
-    p.add_argument(
-        "--ice-server", metavar="URL", action="append", default=[],
-        help="hand out this STUN/TURN server at /api/v1/webrtc/ice-servers (repeatable; TURN "
-             "credentials from SHOWRUNNER_TURN_USERNAME/_CREDENTIAL); default: none",
-    )
-    p.add_argument("--pipeline", metavar="ID", action="append", default=[],
-                   help="offer only these pipelines (repeatable; default: all it knows)")
-    p.set_defaults(func=_sim)
-
-    _add_run(sub)
+    _run_options(p)
     return parser
 
 
