@@ -534,11 +534,20 @@ def ice_policy(
     user, password = settings.turn_username, settings.turn_credential
     relay = relay_only or show.scope.ice_transport_policy == "relay"
     try:
-        given = policy_from_words(words, relay_only=relay, username=user, credential=password)
+        policy = policy_from_words(words, relay_only=relay, username=user, credential=password)
     except ValueError as exc:
         raise ShowrunnerError(str(exc)) from None
-    if given is not None:
-        return given
+    if policy is None:
+        policy = _show_ice(show, relay, user, password)
+    if relay and policy.mode in (IceMode.NONE, IceMode.LIST) and not any(
+        s.is_turn for s in policy.servers
+    ):
+        raise ShowrunnerError("relay only (--ice-relay-only or scope.ice_transport_policy: relay) "
+                              "needs a TURN server, and the ICE servers given have none")
+    return policy
+
+
+def _show_ice(show: Show, relay: bool, user: str | None, password: str | None) -> IcePolicy:
     chosen = show.scope.ice_servers
     if isinstance(chosen, str):
         return IcePolicy(IceMode(chosen), relay_only=relay)

@@ -620,7 +620,7 @@ async def test_relay_only_through_turn_from_the_show_or_the_command_line(
     """`scope.ice_servers` + `ice_transport_policy: relay` in the show, then the same from
     `--ice-server URL --ice-relay-only` (credentials from the environment): the show plays
     through coturn on 127.0.0.1 with relay candidates only (so every packet went through it);
-    a keyword mixed with URLs is one line and exit 1."""
+    a keyword mixed with URLs, or relay only without a TURN server, is one line and exit 1."""
     from tests.turn import TURNSERVER, turn_server
 
     if TURNSERVER is None:
@@ -651,6 +651,12 @@ async def test_relay_only_through_turn_from_the_show_or_the_command_line(
         err = io.StringIO()
         assert await run(bad, output=StreamOutput(io.StringIO(), err), settings=settings) == 1
         assert "--ice-server none cannot be combined" in err.getvalue()
+        no_turn = RunOptions(plain, scope_url=sim_thread.url, stdin_tty=False,
+                             state_file=tmp_path / "s4.json", ice_servers=("none",), ice_relay_only=True)
+        err = io.StringIO()
+        assert await run(no_turn, output=StreamOutput(io.StringIO(), err), settings=settings) == 1
+        assert err.getvalue() == ("error: relay only (--ice-relay-only or scope.ice_transport_policy: "
+                                  "relay) needs a TURN server, and the ICE servers given have none\n")
 
 
 SOURCES = """
