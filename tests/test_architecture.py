@@ -41,7 +41,7 @@ LAYERS: dict[str, set[str]] = {
     "reload": {"show", "plan"},
     "control": {"serving"},
     "sim": {"serving"},
-    "midi": {"music"},
+    "midi": {"music", "show"},
 }
 
 

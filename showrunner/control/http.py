@@ -265,6 +265,12 @@ def _hostname(host_header: str) -> str:
 # -- the server -------------------------------------------------------------------------------
 
 
+class LivePanel(Protocol):
+    """The live inputs of a run, as the page shows them (`showrunner.performance.Performance`)."""
+
+    def meters(self) -> dict[str, Any]: ...
+
+
 class ControlServer:
     """The HTTP control surface for one player, as an async context manager.
 
@@ -303,6 +309,7 @@ class ControlServer:
         self._unsubscribe: Callable[[], object] | None = None
         self._stop_listening: Callable[[], None] | None = None
         self._hub: _Hub | None = None
+        self.live: LivePanel | None = None  # the run's inputs and MIDI (meters, learn mode)
         self.app = self._build_app()
         # Open requests get 2 s on stop; the event and preview streams are ended first.
         self._http = HttpServer(self.app, host, port, name="control server", graceful=2)
@@ -403,6 +410,7 @@ class ControlServer:
             Route("/api/status", self._status, methods=["GET"]),
             Route("/api/events", self._events, methods=["GET"]),
             Route("/api/show", self._show, methods=["GET"]),
+            Route("/api/inputs", self._inputs, methods=["GET"]),
             Route("/api/goto/{scene}", self._goto, methods=["POST"]),
             Route("/api/cue/{cue}", self._cue, methods=["POST"]),
             Route("/api/{command:str}", self._command, methods=["POST"]),
@@ -425,6 +433,10 @@ class ControlServer:
         if player is None or info is None:
             return JSONResponse({"error": "no show running"}, 503)
         return JSONResponse(json_safe(info()), headers={"Cache-Control": "no-store"})
+
+    async def _inputs(self, request: Request) -> Response:
+        meters = self.live.meters() if self.live is not None else {"inputs": [], "midi": None}
+        return JSONResponse(json_safe(meters), headers={"Cache-Control": "no-store"})
 
     async def _goto(self, request: Request) -> Response:
         return await self._run(request, "goto", request.path_params["scene"])
