@@ -83,7 +83,7 @@ async def start_performance(
     midi = player.timeline.show.midi
     if midi is not None:
         perf.port = MidiInput(midi.device, lambda m: _heard(perf, commands, m), api=midi.api,
-                              on_state=lambda text: player.log.record("midi", text=text))
+                              on_state=lambda text: player.log.record("midi", text=text, detail=text))
         perf.spawn(perf.port.run())
     stack.push_async_callback(_stop, perf)
     return perf

@@ -122,3 +122,69 @@ def _osc(address: str, value: float) -> bytes:
 
 
 
+
+
+MIDI_SHOW = """
+title: midi desk
+defaults: {pipeline: controller-viz}
+midi: {device: desk perf1, api: jack}
+inputs:
+  fader: {}
+controls:
+  - {note: 36, do: go}
+  - {cc: 21, input: fader}
+scenes:
+  - name: first
+    prompts: one
+    modulate:
+      noise_scale: {input: fader, range: [0, 1]}
+  - name: second
+    cue: go
+    prompts: two
+"""
+
+
+@pytest.fixture(scope="module")
+def jack() -> Iterator[str]:
+    from jack import jack_server
+
+    with jack_server() as name:
+        yield name
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_a_midi_pad_presses_go_through_the_gate_and_a_fader_sets_an_input(
+    jack: str, sim_thread: Simulator, tmp_path: Path
+) -> None:
+    import mido
+
+    show = tmp_path / "show.yaml"
+    show.write_text(MIDI_SHOW)
+    device: Any = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output("Desk perf1",
+                                                                              virtual=True)
+    players: list[Player] = []
+    stop = asyncio.Event()
+    journal = tmp_path / "run.jsonl"
+    options = RunOptions(show, scope_url=sim_thread.url, stdin_tty=False, journal_path=journal)
+    runner = asyncio.create_task(run(options, stop_event=stop, on_player=players.append))
+    try:
+        await until(lambda: players and players[0].status().connection == "connected", timeout=20)
+        await until(lambda: any(r["kind"] == "midi" and "reading" in r["detail"]
+                                for r in read_journal(journal)), timeout=10)
+        started = time.time()
+        device.send(mido.Message("control_change", control=21, value=127))
+        await until(lambda: (s := _sent(sim_thread, "noise_scale", started)) and s[-1][1] == 1.0,
+                    timeout=5)
+        device.send(mido.Message("note_on", note=36, velocity=100))
+        device.send(mido.Message("note_on", note=36, velocity=100))  # a bounce: debounced
+        await until(lambda: players[0].status().scene == "second", timeout=5)
+    finally:
+        stop.set()
+        device.close()
+    assert await asyncio.wait_for(runner, 10) == 0
+    presses = [r for r in read_journal(journal) if r.get("source") == "midi"]
+    # the bounce is refused at once, the press is journaled when the player has taken it
+    assert sorted((r["command"], r["applied"], r.get("reason")) for r in presses) == [
+        ("go", False, "debounced"), ("go", True, None)
+    ]
