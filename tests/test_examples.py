@@ -15,9 +15,9 @@ EXAMPLES = sorted(SHOWS.glob("*.yaml"))
 MODELINE = "# yaml-language-server: $schema=../schemas/show.schema.json"
 
 
-def test_the_four_examples_exist() -> None:
+def test_the_five_examples_exist() -> None:
     assert [p.name for p in EXAMPLES] == [
-        "gallery.yaml", "minimal.yaml", "performance.yaml", "rehearsal.yaml"
+        "club.yaml", "gallery.yaml", "minimal.yaml", "performance.yaml", "rehearsal.yaml"
     ]
 
 
