@@ -381,7 +381,8 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         hot.attach(player)
         _install_quit(stack, player, quit_early)
         performance = await start_performance(stack, player, hooks.commands, osc=hooks.osc,
-                                              chunk_interval=lambda: session.chunk_interval)
+                                              chunk_interval=lambda: session.chunk_interval,
+                                              show_path=show_path)
         if hooks.server is not None:
             hooks.server.live = performance
         try:

@@ -16,10 +16,12 @@ import logging
 from collections.abc import Callable, Coroutine
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from showrunner.control.gate import Commands
 from showrunner.control.osc import OscControl
+from showrunner.learn import LearnError, learn, mapping_for
 from showrunner.live.inputs import InputKind, LiveInputs, fixed_beats
 from showrunner.live.modulation import Modulator
 from showrunner.live.player import Player
@@ -39,7 +41,22 @@ class Performance:
     modulator: Modulator
     controls: Controls
     port: MidiInput | None = None
+    show_path: Path | None = None  # where learn mode writes
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    async def learn(self, action: str, name: str | None) -> dict[str, Any]:
+        """Map the last control seen to `action` in the show file (learn mode); the entry
+        written. LearnError (a ShowrunnerError) says why not."""
+        last = self.controls.last
+        if self.port is None:
+            raise LearnError("the show names no MIDI device (`midi: {device: …}`)")
+        if last is None:
+            raise LearnError("press a control on the MIDI device first")
+        if self.show_path is None:
+            raise LearnError("this run has no show file to write")
+        entry = mapping_for(last, action, name)
+        await asyncio.to_thread(learn, self.show_path, entry)
+        return entry
 
     def meters(self) -> dict[str, Any]:
         """What the page shows: every input's value, and the MIDI device and last control."""
@@ -69,13 +86,14 @@ async def start_performance(
     *,
     chunk_interval: Callable[[], float],
     osc: OscControl | None = None,
+    show_path: Path | None = None,
 ) -> Performance:
     """Start the run's live inputs, modulation and MIDI controller; all stop with `stack`."""
     clock = player.clock
     beat = fixed_beats(player.timeline.show.bpm, clock.monotonic(), clock.monotonic)
     inputs = LiveInputs(lambda: player.timeline.show.inputs, beat, clock.monotonic)
     perf = Performance(inputs, Modulator(player, inputs, clock, interval=chunk_interval),
-                       Controls(lambda: player.timeline.show.controls))
+                       Controls(lambda: player.timeline.show.controls), show_path=show_path)
     perf.spawn(perf.modulator.run())
     if osc is not None:
         osc.inputs = lambda name, value: inputs.set(name, value, InputKind.OSC)

@@ -22,6 +22,7 @@ import json
 import logging
 import secrets
 import sys
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -54,6 +55,7 @@ from showrunner.control.gate import (
     OperatorJournal,
     json_safe,
 )
+from showrunner.errors import ShowrunnerError
 from showrunner.serving import HttpServer
 
 __all__ = ["ControlServer", "Controllable", "FrameSource", "needs_token"]
@@ -270,6 +272,11 @@ class LivePanel(Protocol):
 
     def meters(self) -> dict[str, Any]: ...
 
+    async def learn(self, action: str, name: str | None) -> dict[str, Any]:
+        """Map the control last pressed on the MIDI device to `action` in the show file; a
+        ShowrunnerError says why not."""
+        ...
+
 
 class ControlServer:
     """The HTTP control surface for one player, as an async context manager.
@@ -411,6 +418,7 @@ class ControlServer:
             Route("/api/events", self._events, methods=["GET"]),
             Route("/api/show", self._show, methods=["GET"]),
             Route("/api/inputs", self._inputs, methods=["GET"]),
+            Route("/api/controls", self._learn, methods=["POST"]),
             Route("/api/goto/{scene}", self._goto, methods=["POST"]),
             Route("/api/cue/{cue}", self._cue, methods=["POST"]),
             Route("/api/{command:str}", self._command, methods=["POST"]),
@@ -437,6 +445,29 @@ class ControlServer:
     async def _inputs(self, request: Request) -> Response:
         meters = self.live.meters() if self.live is not None else {"inputs": [], "midi": None}
         return JSONResponse(json_safe(meters), headers={"Cache-Control": "no-store"})
+
+    async def _learn(self, request: Request) -> Response:
+        """Learn mode: ``{"action": "go" | … | "goto", "name": …}`` maps the last control."""
+        raw = await _read_body(request)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+            return JSONResponse({"error": 'send {"action": …, "name": …}'}, 400)
+        name = body.get("name")
+        if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
+            return JSONResponse({"error": f"`name` is a string of at most {MAX_NAME} characters"}, 400)
+        if self.live is None:
+            return JSONResponse({"error": "no show running"}, 503)
+        try:
+            entry = await self.live.learn(body["action"][:40], name or None)
+        except ShowrunnerError as exc:
+            return JSONResponse({"error": str(exc)}, 409)
+        if self._hub is not None:
+            self._hub.publish("log", {"at": time.time(), "level": "info", "source": "page",
+                                      "text": f"learned {json.dumps(entry)}"})
+        return JSONResponse({"learned": entry})
 
     async def _goto(self, request: Request) -> Response:
         return await self._run(request, "goto", request.path_params["scene"])

@@ -1,0 +1,108 @@
+// The live inputs panel: meters for the show's inputs, and MIDI learn mode (press a control on
+// the device, pick an action, MAP: the mapping is written into the show file's `controls:`).
+(function () {
+  "use strict";
+  const params = new URLSearchParams(location.search);
+  const token = params.get("token");
+  const $ = (id) => document.getElementById(id);
+  const withToken = (path) =>
+    token ? path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token) : path;
+
+  function describe(last) {
+    if (!last) return "press a control on the device";
+    const channel = last.channel ? " ch " + last.channel : "";
+    const value = last.kind === "cc" ? " = " + last.value : "";
+    return last.kind + " " + last.number + channel + value;
+  }
+
+  function meters(inputs) {
+    const list = $("meters");
+    const key = JSON.stringify(inputs.map((i) => i.name));
+    if (list.dataset.key !== key) {
+      list.dataset.key = key;
+      list.replaceChildren(...inputs.map((input) => {
+        const li = document.createElement("li");
+        li.dataset.name = input.name;
+        li.innerHTML = '<span class="meter-name"></span><span class="meter"><span class="meter-bar">' +
+          '</span></span><span class="meter-value"></span><span class="meter-kind"></span>';
+        li.querySelector(".meter-name").textContent = input.name;
+        return li;
+      }));
+    }
+    inputs.forEach((input, i) => {
+      const li = list.children[i];
+      li.querySelector(".meter-bar").style.width = (input.value * 100).toFixed(1) + "%";
+      li.querySelector(".meter-value").textContent = input.value.toFixed(2);
+      li.querySelector(".meter-kind").textContent = input.kind;
+      li.dataset.value = String(input.value);
+    });
+  }
+
+  let scenes = [], cues = [];
+  function actions(inputs) {
+    const out = ["go", "back", "hold", "resume", "panic"].map((a) => [a, a, ""]);
+    for (const s of scenes) out.push(["goto " + s, "goto", s]);
+    for (const c of cues) out.push(["cue " + c, "cue", c]);
+    for (const i of inputs) if (i.kind !== "lfo") out.push(["input " + i.name, "input", i.name]);
+    const select = $("learn-action");
+    const key = JSON.stringify(out);
+    if (select.dataset.key === key) return;
+    select.dataset.key = key;
+    const chosen = select.value;
+    select.replaceChildren(...out.map(([label, action, name]) => {
+      const option = document.createElement("option");
+      option.value = JSON.stringify({ action: action, name: name || null });
+      option.textContent = label;
+      return option;
+    }));
+    for (const option of select.options) if (option.value === chosen) select.value = chosen;
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch(withToken("/api/inputs"), { cache: "no-store" });
+      if (response.ok) {
+        const data = await response.json();
+        $("inputs-box").hidden = !data.inputs.length && !data.midi;
+        meters(data.inputs);
+        $("learn").hidden = !data.midi;
+        if (data.midi) {
+          $("learn-device").textContent = data.midi.device + (data.midi.port ? "" : " (not connected)");
+          $("learn-last").textContent = describe(data.midi.last);
+          $("learn-map").disabled = !data.midi.last;
+          actions(data.inputs);
+        }
+      }
+      const status = await fetch(withToken("/api/status"), { cache: "no-store" });
+      if (status.ok) {
+        const s = await status.json();
+        scenes = s.scenes || [];
+        cues = s.cues || [];
+      }
+    } catch (error) {
+      // the control link is down: the main page says so
+    }
+    setTimeout(poll, 250);
+  }
+
+  $("learn-map").addEventListener("click", async () => {
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers["Authorization"] = "Bearer " + token;
+    const answer = $("learn-answer");
+    try {
+      const response = await fetch("/api/controls", {
+        method: "POST", headers: headers, body: $("learn-action").value,
+      });
+      const body = await response.json();
+      answer.textContent = response.ok
+        ? "mapped " + JSON.stringify(body.learned) + " — written to the show"
+        : "not mapped: " + body.error;
+      answer.dataset.ok = String(response.ok);
+    } catch (error) {
+      answer.textContent = "not mapped: the control link is down";
+      answer.dataset.ok = "false";
+    }
+  });
+
+  poll();
+})();
