@@ -22,7 +22,7 @@ from typing import Any
 from showrunner.control.gate import Commands
 from showrunner.control.osc import OscControl
 from showrunner.learn import LearnError, learn, mapping_for
-from showrunner.live.inputs import InputKind, LiveInputs, fixed_beats
+from showrunner.live.inputs import BeatClock, InputKind, LiveInputs, fixed_beats
 from showrunner.live.modulation import Modulator
 from showrunner.live.player import Player
 from showrunner.midi.controls import Controls, Press, SetInput
@@ -87,10 +87,15 @@ async def start_performance(
     chunk_interval: Callable[[], float],
     osc: OscControl | None = None,
     show_path: Path | None = None,
+    beat: BeatClock | None = None,
 ) -> Performance:
-    """Start the run's live inputs, modulation and MIDI controller; all stop with `stack`."""
+    """Start the run's live inputs, modulation and MIDI controller; all stop with `stack`.
+
+    `beat` returns the current beat for the LFOs (a live tempo source's); None counts the show's
+    fixed bpm from now."""
     clock = player.clock
-    beat = fixed_beats(player.timeline.show.bpm, clock.monotonic(), clock.monotonic)
+    if beat is None:
+        beat = fixed_beats(player.timeline.show.bpm, clock.monotonic(), clock.monotonic)
     inputs = LiveInputs(lambda: player.timeline.show.inputs, beat, clock.monotonic)
     perf = Performance(inputs, Modulator(player, inputs, clock, interval=chunk_interval),
                        Controls(lambda: player.timeline.show.controls), show_path=show_path)

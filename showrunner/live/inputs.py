@@ -19,11 +19,12 @@ from typing import Any
 from showrunner.music.lfo import lfo_value
 from showrunner.show.model import LiveInput
 
-__all__ = ["DEFAULT_BPM", "InputKind", "LiveInputs", "fixed_beats"]
+__all__ = ["DEFAULT_BPM", "BeatClock", "InputKind", "LiveInputs", "fixed_beats"]
 
 DEFAULT_BPM = 120.0  # LFOs of a show without `bpm`
 
 BeatClock = Callable[[], float]
+"""The current beat (quarter notes since the tempo's origin), as a tempo source counts it."""
 
 
 def fixed_beats(bpm: float | None, start: float, clock: Callable[[], float]) -> BeatClock:

@@ -185,6 +185,7 @@ class _Checker:
             self.noise(i, scene)
         self.reachability()
         self.endless()
+        self.live_inputs()
 
     # -- pipelines -----------------------------------------------------------------------------
 
@@ -247,6 +248,8 @@ class _Checker:
         changes: list[tuple[str, Loc]] = [(name, ("scenes", i, "loras", name)) for name in scene.loras]
         changes += [(t.split(".", 1)[1], ("scenes", i, "keyframes", t))
                     for t in scene.keyframes if t.startswith("lora.")]
+        changes += [(t.split(".", 1)[1], ("scenes", i, "modulate", t))
+                    for t, m in scene.modulate.items() if t.startswith("lora.") and m is not None]
         loaded = {entry.lora: entry for entry in state.load.loras or []}
         for name, loc in changes:
             if name not in self.show.assets.loras:
@@ -301,12 +304,24 @@ class _Checker:
         locs: list[Loc] = [("scenes", i, k) for k in keys]
         if "noise_scale" in scene.keyframes:
             locs.append(("scenes", i, "keyframes", "noise_scale"))
+        if scene.modulate.get("noise_scale") is not None:
+            locs.append(("scenes", i, "modulate", "noise_scale"))
         if i == 0:
             locs += [("defaults", k) for k in ("noise_scale", "noise_controller")
                      if getattr(self.show.defaults, k) is not None]
         for loc in locs:
             self.add("warning", "noise-text-mode", loc,
                      f"{loc[-1]} only works in video mode; Scope ignores it in text mode")
+
+    def live_inputs(self) -> None:
+        """Controls with no device to read them from; LFOs with no tempo of the show's own."""
+        if self.show.controls and self.show.midi is None:
+            self.add("warning", "controls-without-midi", ("controls",),
+                     "no `midi: {device: …}` names the controller, so these controls never fire")
+        for name, spec in self.show.inputs.items():
+            if spec.lfo is not None and self.show.bpm is None:
+                self.add("warning", "lfo-without-bpm", ("inputs", name, "lfo"),
+                         "the show has no `bpm`: this LFO runs at 120 bpm")
 
     # -- flow ----------------------------------------------------------------------------------
 
