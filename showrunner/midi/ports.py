@@ -5,7 +5,7 @@ message is turned into a `MidiMessage` and handed to the listener on the event l
 list is polled: a device that disappears is journaled as lost, the same name is looked for
 again every `poll` seconds and the port reopened when it comes back; nothing here ever ends the
 show. A MIDI system that cannot be opened at all (Linux without ``/dev/snd``, no JACK server) is
-reported once and retried like a missing device.
+reported once and retried, less and less often (every `SYSTEM_RETRY_CAP` seconds at most).
 
 `api` chooses the MIDI system: ``"alsa"``, ``"jack"``, ``"coremidi"``, ``"winmm"``, or None for
 rtmidi's default on the platform.
@@ -39,6 +39,7 @@ APIS: dict[str, str] = {
     "winmm": "WINDOWS_MM",
 }
 POLL = 1.0  # seconds between two looks at the port list
+SYSTEM_RETRY_CAP = 30.0  # a MIDI system that cannot be opened is tried again, doubling up to this
 
 
 class MidiError(ShowrunnerError):
@@ -205,37 +206,43 @@ class MidiInput:
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
+        wait = self.poll
         try:
             while True:
-                await self._look(loop)
-                await asyncio.sleep(self.poll)
+                up = await self._look(loop)
+                # The system itself failing (no ALSA sequencer, no JACK server) is retried less
+                # and less often: each try may print the library's own complaint to stderr.
+                wait = self.poll if up else min(wait * 2, max(SYSTEM_RETRY_CAP, self.poll))
+                await asyncio.sleep(wait)
         finally:
             self._close()
             self._ports.close()
 
-    async def _look(self, loop: asyncio.AbstractEventLoop) -> None:
+    async def _look(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Open, keep or drop the device's port; False when the MIDI system cannot be asked."""
         try:
             names = await asyncio.to_thread(self._ports.names)
         except MidiError as exc:
             self._close()
-            self._say(f"MIDI: {exc}; trying again every {self.poll:g} s")
-            return
+            self._say(f"MIDI: {exc}; trying again (every {SYSTEM_RETRY_CAP:g} s at most)")
+            return False
         found = match_port(names, self.device)
         if self.port_name is not None and found == self.port_name:
-            return
+            return True
         if self.port_name is not None:
             self._close()
             self._say(f"MIDI: lost {self.device!r}; waiting for it to come back")
         if found is None:
             self._say(f"MIDI: no input named like {self.device!r} (have: {', '.join(names) or 'none'})")
-            return
+            return True
         try:
             await asyncio.to_thread(self._ports.open, found, self._receiver(loop))
         except MidiError as exc:
             self._say(f"MIDI: {exc}")
-            return
+            return True
         self.port_name = found
         self._say(f"MIDI: reading {found!r}")
+        return True
 
     def _receiver(self, loop: asyncio.AbstractEventLoop) -> Callable[[Any], None]:
         def received(message: Any) -> None:  # on rtmidi's thread
