@@ -8,6 +8,7 @@ jackd is not installed or does not start.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
+
+_SERVERS = itertools.count(1)
 
 
 @contextmanager
@@ -26,7 +29,7 @@ def jack_server() -> Iterator[str]:
         pytest.skip("jackd is not installed (Debian: jackd2); MIDI tests need ALSA or JACK")
     from showrunner.midi.ports import MidiError, input_names
 
-    name = f"showrunner-test-{os.getpid()}"
+    name = f"showrunner-test-{os.getpid()}-{next(_SERVERS)}"
     saved = {k: os.environ.get(k) for k in ("JACK_DEFAULT_SERVER", "JACK_NO_START_SERVER")}
     os.environ["JACK_DEFAULT_SERVER"] = name
     os.environ["JACK_NO_START_SERVER"] = "1"  # a client never starts a server of its own

@@ -86,14 +86,6 @@ def test_a_mapping_the_show_would_refuse_is_not_written(tmp_path: Path) -> None:
     assert path.read_text() == SHOW
 
 
-@pytest.fixture(scope="module")
-def jack() -> Iterator[str]:
-    from jack import jack_server
-
-    with jack_server() as name:
-        yield name
-
-
 @pytest.fixture
 def sim_thread() -> Iterator[Simulator]:
     thread = SimThread("127.0.0.1", 0, load_time=0.02)

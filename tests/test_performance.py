@@ -144,14 +144,6 @@ scenes:
 """
 
 
-@pytest.fixture(scope="module")
-def jack() -> Iterator[str]:
-    from jack import jack_server
-
-    with jack_server() as name:
-        yield name
-
-
 @pytest.mark.slow
 @pytest.mark.anyio
 async def test_a_midi_pad_presses_go_through_the_gate_and_a_fader_sets_an_input(

@@ -110,6 +110,7 @@ class MidiClock:
         self.on_state = on_state
         self.clock = clock
         self.follower = ClockFollower()
+        self.port: MidiInput | None = None  # the device's input while `run` runs
 
     def __repr__(self) -> str:
         return f"MidiClock({self.device!r})"
@@ -120,6 +121,6 @@ class MidiClock:
             if reading is not None:
                 listener(reading)
 
-        port = MidiInput(self.device, heard, api=self.api, poll=self.poll, on_state=self.on_state,
-                         clock=self.clock)
-        await port.run()
+        self.port = MidiInput(self.device, heard, api=self.api, poll=self.poll,
+                              on_state=self.on_state, clock=self.clock)
+        await self.port.run()
