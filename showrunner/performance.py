@@ -44,6 +44,10 @@ class Performance:
     show_path: Path | None = None  # where learn mode writes
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
 
+    def set_input(self, name: str, value: float) -> bool:
+        """Set an input from the operator page (a slider); False when the show refuses it."""
+        return self.inputs.set(name, value, InputKind.PAGE)
+
     async def learn(self, action: str, name: str | None) -> dict[str, Any]:
         """Map the last control seen to `action` in the show file (learn mode); the entry
         written. LearnError (a ShowrunnerError) says why not."""

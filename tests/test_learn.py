@@ -140,6 +140,12 @@ async def test_learn_mode_on_the_page_maps_a_pad_that_then_jumps(
             meters = await browser.evaluate(
                 "[...document.querySelectorAll('#meters li')].map(li => li.dataset.name)")
             assert meters == ["fader"]
+            # the fader's slider sets the input from the page
+            await browser.evaluate(
+                "(() => { const s = document.querySelector('#meters .meter-slider');"
+                " s.value = '0.4'; s.dispatchEvent(new Event('input')); })()")
+            await browser.wait_for("document.querySelector('#meters li').dataset.kind === 'page'"
+                                   " && document.querySelector('#meters li').dataset.value === '0.4'")
         assert "  - {note: 40, channel: 3, goto: second}\n" in path.read_text()
         assert "# the big pad" in path.read_text()
         # the hot reload takes the mapping up: the pad now jumps

@@ -20,6 +20,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import secrets
 import sys
 import time
@@ -272,6 +273,10 @@ class LivePanel(Protocol):
 
     def meters(self) -> dict[str, Any]: ...
 
+    def set_input(self, name: str, value: float) -> bool:
+        """Set the input `name` (0-1); False when the show has no such input (or it is an LFO)."""
+        ...
+
     async def learn(self, action: str, name: str | None) -> dict[str, Any]:
         """Map the control last pressed on the MIDI device to `action` in the show file; a
         ShowrunnerError says why not."""
@@ -418,6 +423,7 @@ class ControlServer:
             Route("/api/events", self._events, methods=["GET"]),
             Route("/api/show", self._show, methods=["GET"]),
             Route("/api/inputs", self._inputs, methods=["GET"]),
+            Route("/api/inputs/{name}", self._set_input, methods=["POST"]),
             Route("/api/controls", self._learn, methods=["POST"]),
             Route("/api/goto/{scene}", self._goto, methods=["POST"]),
             Route("/api/cue/{cue}", self._cue, methods=["POST"]),
@@ -445,6 +451,23 @@ class ControlServer:
     async def _inputs(self, request: Request) -> Response:
         meters = self.live.meters() if self.live is not None else {"inputs": [], "midi": None}
         return JSONResponse(json_safe(meters), headers={"Cache-Control": "no-store"})
+
+    async def _set_input(self, request: Request) -> Response:
+        """``{"value": 0-1}`` sets a live input, as the page's sliders do."""
+        name = request.path_params["name"]
+        raw = await _read_body(request)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        value = body.get("value") if isinstance(body, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return JSONResponse({"error": 'send {"value": <number 0-1>}'}, 400)
+        if self.live is None:
+            return JSONResponse({"error": "no show running"}, 503)
+        if not self.live.set_input(name, float(value)):
+            return JSONResponse({"error": f"the show has no input {name[:40]!r} to set"}, 404)
+        return JSONResponse({"input": name, "value": min(1.0, max(0.0, float(value)))})
 
     async def _learn(self, request: Request) -> Response:
         """Learn mode: ``{"action": "go" | … | "goto", "name": …}`` maps the last control."""

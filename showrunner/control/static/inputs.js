@@ -15,26 +15,62 @@
     return last.kind + " " + last.number + channel + value;
   }
 
+  function post(path, body) {
+    const headers = { "Content-Type": "application/json" };
+    if (token) headers["Authorization"] = "Bearer " + token;
+    return fetch(path, { method: "POST", headers: headers, body: JSON.stringify(body) });
+  }
+
+  function meterItem(input) {
+    const li = document.createElement("li");
+    li.dataset.name = input.name;
+    const name = document.createElement("span");
+    name.className = "meter-name";
+    name.textContent = input.name;
+    let gauge;
+    if (input.kind === "lfo") {
+      gauge = document.createElement("span");
+      gauge.className = "meter";
+      gauge.innerHTML = '<span class="meter-bar"></span>';
+    } else {
+      // An input the operator may set from here too (rehearsing without the desk).
+      gauge = document.createElement("input");
+      gauge.type = "range";
+      gauge.min = "0";
+      gauge.max = "1";
+      gauge.step = "0.01";
+      gauge.className = "meter-slider";
+      gauge.title = "Set " + input.name;
+      gauge.addEventListener("input", () => {
+        post("/api/inputs/" + encodeURIComponent(input.name), { value: Number(gauge.value) })
+          .catch(() => {});
+      });
+    }
+    const value = document.createElement("span");
+    value.className = "meter-value";
+    const kind = document.createElement("span");
+    kind.className = "meter-kind";
+    li.append(name, gauge, value, kind);
+    return li;
+  }
+
   function meters(inputs) {
     const list = $("meters");
-    const key = JSON.stringify(inputs.map((i) => i.name));
+    const key = JSON.stringify(inputs.map((i) => [i.name, i.kind === "lfo"]));
     if (list.dataset.key !== key) {
       list.dataset.key = key;
-      list.replaceChildren(...inputs.map((input) => {
-        const li = document.createElement("li");
-        li.dataset.name = input.name;
-        li.innerHTML = '<span class="meter-name"></span><span class="meter"><span class="meter-bar">' +
-          '</span></span><span class="meter-value"></span><span class="meter-kind"></span>';
-        li.querySelector(".meter-name").textContent = input.name;
-        return li;
-      }));
+      list.replaceChildren(...inputs.map(meterItem));
     }
     inputs.forEach((input, i) => {
       const li = list.children[i];
-      li.querySelector(".meter-bar").style.width = (input.value * 100).toFixed(1) + "%";
+      const bar = li.querySelector(".meter-bar");
+      if (bar) bar.style.width = (input.value * 100).toFixed(1) + "%";
+      const slider = li.querySelector(".meter-slider");
+      if (slider && document.activeElement !== slider) slider.value = String(input.value);
       li.querySelector(".meter-value").textContent = input.value.toFixed(2);
       li.querySelector(".meter-kind").textContent = input.kind;
       li.dataset.value = String(input.value);
+      li.dataset.kind = input.kind;
     });
   }
 
@@ -86,13 +122,9 @@
   }
 
   $("learn-map").addEventListener("click", async () => {
-    const headers = { "Content-Type": "application/json" };
-    if (token) headers["Authorization"] = "Bearer " + token;
     const answer = $("learn-answer");
     try {
-      const response = await fetch("/api/controls", {
-        method: "POST", headers: headers, body: $("learn-action").value,
-      });
+      const response = await post("/api/controls", JSON.parse($("learn-action").value));
       const body = await response.json();
       answer.textContent = response.ok
         ? "mapped " + JSON.stringify(body.learned) + " — written to the show"
