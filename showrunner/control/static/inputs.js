@@ -94,31 +94,39 @@
     for (const option of select.options) if (option.value === chosen) select.value = chosen;
   }
 
+  // Meters poll four times a second while the show has inputs or a MIDI device (every two
+  // seconds otherwise); the scene and cue names for the learn menu every two seconds.
+  let polls = 0;
   async function poll() {
+    let live = false;
     try {
       const response = await fetch(withToken("/api/inputs"), { cache: "no-store" });
       if (response.ok) {
         const data = await response.json();
-        $("inputs-box").hidden = !data.inputs.length && !data.midi;
+        live = data.inputs.length > 0 || !!data.midi;
+        $("inputs-box").hidden = !live;
         meters(data.inputs);
         $("learn").hidden = !data.midi;
         if (data.midi) {
           $("learn-device").textContent = data.midi.device + (data.midi.port ? "" : " (not connected)");
           $("learn-last").textContent = describe(data.midi.last);
           $("learn-map").disabled = !data.midi.last;
+          if (polls % 8 === 0) {
+            const status = await fetch(withToken("/api/status"), { cache: "no-store" });
+            if (status.ok) {
+              const s = await status.json();
+              scenes = s.scenes || [];
+              cues = s.cues || [];
+            }
+          }
           actions(data.inputs);
         }
-      }
-      const status = await fetch(withToken("/api/status"), { cache: "no-store" });
-      if (status.ok) {
-        const s = await status.json();
-        scenes = s.scenes || [];
-        cues = s.cues || [];
       }
     } catch (error) {
       // the control link is down: the main page says so
     }
-    setTimeout(poll, 250);
+    polls += 1;
+    setTimeout(poll, live ? 250 : 2000);
   }
 
   $("learn-map").addEventListener("click", async () => {
