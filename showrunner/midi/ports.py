@@ -122,7 +122,8 @@ class PortList:
             return list(self._client().get_ports())
         except (rtmidi.SystemError, rtmidi.RtMidiError, OSError, ValueError) as exc:
             self.close()
-            raise MidiError(f"cannot list MIDI inputs ({self.api or 'default'}): {exc}") from None
+            reason = str(exc).rstrip(". ")
+            raise MidiError(f"cannot list MIDI inputs ({self.api or 'default'}): {reason}") from None
 
     def open(self, name: str, received: Callable[[Any], None]) -> None:
         """Read the input `name`, calling `received` with each mido message (on rtmidi's thread)."""
