@@ -36,7 +36,7 @@ def _clean_environ() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def jack() -> Iterator[str]:
     """A private dummy JACK server for the MIDI tests (skipped where jackd cannot run)."""
-    from jack import jack_server
+    from jackd import jack_server
 
     with jack_server() as name:
         yield name
