@@ -38,6 +38,7 @@ from showrunner.live.journal import Journal
 from showrunner.live.player import Player
 from showrunner.live.resume import default_state_path, read_state, show_hash, state_file_problem
 from showrunner.live.scheduling import SchedulerClock
+from showrunner.performance import start_performance
 from showrunner.plan.preflight import compile_result, parse_key_path
 from showrunner.plan.start import StartPoint, start_point
 from showrunner.plan.timeline import Timeline
@@ -125,6 +126,7 @@ class _Hooks:
     stop_event: asyncio.Event | None = None
     on_player: Callable[[Player], None] | None = None
     server: ControlServer | None = field(default=None, repr=False)  # set by `run`
+    osc: OscControl | None = field(default=None, repr=False)  # set by `run`
 
 
 async def run(
@@ -168,6 +170,7 @@ async def run(
                     out.warn(f"osc: cannot listen on port {options.osc_port}: "
                              f"{(exc.strerror or str(exc)).lower()}")
                     return 1
+                hooks.osc = osc
             return await _play(options, hooks, out)
 
 
@@ -387,6 +390,11 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         player.notice = None
         hot.attach(player)
         _install_quit(stack, player, quit_early)
+        performance = await start_performance(stack, player, hooks.commands, osc=hooks.osc,
+                                              chunk_interval=lambda: session.chunk_interval,
+                                              show_path=show_path)
+        if hooks.server is not None:
+            hooks.server.live = performance
         try:
             return await player.run()
         finally:

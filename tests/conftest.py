@@ -30,6 +30,18 @@ def _clean_environ() -> Iterator[None]:
     os.environ.update(saved)
 
 
+# -- MIDI ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def jack() -> Iterator[str]:
+    """A private dummy JACK server for the MIDI tests (skipped where jackd cannot run)."""
+    from jackd import jack_server
+
+    with jack_server() as name:
+        yield name
+
+
 # -- Scope simulator ---------------------------------------------------------------------
 
 

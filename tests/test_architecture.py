@@ -23,6 +23,8 @@ ENGINES: dict[str, tuple[str, ...]] = {
     "jinja2": ("show/templating.py", "report/html.py"),
     "uvicorn": ("serving.py",),
     "starlette": ("serving.py", "control/http.py", "sim/app.py"),
+    "mido": ("midi/ports.py",),
+    "rtmidi": ("midi/ports.py",),
 }
 IMPURE = {"asyncio", "httpx", "aiortc", "apscheduler", "watchfiles", "time", "socket", "threading", "os"}
 
@@ -39,6 +41,7 @@ LAYERS: dict[str, set[str]] = {
     "reload": {"show", "plan"},
     "control": {"serving"},
     "sim": {"serving"},
+    "midi": {"music", "show"},
 }
 
 

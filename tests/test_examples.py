@@ -15,9 +15,9 @@ EXAMPLES = sorted(SHOWS.glob("*.yaml"))
 MODELINE = "# yaml-language-server: $schema=../schemas/show.schema.json"
 
 
-def test_the_four_examples_exist() -> None:
+def test_the_five_examples_exist() -> None:
     assert [p.name for p in EXAMPLES] == [
-        "gallery.yaml", "minimal.yaml", "performance.yaml", "rehearsal.yaml"
+        "club.yaml", "gallery.yaml", "minimal.yaml", "performance.yaml", "rehearsal.yaml"
     ]
 
 
@@ -73,3 +73,13 @@ def test_rehearsal_templates_and_includes() -> None:
     assert names == ["warmup", "line-check", "mood-1-rain", "mood-2-fog", "mood-3-neon", "finale"]
     assert result.show.title == "Greenhouse (Studio B rehearsal)"
     assert {p.name for p in result.files} == {"rehearsal.yaml", "prompts.yaml", "warmup.yaml"}
+
+
+def test_club_plays_to_a_controller_and_the_beat() -> None:
+    show = load(SHOWS / "club.yaml").show
+    assert show.midi is not None and show.bpm
+    assert {c.do for c in show.controls if c.do} == {"go", "back", "hold", "resume", "panic"}
+    assert any(c.goto for c in show.controls) and any(c.input for c in show.controls)
+    lfos = {name for name, spec in show.inputs.items() if spec.lfo is not None}
+    assert lfos and any(m is not None and m.input in lfos
+                        for s in show.scenes for m in s.modulate.values())

@@ -8,7 +8,7 @@ in one place:
 * **Idempotence.** A command may carry an id. A retry with an id that was already applied
   does nothing, so a client that lost the answer can safely send again.
 * **Journal.** Every operator action is written down with its source (``http``, ``osc``,
-  ``page``, ``keyboard``), whether it was applied, and why not.
+  ``page``, ``keyboard``, ``midi``), whether it was applied, and why not.
 
 The player's methods may be plain functions or coroutines; both are accepted.
 """
@@ -32,8 +32,8 @@ from showrunner.errors import CueError, ShowrunnerError, UnknownSceneError
 
 log = logging.getLogger(__name__)
 
-Source = Literal["http", "osc", "page", "keyboard"]
-SOURCES: tuple[Source, ...] = ("http", "osc", "page", "keyboard")
+Source = Literal["http", "osc", "page", "keyboard", "midi"]
+SOURCES: tuple[Source, ...] = ("http", "osc", "page", "keyboard", "midi")
 
 #: Commands an operator may send, and whether each takes a scene name.
 COMMANDS: Mapping[str, bool] = {

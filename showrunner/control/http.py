@@ -20,8 +20,10 @@ import contextlib
 import ipaddress
 import json
 import logging
+import math
 import secrets
 import sys
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -54,6 +56,7 @@ from showrunner.control.gate import (
     OperatorJournal,
     json_safe,
 )
+from showrunner.errors import ShowrunnerError
 from showrunner.serving import HttpServer
 
 __all__ = ["ControlServer", "Controllable", "FrameSource", "needs_token"]
@@ -265,6 +268,21 @@ def _hostname(host_header: str) -> str:
 # -- the server -------------------------------------------------------------------------------
 
 
+class LivePanel(Protocol):
+    """The live inputs of a run, as the page shows them (`showrunner.performance.Performance`)."""
+
+    def meters(self) -> dict[str, Any]: ...
+
+    def set_input(self, name: str, value: float) -> bool:
+        """Set the input `name` (0-1); False when the show has no such input (or it is an LFO)."""
+        ...
+
+    async def learn(self, action: str, name: str | None) -> dict[str, Any]:
+        """Map the control last pressed on the MIDI device to `action` in the show file; a
+        ShowrunnerError says why not."""
+        ...
+
+
 class ControlServer:
     """The HTTP control surface for one player, as an async context manager.
 
@@ -303,6 +321,7 @@ class ControlServer:
         self._unsubscribe: Callable[[], object] | None = None
         self._stop_listening: Callable[[], None] | None = None
         self._hub: _Hub | None = None
+        self.live: LivePanel | None = None  # the run's inputs and MIDI (meters, learn mode)
         self.app = self._build_app()
         # Open requests get 2 s on stop; the event and preview streams are ended first.
         self._http = HttpServer(self.app, host, port, name="control server", graceful=2)
@@ -403,6 +422,9 @@ class ControlServer:
             Route("/api/status", self._status, methods=["GET"]),
             Route("/api/events", self._events, methods=["GET"]),
             Route("/api/show", self._show, methods=["GET"]),
+            Route("/api/inputs", self._inputs, methods=["GET"]),
+            Route("/api/inputs/{name}", self._set_input, methods=["POST"]),
+            Route("/api/controls", self._learn, methods=["POST"]),
             Route("/api/goto/{scene}", self._goto, methods=["POST"]),
             Route("/api/cue/{cue}", self._cue, methods=["POST"]),
             Route("/api/{command:str}", self._command, methods=["POST"]),
@@ -425,6 +447,50 @@ class ControlServer:
         if player is None or info is None:
             return JSONResponse({"error": "no show running"}, 503)
         return JSONResponse(json_safe(info()), headers={"Cache-Control": "no-store"})
+
+    async def _inputs(self, request: Request) -> Response:
+        meters = self.live.meters() if self.live is not None else {"inputs": [], "midi": None}
+        return JSONResponse(json_safe(meters), headers={"Cache-Control": "no-store"})
+
+    async def _set_input(self, request: Request) -> Response:
+        """``{"value": 0-1}`` sets a live input, as the page's sliders do."""
+        name = request.path_params["name"]
+        raw = await _read_body(request)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        value = body.get("value") if isinstance(body, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return JSONResponse({"error": 'send {"value": <number 0-1>}'}, 400)
+        if self.live is None:
+            return JSONResponse({"error": "no show running"}, 503)
+        if not self.live.set_input(name, float(value)):
+            return JSONResponse({"error": f"the show has no input {name[:40]!r} to set"}, 404)
+        return JSONResponse({"input": name, "value": min(1.0, max(0.0, float(value)))})
+
+    async def _learn(self, request: Request) -> Response:
+        """Learn mode: ``{"action": "go" | … | "goto", "name": …}`` maps the last control."""
+        raw = await _read_body(request)
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("action"), str):
+            return JSONResponse({"error": 'send {"action": …, "name": …}'}, 400)
+        name = body.get("name")
+        if name is not None and (not isinstance(name, str) or len(name) > MAX_NAME):
+            return JSONResponse({"error": f"`name` is a string of at most {MAX_NAME} characters"}, 400)
+        if self.live is None:
+            return JSONResponse({"error": "no show running"}, 503)
+        try:
+            entry = await self.live.learn(body["action"][:40], name or None)
+        except ShowrunnerError as exc:
+            return JSONResponse({"error": str(exc)}, 409)
+        if self._hub is not None:
+            self._hub.publish("log", {"at": time.time(), "level": "info", "source": "page",
+                                      "text": f"learned {json.dumps(entry)}"})
+        return JSONResponse({"learned": entry})
 
     async def _goto(self, request: Request) -> Response:
         return await self._run(request, "goto", request.path_params["scene"])

@@ -11,6 +11,10 @@ Buttons on OSC surfaces send ``1`` when pressed and ``0`` when released; a numer
 0 is therefore a release and does nothing. A string argument is a command id: a repeat with the
 same id is applied once (``/showrunner/goto <name> [id]`` takes it second).
 
+Live inputs: ``/showrunner/input/<name> <float>`` sets the show's input ``<name>`` (0-1, as a
+TouchDesigner audio-analysis patch sends it many times a second); it is not a command (no
+journal line, no reply). A value for an input the show does not have is a bad packet.
+
 Only exact addresses are taken (no OSC address patterns: one packet is at most one command per
 message), and arguments are checked: a packet that does not parse, an unknown address or wrong
 arguments are counted and logged (the first one, then a count every ten seconds), never
@@ -39,7 +43,10 @@ from pythonosc.udp_client import UDPClient
 
 from showrunner.control.gate import MAX_ID, MAX_NAME, Commands, JournalEntry, Outcome, Status
 
-__all__ = ["PREFIX", "BadPackets", "OscControl", "parse_address", "read_command"]
+__all__ = [
+    "INPUT", "PREFIX", "BadPackets", "InputSetter", "OscControl", "parse_address", "read_command",
+    "read_input",
+]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +92,25 @@ def read_command(address: str, args: tuple[Any, ...]) -> tuple[str, str | None, 
     if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
         return (command, name, None) if value else None  # 0: a button's release
     raise BadPacket(f"{address}: cannot take {type(value).__name__} {_short(repr(value))}")
+
+
+INPUT = PREFIX + "/input/"
+
+#: Sets a live input: (name, value) -> whether the show took it.
+InputSetter = Callable[[str, float], bool]
+
+
+def read_input(address: str, args: tuple[Any, ...]) -> tuple[str, float]:
+    """(name, value) of a ``/showrunner/input/<name> <float>`` message; BadPacket otherwise."""
+    name = address[len(INPUT):]
+    if not name or len(name) > MAX_NAME or "/" in name:
+        raise BadPacket(f"{_short(address)}: not an input name")
+    if len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], int | float):
+        raise BadPacket(f"{_short(address)} takes one number")
+    value = float(args[0])
+    if not math.isfinite(value):
+        raise BadPacket(f"{_short(address)}: {value} is not a finite number")
+    return name, value
 
 
 def _short(text: str, keep: int = 60) -> str:
@@ -192,6 +218,7 @@ class OscControl:
         self._countdown_at = 0.0
         self._refresh_at = 0.0
         self.bad = BadPackets()
+        self.inputs: InputSetter | None = None  # set once a show with inputs plays
 
     async def __aenter__(self) -> OscControl:
         loop = asyncio.get_running_loop()
@@ -244,11 +271,18 @@ class OscControl:
     # -- inbound ------------------------------------------------------------------------------
 
     def _on_message(self, address: str, args: tuple[Any, ...], sender: Any) -> None:
+        if address.startswith(INPUT):
+            self._set_input(*read_input(address, args))
+            return
         read = read_command(address, args)
         if read is None:
             return  # a button's release
         command, name, command_id = read
         self._spawn(self._run(command, name, command_id, sender))
+
+    def _set_input(self, name: str, value: float) -> None:
+        if self.inputs is None or not self.inputs(name, value):
+            raise BadPacket(f"the show has no input {_short(name)!r}")
 
     async def _run(self, command: str, name: str | None, command_id: str | None, sender: Any) -> None:
         outcome = await self.commands.run(command, name, source="osc", command_id=command_id)

@@ -93,7 +93,7 @@ def timed_update(label: str) -> bool:
     """Whether a send is a scene's timed update (keyframe samples, travel stops), which gives way
     to entries in the sink's pacing; entries, jumps, reloads and operator commands do not."""
     return all(
-        part == "keyframe" or part.startswith("travel ") or part == "restore manage_cache"
+        part in ("keyframe", "restore manage_cache", "modulate") or part.startswith("travel ")
         for part in label.split(" + ")
     )
 
@@ -185,6 +185,11 @@ class ScopeLink:
 
     def __repr__(self) -> str:
         return f"ScopeLink({self.state.value!r}, sink={self.sink!r})"
+
+    @property
+    def generation(self) -> int:
+        """Counts the sessions opened (a reconnect or switch opens a new one with the full state)."""
+        return self._generation
 
     # -- sessions ----------------------------------------------------------------------------
 

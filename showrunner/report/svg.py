@@ -24,6 +24,7 @@ from typing import Any
 from showrunner.plan.state import State, apply, lora_now
 from showrunner.plan.timeline import LORA_PREFIX, CompiledScene, Curve, Pass, PassItem, Timeline, fmt_time
 from showrunner.report.common import Dark, cue_label, cut, num, prompts_text
+from showrunner.report.modulation import modulated_targets, overlays
 
 WIDTH = 1232  # default width of the picture (a 1280 px window less the page margins)
 GUTTER = 176  # lane names and value axes
@@ -211,7 +212,7 @@ def value_targets(timeline: Timeline, p: Pass) -> list[str]:
     ordered = [k for k in _VALUE_PARAMS if k in found]
     ordered += [f"lora.{name}" for name in loras if name]
     ordered += [f"prompt.{i}.weight" for i in sorted(prompts)]
-    return ordered
+    return ordered + [t for t in modulated_targets(timeline, p) if t not in ordered]
 
 
 def value_of(state: State, target: str) -> float | None:
@@ -575,12 +576,24 @@ class _Drawing:
     def draw_values(self, target: str, lane: Lane) -> None:
         """One value: its axis, the curve (easing drawn as it is) and the keyframes as dots."""
         series, dots = value_series(self.p, target, self.span)
-        lo, hi = _domain(target, [v for run in series for _, v in run] + [v for _, v, _ in dots])
+        mods = overlays(self.timeline, self.p, target, self.ends)
+        lo, hi = _domain(target, [v for run in series for _, v in run] + [v for _, v, _ in dots]
+                         + [v for m in mods for v in (m.low, m.high)])
         lane.axis = (lo, hi)
         top, h = lane.y + 6, lane.h - 12
 
         def vy(v: float) -> float:
             return round(top + (1 - (v - lo) / (hi - lo)) * h, 1)
+
+        for m in mods:  # a band of what the input can make of it, and an LFO's curve
+            band = self.clip("mod-band", m.t0, m.t1, vy(m.high), max(vy(m.low) - vy(m.high), 1.0),
+                             extra={"fill": lane.colour})
+            self.add("rect", band, m.title)
+            if m.points:
+                shape = " ".join(f"{'M' if k == 0 else 'L'}{{t:{_t(t)}}},{vy(v)}"
+                                 for k, (t, v) in enumerate(m.points))
+                self.add("path", {"class": "mod-lfo", "d": _resolve(shape, self.geo.x),
+                                  "data-d": shape, "stroke": lane.colour}, m.title)
 
         for v in (lo, hi):
             axis = {"class": "axis full", "x1": GUTTER, "x2": GUTTER + PLOT, "y1": vy(v), "y2": vy(v)}

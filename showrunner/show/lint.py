@@ -186,6 +186,7 @@ class _Checker:
             self.input_source(i, scene)
         self.reachability()
         self.endless()
+        self.live_inputs()
 
     # -- pipelines -----------------------------------------------------------------------------
 
@@ -248,6 +249,8 @@ class _Checker:
         changes: list[tuple[str, Loc]] = [(name, ("scenes", i, "loras", name)) for name in scene.loras]
         changes += [(t.split(".", 1)[1], ("scenes", i, "keyframes", t))
                     for t in scene.keyframes if t.startswith("lora.")]
+        changes += [(t.split(".", 1)[1], ("scenes", i, "modulate", t))
+                    for t, m in scene.modulate.items() if t.startswith("lora.") and m is not None]
         loaded = {entry.lora: entry for entry in state.load.loras or []}
         for name, loc in changes:
             if name not in self.show.assets.loras:
@@ -302,6 +305,8 @@ class _Checker:
         locs: list[Loc] = [("scenes", i, k) for k in keys]
         if "noise_scale" in scene.keyframes:
             locs.append(("scenes", i, "keyframes", "noise_scale"))
+        if scene.modulate.get("noise_scale") is not None:
+            locs.append(("scenes", i, "modulate", "noise_scale"))
         if i == 0:
             locs += [("defaults", k) for k in ("noise_scale", "noise_controller")
                      if getattr(self.show.defaults, k) is not None]
@@ -321,6 +326,16 @@ class _Checker:
             self.add("warning", "input-source-text-mode", loc,
                      "the scene plays in text mode, where the input source is not sent (only a "
                      "video-mode session reads it)")
+
+    def live_inputs(self) -> None:
+        """Controls with no device to read them from; LFOs with no tempo of the show's own."""
+        if self.show.controls and self.show.midi is None:
+            self.add("warning", "controls-without-midi", ("controls",),
+                     "no `midi: {device: …}` names the controller, so these controls never fire")
+        for name, spec in self.show.inputs.items():
+            if spec.lfo is not None and self.show.bpm is None:
+                self.add("warning", "lfo-without-bpm", ("inputs", name, "lfo"),
+                         "the show has no `bpm`: this LFO runs at 120 bpm")
 
     # -- flow ----------------------------------------------------------------------------------
 

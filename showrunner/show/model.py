@@ -571,6 +571,11 @@ class Scene(RuntimeParams):
         BeforeValidator(lambda v: {"scene": v} if isinstance(v, str) else v),
         _OrShorthand({"type": "string"}),
     ] | None = Field(default=None, description="After this scene, jump to another.")
+    modulate: dict[str, ModulationSpec] = Field(
+        default_factory=dict,
+        description="Runtime value (as keyframes) -> input mapping; tracks to later scenes, "
+        "'off' ends it.",
+    )
 
     @model_validator(mode="after")
     def _timing(self) -> Scene:
@@ -649,6 +654,128 @@ class Hours(Model):
         return value
 
 
+# ---------------------------------------------------------------------------------------------
+# Live inputs, MIDI controls and modulation
+# ---------------------------------------------------------------------------------------------
+
+_BEATS = re.compile(r"^(\d+(?:\.\d+)?)\s*(bars?|beats?)?$")
+BEATS_JSON_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*(bars?|beats?)?\s*$"},
+    ],
+    "description": "A length in beats (a number, '4 beats') or bars ('2 bars').",
+}
+
+
+def _beats_validator(value: object, info: ValidationInfo) -> float:
+    ctx = info.context if isinstance(info.context, dict) else {}
+    per_bar = ctx.get("beats_per_bar") or 4
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError("expected a number of beats, or '4 beats' or '2 bars'")
+    if isinstance(value, str):
+        match = _BEATS.match(value.strip().lower())
+        if not match:
+            raise ValueError(f"{value!r} is not a number of beats, or '4 beats' or '2 bars'")
+        count = float(match.group(1))
+        beats = count * per_bar if (match.group(2) or "").startswith("bar") else count
+    else:
+        beats = float(value)
+    if not 0 < beats <= 100000:
+        raise ValueError("must be more than 0 beats (and at most 100000)")
+    return beats
+
+
+Beats = Annotated[float, BeforeValidator(_beats_validator), WithJsonSchema(BEATS_JSON_SCHEMA)]
+LfoShape = Literal["sine", "triangle", "saw", "ramp-down", "square", "random"]
+Curve = Literal["linear", "ease-in", "ease-out", "ease-in-out"]
+
+
+class Lfo(Model):
+    """A beat LFO: a 0-1 wave locked to the tempo, one cycle every `every` beats."""
+
+    shape: LfoShape = Field(default="sine", description="sine, triangle, saw, ramp-down, square, random.")
+    every: Beats = Field(description="Cycle length: beats (4, '4 beats') or bars ('2 bars').")
+    phase: float = Field(default=0.0, ge=0, lt=1, description="Offset into the cycle, 0-1.")
+
+
+class LiveInput(Model):
+    """A named live input, 0-1: set over OSC (/showrunner/input/<name>) or a MIDI control, or a
+    beat LFO."""
+
+    lfo: Lfo | None = Field(default=None, description="A beat LFO; absent: OSC and MIDI set it.")
+    value: float = Field(default=0.0, ge=0, le=1, description="The value before anything sets it.")
+
+
+class Modulation(Model):
+    """Map an input (0-1) to a runtime value: through `curve` onto `range`, smoothed."""
+
+    input: Name = Field(description="Name of an input under `inputs`.")
+    range: tuple[float, float] = Field(description="[value at input 0, value at input 1].")
+    curve: Curve = Field(default="linear", description="linear, ease-in, ease-out, ease-in-out.")
+    attack: Seconds = Field(default=0.0, description="Time to follow a rising input (0: at once).")
+    release: Seconds = Field(default=0.0, description="Time to follow a falling input (0: at once).")
+
+
+def _modulation_shorthand(value: object) -> object:
+    if value is False or (isinstance(value, str) and value.strip().lower() == "off"):
+        return None
+    if isinstance(value, str):
+        raise ValueError("expected {input, range, ...} or 'off'")
+    return value
+
+
+ModulationSpec = Annotated[
+    Modulation | None,
+    BeforeValidator(_modulation_shorthand),
+    _OrShorthand({"const": "off"}, description="A mapping {input, range, curve, attack, release}, "
+                 "or 'off' to switch the one in force off."),
+]
+
+MidiCommand = Literal["go", "back", "hold", "resume", "panic"]
+
+
+class Control(Model):
+    """One control of a MIDI device: a note, a CC or a program change, and what it does."""
+
+    note: int | None = Field(default=None, ge=0, le=127, description="Note number (a pad or key).")
+    cc: int | None = Field(default=None, ge=0, le=127, description="Controller number (fader, knob, button).")
+    program: int | None = Field(default=None, ge=0, le=127, description="Program change number.")
+    channel: int | None = Field(default=None, ge=1, le=16, description="MIDI channel 1-16; absent: any.")
+    do: MidiCommand | None = Field(default=None, description="go, back, hold, resume or panic.")
+    goto: Name | None = Field(default=None, description="Jump to this scene.")
+    cue: Name | None = Field(default=None, description="Fire this named cue.")
+    input: Name | None = Field(default=None, description="A CC sets this input (value / 127).")
+
+    @model_validator(mode="after")
+    def _one_each(self) -> Control:
+        if sum(v is not None for v in (self.note, self.cc, self.program)) != 1:
+            raise ValueError("give exactly one of `note`, `cc` or `program`")
+        if sum(v is not None for v in (self.do, self.goto, self.cue, self.input)) != 1:
+            raise ValueError("give exactly one of `do`, `goto`, `cue` or `input`")
+        if self.input is not None and self.cc is None:
+            raise ValueError("only a `cc` can set an input")
+        return self
+
+    @property
+    def key(self) -> tuple[str, int, int | None]:
+        """(kind, number, channel): what the control listens to."""
+        if self.note is not None:
+            return ("note", self.note, self.channel)
+        if self.cc is not None:
+            return ("cc", self.cc, self.channel)
+        return ("program", self.program or 0, self.channel)
+
+
+class Midi(Model):
+    """The MIDI controller the show listens to."""
+
+    device: str = Field(min_length=1, description="Part of the device's name (case-insensitive).")
+    api: Literal["alsa", "jack", "coremidi", "winmm"] | None = Field(
+        default=None, description="MIDI system; absent: the platform's default."
+    )
+
+
 Loop = Annotated[
     bool | Literal["forever"] | int,
     WithJsonSchema(
@@ -696,6 +823,13 @@ class Show(Model):
     reload_at: Literal["now", "boundary"] = Field(
         default="now", description="Hot reload: apply edits to the playing scene now or at its end."
     )
+    inputs: dict[Name, LiveInput] = Field(
+        default_factory=dict, description="Named live inputs (OSC, MIDI, beat LFOs) for `modulate`."
+    )
+    midi: Midi | None = Field(default=None, description="The MIDI controller the show listens to.")
+    controls: list[Control] = Field(
+        default_factory=list, description="MIDI notes, CCs and program changes -> commands and inputs."
+    )
 
     @field_validator("loop")
     @classmethod
@@ -729,6 +863,7 @@ def semantic_problems(show: Show) -> list[Problem]:
     """Errors that involve several fields, with the location of the offending value."""
     return (
         list(_names(show)) + list(_scene_refs(show)) + list(_sizes(show)) + list(_prompt_lists(show))
+        + list(_live_problems(show))
     )
 
 
@@ -890,3 +1025,48 @@ def _unknown(what: str, name: str, known: dict[str, Any] | set[str]) -> str:
     hint = difflib.get_close_matches(name, list(known), n=1)
     suffix = f"; did you mean {hint[0]!r}?" if hint else ""
     return f"unknown {what} {name!r}{suffix}"
+
+
+def _live_problems(show: Show) -> Iterator[Problem]:
+    """Controls and modulations name inputs, scenes and LoRAs that exist, with values in range."""
+    names = {s.name for s in show.scenes}
+    cues = {c for s in show.scenes if (c := s.cue_name) is not None}
+    seen: dict[tuple[str, int, int | None], int] = {}
+    for i, control in enumerate(show.controls):
+        loc: Loc = ("controls", i)
+        key = control.key
+        clash = [j for k, j in seen.items()
+                 if k[:2] == key[:2] and (k[2] is None or key[2] is None or k[2] == key[2])]
+        if clash:
+            yield (*loc, key[0]), f"{key[0]} {key[1]} is already mapped by controls[{clash[0]}]"
+        seen[key] = i
+        if control.goto is not None and control.goto not in names:
+            yield (*loc, "goto"), _unknown("scene", control.goto, names)
+        if control.cue is not None and control.cue not in cues:
+            yield (*loc, "cue"), _unknown("cue", control.cue, cues)
+        if control.input is not None:
+            if control.input not in show.inputs:
+                yield (*loc, "input"), _unknown("input", control.input, show.inputs)
+            elif show.inputs[control.input].lfo is not None:
+                yield (*loc, "input"), f"input {control.input!r} is an LFO; a control cannot set it"
+    for i, scene in enumerate(show.scenes):
+        for target, mapping in scene.modulate.items():
+            loc = ("scenes", i, "modulate", target)
+            match = KEYFRAME_TARGET.match(target)
+            if not match:
+                yield (*loc, KEY), (
+                    f"unknown modulation target {target!r}; use noise_scale, vace_context_scale, "
+                    "kv_cache_attention_bias, lora.<name> or prompt.<index>.weight"
+                )
+                continue
+            if match.group("lora") and match.group("lora") not in show.assets.loras:
+                yield (*loc, KEY), _unknown("LoRA asset", match.group("lora"), show.assets.loras)
+            if mapping is None:
+                continue
+            if mapping.input not in show.inputs:
+                yield (*loc, "input"), _unknown("input", mapping.input, show.inputs)
+            kind = "lora" if match.group("lora") else "prompt" if match.group("prompt") else target
+            low, high = KEYFRAME_RANGES[kind]
+            for k, value in enumerate(mapping.range):
+                if not low <= value <= high:
+                    yield (*loc, "range", k), f"must be between {low:g} and {high:g}"

@@ -24,14 +24,16 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import io
 import os
 import re
 import tempfile
 import threading
-from collections.abc import Container
+from collections.abc import Callable, Container
 from typing import Any
 
 import ruamel.yaml
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.composer import Composer, MaxDepthExceededError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
@@ -49,6 +51,7 @@ __all__ = [
     "Parsed",
     "YamlProblem",
     "compose",
+    "upsert_item",
 ]
 
 MAX_DEPTH = 100  # nesting levels; deeper input is an error, not a RecursionError
@@ -731,3 +734,41 @@ class _NodeBuilder:
         if t & _VALANCH:
             self.tree._anchor(i, node)
         return node
+
+
+def upsert_item(
+    text: str, key: str, item: dict[str, Any], same: Callable[[Any], bool]
+) -> str:
+    """`text` with `item` in the top-level list `key`: in place of the first entry `same` accepts,
+    else appended (the list is created at the end when the show has none). Everything else —
+    comments, order, quoting — is kept as written (ruamel.yaml's round trip); the item is
+    written in flow style (``- {note: 36, do: go}``). YamlProblem when the text does not parse
+    or `key` is not a list."""
+    yaml = ruamel.yaml.YAML(typ="rt", pure=True)
+    yaml.indent(mapping=2, sequence=4, offset=2)
+    yaml.width = 4096  # never re-wrap long lines
+    yaml.preserve_quotes = True
+    try:
+        data = yaml.load(text)
+    except MarkedYAMLError as exc:
+        raise _syntax_error(exc) from None
+    except YAMLError as exc:
+        raise YamlProblem(str(exc)) from None
+    if not isinstance(data, dict):
+        raise YamlProblem("the show is not a mapping")
+    entry = CommentedMap(item)
+    entry.fa.set_flow_style()
+    items = data.get(key)
+    if items is None:
+        data[key] = CommentedSeq([entry])
+    elif not isinstance(items, list):
+        raise YamlProblem(f"`{key}` is not a list")
+    else:
+        index = next((i for i, old in enumerate(items) if same(old)), None)
+        if index is None:
+            items.append(entry)
+        else:
+            items[index] = entry
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()

@@ -523,3 +523,50 @@ async def test_post_cue_drop_starts_the_scene_waiting_for_it(tmp_path: Path) -> 
             with anyio.fail_after(5):
                 while transitions_to(sim, "a burst of light over the crowd") != 1:
                     await asyncio.sleep(0.02)
+
+
+class FakeLive:
+    """The run's live inputs as the control server sees them (`LivePanel`)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {"level": 0.0}
+        self.learned: list[tuple[str, str | None]] = []
+
+    def meters(self) -> dict[str, Any]:
+        return {"inputs": [{"name": n, "value": v, "kind": "page", "age": 0.0}
+                           for n, v in self.values.items()], "midi": None}
+
+    def set_input(self, name: str, value: float) -> bool:
+        if name not in self.values:
+            return False
+        self.values[name] = min(1.0, max(0.0, value))
+        return True
+
+    async def learn(self, action: str, name: str | None) -> dict[str, Any]:
+        from showrunner.learn import LearnError
+
+        if action == "jump":
+            raise LearnError("unknown action 'jump'")
+        self.learned.append((action, name))
+        return {"note": 1, "do": action}
+
+
+@pytest.mark.anyio
+async def test_inputs_and_learn_over_http() -> None:
+    live = FakeLive()
+    async with ControlServer(FakePlayer()) as srv, client(srv) as c:
+        assert (await c.get("/api/inputs")).json() == {"inputs": [], "midi": None}
+        assert (await c.post("/api/inputs/level", json={"value": 0.5})).status_code == 503
+        srv.live = live
+        answer = await c.post("/api/inputs/level", json={"value": 1.5})
+        assert answer.status_code == 200 and answer.json() == {"input": "level", "value": 1.0}
+        assert (await c.get("/api/inputs")).json()["inputs"][0]["value"] == 1.0
+        assert (await c.post("/api/inputs/nope", json={"value": 0.5})).status_code == 404
+        for bad in ({"value": "x"}, {"value": True}, {}, [1]):
+            assert (await c.post("/api/inputs/level", json=bad)).status_code == 400
+        learned = await c.post("/api/controls", json={"action": "go"})
+        assert learned.status_code == 200 and learned.json() == {"learned": {"note": 1, "do": "go"}}
+        refused = await c.post("/api/controls", json={"action": "jump"})
+        assert refused.status_code == 409 and refused.json() == {"error": "unknown action 'jump'"}
+        assert (await c.post("/api/controls", json={"name": "x"})).status_code == 400
+    assert live.learned == [("go", None)]

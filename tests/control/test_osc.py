@@ -374,3 +374,28 @@ async def test_a_named_cue_over_osc_starts_its_scene(tmp_path: Path) -> None:
     assert [(r["command"], r["arg"], r["applied"]) for r in journal.records] == [
         ("cue", "drop", True)
     ]
+
+
+@pytest.mark.parametrize(
+    ("address", "args", "why"),
+    [
+        ("/showrunner/input/", (0.5,), "not an input name"),
+        ("/showrunner/input/a/b", (0.5,), "not an input name"),
+        ("/showrunner/input/level", (), "takes one number"),
+        ("/showrunner/input/level", ("x",), "takes one number"),
+        ("/showrunner/input/level", (True,), "takes one number"),
+        ("/showrunner/input/level", (0.1, 0.2), "takes one number"),
+        ("/showrunner/input/level", (float("inf"),), "not a finite number"),
+    ],
+)
+def test_input_messages_are_checked(address: str, args: tuple[Any, ...], why: str) -> None:
+    from showrunner.control.osc import BadPacket, read_input
+
+    with pytest.raises(BadPacket, match=why):
+        read_input(address, args)
+
+
+def test_an_input_message_reads_name_and_value() -> None:
+    from showrunner.control.osc import read_input
+
+    assert read_input("/showrunner/input/level", (1,)) == ("level", 1.0)

@@ -248,6 +248,7 @@ EXAMPLE_SCRIPTS = {
     "performance.yaml": Script({4: ("goto", "intro"), 6: ("back",), 8: ("reconnect",)}),
     "gallery.yaml": Script({2: ("goto", "shore"), 4: ("reconnect",)}),
     "minimal.yaml": Script({2: ("back",)}),
+    "club.yaml": Script({3: ("goto", "groove"), 5: ("reconnect",)}),
     "rehearsal.yaml": Script({3: ("goto", "warmup"), 5: ("reconnect",)}),
 }
 

@@ -367,3 +367,32 @@ def test_errors_always_fail(tmp_path: Path, strict: bool) -> None:
     code, _, err = check_paths([path], strict=strict)
     assert code == 1
     assert err == f"{path}:2:9: scenes: needs at least 1 item\n"
+
+
+def test_live_inputs_warnings(tmp_path: Path) -> None:
+    got = findings(tmp_path, """\
+title: t
+inputs:
+  w: {lfo: {every: 4}}
+controls:
+  - {note: 1, do: go}
+assets:
+  loras: {glow: g.safetensors}
+defaults:
+  load:
+    loras: [{lora: glow}]
+scenes:
+  - name: a
+    prompts: x
+    modulate:
+      noise_scale: {input: w, range: [0, 1]}
+      lora.glow: {input: w, range: [0, 1]}
+""")
+    assert [f.split(": ", 2)[1:] for f in got] == [
+        ["warning", "inputs.w.lfo: the show has no `bpm`: this LFO runs at 120 bpm"],
+        ["warning", "controls: no `midi: {device: …}` names the controller, so these controls never fire"],
+        ["warning", "scenes[0].modulate.noise_scale: noise_scale only works in video mode; Scope ignores "
+                    "it in text mode"],
+        ["warning", "scenes[0].modulate['lora.glow']: LoRA 'glow' is loaded with permanent_merge: Scope "
+                    "silently ignores runtime scale changes (load it with merge_mode: runtime_peft)"],
+    ]

@@ -120,3 +120,37 @@ def files() -> list[Path]:
 def test_paths_agree_on_every_show_and_corpus_file(path: Path) -> None:
     text = path.read_bytes().decode("utf-8", "replace")
     assert outcome(text, fast=True) == outcome(text, fast=False)
+
+
+def test_upsert_item_keeps_comments_and_layout() -> None:
+    from showrunner.show.yaml import upsert_item
+
+    text = (
+        "# my set\n"
+        "title: t   # the title\n"
+        "controls:\n"
+        "  - {note: 36, do: go}    # the big pad\n"
+        "  - {cc: 21, input: fader}\n"
+        "scenes:\n"
+        "  - name: a   # first\n"
+        "    prompts: 'quoted'\n"
+    )
+    added = upsert_item(text, "controls", {"note": 40, "do": "back"}, lambda old: old.get("note") == 40)
+    assert added == text.replace("  - {cc: 21, input: fader}\n",
+                                 "  - {cc: 21, input: fader}\n  - {note: 40, do: back}\n")
+    replaced = upsert_item(text, "controls", {"note": 36, "do": "panic"},
+                           lambda old: old.get("note") == 36)
+    assert "  - {note: 36, do: panic}" in replaced and "do: go" not in replaced
+    assert "# my set" in replaced and "# first" in replaced and "'quoted'" in replaced
+
+
+def test_upsert_item_creates_the_list_and_refuses_what_is_not_one() -> None:
+    from showrunner.show.yaml import YamlProblem, upsert_item
+
+    created = upsert_item("title: t\nscenes: []\n", "controls", {"program": 1, "goto": "a"},
+                          lambda old: False)
+    assert created == "title: t\nscenes: []\ncontrols:\n  - {program: 1, goto: a}\n"
+    with pytest.raises(YamlProblem, match="`controls` is not a list"):
+        upsert_item("title: t\ncontrols: 3\n", "controls", {"note": 1}, lambda old: False)
+    with pytest.raises(YamlProblem):
+        upsert_item("title: [\n", "controls", {"note": 1}, lambda old: False)
