@@ -214,13 +214,19 @@ class Stage:
         offset: float = 0.0,
         label: str = "enter",
         remember: bool = True,
+        aimed: bool = False,
     ) -> None:
         """`occ` starts at `start` (its part at `origin`), entered `offset` seconds in.
 
         A natural scene change (not a `jump`, the previous occurrence played out, the session
-        fits) sends the entry message; anything else puts Scope into the full state.
+        fits) sends the entry message; anything else puts Scope into the full state. An entry
+        `aimed` at the beat (a quantized trigger; a start that follows the tempo) goes out the
+        timebase's lead before `start`, and its journal line says how it landed.
         """
         position = self.position
+        aimed = aimed or (position.next is occ and position.aimed() and not jump)
+        ahead = position.timebase.lead() if aimed else 0.0
+        sent = self.clock.monotonic()
         actions = occ.scene.actions
         entry_session = bool(actions) and actions[0].offset <= 0 and actions[0].kind == "session"
         natural = (
@@ -235,7 +241,7 @@ class Stage:
         # The entry goes out first; bookkeeping (journal, state file, look-ahead) after it.
         if natural:
             if actions and actions[0].offset <= 0:
-                await self.fire(start)
+                await self.fire(start - ahead)
         else:
             await self.apply_state(occ, offset, label=label, at_start=offset <= 0)
         if position.current is not occ:
@@ -245,6 +251,7 @@ class Stage:
             "scene", planned=start, label=label, scene=occ.scene.name, offset=round(offset, 6),
             iteration=occ.iteration, part=occ.part, path=[list(p) for p in occ.path], how=occ.how,
             text=f"scene {occ.scene.name}" + (f" (+{offset:.1f}s)" if offset > 0.05 else ""),
+            **(position.timebase.judge(start, sent) if aimed else {}),
         )
         self.save_state()
 

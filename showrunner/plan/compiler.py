@@ -57,7 +57,7 @@ from showrunner.plan.tracking import (
     with_load_scales,
     written_after,
 )
-from showrunner.show.model import Scene, Section, Show, Transition
+from showrunner.show.model import Scene, Section, Show, Transition, quantize_beats
 
 __all__ = ["Compiler", "compile_timeline"]
 
@@ -197,7 +197,7 @@ class _Compiler:
             if memo is not None:
                 goto = t.names[s.goto.scene] if s.goto is not None else None
                 key = (s, written, wire, t.start[i], t.end[i], t.cues[i], t.trigger[i],
-                       i == closed, goto, sections_i, t.notes.get(i, ()))
+                       i == closed, goto, sections_i, t.notes.get(i, ()), self._musical(i))
                 hit = memo._lookup(s.name, key)
                 if hit is not None:
                     compiled, after = hit
@@ -214,6 +214,12 @@ class _Compiler:
             if i != closed:  # the closed scene is never in the flow, so nothing tracks from it
                 written, wire = after, compiled.state_out
         return out
+
+    def _musical(self, i: int) -> tuple[bool, bool, float | None]:
+        """(inside follows the tempo, start follows it, quantize grid in beats) of scene `i`."""
+        t, s, show = self.timing, self.show.scenes[i], self.show
+        grid = quantize_beats(s.quantize if s.quantize is not None else show.quantize, show.beats_per_bar)
+        return t.inner_follows[i], t.start_follows[i], grid
 
     def _chunking(self, chain: tuple[str, ...]) -> tuple[str, float, float, bool]:
         """(main pipeline, chunk interval, fps, known) of a chain."""
@@ -356,6 +362,9 @@ class _Compiler:
             curves=plan.curves,
             switch_estimate=switch_estimate(wire, state_in) if e.session else 0.0,
             sections=sections,
+            follows_tempo=self._musical(i)[0],
+            start_follows_tempo=self._musical(i)[1],
+            quantize=self._musical(i)[2],
             _later=later,
         )
         return compiled, after
