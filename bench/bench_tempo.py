@@ -176,15 +176,17 @@ def analyse(journal: Path, driver: Driver, offset: float) -> dict[str, Any]:
     records = [json.loads(line) for line in journal.read_text().splitlines()]
     source = driver.source
     assert source is not None
-    sent = {r["scene"]: r["sent_at"] - offset for r in records
-            if r["kind"] == "send" and r.get("label") == "enter"}
+    enters = [r for r in records if r["kind"] == "send" and r.get("label") == "enter"]
+    sent = {r["scene"]: r["sent_at"] - offset for r in enters}
+    planned = {r["scene"]: r["planned_at"] - offset for r in enters}
     leads = {r["scene"]: r.get("lead_ms", 0.0) / 1000.0 for r in records if r["kind"] == "scene"}
-    timed, gos, wrong_bar = [], [], 0
+    timed, gos, plan, wrong_bar = [], [], [], 0
     for i in range(1, driver.bars):
         name = f"s{i:03d}"
         if name in sent:
             bar_line = source.time_of(i * BEATS_PER_BAR)
             timed.append((sent[name] + leads.get(name, 0.0) - bar_line) * 1000)
+            plan.append((planned[name] + leads.get(name, 0.0) - bar_line) * 1000)
     for name, pressed in driver.presses:
         if name not in sent:
             continue
@@ -194,8 +196,9 @@ def analyse(journal: Path, driver: Driver, offset: float) -> dict[str, Any]:
         landed = round(source.beat(shows) / BEATS_PER_BAR) * BEATS_PER_BAR
         wrong_bar += landed != wanted
         gos.append((shows - source.time_of(wanted)) * 1000)
+        plan.append((planned[name] + lead - source.time_of(wanted)) * 1000)
     on_beat = [r.get("on_beat") for r in records if r["kind"] == "scene" and "on_beat" in r]
-    return {"timed": timed, "gos": gos, "wrong_bar": wrong_bar,
+    return {"timed": timed, "gos": gos, "plan": plan, "wrong_bar": wrong_bar,
             "lead_ms": 1000 * statistics.median(leads.values()) if leads else 0.0,
             "journal_late": sum(1 for v in on_beat if v != "on time"), "journal_count": len(on_beat)}
 
@@ -254,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
           f"max {floor[2]:.3f} ms")
     print(line("scene starts in bars", result["timed"]))
     print(line("quantized GOs       ", result["gos"]))
+    print(line("planned moments, all", result["plan"]) + "  (the tempo map alone, before sending)")
     print(f"GOs that entered on another bar than the next: {result['wrong_bar']} (goal 0); "
           f"journal entries not 'on time': {result['journal_late']} of {result['journal_count']}")
     print(f"files: {folder}")
