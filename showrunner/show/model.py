@@ -724,11 +724,6 @@ class Show(Model):
     quantize: Quantize | None = Field(
         default=None, description="GO, cues, GOTO and timed starts land on the next beat or bar."
     )
-    quantize_via: Literal["showrunner", "scope"] = Field(
-        default="showrunner",
-        description="Who holds a quantized change until the boundary: showrunner, or Scope "
-        "(its `_quantized` updates; needs Scope's tempo sync on).",
-    )
     fps: float | None = Field(
         default=None, gt=0, le=240, description="Assumed pipeline fps for seconds -> chunks."
     )
