@@ -69,9 +69,10 @@ class Beat:
         return self.position.timeline.show.bpm
 
     def anchor(self, at: float) -> None:
-        """The show starts at `at`: without a live source, the show's bpm runs from there."""
+        """The show starts at `at`: without a live source, the show's bpm runs from there (a
+        live source's map waits for its first reading: until then times are as planned)."""
         bpm = self.bpm
-        if self.tempo.empty and bpm:
+        if self.tempo.empty and bpm and not self.live:
             self.tempo.beats_per_bar = self.position.timeline.show.beats_per_bar
             self.tempo.feed(TempoReading(bpm, 0.0, at, source="fixed"))
 

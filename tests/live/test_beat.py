@@ -241,3 +241,76 @@ def test_without_bpm_nothing_is_musical() -> None:
     assert isinstance(beat, Beat) and beat.bpm is None
     assert beat.later(10.0, 2.0, True) == 12.0
     assert beat.landing(10.0, 4.0) is None
+
+
+SECONDS = """
+title: seconds
+bpm: 120
+defaults: {pipeline: controller-viz}
+end: stop
+scenes:
+  - {name: a, prompts: one, duration: 4}
+  - {name: b, prompts: two, duration: 4, keyframes: {noise_scale: [{at: 0, value: 0.1}, {at: 2, value: 0.9}]}}
+  - {name: c, prompts: three, at: 10, duration: 2}
+"""
+
+
+async def test_a_show_in_seconds_ignores_the_tempo() -> None:
+    async def tempo_changes(player: Player, clock: FakeClock, origin: float) -> None:
+        for k, bpm in enumerate((90.0, 140.0, 60.0)):
+            await clock.advance(1.5)
+            now = clock.monotonic()
+            player.tempo_reading(TempoReading(bpm, player.beat.tempo.beat_at(now) + 0.5 * k, now))
+
+    sink, _, origin = await play(SECONDS, tempo=TempoMap(), lead=0.05, script=tempo_changes)
+    assert entries(sink, origin) == [(4.0, "two"), (10.0, "three")]
+    peaks = [round(at - origin, 6) for at, m in sink.sent if m.get("noise_scale") == 0.9]
+    assert peaks == [6.0]
+
+
+async def test_a_quantized_go_on_a_timed_scene_and_quantize_off() -> None:
+    text = """
+title: timed go
+bpm: 120
+quantize: 2 beats
+defaults: {pipeline: controller-viz}
+scenes:
+  - {name: a, prompts: one, duration: 8}
+  - {name: b, prompts: two, duration: 8}
+  - {name: c, prompts: three, cue: true, quantize: "off"}
+"""
+
+    async def press(player: Player, clock: FakeClock, origin: float) -> None:
+        await clock.advance(2.3)
+        player.go()  # b is timed: it lands on the next 2-beat line, 3.0 s
+        await clock.advance(1.0)
+        player.go()  # c is not quantized: at once (3.3 s)
+
+    sink, journal, origin = await play(text, lead=0.05, script=press, seconds=5)
+    assert entries(sink, origin) == [(2.95, "two"), (3.3, "three")]
+    scenes = {r["scene"]: r for r in journal.records if r["kind"] == "scene"}
+    assert scenes["b"]["on_beat"] == "on time" and "on_beat" not in scenes["c"]
+
+
+async def test_a_quantized_go_on_a_first_scene_that_waits_starts_the_grid() -> None:
+    text = """
+title: preroll
+bpm: 120
+quantize: bar
+defaults: {pipeline: controller-viz}
+scenes:
+  - {name: a, prompts: one, cue: true, duration: 1 bar}
+  - {name: b, prompts: two, duration: 1 bar}
+"""
+
+    async def press(player: Player, clock: FakeClock, origin: float) -> None:
+        await clock.advance(3.3)
+        player.go()
+
+    sink, journal, origin = await play(text, lead=0.05, script=press, seconds=8)
+    # GO at 3.3 s starts bar 1 one lead later (3.35 s); b enters one bar on, a lead early.
+    assert entries(sink, origin)[-1] == (pytest.approx(3.35 + 2.0 - 0.05), "two")
+    scenes = [r for r in journal.records if r["kind"] == "scene"]
+    assert [(r["scene"], r.get("beat"), r.get("on_beat")) for r in scenes] == [
+        ("a", 0.0, "on time"), ("b", 4.0, "on time")
+    ]
