@@ -76,6 +76,14 @@ class Beat:
             self.tempo.beats_per_bar = self.position.timeline.show.beats_per_bar
             self.tempo.feed(TempoReading(bpm, 0.0, at, source="fixed"))
 
+    def replan(self, now: float) -> None:
+        """A new plan from `now` on: without a live source, its `bpm` and bar length take over
+        there (the beat stays continuous)."""
+        show = self.position.timeline.show
+        self.tempo.beats_per_bar = show.beats_per_bar
+        if not self.live and not self.tempo.empty and show.bpm and show.bpm != self.tempo.bpm():
+            self.tempo.feed(TempoReading(show.bpm, self.tempo.beat_at(now), now, source="fixed"))
+
     def take(self, reading: TempoReading, moved: Callable[[], None]) -> None:
         """A live reading: when it changes the map, the next start is placed again and `moved()`
         (the main loop waits for the new moment)."""

@@ -81,6 +81,9 @@ class Steady:
     def judge(self, target: float, sent: float) -> dict[str, Any]:
         return {}
 
+    def replan(self, now: float) -> None:
+        pass
+
 
 @dataclass(frozen=True)
 class Snapshot:
@@ -525,6 +528,7 @@ class Position:
         it, or None when nothing is on the air.
         """
         old, self.timeline = self.timeline, new
+        self.timebase.replan(now)
         history = (carry_occurrence(h, new) for h in self.history)
         self.history = collections.deque((h for h in history if h is not None), maxlen=HISTORY)
         cur = self.current

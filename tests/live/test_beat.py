@@ -314,3 +314,15 @@ scenes:
     assert [(r["scene"], r.get("beat"), r.get("on_beat")) for r in scenes] == [
         ("a", 0.0, "on time"), ("b", 4.0, "on time")
     ]
+
+
+async def test_an_edit_of_bpm_takes_over_from_the_moment_it_arrives() -> None:
+    async def faster(player: Player, clock: FakeClock, origin: float) -> None:
+        await clock.advance(3.0)  # beat 6 of a
+        player.replace_timeline(compile_show(BARS.replace("bpm: 120", "bpm: 160")))
+        await clock.advance(0)
+
+    sink, _, origin = await play(BARS, script=faster, seconds=12)
+    beat = 60.0 / 160.0
+    assert entries(sink, origin)[:2] == [(pytest.approx(3.0 + 2 * beat), "two"),
+                                         (pytest.approx(3.0 + 10 * beat), "three")]
