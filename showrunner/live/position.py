@@ -55,6 +55,10 @@ class Timebase(Protocol):
         """Journal fields for an entry aimed at the beat at `target` that went out at `sent`."""
         ...
 
+    def replan(self, now: float) -> None:
+        """The plan changed at `now` (its `bpm` may be another)."""
+        ...
+
 
 def _drift(occ: ScheduledScene, start: float, origin: float) -> float:
     """How far musical time moved `occ`'s start from its part's planned clock (0 without it):
