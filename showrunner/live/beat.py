@@ -104,6 +104,12 @@ class Beat:
     def time_of_beat(self, beat: float) -> float:
         return self.tempo.time_of_beat(beat)
 
+    def stretch(self) -> float:
+        bpm = self.bpm
+        if not bpm or self.tempo.empty:
+            return 1.0
+        return bpm / self.tempo.bpm()
+
     # -- quantize ------------------------------------------------------------------------------
 
     def landing(self, now: float, grid: float | None) -> tuple[float, float] | None:

@@ -59,6 +59,10 @@ class Timebase(Protocol):
         """The plan changed at `now` (its `bpm` may be another)."""
         ...
 
+    def stretch(self) -> float:
+        """How much longer musical time is now than as planned (the show's bpm / the tempo)."""
+        ...
+
 
 def _drift(occ: ScheduledScene, start: float, origin: float) -> float:
     """How far musical time moved `occ`'s start from its part's planned clock (0 without it):
@@ -87,6 +91,9 @@ class Steady:
 
     def replan(self, now: float) -> None:
         pass
+
+    def stretch(self) -> float:
+        return 1.0
 
 
 @dataclass(frozen=True)

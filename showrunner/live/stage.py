@@ -21,7 +21,7 @@ from showrunner.live.link import LinkState, Refs, ScopeLink, Target
 from showrunner.live.position import EventKind, Position
 from showrunner.live.resume import StateWriter
 from showrunner.plan.start import StartPoint
-from showrunner.plan.timeline import ScheduledScene
+from showrunner.plan.timeline import CompiledScene, ScheduledScene
 
 __all__ = ["CATCH_UP", "Stage"]
 
@@ -120,7 +120,10 @@ class Stage:
                                     scene=cur.scene.name, offset=action.offset)
             return
         ready = self._ready
-        if ready is not None and ready.occurrence is cur and ready.action == index:
+        stretched = self._stretched(cur.scene, action.message)
+        if stretched is not None:
+            message = self.refs.resolve(stretched)
+        elif ready is not None and ready.occurrence is cur and ready.action == index:
             message = ready.message
         else:
             message = self.refs.resolve(action.message)
@@ -271,8 +274,22 @@ class Stage:
             message = {k: v for k, v in entry.message.items() if k != "lora_scales"}
             entry = dataclasses.replace(entry, message=message)
         self.position.action_index = max(self.position.action_index, done)
+        if entry is not None and (stretched := self._stretched(scene, entry.message)) is not None:
+            entry = dataclasses.replace(entry, message=stretched)
         await self.link.put(state, entry, planned=self.position.current_start + offset, label=label,
                             scene=scene.name, offset=offset)
+
+    def _stretched(self, scene: CompiledScene, message: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """`message` with its transition's chunk steps scaled to the live tempo, for a scene whose
+        transitions are written in bars or beats (None: the message as it was made)."""
+        transition = message.get("transition") if scene.transitions_follow_tempo else None
+        if not isinstance(transition, Mapping) or not transition.get("num_steps"):
+            return None
+        ratio = self.position.timebase.stretch()
+        steps = max(1, round(transition["num_steps"] * ratio))
+        if ratio == 1.0 or steps == transition["num_steps"]:
+            return None
+        return {**message, "transition": {**transition, "num_steps": steps}}
 
     def target(self) -> Target:
         """Where the show is (for the link's reconnection)."""

@@ -57,7 +57,7 @@ from showrunner.plan.tracking import (
     with_load_scales,
     written_after,
 )
-from showrunner.show.model import Scene, Section, Show, Transition, quantize_beats
+from showrunner.show.model import Scene, Section, Show, Transition, is_musical, quantize_beats
 
 __all__ = ["Compiler", "compile_timeline"]
 
@@ -215,11 +215,15 @@ class _Compiler:
                 written, wire = after, compiled.state_out
         return out
 
-    def _musical(self, i: int) -> tuple[bool, bool, float | None]:
-        """(inside follows the tempo, start follows it, quantize grid in beats) of scene `i`."""
+    def _musical(self, i: int) -> tuple[bool, bool, float | None, bool]:
+        """(inside follows the tempo, start follows it, quantize grid in beats, a transition
+        written in bars or beats) of scene `i`."""
         t, s, show = self.timing, self.show.scenes[i], self.show
         grid = quantize_beats(s.quantize if s.quantize is not None else show.quantize, show.beats_per_bar)
-        return t.inner_follows[i], t.start_follows[i], grid
+        specs = [s.transition if s.transition is not None else show.defaults.transition]
+        specs += [step.transition for step in s.travel]
+        transitions = any(spec is not None and is_musical(spec.duration) for spec in specs)
+        return t.inner_follows[i], t.start_follows[i], grid, transitions
 
     def _chunking(self, chain: tuple[str, ...]) -> tuple[str, float, float, bool]:
         """(main pipeline, chunk interval, fps, known) of a chain."""
@@ -365,6 +369,7 @@ class _Compiler:
             follows_tempo=self._musical(i)[0],
             start_follows_tempo=self._musical(i)[1],
             quantize=self._musical(i)[2],
+            transitions_follow_tempo=self._musical(i)[3],
             _later=later,
         )
         return compiled, after

@@ -325,6 +325,7 @@ class CompiledScene:
     # beats); its start, from the scene before it (`at`: from its part's origin), does.
     follows_tempo: bool = False
     start_follows_tempo: bool = False
+    transitions_follow_tempo: bool = False  # a transition's chunk steps scale with a live tempo
     quantize: float | None = None  # GO, cues and GOTO into it land on this grid (beats)
     _later: Any = field(default=None, repr=False, compare=False)  # makes the later actions
 

@@ -326,3 +326,29 @@ async def test_an_edit_of_bpm_takes_over_from_the_moment_it_arrives() -> None:
     beat = 60.0 / 160.0
     assert entries(sink, origin)[:2] == [(pytest.approx(3.0 + 2 * beat), "two"),
                                          (pytest.approx(3.0 + 10 * beat), "three")]
+
+
+TRANSITIONS = """
+title: transitions
+bpm: 120
+defaults: {pipeline: controller-viz}
+end: stop
+scenes:
+  - {name: a, prompts: one, duration: 1 bar}
+  - {name: b, prompts: two, duration: 1 bar, transition: 1 bar}
+  - {name: c, prompts: three, duration: 1 bar, transition: 1s}
+"""
+
+
+async def test_transitions_in_bars_take_more_chunks_at_a_slower_tempo() -> None:
+    timeline = compile_show(TRANSITIONS)
+    steps = {s.name: s.entry.message["transition"]["num_steps"] for s in timeline.scenes[1:] if s.entry}
+
+    async def half_time(player: Player, clock: FakeClock, origin: float) -> None:
+        player.tempo_reading(TempoReading(60.0, 0.0, origin, source="test"))
+
+    sink, _, _ = await play(TRANSITIONS, tempo=TempoMap(), script=half_time, seconds=20)
+    sent = {m["transition"]["target_prompts"][0]["text"]: m["transition"]["num_steps"]
+            for _, m in sink.sent if "transition" in m}
+    assert steps["b"] > 1 and sent["two"] == 2 * steps["b"]  # 1 bar at 60 bpm: twice as long
+    assert sent["three"] == steps["c"]  # one second stays one second
