@@ -240,7 +240,8 @@ class Player:
         try:
             await self._done.wait()
         finally:
-            for _, future in self._commands:
+            held = [(d.command, d.future)] if (d := self.beat.deferred) is not None else []
+            for _, future in [*self._commands, *held]:
                 if future is not None and not future.done():
                     future.set_result(ignored(STOPPED))
             for task in self._tasks:

@@ -352,3 +352,22 @@ async def test_transitions_in_bars_take_more_chunks_at_a_slower_tempo() -> None:
             for _, m in sink.sent if "transition" in m}
     assert steps["b"] > 1 and sent["two"] == 2 * steps["b"]  # 1 bar at 60 bpm: twice as long
     assert sent["three"] == steps["c"]  # one second stays one second
+
+
+async def test_a_waiting_goto_is_answered_when_replaced_or_when_the_run_ends() -> None:
+    clock = FakeClock()
+    sink = ChunkSink(clock)
+    player = Player(compile_show(QUANTIZED), sink, clock=clock, watchdog_period=3600)
+    run = asyncio.create_task(player.run())
+    await until(lambda: sink.opened)
+    await clock.advance(1.0)
+    first = player.goto("outro")
+    await clock.advance(0.5)
+    second = player.goto("breakdown")  # a bar: lands at 2.0 s
+    await clock.advance(0.2)
+    assert isinstance(first, asyncio.Future) and isinstance(second, asyncio.Future)
+    assert first.done() and (first.result().outcome, first.result().reason) == ("ignored", "replaced")
+    assert not second.done()
+    player.quit()
+    assert await asyncio.wait_for(run, 5) == 0
+    assert (second.result().outcome, second.result().reason) == ("ignored", "stopped")
