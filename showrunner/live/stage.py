@@ -246,7 +246,7 @@ class Stage:
             if actions and actions[0].offset <= 0:
                 await self.fire(start - ahead)
         else:
-            await self.apply_state(occ, offset, label=label, at_start=offset <= 0)
+            await self.apply_state(occ, offset, label=label, at_start=offset <= 0, ahead=ahead)
         if position.current is not occ:
             return  # a command moved on meanwhile (a long pipeline switch)
         position.look_ahead()
@@ -259,9 +259,11 @@ class Stage:
         self.save_state()
 
     async def apply_state(
-        self, occ: ScheduledScene, offset: float, *, label: str, at_start: bool = False
+        self, occ: ScheduledScene, offset: float, *, label: str, at_start: bool = False,
+        ahead: float = 0.0,
     ) -> None:
-        """Put Scope into `occ`'s full state at `offset` (a jump, seek, catch-up or reopening)."""
+        """Put Scope into `occ`'s full state at `offset` (a jump, seek, catch-up or reopening),
+        planned `ahead` of that moment (an entry aimed at the beat)."""
         scene = occ.scene
         timeline = self.position.timeline
         state = scene.state_in if at_start else timeline.state_at_scene(scene.index, offset)
@@ -276,8 +278,8 @@ class Stage:
         self.position.action_index = max(self.position.action_index, done)
         if entry is not None and (stretched := self._stretched(scene, entry.message)) is not None:
             entry = dataclasses.replace(entry, message=stretched)
-        await self.link.put(state, entry, planned=self.position.current_start + offset, label=label,
-                            scene=scene.name, offset=offset)
+        await self.link.put(state, entry, planned=self.position.current_start + offset - ahead,
+                            label=label, scene=scene.name, offset=offset)
 
     def _stretched(self, scene: CompiledScene, message: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """`message` with its transition's chunk steps scaled to the live tempo, for a scene whose

@@ -218,6 +218,8 @@ async def test_a_quantized_goto_waits_for_its_boundary_while_the_scene_plays_on(
     assert entries(sink, origin)[-1] == (3.95, "four")
     goto = [r for r in journal.records if r["kind"] == "scene" and r["scene"] == "outro"]
     assert (goto[0]["beat"], goto[0]["on_beat"], goto[0]["label"]) == (8.0, "on time", "goto")
+    send = [r for r in journal.records if r["kind"] == "send" and r["scene"] == "outro"]
+    assert send[0]["sent_at"] == pytest.approx(send[0]["planned_at"], abs=1e-6)  # planned a lead early
     answers = [r for r in journal.records if r["kind"] == "operator" and r["label"] == "goto"]
     assert answers and answers[0]["at"] == pytest.approx(journal.records[0]["at"] + 3.95, abs=1e-3)
 
