@@ -77,10 +77,11 @@ class Beat:
             self.tempo.feed(TempoReading(bpm, 0.0, at, source="fixed"))
 
     def replan(self, now: float) -> None:
-        """A new plan from `now` on: without a live source, its `bpm` and bar length take over
-        there (the beat stays continuous)."""
+        """A new plan from `now` on (the first one: the show's clock starts there): without a
+        live source, its `bpm` and bar length take over there (the beat stays continuous)."""
         show = self.position.timeline.show
         self.tempo.beats_per_bar = show.beats_per_bar
+        self.anchor(now)
         if not self.live and not self.tempo.empty and show.bpm and show.bpm != self.tempo.bpm():
             self.tempo.feed(TempoReading(show.bpm, self.tempo.beat_at(now), now, source="fixed"))
 
@@ -103,6 +104,11 @@ class Beat:
 
     def time_of_beat(self, beat: float) -> float:
         return self.tempo.time_of_beat(beat)
+
+    def snap(self, t: float, grid: float) -> float | None:
+        if self.tempo.empty:
+            return None
+        return self.tempo.time_of_beat(self.tempo.next_boundary(t, grid))
 
     def stretch(self) -> float:
         bpm = self.bpm

@@ -268,8 +268,6 @@ class Player:
     async def _main(self) -> None:
         try:
             await self.stage.begin(self.start)
-            if self.position.current is not None:
-                self.beat.anchor(self.position.origin)
             await self.opening.close_if_closed()
         except Exception as exc:
             log.exception("could not start the show")

@@ -56,11 +56,15 @@ class Timebase(Protocol):
         ...
 
     def replan(self, now: float) -> None:
-        """The plan changed at `now` (its `bpm` may be another)."""
+        """The plan changed at `now` (its `bpm` may be another), or the show starts there."""
         ...
 
     def stretch(self) -> float:
         """How much longer musical time is now than as planned (the show's bpm / the tempo)."""
+        ...
+
+    def snap(self, t: float, grid: float) -> float | None:
+        """The first boundary of `grid` beats at or after `t` (None: no tempo map)."""
         ...
 
 
@@ -94,6 +98,9 @@ class Steady:
 
     def stretch(self) -> float:
         return 1.0
+
+    def snap(self, t: float, grid: float) -> float | None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -225,7 +232,8 @@ class Position:
         nxt = self.next
         if nxt is None or self.next_start is None:
             return False
-        return self.landing is not None or (self._planned and nxt.scene.start_follows_tempo)
+        placed = nxt.scene.start_follows_tempo or nxt.scene.quantize is not None
+        return self.landing is not None or (self._planned and placed)
 
     def next_due(self) -> float | None:
         """When the next occurrence's entry goes out (its start, less the lead when aimed)."""
@@ -255,20 +263,22 @@ class Position:
         self, prev: ScheduledScene, prev_start: float, origin: float, nxt: ScheduledScene
     ) -> tuple[float | None, float | None]:
         """`chart.follow` with musical time: a start that follows the tempo is counted in beats
-        from the scene before it."""
+        from the scene before it, and a quantized one waits for the next boundary of its grid."""
         start, next_origin = follow(prev, prev_start, origin, nxt)
         if start is None or next_origin is None or nxt.start is None:
             return start, next_origin
-        if nxt.part == prev.part:
-            if nxt.scene.start_follows_tempo:
-                gap = nxt.start - (prev.start if prev.start is not None else prev.scene.pre_wait)
-                return self.timebase.later(prev_start, gap, True), next_origin
-            if nxt.scene.trigger.startswith("at "):
-                return start, next_origin  # `at` in seconds: from the part's origin, as written
-            return start + _drift(prev, prev_start, origin), next_origin
-        end = self.end_of(prev, prev_start, origin)
-        assert end is not None
-        return end, end - nxt.start
+        if nxt.part != prev.part:
+            end = self.end_of(prev, prev_start, origin)
+            assert end is not None
+            return end, end - nxt.start
+        if nxt.scene.start_follows_tempo:
+            gap = nxt.start - (prev.start if prev.start is not None else prev.scene.pre_wait)
+            start = self.timebase.later(prev_start, gap, True)
+        elif not nxt.scene.trigger.startswith("at "):  # `at` in seconds: from the part's origin
+            start += _drift(prev, prev_start, origin)
+        grid = nxt.scene.quantize
+        snapped = self.timebase.snap(start, grid) if grid is not None else None
+        return (start if snapped is None else snapped), next_origin
 
     def retime(self) -> None:
         """The tempo changed: place the next occurrence's start again (actions and the end are
@@ -357,6 +367,8 @@ class Position:
         """`occ` plays from `start` (its part began at `origin`); the one before goes to the
         history when `remember`. `restart_part`: a jump that begins its part anew."""
         prev = self.current
+        if prev is None:
+            self.timebase.replan(origin)  # a first entry: the show's clock starts
         if prev is not None and remember and self.behind is None and prev.part >= 0:
             self.history.append(prev)
         if occ.start is None:

@@ -373,3 +373,24 @@ async def test_a_waiting_goto_is_answered_when_replaced_or_when_the_run_ends() -
     player.quit()
     assert await asyncio.wait_for(run, 5) == 0
     assert (second.result().outcome, second.result().reason) == ("ignored", "stopped")
+
+
+async def test_quantized_timed_starts_in_seconds_wait_for_the_next_bar() -> None:
+    text = """
+title: snapped
+bpm: 120
+quantize: bar
+defaults: {pipeline: controller-viz}
+end: stop
+scenes:
+  - {name: a, prompts: one, duration: 3}
+  - {name: b, prompts: two, duration: 3}
+  - {name: c, prompts: three, duration: 1, quantize: "off"}
+  - {name: d, prompts: four, at: 9.5, duration: 1}
+"""
+    sink, journal, origin = await play(text, lead=0.05, seconds=14)
+    # b: 3 s -> bar line at 4 s; c: 3 s after b, not quantized (7 s); d: at 9.5 -> 10 s.
+    assert entries(sink, origin) == [(3.95, "two"), (7.0, "three"), (9.95, "four")]
+    scenes = {r["scene"]: r for r in journal.records if r["kind"] == "scene"}
+    assert (scenes["b"]["beat"], scenes["d"]["beat"]) == (8.0, 20.0)
+    assert "beat" not in scenes["c"]
