@@ -2,11 +2,13 @@
 
 `Beat` is the player's `Timebase` (see position.py): a time written in bars or beats is counted
 on the tempo map (`TempoMap.warp`), so it stretches and shrinks with a live tempo; seconds stay
-seconds. Without a live tempo source the map holds the show's `bpm` from the first scene's
-start (one reading), and every time comes out as planned.
+seconds; a transition written in bars or beats gets its chunk steps scaled (`stretch`). Without a
+live tempo source the map holds the show's `bpm` from the first scene's start (one reading), and
+every time comes out as planned.
 
-A quantized trigger (GO, a named cue, GOTO, with `quantize` on the show or the scene) lands on
-the next boundary of its grid that is at least `lead` away, and goes out `lead` seconds early:
+A quantized scene's timed start waits for the next boundary of its grid (`snap`). A quantized
+trigger (GO, a named cue, GOTO, with `quantize` on the show or the scene) lands on the next
+boundary that is at least `lead` away. Whatever is aimed at the beat goes out `lead` seconds early:
 `lead` is the session's chunk interval (a parameter shows in the output of the next chunk), so
 the audience sees the change on the beat. The journal's ``scene`` line then says how the entry
 went out against the beat: ``on_beat`` ("early", "on time", "late") and ``beat_ms``.
