@@ -108,9 +108,11 @@ class Beat:
         return self.tempo.time_of_beat(beat)
 
     def snap(self, t: float, grid: float) -> float | None:
+        # A start up to ON_TIME_MS past a line belongs to it: a start counted in bars is on a
+        # line, give or take what the readings since its scene began moved the map.
         if self.tempo.empty:
             return None
-        return self.tempo.time_of_beat(self.tempo.next_boundary(t, grid))
+        return self.tempo.time_of_beat(self.tempo.next_boundary(t, grid, slack=ON_TIME_MS / 1000))
 
     def stretch(self) -> float:
         bpm = self.bpm

@@ -166,12 +166,11 @@ class TempoMap:
                 return segment.time_of(beat)
         return self._segments[0].time_of(beat)
 
-    def next_boundary(self, t: float, every: float) -> float:
+    def next_boundary(self, t: float, every: float, *, slack: float = 1e-6) -> float:
         """The first beat at or after `t` that is a multiple of `every` beats (1: beats; a bar:
-        `beats_per_bar`); a moment within a microsecond of a boundary is on it."""
+        `beats_per_bar`); a moment up to `slack` seconds after a boundary is on it."""
         beat = self.beat_at(t)
-        slack = 1e-6 * self.bpm_at(t) / 60.0
-        return math.ceil((beat - slack) / every) * every
+        return math.ceil((beat - slack * self.bpm_at(t) / 60.0) / every) * every
 
     def warp(self, t: float, seconds: float, bpm: float) -> float:
         """The moment `seconds` of nominal time after `t`, counted in beats (at the nominal

@@ -394,3 +394,22 @@ scenes:
     scenes = {r["scene"]: r for r in journal.records if r["kind"] == "scene"}
     assert (scenes["b"]["beat"], scenes["d"]["beat"]) == (8.0, 20.0)
     assert "beat" not in scenes["c"]
+
+
+async def test_starts_in_bars_under_a_quantize_stay_on_their_bar_through_a_ramp() -> None:
+    """Readings that arrive between a start's send (a lead early) and its moment move the map a
+    little under it; the next start must still take the next bar line, not the one after."""
+    text = BARS.replace("bpm: 120\n", "bpm: 120\nquantize: bar\n")
+
+    async def ramp(player: Player, clock: FakeClock, origin: float) -> None:
+        beat, bpm, now = 0.0, 120.0, origin
+        for _ in range(200):  # 120 -> 140 bpm, a reading every 50 ms
+            await clock.advance(0.05)
+            beat += bpm / 60.0 * 0.05
+            now += 0.05
+            bpm = min(140.0, bpm + 0.1)
+            player.tempo_reading(TempoReading(bpm, beat, now, source="test"))
+
+    _, journal, _ = await play(text, tempo=TempoMap(), lead=0.05, script=ramp, seconds=30)
+    beats = [r["beat"] for r in journal.records if r["kind"] == "scene" and "beat" in r]
+    assert beats == [8.0, 16.0, 24.0]

@@ -74,3 +74,9 @@ def test_an_empty_map_says_so() -> None:
     assert tempo.empty
     with pytest.raises(LookupError):
         tempo.beat_at(0.0)
+
+
+def test_a_moment_just_past_a_boundary_may_count_as_on_it() -> None:
+    tempo = TempoMap.fixed(120.0, at=0.0)
+    assert tempo.next_boundary(2.003, 4) == 8.0  # 3 ms past bar 1: the next bar
+    assert tempo.next_boundary(2.003, 4, slack=0.005) == 4.0  # within the slack: that bar
