@@ -208,8 +208,9 @@ def line(label: str, values: list[float]) -> str:
         return f"{label}: no entries measured"
     p50, p99, worst = percentiles([abs(v) for v in values])
     verdict = "ok" if p99 <= GOAL_MS else "MISSED"
+    within = sum(1 for v in values if abs(v) <= GOAL_MS)
     return (f"{label} ({len(values)}): |distance| p50 {p50:.3f} ms  p99 {p99:.3f} ms  max {worst:.3f} ms"
-            f"   goal p99 <= {GOAL_MS:g} ms: {verdict}")
+            f"  within {GOAL_MS:g} ms: {within}   goal p99 <= {GOAL_MS:g} ms: {verdict}")
 
 
 def main(argv: list[str] | None = None) -> int:
