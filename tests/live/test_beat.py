@@ -413,3 +413,15 @@ async def test_starts_in_bars_under_a_quantize_stay_on_their_bar_through_a_ramp(
     _, journal, _ = await play(text, tempo=TempoMap(), lead=0.05, script=ramp, seconds=30)
     beats = [r["beat"] for r in journal.records if r["kind"] == "scene" and "beat" in r]
     assert beats == [8.0, 16.0, 24.0]
+
+
+async def test_a_hold_moves_musical_time_by_the_time_held() -> None:
+    async def hold(player: Player, clock: FakeClock, origin: float) -> None:
+        await clock.advance(1.0)
+        player.hold()
+        await clock.advance(1.5)
+        player.resume()
+
+    sink, _, origin = await play(BARS, tempo=TempoMap(), script=hold, seconds=16)
+    assert entries(sink, origin) == [(pytest.approx(5.5), "two"), (pytest.approx(9.5), "three"),
+                                     (pytest.approx(13.5), "four")]
