@@ -1,15 +1,21 @@
 """What the operator's commands do to the show, carried out by the player's main loop.
 
 GO starts the next occurrence now: a cue scene after its ``pre_wait``, a timed one at once (its
-part's clock moves with it). BACK returns to the previous occurrence and GOTO jumps, both with
-the full state; HOLD/PANIC/RESUME go to `Holds`; the opening hours' changes and edited plans
-come through here too. Each operator command is answered with a `Result`.
+part's clock moves with it). With `quantize` (live/beat.py) GO, a named cue and GOTO land on the
+next boundary of the grid instead: GO and cues through the position's planned start, a GOTO
+waits in the main loop (`Beat.defer`) while the scene on the air plays on. BACK returns to the
+previous occurrence and GOTO jumps, both with the full state; HOLD/PANIC/RESUME go to `Holds`;
+the opening hours' changes and edited plans come through here too. Each operator command is
+answered with a `Result`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from typing import Any
 
+from showrunner.live.beat import REPLACED, Beat
 from showrunner.live.clock import Clock
 from showrunner.live.commands import (
     ALREADY_GOING,
@@ -68,6 +74,7 @@ class Moves:
         self.log = log
         self.clock = clock
         self._finish = finish
+        self.aim: float | None = None  # the beat the next GOTO lands on (set by the main loop)
 
     def __repr__(self) -> str:
         return f"Moves({self.position!r})"
@@ -75,6 +82,23 @@ class Moves:
     @property
     def timeline(self) -> Timeline:
         return self.position.timeline
+
+    def quantized(self, command: Command, future: asyncio.Future[Result] | None) -> bool:
+        """A GOTO into a quantized scene waits for its boundary (True: it is kept in
+        `Beat.deferred`; one that waits already is answered "replaced")."""
+        if not isinstance(command, Goto) or self.opening.closed:
+            return False
+        scene = next((s for s in self.timeline.scenes if s.name == command.scene), None)
+        grid = scene.quantize if scene is not None else None
+        beat = self.position.timebase
+        if grid is None or not isinstance(beat, Beat):
+            return False
+        before = beat.deferred
+        if not beat.defer(command, future, self.clock.monotonic(), grid):
+            return False
+        if before is not None and before.future is not None and not before.future.done():
+            before.future.set_result(ignored(REPLACED, command.scene))
+        return True
 
     async def carry_out(self, command: Command) -> Result:
         """Do `command` (on the main loop) and say what became of it."""
@@ -128,14 +152,20 @@ class Moves:
                            else f"{nxt.scene.name} is timed")
         await self.holds.release(shift=True)
         now = self.clock.monotonic()
+        timebase = position.timebase
+        landing = timebase.landing(now + (nxt.scene.pre_wait if waiting else 0.0), nxt.scene.quantize)
+        beat: dict[str, Any] = {"beat": round(landing[0], 4)} if landing is not None else {}
         if waiting:
-            start = position.fire(wanted, now)
-            self.log.record("cue", planned=now, label=wanted, scene=nxt.scene.name)
+            start = position.fire(wanted, now, landing)
+            self.log.record("cue", planned=now, label=wanted, scene=nxt.scene.name, **beat)
             if position.current is None:  # the pre-rolled first scene (already off the chart)
-                await self.stage.enter(nxt, start, now, jump=True, label="cue")
+                if landing is not None:
+                    await self.clock.sleep_until(start - timebase.lead())
+                await self.stage.enter(nxt, start, start - nxt.scene.pre_wait, jump=True, label="cue",
+                                       aimed=landing is not None)
         else:
-            position.start_now(now)
-            self.log.record("cue", planned=now, label="go", scene=nxt.scene.name, timed=True)
+            position.start_now(now, landing)
+            self.log.record("cue", planned=now, label="go", scene=nxt.scene.name, timed=True, **beat)
         return applied(nxt.scene.name)
 
     async def _back(self) -> Result:
@@ -158,6 +188,8 @@ class Moves:
     async def _jump(self, chart: Chart, *, label: str, remember: bool = True) -> None:
         await self.holds.release(shift=False)
         occ = self.position.jump(chart)  # closed: the jump applies to the show behind the closed scene
-        now = self.clock.monotonic()
-        await self.stage.enter(occ, now, origin_of(occ, now), jump=True, label=label,
-                               remember=remember)
+        start, aim, self.aim = self.clock.monotonic(), self.aim, None
+        if aim is not None:  # a quantized GOTO: it lands on its beat
+            start = self.position.timebase.time_of_beat(aim)
+        await self.stage.enter(occ, start, origin_of(occ, start), jump=True, label=label,
+                               remember=remember, aimed=aim is not None)

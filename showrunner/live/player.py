@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from showrunner.errors import ShowErrors, UnknownSceneError
+from showrunner.live.beat import Beat
 from showrunner.live.board import Board
 from showrunner.live.clock import Clock, SystemClock
 from showrunner.live.collector import IdleCollector
@@ -79,6 +80,8 @@ from showrunner.live.resume import StateWriter
 from showrunner.live.sink import Sink
 from showrunner.live.stage import CATCH_UP, Stage
 from showrunner.live.status import PlayerStatus, show_info
+from showrunner.music.reading import TempoReading
+from showrunner.music.tempo import TempoMap
 from showrunner.plan.diff import PlanDiff, diff_timelines
 from showrunner.plan.start import StartPoint, playable_scene, start_point
 from showrunner.plan.timeline import Timeline
@@ -86,9 +89,20 @@ from showrunner.plan.timeline import Timeline
 __all__ = ["Answer", "Player", "Sink", "StartPoint", "start_point"]
 
 Answer = asyncio.Future[Result] | concurrent.futures.Future[Result] | Result
-"""What an operator method returns: the command's `Result`, or a future of it."""
+"""What an operator method returns: the command's `Result`, or a future of it. On the player's
+loop an awaitable answered by the main loop when it carries the command out (at once while it
+waits for the next event); from another thread a concurrent future. While the main loop is busy
+opening or switching a session the answer is "queued" at once, and the command runs when the
+session is up."""
 
 log = logging.getLogger("showrunner.live.player")
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 class Player:
@@ -114,6 +128,7 @@ class Player:
         catch_up: float = CATCH_UP,
         manage_gc: bool = False,
         scope_url: str | None = None,
+        tempo: TempoMap | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         self.journal = journal
@@ -122,6 +137,7 @@ class Player:
         self.log = EventLog(self.clock, journal)
         self.refs = Refs(self.log, assets, loras)
         self.position = Position(timeline)
+        self.beat = Beat(self.position, tempo, sink)  # musical time (live/beat.py)
         self.link = ScopeLink(
             sink, self.clock, self.log, self.refs, target=self._target,
             pause_holds=self._pause_holds, watchdog_period=watchdog_period,
@@ -224,7 +240,8 @@ class Player:
         try:
             await self._done.wait()
         finally:
-            for _, future in self._commands:
+            held = [(d.command, d.future)] if (d := self.beat.deferred) is not None else []
+            for _, future in [*self._commands, *held]:
                 if future is not None and not future.done():
                     future.set_result(ignored(STOPPED))
             for task in self._tasks:
@@ -272,10 +289,15 @@ class Player:
             await self._apply(*self._commands.popleft())
             return
         event = self.position.next_event()
+        if (held := self.beat.due(event[0] if event else None)) is not None:
+            if await self._wait(held.due):
+                self.beat.deferred = None
+                await self._apply(held.command, held.future, landing=held.beat)
+            return
         self._next_at = event[0] if event is not None else None
         if event is not None:
             self.stage.prepare(event[1])
-        self.link.expect_scene(self.position.next, self.position.next_start if event else None)
+        self.link.expect_scene(self.position.next, self.position.next_due() if event else None)
         self._collect()
         if event is None:
             self._wake.clear()
@@ -332,11 +354,7 @@ class Player:
     def _on_loop(self, fn: Callable[..., object], *args: Any) -> None:
         # Callable from any thread (a control surface may run elsewhere); the work happens on
         # the player's loop, in order.
-        loop = self._loop
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
+        loop, running = self._loop, _running_loop()
         if loop is not None and running is not loop and not loop.is_closed():
             loop.call_soon_threadsafe(fn, *args)
         else:
@@ -386,13 +404,7 @@ class Player:
             self._clear_state = True
             self._finish(0)
 
-    # -- commands ---------------------------------------------------------------------------------
-    #
-    # Each operator method returns what became of the command (`Result`): on the player's loop
-    # an awaitable answered by the main loop when it carries the command out (at once while it
-    # waits for the next event); from another thread a concurrent future. While the main loop
-    # is busy opening or switching a session the answer is "queued" at once, and the command
-    # runs when the session is up.
+    # -- commands (what each returns: see `Answer`) ----------------------------------------------
 
     def go(self) -> Answer:
         """GO: start the next scene now, whether it waits for a cue or is timed."""
@@ -430,11 +442,7 @@ class Player:
         return self._operator(Quit())
 
     def _operator(self, command: Operator) -> Answer:
-        loop = self._loop
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
+        loop, running = self._loop, _running_loop()
         if loop is None or loop.is_closed():
             # Not running yet (Scope is being prepared): kept for when the show starts.
             return self._take(command, None)
@@ -506,7 +514,12 @@ class Player:
                 return label + (f" {arg}" if arg else "")
         return None
 
-    async def _apply(self, command: Command, future: asyncio.Future[Result] | None) -> None:
+    async def _apply(
+        self, command: Command, future: asyncio.Future[Result] | None, landing: float | None = None
+    ) -> None:
+        if landing is None and self.moves.quantized(command, future):
+            return  # a quantized GOTO waits for its boundary (`Beat.deferred`)
+        self.moves.aim = landing
         result = await self.moves.carry_out(command)
         if isinstance(command, Go | Back | Goto | Hold | Resume | Quit):
             self._journal(command, result, later=future is None)
@@ -580,6 +593,10 @@ class Player:
         """A snapshot: scene, next, countdown, connection, holds, recent errors."""
         return self.board.status(started=self._started, quitting=self._quitting,
                                  armed=self._armed(), notice=self.notice)
+
+    def tempo_reading(self, reading: TempoReading) -> None:
+        """A `TempoListener` (any thread): musical time and quantized changes follow it."""
+        self._on_loop(self.beat.take, reading, self._poke)
 
     def subscribe(self, callback: Listener) -> Callable[[], None]:
         """Call `callback(event)` after every journaled event; returns an unsubscribe function."""

@@ -4,13 +4,18 @@ scene plays.
 
 Pure bookkeeping over times the caller passes in (monotonic seconds, or unix seconds where
 named): no clock, tasks or sink, so the player's main loop is what moves it.
+
+Musical time goes through a `Timebase` (the player's `Beat`): a start, length or action written
+in bars or beats is counted on the tempo map, and whatever is aimed at the beat (those, and a
+quantized trigger's `landing`) is due `lead` seconds ahead of its moment, so the audience sees
+it on the beat. Without a live tempo every time is plain seconds, as planned.
 """
 
 from __future__ import annotations
 
 import collections
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal, Protocol
 
 from showrunner.errors import UnknownSceneError
 from showrunner.plan.chart import Chart, end_of, follow, origin_of, static_start, walk_to
@@ -19,12 +24,83 @@ from showrunner.plan.saved import ResumeState
 from showrunner.plan.start import StartPoint
 from showrunner.plan.timeline import CompiledScene, ScheduledScene, State, Timeline
 
-__all__ = ["HISTORY", "Carried", "EventKind", "Gone", "Position", "Snapshot"]
+__all__ = ["HISTORY", "Carried", "EventKind", "Gone", "Position", "Snapshot", "Steady", "Timebase"]
 
 HISTORY = 100  # occurrences BACK can return to
 
 EventKind = Literal["scene", "action", "end"]
 """The next planned event: the next occurrence starts, the current one's next action, its end."""
+
+
+class Timebase(Protocol):
+    """How musical time maps to the monotonic clock (`live/beat.py` has the real one)."""
+
+    def later(self, t: float, seconds: float, musical: bool) -> float:
+        """`seconds` of planned time after `t`; `musical`: counted in beats on the tempo map."""
+        ...
+
+    def lead(self) -> float:
+        """Seconds a change aimed at the beat is sent ahead of its moment."""
+        ...
+
+    def time_of_beat(self, beat: float) -> float:
+        """The moment of `beat` on the tempo map (at the current tempo, for a future beat)."""
+        ...
+
+    def landing(self, now: float, grid: float | None) -> tuple[float, float] | None:
+        """(beat, moment) a change triggered at `now`, quantized to `grid` beats, lands on."""
+        ...
+
+    def judge(self, target: float, sent: float) -> dict[str, Any]:
+        """Journal fields for an entry aimed at the beat at `target` that went out at `sent`."""
+        ...
+
+    def replan(self, now: float) -> None:
+        """The plan changed at `now` (its `bpm` may be another), or the show starts there."""
+        ...
+
+    def stretch(self) -> float:
+        """How much longer musical time is now than as planned (the show's bpm / the tempo)."""
+        ...
+
+    def snap(self, t: float, grid: float) -> float | None:
+        """The first boundary of `grid` beats at or after `t` (None: no tempo map)."""
+        ...
+
+
+def _drift(occ: ScheduledScene, start: float, origin: float) -> float:
+    """How far musical time moved `occ`'s start from its part's planned clock (0 without it):
+    what follows it in seconds keeps its distance from it."""
+    planned = origin + (occ.start if occ.start is not None else occ.scene.pre_wait)
+    return 0.0 if start == planned else start - planned
+
+
+class Steady:
+    """No musical time: every time is plain seconds and nothing is sent ahead."""
+
+    def later(self, t: float, seconds: float, musical: bool) -> float:
+        return t + seconds
+
+    def lead(self) -> float:
+        return 0.0
+
+    def time_of_beat(self, beat: float) -> float:
+        raise LookupError("no tempo map")
+
+    def landing(self, now: float, grid: float | None) -> tuple[float, float] | None:
+        return None
+
+    def judge(self, target: float, sent: float) -> dict[str, Any]:
+        return {}
+
+    def replan(self, now: float) -> None:
+        pass
+
+    def stretch(self) -> float:
+        return 1.0
+
+    def snap(self, t: float, grid: float) -> float | None:
+        return None
 
 
 @dataclass(frozen=True)
@@ -80,6 +156,9 @@ class Position:
         self.ended = False  # the last scene has played out
         self.frozen_at: float | None = None  # held since then: the position stands still
         self.behind: Snapshot | None = None  # the show behind the closed-hours scene
+        self.timebase: Timebase = Steady()
+        self.landing: float | None = None  # the beat a quantized trigger aims `next` at
+        self._planned = False  # next_start follows from the schedule (a tempo change moves it)
 
     def __repr__(self) -> str:
         scene = self.current.scene.name if self.current else None
@@ -134,16 +213,83 @@ class Position:
             return None
         actions = cur.scene.actions
         index = self.action_index
-        at_action = self.current_start + actions[index].offset if index < len(actions) else None
-        if self.next_start is not None and (at_action is None or self.next_start <= at_action):
-            return self.next_start, "scene"
+        at_action = self.action_due(index) if index < len(actions) else None
+        due = self.next_due()
+        if due is not None and (at_action is None or due <= at_action):
+            return due, "scene"
         if at_action is not None:
             return at_action, "action"
         if self.next is None and not self.ended and self.behind is None:
-            end = end_of(cur, self.current_start, self.origin)
+            end = self.end_of(cur, self.current_start, self.origin)
             if end is not None:
                 return end, "end"
         return None
+
+    # -- musical time ------------------------------------------------------------------------
+
+    def aimed(self) -> bool:
+        """The next occurrence's start is aimed at the beat (sent `lead` ahead)."""
+        nxt = self.next
+        if nxt is None or self.next_start is None:
+            return False
+        placed = nxt.scene.start_follows_tempo or nxt.scene.quantize is not None
+        return self.landing is not None or (self._planned and placed)
+
+    def next_due(self) -> float | None:
+        """When the next occurrence's entry goes out (its start, less the lead when aimed)."""
+        if self.next_start is None:
+            return None
+        return self.next_start - (self.timebase.lead() if self.aimed() else 0.0)
+
+    def action_due(self, index: int) -> float:
+        """When the current occurrence's action `index` goes out."""
+        cur = self.current
+        assert cur is not None
+        offset = cur.scene.actions[index].offset
+        if not cur.scene.follows_tempo:
+            return self.current_start + offset
+        return self.timebase.later(self.current_start, offset, True) - self.timebase.lead()
+
+    def end_of(self, occ: ScheduledScene, start: float, origin: float) -> float | None:
+        """When `occ` (started at `start`, its part at `origin`) ends; None: it holds."""
+        end = end_of(occ, start, origin)
+        if end is None:
+            return None
+        if occ.scene.follows_tempo:
+            return self.timebase.later(start, end - start, True)
+        return end + _drift(occ, start, origin)
+
+    def follow(
+        self, prev: ScheduledScene, prev_start: float, origin: float, nxt: ScheduledScene
+    ) -> tuple[float | None, float | None]:
+        """`chart.follow` with musical time: a start that follows the tempo is counted in beats
+        from the scene before it, and a quantized one waits for the next boundary of its grid."""
+        start, next_origin = follow(prev, prev_start, origin, nxt)
+        if start is None or next_origin is None or nxt.start is None:
+            return start, next_origin
+        if nxt.part != prev.part:
+            end = self.end_of(prev, prev_start, origin)
+            assert end is not None
+            return end, end - nxt.start
+        if nxt.scene.start_follows_tempo:
+            gap = nxt.start - (prev.start if prev.start is not None else prev.scene.pre_wait)
+            start = self.timebase.later(prev_start, gap, True)
+        elif not nxt.scene.trigger.startswith("at "):  # `at` in seconds: from the part's origin
+            start += _drift(prev, prev_start, origin)
+        grid = nxt.scene.quantize
+        snapped = self.timebase.snap(start, grid) if grid is not None else None
+        return (start if snapped is None else snapped), next_origin
+
+    def retime(self) -> None:
+        """The tempo changed: place the next occurrence's start again (actions and the end are
+        placed when they are due)."""
+        cur, nxt = self.current, self.next
+        if cur is None or nxt is None or self.frozen_at is not None:
+            return
+        if self.landing is not None:
+            self.next_start = self.timebase.time_of_beat(self.landing)
+        elif self._planned and self.cue_fired is None:
+            self.next_start, self.next_origin = self.follow(cur, self.current_start, self.origin, nxt)
 
     # -- where to begin ----------------------------------------------------------------------
 
@@ -221,6 +367,8 @@ class Position:
         """`occ` plays from `start` (its part began at `origin`); the one before goes to the
         history when `remember`. `restart_part`: a jump that begins its part anew."""
         prev = self.current
+        if prev is None:
+            self.timebase.replan(origin)  # a first entry: the show's clock starts
         if prev is not None and remember and self.behind is None and prev.part >= 0:
             self.history.append(prev)
         if occ.start is None:
@@ -234,6 +382,8 @@ class Position:
         self.ended = False
         self.next = None
         self.next_start = self.next_origin = None
+        self.landing = None
+        self._planned = False
 
     def look_ahead(self) -> None:
         """Take the next occurrence and its start from the chart (after an entry)."""
@@ -241,7 +391,8 @@ class Position:
         assert cur is not None
         self.next = self.chart.peek()
         if self.next is not None:
-            self.next_start, self.next_origin = follow(cur, self.current_start, self.origin, self.next)
+            self.next_start, self.next_origin = self.follow(cur, self.current_start, self.origin, self.next)
+            self._planned = self.next_start is not None
 
     def advance(self, now: float, catch_up: float) -> tuple[ScheduledScene, float, float, bool]:
         """Take the next occurrence off the chart: (it, its start, its part origin, jump).
@@ -258,7 +409,7 @@ class Position:
             ahead = self.chart.peek()
             if ahead is None:
                 break
-            astart, aorigin = follow(nxt, start, origin, ahead)
+            astart, aorigin = self.follow(nxt, start, origin, ahead)
             if astart is None or astart > now or aorigin is None:
                 break
             self.chart.pop()
@@ -275,6 +426,8 @@ class Position:
         self.ended = False
         self.next = occ
         self.next_start = self.next_origin = None
+        self.landing = None
+        self._planned = False
 
     def jump(self, chart: Chart) -> ScheduledScene:
         """Continue on `chart` (a GOTO or BACK), also for the show behind the closed scene;
@@ -285,26 +438,34 @@ class Position:
         assert occ is not None
         return occ
 
-    def fire(self, cue: str, now: float) -> float:
-        """`cue` fired at `now` for the next occurrence; returns when that starts."""
+    def fire(self, cue: str, now: float, landing: tuple[float, float] | None = None) -> float:
+        """`cue` fired at `now` for the next occurrence; returns when that starts. A quantized
+        cue gives its `landing` (beat, moment): the occurrence starts there."""
         nxt = self.next
         assert nxt is not None
         self.cue_fired = cue
+        self._planned = False
         start = now + nxt.scene.pre_wait
+        if landing is not None:
+            self.landing, start = landing
         cur = self.current
         if cur is not None:
-            self.next_start, self.next_origin = start, now
+            self.next_start, self.next_origin = start, start - nxt.scene.pre_wait
             actions = cur.scene.actions
             if self.action_index < len(actions) and self.current_start + actions[-1].offset >= start:
                 self.cut_short = True
         return start
 
-    def start_now(self, now: float) -> None:
-        """GO on a timed next occurrence: it starts at `now` instead of its planned time (its
-        part's clock moves with it, so the scenes after it keep their spacing)."""
+    def start_now(self, now: float, landing: tuple[float, float] | None = None) -> None:
+        """GO on a timed next occurrence: it starts at `now` (a quantized GO: at its `landing`,
+        (beat, moment)) instead of its planned time (its part's clock moves with it, so the
+        scenes after it keep their spacing)."""
         nxt, cur = self.next, self.current
         assert nxt is not None and cur is not None
         self.cue_fired = "go"
+        self._planned = False
+        if landing is not None:
+            self.landing, now = landing
         self.next_start = now
         self.next_origin = now - (nxt.start if nxt.start is not None else nxt.scene.pre_wait)
         if self.action_index < len(cur.scene.actions):
@@ -390,6 +551,7 @@ class Position:
         it, or None when nothing is on the air.
         """
         old, self.timeline = self.timeline, new
+        self.timebase.replan(now)
         history = (carry_occurrence(h, new) for h in self.history)
         self.history = collections.deque((h for h in history if h is not None), maxlen=HISTORY)
         cur = self.current
@@ -431,10 +593,12 @@ class Position:
         if self.cue_fired is not None and self.next.start is None and fired_at is not None:
             self.next_start, self.next_origin = fired_at, fired_origin  # GO already came
             return
-        self.next_start, self.next_origin = follow(cur, self.current_start, self.origin, self.next)
+        self.next_start, self.next_origin = self.follow(cur, self.current_start, self.origin, self.next)
+        self._planned = self.next_start is not None
         if self.frozen_at is not None:
             now = self.frozen_at
         if self.next_start is not None and self.next_origin is not None and self.next_start < now:
+            self._planned = False
             # The edit made the playing scene end before where it is: the next one starts
             # now, not in the past (which would read as an outage and skip scenes).
             self.next_origin += now - self.next_start

@@ -21,7 +21,7 @@ from showrunner.live.link import LinkState, Refs, ScopeLink, Target
 from showrunner.live.position import EventKind, Position
 from showrunner.live.resume import StateWriter
 from showrunner.plan.start import StartPoint
-from showrunner.plan.timeline import ScheduledScene
+from showrunner.plan.timeline import CompiledScene, ScheduledScene
 
 __all__ = ["CATCH_UP", "Stage"]
 
@@ -120,7 +120,10 @@ class Stage:
                                     scene=cur.scene.name, offset=action.offset)
             return
         ready = self._ready
-        if ready is not None and ready.occurrence is cur and ready.action == index:
+        stretched = self._stretched(cur.scene, action.message)
+        if stretched is not None:
+            message = self.refs.resolve(stretched)
+        elif ready is not None and ready.occurrence is cur and ready.action == index:
             message = ready.message
         else:
             message = self.refs.resolve(action.message)
@@ -214,13 +217,19 @@ class Stage:
         offset: float = 0.0,
         label: str = "enter",
         remember: bool = True,
+        aimed: bool = False,
     ) -> None:
         """`occ` starts at `start` (its part at `origin`), entered `offset` seconds in.
 
         A natural scene change (not a `jump`, the previous occurrence played out, the session
-        fits) sends the entry message; anything else puts Scope into the full state.
+        fits) sends the entry message; anything else puts Scope into the full state. An entry
+        `aimed` at the beat (a quantized trigger; a start that follows the tempo) goes out the
+        timebase's lead before `start`, and its journal line says how it landed.
         """
         position = self.position
+        aimed = aimed or (position.next is occ and position.aimed() and not jump)
+        ahead = position.timebase.lead() if aimed else 0.0
+        sent = self.clock.monotonic()
         actions = occ.scene.actions
         entry_session = bool(actions) and actions[0].offset <= 0 and actions[0].kind == "session"
         natural = (
@@ -235,9 +244,9 @@ class Stage:
         # The entry goes out first; bookkeeping (journal, state file, look-ahead) after it.
         if natural:
             if actions and actions[0].offset <= 0:
-                await self.fire(start)
+                await self.fire(start - ahead)
         else:
-            await self.apply_state(occ, offset, label=label, at_start=offset <= 0)
+            await self.apply_state(occ, offset, label=label, at_start=offset <= 0, ahead=ahead)
         if position.current is not occ:
             return  # a command moved on meanwhile (a long pipeline switch)
         position.look_ahead()
@@ -245,13 +254,16 @@ class Stage:
             "scene", planned=start, label=label, scene=occ.scene.name, offset=round(offset, 6),
             iteration=occ.iteration, part=occ.part, path=[list(p) for p in occ.path], how=occ.how,
             text=f"scene {occ.scene.name}" + (f" (+{offset:.1f}s)" if offset > 0.05 else ""),
+            **(position.timebase.judge(start, sent) if aimed else {}),
         )
         self.save_state()
 
     async def apply_state(
-        self, occ: ScheduledScene, offset: float, *, label: str, at_start: bool = False
+        self, occ: ScheduledScene, offset: float, *, label: str, at_start: bool = False,
+        ahead: float = 0.0,
     ) -> None:
-        """Put Scope into `occ`'s full state at `offset` (a jump, seek, catch-up or reopening)."""
+        """Put Scope into `occ`'s full state at `offset` (a jump, seek, catch-up or reopening),
+        planned `ahead` of that moment (an entry aimed at the beat)."""
         scene = occ.scene
         timeline = self.position.timeline
         state = scene.state_in if at_start else timeline.state_at_scene(scene.index, offset)
@@ -264,8 +276,22 @@ class Stage:
             message = {k: v for k, v in entry.message.items() if k != "lora_scales"}
             entry = dataclasses.replace(entry, message=message)
         self.position.action_index = max(self.position.action_index, done)
-        await self.link.put(state, entry, planned=self.position.current_start + offset, label=label,
-                            scene=scene.name, offset=offset)
+        if entry is not None and (stretched := self._stretched(scene, entry.message)) is not None:
+            entry = dataclasses.replace(entry, message=stretched)
+        await self.link.put(state, entry, planned=self.position.current_start + offset - ahead,
+                            label=label, scene=scene.name, offset=offset)
+
+    def _stretched(self, scene: CompiledScene, message: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """`message` with its transition's chunk steps scaled to the live tempo, for a scene whose
+        transitions are written in bars or beats (None: the message as it was made)."""
+        transition = message.get("transition") if scene.transitions_follow_tempo else None
+        if not isinstance(transition, Mapping) or not transition.get("num_steps"):
+            return None
+        ratio = self.position.timebase.stretch()
+        steps = max(1, round(transition["num_steps"] * ratio))
+        if ratio == 1.0 or steps == transition["num_steps"]:
+            return None
+        return {**message, "transition": {**transition, "num_steps": steps}}
 
     def target(self) -> Target:
         """Where the show is (for the link's reconnection)."""

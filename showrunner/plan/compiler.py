@@ -57,7 +57,7 @@ from showrunner.plan.tracking import (
     with_load_scales,
     written_after,
 )
-from showrunner.show.model import Scene, Section, Show, Transition
+from showrunner.show.model import Scene, Section, Show, Transition, is_musical, quantize_beats
 
 __all__ = ["Compiler", "compile_timeline"]
 
@@ -194,7 +194,7 @@ class _Compiler:
             if memo is not None:
                 goto = t.names[s.goto.scene] if s.goto is not None else None
                 key = (s, written, wire, t.start[i], t.end[i], t.cues[i], t.trigger[i],
-                       i == closed, goto, sections_i, t.notes.get(i, ()))
+                       i == closed, goto, sections_i, t.notes.get(i, ()), self._musical(i))
                 hit = memo._lookup(s.name, key)
                 if hit is not None:
                     compiled, after = hit
@@ -211,6 +211,16 @@ class _Compiler:
             if i != closed:  # the closed scene is never in the flow, so nothing tracks from it
                 written, wire = after, compiled.state_out
         return out
+
+    def _musical(self, i: int) -> tuple[bool, bool, float | None, bool]:
+        """(inside follows the tempo, start follows it, quantize grid in beats, a transition
+        written in bars or beats) of scene `i`."""
+        t, s, show = self.timing, self.show.scenes[i], self.show
+        grid = quantize_beats(s.quantize if s.quantize is not None else show.quantize, show.beats_per_bar)
+        specs = [s.transition if s.transition is not None else show.defaults.transition]
+        specs += [step.transition for step in s.travel]
+        transitions = any(spec is not None and is_musical(spec.duration) for spec in specs)
+        return t.inner_follows[i], t.start_follows[i], grid, transitions
 
     def _chunking(self, chain: tuple[str, ...]) -> tuple[str, float, float, bool]:
         """(main pipeline, chunk interval, fps, known) of a chain."""
@@ -354,6 +364,10 @@ class _Compiler:
             curves=plan.curves,
             switch_estimate=switch_estimate(wire, state_in) if e.session else 0.0,
             sections=sections,
+            follows_tempo=self._musical(i)[0],
+            start_follows_tempo=self._musical(i)[1],
+            quantize=self._musical(i)[2],
+            transitions_follow_tempo=self._musical(i)[3],
             _later=later,
         )
         return compiled, after

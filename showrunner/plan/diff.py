@@ -71,7 +71,8 @@ _OWN_ENTRY_KEYS: frozenset[str] = frozenset(
 
 # Fields that say *when* a scene plays rather than what it shows.
 TIMING_FIELDS: frozenset[str] = frozenset(
-    {"trigger", "duration", "pre_wait", "cue", "goto", "closed_only"}
+    {"trigger", "duration", "pre_wait", "cue", "goto", "closed_only", "follows_tempo",
+     "start_follows_tempo", "quantize", "transitions_follow_tempo"}
 )
 # Fields whose change needs a pipeline reload and a reconnect (docs/scope.md §4.2).
 SESSION_FIELDS: frozenset[str] = frozenset({"pipeline", "load", "input_mode"})
@@ -82,7 +83,8 @@ _RETIMED_SHOWN = 4  # retimed scenes named in the summary before "+N more"
 _COMPILED_PARTS: tuple[str, ...] = (
     "name", "cue", "pre_wait", "at", "duration", "entry", "state_in", "chunk_interval",
     "reconnect", "warnings", "goto", "closed_only", "end", "trigger", "main_pipeline", "fps",
-    "state_out", "curves", "switch_estimate", "sections",
+    "state_out", "curves", "switch_estimate", "sections", "follows_tempo", "start_follows_tempo",
+    "quantize", "transitions_follow_tempo",
 )
 
 

@@ -321,6 +321,12 @@ class CompiledScene:
     curves: tuple[Curve, ...]
     switch_estimate: float  # seconds without output at the entry (0 without a reconnect)
     sections: tuple[str, ...] = ()  # names of the sections that contain the scene
+    # Musical time: the scene's length and actions follow a live tempo (written in bars or
+    # beats); its start, from the scene before it (`at`: from its part's origin), does.
+    follows_tempo: bool = False
+    start_follows_tempo: bool = False
+    transitions_follow_tempo: bool = False  # a transition's chunk steps scale with a live tempo
+    quantize: float | None = None  # GO, cues and GOTO into it land on this grid (beats)
     _later: Any = field(default=None, repr=False, compare=False)  # makes the later actions
 
     @property

@@ -8,11 +8,11 @@ afterwards (compiler.py); nothing here looks at prompts or pipelines.
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from showrunner.errors import ShowError
 from showrunner.plan.timeline import EPS, fmt_time
-from showrunner.show.model import Scene, Section, Show
+from showrunner.show.model import Scene, Section, Show, is_musical
 
 __all__ = ["Timing", "time_show"]
 
@@ -30,6 +30,21 @@ class Timing:
     trigger: list[str]
     notes: dict[int, list[str]]  # scene index -> warnings about its timing
     sections: list[tuple[Section, int, int]]  # (section, first scene, last scene)
+    # Musical time (docs/show-format.md "Musical time"): what follows a live tempo.
+    inner_follows: list[bool] = field(default_factory=list)  # its length and actions
+    start_follows: list[bool] = field(default_factory=list)  # its start, from the scene before
+
+
+def follows_tempo(scene: Scene) -> bool:
+    """Times inside `scene` (its length, keyframes, travel) follow a live tempo: its `duration`
+    is written in bars or beats; without a `duration`, any keyframe, travel stop or transition is."""
+    if scene.duration is not None:
+        return is_musical(scene.duration)
+    times: list[float | None] = [k.at for frames in scene.keyframes.values() for k in frames]
+    times += [step.at for step in scene.travel]
+    if scene.transition is not None:
+        times.append(scene.transition.duration)
+    return any(is_musical(t) for t in times)
 
 
 def time_show(show: Show, path: str) -> Timing:
@@ -67,6 +82,7 @@ class _TimingPass:
         n = len(self.show.scenes)
         t = Timing(self.names, self.closed, self.flow, self.cues, [None] * n, [None] * n, [""] * n, {}, [])
         self._timing(t)
+        self._musical(t)
         t.sections = self._sections(t)
         self._check_jumps(t)
         return t
@@ -98,6 +114,26 @@ class _TimingPass:
             t.start[self.closed] = 0.0
             t.end[self.closed] = s.duration
             t.trigger[self.closed] = "closed hours"
+
+    def _musical(self, t: Timing) -> None:
+        """Which scenes' insides and starts follow a live tempo (see `follows_tempo`)."""
+        scenes = self.show.scenes
+        t.inner_follows = [follows_tempo(s) for s in scenes]
+        t.start_follows = [False] * len(scenes)
+        prev: int | None = None
+        for i in self.flow:
+            s = scenes[i]
+            if self.cues[i] is None:
+                if s.at is not None:
+                    t.start_follows[i] = is_musical(s.at)
+                elif s.after is not None:
+                    j = self.names[s.after.scene]
+                    t.start_follows[i] = t.inner_follows[j] and (
+                        not s.after.offset or is_musical(s.after.offset)
+                    )
+                elif prev is not None:
+                    t.start_follows[i] = t.inner_follows[prev]
+            prev = i
 
     def _start(self, i: int, s: Scene, prev: int | None, t: Timing, part: list[int]) -> float:
         scenes = self.show.scenes

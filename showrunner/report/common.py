@@ -97,6 +97,22 @@ class Marker:
     text: str
 
 
+TEMPO_MARK = "♩"  # after a trigger: the scene starts on the beat, so it follows a live tempo
+
+
+def trigger_text(scene: CompiledScene) -> str:
+    """The scene's trigger, marked when its start is counted in beats (docs/report.md)."""
+    return scene.trigger + (" " + TEMPO_MARK if scene.start_follows_tempo else "")
+
+
+def tempo_legend(timeline: Timeline) -> str | None:
+    """The legend of `TEMPO_MARK` when the show has musical time (None: it has none)."""
+    if not any(s.start_follows_tempo or s.follows_tempo for s in timeline.scenes):
+        return None
+    return (f"{TEMPO_MARK} = starts on the beat; times in bars/beats shown at {timeline.show.bpm:g} bpm "
+            "follow a live tempo")
+
+
 def cue_label(scene: CompiledScene) -> str:
     return "GO" if scene.cue == "go" else str(scene.cue)
 

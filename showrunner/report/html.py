@@ -28,6 +28,7 @@ from showrunner.report.common import (
     prompts_text,
     switch_text,
     table_rows,
+    trigger_text,
 )
 from showrunner.report.data import report_data
 from showrunner.report.hours import DAY_TITLES, when
@@ -178,7 +179,7 @@ def render_html(
         {
             "index": row.scene.index,
             "time": row.time,
-            "trigger": row.scene.trigger,
+            "trigger": trigger_text(row.scene),
             "name": row.scene.name + (f" ×{row.plays}" if row.plays > 1 else ""),
             "notes": scenes[row.scene.index]["notes"] or "",
             "prompt": prompts_text(row.scene.state_in.prompts),

@@ -26,6 +26,8 @@ from showrunner.report.common import (
     prompts_text,
     switch_text,
     table_rows,
+    tempo_legend,
+    trigger_text,
 )
 
 DEFAULT_WIDTH = 120
@@ -133,6 +135,8 @@ def _render_text(timeline: Timeline, findings: Sequence[object], width: int | No
         legend.append("cue parts are timed from their cue (GO+0:04)")
     if warned:
         legend.append("! = compile warnings of the scene (listed below)")
+    if (tempo := tempo_legend(timeline)) is not None:
+        legend.append(tempo)
     out.extend(wrap.wrap("; ".join(legend) + "."))
     warnings = [finding_data(f)["text"] for f in findings] + list(timeline.warnings)
     warnings += [dark_text(d, p.items[d.item].occurrence.scene.name) for d in dark_stretches(p)]
@@ -157,7 +161,7 @@ def row_cells(row: Row) -> list[str]:
     return [
         row.time,
         name,
-        sc.trigger,
+        trigger_text(sc),
         pipeline,
         prompts,
         transition,

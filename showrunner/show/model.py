@@ -2,7 +2,9 @@
 
 Times are stored as float seconds. Strings such as ``"1:30"``, ``"1m30s"``, ``"8 bars"`` and
 ``"16 beats"`` are converted while validating; bars and beats need the show's ``bpm``, which the
-loader passes in the validation context (``{"bpm": …, "beats_per_bar": …}``).
+loader passes in the validation context (``{"bpm": …, "beats_per_bar": …}``). A time written in
+bars or beats is a :class:`MusicalTime`: its seconds at the show's ``bpm`` (the nominal timing),
+which also keeps the count of beats, so a live tempo can stretch it.
 
 Scene values *track*, as on a lighting console: a value set in a scene stays in force in the
 following scenes (in file order) until a later scene changes it. A jump (loop, goto, seek) sends
@@ -28,7 +30,9 @@ from pydantic import (
     Field,
     GetJsonSchemaHandler,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
     WithJsonSchema,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -65,6 +69,30 @@ TIME_JSON_SCHEMA: dict[str, Any] = {
     "description": "Seconds as a number, or 'mm:ss', 'h:mm:ss', '1m30s', '500ms', "
     "'8 bars' or '16 beats' (bars and beats need the show's bpm).",
 }
+
+
+class MusicalTime(float):
+    """A time written in bars or beats: its value is the seconds at the show's `bpm` (the
+    nominal timing); `beats` keeps what was written, in beats (quarter notes)."""
+
+    __slots__ = ("beats",)
+    beats: float
+
+    def __new__(cls, seconds: float, beats: float) -> MusicalTime:
+        made = super().__new__(cls, seconds)
+        made.beats = beats
+        return made
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (MusicalTime, (float(self), self.beats))
+
+    def __repr__(self) -> str:
+        return f"MusicalTime({float(self)!r}, beats={self.beats!r})"
+
+
+def is_musical(value: object) -> bool:
+    """`value` is a time written in bars or beats (it follows a live tempo)."""
+    return isinstance(value, MusicalTime)
 
 
 def parse_time(value: object, bpm: float | None = None, beats_per_bar: int = 4) -> float:
@@ -106,7 +134,7 @@ def _parse_time_text(text: str, original: str, bpm: float | None, beats_per_bar:
             raise ValueError(f"{original!r} needs `bpm` at the top of the show")
         count = float(musical.group(1))
         beats = count * beats_per_bar if musical.group(2).startswith("bar") else count
-        return beats * 60.0 / bpm
+        return MusicalTime(beats * 60.0 / bpm, beats)
     raise ValueError(f"{original!r} is not {_TIME_HELP}")
 
 
@@ -120,7 +148,57 @@ def _time_validator(value: object, info: ValidationInfo) -> float:
     return parse_time(value, bpm, ctx.get("beats_per_bar") or 4)
 
 
-Seconds = Annotated[float, BeforeValidator(_time_validator), WithJsonSchema(TIME_JSON_SCHEMA)]
+def _time_wrap(value: object, handler: ValidatorFunctionWrapHandler, info: ValidationInfo) -> float:
+    """Seconds as `_time_validator` makes them, checked by the field's constraints; a
+    `MusicalTime` stays one (pydantic would make it a plain float)."""
+    seconds = _time_validator(value, info)
+    checked: float = handler(seconds)
+    return seconds if isinstance(seconds, MusicalTime) else checked
+
+
+Seconds = Annotated[float, WrapValidator(_time_wrap), WithJsonSchema(TIME_JSON_SCHEMA)]
+
+
+_QUANTIZE = re.compile(r"^(?:(off|beat|bar)|(\d+)\s*(bars?|beats?))$")
+QUANTIZE_HELP = "'beat', 'bar', 'N bars', 'N beats' or 'off'"
+
+
+def _quantize(value: object) -> str:
+    if not isinstance(value, str) or not _QUANTIZE.match(value.strip().lower()):
+        raise ValueError(f"expected {QUANTIZE_HELP}")
+    text = value.strip().lower()
+    match = _QUANTIZE.match(text)
+    if match is not None and match.group(2) is not None and int(match.group(2)) < 1:
+        raise ValueError("must be at least 1 bar or beat")
+    return text
+
+
+Quantize = Annotated[
+    str,
+    BeforeValidator(_quantize),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^\s*(off|beat|bar|\d+\s*(bars?|beats?))\s*$",
+            "description": "The grid a change lands on: 'beat', 'bar', 'N bars', 'N beats'; 'off'.",
+        }
+    ),
+]
+
+
+def quantize_beats(text: str | None, beats_per_bar: int) -> float | None:
+    """The grid of a `quantize` value in beats (None: off or absent)."""
+    if text is None:
+        return None
+    match = _QUANTIZE.match(text)
+    if match is None or match.group(1) == "off":
+        return None
+    if match.group(1) == "beat":
+        return 1.0
+    if match.group(1) == "bar":
+        return float(beats_per_bar)
+    count = float(match.group(2))
+    return count * beats_per_bar if match.group(3).startswith("bar") else count
 
 
 class _OrShorthand:
@@ -537,6 +615,10 @@ class Scene(RuntimeParams):
         default=None, description="true/'go': wait for GO; a name: wait for that named cue (or GO)."
     )
     pre_wait: Seconds = Field(default=0.0, description="Delay between the trigger and the start.")
+    quantize: Quantize | None = Field(
+        default=None,
+        description="GO, cues and GOTO into this scene land on this grid (overrides the show's).",
+    )
     # picture
     prompts: Prompts | None = Field(default=None, description="What to generate; tracks to later scenes.")
     transition: TransitionSpec | None = Field(
@@ -795,6 +877,9 @@ class Show(Model):
         default=None, gt=0, le=999, description="Tempo; needed for times written in bars or beats."
     )
     beats_per_bar: int = Field(default=4, ge=1, le=16, description="Beats in one bar (default 4).")
+    quantize: Quantize | None = Field(
+        default=None, description="GO, cues, GOTO and timed starts land on the next beat or bar."
+    )
     fps: float | None = Field(
         default=None, gt=0, le=240, description="Assumed pipeline fps for seconds -> chunks."
     )
@@ -864,7 +949,18 @@ def semantic_problems(show: Show) -> list[Problem]:
     return (
         list(_names(show)) + list(_scene_refs(show)) + list(_sizes(show)) + list(_prompt_lists(show))
         + list(_live_problems(show))
+        + list(_quantize_needs_bpm(show))
     )
+
+
+def _quantize_needs_bpm(show: Show) -> Iterator[Problem]:
+    if show.bpm is not None:
+        return
+    if show.quantize not in (None, "off"):
+        yield ("quantize",), f"{show.quantize!r} needs `bpm` at the top of the show"
+    for i, scene in enumerate(show.scenes):
+        if scene.quantize not in (None, "off"):
+            yield ("scenes", i, "quantize"), f"{scene.quantize!r} needs `bpm` at the top of the show"
 
 
 def _names(show: Show) -> Iterator[Problem]:

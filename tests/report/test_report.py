@@ -257,6 +257,9 @@ SCENE_KEYS = {
     "index",
     "name",
     "trigger",
+    "follows_tempo",
+    "start_follows_tempo",
+    "quantize",
     "cue",
     "pre_wait",
     "at",
@@ -350,3 +353,24 @@ def test_render_state(timeline: Timeline) -> None:
     assert "manage_cache=false" in out
     assert "style=0.25" in out
     assert "VACE refs:    face" in out
+
+
+def test_what_follows_the_tempo_is_marked_at_its_nominal_time() -> None:
+    timeline = make(
+        [
+            {"name": "a", "prompts": "a", "duration": "4 bars"},
+            {"name": "b", "prompts": "b", "duration": 6},
+            {"name": "c", "prompts": "c", "at": "16 bars", "quantize": "2 bars"},
+        ],
+        bpm=120,
+    )
+    text = render_text(timeline, width=160)
+    row = {line.split()[1]: line for line in text.splitlines() if re.match(r"^\d", line)}
+    assert row["b"].startswith("0:08 ") and "timed ♩" in row["b"]  # after 4 bars at 120 bpm
+    assert "timed ♩" not in row["a"] and "at 0:32 ♩" in row["c"]
+    assert "♩ = starts on the beat; times in bars/beats shown at 120 bpm follow a live tempo" in text
+    scenes = report_data(timeline)["scenes"]
+    assert [(s["follows_tempo"], s["start_follows_tempo"], s["quantize"]) for s in scenes] == [
+        (True, False, None), (False, True, None), (False, True, 8.0)
+    ]
+    assert "♩" not in render_text(make([{"name": "a", "prompts": "a", "duration": 8}]))

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import pickle
 from typing import Any
 
 import pydantic
 import pytest
 
-from showrunner.show.model import Scene, Show, Window, parse_time, semantic_problems
+from showrunner.show.model import (
+    MusicalTime,
+    Scene,
+    Show,
+    Window,
+    is_musical,
+    parse_time,
+    quantize_beats,
+    semantic_problems,
+)
 
 
 def show(**fields: Any) -> Show:
@@ -149,3 +159,39 @@ def test_sizes_track_across_scenes() -> None:
     assert semantic_problems(s) == [
         (("scenes", 0, "load", "width"), "500 is not divisible by 16 (longlive needs it)")
     ]
+
+
+def test_musical_times_keep_their_beats() -> None:
+    s = Show.model_validate(
+        {"title": "t", "bpm": 120, "scenes": [
+            {"name": "a", "duration": "8 bars",
+             "keyframes": {"noise_scale": [{"at": "6 beats", "value": 0.5}]}},
+            {"name": "b", "duration": 12, "at": "16 bars"},
+        ]},
+        context={"bpm": 120, "beats_per_bar": 4},
+    )
+    a, b = s.scenes
+    assert a.duration == 16.0 and is_musical(a.duration)
+    assert isinstance(a.duration, MusicalTime) and a.duration.beats == 32.0
+    assert is_musical(a.keyframes["noise_scale"][0].at)
+    assert b.duration == 12.0 and not is_musical(b.duration)
+    assert is_musical(b.at)
+    assert pickle.loads(pickle.dumps(a.duration)).beats == 32.0
+
+
+@pytest.mark.parametrize(
+    ("text", "beats"), [("beat", 1.0), ("bar", 4.0), ("2 bars", 8.0), ("3 beats", 3.0), ("off", None)]
+)
+def test_quantize_grids(text: str, beats: float | None) -> None:
+    s = show(bpm=120, quantize=text)
+    assert quantize_beats(s.quantize, s.beats_per_bar) == beats
+
+
+def test_quantize_rejects_other_values_and_needs_bpm() -> None:
+    with pytest.raises(pydantic.ValidationError, match="expected 'beat', 'bar'"):
+        show(bpm=120, quantize="half")
+    with pytest.raises(pydantic.ValidationError, match="at least 1"):
+        show(bpm=120, quantize="0 bars")
+    problems = semantic_problems(show(quantize="bar", scenes=[{"name": "a", "quantize": "beat"}]))
+    assert (("quantize",), "'bar' needs `bpm` at the top of the show") in problems
+    assert (("scenes", 0, "quantize"), "'beat' needs `bpm` at the top of the show") in problems
