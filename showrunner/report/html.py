@@ -122,7 +122,9 @@ def _hours_view(hours: dict[str, Any] | None) -> dict[str, Any] | None:
         now_mark = {"x": round(left + minutes * per_min, 1), "y": top + moment.weekday() * row}
     status = None
     if hours["open_now"] is not None:
-        if hours["open_now"]:
+        if hours["open_now"] and hours["closes"] is None:
+            status = "open now, around the clock"
+        elif hours["open_now"]:
             status = f"open now, until {when(hours['closes'])}; opens next {when(hours['next_open'])}"
         else:
             status = f"closed now ({closed}); opens next {when(hours['next_open'])}"
