@@ -93,14 +93,14 @@ def _report(args: argparse.Namespace) -> int:
     now = datetime.now().astimezone()  # "next open" of opening hours; rendering stays pure
     for target, render in ((args.html, render_html), (args.json, render_json)):
         if target:
-            page = render(timeline, findings=findings, now=now)
+            page = render(timeline, findings=findings, now=now, gpu_rate=args.gpu_rate)
             if target == "-":
                 sys.stdout.write(page)
             else:
                 Path(target).write_text(page, "utf-8")
     if args.text or not (args.html or args.json):
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-        sys.stdout.write(render_text(timeline, findings=findings, width=width))
+        sys.stdout.write(render_text(timeline, findings=findings, width=width, gpu_rate=args.gpu_rate))
     return 0
 
 
@@ -189,6 +189,16 @@ def _folder(value: str) -> Path:
     return path
 
 
+def _price(value: str) -> float:
+    try:
+        price = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value}") from None
+    if not 0 < price <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be above 0: {value}")
+    return price
+
+
 def _allow_path(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-path", metavar="DIR", action="append", default=[], type=_folder,
@@ -222,6 +232,8 @@ def _parser() -> argparse.ArgumentParser:
         "--text", action="store_true", help="print the table too when writing --html/--json"
     )
     p.add_argument("--at", metavar="TIME", help="print the resolved state at TIME or SCENE+OFFSET")
+    p.add_argument("--gpu-rate", type=_price, metavar="PRICE",
+                   help="price of one GPU hour (overrides the show's cost.per_hour)")
     _allow_path(p)
     p.set_defaults(func=_report)
 
