@@ -7,12 +7,16 @@ embedding programs pass their own and nothing else looks at ``os.environ``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from showrunner.errors import ShowrunnerError
 
 __all__ = ["CONTROL_TOKEN_VAR", "Settings"]
 
 CONTROL_TOKEN_VAR = "SHOWRUNNER_CONTROL_TOKEN"
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -30,3 +34,15 @@ class Settings:
     def secret(self, name: str) -> str | None:
         """The value of the environment variable `name` (a show's `scope.auth.env`), or None."""
         return self.secrets.get(name) or None
+
+    def expand(self, text: str) -> str:
+        """`text` with every ``${NAME}`` replaced by the environment variable NAME (a hook's
+        URL, header or argument); ShowrunnerError naming the first one that is not set."""
+
+        def value(match: re.Match[str]) -> str:
+            found = self.secret(match.group(1))
+            if found is None:
+                raise ShowrunnerError(f"${{{match.group(1)}}} is not set in the environment")
+            return found
+
+        return _VARIABLE.sub(value, text)
