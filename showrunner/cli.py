@@ -178,6 +178,8 @@ def _run(args: argparse.Namespace) -> int:
         min_go_interval=args.min_go_interval,
         allow_paths=tuple(args.allow_path),
         resume=args.resume,
+        alert_webhook=args.alert_webhook,
+        alert_after=args.alert_after,
     )
     return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
 
@@ -197,6 +199,24 @@ def _price(value: str) -> float:
     if not 0 < price <= 1_000_000:
         raise argparse.ArgumentTypeError(f"must be above 0: {value}")
     return price
+
+
+def _web_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"not an http:// or https:// URL: {value}")
+    return value
+
+
+def _gpu_rate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gpu-rate", type=_price, metavar="PRICE",
+                   help="price of one GPU hour (overrides the show's cost.per_hour)")
+
+
+def _alert_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--alert-webhook", metavar="URL", type=_web_url,
+                   help="POST outage and recovery messages here (default: the show's alerts.webhook)")
+    p.add_argument("--alert-after", metavar="S", type=_price,
+                   help="seconds without picture that make an outage (default: alerts.after, 30)")
 
 
 def _allow_path(p: argparse.ArgumentParser) -> None:
@@ -232,8 +252,7 @@ def _parser() -> argparse.ArgumentParser:
         "--text", action="store_true", help="print the table too when writing --html/--json"
     )
     p.add_argument("--at", metavar="TIME", help="print the resolved state at TIME or SCENE+OFFSET")
-    p.add_argument("--gpu-rate", type=_price, metavar="PRICE",
-                   help="price of one GPU hour (overrides the show's cost.per_hour)")
+    _gpu_rate(p)
     _allow_path(p)
     p.set_defaults(func=_report)
 
@@ -284,6 +303,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-go-interval", type=float, default=0.5, help="seconds between two accepted GOs"
     )
+    _alert_args(p)
     _allow_path(p)
     p.set_defaults(func=_run)
     return parser
