@@ -470,3 +470,19 @@ def test_run_resume_is_a_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     show.write_text("title: tiny\nend: stop\nscenes:\n  - {name: a, prompts: red, duration: 0.2}\n")
     assert main(["run", str(show), "--resume", "--control-port", "-1"]) == 0
     assert "Starting from the top" in capsys.readouterr().out
+
+
+def test_check_and_report_never_run_hooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mark = tmp_path / "ran"
+    show = tmp_path / "hooks.yaml"
+    hook = f'{{command: [touch, "{mark}"]}}'
+    show.write_text(
+        "title: hooks\nhours: {open: [{start: '10:00', end: '18:00'}]}\n"
+        f"hooks: {{before_open: {hook}, after_close: {hook}, on_outage: {hook}, on_recover: {hook}}}\n"
+        "scenes: [{name: a, prompts: p}]\n"
+    )
+    assert main(["check", str(show)]) == 0
+    assert main(["report", str(show), "--json", str(tmp_path / "r.json"), "--text"]) == 0
+    out = capsys.readouterr().out
+    assert "Hooks (showrunner run only):" in out and f"touch {mark}" in out
+    assert not mark.exists()
