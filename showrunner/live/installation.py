@@ -6,10 +6,11 @@ journal closes). Two side tasks on the run's clock:
 
 - the *schedule*: `before_open` its `lead` before each opening (and at once when the run starts
   while open or within the lead), `after_close` at each closing; a closed break no longer than
-  the lead keeps the GPU on (neither runs). After `before_open` the status says "starting GPU"
-  until the link to Scope is up (the player waits for the server's health and the pipeline
-  load as after any outage), and no outage is counted before the opening (or the lead, for a
-  run started while open);
+  the lead keeps the GPU on (neither runs). After `after_close` the link to Scope rests (no
+  checks, no reconnection attempts) until the next `before_open`, which says "starting GPU"
+  in the status until the link to Scope is up (the player waits for the server's health and
+  the pipeline load as after any outage); no outage is counted before the opening (or the
+  lead, for a run started while open);
 - the *tick* (every second): the outage detector (outage.py) with what the player shows; an
   outage runs `on_outage` and posts an alert, a recovery `on_recover` and a message.
 
@@ -124,6 +125,8 @@ class Installation:
                 if reopening is not None and (reopening - change).total_seconds() <= self._lead():
                     await self._sleep_until(reopening)  # a short break: the GPU stays on
                     continue
+                if self.hooks.after_close is not None:
+                    self.player.link.rest()  # no reconnection attempts all night
                 self.runner.fire("after_close", self.hooks.after_close)
             else:
                 at = change.timestamp() - self._lead()
@@ -133,6 +136,7 @@ class Installation:
                 await self._sleep_until(change)
 
     def _before_open(self, grace_until: float) -> None:
+        self.player.link.wake()
         if self.hooks.before_open is None:
             return
         self.starting_until = grace_until

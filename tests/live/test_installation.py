@@ -258,3 +258,31 @@ async def test_starting_gpu_until_the_link_is_up_and_no_outage_meanwhile(tmp_pat
     player.quit()
     await asyncio.wait_for(task, 5)
     await installation.stop()
+
+
+async def test_the_link_rests_from_after_close_to_before_open(tmp_path: Path) -> None:
+    """The GPU stopped on purpose at closing: no reconnection attempts all night; the morning's
+    before_open wakes the link, which reconnects once the server answers."""
+    clock, player, installation, journal, task = await _installation(
+        tmp_path, BREAK, datetime(2026, 1, 5, 17, 50, tzinfo=UTC), watchdog=5.0, tick=5.0)
+    sink = player.sink
+    assert isinstance(sink, Sink)
+    await clock.advance_to(_at(18, 0))
+    await _hooks_ran(journal, 2)  # before_open at the start (open), after_close at 18:00
+    sink.up = False  # the pod is stopped
+    await clock.advance_to(datetime(2026, 1, 6, 9, 49, tzinfo=UTC).timestamp())
+    assert player.link.resting
+    assert not [r for r in journal.records if r["kind"] in ("reconnect", "watchdog", "outage")]
+    await clock.advance(60)  # 09:50: before_open
+    assert not player.link.resting and player.status().notice == "starting GPU"
+    sink.up = True  # the pod has booted
+    for _ in range(12):
+        await clock.advance(5)
+    assert player.link.state is LinkState.CONNECTED and player.status().notice is None
+    reconnects = [r for r in journal.records if r["kind"] == "reconnect"]
+    assert reconnects[-1]["label"] == "ok" and len(reconnects) <= 3  # the pod booting
+    assert all(r["sent_at"] >= _at(9, 50) + 86400 for r in reconnects)
+    assert not [r for r in journal.records if r["kind"] == "outage"]
+    player.quit()
+    await asyncio.wait_for(task, 5)
+    await installation.stop()
