@@ -33,7 +33,9 @@ from showrunner.errors import (
     ShowrunnerError,
 )
 from showrunner.live.clock import Clock, prompt_thread_switches
+from showrunner.live.hooks import HookRunner
 from showrunner.live.hours import OpeningHours
+from showrunner.live.installation import Installation
 from showrunner.live.journal import Journal
 from showrunner.live.player import Player
 from showrunner.live.resume import default_state_path, read_state, show_hash, state_file_problem
@@ -43,7 +45,7 @@ from showrunner.plan.preflight import compile_result, parse_key_path
 from showrunner.plan.start import StartPoint, start_point
 from showrunner.plan.timeline import Timeline
 from showrunner.reload.apply import HotReload, Output
-from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession
+from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession, WebCalls
 from showrunner.scope.ice import IceMode, IcePolicy, IceServer, policy_from_words
 from showrunner.scope.preflight import Need, NeedKind, Preflight
 from showrunner.scope.preflight import check as check_server
@@ -110,6 +112,8 @@ class RunOptions:
     resume: bool = False  # continue from the state file (shows with hours or loops always do)
     ice_servers: tuple[str, ...] = ()  # --ice-server: auto | server | none | URLs (default: the show's)
     ice_relay_only: bool = False  # --ice-relay-only (or the show's ice_transport_policy: relay)
+    alert_webhook: str | None = None  # --alert-webhook: outage messages (default: the show's)
+    alert_after: float | None = None  # --alert-after: seconds without picture (default: the show's)
 
     def __post_init__(self) -> None:
         if self.reload_at not in (None, "now", "boundary"):
@@ -378,6 +382,7 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         # The player exists (pending, its first scene waiting) while Scope is prepared, so the
         # control surfaces show what the show waits for.
         player = await _player(stack, prepared, session, hooks, options, url)
+        await _installation(stack, player, hooks.settings, options)
         terminal = Terminal(player, commands=hooks.commands, tty=options.stdin_tty)
         await stack.enter_async_context(terminal)
         if terminal.tty and isinstance(out, StreamOutput):
@@ -430,6 +435,20 @@ async def _player(
         hooks.on_player(player)
     stack.enter_context(prompt_thread_switches())
     return player
+
+
+async def _installation(
+    stack: AsyncExitStack, player: Player, settings: Settings, options: RunOptions
+) -> Installation:
+    """The lifecycle hooks, outage detector and alerts beside the player (stopped before the
+    journal closes); `before_open` runs now when the show is open."""
+    web = await stack.enter_async_context(WebCalls())
+    runner = HookRunner(player.log, expand=settings.expand, web=web)
+    installation = Installation(player, runner, alert_webhook=options.alert_webhook,
+                                alert_after=options.alert_after)
+    installation.start()
+    stack.push_async_callback(installation.stop)
+    return installation
 
 
 def needed_pipelines(timeline: Timeline) -> list[str]:

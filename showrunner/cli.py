@@ -120,14 +120,14 @@ def _report(args: argparse.Namespace) -> int:
     now = datetime.now().astimezone()  # "next open" of opening hours; rendering stays pure
     for target, render in ((args.html, render_html), (args.json, render_json)):
         if target:
-            page = render(timeline, findings=findings, now=now)
+            page = render(timeline, findings=findings, now=now, gpu_rate=args.gpu_rate)
             if target == "-":
                 sys.stdout.write(page)
             else:
                 Path(target).write_text(page, "utf-8")
     if args.text or not (args.html or args.json):
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-        sys.stdout.write(render_text(timeline, findings=findings, width=width))
+        sys.stdout.write(render_text(timeline, findings=findings, width=width, gpu_rate=args.gpu_rate))
     return 0
 
 
@@ -226,6 +226,8 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
         ice_servers=tuple(args.ice_server),
         ice_relay_only=args.ice_relay_only,
+        alert_webhook=args.alert_webhook,
+        alert_after=args.alert_after,
     )
     return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
 
@@ -235,6 +237,34 @@ def _folder(value: str) -> Path:
     if not path.is_dir():
         raise argparse.ArgumentTypeError(f"not a folder: {value}")
     return path
+
+
+def _price(value: str) -> float:
+    try:
+        price = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value}") from None
+    if not 0 < price <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"must be above 0: {value}")
+    return price
+
+
+def _web_url(value: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise argparse.ArgumentTypeError(f"not an http:// or https:// URL: {value}")
+    return value
+
+
+def _gpu_rate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--gpu-rate", type=_price, metavar="PRICE",
+                   help="price of one GPU hour (overrides the show's cost.per_hour)")
+
+
+def _alert_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--alert-webhook", metavar="URL", type=_web_url,
+                   help="POST outage and recovery messages here (default: the show's alerts.webhook)")
+    p.add_argument("--alert-after", metavar="S", type=_price,
+                   help="seconds without picture that make an outage (default: alerts.after, 30)")
 
 
 def _allow_path(p: argparse.ArgumentParser) -> None:
@@ -301,6 +331,7 @@ def _parser() -> argparse.ArgumentParser:
         "--text", action="store_true", help="print the table too when writing --html/--json"
     )
     p.add_argument("--at", metavar="TIME", help="print the resolved state at TIME or SCENE+OFFSET")
+    _gpu_rate(p)
     _allow_path(p)
     p.set_defaults(func=_report)
 
@@ -351,6 +382,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-go-interval", type=float, default=0.5, help="seconds between two accepted GOs"
     )
+    _alert_args(p)
     _allow_path(p)
     _run_options(p)
     return parser

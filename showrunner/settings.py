@@ -7,8 +7,11 @@ embedding programs pass their own and nothing else looks at ``os.environ``.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from showrunner.errors import ShowrunnerError
 
 __all__ = ["CONTROL_TOKEN_VAR", "TURN_CREDENTIAL_VAR", "TURN_USERNAME_VAR", "Settings"]
 
@@ -17,6 +20,7 @@ CONTROL_TOKEN_VAR = "SHOWRUNNER_CONTROL_TOKEN"
 # show's `scope.ice_servers` entry without them).
 TURN_USERNAME_VAR = "SHOWRUNNER_TURN_USERNAME"
 TURN_CREDENTIAL_VAR = "SHOWRUNNER_TURN_CREDENTIAL"
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 @dataclass(frozen=True)
@@ -38,3 +42,15 @@ class Settings:
     def secret(self, name: str) -> str | None:
         """The value of the environment variable `name` (a show's `scope.auth.env`), or None."""
         return self.secrets.get(name) or None
+
+    def expand(self, text: str) -> str:
+        """`text` with every ``${NAME}`` replaced by the environment variable NAME (a hook's
+        URL, header or argument); ShowrunnerError naming the first one that is not set."""
+
+        def value(match: re.Match[str]) -> str:
+            found = self.secret(match.group(1))
+            if found is None:
+                raise ShowrunnerError(f"${{{match.group(1)}}} is not set in the environment")
+            return found
+
+        return _VARIABLE.sub(value, text)

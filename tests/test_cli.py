@@ -521,3 +521,19 @@ def test_check_scope_on_an_unreachable_server_is_one_line_and_exit_3(
 def test_sim_offers_only_the_pipelines_it_is_given(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "--port", "0", "--pipeline", "nonesuch"]) == 1
     assert "sim: the simulator knows no pipeline nonesuch (it knows: " in capsys.readouterr().err
+
+
+def test_check_and_report_never_run_hooks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mark = tmp_path / "ran"
+    show = tmp_path / "hooks.yaml"
+    hook = f'{{command: [touch, "{mark}"]}}'
+    show.write_text(
+        "title: hooks\nhours: {open: [{start: '10:00', end: '18:00'}]}\n"
+        f"hooks: {{before_open: {hook}, after_close: {hook}, on_outage: {hook}, on_recover: {hook}}}\n"
+        "scenes: [{name: a, prompts: p}]\n"
+    )
+    assert main(["check", str(show)]) == 0
+    assert main(["report", str(show), "--json", str(tmp_path / "r.json"), "--text"]) == 0
+    out = capsys.readouterr().out
+    assert "Hooks (showrunner run only):" in out and f"touch {mark}" in out
+    assert not mark.exists()

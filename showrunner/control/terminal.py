@@ -82,7 +82,7 @@ def render_status(status: Status, width: int = 100) -> str:
     if mode in ("hold", "panic", "closed", "pending"):
         parts.append({"hold": "HOLD", "panic": "PANIC (frozen)", "closed": "closed",
                       "pending": "pending"}[mode])
-    if mode == "pending" and json.get("notice"):
+    if json.get("notice"):
         parts.append(str(json["notice"]))
     remaining = json.get("remaining")
     if status.waiting_for:

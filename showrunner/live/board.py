@@ -87,7 +87,7 @@ class Board:
             armed=armed,
             remaining=remaining,
             show_clock=max(0.0, self.clock.time() - origin) if cur and origin is not None else None,
-            notice=notice if not started else None,
+            notice=notice,
             switching="+".join(opening[0]) if opening is not None else None,
             switch_estimate=opening[1] if opening is not None else None,
             hours=self._hours_text(),

@@ -41,7 +41,9 @@ class _Window:
         closes = next_fire(self.closing, at)
         if closes is None:
             return False
-        return opens is None or closes < opens
+        # A window that closes at the very moment it opens again (00:00-24:00 on consecutive
+        # days) stays open: its closing comes no later than its next opening.
+        return opens is None or closes <= opens
 
 
 def _compile(window: Window, tz: tzinfo) -> _Window:

@@ -166,6 +166,7 @@ class ScopeLink:
         self.live_key: tuple[Any, ...] | None = None  # the open session's pipeline setup
         self.missed = 0  # messages and switches that did not reach Scope (a reconnect resyncs)
         self.paused_by_us = False  # Scope is paused by a panic or closed hours, not by the show
+        self.resting = False  # the server is off on purpose: see `rest`
         self.prerolled: State | None = None  # what the session was just opened with
         # While a session opens or switches: its pipelines and about how long it takes (s).
         self.opening: tuple[tuple[str, ...], float] | None = None
@@ -440,6 +441,24 @@ class ScopeLink:
         """The run is ending: no new reconnection attempts."""
         self._stopping = True
 
+    def rest(self) -> None:
+        """The server is being stopped on purpose (an installation's `after_close`): no checks
+        and no reconnection attempts until `wake`."""
+        self.resting = True
+
+    def wake(self) -> None:
+        """The server is being started again (`before_open`): checks resume, and a session that
+        did not survive the night (closed, or no frame for `stall_after` s) counts as down at
+        once, so the status does not say connected until a new one is open."""
+        if not self.resting:
+            return
+        self.resting = False
+        if self.state is LinkState.CONNECTED:
+            age = self._frame_age()
+            if not self._sink_connected() or (age is not None and age > self.stall_after):
+                self.state = LinkState.DOWN
+                self.log.status_changed()
+
     # -- the watchdog ------------------------------------------------------------------------
 
     async def watch(self, room: Callable[[], float], idle: Callable[[], None]) -> None:
@@ -452,7 +471,9 @@ class ScopeLink:
                     # A health check answered just before a cue would share the loop with it.
                     await self._doze(left + 0.005)
                 idle()
-                if self._lock.locked() or self.state in (LinkState.STARTING, LinkState.CLOSED):
+                if self._lock.locked() or self.resting or self.state in (
+                    LinkState.STARTING, LinkState.CLOSED
+                ):
                     continue
                 problem = await self._check()
                 if problem is None:
@@ -545,6 +566,9 @@ class ScopeLink:
         self.state = LinkState.STALLED if stalled else LinkState.RECONNECTING
         self.log.status_changed()
         while not self._stopping:
+            if self.resting:  # the server was stopped on purpose: wait for its restart
+                await self._doze(self.watchdog_period)
+                continue
             attempt += 1
             missed = self.missed
             target = self._target()

@@ -160,6 +160,7 @@ class Player:
         )
         self._started = False  # the first scene is on the air (or pre-rolled, waiting for GO)
         self.notice: str | None = None  # what the show waits for before it starts (the status)
+        self.gpu_notice: str | None = None  # "starting GPU" (installation.py), shown while set
         self.moves = Moves(self.position, self.stage, self.holds, self.opening, self.hotswap,
                            self.log, self.clock, self._finish)
         self.board = Board(self.position, self.link, self.holds, self.opening, self.hotswap,
@@ -196,6 +197,11 @@ class Player:
     @show_hash.setter
     def show_hash(self, value: str) -> None:
         self.stage.show_hash = value
+
+    @property
+    def started(self) -> bool:
+        """The first scene is on the air (or pre-rolled, waiting for GO)."""
+        return self._started
 
     @property
     def quitting(self) -> bool:
@@ -591,8 +597,9 @@ class Player:
 
     def status(self) -> PlayerStatus:
         """A snapshot: scene, next, countdown, connection, holds, recent errors."""
+        notice = self.gpu_notice or (None if self._started else self.notice)
         return self.board.status(started=self._started, quitting=self._quitting,
-                                 armed=self._armed(), notice=self.notice)
+                                 armed=self._armed(), notice=notice)
 
     def tempo_reading(self, reading: TempoReading) -> None:
         """A `TempoListener` (any thread): musical time and quantized changes follow it."""

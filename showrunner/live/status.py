@@ -52,7 +52,7 @@ class PlayerStatus:
     armed: str | None = None  # an operator command kept for when the session is up ("go")
     remaining: float | None = None  # `countdown`, also while held (then frozen)
     show_clock: float | None = None  # seconds since the show started (None before)
-    notice: str | None = None  # what the show waits for ("waiting for Scope at URL")
+    notice: str | None = None  # what the show waits for ("waiting for Scope at URL", "starting GPU")
     switching: str | None = None  # the pipelines a session is being opened with (no output)
     switch_estimate: float | None = None  # about how long that takes, seconds
     hours: str | None = None  # "open until 18:00", "closed, reopens Sat 11:00"

@@ -29,6 +29,7 @@ from showrunner.report.common import (
     plain,
     table_rows,
 )
+from showrunner.report.cost import gpu_cost, hook_times
 from showrunner.report.hours import hours_data
 
 FORMAT = "showrunner-report"
@@ -121,15 +122,24 @@ def _scene_data(timeline: Timeline, row: Row, dark: Sequence[Dark]) -> dict[str,
 
 
 def report_data(
-    timeline: Timeline, *, findings: Sequence[object] = (), now: datetime | None = None
+    timeline: Timeline,
+    *,
+    findings: Sequence[object] = (),
+    now: datetime | None = None,
+    gpu_rate: float | None = None,
 ) -> dict[str, Any]:
     """Everything the report shows, as JSON-ready data (docs/report.md: "--json").
 
     `now` (an aware datetime) is the moment "open now" and "next open" of opening hours are
-    told against; without it they are null. Nothing here reads the clock.
+    told against; without it they are null. Nothing here reads the clock. `gpu_rate` (price
+    of a GPU hour) overrides the show's `cost.per_hour`.
     """
     with paused_gc():
-        return _report_data(timeline, findings, now)
+        data = _report_data(timeline, findings, now)
+    cost = gpu_cost(timeline.show, per_hour=gpu_rate)
+    data["gpu"] = cost.to_json() if cost is not None else None
+    data["hooks"] = [t.to_json() for t in hook_times(timeline.show)]
+    return data
 
 
 def _report_data(timeline: Timeline, findings: Sequence[object], now: datetime | None) -> dict[str, Any]:
@@ -215,8 +225,12 @@ def _report_data(timeline: Timeline, findings: Sequence[object], now: datetime |
 
 
 def render_json(
-    timeline: Timeline, *, findings: Sequence[object] = (), now: datetime | None = None
+    timeline: Timeline,
+    *,
+    findings: Sequence[object] = (),
+    now: datetime | None = None,
+    gpu_rate: float | None = None,
 ) -> str:
     """`report_data` as indented JSON (what `--json` writes)."""
-    data = report_data(timeline, findings=findings, now=now)
+    data = report_data(timeline, findings=findings, now=now, gpu_rate=gpu_rate)
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -89,7 +89,8 @@ def _covering(hours: Hours, at: datetime, zone: tzinfo) -> list[tuple[datetime, 
 
 
 def status(hours: Hours, now: datetime) -> tuple[bool, datetime | None, datetime | None]:
-    """(open at `now`, when it closes if open, when it next opens) for an aware `now`."""
+    """(open at `now`, when it closes if open, when it next opens) for an aware `now`; an
+    installation open around the clock never closes (None, None)."""
     if now.tzinfo is None:
         raise ValueError("opening hours need an aware datetime")
     zone = _zone(hours, now)
@@ -103,6 +104,8 @@ def status(hours: Hours, now: datetime) -> tuple[bool, datetime | None, datetime
             if not more:
                 break
             closes = max(b for _, b in more)
+        else:  # open around the clock (00:00-24:00 every day): it never closes
+            return True, None, None
         after = closes
     local = after.astimezone(zone)
     candidates = [

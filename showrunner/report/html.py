@@ -123,7 +123,9 @@ def _hours_view(hours: dict[str, Any] | None) -> dict[str, Any] | None:
         now_mark = {"x": round(left + minutes * per_min, 1), "y": top + moment.weekday() * row}
     status = None
     if hours["open_now"] is not None:
-        if hours["open_now"]:
+        if hours["open_now"] and hours["closes"] is None:
+            status = "open now, around the clock"
+        elif hours["open_now"]:
             status = f"open now, until {when(hours['closes'])}; opens next {when(hours['next_open'])}"
         else:
             status = f"closed now ({closed}); opens next {when(hours['next_open'])}"
@@ -153,11 +155,16 @@ def _hours_view(hours: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def render_html(
-    timeline: Timeline, *, findings: Sequence[object] = (), now: datetime | None = None
+    timeline: Timeline,
+    *,
+    findings: Sequence[object] = (),
+    now: datetime | None = None,
+    gpu_rate: float | None = None,
 ) -> str:
     """One self-contained HTML page: facts, findings, the zoomable timeline, opening hours, the cue
-    sheet, the table and per-scene details. `now` (aware) is only used for "next open"."""
-    data = report_data(timeline, findings=findings, now=now)
+    sheet, the table and per-scene details. `now` (aware) is only used for "next open";
+    `gpu_rate` overrides the show's `cost.per_hour`."""
+    data = report_data(timeline, findings=findings, now=now, gpu_rate=gpu_rate)
     p = timeline.one_pass()
     rows, reached = table_rows(timeline, p)
     dark = dark_stretches(p)

@@ -29,6 +29,7 @@ from showrunner.report.common import (
     tempo_legend,
     trigger_text,
 )
+from showrunner.report.cost import cost_lines
 
 DEFAULT_WIDTH = 120
 
@@ -76,15 +77,22 @@ def _widths(rows: Sequence[Sequence[str]], total: int, columns: Sequence[tuple[s
 
 
 def render_text(
-    timeline: Timeline, *, findings: Sequence[object] = (), width: int | None = None
+    timeline: Timeline,
+    *,
+    findings: Sequence[object] = (),
+    width: int | None = None,
+    gpu_rate: float | None = None,
 ) -> str:
     """The terminal report: one pass as a table, totals, switch gaps, fps, preflight warnings.
 
     `width` is the terminal width (default 120); the table fits it, the prompts column taking
-    what the other columns leave. Times are never cut.
+    what the other columns leave. Times are never cut. `gpu_rate` (price of a GPU hour)
+    overrides the show's `cost.per_hour`.
     """
     with paused_gc():
-        return _render_text(timeline, findings, width)
+        text = _render_text(timeline, findings, width)
+    lines = cost_lines(timeline.show, per_hour=gpu_rate)
+    return text + ("\n" + "\n".join(lines) + "\n" if lines else "")
 
 
 def _render_text(timeline: Timeline, findings: Sequence[object], width: int | None) -> str:

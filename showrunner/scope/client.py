@@ -32,6 +32,7 @@ from showrunner.errors import (
     ScopeLoadError,
     ScopeProtocolError,
     ScopeTimeoutError,
+    ShowrunnerError,
 )
 from showrunner.pipelines import lookup as pipeline_info
 from showrunner.scope.clock import SYSTEM_TIME, SessionClock
@@ -913,3 +914,48 @@ class ScopeSession:
             self._emit("channel_closed", {})
         else:
             self._emit("connection_state", {"state": state})
+
+
+# --------------------------------------------------------------------------------------
+# Other HTTP calls: lifecycle hooks and alert webhooks (httpx stays confined to this module)
+
+
+class WebCalls:
+    """HTTP requests to services other than Scope (a GPU provider's API, a chat webhook).
+
+    One connection pool; no proxy from the environment (``trust_env=False``): a call goes
+    exactly where the show says. ``request`` returns the HTTP status and raises a
+    ``ShowrunnerError`` (one line, without the URL, which may carry a secret) when there is no
+    answer within `timeout` seconds. Use as ``async with WebCalls() as web:``.
+    """
+
+    def __init__(self, *, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self._http = httpx.AsyncClient(trust_env=False, transport=transport, follow_redirects=False)
+
+    def __repr__(self) -> str:
+        return "WebCalls()"
+
+    async def __aenter__(self) -> WebCalls:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._http.aclose()
+
+    async def request(
+        self, method: str, url: str, *, headers: Mapping[str, str], json_body: Any, timeout: float
+    ) -> int:
+        try:
+            answer = await self._http.request(
+                method, url, headers=dict(headers), timeout=timeout,
+                **({"json": json_body} if json_body is not None else {}),
+            )
+        except httpx.TimeoutException:
+            raise ShowrunnerError(f"no answer within {timeout:g} s") from None
+        except httpx.HTTPError as exc:
+            raise ShowrunnerError(_one_line(str(exc)) or type(exc).__name__) from None
+        return answer.status_code

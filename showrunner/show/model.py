@@ -49,10 +49,10 @@ KEY = "[key]"  # ends a Problem's key path that is about the mapping key itself,
 # Times
 # ---------------------------------------------------------------------------------------------
 
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_UNIT_SECONDS = {"h": 3600.0, "min": 60.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 _CLOCK = re.compile(r"^(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)$")
-_UNITS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|h|m|s)")
-_UNITS_FULL = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*(?:ms|h|m|s))+\s*$")
+_UNITS = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|min|h|m|s)")
+_UNITS_FULL = re.compile(r"^(?:\s*\d+(?:\.\d+)?\s*(?:ms|min|h|m|s))+\s*$")
 _MUSICAL = re.compile(r"^(\d+(?:\.\d+)?)\s*(bars?|beats?)$")
 _TIME_HELP = "a time: seconds (12.5), 'mm:ss', '1m30s', '500ms', '8 bars' or '16 beats'"
 _MAX_SECONDS = 10 * 365 * 24 * 3600.0
@@ -62,7 +62,7 @@ TIME_JSON_SCHEMA: dict[str, Any] = {
         {"type": "number", "minimum": 0},
         {
             "type": "string",
-            "pattern": r"^\s*(\d+(\.\d+)?|(\d+:)?\d+:\d+(\.\d+)?|(\d+(\.\d+)?\s*(ms|h|m|s)\s*)+"
+            "pattern": r"^\s*(\d+(\.\d+)?|(\d+:)?\d+:\d+(\.\d+)?|(\d+(\.\d+)?\s*(ms|min|h|m|s)\s*)+"
             r"|\d+(\.\d+)?\s*(bars?|beats?))\s*$",
         },
     ],
@@ -858,6 +858,85 @@ class Midi(Model):
     )
 
 
+# Running an installation: GPU cost, lifecycle hooks, alerts
+# ---------------------------------------------------------------------------------------------
+
+
+class Cost(Model):
+    """What the GPU behind one Scope server costs; `report` prints hours and cost from it."""
+
+    per_hour: float = Field(gt=0, le=1_000_000, description="Price of one GPU hour, e.g. 0.95.")
+    currency: str = Field(default="USD", pattern=r"^[A-Za-z]{1,8}$", description="Shown beside prices.")
+
+
+HttpMethod = Literal["GET", "POST", "PUT", "PATCH", "DELETE"]
+_URL = r"^https?://[^\s/]+(/.*)?$"
+
+
+class HttpCall(Model):
+    """One HTTP request a hook makes; ``${NAME}`` in the url, headers and json is read from the
+    environment when the hook runs (the secret stays out of the show)."""
+
+    url: str = Field(pattern=_URL, description="http(s) URL; ${NAME} is an environment variable.")
+    method: HttpMethod = Field(default="POST", description="GET, POST, PUT, PATCH or DELETE.")
+    headers: dict[str, str] = Field(default_factory=dict, description="Extra request headers.")
+    json_body: Any = Field(default=None, alias="json", description="A JSON body to send.")
+    retries: int = Field(default=0, ge=0, le=10, description="Tries again after a failure, this many times.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Hook(Model):
+    """A command or an HTTP call run at a moment of the installation's day."""
+
+    command: list[str] | str | None = Field(
+        default=None,
+        description="argv list (no shell), or one string run by /bin/sh when `shell: true`.",
+    )
+    shell: bool = Field(default=False, description="Run `command` (a string) through /bin/sh.")
+    http: HttpCall | None = Field(default=None, description="An HTTP request instead of a command.")
+    timeout: Seconds = Field(default=60.0, gt=0, description="Killed or given up after this long.")
+
+    @model_validator(mode="after")
+    def _one_action(self) -> Hook:
+        if (self.command is None) == (self.http is None):
+            raise ValueError("a hook needs exactly one of `command` and `http`")
+        if isinstance(self.command, list) and not self.command:
+            raise ValueError("`command` is an empty list")
+        if isinstance(self.command, str) and not self.shell:
+            raise ValueError("`command` as one string needs `shell: true` (or write an argv list)")
+        if isinstance(self.command, list) and self.shell:
+            raise ValueError("`shell: true` takes `command` as one string")
+        return self
+
+
+class BeforeOpen(Hook):
+    lead: Seconds = Field(
+        default=0.0, ge=0, le=86400, description="Runs this long before opening, e.g. '10 min'."
+    )
+
+
+class Hooks(Model):
+    """Commands or HTTP calls run by `showrunner run` (never by check or report)."""
+
+    before_open: BeforeOpen | None = Field(default=None, description="`lead` before opening (start the GPU).")
+    after_close: Hook | None = Field(default=None, description="At closing time (stop the GPU).")
+    on_outage: Hook | None = Field(default=None, description="Once when the picture is lost.")
+    on_recover: Hook | None = Field(default=None, description="Once when the picture is back.")
+
+    def named(self) -> dict[str, Hook | None]:
+        """Each hook by its key, in this order."""
+        return {"before_open": self.before_open, "after_close": self.after_close,
+                "on_outage": self.on_outage, "on_recover": self.on_recover}
+
+
+class Alerts(Model):
+    """Outage and recovery messages posted to a chat webhook (Slack, Mattermost, Discord)."""
+
+    webhook: str | None = Field(default=None, pattern=_URL, description="URL the messages are POSTed to.")
+    after: Seconds = Field(default=30.0, gt=0, le=86400, description="No picture this long is an outage.")
+
+
 Loop = Annotated[
     bool | Literal["forever"] | int,
     WithJsonSchema(
@@ -914,6 +993,13 @@ class Show(Model):
     midi: Midi | None = Field(default=None, description="The MIDI controller the show listens to.")
     controls: list[Control] = Field(
         default_factory=list, description="MIDI notes, CCs and program changes -> commands and inputs."
+    )
+    cost: Cost | None = Field(default=None, description="GPU price per hour, for the report.")
+    hooks: Hooks = Field(
+        default_factory=Hooks, description="Commands or HTTP calls at opening, closing and outages."
+    )
+    alerts: Alerts = Field(
+        default_factory=Alerts, description="Where outage messages go, and after how long."
     )
 
     @field_validator("loop")

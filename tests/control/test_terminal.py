@@ -89,8 +89,11 @@ CONNECTED = LinkState.CONNECTED
          "!! a | PANIC (frozen) | Scope connected | ! 2 errors (above)"),
         (PlayerStatus(scene="last", mode=Mode.ENDED, connection=CONNECTED),
          "# last | end (holding) | Scope connected"),
+        (PlayerStatus(scene="night", mode=Mode.CLOSED, notice="starting GPU",
+                      connection=LinkState.RECONNECTING),
+         "z night | closed | starting GPU | Scope reconnecting"),
     ],
-    ids=["countdown", "go", "named-cue", "panic-error", "ended"],
+    ids=["countdown", "go", "named-cue", "panic-error", "ended", "starting-gpu"],
 )
 def test_render_status(status: PlayerStatus, expected: str) -> None:
     assert render_status(status) == expected

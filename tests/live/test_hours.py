@@ -85,3 +85,19 @@ def test_naive_datetimes_are_refused() -> None:
 def test_local_zone_when_the_show_names_none() -> None:
     hours = OpeningHours(Hours.model_validate({"open": [{"start": "10:00", "end": "18:00"}]}))
     assert hours.tz is not None
+
+
+@pytest.mark.parametrize("at", [_at(5, 0, 0), _at(5, 12), _at(6, 23, 59), _at(11, 0, 0)])
+def test_open_all_day_every_day(at: datetime) -> None:
+    hours = _hours({"start": "00:00", "end": "24:00"})
+    assert hours.is_open(at)
+    assert hours.next_change(at) is None
+
+
+def test_open_all_day_on_weekdays() -> None:
+    hours = _hours({"days": "weekdays", "start": "00:00", "end": "24:00"})
+    assert hours.is_open(_at(8, 23, 59))  # Thursday night into Friday
+    assert hours.is_open(_at(9, 0, 0))
+    assert not hours.is_open(_at(10, 0, 0))  # Saturday
+    assert hours.next_change(_at(6, 12)) == _at(10, 0)
+    assert hours.next_change(_at(10, 12)) == _at(12, 0)

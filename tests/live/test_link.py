@@ -324,3 +324,26 @@ async def test_a_hung_server_is_seen_by_its_frames_and_the_show_keeps_its_clock(
     after = [r for r in sends(journal) if r["sent_at"] >= reconnect["sent_at"]]
     assert after[0]["label"] == "resync" and after[0]["scene"] == "one"
     assert after[0]["message"]["transition"]["target_prompts"] == [{"text": "look one", "weight": 1.0}]
+
+
+async def test_a_resting_link_neither_checks_nor_reconnects_and_wakes_down() -> None:
+    """`rest` (the GPU stopped on purpose): the server going away is not looked at; `wake`: a
+    session without frames counts as down at once and is reopened when the server answers."""
+    clock = FakeClock()
+    sink, journal = PacedDouble(clock, interval=0.1), MemoryJournal()
+    player = Player(compile_show(LOOKS), sink, clock=clock, journal=journal, watchdog_period=0.5)
+    async with playing(player):
+        await until(lambda: sink.opened)
+        await clock.advance(1.0)
+        player.link.rest()
+        sink.freeze()  # the pod is stopped
+        for _ in range(600):  # a minute
+            await clock.advance(0.1)
+        assert player.status().connection is LinkState.CONNECTED  # nobody looked
+        assert not [r for r in journal.records if r["kind"] in ("watchdog", "reconnect")]
+        player.link.wake()
+        assert player.status().connection is LinkState.DOWN
+        sink.thaw()
+        await clock.advance(1.0)
+        await until(lambda: player.status().connection is LinkState.CONNECTED)
+    assert [r["label"] for r in journal.records if r["kind"] == "reconnect"] == ["ok"]

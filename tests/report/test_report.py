@@ -252,6 +252,8 @@ DOCUMENTED = {
     "pass",
     "no_picture",
     "hours",
+    "gpu",
+    "hooks",
 }
 SCENE_KEYS = {
     "index",

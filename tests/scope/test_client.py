@@ -237,3 +237,35 @@ async def test_whitelist_is_checked_before_anything_is_sent(
     else:
         assert type(info.value) is ScopeError
         assert words in str(info.value)
+
+
+# -- WebCalls: the hooks' and alerts' HTTP calls ---------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_web_calls_return_the_status_and_translate_failures() -> None:
+    from showrunner.errors import ShowrunnerError
+    from showrunner.scope.client import WebCalls
+
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path == "/refused":
+            raise httpx.ConnectError("connection refused", request=request)
+        if request.url.path == "/slow":
+            raise httpx.ReadTimeout("timed out", request=request)
+        return httpx.Response(202)
+
+    async with WebCalls(transport=httpx.MockTransport(handler)) as web:
+        status = await web.request("PUT", BASE + "/pods/secret-id/start", headers={"X-Key": "k"},
+                                   json_body={"a": 1}, timeout=1.0)
+        assert status == 202
+        assert seen[0].method == "PUT" and seen[0].headers["X-Key"] == "k"
+        assert seen[0].content == b'{"a":1}'
+        assert (await web.request("GET", BASE + "/", headers={}, json_body=None, timeout=1.0)) == 202
+        assert seen[1].content == b""
+        with pytest.raises(ShowrunnerError, match=r"^connection refused$"):
+            await web.request("POST", BASE + "/refused", headers={}, json_body=None, timeout=1.0)
+        with pytest.raises(ShowrunnerError, match=r"^no answer within 1 s$"):
+            await web.request("POST", BASE + "/slow", headers={}, json_body=None, timeout=1.0)

@@ -195,3 +195,32 @@ def test_quantize_rejects_other_values_and_needs_bpm() -> None:
     problems = semantic_problems(show(quantize="bar", scenes=[{"name": "a", "quantize": "beat"}]))
     assert (("quantize",), "'bar' needs `bpm` at the top of the show") in problems
     assert (("scenes", 0, "quantize"), "'beat' needs `bpm` at the top of the show") in problems
+
+
+def test_cost_hooks_and_alerts() -> None:
+    show = Show.model_validate({
+        "title": "t", "scenes": [{"name": "a", "prompts": "p"}],
+        "cost": {"per_hour": 0.95},
+        "hooks": {
+            "before_open": {"command": ["start-gpu", "--pod", "x"], "lead": "10 min"},
+            "after_close": {"command": "stop-gpu && echo done", "shell": True, "timeout": "2m"},
+            "on_outage": {"http": {"url": "https://api.example.org/${POD}/restart",
+                                   "headers": {"Authorization": "Bearer ${TOKEN}"},
+                                   "json": {"why": "outage"}, "retries": 2}},
+        },
+        "alerts": {"webhook": "http://127.0.0.1:9/hook", "after": "45s"},
+    })
+    assert show.cost is not None and show.cost.per_hour == 0.95 and show.cost.currency == "USD"
+    before = show.hooks.before_open
+    assert before is not None and before.lead == 600.0 and before.timeout == 60.0
+    assert show.hooks.after_close is not None and show.hooks.after_close.timeout == 120.0
+    call = show.hooks.on_outage.http if show.hooks.on_outage else None
+    assert call is not None and call.json_body == {"why": "outage"} and call.method == "POST"
+    assert show.hooks.on_recover is None
+    assert show.alerts.webhook == "http://127.0.0.1:9/hook" and show.alerts.after == 45.0
+
+
+def test_no_hooks_by_default() -> None:
+    show = Show.model_validate({"title": "t", "scenes": [{"name": "a", "prompts": "p"}]})
+    assert show.cost is None and show.hooks.before_open is None and show.alerts.webhook is None
+    assert show.alerts.after == 30.0

@@ -209,7 +209,11 @@
       kind = "pending";
     } else if (status.mode === "closed") {
       text = "CLOSED" + (status.hours ? " — " + status.hours.replace(/^closed,\s*/, "") : "");
+      if (status.notice) text += " — " + status.notice;
       kind = "closed";
+    } else if (status.notice) {
+      text = "NO OUTPUT — " + status.notice;
+      kind = "pending";
     }
     banner.hidden = !text;
     banner.textContent = text;
