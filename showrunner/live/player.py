@@ -158,7 +158,7 @@ class Player:
         self._commands: collections.deque[tuple[Command, asyncio.Future[Result] | None]] = (
             collections.deque()
         )
-        self._started = False  # the first scene is on the air (or pre-rolled, waiting for GO)
+        self.started = False  # the first scene is on the air (or pre-rolled, waiting for GO)
         self.notice: str | None = None  # what the show waits for before it starts (the status)
         self.gpu_notice: str | None = None  # "starting GPU" (installation.py), shown while set
         self.moves = Moves(self.position, self.stage, self.holds, self.opening, self.hotswap,
@@ -197,11 +197,6 @@ class Player:
     @show_hash.setter
     def show_hash(self, value: str) -> None:
         self.stage.show_hash = value
-
-    @property
-    def started(self) -> bool:
-        """The first scene is on the air (or pre-rolled, waiting for GO)."""
-        return self._started
 
     @property
     def quitting(self) -> bool:
@@ -278,7 +273,7 @@ class Player:
         except Exception as exc:
             log.exception("could not start the show")
             self.log.error(f"start failed: {exc}")
-        self._started = True
+        self.started = True
         self.log.status_changed()
         while not self._quitting:
             try:
@@ -506,7 +501,7 @@ class Player:
 
     def _busy(self) -> str | None:
         """Why the main loop cannot carry a command out now (None: it can)."""
-        if not self._started:
+        if not self.started:
             return CONNECTING
         if self.link.state is LinkState.CONNECTING:
             return SWITCHING
@@ -597,8 +592,8 @@ class Player:
 
     def status(self) -> PlayerStatus:
         """A snapshot: scene, next, countdown, connection, holds, recent errors."""
-        notice = self.gpu_notice or (None if self._started else self.notice)
-        return self.board.status(started=self._started, quitting=self._quitting,
+        notice = self.gpu_notice or (None if self.started else self.notice)
+        return self.board.status(started=self.started, quitting=self._quitting,
                                  armed=self._armed(), notice=notice)
 
     def tempo_reading(self, reading: TempoReading) -> None:
