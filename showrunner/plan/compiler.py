@@ -116,8 +116,9 @@ class Compiler:
 
 
 def _same_key(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    """Equal keys; identical parts (the common case) are not compared further."""
-    return len(a) == len(b) and all(x is y or x == y for x, y in zip(a, b, strict=True))
+    """Equal keys. Tuple equality takes identical parts as equal without comparing them (the
+    common case: a re-used scene's key is made of the same objects), in C."""
+    return a == b
 
 
 @dataclass

@@ -14,6 +14,7 @@ any other tag is an error. Every problem is collected and raised together as
 
 from __future__ import annotations
 
+import bisect
 import copy
 import difflib
 import gc
@@ -58,6 +59,7 @@ from showrunner.show.yaml import (
     SEQ_TAG,
     STR_TAG,
     YAML_TAG,
+    Lines,
     Node,
     TooManyNodes,
     YamlProblem,
@@ -142,11 +144,26 @@ class LoadResult:
 
 
 @dataclass(frozen=True)
+class _FileMap:
+    """The main file of a load whose scenes are all plain text in that file (no includes,
+    generators, templates, anchors or aliases in them), for an edit inside one scene: that
+    scene alone is read again (_Loader.one_scene)."""
+
+    data: bytes  # the main file's UTF-8 text
+    starts: list[int]  # where each scene's text starts (its first key), by scene index
+    end: int  # where the last scene's own text ends: the line of the next top-level key, or EOF
+    keys: tuple[str, ...]  # the top-level keys in file order
+    top: dict[str, Any]  # the built top-level values, but `scenes`
+    where: tuple[tuple[bool, Loc, int], ...]  # (a key?, loc, offset): positions outside scenes
+
+
+@dataclass(frozen=True)
 class _SceneCache:
     """Validated scenes of one load, by their text, under one validation context."""
 
     context: tuple[Any, ...]
     by_text: dict[bytes, Any]  # scene text -> the validated Scene
+    file: _FileMap | None = None
 
 
 # Folders besides the show's own that loads may read (``--allow-path``), for the loads of a run
@@ -191,7 +208,12 @@ def load(
     policy = ReadPolicy.for_show(source, _ALLOWED.get() if allow is None else allow,
                                  limit=MAX_FILE_BYTES)
     reuse = previous._scenes if previous is not None and previous.path == Path(display) else None
-    if reuse is not None:
+    if reuse is not None and previous is not None:
+        if reuse.file is not None:
+            quick = _Loader(display, source.parent, source, policy, reuse).one_scene(
+                text, previous.show.scenes)
+            if quick is not None:
+                return quick
         try:
             return _Loader(display, source.parent, source, policy, reuse).run(text)
         except ShowErrors:
@@ -602,14 +624,25 @@ class _Loader:
         self.paths: list[str] = [display]  # display paths in the order met, to sort errors
         self.scenes_broken = False
         self.context: tuple[Any, ...] | None = None
+        self.items: list[Node] | None = None  # the main file's scene items
+        self.top: list[tuple[str, Node, Node]] = []  # the main file's top-level items
 
     def run(self, text: str) -> LoadResult:
         with _paused_gc():
             return self._run_all(text)
 
+    def one_scene(self, text: str, scenes: list[Any]) -> LoadResult | None:
+        """The load of `text` when it differs from the re-used load's only inside one scene's
+        text: that scene is read alone and every other value is the one already validated.
+        None when that does not apply or anything is wrong (the full load says what)."""
+        assert self.reuse is not None and self.reuse.file is not None
+        with _paused_gc():
+            return _SceneEdit(self, self.reuse, self.reuse.file).run(text.encode("utf-8"), scenes)
+
     def _run_all(self, text: str) -> LoadResult:
+        data: dict[str, Any] = {}
         try:
-            show = self._run(text)
+            show = self._run(text, data)
         except (_TooBig, _TooDeep) as big:
             self.b.errors.append(_too_many(big))
             show = None
@@ -620,11 +653,34 @@ class _Loader:
         cache = None
         if self.spans and self.context is not None:
             scenes = show.scenes
-            cache = _SceneCache(self.context, {text: scenes[i] for i, text in self.spans.items()})
+            cache = _SceneCache(self.context, {text: scenes[i] for i, text in self.spans.items()},
+                                self._file_map(data))
         return LoadResult(show, Path(self.display), tuple(dict.fromkeys(self.files)), self.index,
                           cache)
 
-    def _run(self, text: str) -> Show | None:
+    def _file_map(self, data: dict[str, Any]) -> _FileMap | None:
+        """The map for the next edit's one-scene path, when every scene is plain text here."""
+        items, text = self.items, self.text
+        if items is None or text is None or len(self.paths) > 1 or \
+                len(self.spans) != len(items) or len(data.get("scenes", ())) != len(items):
+            return None
+        where: list[tuple[bool, Loc, int]] = []
+        for is_key, table in ((False, self.index.values), (True, self.index.keys)):
+            for loc, spot in table.items():
+                if loc[:1] == ("scenes",) and len(loc) > 1:
+                    continue
+                node = spot if isinstance(spot, Node) else spot[0] if isinstance(spot, tuple) else None
+                if node is None or node.off < 0:
+                    return None
+                where.append((is_key, loc, node.off))
+        keys = tuple(key for key, _, _ in self.top)
+        top = {key: value for key, value in data.items() if key != "scenes"}
+        last = items[-1].off
+        after = [key.off for _, key, _ in self.top if key.off > last]
+        end = text.rfind(b"\n", 0, min(after)) + 1 if after else len(text)
+        return _FileMap(text, [item.off for item in items], end, keys, top, tuple(where))
+
+    def _run(self, text: str, out: dict[str, Any]) -> Show | None:
         # Scenes whose text the version playing had are not even read (see _scenes).
         skip = self.reuse.by_text if self.reuse is not None else ()
         root = self.b.parse(text, self.display, skip)
@@ -637,6 +693,7 @@ class _Loader:
             self.b.error(f"the top level is {_kind(root)}; {_SHAPE}", _pos(root, self.display), ())
             return None
         data = self._top(root)
+        out.update(data)
         self._check_assets(data)
         show = self._validate(data)
         if show is not None and not self.scenes_broken:
@@ -648,8 +705,8 @@ class _Loader:
         return show
 
     def _top(self, root: Node) -> dict[str, Any]:
-        self.index.values[()] = _pos(root, self.display)
-        items = self.b.items(root, (), self.display)
+        self.index.values[()] = root
+        items = self.top = self.b.items(root, (), self.display)
         ctx: dict[str, Any] = {}
         data: dict[str, Any] = {}
         for key, _, node in items:  # includes first: vars may use them
@@ -661,7 +718,7 @@ class _Loader:
         self.context = _context_key(items)
         for key, _, node in items:
             if key == "scenes" and _is_seq(node):
-                self.index.values.setdefault(("scenes",), _pos(node, self.display))
+                self.index.values.setdefault(("scenes",), node)
                 data[key] = []
                 self._scenes(node, self.display, self.base, ctx, data[key], ())
             elif key not in ("include", "vars"):
@@ -701,7 +758,7 @@ class _Loader:
     def _vars(self, node: Node, ctx: dict[str, Any]) -> Any:
         if not _is_map(node):
             return self.b.build(node, ("vars",), self.display, None)
-        self.index.values.setdefault(("vars",), _pos(node, self.display))
+        self.index.values.setdefault(("vars",), node)
         out: dict[str, Any] = {}
         for key, key_node, value_node in self.b.items(node, ("vars",), self.display):
             if key in ctx and key not in out:
@@ -721,6 +778,8 @@ class _Loader:
                 out: list[Any], chain: tuple[Path, ...]) -> None:
         items = seq.value
         spans = self._spans(items) if path == self.display and not chain else None
+        if spans is not None and all(span is not None for span in spans):
+            self.items = items
         reuse = self.reuse.by_text if (self.reuse is not None and self.context is not None
                                        and self.reuse.context == self.context) else {}
         for index, item in enumerate(items):
@@ -736,7 +795,7 @@ class _Loader:
                     self.spans[len(out)] = span
                     scene = reuse.get(span)
                     if scene is not None:  # the same text as in the version playing
-                        self.index.values.setdefault(("scenes", len(out)), (item, path, ""))
+                        self.index.values.setdefault(("scenes", len(out)), item)
                         out.append(scene)
                         continue
                 out.append(self.b.build(item, ("scenes", len(out)), path, ctx))
@@ -951,6 +1010,137 @@ class _Loader:
         pos = self.index.key(loc) if is_key else self.index.value(loc)
         where = loc[:-1] if is_key else loc
         self.b.error(message, pos, where, poison=False)
+
+
+_ITEM_START = re.compile(rb" *- +")  # a line's text before a list item's first key
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """The length of the longest common prefix (slices compared in C, halving)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    """The length of the longest common suffix, at most `limit`."""
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid:len(a) - lo] == b[len(b) - mid:len(b) - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+class _SceneEdit:
+    """An edit inside one scene's text of a plain file (_FileMap): the scene is parsed alone
+    (indented as in the file), positions are moved by the edit's length, every other scene is
+    the validated one, and only the edited scene's own checks run again."""
+
+    def __init__(self, loader: _Loader, reuse: _SceneCache, file: _FileMap) -> None:
+        self.loader, self.reuse, self.file = loader, reuse, file
+
+    def run(self, new: bytes, previous: list[Any]) -> LoadResult | None:
+        file, old = self.file, self.file.data
+        if len(previous) != len(file.starts):
+            return None
+        found = self._scene(old, new)
+        if found is None:
+            return None
+        i, head, cut, col = found
+        delta = len(new) - len(old)
+        own = new[head:cut + delta]
+        if b"{{" in own or b"{%" in own or b"*" in own or b"<<" in own or b"&" in own:
+            return None  # as _Loader._spans: read the whole file
+        for line in own.split(b"\n")[1:]:  # nothing may leave the scene's mapping
+            body = line.lstrip(b" ")
+            if body and not body.startswith(b"#") and len(line) - len(body) < col:
+                return None
+        loader = self.loader
+        b = loader.b
+        scratch = _Index(loader.display)
+        b.index = scratch
+        root = b.parse(" " * col + own.decode("utf-8"), loader.display)
+        if root is None or root.kind != MAP or root.off != col or b.errors:
+            return None
+        raw = b.build(root, ("scenes", i), loader.display, {})
+        b.index = loader.index
+        if b.errors:
+            return None
+        lines = Lines(new)
+        index = self._index(scratch, lines, i, head - col, delta)
+        loader.index = b.index = index
+        scenes: list[Any] = list(previous)
+        old_scene, scenes[i] = scenes[i], raw
+        data = {key: scenes if key == "scenes" else file.top[key] for key in file.keys}
+        loader._check_assets(data)
+        try:
+            show = Show.model_validate(data, context=_context(data))
+        except ValidationError:
+            return None
+        checked = {id(scene) for scene in scenes} - {id(show.scenes[i])}
+        if b.errors or semantic_problems(show, checked):
+            return None
+        by_text = dict(self.reuse.by_text)
+        end = file.starts[i + 1] if i + 1 < len(file.starts) else len(old)
+        if by_text.get(old[head:end]) is old_scene:
+            del by_text[old[head:end]]
+        by_text[new[head:end + delta]] = show.scenes[i]
+        moved = _FileMap(new, [*file.starts[:i + 1], *(s + delta for s in file.starts[i + 1:])],
+                         file.end + delta, file.keys, file.top,
+                         tuple((k, loc, o + delta if o >= head else o) for k, loc, o in file.where))
+        cache = _SceneCache(self.reuse.context, by_text, moved)
+        return LoadResult(show, Path(loader.display), tuple(dict.fromkeys(loader.files)), index,
+                          cache)
+
+    def _scene(self, old: bytes, new: bytes) -> tuple[int, int, int, int] | None:
+        """(scene index, its text's start, end of its own text, its column - 1) of the one
+        scene whose own text holds every changed byte; None when there is no such scene."""
+        starts = self.file.starts
+        p = _common_prefix(old, new)
+        if p == len(old) == len(new):
+            return None  # nothing changed in the text (an asset did): the full path
+        s = _common_suffix(old, new, min(len(old), len(new)) - p)
+        i = bisect.bisect_right(starts, p) - 1
+        if i < 0:
+            return None
+        if i + 1 < len(starts):  # its own text ends where the next item's line starts
+            cut = old.rfind(b"\n", 0, starts[i + 1]) + 1
+            if cut <= starts[i] or not _ITEM_START.fullmatch(old, cut, starts[i + 1]):
+                return None
+        else:
+            cut = self.file.end
+        line = old.rfind(b"\n", 0, starts[i]) + 1
+        if cut <= starts[i] or len(old) - s > cut or not _ITEM_START.fullmatch(old, line, starts[i]):
+            return None
+        return i, starts[i], cut, starts[i] - line
+
+    def _index(self, scratch: _Index, lines: Lines, i: int, base: int, delta: int) -> _Index:
+        """Positions in the new text: the edited scene's from its own parse (moved to where it
+        starts), every other scene's start and the values outside the scenes moved by `delta`."""
+        index = _Index(self.loader.display)
+        head = self.file.starts[i]
+        for table, own in ((index.values, scratch.values), (index.keys, scratch.keys)):
+            for loc, spot in own.items():
+                node = spot if isinstance(spot, Node) else spot[0] if isinstance(spot, tuple) else None
+                if node is not None and node.off >= 0:
+                    table[loc] = Node(SCALAR, STR_TAG, None, node.off + base, 0, lines)
+        for is_key, loc, off in self.file.where:
+            table = index.keys if is_key else index.values
+            table[loc] = Node(SCALAR, STR_TAG, None, off + delta if off >= head else off, 0, lines)
+        values = index.values
+        for j, start in enumerate(self.file.starts):
+            if j != i:
+                values[("scenes", j)] = Node(MAP, MAP_TAG, None, start + delta if j > i else start,
+                                             0, lines)
+        return index
 
 
 def _prune(data: Any, loc: Loc) -> bool:

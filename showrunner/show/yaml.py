@@ -45,6 +45,7 @@ __all__ = [
     "SCALAR",
     "SEQ",
     "SKIPPED_TAG",
+    "Lines",
     "Node",
     "Parsed",
     "YamlProblem",
@@ -82,7 +83,7 @@ class Node:
     __slots__ = ("_col", "_line", "_lines", "kind", "off", "tag", "value")
 
     def __init__(self, kind: int, tag: str, value: Any, line: int, col: int,
-                 lines: _Lines | None = None) -> None:
+                 lines: Lines | None = None) -> None:
         self.kind = kind
         self.tag = tag
         self.value = value
@@ -287,7 +288,7 @@ def resolve_plain(text: str) -> str:
     return STR_TAG
 
 
-class _Lines:
+class Lines:
     """Byte offsets of a UTF-8 text -> 1-based line and column (in characters)."""
 
     def __init__(self, data: bytes) -> None:
@@ -461,7 +462,7 @@ class _Walk:
         self.buf = buf  # the text after rapidyaml filtered its scalars in place
         self.data = data  # the text as written
         self.base = _address(buf)
-        self.lines = _Lines(data)
+        self.lines = Lines(data)
         self.anchors: dict[bytes, Node] = {}
         self.resolved: dict[str, str] = {}
         self.sbuf = buf.decode("ascii") if buf.isascii() else None  # slices are byte slices
