@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -40,15 +40,6 @@ from showrunner.show.files import (
     read_bytes,
 )
 from showrunner.show.model import KEY, Loc, Show, semantic_problems
-from showrunner.show.templating import (
-    TEMPLATE_FAILURES,
-    LoadTooCostly,
-    Sandbox,
-    TemplateProblem,
-    make_env,
-    template_message,
-    undefined_name,
-)
 from showrunner.show.yaml import (
     MAP,
     MAP_TAG,
@@ -65,6 +56,9 @@ from showrunner.show.yaml import (
     YamlProblem,
     compose,
 )
+
+if TYPE_CHECKING:  # jinja2 is imported when a show has a template (start-up of check/report)
+    from showrunner.show.templating import Sandbox
 
 # Bombs are stopped by counting, not by file size (MAX_FILE_BYTES, in show/files.py, is a read
 # limit no real show reaches): MAX_NODES nodes written in one file and MAX_DEPTH nesting levels
@@ -99,6 +93,9 @@ class _Pos:
 # Where a value was written, kept cheaply while building: the node (its line and column are
 # worked out when asked), the file's display path and the generator note.
 _Where = tuple[Node, str, str]
+# In the main file, read by the fast parser: the byte offset alone (made a line and column when
+# asked), so the index keeps no node and the parsed tree is freed once the data is built.
+_Spot = _Where | _Pos | Node | int
 
 
 @dataclass
@@ -106,29 +103,36 @@ class _Index:
     """Where each value (and each mapping key) of the built data was written."""
 
     main: str
-    values: dict[Loc, _Where | _Pos | Node] = field(default_factory=dict)
-    keys: dict[Loc, _Where | _Pos | Node] = field(default_factory=dict)
+    values: dict[Loc, _Spot] = field(default_factory=dict)
+    keys: dict[Loc, _Spot] = field(default_factory=dict)
+    lines: Lines | None = None  # the main file's text, when its offsets are kept (int spots)
 
     def value(self, loc: Loc) -> _Pos:
         """The position of `loc`, or of the nearest enclosing value that was written."""
         for end in range(len(loc), -1, -1):
             where = self.values.get(loc[:end])
             if where is not None:
-                return _as_pos(where, self.main)
+                return self._pos(where)
         return _Pos(self.main, 1, 1)
 
     def key(self, loc: Loc) -> _Pos:
         where = self.keys.get(loc)
-        return _as_pos(where, self.main) if where is not None else self.value(loc[:-1])
+        return self._pos(where) if where is not None else self.value(loc[:-1])
 
+    def spot(self, node: Node) -> _Spot:
+        """How to keep where `node` (of the main file, no generator note) was written."""
+        return node.off if self.lines is not None and node.off >= 0 else node
 
-def _as_pos(where: _Where | _Pos | Node, main: str) -> _Pos:
-    if isinstance(where, _Pos):
-        return where
-    if isinstance(where, Node):  # the common case, kept without a tuple: in the main file
-        return _Pos(main, where.line, where.col)
-    node, path, note = where
-    return _Pos(path, node.line, node.col, note)
+    def _pos(self, where: _Spot) -> _Pos:
+        if isinstance(where, int):
+            assert self.lines is not None
+            return _Pos(self.main, *self.lines.line_col(where))
+        if isinstance(where, _Pos):
+            return where
+        if isinstance(where, Node):  # the common case, kept without a tuple: in the main file
+            return _Pos(self.main, where.line, where.col)
+        node, path, note = where
+        return _Pos(path, node.line, node.col, note)
 
 
 @dataclass(frozen=True)
@@ -258,7 +262,7 @@ def read_yaml(path: str | Path) -> Any:
     except _FileProblem as problem:
         raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
                                     col=problem.col)]) from None
-    builder = _Builder(_Index(display), make_env())
+    builder = _Builder(_Index(display), _Templates())
     with _paused_gc():
         root = builder.parse(text, display)
         try:
@@ -386,7 +390,7 @@ _CONTAINER_TAGS = {MAP: MAP_TAG, SEQ: SEQ_TAG}
 class _Builder:
     """Builds plain data from nodes, recording positions and collecting problems."""
 
-    def __init__(self, index: _Index, env: Sandbox) -> None:
+    def __init__(self, index: _Index, env: _Templates) -> None:
         self.index = index
         self.env = env
         self.errors: list[ShowError] = []
@@ -423,6 +427,8 @@ class _Builder:
             return None
         self.limit += parsed.count
         self.last_data = parsed.data
+        if path == self.index.main:
+            self.index.lines = parsed.lines
         return parsed.root
 
     # -- building ------------------------------------------------------------------------------
@@ -436,7 +442,8 @@ class _Builder:
             raise _TooBig(_pos(node, path, note), self.limit)
         values = self.index.values
         if loc not in values:
-            values[loc] = node if note == "" and path == self.index.main else (node, path, note)
+            index = self.index
+            values[loc] = index.spot(node) if note == "" and path == index.main else (node, path, note)
         kind, tag = node.kind, node.tag
         if kind == SCALAR:
             if tag == STR_TAG:
@@ -494,14 +501,18 @@ class _Builder:
             out[key] = (key_node, value_node)
             key_loc = (*loc, key)
             if key_loc not in keys:
-                keys[key_loc] = (key_node, path, note)
+                keys[key_loc] = self._key_spot(key_node, path, note)
         for key, key_node, value_node in merged:
             if key not in out:
                 out[key] = (key_node, value_node)
                 key_loc = (*loc, key)
                 if key_loc not in keys:
-                    keys[key_loc] = (key_node, path, note)
+                    keys[key_loc] = self._key_spot(key_node, path, note)
         return [(key, k, v) for key, (k, v) in out.items()]
+
+    def _key_spot(self, node: Node, path: str, note: str) -> _Spot:
+        index = self.index
+        return index.spot(node) if note == "" and path == index.main else (node, path, note)
 
     def _merge_sources(self, node: Node, loc: Loc, path: str, note: str) -> Iterator[tuple[str, Node, Node]]:
         sources = node.value if node.kind == SEQ else [node]
@@ -536,8 +547,16 @@ class _Builder:
 
     def render(self, text: str, ctx: dict[str, Any], pos: _Pos, loc: Loc) -> Any:
         """Render a templated string; one `{{ expr }}` keeps the expression's own type."""
+        from showrunner.show.templating import (
+            TEMPLATE_FAILURES,
+            LoadTooCostly,
+            TemplateProblem,
+            template_message,
+            undefined_name,
+        )
+
         try:
-            return self.env.render_value(text, ctx, MAX_VALUES)
+            return self.env.sandbox.render_value(text, ctx, MAX_VALUES)
         except LoadTooCostly as exc:  # every later template would fail too: stop the load here
             self.error(str(exc), pos, loc)
             raise _Stop from None
@@ -551,6 +570,21 @@ class _Builder:
         except MemoryError:  # the limits should make this impossible; never a traceback
             self.error("template is too costly (out of memory)", pos, loc)
         return text
+
+
+class _Templates:
+    """The jinja2 sandbox of one load, made when its first template is rendered."""
+
+    def __init__(self) -> None:
+        self._sandbox: Sandbox | None = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            from showrunner.show.templating import make_env
+
+            self._sandbox = make_env()
+        return self._sandbox
 
 
 class _Stop(Exception):
@@ -620,12 +654,12 @@ class _Loader:
         self.policy = policy  # where includes and assets may be read from
         self.files: list[Path] = [source.resolve()] if source is not None else []
         self.index = _Index(display)
-        self.b = _Builder(self.index, make_env())
+        self.b = _Builder(self.index, _Templates())
         self.paths: list[str] = [display]  # display paths in the order met, to sort errors
         self.scenes_broken = False
         self.context: tuple[Any, ...] | None = None
-        self.items: list[Node] | None = None  # the main file's scene items
-        self.top: list[tuple[str, Node, Node]] = []  # the main file's top-level items
+        self.items: list[int] | None = None  # where the main file's scene items start
+        self.top: list[tuple[str, int]] = []  # the main file's top-level keys and their offsets
 
     def run(self, text: str) -> LoadResult:
         with _paused_gc():
@@ -669,16 +703,14 @@ class _Loader:
             for loc, spot in table.items():
                 if loc[:1] == ("scenes",) and len(loc) > 1:
                     continue
-                node = spot if isinstance(spot, Node) else spot[0] if isinstance(spot, tuple) else None
-                if node is None or node.off < 0:
+                if not isinstance(spot, int):
                     return None
-                where.append((is_key, loc, node.off))
-        keys = tuple(key for key, _, _ in self.top)
+                where.append((is_key, loc, spot))
+        keys = tuple(key for key, _ in self.top)
         top = {key: value for key, value in data.items() if key != "scenes"}
-        last = items[-1].off
-        after = [key.off for _, key, _ in self.top if key.off > last]
+        after = [off for _, off in self.top if off > items[-1]]
         end = text.rfind(b"\n", 0, min(after)) + 1 if after else len(text)
-        return _FileMap(text, [item.off for item in items], end, keys, top, tuple(where))
+        return _FileMap(text, items, end, keys, top, tuple(where))
 
     def _run(self, text: str, out: dict[str, Any]) -> Show | None:
         # Scenes whose text the version playing had are not even read (see _scenes).
@@ -693,6 +725,7 @@ class _Loader:
             self.b.error(f"the top level is {_kind(root)}; {_SHAPE}", _pos(root, self.display), ())
             return None
         data = self._top(root)
+        del root  # the index keeps offsets: the parsed tree is freed before validating
         out.update(data)
         self._check_assets(data)
         show = self._validate(data)
@@ -705,8 +738,9 @@ class _Loader:
         return show
 
     def _top(self, root: Node) -> dict[str, Any]:
-        self.index.values[()] = root
-        items = self.top = self.b.items(root, (), self.display)
+        self.index.values[()] = self.index.spot(root)
+        items = self.b.items(root, (), self.display)
+        self.top = [(key, key_node.off) for key, key_node, _ in items]
         ctx: dict[str, Any] = {}
         data: dict[str, Any] = {}
         for key, _, node in items:  # includes first: vars may use them
@@ -718,7 +752,7 @@ class _Loader:
         self.context = _context_key(items)
         for key, _, node in items:
             if key == "scenes" and _is_seq(node):
-                self.index.values.setdefault(("scenes",), node)
+                self.index.values.setdefault(("scenes",), self.index.spot(node))
                 data[key] = []
                 self._scenes(node, self.display, self.base, ctx, data[key], ())
             elif key not in ("include", "vars"):
@@ -758,7 +792,7 @@ class _Loader:
     def _vars(self, node: Node, ctx: dict[str, Any]) -> Any:
         if not _is_map(node):
             return self.b.build(node, ("vars",), self.display, None)
-        self.index.values.setdefault(("vars",), node)
+        self.index.values.setdefault(("vars",), self.index.spot(node))
         out: dict[str, Any] = {}
         for key, key_node, value_node in self.b.items(node, ("vars",), self.display):
             if key in ctx and key not in out:
@@ -779,7 +813,7 @@ class _Loader:
         items = seq.value
         spans = self._spans(items) if path == self.display and not chain else None
         if spans is not None and all(span is not None for span in spans):
-            self.items = items
+            self.items = [item.off for item in items]
         reuse = self.reuse.by_text if (self.reuse is not None and self.context is not None
                                        and self.reuse.context == self.context) else {}
         for index, item in enumerate(items):
@@ -795,7 +829,7 @@ class _Loader:
                     self.spans[len(out)] = span
                     scene = reuse.get(span)
                     if scene is not None:  # the same text as in the version playing
-                        self.index.values.setdefault(("scenes", len(out)), item)
+                        self.index.values.setdefault(("scenes", len(out)), self.index.spot(item))
                         out.append(scene)
                         continue
                 out.append(self.b.build(item, ("scenes", len(out)), path, ctx))
@@ -1125,21 +1159,19 @@ class _SceneEdit:
     def _index(self, scratch: _Index, lines: Lines, i: int, base: int, delta: int) -> _Index:
         """Positions in the new text: the edited scene's from its own parse (moved to where it
         starts), every other scene's start and the values outside the scenes moved by `delta`."""
-        index = _Index(self.loader.display)
+        index = _Index(self.loader.display, lines=lines)
         head = self.file.starts[i]
         for table, own in ((index.values, scratch.values), (index.keys, scratch.keys)):
             for loc, spot in own.items():
-                node = spot if isinstance(spot, Node) else spot[0] if isinstance(spot, tuple) else None
-                if node is not None and node.off >= 0:
-                    table[loc] = Node(SCALAR, STR_TAG, None, node.off + base, 0, lines)
+                if isinstance(spot, int):
+                    table[loc] = spot + base
         for is_key, loc, off in self.file.where:
             table = index.keys if is_key else index.values
-            table[loc] = Node(SCALAR, STR_TAG, None, off + delta if off >= head else off, 0, lines)
+            table[loc] = off + delta if off >= head else off
         values = index.values
         for j, start in enumerate(self.file.starts):
             if j != i:
-                values[("scenes", j)] = Node(MAP, MAP_TAG, None, start + delta if j > i else start,
-                                             0, lines)
+                values[("scenes", j)] = start + delta if j > i else start
         return index
 
 

@@ -116,14 +116,15 @@ class Node:
 
 class Parsed:
     """The root node (None for an empty document), how many nodes the text holds and, from the
-    fast path, the UTF-8 text (node offsets index into it)."""
+    fast path, the UTF-8 text (node offsets index into it) and its lines."""
 
-    __slots__ = ("count", "data", "root")
+    __slots__ = ("count", "data", "lines", "root")
 
     def __init__(self, root: Node | None, count: int, data: bytes | None = None) -> None:
         self.root = root
         self.count = count
         self.data = data
+        self.lines: Lines | None = None
 
 
 SKIPPED_TAG = "!showrunner/skipped"  # a list item left unread (`skip`): building it is an error
@@ -343,6 +344,7 @@ class _Fast:
         except _Unsure:
             return None
         parsed.data = data
+        parsed.lines = walk.lines
         return parsed
 
     @classmethod
