@@ -1,8 +1,9 @@
 """Benchmark: how fast, and in how much memory, bad inputs are refused.
 
 Each case runs the real command (`showrunner check`, `report` or `run`) in a child process on a
-show made for it in a temporary folder: a FIFO or a device as the show or an include, includes
-and images outside the show's folder, template bombs, unusable journal paths. For each it
+show made for it in a temporary folder: 50 MB files holding an alias bomb, deep nesting or a huge
+template expansion, a FIFO or a device as the show or an include, includes and images outside
+the show's folder, template bombs, unusable journal paths. For each it
 prints the exit status, the number of lines on stderr, the elapsed time and the child's peak
 RSS, beside the goal: one line, a non-zero exit, within 5 s.
 
@@ -140,7 +141,37 @@ def _journal(kind: str) -> Callable[[Path], list[str]]:
     return prepare
 
 
+def _fifty_mb(head: str, pad: bool = True) -> Callable[[Path], list[str]]:
+    """`head`, then comments up to 50 MB (the size alone must not be what refuses it)."""
+
+    def prepare(d: Path) -> list[str]:
+        path = d / "show.yaml"
+        line = "# " + "padding " * 12 + "\n"
+        with path.open("w", encoding="utf-8") as out:
+            out.write(head)
+            if pad:
+                out.write(line * (50_000_000 // len(line)))
+        return ["check", str(path)]
+
+    return prepare
+
+
+_ALIASES = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"] + [
+    f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]" for i in range(1, 12)
+]
+FIFTY_MB = {
+    "50 MB: alias bomb (10^12 values)": "title: t\nvars:\n" + "".join(
+        f"  {line}\n" for line in _ALIASES) + "scenes: []\n",
+    "50 MB: nesting 5,000 deep": "title: t\nscenes: []\nvars:\n  deep: " + "[" * 5000 + "]" * 5000
+                                 + "\n",
+    "50 MB: template of 10^8 characters": "title: t\nvars:\n  big: \"{{ 'x' * 100000000 }}\"\n"
+                                          + SCENE,
+}
+
+
 CASES = [
+    *(Case(name, _fifty_mb(head)) for name, head in FIFTY_MB.items()),
+    Case("50 MB of `[` (nesting)", _fifty_mb("title: t\nx: " + "[" * 50_000_000 + "\n", pad=False)),
     Case("FIFO show file", _fifo_show),
     Case("FIFO include", _fifo_include),
     Case("show file -> /dev/zero", _device_show),
