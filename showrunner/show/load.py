@@ -147,7 +147,7 @@ class LoadResult:
     _scenes: _SceneCache | None = field(repr=False, compare=False, default=None)
 
 
-@dataclass(frozen=True)
+@dataclass
 class _FileMap:
     """The main file of a load whose scenes are all plain text in that file (no includes,
     generators, templates, anchors or aliases in them), for an edit inside one scene: that
@@ -158,7 +158,24 @@ class _FileMap:
     end: int  # where the last scene's own text ends: the line of the next top-level key, or EOF
     keys: tuple[str, ...]  # the top-level keys in file order
     top: dict[str, Any]  # the built top-level values, but `scenes`
-    where: tuple[tuple[bool, Loc, int], ...]  # (a key?, loc, offset): positions outside scenes
+    index: _Index | None  # the load's positions, until `where` is first asked for
+    _where: tuple[tuple[bool, Loc, int], ...] | None = None
+
+    def where(self) -> tuple[tuple[bool, Loc, int], ...] | None:
+        """(a key?, loc, offset) of each position outside the scenes; None when one is not an
+        offset in this file. Worked out on the first edit (check and report never need it)."""
+        if self._where is None and self.index is not None:
+            where: list[tuple[bool, Loc, int]] = []
+            for is_key, table in ((False, self.index.values), (True, self.index.keys)):
+                for loc, spot in table.items():
+                    if loc[:1] == ("scenes",) and len(loc) > 1:
+                        continue
+                    if not isinstance(spot, int):
+                        self.index = None
+                        return None
+                    where.append((is_key, loc, spot))
+            self._where, self.index = tuple(where), None
+        return self._where
 
 
 @dataclass(frozen=True)
@@ -440,10 +457,13 @@ class _Builder:
         self.count += 1
         if self.count > self.limit:
             raise _TooBig(_pos(node, path, note), self.limit)
-        values = self.index.values
+        index = self.index
+        values = index.values
         if loc not in values:
-            index = self.index
-            values[loc] = index.spot(node) if note == "" and path == index.main else (node, path, note)
+            if note == "" and path == index.main:
+                values[loc] = node.off if index.lines is not None and node.off >= 0 else node
+            else:
+                values[loc] = (node, path, note)
         kind, tag = node.kind, node.tag
         if kind == SCALAR:
             if tag == STR_TAG:
@@ -698,19 +718,11 @@ class _Loader:
         if items is None or text is None or len(self.paths) > 1 or \
                 len(self.spans) != len(items) or len(data.get("scenes", ())) != len(items):
             return None
-        where: list[tuple[bool, Loc, int]] = []
-        for is_key, table in ((False, self.index.values), (True, self.index.keys)):
-            for loc, spot in table.items():
-                if loc[:1] == ("scenes",) and len(loc) > 1:
-                    continue
-                if not isinstance(spot, int):
-                    return None
-                where.append((is_key, loc, spot))
         keys = tuple(key for key, _ in self.top)
         top = {key: value for key, value in data.items() if key != "scenes"}
         after = [off for _, off in self.top if off > items[-1]]
         end = text.rfind(b"\n", 0, min(after)) + 1 if after else len(text)
-        return _FileMap(text, items, end, keys, top, tuple(where))
+        return _FileMap(text, items, end, keys, top, self.index)
 
     def _run(self, text: str, out: dict[str, Any]) -> Show | None:
         # Scenes whose text the version playing had are not even read (see _scenes).
@@ -817,7 +829,8 @@ class _Loader:
         reuse = self.reuse.by_text if (self.reuse is not None and self.context is not None
                                        and self.reuse.context == self.context) else {}
         for index, item in enumerate(items):
-            keys = {str(k.value) for k, _ in item.value} if _is_map(item) else set()
+            keys = {str(k.value) for k, _ in item.value} if _is_map(item) and any(
+                k.value in ("include", "each") for k, _ in item.value) else ()
             # Problems of an include or each block itself name the item as written in its file.
             if "include" in keys:
                 self._scene_include(item, ("scenes", index), path, base, ctx, out, chain)
@@ -1083,7 +1096,8 @@ class _SceneEdit:
 
     def run(self, new: bytes, previous: list[Any]) -> LoadResult | None:
         file, old = self.file, self.file.data
-        if len(previous) != len(file.starts):
+        where = file.where()
+        if len(previous) != len(file.starts) or where is None:
             return None
         found = self._scene(old, new)
         if found is None:
@@ -1109,7 +1123,7 @@ class _SceneEdit:
         if b.errors:
             return None
         lines = Lines(new)
-        index = self._index(scratch, lines, i, head - col, delta)
+        index = self._index(scratch, lines, i, head - col, delta, where)
         loader.index = b.index = index
         scenes: list[Any] = list(previous)
         old_scene, scenes[i] = scenes[i], raw
@@ -1128,8 +1142,8 @@ class _SceneEdit:
             del by_text[old[head:end]]
         by_text[new[head:end + delta]] = show.scenes[i]
         moved = _FileMap(new, [*file.starts[:i + 1], *(s + delta for s in file.starts[i + 1:])],
-                         file.end + delta, file.keys, file.top,
-                         tuple((k, loc, o + delta if o >= head else o) for k, loc, o in file.where))
+                         file.end + delta, file.keys, file.top, None,
+                         tuple((k, loc, o + delta if o >= head else o) for k, loc, o in where))
         cache = _SceneCache(self.reuse.context, by_text, moved)
         return LoadResult(show, Path(loader.display), tuple(dict.fromkeys(loader.files)), index,
                           cache)
@@ -1156,7 +1170,8 @@ class _SceneEdit:
             return None
         return i, starts[i], cut, starts[i] - line
 
-    def _index(self, scratch: _Index, lines: Lines, i: int, base: int, delta: int) -> _Index:
+    def _index(self, scratch: _Index, lines: Lines, i: int, base: int, delta: int,
+               where: tuple[tuple[bool, Loc, int], ...]) -> _Index:
         """Positions in the new text: the edited scene's from its own parse (moved to where it
         starts), every other scene's start and the values outside the scenes moved by `delta`."""
         index = _Index(self.loader.display, lines=lines)
@@ -1165,7 +1180,7 @@ class _SceneEdit:
             for loc, spot in own.items():
                 if isinstance(spot, int):
                     table[loc] = spot + base
-        for is_key, loc, off in self.file.where:
+        for is_key, loc, off in where:
             table = index.keys if is_key else index.values
             table[loc] = off + delta if off >= head else off
         values = index.values
