@@ -210,6 +210,10 @@
     } else if (status.mode === "closed") {
       text = "CLOSED" + (status.hours ? " — " + status.hours.replace(/^closed,\s*/, "") : "");
       kind = "closed";
+    } else if (status.working) {  // a long reload or upload; the show plays on meanwhile
+      const done = status.work_progress != null ? " " + Math.round(status.work_progress * 100) + " %" : "…";
+      text = "WORKING — " + status.working + done;
+      kind = "working";
     }
     banner.hidden = !text;
     banner.textContent = text;
