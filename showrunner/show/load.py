@@ -485,6 +485,10 @@ class _Builder:
                 raise _TooDeep(_pos(node, path, note))
             if kind == MAP:
                 build = self.build
+                pairs = node.value
+                if len({k.value for k, _ in pairs if k.kind == SCALAR and k.tag == STR_TAG}) \
+                        == len(pairs):
+                    return self._plain_mapping(pairs, loc, path, ctx, note)
                 return {key: build(value_node, (*loc, key), path, ctx, note)
                         for key, _, value_node in self.items(node, loc, path, note)}
             build = self.build
@@ -529,6 +533,23 @@ class _Builder:
                 if key_loc not in keys:
                     keys[key_loc] = self._key_spot(key_node, path, note)
         return [(key, k, v) for key, (k, v) in out.items()]
+
+    def _plain_mapping(self, pairs: list[tuple[Node, Node]], loc: Loc, path: str,
+                       ctx: dict[str, Any] | None, note: str) -> dict[str, Any]:
+        """A mapping whose keys are all distinct plain text (no merges): what items() and
+        build() do, in one pass."""
+        index = self.index
+        keys, build = index.keys, self.build
+        offsets = note == "" and path == index.main and index.lines is not None
+        out: dict[str, Any] = {}
+        for key_node, value_node in pairs:
+            key = key_node.value
+            key_loc = (*loc, key)
+            if key_loc not in keys:
+                keys[key_loc] = key_node.off if offsets and key_node.off >= 0 else \
+                    self._key_spot(key_node, path, note)
+            out[key] = build(value_node, key_loc, path, ctx, note)
+        return out
 
     def _key_spot(self, node: Node, path: str, note: str) -> _Spot:
         index = self.index
