@@ -113,7 +113,8 @@ def _run(args: list[str]) -> tuple[float, float, float]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     env["PYTHONPATH"] = str(ROOT)
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "showrunner", *args], env=env,
+    # In ROOT: `-m` looks in the working folder first, before PYTHONPATH.
+    proc = subprocess.Popen([sys.executable, "-m", "showrunner", *args], env=env, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
