@@ -1126,6 +1126,8 @@ class _SceneEdit:
         i, head, cut, col = found
         delta = len(new) - len(old)
         own = new[head:cut + delta]
+        if cut < len(old) and not own.endswith(b"\n"):
+            return None  # its last line now runs into the next one
         if b"{{" in own or b"{%" in own or b"*" in own or b"<<" in own or b"&" in own:
             return None  # as _Loader._spans: read the whole file
         for line in own.split(b"\n")[1:]:  # nothing may leave the scene's mapping
