@@ -948,7 +948,10 @@ def test_random_edits_load_as_a_full_load_does(tmp_path: Path) -> None:
     first = previous = load(path)
     text = EDITED
     typed = [" ", "  ", "\n", "\n    ", ":", "- ", "a", "7", "#", "'", '"', "[", "]", "{", "}",
-             "\n  - name: x\n", "\n    duration: 2", "\n    noise_scale: 0.5", "\t", "|\n"]
+             "\n  - name: x\n", "\n    duration: 2", "\n    noise_scale: 0.5", "\t", "|\n",
+             "&x ", "*x", "{{ 1 }}", "<<: {}", "\n---\n",
+             "\n...\n", "%", "\r\n", "\r", ">\n", "? ", "!!str ", "\u00e9", "\n      more",
+             "\n    goto: a", "\n    after: b", "\n    cue: true", "\n  #", "\n\n"]
     for _ in range(300):
         if rng.random() < 0.3:  # from the first version again
             text, previous = EDITED, first
