@@ -102,8 +102,6 @@ def _schema(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from showrunner.plan.preflight import compile_result
     from showrunner.plan.start import parse_position, state_at_point
-    from showrunner.report.data import render_json
-    from showrunner.report.html import render_html
     from showrunner.report.text import render_state, render_text
     from showrunner.show.lint import lint
     from showrunner.show.load import load
@@ -118,17 +116,25 @@ def _report(args: argparse.Namespace) -> int:
         sys.stdout.write(render_state(state, label=args.at))
         return 0
     now = datetime.now().astimezone()  # "next open" of opening hours; rendering stays pure
-    for target, render in ((args.html, render_html), (args.json, render_json)):
-        if target:
-            page = render(timeline, findings=findings, now=now, gpu_rate=args.gpu_rate)
-            if target == "-":
-                sys.stdout.write(page)
-            else:
-                Path(target).write_text(page, "utf-8")
+    if args.html:  # the page's engine (jinja2) is imported only when a page is asked for
+        from showrunner.report.html import render_html
+
+        _write_page(args.html, render_html(timeline, findings=findings, now=now, gpu_rate=args.gpu_rate))
+    if args.json:
+        from showrunner.report.data import render_json
+
+        _write_page(args.json, render_json(timeline, findings=findings, now=now, gpu_rate=args.gpu_rate))
     if args.text or not (args.html or args.json):
         width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
         sys.stdout.write(render_text(timeline, findings=findings, width=width, gpu_rate=args.gpu_rate))
     return 0
+
+
+def _write_page(target: str, page: str) -> None:
+    if target == "-":
+        sys.stdout.write(page)
+    else:
+        Path(target).write_text(page, "utf-8")
 
 
 def _import(args: argparse.Namespace) -> int:

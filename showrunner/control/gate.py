@@ -131,6 +131,8 @@ class NoShow:
     scope_url: str | None = None
     cues: tuple[str, ...] = ()
     plan: int = 0
+    working: str | None = None
+    work_progress: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

@@ -46,9 +46,15 @@ class Board:
         self.start = start
         self.scope_url: str | None = None
         self._hours_cache: tuple[str, datetime | None] | None = None
+        self.working: tuple[str, float | None] | None = None  # see set_working
 
     def __repr__(self) -> str:
         return f"Board({self.position!r})"
+
+    def set_working(self, what: str | None, progress: float | None = None) -> None:
+        """Background work the status shows (a long reload, uploads); None when it is done."""
+        self.working = (what, progress) if what is not None else None
+        self.log.status_changed()
 
     def status(
         self, *, started: bool, quitting: bool, armed: str | None, notice: str | None
@@ -95,6 +101,8 @@ class Board:
             cues=tuple(dict.fromkeys(s.cue for s in timeline.scenes
                                      if s.cue is not None and s.cue != "go")),
             plan=id(timeline) & 0xFFFFFFFF,
+            working=self.working[0] if self.working is not None else None,
+            work_progress=self.working[1] if self.working is not None else None,
         )
 
     def _first(self) -> ScheduledScene | None:

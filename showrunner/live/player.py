@@ -567,6 +567,10 @@ class Player:
         if not self._quitting:
             self._post(update)
 
+    def working(self, what: str | None, progress: float | None = None) -> None:
+        """Work in the background the status shows (a long reload, uploads); None when done."""
+        self._on_loop(self.board.set_working, what, progress)
+
     def reload_failed(self, errors: ShowErrors | Sequence[str]) -> None:
         """A bad edit: the show plays on unchanged; the lines go to the status and journal."""
         self._on_loop(self.hotswap.failed, errors)

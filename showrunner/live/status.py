@@ -59,6 +59,8 @@ class PlayerStatus:
     scope_url: str | None = None
     cues: tuple[str, ...] = ()  # the named cues of the show (besides GO), in show order
     plan: int = 0  # counts plan changes (a hot reload): the page reloads the scene details
+    working: str | None = None  # work that has taken over a second ("reloading the show")
+    work_progress: float | None = None  # how far it is, 0..1 (None: not known)
 
     def to_json(self) -> dict[str, Any]:
         """The status as JSON (README: "Status"); the same keys whatever the state."""
@@ -89,6 +91,8 @@ class PlayerStatus:
             "scope_url": self.scope_url,
             "cues": list(self.cues),
             "plan": self.plan,
+            "working": self.working,
+            "work_progress": self.work_progress,
         }
 
 

@@ -52,6 +52,7 @@ from showrunner.plan.tracking import (
     load_params_of,
     next_written,
     runtime_defaults,
+    scene_touches,
     touched,
     with_defaults,
     with_load_scales,
@@ -83,6 +84,9 @@ class Compiler:
     def __init__(self) -> None:
         self._show_key: tuple[Any, ...] | None = None
         self._memo: dict[str, tuple[tuple[Any, ...], CompiledScene, Written]] = {}
+        # The last compile's scenes, timing and compiled scenes: an edit of a few scenes copies
+        # the compiled scenes before the first edited one, and those after the effect ends.
+        self._last: tuple[list[Scene], Timing, list[CompiledScene]] | None = None
         self.reused = 0  # scenes re-used by the last compile
         self.compiled = 0  # scenes compiled by the last compile
 
@@ -90,18 +94,32 @@ class Compiler:
         """Compile `show` as compile_timeline does, re-using what the last compile made."""
         # Every state carries every value the show touches anywhere: a value touched for the
         # first time (or no more) changes every scene.
-        used = touched(show)
+        used = self._touched(show)
         key = (show.defaults, show.fps, show.assets, show.bpm, show.beats_per_bar, used)
         if self._show_key is None or not _same_key(self._show_key, key):
             self._memo = {}
+            self._last = None
         self._show_key = key
         self.reused = self.compiled = 0
         with paused_gc():
-            timeline = _Compiler(show, source, self, used).run()
-        names = {s.name for s in show.scenes}
-        for name in [n for n in self._memo if n not in names]:
-            del self._memo[name]
+            compiling = _Compiler(show, source, self, used)
+            timeline = compiling.run()
+        self._last = (show.scenes, compiling.timing, list(timeline.scenes))
+        if len(self._memo) > len(show.scenes):  # every scene's name is in the memo now
+            names = {s.name for s in show.scenes}
+            for name in [n for n in self._memo if n not in names]:
+                del self._memo[name]
         return timeline
+
+    def _touched(self, show: Show) -> Touched:
+        """touched(show); the last compile's when only scenes that touch the same were replaced."""
+        if self._last is not None and self._show_key is not None and \
+                len(self._last[0]) == len(show.scenes) and show.defaults == self._show_key[0]:
+            pairs = zip(self._last[0], show.scenes, strict=True)
+            if all(scene_touches(a) == scene_touches(b) for a, b in pairs if a is not b):
+                used: Touched = self._show_key[-1]
+                return used
+        return touched(show)
 
     def _lookup(self, name: str, key: tuple[Any, ...]) -> tuple[CompiledScene, Written] | None:
         hit = self._memo.get(name)
@@ -114,10 +132,36 @@ class Compiler:
         self.compiled += 1
         self._memo[name] = (key, compiled, after)
 
+    def _edited(self, scenes: list[Scene], timing: Timing) -> tuple[list[CompiledScene], int, int] | None:
+        """(the last compile's scenes, first and last index of a scene that is not the same
+        object) when only scenes were replaced and every scene's timing is as it was; else None.
+        Then every scene before the first edited one compiles as it did last time."""
+        if self._last is None:
+            return None
+        scenes_before, timing_before, compiled = self._last
+        if len(scenes_before) != len(scenes) or timing_before != timing:
+            return None
+        edited = [i for i, (a, b) in enumerate(zip(scenes_before, scenes, strict=True)) if a is not b]
+        if not edited:
+            return compiled, len(scenes), len(scenes)
+        return compiled, edited[0], edited[-1]
+
+    def _state_before(self, scenes: list[Scene], compiled: list[CompiledScene], first: int,
+                      closed: int | None) -> tuple[Written, State | None] | None:
+        """What the scenes before `first` left written and on the wire, as last compiled."""
+        for k in range(first - 1, -1, -1):
+            if k != closed:
+                hit = self._memo.get(scenes[k].name)
+                if hit is None or hit[1] is not compiled[k]:
+                    return None
+                return hit[2], compiled[k].state_out
+        return None
+
 
 def _same_key(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
-    """Equal keys; identical parts (the common case) are not compared further."""
-    return len(a) == len(b) and all(x is y or x == y for x, y in zip(a, b, strict=True))
+    """Equal keys. Tuple equality takes identical parts as equal without comparing them (the
+    common case: a re-used scene's key is made of the same objects), in C."""
+    return a == b
 
 
 @dataclass
@@ -189,13 +233,32 @@ class _Compiler:
         t = self.timing
         closed = t.closed
         memo = self.memo
-        for i, s in enumerate(self.show.scenes):
+        scenes = self.show.scenes
+        start, edited = 0, memo._edited(scenes, t) if memo is not None else None
+        if memo is not None and edited is not None:
+            before, first, last = edited
+            state = memo._state_before(scenes, before, first, closed) if first else None
+            if first == 0 or state is not None:
+                start = first
+                out.extend(before[:first])
+                memo.reused += first
+                if state is not None:
+                    written, wire = state
+        for i in range(start, len(scenes)):
+            s = scenes[i]
             sections_i = tuple(in_sections.get(i, ()))
             if memo is not None:
                 goto = t.names[s.goto.scene] if s.goto is not None else None
                 key = (s, written, wire, t.start[i], t.end[i], t.cues[i], t.trigger[i],
                        i == closed, goto, sections_i, t.notes.get(i, ()), self._musical(i))
                 hit = memo._lookup(s.name, key)
+                if hit is not None and edited is not None and i > edited[2] and \
+                        hit[0] is edited[0][i]:
+                    # past the edit, a scene entered as last time: so are all that follow
+                    out.append(hit[0])
+                    out.extend(edited[0][i + 1:])
+                    memo.reused += len(scenes) - i - 1
+                    break
                 if hit is not None:
                     compiled, after = hit
                     if compiled.index != i:

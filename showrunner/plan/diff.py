@@ -223,7 +223,7 @@ def _diff_timelines(old: Timeline, new: Timeline) -> PlanDiff:
         changed=tuple(changed),
         show=_show_fields(old, new),
         order_changed=common_old != common_new,
-        retimed=tuple(_retimed(old, new, common_new)),
+        retimed=() if _same_schedule(old, new) else tuple(_retimed(old, new, common_new)),
     )
 
 
@@ -447,6 +447,28 @@ def _retimed(old: Timeline, new: Timeline, names: Iterable[str]) -> Iterator[Ret
         a_part, a_start = a if a is not None else (None, None)
         if b_part != a_part or not _close(b_start, a_start):
             yield Retimed(name, b_part, b_start, a_part, a_start)
+
+
+# What a compiled scene's place in the schedule is read from (Timeline.schedule).
+_SCHEDULE_PARTS: tuple[str, ...] = (
+    "name", "cue", "pre_wait", "at", "end", "closed_only", "goto", "sections",
+)
+
+
+def _same_schedule(old: Timeline, new: Timeline) -> bool:
+    """True when both plans schedule the same scenes at the same times: then no scene is
+    retimed, without walking the schedule (which costs far more on a big show). Scenes the
+    incremental compiler re-used are the same objects and cost one identity check."""
+    if len(old.scenes) != len(new.scenes) or not _same(old.show.sections, new.show.sections) \
+            or old.show.loop != new.show.loop:
+        return False
+    for before, after in zip(old.scenes, new.scenes, strict=True):
+        if before is after:
+            continue
+        o, n = before.__dict__, after.__dict__
+        if not all(o.get(k) is n.get(k) or o.get(k) == n.get(k) for k in _SCHEDULE_PARTS):
+            return False
+    return True
 
 
 def _first_starts(timeline: Timeline) -> dict[str, tuple[int, float | None]]:

@@ -121,6 +121,20 @@ def touched(show: Show) -> Touched:
     return Touched(frozenset(keys), tuple(loras))
 
 
+def scene_touches(s: Scene) -> tuple[frozenset[str], tuple[str, ...]]:
+    """What one scene adds to `touched` (wire keys, LoRA names in order): two scenes that add
+    the same leave a show's `touched` as it was."""
+    keys = set(_runtime_params(s)) if s.model_fields_set & _RUNTIME_FIELDS else set()
+    loras = dict.fromkeys(s.loras)
+    for target in s.keyframes:
+        if target in _PARAM_TARGETS:
+            keys.add(target)
+        elif target.startswith("lora."):
+            loras[target[5:]] = None
+            keys.add("manage_cache")
+    return frozenset(keys), tuple(loras)
+
+
 def runtime_defaults(keys: frozenset[str], chain: tuple[str, ...], mode: str) -> Mapping[str, Any]:
     """Scope's default of each of `keys` on `chain` in `mode` (unknown ones are left out)."""
     info = pipelines.lookup(main_pipeline(chain))

@@ -25,7 +25,15 @@ from showrunner.plan.timeline import Timeline
 from showrunner.reload.watch import watch_show
 from showrunner.show.load import LoadResult, load
 
-__all__ = ["RELOAD_DEBOUNCE_MS", "RELOAD_STEP_MS", "AssetServer", "HotReload", "Output", "ReloadTarget"]
+__all__ = [
+    "PROGRESS_AFTER_S",
+    "RELOAD_DEBOUNCE_MS",
+    "RELOAD_STEP_MS",
+    "AssetServer",
+    "HotReload",
+    "Output",
+    "ReloadTarget",
+]
 
 log = logging.getLogger("showrunner.reload.apply")
 
@@ -35,6 +43,8 @@ log = logging.getLogger("showrunner.reload.apply")
 # installation running for weeks can ignore.
 RELOAD_STEP_MS = 25
 RELOAD_DEBOUNCE_MS = 100
+# Work of a reload the status (and so the operator page) shows once it has taken this long.
+PROGRESS_AFTER_S = 1.0
 
 
 class Output(Protocol):
@@ -83,6 +93,34 @@ class ReloadTarget(Protocol):
 
     def reload_failed(self, errors: Sequence[str]) -> None: ...
 
+    def working(self, what: str | None, progress: float | None = None) -> None: ...
+
+
+class _Work:
+    """What a reload is doing, told to the player once it has taken PROGRESS_AFTER_S (a short
+    reload shows nothing), and taken back when it ends."""
+
+    def __init__(self, target: ReloadTarget, since: float) -> None:
+        self.target = target
+        self.what: tuple[str, float | None] = ("reloading the show", None)
+        self.shown = False
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(max(0.0, since + PROGRESS_AFTER_S - loop.time()), self._show)
+
+    def step(self, what: str, progress: float | None) -> None:
+        self.what = (what, progress)
+        if self.shown:
+            self.target.working(what, progress)
+
+    def _show(self) -> None:
+        self.shown = True
+        self.target.working(*self.what)
+
+    def done(self) -> None:
+        self._timer.cancel()
+        if self.shown:
+            self.target.working(None)
+
 
 class HotReload:
     """Feeds edits of the show to the player while it plays (README: "Edit the show while it plays").
@@ -117,6 +155,8 @@ class HotReload:
         self._loras = {name: lora.path or lora.filename for name, lora in loras.items()}
         # Keeps the compiled scenes of the last version: an edit recompiles what it touches.
         self.compiler = Compiler()
+        self._work: _Work | None = None  # the status line of a load under way
+        self._load_started: float | None = None  # loop time the last load began
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._watch(), name="showrunner-reload")
@@ -140,10 +180,13 @@ class HotReload:
 
     async def reload(self) -> None:
         """Load the show now, whatever the watcher saw (the control surface's RELOAD)."""
+        self._loading(True)
         try:
             item: LoadResult | ShowErrors = await asyncio.to_thread(load, self.path)  # full load
         except ShowErrors as errors:
             item = errors
+        finally:
+            self._loading(False)
         await self.apply(item)
 
     async def _watch(self) -> None:
@@ -152,7 +195,7 @@ class HotReload:
             await asyncio.to_thread(self.compiler.compile, self.first.show, source=str(self.path))
             async for item in watch_show(
                 self.path, stop_event=self.stop_event, initial=self.first,
-                debounce_ms=RELOAD_DEBOUNCE_MS, step_ms=RELOAD_STEP_MS,
+                debounce_ms=RELOAD_DEBOUNCE_MS, step_ms=RELOAD_STEP_MS, loading=self._loading,
             ):
                 await self.apply(item)
         except asyncio.CancelledError:
@@ -161,38 +204,57 @@ class HotReload:
             log.exception("watching the show file failed; edits are no longer applied")
             self.output.warn("Hot reload stopped after an internal error; restart to apply edits")
 
+    def _loading(self, started: bool) -> None:
+        """A load begins (shown once it takes long) or ends; apply() goes on from its start."""
+        if self._work is not None:
+            self._work.done()
+            self._work = None
+        if started:
+            self._load_started = asyncio.get_running_loop().time()
+            if self._player is not None:
+                self._work = _Work(self._player, self._load_started)
+
     async def apply(self, item: LoadResult | ShowErrors) -> None:
         await self._ready.wait()
         async with self._lock:
-            if isinstance(item, ShowErrors):
-                self._failed([e.format() for e in item.errors])
-                return
+            since, self._load_started = self._load_started, None
+            self._loading(False)
+            work = _Work(self.player, asyncio.get_running_loop().time() if since is None else since)
             try:
-                timeline = await asyncio.to_thread(compile_result, item, self.compiler)
-            except ShowErrors as errors:
-                self._failed([e.format() for e in errors.errors])
-                return
-            except ShowError as error:
-                self._failed([error.format()])
-                return
-            except ShowrunnerError as exc:
-                self._failed([f"{self.path}: {exc}"])
-                return
-            try:
-                assets, loras, refreshed = await self._refs(item)
-            except ScopeError as exc:
-                self._failed([f"{self.path}: assets: {exc}"])
-                return
-            diff = await asyncio.to_thread(diff_timelines, self.player.plan, timeline)
-            self.player.show_hash = self.hash_files(item.files)
-            apply = self.reload_at or item.show.reload_at
-            self.player.replace_timeline(
-                timeline, apply=apply, assets=assets, loras=loras, refreshed=refreshed, diff=diff
-            )
-            lines = diff.summary().splitlines() if not diff.empty else ["no change to the plan"]
-            lines += [f"image {name!r} uploaded again" for name in refreshed]
-            for line in lines:
-                self.output.say(f"reload: {line}")
+                await self._apply(item, work)
+            finally:
+                work.done()
+
+    async def _apply(self, item: LoadResult | ShowErrors, work: _Work) -> None:
+        if isinstance(item, ShowErrors):
+            self._failed([e.format() for e in item.errors])
+            return
+        try:
+            timeline = await asyncio.to_thread(compile_result, item, self.compiler)
+        except ShowErrors as errors:
+            self._failed([e.format() for e in errors.errors])
+            return
+        except ShowError as error:
+            self._failed([error.format()])
+            return
+        except ShowrunnerError as exc:
+            self._failed([f"{self.path}: {exc}"])
+            return
+        try:
+            assets, loras, refreshed = await self._refs(item, work)
+        except ScopeError as exc:
+            self._failed([f"{self.path}: assets: {exc}"])
+            return
+        diff = await asyncio.to_thread(diff_timelines, self.player.plan, timeline)
+        self.player.show_hash = self.hash_files(item.files)
+        apply = self.reload_at or item.show.reload_at
+        self.player.replace_timeline(
+            timeline, apply=apply, assets=assets, loras=loras, refreshed=refreshed, diff=diff
+        )
+        lines = diff.summary().splitlines() if not diff.empty else ["no change to the plan"]
+        lines += [f"image {name!r} uploaded again" for name in refreshed]
+        for line in lines:
+            self.output.say(f"reload: {line}")
 
     def _failed(self, lines: list[str]) -> None:
         self.player.reload_failed(lines)
@@ -200,17 +262,21 @@ class HotReload:
         for line in lines:
             self.output.warn(f"  {line}")
 
-    async def _refs(self, result: LoadResult) -> tuple[dict[str, str], dict[str, str], list[str]]:
+    async def _refs(
+        self, result: LoadResult, work: _Work
+    ) -> tuple[dict[str, str], dict[str, str], list[str]]:
         """Server paths of the new version's assets: changed image files are uploaded again."""
         assets, loras = dict(self.player.assets), dict(self.player.loras)
         refreshed: list[str] = []
         stats = await asyncio.to_thread(_image_stats, result)
-        for name, image in result.show.assets.images.items():
+        images = result.show.assets.images
+        for done, (name, image) in enumerate(images.items()):
             if image.server_path is not None:
                 assets[name] = image.server_path
                 continue
             file, stat = stats[name]
             if self._images.get(name) != (file, stat) or name not in assets:
+                work.step(f"uploading image {name!r}", done / len(images))
                 assets[name] = await self.client.upload_asset(file)
                 if name in self._images:
                     refreshed.append(name)

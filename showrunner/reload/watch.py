@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import re
-from collections.abc import AsyncIterator, Collection, Iterable
+from collections.abc import AsyncIterator, Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -342,8 +342,10 @@ class _ShowWatcher:
     the next load is due."""
 
     def __init__(
-        self, path: str | os.PathLike[str], stop: _StopFlag, debounce_ms: int, step_ms: int
+        self, path: str | os.PathLike[str], stop: _StopFlag, debounce_ms: int, step_ms: int,
+        loading: Callable[[bool], object] | None = None,
     ) -> None:
+        self.loading = loading
         self.path = path  # as the caller spelled it: error lines name the show that way
         self.show_path = Path(_norm(path))
         self.stop = stop
@@ -373,9 +375,15 @@ class _ShowWatcher:
         await _settle(self.watch_set.files, self.stop)
         if self.stop.is_set():
             return None
-        result, seen, moved = await asyncio.to_thread(
-            _load_and_stat, self.path, self.show_path, self.watch_set.files, self.good
-        )
+        if self.loading is not None:
+            self.loading(True)
+        try:
+            result, seen, moved = await asyncio.to_thread(
+                _load_and_stat, self.path, self.show_path, self.watch_set.files, self.good
+            )
+        finally:
+            if self.loading is not None:
+                self.loading(False)
         if isinstance(result, LoadResult):
             self.good = result
         self.watch_set = _next_watch_set(self.show_path, result, self.watch_set)
@@ -432,6 +440,7 @@ async def watch_show(
     debounce_ms: int = 30,
     step_ms: int = 10,
     initial: LoadResult | ShowErrors | None = None,
+    loading: Callable[[bool], object] | None = None,
 ) -> AsyncIterator[LoadResult | ShowErrors]:
     """Yield a new `LoadResult` after each edit of the show, or the `ShowErrors` of a bad edit.
 
@@ -442,10 +451,11 @@ async def watch_show(
 
     `initial` is the load the caller is playing: the baseline, and if the files changed since
     it was made the new version is yielded at once. Without it the show is loaded once first,
-    silently. Never raises for a bad file. Ends when `stop_event` is set.
+    silently. Never raises for a bad file. Ends when `stop_event` is set. `loading(True)` and
+    `loading(False)` are called around each load (a big show's load can take a second).
     """
     stop = _StopFlag(stop_event)
-    watcher = _ShowWatcher(path, stop, debounce_ms, step_ms)
+    watcher = _ShowWatcher(path, stop, debounce_ms, step_ms, loading)
     try:
         await watcher.start(initial)
         while not stop.is_set():

@@ -14,6 +14,7 @@ any other tag is an error. Every problem is collected and raised together as
 
 from __future__ import annotations
 
+import bisect
 import copy
 import difflib
 import gc
@@ -24,7 +25,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
@@ -39,15 +40,6 @@ from showrunner.show.files import (
     read_bytes,
 )
 from showrunner.show.model import KEY, Loc, Show, semantic_problems
-from showrunner.show.templating import (
-    TEMPLATE_FAILURES,
-    LoadTooCostly,
-    Sandbox,
-    TemplateProblem,
-    make_env,
-    template_message,
-    undefined_name,
-)
 from showrunner.show.yaml import (
     MAP,
     MAP_TAG,
@@ -58,11 +50,15 @@ from showrunner.show.yaml import (
     SEQ_TAG,
     STR_TAG,
     YAML_TAG,
+    Lines,
     Node,
     TooManyNodes,
     YamlProblem,
     compose,
 )
+
+if TYPE_CHECKING:  # jinja2 is imported when a show has a template (start-up of check/report)
+    from showrunner.show.templating import Sandbox
 
 # Bombs are stopped by counting, not by file size (MAX_FILE_BYTES, in show/files.py, is a read
 # limit no real show reaches): MAX_NODES nodes written in one file and MAX_DEPTH nesting levels
@@ -97,6 +93,9 @@ class _Pos:
 # Where a value was written, kept cheaply while building: the node (its line and column are
 # worked out when asked), the file's display path and the generator note.
 _Where = tuple[Node, str, str]
+# In the main file, read by the fast parser: the byte offset alone (made a line and column when
+# asked), so the index keeps no node and the parsed tree is freed once the data is built.
+_Spot = _Where | _Pos | Node | int
 
 
 @dataclass
@@ -104,29 +103,36 @@ class _Index:
     """Where each value (and each mapping key) of the built data was written."""
 
     main: str
-    values: dict[Loc, _Where | _Pos | Node] = field(default_factory=dict)
-    keys: dict[Loc, _Where | _Pos | Node] = field(default_factory=dict)
+    values: dict[Loc, _Spot] = field(default_factory=dict)
+    keys: dict[Loc, _Spot] = field(default_factory=dict)
+    lines: Lines | None = None  # the main file's text, when its offsets are kept (int spots)
 
     def value(self, loc: Loc) -> _Pos:
         """The position of `loc`, or of the nearest enclosing value that was written."""
         for end in range(len(loc), -1, -1):
             where = self.values.get(loc[:end])
             if where is not None:
-                return _as_pos(where, self.main)
+                return self._pos(where)
         return _Pos(self.main, 1, 1)
 
     def key(self, loc: Loc) -> _Pos:
         where = self.keys.get(loc)
-        return _as_pos(where, self.main) if where is not None else self.value(loc[:-1])
+        return self._pos(where) if where is not None else self.value(loc[:-1])
 
+    def spot(self, node: Node) -> _Spot:
+        """How to keep where `node` (of the main file, no generator note) was written."""
+        return node.off if self.lines is not None and node.off >= 0 else node
 
-def _as_pos(where: _Where | _Pos | Node, main: str) -> _Pos:
-    if isinstance(where, _Pos):
-        return where
-    if isinstance(where, Node):  # the common case, kept without a tuple: in the main file
-        return _Pos(main, where.line, where.col)
-    node, path, note = where
-    return _Pos(path, node.line, node.col, note)
+    def _pos(self, where: _Spot) -> _Pos:
+        if isinstance(where, int):
+            assert self.lines is not None
+            return _Pos(self.main, *self.lines.line_col(where))
+        if isinstance(where, _Pos):
+            return where
+        if isinstance(where, Node):  # the common case, kept without a tuple: in the main file
+            return _Pos(self.main, where.line, where.col)
+        node, path, note = where
+        return _Pos(path, node.line, node.col, note)
 
 
 @dataclass(frozen=True)
@@ -141,12 +147,44 @@ class LoadResult:
     _scenes: _SceneCache | None = field(repr=False, compare=False, default=None)
 
 
+@dataclass
+class _FileMap:
+    """The main file of a load whose scenes are all plain text in that file (no includes,
+    generators, templates, anchors or aliases in them), for an edit inside one scene: that
+    scene alone is read again (_Loader.one_scene)."""
+
+    data: bytes  # the main file's UTF-8 text
+    starts: list[int]  # where each scene's text starts (its first key), by scene index
+    end: int  # where the last scene's own text ends: the line of the next top-level key, or EOF
+    keys: tuple[str, ...]  # the top-level keys in file order
+    top: dict[str, Any]  # the built top-level values, but `scenes`
+    index: _Index | None  # the load's positions, until `where` is first asked for
+    _where: tuple[tuple[bool, Loc, int], ...] | None = None
+
+    def where(self) -> tuple[tuple[bool, Loc, int], ...] | None:
+        """(a key?, loc, offset) of each position outside the scenes; None when one is not an
+        offset in this file. Worked out on the first edit (check and report never need it)."""
+        if self._where is None and self.index is not None:
+            where: list[tuple[bool, Loc, int]] = []
+            for is_key, table in ((False, self.index.values), (True, self.index.keys)):
+                for loc, spot in table.items():
+                    if loc[:1] == ("scenes",) and len(loc) > 1:
+                        continue
+                    if not isinstance(spot, int):
+                        self.index = None
+                        return None
+                    where.append((is_key, loc, spot))
+            self._where, self.index = tuple(where), None
+        return self._where
+
+
 @dataclass(frozen=True)
 class _SceneCache:
     """Validated scenes of one load, by their text, under one validation context."""
 
     context: tuple[Any, ...]
     by_text: dict[bytes, Any]  # scene text -> the validated Scene
+    file: _FileMap | None = None
 
 
 # Folders besides the show's own that loads may read (``--allow-path``), for the loads of a run
@@ -191,7 +229,12 @@ def load(
     policy = ReadPolicy.for_show(source, _ALLOWED.get() if allow is None else allow,
                                  limit=MAX_FILE_BYTES)
     reuse = previous._scenes if previous is not None and previous.path == Path(display) else None
-    if reuse is not None:
+    if reuse is not None and previous is not None:
+        if reuse.file is not None:
+            quick = _Loader(display, source.parent, source, policy, reuse).one_scene(
+                text, previous.show.scenes)
+            if quick is not None:
+                return quick
         try:
             return _Loader(display, source.parent, source, policy, reuse).run(text)
         except ShowErrors:
@@ -236,7 +279,7 @@ def read_yaml(path: str | Path) -> Any:
     except _FileProblem as problem:
         raise ShowErrors([ShowError(problem.message, path=display, line=problem.line,
                                     col=problem.col)]) from None
-    builder = _Builder(_Index(display), make_env())
+    builder = _Builder(_Index(display), _Templates())
     with _paused_gc():
         root = builder.parse(text, display)
         try:
@@ -364,7 +407,7 @@ _CONTAINER_TAGS = {MAP: MAP_TAG, SEQ: SEQ_TAG}
 class _Builder:
     """Builds plain data from nodes, recording positions and collecting problems."""
 
-    def __init__(self, index: _Index, env: Sandbox) -> None:
+    def __init__(self, index: _Index, env: _Templates) -> None:
         self.index = index
         self.env = env
         self.errors: list[ShowError] = []
@@ -401,6 +444,8 @@ class _Builder:
             return None
         self.limit += parsed.count
         self.last_data = parsed.data
+        if path == self.index.main:
+            self.index.lines = parsed.lines
         return parsed.root
 
     # -- building ------------------------------------------------------------------------------
@@ -412,9 +457,13 @@ class _Builder:
         self.count += 1
         if self.count > self.limit:
             raise _TooBig(_pos(node, path, note), self.limit)
-        values = self.index.values
+        index = self.index
+        values = index.values
         if loc not in values:
-            values[loc] = node if note == "" and path == self.index.main else (node, path, note)
+            if note == "" and path == index.main:
+                values[loc] = node.off if index.lines is not None and node.off >= 0 else node
+            else:
+                values[loc] = (node, path, note)
         kind, tag = node.kind, node.tag
         if kind == SCALAR:
             if tag == STR_TAG:
@@ -436,6 +485,10 @@ class _Builder:
                 raise _TooDeep(_pos(node, path, note))
             if kind == MAP:
                 build = self.build
+                pairs = node.value
+                if len({k.value for k, _ in pairs if k.kind == SCALAR and k.tag == STR_TAG}) \
+                        == len(pairs):
+                    return self._plain_mapping(pairs, loc, path, ctx, note)
                 return {key: build(value_node, (*loc, key), path, ctx, note)
                         for key, _, value_node in self.items(node, loc, path, note)}
             build = self.build
@@ -472,14 +525,35 @@ class _Builder:
             out[key] = (key_node, value_node)
             key_loc = (*loc, key)
             if key_loc not in keys:
-                keys[key_loc] = (key_node, path, note)
+                keys[key_loc] = self._key_spot(key_node, path, note)
         for key, key_node, value_node in merged:
             if key not in out:
                 out[key] = (key_node, value_node)
                 key_loc = (*loc, key)
                 if key_loc not in keys:
-                    keys[key_loc] = (key_node, path, note)
+                    keys[key_loc] = self._key_spot(key_node, path, note)
         return [(key, k, v) for key, (k, v) in out.items()]
+
+    def _plain_mapping(self, pairs: list[tuple[Node, Node]], loc: Loc, path: str,
+                       ctx: dict[str, Any] | None, note: str) -> dict[str, Any]:
+        """A mapping whose keys are all distinct plain text (no merges): what items() and
+        build() do, in one pass."""
+        index = self.index
+        keys, build = index.keys, self.build
+        offsets = note == "" and path == index.main and index.lines is not None
+        out: dict[str, Any] = {}
+        for key_node, value_node in pairs:
+            key = key_node.value
+            key_loc = (*loc, key)
+            if key_loc not in keys:
+                keys[key_loc] = key_node.off if offsets and key_node.off >= 0 else \
+                    self._key_spot(key_node, path, note)
+            out[key] = build(value_node, key_loc, path, ctx, note)
+        return out
+
+    def _key_spot(self, node: Node, path: str, note: str) -> _Spot:
+        index = self.index
+        return index.spot(node) if note == "" and path == index.main else (node, path, note)
 
     def _merge_sources(self, node: Node, loc: Loc, path: str, note: str) -> Iterator[tuple[str, Node, Node]]:
         sources = node.value if node.kind == SEQ else [node]
@@ -514,8 +588,16 @@ class _Builder:
 
     def render(self, text: str, ctx: dict[str, Any], pos: _Pos, loc: Loc) -> Any:
         """Render a templated string; one `{{ expr }}` keeps the expression's own type."""
+        from showrunner.show.templating import (
+            TEMPLATE_FAILURES,
+            LoadTooCostly,
+            TemplateProblem,
+            template_message,
+            undefined_name,
+        )
+
         try:
-            return self.env.render_value(text, ctx, MAX_VALUES)
+            return self.env.sandbox.render_value(text, ctx, MAX_VALUES)
         except LoadTooCostly as exc:  # every later template would fail too: stop the load here
             self.error(str(exc), pos, loc)
             raise _Stop from None
@@ -529,6 +611,21 @@ class _Builder:
         except MemoryError:  # the limits should make this impossible; never a traceback
             self.error("template is too costly (out of memory)", pos, loc)
         return text
+
+
+class _Templates:
+    """The jinja2 sandbox of one load, made when its first template is rendered."""
+
+    def __init__(self) -> None:
+        self._sandbox: Sandbox | None = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        if self._sandbox is None:
+            from showrunner.show.templating import make_env
+
+            self._sandbox = make_env()
+        return self._sandbox
 
 
 class _Stop(Exception):
@@ -598,18 +695,29 @@ class _Loader:
         self.policy = policy  # where includes and assets may be read from
         self.files: list[Path] = [source.resolve()] if source is not None else []
         self.index = _Index(display)
-        self.b = _Builder(self.index, make_env())
+        self.b = _Builder(self.index, _Templates())
         self.paths: list[str] = [display]  # display paths in the order met, to sort errors
         self.scenes_broken = False
         self.context: tuple[Any, ...] | None = None
+        self.items: list[int] | None = None  # where the main file's scene items start
+        self.top: list[tuple[str, int]] = []  # the main file's top-level keys and their offsets
 
     def run(self, text: str) -> LoadResult:
         with _paused_gc():
             return self._run_all(text)
 
+    def one_scene(self, text: str, scenes: list[Any]) -> LoadResult | None:
+        """The load of `text` when it differs from the re-used load's only inside one scene's
+        text: that scene is read alone and every other value is the one already validated.
+        None when that does not apply or anything is wrong (the full load says what)."""
+        assert self.reuse is not None and self.reuse.file is not None
+        with _paused_gc():
+            return _SceneEdit(self, self.reuse, self.reuse.file).run(text.encode("utf-8"), scenes)
+
     def _run_all(self, text: str) -> LoadResult:
+        data: dict[str, Any] = {}
         try:
-            show = self._run(text)
+            show = self._run(text, data)
         except (_TooBig, _TooDeep) as big:
             self.b.errors.append(_too_many(big))
             show = None
@@ -620,11 +728,24 @@ class _Loader:
         cache = None
         if self.spans and self.context is not None:
             scenes = show.scenes
-            cache = _SceneCache(self.context, {text: scenes[i] for i, text in self.spans.items()})
+            cache = _SceneCache(self.context, {text: scenes[i] for i, text in self.spans.items()},
+                                self._file_map(data))
         return LoadResult(show, Path(self.display), tuple(dict.fromkeys(self.files)), self.index,
                           cache)
 
-    def _run(self, text: str) -> Show | None:
+    def _file_map(self, data: dict[str, Any]) -> _FileMap | None:
+        """The map for the next edit's one-scene path, when every scene is plain text here."""
+        items, text = self.items, self.text
+        if items is None or text is None or len(self.paths) > 1 or \
+                len(self.spans) != len(items) or len(data.get("scenes", ())) != len(items):
+            return None
+        keys = tuple(key for key, _ in self.top)
+        top = {key: value for key, value in data.items() if key != "scenes"}
+        after = [off for _, off in self.top if off > items[-1]]
+        end = text.rfind(b"\n", 0, min(after)) + 1 if after else len(text)
+        return _FileMap(text, items, end, keys, top, self.index)
+
+    def _run(self, text: str, out: dict[str, Any]) -> Show | None:
         # Scenes whose text the version playing had are not even read (see _scenes).
         skip = self.reuse.by_text if self.reuse is not None else ()
         root = self.b.parse(text, self.display, skip)
@@ -637,6 +758,8 @@ class _Loader:
             self.b.error(f"the top level is {_kind(root)}; {_SHAPE}", _pos(root, self.display), ())
             return None
         data = self._top(root)
+        del root  # the index keeps offsets: the parsed tree is freed before validating
+        out.update(data)
         self._check_assets(data)
         show = self._validate(data)
         if show is not None and not self.scenes_broken:
@@ -648,8 +771,9 @@ class _Loader:
         return show
 
     def _top(self, root: Node) -> dict[str, Any]:
-        self.index.values[()] = _pos(root, self.display)
+        self.index.values[()] = self.index.spot(root)
         items = self.b.items(root, (), self.display)
+        self.top = [(key, key_node.off) for key, key_node, _ in items]
         ctx: dict[str, Any] = {}
         data: dict[str, Any] = {}
         for key, _, node in items:  # includes first: vars may use them
@@ -661,7 +785,7 @@ class _Loader:
         self.context = _context_key(items)
         for key, _, node in items:
             if key == "scenes" and _is_seq(node):
-                self.index.values.setdefault(("scenes",), _pos(node, self.display))
+                self.index.values.setdefault(("scenes",), self.index.spot(node))
                 data[key] = []
                 self._scenes(node, self.display, self.base, ctx, data[key], ())
             elif key not in ("include", "vars"):
@@ -701,7 +825,7 @@ class _Loader:
     def _vars(self, node: Node, ctx: dict[str, Any]) -> Any:
         if not _is_map(node):
             return self.b.build(node, ("vars",), self.display, None)
-        self.index.values.setdefault(("vars",), _pos(node, self.display))
+        self.index.values.setdefault(("vars",), self.index.spot(node))
         out: dict[str, Any] = {}
         for key, key_node, value_node in self.b.items(node, ("vars",), self.display):
             if key in ctx and key not in out:
@@ -721,10 +845,13 @@ class _Loader:
                 out: list[Any], chain: tuple[Path, ...]) -> None:
         items = seq.value
         spans = self._spans(items) if path == self.display and not chain else None
+        if spans is not None and all(span is not None for span in spans):
+            self.items = [item.off for item in items]
         reuse = self.reuse.by_text if (self.reuse is not None and self.context is not None
                                        and self.reuse.context == self.context) else {}
         for index, item in enumerate(items):
-            keys = {str(k.value) for k, _ in item.value} if _is_map(item) else set()
+            keys = {str(k.value) for k, _ in item.value} if _is_map(item) and any(
+                k.value in ("include", "each") for k, _ in item.value) else ()
             # Problems of an include or each block itself name the item as written in its file.
             if "include" in keys:
                 self._scene_include(item, ("scenes", index), path, base, ctx, out, chain)
@@ -736,7 +863,7 @@ class _Loader:
                     self.spans[len(out)] = span
                     scene = reuse.get(span)
                     if scene is not None:  # the same text as in the version playing
-                        self.index.values.setdefault(("scenes", len(out)), (item, path, ""))
+                        self.index.values.setdefault(("scenes", len(out)), self.index.spot(item))
                         out.append(scene)
                         continue
                 out.append(self.b.build(item, ("scenes", len(out)), path, ctx))
@@ -951,6 +1078,139 @@ class _Loader:
         pos = self.index.key(loc) if is_key else self.index.value(loc)
         where = loc[:-1] if is_key else loc
         self.b.error(message, pos, where, poison=False)
+
+
+_ITEM_START = re.compile(rb" *- +")  # a line's text before a list item's first key
+
+
+def _common_prefix(a: bytes, b: bytes) -> int:
+    """The length of the longest common prefix (slices compared in C, halving)."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _common_suffix(a: bytes, b: bytes, limit: int) -> int:
+    """The length of the longest common suffix, at most `limit`."""
+    lo, hi = 0, limit
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[len(a) - mid:len(a) - lo] == b[len(b) - mid:len(b) - lo]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+class _SceneEdit:
+    """An edit inside one scene's text of a plain file (_FileMap): the scene is parsed alone
+    (indented as in the file), positions are moved by the edit's length, every other scene is
+    the validated one, and only the edited scene's own checks run again."""
+
+    def __init__(self, loader: _Loader, reuse: _SceneCache, file: _FileMap) -> None:
+        self.loader, self.reuse, self.file = loader, reuse, file
+
+    def run(self, new: bytes, previous: list[Any]) -> LoadResult | None:
+        file, old = self.file, self.file.data
+        where = file.where()
+        if len(previous) != len(file.starts) or where is None:
+            return None
+        found = self._scene(old, new)
+        if found is None:
+            return None
+        i, head, cut, col = found
+        delta = len(new) - len(old)
+        own = new[head:cut + delta]
+        if cut < len(old) and not own.endswith(b"\n"):
+            return None  # its last line now runs into the next one
+        if b"{{" in own or b"{%" in own or b"*" in own or b"<<" in own or b"&" in own:
+            return None  # as _Loader._spans: read the whole file
+        for line in own.split(b"\n")[1:]:  # nothing may leave the scene's mapping
+            body = line.lstrip(b" ")
+            if body and not body.startswith(b"#") and len(line) - len(body) < col:
+                return None
+        loader = self.loader
+        b = loader.b
+        scratch = _Index(loader.display)
+        b.index = scratch
+        root = b.parse(" " * col + own.decode("utf-8"), loader.display)
+        if root is None or root.kind != MAP or root.off != col or b.errors:
+            return None
+        raw = b.build(root, ("scenes", i), loader.display, {})
+        b.index = loader.index
+        if b.errors:
+            return None
+        lines = Lines(new)
+        index = self._index(scratch, lines, i, head - col, delta, where)
+        loader.index = b.index = index
+        scenes: list[Any] = list(previous)
+        old_scene, scenes[i] = scenes[i], raw
+        data = {key: scenes if key == "scenes" else file.top[key] for key in file.keys}
+        loader._check_assets(data)
+        try:
+            show = Show.model_validate(data, context=_context(data))
+        except ValidationError:
+            return None
+        checked = {id(scene) for scene in scenes} - {id(show.scenes[i])}
+        if b.errors or semantic_problems(show, checked):
+            return None
+        by_text = dict(self.reuse.by_text)
+        end = file.starts[i + 1] if i + 1 < len(file.starts) else len(old)
+        if by_text.get(old[head:end]) is old_scene:
+            del by_text[old[head:end]]
+        by_text[new[head:end + delta]] = show.scenes[i]
+        moved = _FileMap(new, [*file.starts[:i + 1], *(s + delta for s in file.starts[i + 1:])],
+                         file.end + delta, file.keys, file.top, None,
+                         tuple((k, loc, o + delta if o >= head else o) for k, loc, o in where))
+        cache = _SceneCache(self.reuse.context, by_text, moved)
+        return LoadResult(show, Path(loader.display), tuple(dict.fromkeys(loader.files)), index,
+                          cache)
+
+    def _scene(self, old: bytes, new: bytes) -> tuple[int, int, int, int] | None:
+        """(scene index, its text's start, end of its own text, its column - 1) of the one
+        scene whose own text holds every changed byte; None when there is no such scene."""
+        starts = self.file.starts
+        p = _common_prefix(old, new)
+        if p == len(old) == len(new):
+            return None  # nothing changed in the text (an asset did): the full path
+        s = _common_suffix(old, new, min(len(old), len(new)) - p)
+        i = bisect.bisect_right(starts, p) - 1
+        if i < 0:
+            return None
+        if i + 1 < len(starts):  # its own text ends where the next item's line starts
+            cut = old.rfind(b"\n", 0, starts[i + 1]) + 1
+            if cut <= starts[i] or not _ITEM_START.fullmatch(old, cut, starts[i + 1]):
+                return None
+        else:
+            cut = self.file.end
+        line = old.rfind(b"\n", 0, starts[i]) + 1
+        if cut <= starts[i] or len(old) - s > cut or not _ITEM_START.fullmatch(old, line, starts[i]):
+            return None
+        return i, starts[i], cut, starts[i] - line
+
+    def _index(self, scratch: _Index, lines: Lines, i: int, base: int, delta: int,
+               where: tuple[tuple[bool, Loc, int], ...]) -> _Index:
+        """Positions in the new text: the edited scene's from its own parse (moved to where it
+        starts), every other scene's start and the values outside the scenes moved by `delta`."""
+        index = _Index(self.loader.display, lines=lines)
+        head = self.file.starts[i]
+        for table, own in ((index.values, scratch.values), (index.keys, scratch.keys)):
+            for loc, spot in own.items():
+                if isinstance(spot, int):
+                    table[loc] = spot + base
+        for is_key, loc, off in where:
+            table = index.keys if is_key else index.values
+            table[loc] = off + delta if off >= head else off
+        values = index.values
+        for j, start in enumerate(self.file.starts):
+            if j != i:
+                values[("scenes", j)] = start + delta if j > i else start
+        return index
 
 
 def _prune(data: Any, loc: Loc) -> bool:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import itertools
 import re
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -1030,10 +1030,15 @@ class Show(Model):
 # ---------------------------------------------------------------------------------------------
 
 
-def semantic_problems(show: Show) -> list[Problem]:
-    """Errors that involve several fields, with the location of the offending value."""
+def semantic_problems(show: Show, checked: Container[int] = ()) -> list[Problem]:
+    """Errors that involve several fields, with the location of the offending value.
+
+    `checked`: ids of scenes already found without problems against the same assets (a reload
+    that re-uses them): only their references to other scenes are checked again.
+    """
     return (
-        list(_names(show)) + list(_scene_refs(show)) + list(_sizes(show)) + list(_prompt_lists(show))
+        list(_names(show)) + list(_scene_refs(show, checked)) + list(_sizes(show))
+        + list(_prompt_lists(show, checked))
         + list(_live_problems(show))
         + list(_quantize_needs_bpm(show))
     )
@@ -1078,9 +1083,11 @@ def _names(show: Show) -> Iterator[Problem]:
             )
 
 
-def _scene_refs(show: Show) -> Iterator[Problem]:
+def _scene_refs(show: Show, checked: Container[int]) -> Iterator[Problem]:
     names = {s.name: i for i, s in enumerate(show.scenes)}
     for i, scene in enumerate(show.scenes):
+        if scene.after is None and scene.goto is None and id(scene) in checked:
+            continue
         base: Loc = ("scenes", i)
         if scene.after is not None:
             if scene.after.scene not in names:
@@ -1091,6 +1098,8 @@ def _scene_refs(show: Show) -> Iterator[Problem]:
                 )
         if scene.goto is not None and scene.goto.scene not in names:
             yield (*base, "goto", "scene"), _unknown("scene", scene.goto.scene, names)
+        if id(scene) in checked:
+            continue
         yield from _asset_refs(show, base, scene)
         yield from _keyframe_problems(show, i, scene)
         yield from _travel_problems(i, scene)
@@ -1152,9 +1161,11 @@ def _travel_problems(index: int, scene: Scene) -> Iterator[Problem]:
         last = step.at
 
 
-def _prompt_lists(show: Show) -> Iterator[Problem]:
+def _prompt_lists(show: Show, checked: Container[int]) -> Iterator[Problem]:
     """Scope normalises weights to sum 1 and has no safe meaning for an empty prompt list."""
     for i, scene in enumerate(show.scenes):
+        if id(scene) in checked:
+            continue
         if scene.prompts is not None:
             yield from _prompt_problems(scene.prompts, ("scenes", i, "prompts"))
         for k, step in enumerate(scene.travel):

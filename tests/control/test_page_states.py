@@ -196,6 +196,15 @@ async def test_the_page_in_each_state(tmp_path: Path) -> None:
             await browser.wait_for(f"{text_of('hours-text')} === 'open until 18:00'")
             assert await browser.evaluate("document.getElementById('banner').hidden")
 
+            # A long reload: what it does, and how far it is, while the show plays on.
+            player.show(scene="calm", on_air="calm", working="uploading image 'ref'",
+                        work_progress=0.4)
+            await browser.wait_for(visible("banner"))
+            assert await browser.evaluate(text_of("banner")) == "WORKING — uploading image 'ref' 40 %"
+            await shoot(browser, "working")
+            player.show(scene="calm", on_air="calm")
+            await browser.wait_for("document.getElementById('banner').hidden")
+
             # Waiting for Scope: the first scene pending, said in so many words.
             player.show(next="doors", mode=Mode.PENDING, connection=LinkState.DOWN,
                         notice="waiting for Scope at http://127.0.0.1:8000", armed="go",

@@ -126,3 +126,42 @@ def test_a_changed_bpm_revalidates_every_scene(tmp_path: Path) -> None:
     again = load(path, previous=first)
     assert again.show == load(path).show
     assert not any(a is b for a, b in zip(first.show.scenes, again.show.scenes, strict=True))
+
+
+def test_successive_edits_compile_as_a_full_compile_does(tmp_path: Path) -> None:
+    """Edits one after another (a prompt, a value that carries on, a duration, a cue, a LoRA
+    scale, a scene inserted and deleted), each loaded and compiled against the last: every
+    plan equals a compile from scratch, scene by scene, messages included."""
+    path = tmp_path / "show.yaml"
+    text = show_text(40).replace("  - name: s30\n", "  - name: s30\n    noise_scale: 0.6\n")
+    path.write_text(text, "utf-8")
+    previous = load(path)
+    compiler = Compiler()
+    compiler.compile(previous.show)
+    edits = [
+        ("    prompts: look 7\n", "    prompts: look seven\n"),
+        ("  - name: s12\n", "  - name: s12\n    noise_scale: 0.4\n"),
+        ("    duration: 5\n", "    duration: 9\n"),
+        ("  - name: s20\n", "  - name: s20\n    cue: true\n"),
+        ("  - name: s3\n", "  - name: s3\n    manage_cache: false\n"),
+        ("  - name: s25\n", "  - name: inserted\n    prompts: new\n    duration: 2\n\n  - name: s25\n"),
+        ("    prompts: look seven\n", "    prompts: look 7\n"),
+        ("  - name: inserted\n    prompts: new\n    duration: 2\n\n", ""),
+        ("    noise_scale: 0.4\n", ""),
+    ]
+    for old, new in edits:
+        assert old in text
+        text = text.replace(old, new, 1)
+        path.write_text(text, "utf-8")
+        result = load(path, previous=previous)
+        timeline = compiler.compile(result.show)
+        full = compile_timeline(load(path).show)
+        if (old, new) == edits[0]:  # a prompt: that scene and the next one are compiled again
+            assert (compiler.compiled, compiler.reused) == (2, 38)
+        assert [s.name for s in timeline.scenes] == [s.name for s in full.scenes]
+        assert [s.index for s in timeline.scenes] == list(range(len(full.scenes)))
+        for mine, theirs in zip(timeline.scenes, full.scenes, strict=True):
+            assert (mine.state_in, mine.state_out, mine.actions, mine.at, mine.end, mine.cue) == (
+                theirs.state_in, theirs.state_out, theirs.actions, theirs.at, theirs.end, theirs.cue
+            ), (old, mine.name)
+        previous = result

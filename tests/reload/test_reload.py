@@ -685,3 +685,33 @@ async def test_live_edit_of_a_scene_waiting_for_go(tmp_path: Path, sim: Simulato
         sent = await until(lambda: run.received("a market at night"))
         assert _prompts(sent[0]) == ["a market at night"]
         assert run.player.status().scene == "two"
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_long_reload_shows_its_work_in_the_status(
+    tmp_path: Path, sim: Simulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload that takes long (here: every one) says what it does in the status, which the
+    operator page shows, until it is done; the uploads say how far they are."""
+    import showrunner.reload.apply
+
+    monkeypatch.setattr(showrunner.reload.apply, "PROGRESS_AFTER_S", 0.0)
+    Image.new("RGB", (8, 8), "red").save(tmp_path / "ref.png")
+    text = LIVE.replace("scenes:\n", "assets:\n  images: {ref: ref.png}\nscenes:\n", 1)
+    async with LiveRun(tmp_path, sim, text) as run:
+        seen: list[tuple[str | None, float | None]] = []
+
+        def note(event: dict[str, Any]) -> None:
+            status = run.player.status()
+            seen.append((status.working, status.work_progress))
+
+        run.player.subscribe(note)
+        Image.new("RGB", (8, 8), "blue").save(tmp_path / "ref.png")
+        run.edit("a quiet harbour", "a harbour at night")
+        await until(lambda: run.received("a harbour at night"))
+        await until(lambda: seen and seen[-1][0] is None)
+        assert ("reloading the show", None) in seen
+        assert ("uploading image 'ref'", 0.0) in seen
+        assert run.player.status().working is None
+        assert run.player.status().to_json()["working"] is None

@@ -827,3 +827,152 @@ async def test_the_hot_reload_reads_the_allowed_folders_too(tmp_path: Path) -> N
     await items.aclose()
     assert isinstance(item, LoadResult), item
     assert item.show.title == "edited"
+
+
+# -- an edit inside one scene: that scene alone is read again ----------------------------------
+
+EDITED = """\
+title: one-scene edits
+defaults: {pipeline: longlive}
+assets:
+  images: {ref: ref.png}
+scenes:
+  - name: a
+    prompts: first look
+    duration: 4
+  # the second act
+  - name: b
+    prompts:
+      - text: "a harbour, dusk"
+        weight: 1
+    duration: 5
+    vace: {refs: [ref]}
+  -   name: c
+      prompts: third look
+      duration: 6
+      goto: {scene: a, times: 1}
+  - name: d
+    prompts: |
+      a long prompt
+      on two lines
+    duration: 7
+sections:
+  - {name: middle, start: b, end: c}
+"""
+
+EDITS = [  # (old text, new text, the scene edited)
+    ("    prompts: first look\n", "    prompts: a new look\n", 0),  # the same lines
+    ("    duration: 5\n", "    duration: 5\n    noise_scale: 0.4\n", 1),  # a line more: later scenes move
+    ("      duration: 6\n", "      duration: 6.5\n", 2),  # an odd indentation
+    ("      on two lines\n", "      on three\n      lines\n", 3),  # the last scene, before `sections`
+    ("    duration: 4\n", "    duration: 4\n  - name: new\n    duration: 1\n", 0),  # a scene more
+    ("    duration: 5\n", "    duration: soon\n", 1),  # an error
+    ("  - name: a\n", "  - name: renamed\n", 0),  # breaks the goto and the section
+    ("    duration: 4\n", "    duration: 4\nextra: 1\n", 0),  # leaves the scene's mapping
+    ("      weight: 1\n", "      weight: 0\n", 1),  # a cross-field problem (all weights 0)
+    ("title: one-scene edits\n", "title: another title\n", None),  # outside the scenes
+]
+
+
+def _outcome(path: Path, previous: LoadResult | None, edited: int | None) -> tuple[Any, ...]:
+    """What a load gives: the show, or its errors, and the positions a reload's errors use (of
+    every scene, of the values outside the scenes and of every value of the edited scene)."""
+    try:
+        result = load(path, previous=previous)
+    except ShowErrors as errors:
+        return ("errors", str(errors))
+    scenes = result.show.scenes
+    positions = [source_location(result, ("scenes", k)) for k in range(len(scenes))]
+    outside = [source_location(result, loc) for loc in (
+        ("title",), ("sections", 0, "end"), ("assets", "images", "ref"), ("scenes",))]
+    own = [] if edited is None or edited >= len(scenes) else [
+        source_location(result, ("scenes", edited, key))
+        for key in sorted(scenes[edited].model_fields_set)]
+    return ("show", result.show, result.files, positions, outside, own)
+
+
+@pytest.mark.parametrize("edit", EDITS, ids=[f"edit{i}" for i in range(len(EDITS))])
+def test_an_edit_inside_one_scene_loads_as_a_full_load_does(
+    tmp_path: Path, edit: tuple[str, str, int | None]
+) -> None:
+    (tmp_path / "ref.png").write_bytes(b"\x89PNG")
+    path = write(tmp_path, "show.yaml", EDITED)
+    first = load(path)
+    old, new, edited = edit
+    path.write_text(EDITED.replace(old, new), "utf-8")
+    assert _outcome(path, first, edited) == _outcome(path, None, edited)
+
+
+def test_an_edit_inside_one_scene_reads_only_that_scene(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ref.png").write_bytes(b"\x89PNG")
+    path = write(tmp_path, "show.yaml", EDITED)
+    previous = load(path)
+    import showrunner.show.load as loader
+
+    parsed: list[str] = []
+    real = loader.compose
+
+    def compose(text: str, **kwargs: Any) -> Any:
+        parsed.append(text)
+        return real(text, **kwargs)
+
+    monkeypatch.setattr(loader, "compose", compose)
+    text = EDITED
+    # successive edits, each against the last: every one is read alone and equals a full load
+    for old, new, edited in [EDITS[0], EDITS[1], EDITS[3], ("    duration: 4\n", "    duration: 3\n", 0)]:
+        text = text.replace(old, new)
+        path.write_text(text, "utf-8")
+        parsed.clear()
+        result = load(path, previous=previous)
+        assert len(parsed) == 1 and parsed[0].lstrip().startswith("name:")
+        assert "title" not in parsed[0] and "sections" not in parsed[0]
+        monkeypatch.setattr(loader, "compose", real)
+        assert _outcome(path, previous, edited) == _outcome(path, None, edited)
+        monkeypatch.setattr(loader, "compose", compose)
+        previous = result
+    untouched = load(path, previous=previous)  # the same text again (an asset changed): a full read
+    assert untouched.show == previous.show
+
+
+def test_random_edits_load_as_a_full_load_does(tmp_path: Path) -> None:
+    """Characters typed or deleted anywhere in a plain show (300 edits, each against the last
+    good version or the first): the load that re-uses it gives what a full load gives, the same
+    show and positions or the same errors."""
+    import random
+
+    rng = random.Random(15)
+    (tmp_path / "ref.png").write_bytes(b"\x89PNG")
+    path = write(tmp_path, "show.yaml", EDITED)
+    first = previous = load(path)
+    text = EDITED
+    typed = [" ", "  ", "\n", "\n    ", ":", "- ", "a", "7", "#", "'", '"', "[", "]", "{", "}",
+             "\n  - name: x\n", "\n    duration: 2", "\n    noise_scale: 0.5", "\t", "|\n",
+             "&x ", "*x", "{{ 1 }}", "<<: {}", "\n---\n",
+             "\n...\n", "%", "\r\n", "\r", ">\n", "? ", "!!str ", "\u00e9", "\n      more",
+             "\n    goto: a", "\n    after: b", "\n    cue: true", "\n  #", "\n\n"]
+    for _ in range(300):
+        if rng.random() < 0.3:  # from the first version again
+            text, previous = EDITED, first
+        at = rng.randrange(len(text))
+        if rng.random() < 0.5:
+            new_text = text[:at] + rng.choice(typed) + text[at:]
+        else:
+            new_text = text[:at] + text[at + rng.randint(1, 6):]
+        path.write_text(new_text, "utf-8")
+        # the scene the edit lands in (its values' positions are compared too)
+        before = text[:at]
+        edited = before.count("\n  - ") - 1 if "\nsections:" not in before else None
+        edited = edited if edited is not None and edited >= 0 else None
+        got, want = _outcome(path, previous, edited), _outcome(path, None, edited)
+        if got[0] == want[0] == "show" and got[-1] != want[-1]:
+            # an edit before a scene's first key leaves its text as it was: it is re-used, and
+            # its values are placed at the scene (a reload's errors are positioned so)
+            assert edited is not None
+            scene_at = want[3][edited]
+            assert all(g in (w, scene_at) for g, w in zip(got[-1], want[-1], strict=True))
+            got, want = got[:-1], want[:-1]
+        assert got == want, new_text
+        if got[0] == "show":
+            previous, text = load(path, previous=previous), new_text

@@ -214,6 +214,10 @@
     } else if (status.notice) {
       text = "NO OUTPUT — " + status.notice;
       kind = "pending";
+    } else if (status.working) {  // a long reload or upload; the show plays on meanwhile
+      const done = status.work_progress != null ? " " + Math.round(status.work_progress * 100) + " %" : "…";
+      text = "WORKING — " + status.working + done;
+      kind = "working";
     }
     banner.hidden = !text;
     banner.textContent = text;
