@@ -150,7 +150,7 @@ class Player:
         )
         self.hotswap = HotSwap(timeline, self.stage, self.refs, self.log, self.clock)
         self.holds = Holds(self.position, self.link, self.log, self.clock,
-                           closed_pause=self._closed_pause)
+                           closed_pause=lambda: self.opening.pauses)
         self.opening = Opening(hours, self.stage, self.holds, self.hotswap)
         self._collector = IdleCollector() if manage_gc else None
         self._next_at: float | None = None  # monotonic time of the next planned event
@@ -367,9 +367,6 @@ class Player:
     def _pause_holds(self) -> bool:
         """A pause the player made (panic, closed hours without a closed scene) still holds."""
         return self.holds.kind == "panic" or self.opening.pauses
-
-    def _closed_pause(self) -> bool:
-        return self.opening.pauses
 
     # -- the main loop's events ------------------------------------------------------------------
 
