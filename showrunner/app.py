@@ -408,6 +408,7 @@ async def _player(
     if hooks.server is not None:
         hooks.server.attach(player)
         hooks.server.frames = session  # the page's preview: the video Scope sends back
+        hooks.server.picture = session  # /api/health and /metrics: frames and their age
     if hooks.on_player is not None:
         hooks.on_player(player)
     stack.enter_context(prompt_thread_switches())

@@ -23,6 +23,7 @@ ENGINES: dict[str, tuple[str, ...]] = {
     "jinja2": ("show/templating.py", "report/html.py"),
     "uvicorn": ("serving.py",),
     "starlette": ("serving.py", "control/http.py", "sim/app.py"),
+    "prometheus_client": ("control/metrics.py",),
 }
 IMPURE = {"asyncio", "httpx", "aiortc", "apscheduler", "watchfiles", "time", "socket", "threading", "os"}
 
