@@ -37,6 +37,8 @@ KINDS = frozenset(
         "watchdog",  # the watchdog found a problem with the session
         "reconnect",  # a reconnection attempt (ok or failed)
         "error",  # something failed and was skipped; the show went on
+        "reload",  # an edit of the show file was applied (docs/operating.md: "Journal lines")
+        "reload_error",  # an edit of the show file was refused for its errors; the show played on
         "end",  # the show reached its end (stop or hold)
         "quit",  # the run ended
     }

@@ -68,3 +68,16 @@ def test_needs_exactly_one_destination(tmp_path: Path) -> None:
 def test_kinds_cover_the_documented_ones() -> None:
     assert {"send", "session", "switch", "reconnect", "error", "cue", "hold", "resume", "end",
             "operator"} <= KINDS
+
+
+def test_every_kind_the_package_records_is_known() -> None:
+    """Each literal ``.record("kind"`` in the package names a kind of KINDS."""
+    import re
+
+    import showrunner
+
+    root = Path(showrunner.__file__).parent
+    used = {m.group(1) for path in root.rglob("*.py")
+            for m in re.finditer(r'\.record\(\s*"([a-z_]+)"', path.read_text("utf-8"))}
+    assert {"reload", "reload_error", "scene"} <= used
+    assert used <= KINDS, sorted(used - KINDS)
