@@ -13,9 +13,13 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from showrunner import __version__
 from showrunner.errors import ShowrunnerError
+
+if TYPE_CHECKING:
+    from showrunner.live.journal import Rotation
 
 _PROGRESS_AFTER_S = 1.0  # progress appears only for what takes longer than this
 
@@ -156,11 +160,36 @@ def _sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _journal_rotation(args: argparse.Namespace) -> Rotation | None:
+    """The `Rotation` the --journal-* options ask for (None: none asked)."""
+    from showrunner.live.journal import Rotation
+
+    if args.journal_max_size is None and not args.journal_rotate and args.journal_keep is None:
+        return None
+    keep = 10 if args.journal_keep is None else args.journal_keep
+    return Rotation(max_bytes=args.journal_max_size, daily=args.journal_rotate == "daily", keep=keep)
+
+
+def _size(text: str) -> int:
+    from showrunner.live.journal import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     from showrunner.app import RunOptions, StreamOutput, run
 
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
+
+    rotation = _journal_rotation(args)
+    if rotation is not None and not args.journal:
+        print("run: --journal-max-size, --journal-rotate and --journal-keep need --journal FILE",
+              file=sys.stderr)
+        return 2
 
     options = RunOptions(
         Path(args.path),
@@ -168,6 +197,7 @@ def _run(args: argparse.Namespace) -> int:
         start_scene=args.start_scene,
         at=args.at,
         journal_path=path(args.journal),
+        journal_rotation=rotation,
         record_video=path(args.record_video),
         state_file=path(args.state_file),
         reload_at=args.reload_at,
@@ -180,6 +210,12 @@ def _run(args: argparse.Namespace) -> int:
         resume=args.resume,
     )
     return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
+
+
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"not a count (0 or more): {value}")
+    return int(value)
 
 
 def _folder(value: str) -> Path:
@@ -249,6 +285,12 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--from", dest="start_scene", metavar="SCENE", help="start at this scene")
     where.add_argument("--at", metavar="TIME", help="start at TIME or SCENE+OFFSET")
     p.add_argument("--journal", metavar="FILE", help="write every action as JSON lines")
+    p.add_argument("--journal-max-size", metavar="SIZE", type=_size,
+                   help="start a new journal file past SIZE (50MB, 500kB, 1GiB); the old one is FILE.1")
+    p.add_argument("--journal-rotate", choices=["daily"],
+                   help="start a new journal file each day (FILE.1 is yesterday's)")
+    p.add_argument("--journal-keep", metavar="N", type=_count, default=None,
+                   help="old journal files kept when rotating (default 10)")
     p.add_argument("--record-video", metavar="FILE", help="write the received video to a file")
     p.add_argument(
         "--state-file", metavar="FILE",

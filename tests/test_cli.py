@@ -470,3 +470,49 @@ def test_run_resume_is_a_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     show.write_text("title: tiny\nend: stop\nscenes:\n  - {name: a, prompts: red, duration: 0.2}\n")
     assert main(["run", str(show), "--resume", "--control-port", "-1"]) == 0
     assert "Starting from the top" in capsys.readouterr().out
+
+
+def test_run_rotates_its_journal_by_size(tmp_path: Path) -> None:
+    show = tmp_path / "tiny.yaml"
+    show.write_text(
+        "title: tiny\nend: stop\nfps: 16\nscenes:\n"
+        "  - {name: a, prompts: red, duration: 0.5}\n"
+        "  - name: b\n    prompts: blue\n    duration: 1\n"
+        "    keyframes: {noise_scale: [{at: 0, value: 0.2}, {at: 1, value: 0.8}]}\n"
+    )
+    journal = tmp_path / "logs" / "j.jsonl"
+    assert main(["run", str(show), "--journal", str(journal), "--journal-max-size", "600",
+                 "--journal-keep", "3", "--control-port", "-1"]) == 0
+    parts = sorted(journal.parent.iterdir())
+    assert [p.name for p in parts] == ["j.jsonl", "j.jsonl.1", "j.jsonl.2", "j.jsonl.3"]
+    assert all(p.stat().st_size <= 600 for p in parts)  # about 1.6 kB of lines in all
+    last = [json.loads(line) for line in journal.read_text("utf-8").splitlines()]
+    assert last[-1]["kind"] == "quit"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--journal", "j.jsonl", "--journal-max-size", "50XB"], "is not a size"),
+    (["--journal", "j.jsonl", "--journal-keep", "-1"], "not a count"),
+    (["--journal", "j.jsonl", "--journal-rotate", "weekly"], "invalid choice"),
+])
+def test_run_journal_rotation_options_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    show = tmp_path / "tiny.yaml"
+    show.write_text("title: tiny\nend: stop\nscenes:\n  - {name: a, prompts: red, duration: 0.1}\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(show), "--control-port", "-1", *args])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "j.jsonl").exists()
+
+
+def test_run_journal_rotation_needs_a_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show = tmp_path / "tiny.yaml"
+    show.write_text("title: tiny\nend: stop\nscenes:\n  - {name: a, prompts: red, duration: 0.1}\n")
+    assert main(["run", str(show), "--control-port", "-1", "--journal-rotate", "daily"]) == 2
+    assert capsys.readouterr().err == (
+        "run: --journal-max-size, --journal-rotate and --journal-keep need --journal FILE\n")
