@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import io
 import shutil
 import signal
 import sys
@@ -179,12 +180,21 @@ def _size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _line_buffered() -> None:
+    """Each line out at once, also into a pipe (journald under systemd, `| tee`): a
+    service's log then shows a line when it happens, in order with the other stream."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and not stream.line_buffering:
+            stream.reconfigure(line_buffering=True)
+
+
 def _run(args: argparse.Namespace) -> int:
     from showrunner.app import RunOptions, StreamOutput, run
 
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
 
+    _line_buffered()
     rotation = _journal_rotation(args)
     if rotation is not None and not args.journal:
         print("run: --journal-max-size, --journal-rotate and --journal-keep need --journal FILE",

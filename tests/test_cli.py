@@ -516,3 +516,40 @@ def test_run_journal_rotation_needs_a_journal(
     assert main(["run", str(show), "--control-port", "-1", "--journal-rotate", "daily"]) == 2
     assert capsys.readouterr().err == (
         "run: --journal-max-size, --journal-rotate and --journal-keep need --journal FILE\n")
+
+
+def test_run_under_a_service_manager_writes_whole_plain_lines_at_once(tmp_path: Path) -> None:
+    """stdout a pipe and stdin not a terminal, as under systemd (journald): each line arrives
+    when it is said (here while Scope is awaited and nothing else is printed), with no colour,
+    cursor or status-line codes."""
+    import signal
+    import socket
+
+    show = tmp_path / "slow.yaml"
+    show.write_text("title: slow\nend: stop\nscenes:\n  - {name: a, prompts: red, duration: 4}\n")
+    with socket.socket() as closed:  # a port of this machine that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        with subprocess.Popen(
+            [sys.executable, "-m", "showrunner", "run", str(show), "--scope", url,
+             "--control-port", "-1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path, env={**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+                               "TERM": "xterm-256color", "FORCE_COLOR": "1"},
+        ) as process:
+            try:
+                assert process.stdout is not None and process.stderr is not None
+                import select
+
+                said, _, _ = select.select([process.stdout], [], [], 30)
+                assert said, "nothing on stdout while the run waits for Scope"
+                first = process.stdout.readline()
+                assert first.startswith("Starting from the top")
+                waiting = process.stderr.readline()
+                assert waiting.startswith(f"Scope is not reachable at {url}")
+                assert process.poll() is None  # said while it waits, not flushed at the exit
+            finally:
+                process.send_signal(signal.SIGTERM)
+                rest, err = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert not any(c in first + rest + waiting + err for c in "\x1b\r"), repr(first + rest + err)
