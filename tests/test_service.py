@@ -128,3 +128,53 @@ def test_unit_names_are_systemd_names(tmp_path: Path, name: str) -> None:
 
     assert unit_name(tmp_path / f"{name}.yaml").isascii()
     assert " " not in unit_name(tmp_path / f"{name}.yaml")
+
+
+def _dockerfile() -> tuple[list[str], str]:
+    """The Dockerfile's CMD (its JSON array) and its health check's Python program."""
+    import json
+    import re
+
+    text = (ROOT / "Dockerfile").read_text("utf-8").replace("\\\n", " ")
+    cmd = json.loads(re.search(r"^CMD (\[.*\])$", text, re.M).group(1))  # type: ignore[union-attr]
+    check = re.search(r'^HEALTHCHECK .* CMD\s+python -c "(.*)"$', text, re.M)
+    assert check is not None
+    return cmd, check.group(1)
+
+
+def test_the_dockerfile_runs_a_show_with_options_run_accepts() -> None:
+    cmd, _ = _dockerfile()
+    args = _parser().parse_args(cmd)
+    assert args.command == "run" and args.resume and args.control_port == 8765
+    assert args.state_file.startswith("/state/") and args.journal.startswith("/state/")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_the_docker_health_check_passes_on_a_ready_run_with_its_token(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    _, program = _dockerfile()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    show = tmp_path / "show.yaml"
+    show.write_text("title: hold\nscenes:\n  - {name: a, prompts: red}\n")
+    env = {**os.environ, "SHOWRUNNER_CONTROL_TOKEN": "sesame"}
+    program = program.replace(":8765/", f":{port}/")
+    with subprocess.Popen([sys.executable, "-m", "showrunner", "run", str(show), "--control-port",
+                           str(port)], env=env, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as run:
+        try:
+            deadline = time.monotonic() + 60
+            while subprocess.run([sys.executable, "-c", program], env=env, check=False,
+                                 capture_output=True).returncode != 0:
+                assert time.monotonic() < deadline, "never healthy"
+                time.sleep(0.5)
+            wrong = subprocess.run([sys.executable, "-c", program], check=False, capture_output=True,
+                                   env={**env, "SHOWRUNNER_CONTROL_TOKEN": "wrong"})
+            assert wrong.returncode != 0 and b"401" in wrong.stderr
+        finally:
+            run.terminate()
+    assert run.returncode == 0
