@@ -58,14 +58,16 @@ async def test_health_is_ready_only_while_connected_with_a_fresh_picture(
     base = await until(lambda: control_url(err), 20)
     async with httpx.AsyncClient(base_url=base, timeout=5) as http:
 
-        async def health_until(code: int, timeout: float, *, errors: bool = False
-                               ) -> dict[str, Any]:
+        async def health_until(code: int, timeout: float, *, errors: bool = False,
+                               mode: str | None = None) -> dict[str, Any]:
             deadline = asyncio.get_running_loop().time() + timeout
             while True:
                 answer = await http.get("/api/health")
-                if answer.status_code == code and (not errors or answer.json()["reload_errors"]):
-                    body: dict[str, Any] = answer.json()
-                    return body
+                body = answer.json()
+                if answer.status_code == code and (not errors or body["reload_errors"]) and (
+                        mode is None or body["mode"] == mode):
+                    found: dict[str, Any] = body
+                    return found
                 assert asyncio.get_running_loop().time() < deadline, answer.text
                 await asyncio.sleep(0.1)
 
@@ -77,6 +79,13 @@ async def test_health_is_ready_only_while_connected_with_a_fresh_picture(
             assert 0 <= ready["frame_age"] < 5
             assert ready["problems"] == [] and ready["reload_errors"] == []
             assert ready["uptime"] > 0 and ready["frames_received"] > 0
+
+            # PANIC freezes the picture on purpose: no frames expected, still ready.
+            assert (await http.post("/api/panic")).status_code == 200
+            frozen = await health_until(200, 10, mode="panic")
+            assert frozen["frame_age"] is None and frozen["problems"] == []
+            assert (await http.post("/api/resume")).status_code == 200
+            await health_until(200, 10, mode="playing")
 
             show.write_text(LOOP.replace("duration: 1}", "duration: one second}", 1))
             failed = await health_until(200, 10, errors=True)
