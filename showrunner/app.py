@@ -36,7 +36,7 @@ from showrunner.live.clock import Clock, prompt_thread_switches
 from showrunner.live.hooks import HookRunner
 from showrunner.live.hours import OpeningHours
 from showrunner.live.installation import Installation
-from showrunner.live.journal import Journal
+from showrunner.live.journal import Journal, Rotation
 from showrunner.live.player import Player
 from showrunner.live.resume import default_state_path, read_state, show_hash, state_file_problem
 from showrunner.live.scheduling import SchedulerClock
@@ -99,6 +99,7 @@ class RunOptions:
     start_scene: str | None = None  # --from
     at: str | None = None  # --at (plan.position.parse_position)
     journal_path: Path | None = None
+    journal_rotation: Rotation | None = None  # --journal-max-size, --journal-rotate, --journal-keep
     record_video: Path | None = None
     state_file: Path | None = None  # default: beside the journal or the show
     reload_at: str | None = None  # "now" | "boundary"; default: the show's reload_at
@@ -418,7 +419,11 @@ async def _player(
     clock = hooks.clock
     if clock is None:
         clock = await stack.enter_async_context(SchedulerClock())
-    journal = stack.enter_context(Journal(options.journal_path)) if options.journal_path else None
+    journal = None
+    if options.journal_path:
+        day_clock = clock  # the journal's day is the run clock's local date (daily rotation)
+        journal = stack.enter_context(Journal(options.journal_path, rotation=options.journal_rotation,
+                                              today=lambda: day_clock.now().date()))
     result = prepared.result
     player = Player(
         prepared.timeline, session, clock=clock, journal=journal,
@@ -431,6 +436,7 @@ async def _player(
     if hooks.server is not None:
         hooks.server.attach(player)
         hooks.server.frames = session  # the page's preview: the video Scope sends back
+        hooks.server.picture = session  # /api/health and /metrics: frames and their age
     if hooks.on_player is not None:
         hooks.on_player(player)
     stack.enter_context(prompt_thread_switches())

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import io
 import shutil
 import signal
 import sys
@@ -13,9 +14,13 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from showrunner import __version__
 from showrunner.errors import ShowrunnerError
+
+if TYPE_CHECKING:
+    from showrunner.live.journal import Rotation
 
 _PROGRESS_AFTER_S = 1.0  # progress appears only for what takes longer than this
 
@@ -208,11 +213,45 @@ def _sim_ice_servers(urls: list[str]) -> list[dict[str, str | list[str] | None]]
     return out
 
 
+def _journal_rotation(args: argparse.Namespace) -> Rotation | None:
+    """The `Rotation` the --journal-* options ask for (None: none asked)."""
+    from showrunner.live.journal import Rotation
+
+    if args.journal_max_size is None and not args.journal_rotate and args.journal_keep is None:
+        return None
+    keep = 10 if args.journal_keep is None else args.journal_keep
+    return Rotation(max_bytes=args.journal_max_size, daily=args.journal_rotate == "daily", keep=keep)
+
+
+def _size(text: str) -> int:
+    from showrunner.live.journal import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _line_buffered() -> None:
+    """Each line out at once, also into a pipe (journald under systemd, `| tee`): a
+    service's log then shows a line when it happens, in order with the other stream."""
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and not stream.line_buffering:
+            stream.reconfigure(line_buffering=True)
+
+
 def _run(args: argparse.Namespace) -> int:
     from showrunner.app import RunOptions, StreamOutput, run
 
     def path(value: str | None) -> Path | None:
         return Path(value) if value else None
+
+    _line_buffered()
+    rotation = _journal_rotation(args)
+    if rotation is not None and not args.journal:
+        print("run: --journal-max-size, --journal-rotate and --journal-keep need --journal FILE",
+              file=sys.stderr)
+        return 2
 
     options = RunOptions(
         Path(args.path),
@@ -220,6 +259,7 @@ def _run(args: argparse.Namespace) -> int:
         start_scene=args.start_scene,
         at=args.at,
         journal_path=path(args.journal),
+        journal_rotation=rotation,
         record_video=path(args.record_video),
         state_file=path(args.state_file),
         reload_at=args.reload_at,
@@ -236,6 +276,56 @@ def _run(args: argparse.Namespace) -> int:
         alert_after=args.alert_after,
     )
     return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
+
+
+def _service_install(args: argparse.Namespace) -> int:
+    from showrunner.plan.preflight import compile_result
+    from showrunner.service import SYSTEM_UNIT_DIR, Service, install_unit
+    from showrunner.settings import Settings
+    from showrunner.show.load import load
+
+    show = Path(args.show).absolute()
+    run_args = list(args.run_args)
+    _parser().parse_args(["run", str(show), *run_args])  # a wrong option exits 2 here, not at boot
+    compile_result(result := load(show, allow=args.allow_path))  # a broken show: its errors, exit 1
+    service = Service(show, result.show.title, user=args.user, restart=args.restart,
+                      restart_sec=args.restart_sec, run_as=args.run_as, run_args=tuple(run_args))
+    if args.unit_dir:
+        unit_dir = Path(args.unit_dir)
+    elif args.user:
+        found = Settings.from_environ().user_unit_dir
+        if found is None:
+            print("service: neither XDG_CONFIG_HOME nor HOME is set: give --unit-dir", file=sys.stderr)
+            return 1
+        unit_dir = Path(found)
+    else:
+        unit_dir = SYSTEM_UNIT_DIR
+    if args.dry_run:
+        sys.stdout.write(service.text())
+        print(f"(not written: {unit_dir / service.name})", file=sys.stderr)
+        return 0
+    try:
+        path = install_unit(service, unit_dir)
+    except OSError as exc:
+        reason = (exc.strerror or str(exc)).lower()
+        print(f"service: cannot write {unit_dir / service.name}: {reason}"
+              + ("" if args.user else " (run with sudo, or install it for yourself with --user)"),
+              file=sys.stderr)
+        return 1
+    systemctl = "systemctl --user" if args.user else "systemctl"
+    journal = f"journalctl --user-unit {service.name}" if args.user else f"journalctl -u {service.name}"
+    print(f"wrote {path}\nstart it now and at every boot:\n"
+          f"  {systemctl} daemon-reload && {systemctl} enable --now {service.name}\n"
+          f"follow its log:\n  {journal} -f")
+    if args.user:
+        print("a user's services start at boot only with lingering on: loginctl enable-linger")
+    return 0
+
+
+def _count(value: str) -> int:
+    if not value.isdigit():
+        raise argparse.ArgumentTypeError(f"not a count (0 or more): {value}")
+    return int(value)
 
 
 def _folder(value: str) -> Path:
@@ -312,6 +402,35 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_run)
 
 
+def _journal_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--journal", metavar="FILE", help="write every action as JSON lines")
+    p.add_argument("--journal-max-size", metavar="SIZE", type=_size,
+                   help="start a new journal file past SIZE (50MB, 500kB, 1GiB); the old one is FILE.1")
+    p.add_argument("--journal-rotate", choices=["daily"],
+                   help="start a new journal file each day (FILE.1 is yesterday's)")
+    p.add_argument("--journal-keep", metavar="N", type=_count, default=None,
+                   help="old journal files kept when rotating (default 10)")
+
+
+def _add_service(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("service", help="run a show as a service that survives crashes and reboots")
+    service = p.add_subparsers(dest="action", required=True)
+    p = service.add_parser("install", help="write a systemd unit that runs SHOW with --resume")
+    p.add_argument("show")
+    p.add_argument("--user", action="store_true", help="a unit of your own (systemctl --user)")
+    p.add_argument("--dry-run", action="store_true", help="print the unit instead of writing it")
+    p.add_argument("--unit-dir", metavar="DIR",
+                   help="write the unit here (default /etc/systemd/system, or your user units)")
+    p.add_argument("--restart", choices=["always", "on-failure"], default="always",
+                   help="when systemd starts it again (default always)")
+    p.add_argument("--restart-sec", type=float, default=5.0, metavar="S",
+                   help="seconds before a restart (default 5)")
+    p.add_argument("--run-as", metavar="USER", help="the user a system unit runs as")
+    _allow_path(p)
+    p.set_defaults(func=_service_install, run_args=[])
+    p.epilog = "Options for `showrunner run` follow a `--`: service install SHOW -- --scope URL"
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="showrunner", description="Run AI-video shows against a Daydream Scope server."
@@ -364,7 +483,7 @@ def _parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--from", dest="start_scene", metavar="SCENE", help="start at this scene")
     where.add_argument("--at", metavar="TIME", help="start at TIME or SCENE+OFFSET")
-    p.add_argument("--journal", metavar="FILE", help="write every action as JSON lines")
+    _journal_options(p)
     p.add_argument("--record-video", metavar="FILE", help="write the received video to a file")
     p.add_argument(
         "--state-file", metavar="FILE",
@@ -391,11 +510,20 @@ def _parser() -> argparse.ArgumentParser:
     _alert_args(p)
     _allow_path(p)
     _run_options(p)
+
+    _add_service(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = _parser()
+    if words[:2] == ["service", "install"] and "--" in words:  # `showrunner run` options follow
+        cut = words.index("--")
+        args = parser.parse_args(words[:cut])
+        args.run_args = words[cut + 1:]
+    else:
+        args = parser.parse_args(words)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

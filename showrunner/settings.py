@@ -31,13 +31,18 @@ class Settings:
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)  # names a show refers to
     turn_username: str | None = None  # SHOWRUNNER_TURN_USERNAME
     turn_credential: str | None = field(default=None, repr=False)  # SHOWRUNNER_TURN_CREDENTIAL
+    user_unit_dir: str | None = None  # where systemd looks for this user's units (XDG_CONFIG_HOME, HOME)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = dict(os.environ if environ is None else environ)
+        config = env.get("XDG_CONFIG_HOME") or (
+            os.path.join(env["HOME"], ".config") if env.get("HOME") else None)
+        units = os.path.join(config, "systemd", "user") if config else None
         return cls(control_token=env.get(CONTROL_TOKEN_VAR) or None, secrets=env,
                    turn_username=env.get(TURN_USERNAME_VAR) or None,
-                   turn_credential=env.get(TURN_CREDENTIAL_VAR) or None)
+                   turn_credential=env.get(TURN_CREDENTIAL_VAR) or None,
+                   user_unit_dir=units)
 
     def secret(self, name: str) -> str | None:
         """The value of the environment variable `name` (a show's `scope.auth.env`), or None."""

@@ -25,6 +25,7 @@ ENGINES: dict[str, tuple[str, ...]] = {
     "starlette": ("serving.py", "control/http.py", "sim/app.py"),
     "mido": ("midi/ports.py",),
     "rtmidi": ("midi/ports.py",),
+    "prometheus_client": ("control/metrics.py",),
 }
 IMPURE = {"asyncio", "httpx", "aiortc", "apscheduler", "watchfiles", "time", "socket", "threading", "os"}
 

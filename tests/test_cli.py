@@ -537,3 +537,86 @@ def test_check_and_report_never_run_hooks(tmp_path: Path, capsys: pytest.Capture
     out = capsys.readouterr().out
     assert "Hooks (showrunner run only):" in out and f"touch {mark}" in out
     assert not mark.exists()
+
+
+def test_run_rotates_its_journal_by_size(tmp_path: Path) -> None:
+    show = tmp_path / "tiny.yaml"
+    show.write_text(
+        "title: tiny\nend: stop\nfps: 16\nscenes:\n"
+        "  - {name: a, prompts: red, duration: 0.5}\n"
+        "  - name: b\n    prompts: blue\n    duration: 1\n"
+        "    keyframes: {noise_scale: [{at: 0, value: 0.2}, {at: 1, value: 0.8}]}\n"
+    )
+    journal = tmp_path / "logs" / "j.jsonl"
+    assert main(["run", str(show), "--journal", str(journal), "--journal-max-size", "600",
+                 "--journal-keep", "3", "--control-port", "-1"]) == 0
+    parts = sorted(journal.parent.iterdir())
+    assert [p.name for p in parts] == ["j.jsonl", "j.jsonl.1", "j.jsonl.2", "j.jsonl.3"]
+    assert all(p.stat().st_size <= 600 for p in parts)  # about 1.6 kB of lines in all
+    last = [json.loads(line) for line in journal.read_text("utf-8").splitlines()]
+    assert last[-1]["kind"] == "quit"
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--journal", "j.jsonl", "--journal-max-size", "50XB"], "is not a size"),
+    (["--journal", "j.jsonl", "--journal-keep", "-1"], "not a count"),
+    (["--journal", "j.jsonl", "--journal-rotate", "weekly"], "invalid choice"),
+])
+def test_run_journal_rotation_options_are_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    show = tmp_path / "tiny.yaml"
+    show.write_text("title: tiny\nend: stop\nscenes:\n  - {name: a, prompts: red, duration: 0.1}\n")
+    with pytest.raises(SystemExit) as exited:
+        main(["run", str(show), "--control-port", "-1", *args])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "j.jsonl").exists()
+
+
+def test_run_journal_rotation_needs_a_journal(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show = tmp_path / "tiny.yaml"
+    show.write_text("title: tiny\nend: stop\nscenes:\n  - {name: a, prompts: red, duration: 0.1}\n")
+    assert main(["run", str(show), "--control-port", "-1", "--journal-rotate", "daily"]) == 2
+    assert capsys.readouterr().err == (
+        "run: --journal-max-size, --journal-rotate and --journal-keep need --journal FILE\n")
+
+
+def test_run_under_a_service_manager_writes_whole_plain_lines_at_once(tmp_path: Path) -> None:
+    """stdout a pipe and stdin not a terminal, as under systemd (journald): each line arrives
+    when it is said (here while Scope is awaited and nothing else is printed), with no colour,
+    cursor or status-line codes."""
+    import signal
+    import socket
+
+    show = tmp_path / "slow.yaml"
+    show.write_text("title: slow\nend: stop\nscenes:\n  - {name: a, prompts: red, duration: 4}\n")
+    with socket.socket() as closed:  # a port of this machine that nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{closed.getsockname()[1]}"
+        with subprocess.Popen(
+            [sys.executable, "-m", "showrunner", "run", str(show), "--scope", url,
+             "--control-port", "-1"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            cwd=tmp_path, env={**{k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"},
+                               "TERM": "xterm-256color", "FORCE_COLOR": "1"},
+        ) as process:
+            try:
+                assert process.stdout is not None and process.stderr is not None
+                import select
+
+                said, _, _ = select.select([process.stdout], [], [], 30)
+                assert said, "nothing on stdout while the run waits for Scope"
+                first = process.stdout.readline()
+                assert first.startswith("Starting from the top")
+                waiting = process.stderr.readline()
+                assert waiting.startswith(f"Scope is not reachable at {url}")
+                assert process.poll() is None  # said while it waits, not flushed at the exit
+            finally:
+                process.send_signal(signal.SIGTERM)
+                rest, err = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert not any(c in first + rest + waiting + err for c in "\x1b\r"), repr(first + rest + err)

@@ -6,6 +6,8 @@
   (commands go through `showrunner.control.gate.Commands`: debounced, idempotent, journaled);
 * ``GET /api/events``, a Server-Sent Events stream of status and log lines;
 * ``GET /preview.mjpg``, the show's picture as MJPEG at about 10 fps;
+* ``GET /api/health`` (200 ready, 503 not: `showrunner.control.monitor`) and ``GET /metrics``
+  (Prometheus: `showrunner.control.metrics`);
 * ``GET /``, the operator page (plain HTML/CSS/JS from ``showrunner/static``).
 
 Bound to loopback it is open to local programs; bound to anything else it requires a bearer
@@ -56,6 +58,8 @@ from showrunner.control.gate import (
     OperatorJournal,
     json_safe,
 )
+from showrunner.control.metrics import CONTENT_TYPE, Metrics
+from showrunner.control.monitor import Monitor, PictureSource
 from showrunner.errors import ShowrunnerError
 from showrunner.serving import HttpServer
 
@@ -305,10 +309,15 @@ class ControlServer:
         require_token: bool | None = None,
         commands: Commands | None = None,
         announce: Callable[[str], None] | None = None,
+        picture: PictureSource | None = None,
+        monitor: Monitor | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.frames = frames
+        self.picture = picture  # the session's frames, for /api/health and /metrics
+        self.monitor = monitor or Monitor()
+        self.metrics = Metrics()
         self.commands = commands or Commands(
             None, min_go_interval=min_go_interval, journal=journal
         )
@@ -398,6 +407,7 @@ class ControlServer:
             self._unsubscribe = None
 
     def _on_player_event(self, event: dict[str, Any]) -> None:
+        self.metrics.observe(event)
         if self._hub is None:
             return
         self._hub.publish("player", event)
@@ -420,6 +430,8 @@ class ControlServer:
         routes = [
             Route("/", self._page, methods=["GET"]),
             Route("/api/status", self._status, methods=["GET"]),
+            Route("/api/health", self._health, methods=["GET"]),
+            Route("/metrics", self._metrics, methods=["GET"]),
             Route("/api/events", self._events, methods=["GET"]),
             Route("/api/show", self._show, methods=["GET"]),
             Route("/api/inputs", self._inputs, methods=["GET"]),
@@ -440,6 +452,16 @@ class ControlServer:
     async def _status(self, request: Request) -> Response:
         status = await self.commands.status()
         return JSONResponse(status.to_json(), headers={"Cache-Control": "no-store"})
+
+    async def _health(self, request: Request) -> Response:
+        health = self.monitor.health(await self.commands.status(), self.picture)
+        return JSONResponse(health.to_json(), health.http_status,
+                            headers={"Cache-Control": "no-store"})
+
+    async def _metrics(self, request: Request) -> Response:
+        health = self.monitor.health(await self.commands.status(), self.picture)
+        return Response(self.metrics.render(health), media_type=CONTENT_TYPE,
+                        headers={"Cache-Control": "no-store"})
 
     async def _show(self, request: Request) -> Response:
         player = self._player

@@ -2,7 +2,8 @@
 
 Each window of ``show.hours.open`` becomes two cron triggers (the opening on its days, the
 closing on the same days, or the next ones when the window runs past midnight). A window
-is open at ``t`` when its next closing comes before its next opening; the installation is
+is open at ``t`` when its next closing comes before its next opening (or with it: a whole-day
+window closes as it opens again); the installation is
 open when any window is. Everything here is pure given a datetime, so tests drive it with
 a fake clock.
 """

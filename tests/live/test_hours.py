@@ -63,6 +63,19 @@ def test_end_at_midnight() -> None:
     assert hours.next_change(_at(5, 21)) == _at(6, 0)
 
 
+def test_a_whole_day_window_is_open_all_day() -> None:
+    """00:00-24:00 closes at the moment it opens again: open around the clock on its days."""
+    daily = _hours({"start": "00:00", "end": "24:00"})
+    for at in (_at(5, 0), _at(5, 12), _at(5, 23, 59), _at(10, 0), _at(11, 23, 59)):
+        assert daily.is_open(at), at
+    assert daily.next_change(_at(5, 12)) is None
+    weekdays = _hours({"days": "weekdays", "start": "00:00", "end": "24:00"})
+    assert weekdays.is_open(_at(5, 12)) and weekdays.is_open(_at(9, 23, 59))  # Mon, Fri
+    assert not weekdays.is_open(_at(10, 12))  # Saturday
+    assert weekdays.next_change(_at(8, 12)) == _at(10, 0)  # Thursday -> Saturday 00:00
+    assert weekdays.next_change(_at(10, 12)) == _at(12, 0)  # -> Monday 00:00
+
+
 def test_overlapping_windows_merge() -> None:
     hours = _hours({"start": "10:00", "end": "14:00"}, {"start": "12:00", "end": "18:00"})
     assert hours.is_open(_at(5, 13))

@@ -174,3 +174,81 @@ async def test_run_refuses_a_state_file_path_that_is_not_one_before_the_show(tmp
     err.seek(0)
     assert await run(options, output=StreamOutput(out, err)) == 1
     assert err.getvalue() == "error: /dev/full is a device, not a state file; choose another --state-file\n"
+
+
+POWER_CUT = """
+title: power cut
+loop: forever
+hours:
+  timezone: UTC
+  open: [{start: "00:00", end: "24:00"}]
+  closed: pause
+defaults: {pipeline: controller-viz, load: {height: 64, width: 64}}
+scenes:
+  - {name: a, prompts: look a, duration: 3}
+  - {name: b, prompts: look b, duration: 3}
+  - {name: c, prompts: look c, duration: 3}
+"""
+
+
+def _scenes(journal: Path) -> list[dict[str, object]]:
+    from showrunner.live.journal import read_journal
+
+    return [r for r in read_journal(journal) if r["kind"] == "scene"] if journal.exists() else []
+
+
+def _wait(predicate: object, timeout: float) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_after_a_power_cut_the_show_comes_back_at_the_wall_clock_scene(tmp_path: Path) -> None:
+    """`showrunner run` of a looping show with opening hours is killed (SIGKILL: nothing is
+    cleaned up) and started again, as a service manager does after a power cut: with no
+    operator and no --resume it plays the scene the wall clock says, at the right offset."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    show = tmp_path / "show.yaml"
+    show.write_text(POWER_CUT)
+
+    def start(journal: str) -> subprocess.Popen[bytes]:
+        with (tmp_path / f"{journal}.out").open("wb") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "showrunner", "run", str(show), "--journal", journal,
+                 "--state-file", "state.json", "--control-port", "-1"],
+                cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            )
+
+    with start("one.jsonl") as first:
+        try:
+            _wait(lambda: any(s["scene"] == "b" for s in _scenes(tmp_path / "one.jsonl")), 60)
+        finally:
+            first.send_signal(signal.SIGKILL)
+    assert (tmp_path / "state.json").exists()
+    time.sleep(3.5)  # the power comes back later: b (3-6 s) has played out by then
+    with start("two.jsonl") as second:
+        try:
+            _wait(lambda: _scenes(tmp_path / "two.jsonl"), 60)
+        finally:
+            second.send_signal(signal.SIGTERM)
+    assert second.returncode == 0
+
+    origin = float(_scenes(tmp_path / "one.jsonl")[0]["planned_at"])  # type: ignore[arg-type]
+    back = _scenes(tmp_path / "two.jsonl")[0]
+    planned, at = float(back["planned_at"]), float(back["at"])  # type: ignore[arg-type]
+    index = round((planned - origin) / 3.0)
+    assert planned == pytest.approx(origin + 3.0 * index, abs=0.01)  # on the first run's grid
+    assert index >= 2  # not from the top, nor where it was killed: where the clock went on to
+    assert back["scene"] == "abc"[index % 3]
+    assert planned <= at < planned + 3.0  # that scene is the one the wall clock says now
+    assert float(back["offset"]) == pytest.approx(at - planned, abs=0.3)  # type: ignore[arg-type]
+    assert "Resuming from state.json" in (tmp_path / "two.jsonl.out").read_text()
