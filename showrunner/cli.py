@@ -380,6 +380,16 @@ def _check_options(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=_check)
 
 
+def _add_sim(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("sim", help="serve the Scope simulator")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--record", metavar="FILE", help="append every request as JSON lines")
+    p.add_argument("--load-time", type=float, default=None, help="seconds a pipeline load takes")
+    p.add_argument("--fps", type=float, default=None, help="pipeline fps for every pipeline")
+    _sim_options(p)
+
+
 def _sim_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--ice-server", metavar="URL", action="append", default=[],
@@ -467,13 +477,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite OUT if it exists")
     p.set_defaults(func=_import)
 
-    p = sub.add_parser("sim", help="serve the Scope simulator")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--record", metavar="FILE", help="append every request as JSON lines")
-    p.add_argument("--load-time", type=float, default=None, help="seconds a pipeline load takes")
-    p.add_argument("--fps", type=float, default=None, help="pipeline fps for every pipeline")
-    _sim_options(p)
+    _add_sim(sub)
 
     p = sub.add_parser("run", help="play a show live")
     p.add_argument("path")

@@ -41,6 +41,11 @@ KINDS = frozenset(
         "hold",  # timed progression stopped (operator hold/panic, or closed hours)
         "resume",  # timed progression continued
         "closed",  # opening hours: closed
+        "hook",  # a lifecycle hook ran (`name`, `ok`, its output or HTTP status)
+        "outage",  # no picture while the show should play, for `alerts.after` seconds
+        "recovered",  # the picture is back after an outage
+        "alert",  # an outage or recovery message posted to the webhook
+        "midi",  # the MIDI device found, lost or not openable
         "open",  # opening hours: open again
         "watchdog",  # the watchdog found a problem with the session
         "reconnect",  # a reconnection attempt (ok or failed)
