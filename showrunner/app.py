@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import stat
 import sys
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -38,6 +40,7 @@ from showrunner.live.journal import Journal
 from showrunner.live.player import Player
 from showrunner.live.resume import default_state_path, read_state, show_hash, state_file_problem
 from showrunner.live.scheduling import SchedulerClock
+from showrunner.music.reading import TempoReading
 from showrunner.plan.preflight import compile_result
 from showrunner.plan.start import StartPoint, start_point
 from showrunner.plan.timeline import Timeline
@@ -48,8 +51,12 @@ from showrunner.settings import Settings
 from showrunner.show.load import LoadResult, allowed_folders, load
 from showrunner.show.model import Show
 from showrunner.sim import SimThread
+from showrunner.sync.runner import TempoRunner
+from showrunner.sync.sources import DEFAULT_BPM, SourceContext, SourceOptions
 
 __all__ = ["RunOptions", "StreamOutput", "needed_pipelines", "run", "run_show"]
+
+log = logging.getLogger(__name__)
 
 _STARTUP_BACKOFF = (0.5, 10.0)
 
@@ -101,6 +108,7 @@ class RunOptions:
     stdin_tty: bool | None = None  # keys from stdin: None = when it is a terminal
     allow_paths: tuple[Path, ...] = ()  # folders besides the show's own it may read (--allow-path)
     resume: bool = False  # continue from the state file (shows with hours or loops always do)
+    tempo: str | None = None  # the tempo source (--tempo); default: the show's tempo.source
 
     def __post_init__(self) -> None:
         if self.reload_at not in (None, "now", "boundary"):
@@ -117,6 +125,7 @@ class _Hooks:
     stop_event: asyncio.Event | None = None
     on_player: Callable[[Player], None] | None = None
     server: ControlServer | None = field(default=None, repr=False)  # set by `run`
+    osc: OscControl | None = field(default=None, repr=False)  # set by `run`
 
 
 async def run(
@@ -160,6 +169,7 @@ async def run(
                     out.warn(f"osc: cannot listen on port {options.osc_port}: "
                              f"{(exc.strerror or str(exc)).lower()}")
                     return 1
+                hooks.osc = osc
             return await _play(options, hooks, out)
 
 
@@ -362,6 +372,9 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         session = await stack.enter_async_context(
             ScopeSession(client, record_video=options.record_video)
         )
+        await _start_tempo(stack, options, result.show, SourceContext(
+            hooks.clock.monotonic if hooks.clock is not None else time.monotonic, client, session,
+        ), hooks, out)
         # The player exists (pending, its first scene waiting) while Scope is prepared, so the
         # control surfaces show what the show waits for.
         player = await _player(stack, prepared, session, hooks, options, url)
@@ -412,6 +425,52 @@ async def _player(
         hooks.on_player(player)
     stack.enter_context(prompt_thread_switches())
     return player
+
+
+async def _start_tempo(
+    stack: AsyncExitStack,
+    options: RunOptions,
+    show: Show,
+    context: SourceContext,
+    hooks: _Hooks,
+    out: Output,
+) -> TempoRunner:
+    """The run's tempo source (`--tempo`, else the show's `tempo.source`), running beside the
+    show until the run ends, on the status, the page and OSC."""
+    runner = TempoRunner(SourceOptions(
+        name=options.tempo or show.tempo.source, bpm=show.bpm or DEFAULT_BPM,
+        beats_per_bar=show.beats_per_bar, scope_follows=show.tempo.scope_follows,
+        tap_reset=show.tempo.tap_reset,
+    ), context, warn=out.warn)
+    server = hooks.server
+    if server is not None:
+        server.attach_tempo(runner)
+        stack.callback(server.attach_tempo, None)
+        shown: list[tuple[float, bool]] = []
+
+        def changed(reading: TempoReading) -> None:  # a new tempo or transport state: at once
+            now = (round(reading.bpm, 2), reading.playing)
+            if shown != [now]:
+                shown[:] = [now]
+                server.tempo_changed()
+
+        runner.listen(changed)
+    if hooks.osc is not None:
+        hooks.osc.tempo = runner
+    task = asyncio.create_task(runner.run(), name="tempo")
+    task.add_done_callback(_tempo_ended)
+    stack.push_async_callback(_cancel, task)
+    return runner
+
+
+def _tempo_ended(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("the tempo source stopped: %s", exc, exc_info=exc)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def needed_pipelines(timeline: Timeline) -> list[str]:

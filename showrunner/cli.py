@@ -178,6 +178,7 @@ def _run(args: argparse.Namespace) -> int:
         min_go_interval=args.min_go_interval,
         allow_paths=tuple(args.allow_path),
         resume=args.resume,
+        tempo=args.tempo,
     )
     return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
 
@@ -194,6 +195,19 @@ def _allow_path(p: argparse.ArgumentParser) -> None:
         "--allow-path", metavar="DIR", action="append", default=[], type=_folder,
         help="also read includes and images from DIR (repeatable); by default only the show's "
              "folder and its subfolders",
+    )
+
+
+def _tempo(p: argparse.ArgumentParser) -> None:
+    import typing
+
+    from showrunner.show.model import TempoSourceName
+
+    sources: tuple[str, ...] = typing.get_args(TempoSourceName)
+    p.add_argument(
+        "--tempo", metavar="SOURCE", choices=sources,
+        help=f"where the tempo comes from: {', '.join(sources)} (default: the show's "
+             "tempo.source, else fixed)",
     )
 
 
@@ -272,6 +286,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--min-go-interval", type=float, default=0.5, help="seconds between two accepted GOs"
     )
+    _tempo(p)
     _allow_path(p)
     p.set_defaults(func=_run)
     return parser

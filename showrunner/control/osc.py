@@ -11,6 +11,11 @@ Buttons on OSC surfaces send ``1`` when pressed and ``0`` when released; a numer
 0 is therefore a release and does nothing. A string argument is a command id: a repeat with the
 same id is applied once (``/showrunner/goto <name> [id]`` takes it second).
 
+Tempo (`showrunner.control.tempo.TempoControl`): ``/showrunner/tap`` (a button: ``0`` is its
+release) taps the tempo and ``/showrunner/bpm <float>`` sets it; each is answered with
+``/showrunner/reply tap|bpm applied|ignored <reason> <bpm or error>``. A bad value is one
+logged line and changes nothing.
+
 Only exact addresses are taken (no OSC address patterns: one packet is at most one command per
 message), and arguments are checked: a packet that does not parse, an unknown address or wrong
 arguments are counted and logged (the first one, then a count every ten seconds), never
@@ -19,7 +24,9 @@ carried out.
 Out (UDP to a configured host:port): ``/showrunner/scene <name>``, ``/showrunner/next <name>``
 (``""`` when there is none), ``/showrunner/countdown <seconds>`` (``-1.0`` when no countdown runs)
 and ``/showrunner/state <connection state>``, each when it changes, the countdown about twice a
-second while it runs, and all four every few seconds so a rig started late catches up.
+second while it runs, and all four every few seconds so a rig started late catches up. With
+a tempo: ``/showrunner/tempo <bpm>`` when it changes, ``/showrunner/bar <n>`` and
+``/showrunner/beat <n>`` (both from 1) as they count (read ten times a second).
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from pythonosc.osc_packet import OscPacket
 from pythonosc.udp_client import UDPClient
 
 from showrunner.control.gate import MAX_ID, MAX_NAME, Commands, JournalEntry, Outcome, Status
+from showrunner.control.tempo import TempoControl
+from showrunner.errors import ShowrunnerError
 
 __all__ = ["PREFIX", "BadPackets", "OscControl", "parse_address", "read_command"]
 
@@ -49,6 +58,7 @@ _INBOUND = {
     "go": False, "cue": True, "back": False, "goto": True, "hold": False, "resume": False,
     "panic": False, "reload": False,
 }
+_TEMPO = (f"{PREFIX}/tap", f"{PREFIX}/bpm")
 _MAX_MESSAGES = 16  # commands one packet (a bundle) may carry
 _REPORT_EVERY = 10.0  # seconds between two lines about bad packets
 
@@ -192,6 +202,7 @@ class OscControl:
         self._countdown_at = 0.0
         self._refresh_at = 0.0
         self.bad = BadPackets()
+        self.tempo: TempoControl | None = None  # the run's tempo, once the show is loaded
 
     async def __aenter__(self) -> OscControl:
         loop = asyncio.get_running_loop()
@@ -244,6 +255,9 @@ class OscControl:
     # -- inbound ------------------------------------------------------------------------------
 
     def _on_message(self, address: str, args: tuple[Any, ...], sender: Any) -> None:
+        if address in _TEMPO:
+            self._on_tempo(address, args, sender)
+            return
         read = read_command(address, args)
         if read is None:
             return  # a button's release
@@ -253,6 +267,32 @@ class OscControl:
     async def _run(self, command: str, name: str | None, command_id: str | None, sender: Any) -> None:
         outcome = await self.commands.run(command, name, source="osc", command_id=command_id)
         self._reply(outcome, sender)
+
+    def _on_tempo(self, address: str, args: tuple[Any, ...], sender: Any) -> None:
+        """``/showrunner/tap [1|0]`` or ``/showrunner/bpm <number>``; BadPacket for wrong arguments."""
+        if address.endswith("/tap"):
+            if len(args) > 1:
+                raise BadPacket(f"{address}: too many arguments ({len(args)})")
+            if args and isinstance(args[0], int | float) and not args[0]:
+                return  # a button's release
+            self._spawn(self._tempo_call("tap", None, sender))
+            return
+        if len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], int | float):
+            raise BadPacket(f"{address} takes one number, the bpm")
+        self._spawn(self._tempo_call("bpm", args[0], sender))
+
+    async def _tempo_call(self, command: str, value: object, sender: Any) -> None:
+        tempo = self.tempo
+        try:
+            if tempo is None:
+                raise ShowrunnerError("no show running")
+            bpm = await tempo.tap() if value is None else await tempo.set_bpm(value)
+        except (ValueError, ShowrunnerError) as exc:
+            log.warning("OSC: %s from %s ignored: %s", command, _peer(sender), exc)
+            self._reply(Outcome(command, False, reason="refused", error=str(exc)), sender)
+            return
+        self._reply(Outcome(command, True, detail="" if bpm is None else f"{bpm:g}"), sender)
+        self._poke.set()
 
     def _reply(self, outcome: Outcome, sender: Any) -> None:
         """``/showrunner/reply <command> <result> <reason> <detail>`` to the sender and `out`."""
@@ -307,6 +347,13 @@ class OscControl:
         for key, value in values.items():
             if refresh or self._sent.get(key) != value:
                 self._send(key, value)
+        if self.tempo is not None:
+            tempo = self.tempo.tempo_status()
+            beats: dict[str, Any] = {"tempo": round(float(tempo["bpm"]), 2), "bar": tempo["bar"],
+                                     "beat": tempo["beat_in_bar"]}
+            for key, beat_value in beats.items():
+                if refresh or self._sent.get(key) != beat_value:
+                    self._send(key, beat_value)
         countdown = status.countdown
         value = -1.0 if countdown is None else round(max(countdown, 0.0), 3)
         previous = self._sent.get("countdown")

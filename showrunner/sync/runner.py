@@ -97,25 +97,25 @@ class TempoRunner:
         return self.latest.status(self._clock(), peers=peers, error=self.error)
 
     async def tap(self) -> float | None:
-        """A tap now; the bpm it sets (None: not enough taps yet). ValueError when the source
-        takes no tempo."""
+        """A tap now; the bpm it sets (None: not enough taps yet). TempoSourceError when the
+        source takes no tempo."""
         now = self._clock()
         if self.built.tap is not None:
             self.built.tap(now)
             return self.latest.reading.bpm
         if self.built.propose is None:
-            raise ValueError(self._refusal())
+            raise TempoSourceError(self._refusal())
         bpm = self._detector.tap(now)
         if bpm is not None:
             await self.set_bpm(bpm)
         return bpm
 
     async def set_bpm(self, value: object) -> float:
-        """Set (or propose) the tempo; ValueError (one line) for a bad value or a source that
-        takes none, TempoSourceError when the source refused it."""
+        """Set (or propose) the tempo; ValueError (one line) for a bad value, TempoSourceError
+        when the source takes none or refused it."""
         bpm = check_bpm(value)
         if self.built.propose is None:
-            raise ValueError(self._refusal())
+            raise TempoSourceError(self._refusal())
         await self.built.propose(bpm)
         return bpm
 

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from showrunner.errors import TempoSourceError
 from showrunner.music.reading import TempoReading
 from showrunner.sync.runner import TempoRunner
 from showrunner.sync.sources import SourceContext, SourceOptions
@@ -25,9 +26,9 @@ async def test_a_source_that_is_not_there_plays_the_fixed_bpm_and_says_so() -> N
     await until(lambda: runner.status().source == "fixed")
     status = runner.status()
     assert (status.bpm, status.error) == (126.0, said[0].split(";")[0])
-    with pytest.raises(ValueError, match=r"^the fixed tempo cannot be changed here"):
+    with pytest.raises(TempoSourceError, match=r"^the fixed tempo cannot be changed here"):
         await runner.tap()
-    with pytest.raises(ValueError, match=r"^the fixed tempo cannot be changed here"):
+    with pytest.raises(TempoSourceError, match=r"^the fixed tempo cannot be changed here"):
         await runner.set_bpm(130)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
