@@ -101,8 +101,7 @@ class TempoRunner:
         source takes no tempo."""
         now = self._clock()
         if self.built.tap is not None:
-            self.built.tap(now)
-            return self.latest.reading.bpm
+            return self.built.tap(now)
         if self.built.propose is None:
             raise TempoSourceError(self._refusal())
         bpm = self._detector.tap(now)

@@ -47,7 +47,8 @@ class SourceContext:
 class BuiltSource:
     source: TempoSource
     propose: Callable[[float], Awaitable[None]] | None = None  # set the tempo
-    tap: Callable[[float], object] | None = None  # a tap at a monotonic time (sets the beat too)
+    tap: Callable[[float], float | None] | None = None  # a tap at a monotonic time (sets the beat
+    # too); the bpm it set, None for the first of a count
     peers: Callable[[], int | None] | None = None  # other Link peers
 
 
