@@ -372,13 +372,14 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         session = await stack.enter_async_context(
             ScopeSession(client, record_video=options.record_video)
         )
-        await _start_tempo(stack, options, result.show, SourceContext(
+        tempo = await _start_tempo(stack, options, result.show, SourceContext(
             hooks.clock.monotonic if hooks.clock is not None else time.monotonic, client, session,
         ), hooks, out)
         # The player exists (pending, its first scene waiting) while Scope is prepared, so the
         # control surfaces show what the show waits for.
         player = await _player(stack, prepared, session, hooks, options, url)
         terminal = Terminal(player, commands=hooks.commands, tty=options.stdin_tty)
+        terminal.tempo = tempo
         await stack.enter_async_context(terminal)
         if terminal.tty and isinstance(out, StreamOutput):
             out.through = terminal.line

@@ -7,7 +7,7 @@ act at once without Enter:
 
     space / enter  GO     c  CUE (name, Enter)    b  BACK     g  GOTO (scene or number, Enter)
     s  HOLD               r  RESUME               p  PANIC (again: resume)    l  RELOAD
-    h / ?  help           q  quit
+    t  TAP (the tempo)    h / ?  help           q  quit
 
 Keys go through the same gate as every other control surface (:class:`~showrunner.control.gate.
 Commands`): a GO pressed twice within the debounce interval counts once, and each key is
@@ -32,6 +32,8 @@ from types import TracebackType
 from typing import Any, Protocol, TextIO
 
 from showrunner.control.gate import DEBOUNCED, Commands, Controllable, Status
+from showrunner.control.tempo import TempoControl
+from showrunner.errors import ShowrunnerError
 
 __all__ = ["HELP", "KEYS", "Terminal", "TerminalPlayer", "clock_text", "render_status"]
 
@@ -39,11 +41,11 @@ log = logging.getLogger("showrunner.control.terminal")
 
 KEYS = {
     " ": "go", "\r": "go", "\n": "go", "b": "back", "s": "hold", "r": "resume", "p": "panic",
-    "l": "reload", "q": "quit", "g": "goto", "c": "cue", "h": "help", "?": "help",
+    "l": "reload", "q": "quit", "g": "goto", "c": "cue", "h": "help", "?": "help", "t": "tap",
 }
 HELP = (
     "keys: space/enter GO | c CUE (name, Enter) | b BACK | g GOTO (scene or number, Enter)",
-    "      s HOLD | r RESUME | p PANIC (again: resume) | l RELOAD | h/? help | q quit",
+    "      s HOLD | r RESUME | p PANIC (again: resume) | l RELOAD | t TAP | h/? help | q quit",
 )
 REFRESH = 0.25
 # Event kinds worth a line of their own above (or, without a TTY, instead of) the status line.
@@ -154,6 +156,7 @@ class Terminal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handler: _LogLines | None = None
         self._last_line: str | None = None
+        self.tempo: TempoControl | None = None  # the run's tempo: `t` taps it
 
     def __repr__(self) -> str:
         return f"Terminal(tty={self.tty})"
@@ -227,6 +230,9 @@ class Terminal:
             for text in HELP:
                 self.line(text)
             return "help"
+        if command == "tap":
+            await self._tap()
+            return "tap"
         if command in ("goto", "cue"):
             self.typing = (command, "")
             self.message = None
@@ -262,6 +268,17 @@ class Terminal:
             if 1 <= int(text) <= len(scenes):
                 return scenes[int(text) - 1]
         return text
+
+    async def _tap(self) -> None:
+        if self.tempo is None:
+            self.message = "TAP: no tempo yet"
+            return
+        try:
+            bpm = await self.tempo.tap()
+        except (ValueError, ShowrunnerError) as exc:
+            self.message = f"TAP ignored: {exc}"
+            return
+        self.message = "TAP ✓" + (f" → {bpm:.1f} bpm" if bpm is not None else "")
 
     async def _run(self, command: str, name: str | None) -> None:
         outcome = await self.commands.run(command, name, source="keyboard")
