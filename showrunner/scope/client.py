@@ -473,6 +473,10 @@ class ScopeClient:
         )
         return self._json_object(response, "tempo set")
 
+    async def tempo_status(self) -> dict[str, Any]:
+        """``GET /api/v1/tempo/status``: `enabled`, `source`, `beats_per_bar`, `beat_state`."""
+        return await self._get_json("/api/v1/tempo/status", what="tempo status")
+
     async def tempo_disable(self) -> None:
         """``POST /api/v1/tempo/disable``."""
         await self._request("POST", "/api/v1/tempo/disable", what="tempo disable")

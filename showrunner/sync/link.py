@@ -15,6 +15,7 @@ from typing import Any
 
 import aalink
 
+from showrunner.errors import TempoSourceError
 from showrunner.music.reading import TempoListener, TempoReading
 from showrunner.sync.bpm import check_bpm
 
@@ -41,16 +42,19 @@ class LinkTempo:
         return None if self._link is None else int(self._link.num_peers)
 
     async def run(self, listener: TempoListener) -> None:
-        link = aalink.Link(self.bpm)  # takes the running loop: its futures resolve there
-        link.quantum = float(self.beats_per_bar)
-        self._link, self._listener = link, listener
         loop = asyncio.get_running_loop()
 
         def tempo_changed(_bpm: float) -> None:
             loop.call_soon_threadsafe(self._report)
 
-        link.add_tempo_callback(tempo_changed)
-        link.enabled = True
+        try:
+            link = aalink.Link(self.bpm)  # takes the running loop: its futures resolve there
+            link.quantum = float(self.beats_per_bar)
+            link.add_tempo_callback(tempo_changed)
+            link.enabled = True
+        except Exception as exc:  # whatever the native library raises: the show plays on
+            raise TempoSourceError(f"Ableton Link cannot start: {exc}") from exc
+        self._link, self._listener = link, listener
         try:
             self._report()
             while True:

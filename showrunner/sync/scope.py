@@ -4,8 +4,9 @@
 /api/v1/tempo/enable``) and reads the ``tempo_update`` messages it then sends about 15 times
 a second over the session's data channel. A server that cannot (its Link or MIDI support is
 not installed: HTTP 400) is a `TempoSourceError`; one that does not answer yet is asked again.
-While no message arrives for a second the source reports `playing=False`; leaving turns
-Scope's tempo sync off again.
+While no message arrives for a second the source reports `playing=False`; after three
+seconds it looks at Scope's tempo status and enables tempo sync again if it is off (a Scope
+restart forgets it). Leaving turns Scope's tempo sync off again.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SCOPE_MAX_BPM = 300.0  # Scope's own limit for enable and set_tempo
 SILENCE = 1.0  # seconds without tempo_update before the source reports it stopped
+RECHECK = 3.0  # seconds without tempo_update before Scope's tempo status is looked at
 _RETRY = 2.0
 
 
@@ -34,6 +36,7 @@ class ScopeTempoApi(Protocol):
 
     async def tempo_enable(self, source: str, bpm: float, beats_per_bar: int) -> dict[str, Any]: ...
     async def tempo_set(self, bpm: float) -> dict[str, Any]: ...
+    async def tempo_status(self) -> dict[str, Any]: ...
     async def tempo_disable(self) -> None: ...
 
 
@@ -73,7 +76,9 @@ class ScopeTempo:
         self._clock = clock
         self._listener: TempoListener | None = None
         self._last: TempoReading | None = None
+        self._heard_at = 0.0  # when the last tempo_update (or enable) was
         self.bad_messages = 0
+        self.enables = 0
 
     async def run(self, listener: TempoListener) -> None:
         self._listener = listener
@@ -85,6 +90,8 @@ class ScopeTempo:
             while True:
                 await asyncio.sleep(SILENCE / 2)
                 self._check_silence()
+                if self._clock() - self._heard_at > RECHECK:
+                    await self._recheck()
         finally:
             stop()
             self._listener = None
@@ -98,6 +105,8 @@ class ScopeTempo:
             try:
                 await self.api.tempo_enable(self.follows, self.bpm, self.beats_per_bar)
                 log.info("Scope tempo sync on, following %s", self.follows)
+                self.enables += 1
+                self._heard_at = self._clock()
                 return
             except (ScopeConnectError, ScopeTimeoutError) as exc:
                 if not said:
@@ -106,6 +115,19 @@ class ScopeTempo:
             except ScopeError as exc:
                 raise TempoSourceError(f"Scope cannot follow {self.follows}: {exc}") from exc
             await asyncio.sleep(_RETRY)
+
+    async def _recheck(self) -> None:
+        """Silence: tempo sync on again if Scope lost it (a restart); else wait (no session)."""
+        self._heard_at = self._clock()
+        try:
+            enabled = bool((await self.api.tempo_status()).get("enabled"))
+        except ScopeError as exc:
+            log.debug("tempo: Scope's tempo status unreadable: %s", exc)
+            return
+        if not enabled:
+            log.warning("tempo: Scope's tempo sync is off (a restart?); turning it on again")
+            self.bpm = min(self._last.bpm, SCOPE_MAX_BPM) if self._last is not None else self.bpm
+            await self._enable()
 
     def _on_event(self, event: ServerEvent) -> None:
         if event.kind != "tempo_update":
@@ -119,6 +141,7 @@ class ScopeTempo:
             if self.bad_messages == 1:
                 log.warning("tempo: ignored a tempo_update from Scope: %s", exc)
             return
+        self._heard_at = self._clock()
         self._report(TempoReading(bpm, beat, self._clock(), True, self.name))
 
     def _check_silence(self) -> None:

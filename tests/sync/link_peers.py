@@ -40,6 +40,12 @@ async def main() -> None:
         await asyncio.sleep(0.005)
     followed = time.monotonic() - proposed
     rate_window = [r for r in readings if r.at >= proposed - 1.0 and r.at < proposed]
+    bpm_after = a.status().bpm
+    for _ in range(5):  # taps on b, 0.3 s apart: b proposes 200 bpm to the session
+        await b.tap()
+        await asyncio.sleep(0.3)
+    await asyncio.sleep(0.2)
+    tapped = [a.status().bpm, b.status().bpm]
     result = {
         "found_after": found,
         "peers": [sa.peers, sb.peers],
@@ -48,7 +54,8 @@ async def main() -> None:
         "bar": [sa.bar, sb.bar],
         "beat_in_bar": [sa.beat_in_bar, sb.beat_in_bar],
         "followed_after": followed,
-        "bpm_after": a.status().bpm,
+        "bpm_after": bpm_after,
+        "tapped": tapped,
         "readings_per_beat": len(rate_window) / (sa.bpm / 60.0),
         "sources": [sa.source, sb.source],
     }

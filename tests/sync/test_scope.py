@@ -77,14 +77,21 @@ async def test_a_source_scope_cannot_run_is_one_line(session: ScopeSession) -> N
                             "Install with: uv sync --extra midi")
 
 
-async def test_silence_is_reported_as_stopped(sim: Simulator, session: ScopeSession) -> None:
+async def test_silence_is_reported_as_stopped_and_a_lost_tempo_sync_is_turned_on_again(
+    sim: Simulator, session: ScopeSession
+) -> None:
+    """A Scope restart forgets tempo sync; here it is turned off behind the source's back."""
     readings: list[TempoReading] = []
-    task = asyncio.create_task(_source(session).run(readings.append))
+    source = _source(session)
+    task = asyncio.create_task(source.run(readings.append))
     try:
         await until(lambda: len(readings) >= 2, timeout=5.0)
         sim.tempo.disable()  # Scope stops sending tempo_update
         stopped = await until(lambda: [r for r in readings if not r.playing], timeout=3.0)
         assert stopped[0].bpm == 132.0
+        await until(lambda: sim.tempo.enabled, timeout=6.0)
+        assert source.enables == 2
+        await until(lambda: readings[-1].playing, timeout=2.0)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
