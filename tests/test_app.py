@@ -699,3 +699,41 @@ async def test_a_scope_without_the_tempo_source_is_one_line_and_the_show_plays_o
 def lines_sim_url(lines: Lines) -> str:
     said = next(s for s in lines.said if "built-in simulator at" in s)
     return said.rsplit(" ", 1)[1]
+
+
+@pytest.mark.anyio
+async def test_scope_tempo_sync_is_followed_and_turned_off_at_the_end(tmp_path: Path) -> None:
+    """tempo.source scope: Scope (the simulator) is asked to follow Link at the show's bpm, its
+    tempo_update messages drive the status, a set tempo reaches it, and the run's end turns
+    tempo sync off again."""
+    import httpx
+
+    sim = SimThread("127.0.0.1", 0, load_time=0.02)
+    simulator = sim.start()
+    try:
+        show = write(tmp_path, HOLDING + "tempo: {source: scope}\n")
+        lines, stop = Lines(), asyncio.Event()
+        options = RunOptions(show, scope_url=simulator.url, stdin_tty=False,
+                             state_file=tmp_path / "s.json", control_port=0)
+        task = asyncio.create_task(run(options, output=lines, stop_event=stop))
+        try:
+            url = await until(lines.control_url, timeout=10)
+            async with httpx.AsyncClient(base_url=url) as http:
+
+                async def tempo() -> dict[str, Any]:
+                    body: dict[str, Any] = (await http.get("/api/status")).json()["tempo"] or {}
+                    return body
+
+                first = await until_async(tempo, lambda t: t.get("playing") is True, timeout=10)
+                assert (first["source"], first["bpm"], first["error"]) == ("scope", 124.0, None)
+                assert simulator.tempo.enabled and simulator.tempo.source == "link"
+                answer = await http.post("/api/tempo/bpm", json={"bpm": 96})
+                assert answer.status_code == 200
+                await until_async(tempo, lambda t: t["bpm"] == 96.0)
+                assert lines.warned[1:] == []
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(task, 20) == 0
+        assert not simulator.tempo.enabled
+    finally:
+        sim.stop()

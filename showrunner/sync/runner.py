@@ -46,8 +46,10 @@ class TempoRunner:
             self.built = build_source(options, context)
         except TempoSourceError as exc:
             self._fall_back(exc)
+        # Until the source's first reading: its name, the show's bpm, not playing yet.
         self.latest = LatestReading(
-            TempoReading(options.bpm, 0.0, self._clock(), True, "fixed"), options.beats_per_bar
+            TempoReading(options.bpm, 0.0, self._clock(), False, self.source_name),
+            options.beats_per_bar,
         )
         self._detector = TapDetector(options.tap_reset)
         self._listeners: list[TempoListener] = []
