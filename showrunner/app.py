@@ -458,6 +458,7 @@ async def _start_tempo(
         runner.listen(changed)
     if hooks.osc is not None:
         hooks.osc.tempo = runner
+        stack.callback(setattr, hooks.osc, "tempo", None)
     task = asyncio.create_task(runner.run(), name="tempo")
     task.add_done_callback(_tempo_ended)
     stack.push_async_callback(_cancel, task)

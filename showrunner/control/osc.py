@@ -26,7 +26,7 @@ Out (UDP to a configured host:port): ``/showrunner/scene <name>``, ``/showrunner
 and ``/showrunner/state <connection state>``, each when it changes, the countdown about twice a
 second while it runs, and all four every few seconds so a rig started late catches up. With
 a tempo: ``/showrunner/tempo <bpm>`` when it changes, ``/showrunner/bar <n>`` and
-``/showrunner/beat <n>`` (both from 1) as they count (read ten times a second).
+``/showrunner/beat <n>`` (both from 1) as they count, each sent just after the beat falls.
 """
 
 from __future__ import annotations
@@ -333,7 +333,18 @@ class OscControl:
             except Exception:
                 log.exception("could not read the status for OSC")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self.poll_interval)
+                await asyncio.wait_for(self._poke.wait(), self._next_look())
+
+    def _next_look(self) -> float:
+        """Seconds until the status is read again: the poll interval, or less to send the next
+        beat just after it falls."""
+        if self.tempo is None:
+            return self.poll_interval
+        tempo = self.tempo.tempo_status()
+        if not tempo["playing"] or tempo["bpm"] <= 0:
+            return self.poll_interval
+        to_beat = (1.0 - float(tempo["beat"]) % 1.0) * 60.0 / float(tempo["bpm"])
+        return min(self.poll_interval, to_beat + 0.001)
 
     def _send_changes(self, status: Status, now: float) -> None:
         refresh = now >= self._refresh_at
