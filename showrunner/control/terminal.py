@@ -27,7 +27,7 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol, TextIO
 
@@ -75,8 +75,9 @@ def clock_text(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def render_status(status: Status, width: int = 100) -> str:
-    """The one-line status: mark, scene, what comes next, connection, how many errors."""
+def render_status(status: Status, width: int = 100, tempo: Mapping[str, Any] | None = None) -> str:
+    """The one-line status: mark, scene, what comes next, the tempo (when given: bpm and
+    bar.beat), connection, how many errors."""
     mode = str(status.mode or "playing")
     json = status.to_json()
     on_air = status.scene or json.get("on_air")
@@ -98,6 +99,9 @@ def render_status(status: Status, width: int = 100) -> str:
         parts.append("end (holding)")
     if json.get("armed"):
         parts.append(f"{str(json['armed']).upper()} armed")
+    if tempo is not None:
+        stopped = "" if tempo["playing"] else " stopped"
+        parts.append(f"{tempo['bpm']:.1f} bpm {tempo['bar']}.{tempo['beat_in_bar']}{stopped}")
     parts.append(f"Scope {status.connection}")
     if status.errors:
         count = len(status.errors)
@@ -328,7 +332,8 @@ class Terminal:
             line = f"{prompt}, Enter fires, Esc cancels: {text}"
             line = line if len(line) <= width else "…" + line[-(width - 1):]
         else:
-            line = render_status(self.player.status(), width)
+            tempo = self.tempo.tempo_status() if self.tempo is not None else None
+            line = render_status(self.player.status(), width, tempo)
             if self.message:
                 line = (line + " | " + self.message)[:width]
         self._write("\r\x1b[2K" + line)

@@ -290,6 +290,9 @@ async def test_t_taps_the_tempo() -> None:
     await clock.advance(0.5)
     await terminal.press("t")
     assert terminal.message == "TAP ✓ → 120.0 bpm"
+    # The status line carries the tempo: bpm and bar.beat (one beat after the first tap: 1.2).
+    line = render_status(PlayerStatus(scene="a", connection=CONNECTED), 100, tap.tempo_status())
+    assert line == "> a | 120.0 bpm 1.2 | Scope connected"
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     terminal.tempo = TempoRunner(SourceOptions("fixed"), SourceContext(clock.monotonic))
