@@ -332,9 +332,12 @@ class Terminal:
             line = f"{prompt}, Enter fires, Esc cancels: {text}"
             line = line if len(line) <= width else "…" + line[-(width - 1):]
         else:
+            status = self.player.status()
             tempo = self.tempo.tempo_status() if self.tempo is not None else None
-            line = render_status(self.player.status(), width, tempo)
+            line = render_status(status, width, tempo)
             if self.message:
+                if len(line) + 3 + len(self.message) > width:  # the answer before the tempo
+                    line = render_status(status, width)
                 line = (line + " | " + self.message)[:width]
         self._write("\r\x1b[2K" + line)
 
