@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import stat
 import sys
+import time
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ from showrunner.live.journal import Journal, Rotation
 from showrunner.live.player import Player
 from showrunner.live.resume import default_state_path, read_state, show_hash, state_file_problem
 from showrunner.live.scheduling import SchedulerClock
+from showrunner.music.reading import TempoReading
 from showrunner.performance import start_performance
 from showrunner.plan.preflight import compile_result, parse_key_path
 from showrunner.plan.start import StartPoint, start_point
@@ -54,11 +57,15 @@ from showrunner.show.lint import Finding
 from showrunner.show.load import LoadResult, allowed_folders, format_key_path, load, source_location
 from showrunner.show.model import Show
 from showrunner.sim import SimThread
+from showrunner.sync.runner import TempoRunner
+from showrunner.sync.sources import DEFAULT_BPM, SourceContext, SourceOptions
 
 __all__ = [
     "RunOptions", "StreamOutput", "check_scope", "ice_policy", "needed_pipelines", "run", "run_show",
     "scope_findings", "show_needs",
 ]
+
+log = logging.getLogger(__name__)
 
 _STARTUP_BACKOFF = (0.5, 10.0)
 
@@ -115,6 +122,7 @@ class RunOptions:
     ice_relay_only: bool = False  # --ice-relay-only (or the show's ice_transport_policy: relay)
     alert_webhook: str | None = None  # --alert-webhook: outage messages (default: the show's)
     alert_after: float | None = None  # --alert-after: seconds without picture (default: the show's)
+    tempo: str | None = None  # the tempo source (--tempo); default: the show's tempo.source
 
     def __post_init__(self) -> None:
         if self.reload_at not in (None, "now", "boundary"):
@@ -380,11 +388,15 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         session = await stack.enter_async_context(
             ScopeSession(client, record_video=options.record_video, ice=prepared.ice)
         )
+        tempo = await _start_tempo(stack, options, result.show, SourceContext(
+            hooks.clock.monotonic if hooks.clock is not None else time.monotonic, client, session,
+        ), hooks, out)
         # The player exists (pending, its first scene waiting) while Scope is prepared, so the
         # control surfaces show what the show waits for.
         player = await _player(stack, prepared, session, hooks, options, url)
         await _installation(stack, player, hooks.settings, options)
         terminal = Terminal(player, commands=hooks.commands, tty=options.stdin_tty)
+        terminal.tempo = tempo
         await stack.enter_async_context(terminal)
         if terminal.tty and isinstance(out, StreamOutput):
             out.through = terminal.line
@@ -455,6 +467,53 @@ async def _installation(
     installation.start()
     stack.push_async_callback(installation.stop)
     return installation
+
+
+async def _start_tempo(
+    stack: AsyncExitStack,
+    options: RunOptions,
+    show: Show,
+    context: SourceContext,
+    hooks: _Hooks,
+    out: Output,
+) -> TempoRunner:
+    """The run's tempo source (`--tempo`, else the show's `tempo.source`), running beside the
+    show until the run ends, on the status, the page and OSC."""
+    runner = TempoRunner(SourceOptions(
+        name=options.tempo or show.tempo.source, bpm=show.bpm or DEFAULT_BPM,
+        beats_per_bar=show.beats_per_bar, scope_follows=show.tempo.scope_follows,
+        tap_reset=show.tempo.tap_reset,
+    ), context, warn=out.warn)
+    server = hooks.server
+    if server is not None:
+        server.attach_tempo(runner)
+        stack.callback(server.attach_tempo, None)
+        shown: list[tuple[float, bool]] = []
+
+        def changed(reading: TempoReading) -> None:  # a new tempo or transport state: at once
+            now = (round(reading.bpm, 2), reading.playing)
+            if shown != [now]:
+                shown[:] = [now]
+                server.tempo_changed()
+
+        runner.listen(changed)
+    if hooks.osc is not None:
+        hooks.osc.tempo = runner
+        stack.callback(setattr, hooks.osc, "tempo", None)
+    task = asyncio.create_task(runner.run(), name="tempo")
+    task.add_done_callback(_tempo_ended)
+    stack.push_async_callback(_cancel, task)
+    return runner
+
+
+def _tempo_ended(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("the tempo source stopped: %s", exc, exc_info=exc)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def needed_pipelines(timeline: Timeline) -> list[str]:

@@ -274,6 +274,7 @@ def _run(args: argparse.Namespace) -> int:
         ice_relay_only=args.ice_relay_only,
         alert_webhook=args.alert_webhook,
         alert_after=args.alert_after,
+        tempo=args.tempo,
     )
     return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
 
@@ -441,6 +442,19 @@ def _add_service(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.epilog = "Options for `showrunner run` follow a `--`: service install SHOW -- --scope URL"
 
 
+def _tempo(p: argparse.ArgumentParser) -> None:
+    import typing
+
+    from showrunner.show.model import TempoSourceName
+
+    sources: tuple[str, ...] = typing.get_args(TempoSourceName)
+    p.add_argument(
+        "--tempo", metavar="SOURCE", choices=sources,
+        help=f"where the tempo comes from: {', '.join(sources)} (default: the show's "
+             "tempo.source, else fixed)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="showrunner", description="Run AI-video shows against a Daydream Scope server."
@@ -512,6 +526,7 @@ def _parser() -> argparse.ArgumentParser:
         "--min-go-interval", type=float, default=0.5, help="seconds between two accepted GOs"
     )
     _alert_args(p)
+    _tempo(p)
     _allow_path(p)
     _run_options(p)
 

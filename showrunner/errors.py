@@ -77,3 +77,8 @@ class ScopeProtocolError(ScopeError):
 
 class ScopeLoadError(ScopeError):
     """A pipeline load ended in `error` (the reason is only in the Scope server's log)."""
+
+
+class TempoSourceError(ShowrunnerError):
+    """A tempo source that cannot run (Scope without Link, an unknown source); the show plays
+    on at the fixed bpm."""

@@ -6,6 +6,7 @@ Everything runs against the real simulator over loopback (docs/scope.md §2.1, �
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import signal
@@ -718,3 +719,170 @@ async def test_a_scene_changes_the_input_source_of_the_running_session(
             if r["kind"] == "data" and "input_source" in r["message"]]
     assert sent == [{"input_source": {"enabled": True, "source_type": "video_file",
                                       "source_name": str(blue), "reconnect": True}}]
+
+
+# -- tempo ---------------------------------------------------------------------------------------
+
+HOLDING = """
+title: tempo
+bpm: 124
+defaults: {pipeline: controller-viz}
+scenes:
+  - {name: groove, prompts: a pulsing grid}
+"""
+
+
+class Lines:
+    """An output that keeps the lines (the control page's URL comes as a warning line)."""
+
+    def __init__(self) -> None:
+        self.said: list[str] = []
+        self.warned: list[str] = []
+
+    def say(self, line: str) -> None:
+        self.said.append(line)
+
+    def warn(self, line: str) -> None:
+        self.warned.append(line)
+
+    def control_url(self) -> str | None:
+        return next((w.split()[1].rstrip("/") for w in self.warned if w.startswith("control: ")),
+                    None)
+
+
+def free_udp_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.anyio
+async def test_tempo_set_over_osc_and_tapped_over_http_shows_in_the_status(tmp_path: Path) -> None:
+    """`--tempo osc`: OSC /showrunner/bpm sets the tempo, a bad value is one line and changes
+    nothing; taps through the HTTP API set it too; the status carries the tempo block."""
+    import httpx
+    from pythonosc.udp_client import SimpleUDPClient
+
+    show = write(tmp_path, HOLDING)
+    lines, stop = Lines(), asyncio.Event()
+    port = free_udp_port()
+    options = RunOptions(show, stdin_tty=False, state_file=tmp_path / "s.json", control_port=0,
+                         osc_port=port, tempo="osc")
+    task = asyncio.create_task(run(options, output=lines, stop_event=stop))
+    try:
+        url = await until(lines.control_url, timeout=10)
+        async with httpx.AsyncClient(base_url=url) as http:
+
+            async def tempo() -> dict[str, Any]:
+                body: dict[str, Any] = (await http.get("/api/status")).json()["tempo"]
+                return body
+
+            first = await until_async(tempo, lambda t: t is not None)
+            assert (first["source"], first["bpm"], first["beats_per_bar"]) == ("osc", 124.0, 4)
+            with contextlib.closing(SimpleUDPClient("127.0.0.1", port)) as sender:
+                sender.send_message("/showrunner/bpm", 131.5)
+                await until_async(tempo, lambda t: t["bpm"] == 131.5)
+                sender.send_message("/showrunner/bpm", "fast")
+                sender.send_message("/showrunner/bpm", 5000.0)
+                await asyncio.sleep(0.2)
+            assert (await tempo())["bpm"] == 131.5
+            bad = await http.post("/api/tempo/bpm", json={"bpm": 10})
+            assert (bad.status_code, bad.json()["error"]) == (400, "a tempo is 20 to 999 bpm, not 10")
+            for _ in range(4):
+                answer = await http.post("/api/tempo/tap")
+                assert answer.status_code == 200
+                await asyncio.sleep(0.4)
+            tapped = await tempo()
+            assert tapped["bpm"] == pytest.approx(150.0, rel=0.15)  # taps 0.4 s apart
+            assert tapped["playing"] is True and tapped["bar"] >= 1
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 20) == 0
+
+
+async def until_async(read: Any, check: Any, timeout: float = 5.0) -> Any:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        value = await read()
+        if check(value):
+            return value
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"condition not met; last {value!r}")
+        await asyncio.sleep(0.02)
+
+
+@pytest.mark.anyio
+async def test_a_scope_without_the_tempo_source_is_one_line_and_the_show_plays_on(
+    tmp_path: Path,
+) -> None:
+    """tempo.source scope following a MIDI clock the simulator lacks (docs/scope.md §10.1: 400):
+    one line, the fixed bpm in the status with the reason, and the show keeps playing."""
+    import httpx
+
+    show = write(tmp_path, HOLDING + "tempo: {source: scope, scope_follows: midi_clock}\n")
+    lines, stop = Lines(), asyncio.Event()
+    options = RunOptions(show, stdin_tty=False, state_file=tmp_path / "s.json", control_port=0)
+    task = asyncio.create_task(run(options, output=lines, stop_event=stop))
+    try:
+        url = await until(lines.control_url, timeout=10)
+        problem = await until(lambda: [w for w in lines.warned if w.startswith("tempo source")])
+        assert problem == [
+            "tempo source scope: Scope cannot follow midi_clock: Scope tempo enable: POST "
+            f"{lines_sim_url(lines)}/api/v1/tempo/enable answered HTTP 400: Failed to create "
+            "midi_clock tempo source. Install with: uv sync --extra midi; playing on the fixed "
+            "124 bpm"
+        ]
+        async with httpx.AsyncClient(base_url=url) as http:
+            status = await until_async(lambda: http.get("/api/status"),
+                                       lambda r: r.json()["scene"] == "groove")
+            tempo = status.json()["tempo"]
+        assert (tempo["source"], tempo["bpm"]) == ("fixed", 124.0)
+        assert tempo["error"] == problem[0].split("; playing")[0]
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 20) == 0
+
+
+def lines_sim_url(lines: Lines) -> str:
+    said = next(s for s in lines.said if "built-in simulator at" in s)
+    return said.rsplit(" ", 1)[1]
+
+
+@pytest.mark.anyio
+async def test_scope_tempo_sync_is_followed_and_turned_off_at_the_end(tmp_path: Path) -> None:
+    """tempo.source scope: Scope (the simulator) is asked to follow Link at the show's bpm, its
+    tempo_update messages drive the status, a set tempo reaches it, and the run's end turns
+    tempo sync off again."""
+    import httpx
+
+    sim = SimThread("127.0.0.1", 0, load_time=0.02)
+    simulator = sim.start()
+    try:
+        show = write(tmp_path, HOLDING + "tempo: {source: scope}\n")
+        lines, stop = Lines(), asyncio.Event()
+        options = RunOptions(show, scope_url=simulator.url, stdin_tty=False,
+                             state_file=tmp_path / "s.json", control_port=0)
+        task = asyncio.create_task(run(options, output=lines, stop_event=stop))
+        try:
+            url = await until(lines.control_url, timeout=10)
+            async with httpx.AsyncClient(base_url=url) as http:
+
+                async def tempo() -> dict[str, Any]:
+                    body: dict[str, Any] = (await http.get("/api/status")).json()["tempo"] or {}
+                    return body
+
+                first = await until_async(tempo, lambda t: t.get("playing") is True, timeout=10)
+                assert (first["source"], first["bpm"], first["error"]) == ("scope", 124.0, None)
+                assert simulator.tempo.enabled and simulator.tempo.source == "link"
+                answer = await http.post("/api/tempo/bpm", json={"bpm": 96})
+                assert answer.status_code == 200
+                await until_async(tempo, lambda t: t["bpm"] == 96.0)
+                assert lines.warned[1:] == []
+        finally:
+            stop.set()
+            assert await asyncio.wait_for(task, 20) == 0
+        assert not simulator.tempo.enabled
+    finally:
+        sim.stop()

@@ -20,6 +20,7 @@ ENGINES: dict[str, tuple[str, ...]] = {
     "ryml": ("show/yaml.py",),
     "rich": ("cli.py",),
     "pythonosc": ("control/osc.py",),
+    "aalink": ("sync/link.py",),
     "jinja2": ("show/templating.py", "report/html.py"),
     "uvicorn": ("serving.py",),
     "starlette": ("serving.py", "control/http.py", "sim/app.py"),
@@ -43,6 +44,7 @@ LAYERS: dict[str, set[str]] = {
     "control": {"serving"},
     "sim": {"serving"},
     "midi": {"music", "show"},
+    "sync": {"music"},
 }
 
 

@@ -620,3 +620,20 @@ def test_run_under_a_service_manager_writes_whole_plain_lines_at_once(tmp_path: 
                 rest, err = process.communicate(timeout=60)
     assert process.returncode == 0
     assert not any(c in first + rest + waiting + err for c in "\x1b\r"), repr(first + rest + err)
+
+
+def test_run_tempo_names_the_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--tempo` takes the sources the show format knows; one this build lacks (midi) is one
+    line and the show plays to its end on the fixed bpm."""
+    show = tmp_path / "tiny.yaml"
+    show.write_text("title: tiny\nbpm: 132\nend: stop\ntempo: {source: link}\nscenes:\n"
+                    "  - {name: a, prompts: red, duration: 0.4}\n")
+    with pytest.raises(SystemExit) as caught:
+        main(["run", str(show), "--tempo", "ableton"])
+    assert caught.value.code == 2
+    assert "--tempo: invalid choice: 'ableton'" in capsys.readouterr().err
+    assert main(["run", str(show), "--tempo", "midi", "--control-port", "-1"]) == 0
+    err = capsys.readouterr().err
+    assert "tempo source midi: no tempo source 'midi' in this build (there are: fixed, link, " \
+           "scope, tap, osc); playing on the fixed 132 bpm\n" in err
+    assert "Traceback" not in err

@@ -5,6 +5,8 @@
 * ``GET /api/status`` and ``POST /api/{go,back,hold,resume,panic,reload}``, ``POST /api/goto/{scene}``
   (commands go through `showrunner.control.gate.Commands`: debounced, idempotent, journaled);
 * ``GET /api/events``, a Server-Sent Events stream of status and log lines;
+* ``POST /api/tempo/tap`` and ``POST /api/tempo/bpm`` (``{"bpm": 128}``), the tempo's block
+  ``tempo`` in the status (`showrunner.control.tempo.TempoControl`);
 * ``GET /preview.mjpg``, the show's picture as MJPEG at about 10 fps;
 * ``GET /api/health`` (200 ready, 503 not: `showrunner.control.monitor`) and ``GET /metrics``
   (Prometheus: `showrunner.control.metrics`);
@@ -60,6 +62,7 @@ from showrunner.control.gate import (
 )
 from showrunner.control.metrics import CONTENT_TYPE, Metrics
 from showrunner.control.monitor import Monitor, PictureSource
+from showrunner.control.tempo import TempoControl
 from showrunner.errors import ShowrunnerError
 from showrunner.serving import HttpServer
 
@@ -331,6 +334,7 @@ class ControlServer:
         self._stop_listening: Callable[[], None] | None = None
         self._hub: _Hub | None = None
         self.live: LivePanel | None = None  # the run's inputs and MIDI (meters, learn mode)
+        self.tempo: TempoControl | None = None  # the run's tempo, once the show is loaded
         self.app = self._build_app()
         # Open requests get 2 s on stop; the event and preview streams are ended first.
         self._http = HttpServer(self.app, host, port, name="control server", graceful=2)
@@ -400,6 +404,16 @@ class ControlServer:
         if self._hub is not None:
             self._hub.publish("status")
 
+    def attach_tempo(self, tempo: TempoControl | None) -> None:
+        """Show `tempo` in the status and take taps and set tempos for it (None: no tempo)."""
+        self.tempo = tempo
+        self.tempo_changed()
+
+    def tempo_changed(self) -> None:
+        """A new status event now (a tempo or transport change), not at the next heartbeat."""
+        if self._hub is not None:
+            self._hub.publish("status")
+
     def _drop_player_subscription(self) -> None:
         if self._unsubscribe is not None:
             with contextlib.suppress(Exception):
@@ -439,6 +453,8 @@ class ControlServer:
             Route("/api/controls", self._learn, methods=["POST"]),
             Route("/api/goto/{scene}", self._goto, methods=["POST"]),
             Route("/api/cue/{cue}", self._cue, methods=["POST"]),
+            Route("/api/tempo/tap", self._tempo_tap, methods=["POST"]),
+            Route("/api/tempo/bpm", self._tempo_bpm, methods=["POST"]),
             Route("/api/{command:str}", self._command, methods=["POST"]),
             Route("/preview.mjpg", self._preview, methods=["GET"]),
             Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
@@ -450,8 +466,47 @@ class ControlServer:
         return FileResponse(STATIC_DIR / "operator.html", headers={"Cache-Control": "no-store"})
 
     async def _status(self, request: Request) -> Response:
-        status = await self.commands.status()
-        return JSONResponse(status.to_json(), headers={"Cache-Control": "no-store"})
+        return JSONResponse(await self._status_json(), headers={"Cache-Control": "no-store"})
+
+    async def _status_json(self) -> dict[str, Any]:
+        """The player's status with the tempo block (`tempo`: None while there is none)."""
+        body = (await self.commands.status()).to_json()
+        body["tempo"] = self.tempo.tempo_status() if self.tempo is not None else None
+        return body
+
+    async def _tempo_tap(self, request: Request) -> Response:
+        return await self._tempo_call(None)
+
+    async def _tempo_bpm(self, request: Request) -> Response:
+        raw = await _read_body(request)
+        if raw is None:
+            return JSONResponse({"error": f"the request body is over {MAX_BODY} bytes"}, 413)
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return JSONResponse({"error": "the request body is not JSON"}, 400)
+        value = body.get("bpm") if isinstance(body, dict) else None
+        if value is None:
+            value = request.query_params.get("bpm")
+        if value is None:
+            return JSONResponse({"error": 'give the tempo as {"bpm": 128} or ?bpm=128'}, 400)
+        return await self._tempo_call(value)
+
+    async def _tempo_call(self, value: object | None) -> Response:
+        """A tap (`value` None) or a set tempo: 200, 400 for a bad value, 409 when the source
+        takes no tempo or refused it, 503 while there is no tempo."""
+        tempo = self.tempo
+        if tempo is None:
+            return JSONResponse({"applied": False, "error": "no show running"}, 503)
+        command = "tap" if value is None else "bpm"
+        try:
+            bpm = await tempo.tap() if value is None else await tempo.set_bpm(value)
+        except (ValueError, ShowrunnerError) as exc:
+            log.warning("tempo %s from http ignored: %s", command, exc)
+            code = 400 if isinstance(exc, ValueError) else 409
+            return JSONResponse({"command": command, "applied": False, "error": str(exc)}, code)
+        self.tempo_changed()
+        return JSONResponse({"command": command, "applied": True, "bpm": bpm})
 
     async def _health(self, request: Request) -> Response:
         health = self.monitor.health(await self.commands.status(), self.picture)
@@ -575,7 +630,7 @@ class ControlServer:
     ) -> AsyncIterator[bytes]:
         try:
             yield b"retry: 1000\n\n"
-            yield _sse("status", (await self.commands.status()).to_json())
+            yield _sse("status", await self._status_json())
             for line in backlog:
                 yield _sse("log", line)
             while True:
@@ -594,7 +649,7 @@ class ControlServer:
                     else:
                         yield _sse(kind, data)
                 if status_changed:
-                    yield _sse("status", (await self.commands.status()).to_json())
+                    yield _sse("status", await self._status_json())
         finally:
             hub.unsubscribe(queue)
 

@@ -15,6 +15,11 @@ Live inputs: ``/showrunner/input/<name> <float>`` sets the show's input ``<name>
 TouchDesigner audio-analysis patch sends it many times a second); it is not a command (no
 journal line, no reply). A value for an input the show does not have is a bad packet.
 
+Tempo (`showrunner.control.tempo.TempoControl`): ``/showrunner/tap`` (a button: ``0`` is its
+release) taps the tempo and ``/showrunner/bpm <float>`` sets it; each is answered with
+``/showrunner/reply tap|bpm applied|ignored <reason> <bpm or error>``. A bad value is one
+logged line and changes nothing.
+
 Only exact addresses are taken (no OSC address patterns: one packet is at most one command per
 message), and arguments are checked: a packet that does not parse, an unknown address or wrong
 arguments are counted and logged (the first one, then a count every ten seconds), never
@@ -23,7 +28,9 @@ carried out.
 Out (UDP to a configured host:port): ``/showrunner/scene <name>``, ``/showrunner/next <name>``
 (``""`` when there is none), ``/showrunner/countdown <seconds>`` (``-1.0`` when no countdown runs)
 and ``/showrunner/state <connection state>``, each when it changes, the countdown about twice a
-second while it runs, and all four every few seconds so a rig started late catches up.
+second while it runs, and all four every few seconds so a rig started late catches up. With
+a tempo: ``/showrunner/tempo <bpm>`` when it changes, ``/showrunner/bar <n>`` and
+``/showrunner/beat <n>`` (both from 1) as they count, each sent just after the beat falls.
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ from pythonosc.osc_packet import OscPacket
 from pythonosc.udp_client import UDPClient
 
 from showrunner.control.gate import MAX_ID, MAX_NAME, Commands, JournalEntry, Outcome, Status
+from showrunner.control.tempo import TempoControl
+from showrunner.errors import ShowrunnerError
 
 __all__ = [
     "INPUT", "PREFIX", "BadPackets", "InputSetter", "OscControl", "parse_address", "read_command",
@@ -56,6 +65,7 @@ _INBOUND = {
     "go": False, "cue": True, "back": False, "goto": True, "hold": False, "resume": False,
     "panic": False, "reload": False,
 }
+_TEMPO = (f"{PREFIX}/tap", f"{PREFIX}/bpm")
 _MAX_MESSAGES = 16  # commands one packet (a bundle) may carry
 _REPORT_EVERY = 10.0  # seconds between two lines about bad packets
 
@@ -219,6 +229,7 @@ class OscControl:
         self._refresh_at = 0.0
         self.bad = BadPackets()
         self.inputs: InputSetter | None = None  # set once a show with inputs plays
+        self.tempo: TempoControl | None = None  # the run's tempo, once the show is loaded
 
     async def __aenter__(self) -> OscControl:
         loop = asyncio.get_running_loop()
@@ -274,6 +285,9 @@ class OscControl:
         if address.startswith(INPUT):
             self._set_input(*read_input(address, args))
             return
+        if address in _TEMPO:
+            self._on_tempo(address, args, sender)
+            return
         read = read_command(address, args)
         if read is None:
             return  # a button's release
@@ -287,6 +301,32 @@ class OscControl:
     async def _run(self, command: str, name: str | None, command_id: str | None, sender: Any) -> None:
         outcome = await self.commands.run(command, name, source="osc", command_id=command_id)
         self._reply(outcome, sender)
+
+    def _on_tempo(self, address: str, args: tuple[Any, ...], sender: Any) -> None:
+        """``/showrunner/tap [1|0]`` or ``/showrunner/bpm <number>``; BadPacket for wrong arguments."""
+        if address.endswith("/tap"):
+            if len(args) > 1:
+                raise BadPacket(f"{address}: too many arguments ({len(args)})")
+            if args and isinstance(args[0], int | float) and not args[0]:
+                return  # a button's release
+            self._spawn(self._tempo_call("tap", None, sender))
+            return
+        if len(args) != 1 or isinstance(args[0], bool) or not isinstance(args[0], int | float):
+            raise BadPacket(f"{address} takes one number, the bpm")
+        self._spawn(self._tempo_call("bpm", args[0], sender))
+
+    async def _tempo_call(self, command: str, value: object, sender: Any) -> None:
+        tempo = self.tempo
+        try:
+            if tempo is None:
+                raise ShowrunnerError("no show running")
+            bpm = await tempo.tap() if value is None else await tempo.set_bpm(value)
+        except (ValueError, ShowrunnerError) as exc:
+            log.warning("OSC: %s from %s ignored: %s", command, _peer(sender), exc)
+            self._reply(Outcome(command, False, reason="refused", error=str(exc)), sender)
+            return
+        self._reply(Outcome(command, True, detail="" if bpm is None else f"{bpm:g}"), sender)
+        self._poke.set()
 
     def _reply(self, outcome: Outcome, sender: Any) -> None:
         """``/showrunner/reply <command> <result> <reason> <detail>`` to the sender and `out`."""
@@ -327,7 +367,18 @@ class OscControl:
             except Exception:
                 log.exception("could not read the status for OSC")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poke.wait(), self.poll_interval)
+                await asyncio.wait_for(self._poke.wait(), self._next_look())
+
+    def _next_look(self) -> float:
+        """Seconds until the status is read again: the poll interval, or less to send the next
+        beat just after it falls."""
+        if self.tempo is None:
+            return self.poll_interval
+        tempo = self.tempo.tempo_status()
+        if not tempo["playing"] or tempo["bpm"] <= 0:
+            return self.poll_interval
+        to_beat = (1.0 - float(tempo["beat"]) % 1.0) * 60.0 / float(tempo["bpm"])
+        return min(self.poll_interval, to_beat + 0.001)
 
     def _send_changes(self, status: Status, now: float) -> None:
         refresh = now >= self._refresh_at
@@ -341,6 +392,13 @@ class OscControl:
         for key, value in values.items():
             if refresh or self._sent.get(key) != value:
                 self._send(key, value)
+        if self.tempo is not None:
+            tempo = self.tempo.tempo_status()
+            beats: dict[str, Any] = {"tempo": round(float(tempo["bpm"]), 2), "bar": tempo["bar"],
+                                     "beat": tempo["beat_in_bar"]}
+            for key, beat_value in beats.items():
+                if refresh or self._sent.get(key) != beat_value:
+                    self._send(key, beat_value)
         countdown = status.countdown
         value = -1.0 if countdown is None else round(max(countdown, 0.0), 3)
         previous = self._sent.get("countdown")

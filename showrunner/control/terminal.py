@@ -7,7 +7,7 @@ act at once without Enter:
 
     space / enter  GO     c  CUE (name, Enter)    b  BACK     g  GOTO (scene or number, Enter)
     s  HOLD               r  RESUME               p  PANIC (again: resume)    l  RELOAD
-    h / ?  help           q  quit
+    t  TAP (the tempo)    h / ?  help           q  quit
 
 Keys go through the same gate as every other control surface (:class:`~showrunner.control.gate.
 Commands`): a GO pressed twice within the debounce interval counts once, and each key is
@@ -27,11 +27,13 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Protocol, TextIO
 
 from showrunner.control.gate import DEBOUNCED, Commands, Controllable, Status
+from showrunner.control.tempo import TempoControl
+from showrunner.errors import ShowrunnerError
 
 __all__ = ["HELP", "KEYS", "Terminal", "TerminalPlayer", "clock_text", "render_status"]
 
@@ -39,11 +41,11 @@ log = logging.getLogger("showrunner.control.terminal")
 
 KEYS = {
     " ": "go", "\r": "go", "\n": "go", "b": "back", "s": "hold", "r": "resume", "p": "panic",
-    "l": "reload", "q": "quit", "g": "goto", "c": "cue", "h": "help", "?": "help",
+    "l": "reload", "q": "quit", "g": "goto", "c": "cue", "h": "help", "?": "help", "t": "tap",
 }
 HELP = (
     "keys: space/enter GO | c CUE (name, Enter) | b BACK | g GOTO (scene or number, Enter)",
-    "      s HOLD | r RESUME | p PANIC (again: resume) | l RELOAD | h/? help | q quit",
+    "      s HOLD | r RESUME | p PANIC (again: resume) | l RELOAD | t TAP | h/? help | q quit",
 )
 REFRESH = 0.25
 # Event kinds worth a line of their own above (or, without a TTY, instead of) the status line.
@@ -73,8 +75,9 @@ def clock_text(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def render_status(status: Status, width: int = 100) -> str:
-    """The one-line status: mark, scene, what comes next, connection, how many errors."""
+def render_status(status: Status, width: int = 100, tempo: Mapping[str, Any] | None = None) -> str:
+    """The one-line status: mark, scene, what comes next, the tempo (when given: bpm and
+    bar.beat), connection, how many errors."""
     mode = str(status.mode or "playing")
     json = status.to_json()
     on_air = status.scene or json.get("on_air")
@@ -96,6 +99,9 @@ def render_status(status: Status, width: int = 100) -> str:
         parts.append("end (holding)")
     if json.get("armed"):
         parts.append(f"{str(json['armed']).upper()} armed")
+    if tempo is not None:
+        stopped = "" if tempo["playing"] else " stopped"
+        parts.append(f"{tempo['bpm']:.1f} bpm {tempo['bar']}.{tempo['beat_in_bar']}{stopped}")
     parts.append(f"Scope {status.connection}")
     if status.errors:
         count = len(status.errors)
@@ -154,6 +160,7 @@ class Terminal:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handler: _LogLines | None = None
         self._last_line: str | None = None
+        self.tempo: TempoControl | None = None  # the run's tempo: `t` taps it
 
     def __repr__(self) -> str:
         return f"Terminal(tty={self.tty})"
@@ -227,6 +234,9 @@ class Terminal:
             for text in HELP:
                 self.line(text)
             return "help"
+        if command == "tap":
+            await self._tap()
+            return "tap"
         if command in ("goto", "cue"):
             self.typing = (command, "")
             self.message = None
@@ -262,6 +272,17 @@ class Terminal:
             if 1 <= int(text) <= len(scenes):
                 return scenes[int(text) - 1]
         return text
+
+    async def _tap(self) -> None:
+        if self.tempo is None:
+            self.message = "TAP: no tempo yet"
+            return
+        try:
+            bpm = await self.tempo.tap()
+        except (ValueError, ShowrunnerError) as exc:
+            self.message = f"TAP ignored: {exc}"
+            return
+        self.message = "TAP ✓" + (f" → {bpm:.1f} bpm" if bpm is not None else "")
 
     async def _run(self, command: str, name: str | None) -> None:
         outcome = await self.commands.run(command, name, source="keyboard")
@@ -311,8 +332,12 @@ class Terminal:
             line = f"{prompt}, Enter fires, Esc cancels: {text}"
             line = line if len(line) <= width else "…" + line[-(width - 1):]
         else:
-            line = render_status(self.player.status(), width)
+            status = self.player.status()
+            tempo = self.tempo.tempo_status() if self.tempo is not None else None
+            line = render_status(status, width, tempo)
             if self.message:
+                if len(line) + 3 + len(self.message) > width:  # the answer before the tempo
+                    line = render_status(status, width)
                 line = (line + " | " + self.message)[:width]
         self._write("\r\x1b[2K" + line)
 

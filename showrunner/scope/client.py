@@ -462,6 +462,32 @@ class ScopeClient:
             ok=(200, 204, 404),
         )
 
+    # -- tempo sync (§6, §10.1) --------------------------------------------------------
+
+    async def tempo_enable(self, source: str, bpm: float, beats_per_bar: int) -> dict[str, Any]:
+        """``POST /api/v1/tempo/enable``: Scope follows `source` ("link" or "midi_clock"); a
+        source the server cannot run (no Link or MIDI support installed) is a ScopeError."""
+        response = await self._request(
+            "POST", "/api/v1/tempo/enable", what="tempo enable",
+            json_body={"source": source, "bpm": bpm, "beats_per_bar": beats_per_bar},
+        )
+        return self._json_object(response, "tempo enable")
+
+    async def tempo_set(self, bpm: float) -> dict[str, Any]:
+        """``POST /api/v1/tempo/set_tempo`` (tempo sync must be on)."""
+        response = await self._request(
+            "POST", "/api/v1/tempo/set_tempo", what="tempo set", json_body={"bpm": bpm}
+        )
+        return self._json_object(response, "tempo set")
+
+    async def tempo_status(self) -> dict[str, Any]:
+        """``GET /api/v1/tempo/status``: `enabled`, `source`, `beats_per_bar`, `beat_state`."""
+        return await self._get_json("/api/v1/tempo/status", what="tempo status")
+
+    async def tempo_disable(self) -> None:
+        """``POST /api/v1/tempo/disable``."""
+        await self._request("POST", "/api/v1/tempo/disable", what="tempo disable")
+
 
 # --------------------------------------------------------------------------------------
 # The live session
@@ -539,6 +565,7 @@ class ScopeSession:
             maxlen=_WRITE_LOG
         )
         self._lost: list[tuple[int, float, dict[str, Any]]] = []
+        self._listeners: list[Callable[[ScopeEvent], None]] = []
 
     def __repr__(self) -> str:
         return (f"ScopeSession({self.client.base_url!r}, session_id={self._session_id!r}, "
@@ -881,14 +908,26 @@ class ScopeSession:
         self._chunk_interval = interval
         self._coalescer.interval = interval
 
+    def listen(self, callback: Callable[[ScopeEvent], None]) -> Callable[[], None]:
+        """Call `callback` with every event besides `on_event` (e.g. each ``tempo_update``);
+        returns the function that stops it."""
+        self._listeners.append(callback)
+
+        def stop() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return stop
+
     def _emit(self, kind: str, payload: dict[str, Any]) -> None:
         event = ScopeEvent(kind=kind, payload=payload, at=self.clock.time())
-        if self.on_event is None:
-            return
-        try:
-            self.on_event(event)
-        except Exception:  # a broken listener must not break the connection
-            log.exception("the Scope event listener failed on %s", kind)
+        for listener in [self.on_event, *self._listeners]:
+            if listener is None:
+                continue
+            try:
+                listener(event)
+            except Exception:  # a broken listener must not break the connection
+                log.exception("the Scope event listener failed on %s", kind)
 
     def _on_server_message(self, text: str) -> None:
         try:

@@ -937,6 +937,26 @@ class Alerts(Model):
     after: Seconds = Field(default=30.0, gt=0, le=86400, description="No picture this long is an outage.")
 
 
+
+TempoSourceName = Literal["fixed", "link", "scope", "midi", "tap", "osc"]
+
+
+class Tempo(Model):
+    """Where the show's tempo comes from while it plays (the `bpm` above is where it starts)."""
+
+    source: TempoSourceName = Field(
+        default="fixed",
+        description="fixed: the show's bpm; link: Ableton Link; scope: Scope's own tempo sync; "
+        "midi: MIDI clock; tap: tapped; osc: set by /showrunner/bpm.",
+    )
+    scope_follows: Literal["link", "midi_clock"] = Field(
+        default="link", description="With source scope: what the Scope server follows."
+    )
+    tap_reset: float = Field(
+        default=2.0, gt=0, le=10, description="Seconds without a tap that start a new tap count."
+    )
+
+
 Loop = Annotated[
     bool | Literal["forever"] | int,
     WithJsonSchema(
@@ -958,6 +978,9 @@ class Show(Model):
     beats_per_bar: int = Field(default=4, ge=1, le=16, description="Beats in one bar (default 4).")
     quantize: Quantize | None = Field(
         default=None, description="GO, cues, GOTO and timed starts land on the next beat or bar."
+    )
+    tempo: Tempo = Field(
+        default_factory=Tempo, description="Where the tempo comes from while the show plays."
     )
     fps: float | None = Field(
         default=None, gt=0, le=240, description="Assumed pipeline fps for seconds -> chunks."

@@ -570,3 +570,42 @@ async def test_inputs_and_learn_over_http() -> None:
         assert refused.status_code == 409 and refused.json() == {"error": "unknown action 'jump'"}
         assert (await c.post("/api/controls", json={"name": "x"})).status_code == 400
     assert live.learned == [("go", None)]
+
+
+# -- tempo -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_tempo_block_taps_and_set_tempos(server: ControlServer) -> None:
+    """`tempo` is null until a tempo is attached; taps and set tempos answer 503 / 409 / 400 /
+    200 as documented, each with a one-line error."""
+    import time
+
+    from showrunner.sync.runner import TempoRunner
+    from showrunner.sync.sources import SourceContext, SourceOptions
+
+    async with client(server) as http:
+        assert (await http.get("/api/status")).json()["tempo"] is None
+        early = await http.post("/api/tempo/tap")
+        assert (early.status_code, early.json()["error"]) == (503, "no show running")
+        fixed = TempoRunner(SourceOptions("fixed", bpm=96), SourceContext(time.monotonic))
+        server.attach_tempo(fixed)
+        refused = await http.post("/api/tempo/bpm", json={"bpm": 100})
+        assert refused.status_code == 409
+        assert refused.json()["error"].startswith("the fixed tempo cannot be changed here")
+        manual = TempoRunner(SourceOptions("osc", bpm=96), SourceContext(time.monotonic))
+        task = asyncio.create_task(manual.run())
+        server.attach_tempo(manual)
+        for body, code, error in [
+            (b"{", 400, "the request body is not JSON"),
+            (b"{}", 400, 'give the tempo as {"bpm": 128} or ?bpm=128'),
+            (b'{"bpm": "x"}', 400, "a tempo is a number of bpm, not 'x'"),
+        ]:
+            answer = await http.post("/api/tempo/bpm", content=body)
+            assert (answer.status_code, answer.json()["error"]) == (code, error)
+        ok = await http.post("/api/tempo/bpm?bpm=140")
+        assert (ok.status_code, ok.json()) == (200, {"command": "bpm", "applied": True, "bpm": 140.0})
+        tempo = (await http.get("/api/status")).json()["tempo"]
+        assert (tempo["source"], tempo["bpm"], tempo["peers"], tempo["error"]) == ("osc", 140.0, None, None)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

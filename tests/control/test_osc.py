@@ -399,3 +399,63 @@ def test_an_input_message_reads_name_and_value() -> None:
     from showrunner.control.osc import read_input
 
     assert read_input("/showrunner/input/level", (1,)) == ("level", 1.0)
+
+
+# -- tempo -----------------------------------------------------------------------------------------
+
+
+def _runner(name: str, bpm: float = 120.0) -> Any:
+    import time
+
+    from showrunner.sync.runner import TempoRunner
+    from showrunner.sync.sources import SourceContext, SourceOptions
+
+    return TempoRunner(SourceOptions(name, bpm=bpm), SourceContext(time.monotonic))
+
+
+@pytest.mark.anyio
+async def test_taps_set_the_tempo_and_every_answer_goes_back(receiver: Receiver) -> None:
+    """/showrunner/tap presses (0 is a release) tap the tempo; /showrunner/bpm on a fixed tempo
+    is refused in the reply; the tempo, bar and beat go out."""
+    runner = _runner("tap")
+    task = asyncio.create_task(runner.run())
+    commands = Commands(FakePlayer())
+    async with OscControl(commands, port=0, out=f"127.0.0.1:{receiver.port}") as osc:
+        osc.tempo = runner
+        await receiver.wait_for("/showrunner/tempo", 120.0)
+        with closing(SimpleUDPClient("127.0.0.1", osc.port)) as sender:
+            for _ in range(4):
+                sender.send_message("/showrunner/tap", 1)
+                sender.send_message("/showrunner/tap", 0)
+                await asyncio.sleep(0.3)
+            await until(lambda: abs(runner.status().bpm - 200.0) < 30, 3.0)
+            replies = [args for address, args in receiver.messages if address == "/showrunner/reply"]
+            assert len(replies) == 4 and all(r[:2] == ("tap", "applied") for r in replies)
+            assert replies[0][3] == ""  # the first tap of a count sets no tempo
+            sent = runner.tempo_status()["bpm"]
+            await until(lambda: abs(receiver.values("/showrunner/tempo")[-1] - sent) < 0.01, 3.0)
+            beats = receiver.values("/showrunner/beat")
+            assert set(beats) <= {1, 2, 3, 4} and len(set(beats)) >= 2  # the beat counts
+            assert receiver.values("/showrunner/bar")[0] == 1
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+@pytest.mark.anyio
+async def test_bpm_on_a_fixed_tempo_or_a_bad_value_changes_nothing(receiver: Receiver) -> None:
+    runner = _runner("fixed", 100.0)
+    task = asyncio.create_task(runner.run())
+    async with OscControl(Commands(FakePlayer()), port=0, out=("127.0.0.1", receiver.port)) as osc:
+        osc.tempo = runner
+        with closing(SimpleUDPClient("127.0.0.1", osc.port)) as sender:
+            sender.send_message("/showrunner/bpm", 128.0)
+            await until(lambda: [a for a, _ in receiver.messages if a == "/showrunner/reply"], 3.0)
+            sender.send_message("/showrunner/bpm", [128.0, 1.0])
+            sender.send_message("/showrunner/bpm", True)
+            await until(lambda: osc.bad.total == 2, 3.0)
+    reply = next(args for address, args in receiver.messages if address == "/showrunner/reply")
+    assert reply == ("bpm", "ignored", "refused",
+                     "the fixed tempo cannot be changed here (tempo source tap, osc, link or scope can)")
+    assert runner.status().bpm == 100.0
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -148,3 +148,42 @@ async def test_go_from_the_page_advances_the_real_show_once(tmp_path: Path) -> N
         ("page", True, None),
         ("page", False, "debounced"),
     ]
+
+
+@needs_chromium
+@pytest.mark.anyio
+async def test_the_tempo_counts_on_the_page_and_taps_set_it(tmp_path: Path) -> None:
+    """The header shows bpm, bar.beat (counting between status events) and the source; the TAP
+    button taps the tempo through the API; without a tempo the display is hidden."""
+    import time
+
+    from showrunner.sync.runner import TempoRunner
+    from showrunner.sync.sources import SourceContext, SourceOptions
+
+    runner = TempoRunner(SourceOptions("tap", bpm=120.0), SourceContext(time.monotonic))
+    task = asyncio.create_task(runner.run())
+    async with ControlServer(page_player(), frames=Frames()) as server:
+        async with chromium(tmp_path) as browser:
+            await browser.open(server.page_url)
+            await browser.wait_for(f"{text_of('now')} === 'intro'")
+            assert await browser.evaluate("document.getElementById('tempo').hidden")
+            server.attach_tempo(runner)
+            await browser.wait_for("!document.getElementById('tempo').hidden")
+            assert await browser.evaluate(text_of("tempo-bpm")) == "120.0"
+            assert await browser.evaluate(text_of("tempo-source")) == "tap"
+            # 120 bpm: two beats a second; the page counts them without new status events.
+            seen = set()
+            for _ in range(12):
+                seen.add(await browser.evaluate(text_of("tempo-beat")))
+                await asyncio.sleep(0.1)
+            assert len(seen) >= 2 and all(re.fullmatch(r"\d+\.[1-4]", b) for b in seen)
+            for _ in range(4):
+                await browser.click("#tap")
+                await asyncio.sleep(0.3)
+            await browser.wait_for(f"{text_of('answer')}.startsWith('TAP ✓ →')")
+            tapped = runner.status().bpm
+            assert 150 < tapped < 260  # taps 0.3 s apart (plus the browser's own delay)
+            await browser.wait_for(f"{text_of('tempo-bpm')} === {json.dumps(f'{tapped:.1f}')}")
+            (tmp_path / "tempo.png").write_bytes(await browser.screenshot())
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -270,3 +270,36 @@ async def test_space_starts_the_next_timed_scene_of_the_real_show(tmp_path: Path
         await until_status(commands.status, scene="two")
         await until(lambda: transitions_to(sim, "a lighthouse in a storm") == 1)
     assert [(r["source"], r["detail"]) for r in journal.records] == [("keyboard", "two")]
+
+
+@pytest.mark.anyio
+async def test_t_taps_the_tempo() -> None:
+    """`t` taps the run's tempo: the first tap of a count moves only the beat; a fixed tempo
+    says why it takes no taps."""
+    from showrunner.sync.runner import TempoRunner
+    from showrunner.sync.sources import SourceContext, SourceOptions
+    from showrunner.testing import FakeClock
+
+    controls = Controls()
+    terminal = Terminal(controls, tty=False, stdout=io.StringIO())
+    assert await terminal.press("t") == "tap"
+    assert terminal.message == "TAP: no tempo yet"
+    clock = FakeClock()
+    tap = TempoRunner(SourceOptions("tap", bpm=120.0), SourceContext(clock.monotonic))
+    task = asyncio.create_task(tap.run())
+    terminal.tempo = tap
+    await terminal.press("T")
+    assert terminal.message == "TAP ✓"
+    await clock.advance(0.5)
+    await terminal.press("t")
+    assert terminal.message == "TAP ✓ → 120.0 bpm"
+    # The status line carries the tempo: bpm and bar.beat (one beat after the first tap: 1.2).
+    line = render_status(PlayerStatus(scene="a", connection=CONNECTED), 100, tap.tempo_status())
+    assert line == "> a | 120.0 bpm 1.2 | Scope connected"
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    terminal.tempo = TempoRunner(SourceOptions("fixed"), SourceContext(clock.monotonic))
+    await terminal.press("t")
+    assert terminal.message is not None
+    assert terminal.message.startswith("TAP ignored: the fixed tempo cannot be changed here")
+    assert controls.calls == []

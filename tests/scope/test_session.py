@@ -568,3 +568,39 @@ async def test_writes_a_hung_server_never_acknowledged_are_reported_lost(tmp_pat
             assert session.take_lost() == [(2, sent_at, {"noise_scale": 0.2})]
             assert session.take_lost() == []
             server.cont()
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_listeners_get_tempo_updates_and_the_tempo_endpoints(
+    client: ScopeClient, sim: Simulator
+) -> None:
+    """`listen` hands out the data channel's messages (tempo_update ~15 Hz once tempo sync is
+    on, docs/scope.md §3.4) beside `on_event`; `stop()` ends it. The tempo endpoints (§6,
+    §10.1): enable, set_tempo, status, disable; a source the server lacks is a ScopeError."""
+    async with ScopeSession(client) as session:
+        await session.open(["controller-viz"], SMALL, FIRST_SCENE)
+        heard: list[ScopeEvent] = []
+        stop = session.listen(heard.append)
+        answer = await client.tempo_enable("link", 100.0, 3)
+        assert (answer["enabled"], answer["beats_per_bar"]) == (True, 3)
+        await _until(lambda: len([e for e in heard if e.kind == "tempo_update"]) >= 3)
+        update = next(e for e in heard if e.kind == "tempo_update")
+        assert update.payload["bpm"] == 100.0 and 0 <= update.payload["beat_phase"] < 1
+        assert (await client.tempo_set(110.0))["beat_state"]["bpm"] == 110.0
+        assert (await client.tempo_status())["source"]["type"] == "link"
+        stop()
+        count = len(heard)
+        await asyncio.sleep(0.2)
+        assert len(heard) == count
+        await client.tempo_disable()
+        assert (await client.tempo_status())["enabled"] is False
+        with pytest.raises(ScopeError, match="answered HTTP 400: Failed to create midi_clock"):
+            await client.tempo_enable("midi_clock", 120.0, 4)
+
+
+async def _until(predicate: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met"
+        await asyncio.sleep(0.01)

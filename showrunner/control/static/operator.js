@@ -181,6 +181,7 @@
     hours.hidden = !status.hours;
     hours.dataset.state = status.closed ? "closed" : "up";
     $("hours-text").textContent = status.hours || "";
+    renderTempo(status.tempo);
     renderBanner(status);
     renderCues(status);
     renderScenes(status);
@@ -394,6 +395,65 @@
     log.prepend(li);
     while (log.children.length > MAX_LOG) log.lastChild.remove();
   }
+
+  // -- tempo ---------------------------------------------------------------------------------
+
+  // The last tempo block and when it arrived: the page counts the beat on at its bpm between
+  // two status events.
+  let tempo = null;
+  let tempoAt = 0;
+
+  function renderTempo(block) {
+    tempo = block || null;
+    tempoAt = performance.now();
+    const box = $("tempo");
+    box.hidden = !tempo;
+    if (!tempo) return;
+    $("tempo-bpm").textContent = tempo.bpm.toFixed(1);
+    let source = tempo.source;
+    if (tempo.peers !== null && tempo.peers !== undefined) source += " · " + tempo.peers + (tempo.peers === 1 ? " peer" : " peers");
+    if (!tempo.playing) source += " · stopped";
+    $("tempo-source").textContent = source;
+    box.dataset.state = tempo.error ? "error" : tempo.playing ? "playing" : "stopped";
+    box.title = tempo.error ? "Tempo: " + tempo.error : "Tempo: bpm, bar.beat, source";
+    tickTempo();
+  }
+
+  function tickTempo() {
+    if (!tempo) return;
+    let beat = tempo.beat;
+    if (tempo.playing) beat += (performance.now() - tempoAt) / 1000 * tempo.bpm / 60;
+    const whole = Math.floor(Math.max(beat, 0));
+    const bar = Math.floor(whole / tempo.beats_per_bar) + 1;
+    const inBar = (whole % tempo.beats_per_bar) + 1;
+    $("tempo-beat").textContent = bar + "." + inBar;
+    const box = $("tempo");
+    const onBeat = tempo.playing && beat - whole < 0.15;
+    box.dataset.onbeat = onBeat && inBar !== 1 ? "yes" : "no";
+    box.dataset.downbeat = onBeat && inBar === 1 ? "yes" : "no";
+  }
+  setInterval(tickTempo, 40);
+
+  async function tap() {
+    const headers = {};
+    if (token) headers["Authorization"] = "Bearer " + token;
+    let text;
+    try {
+      const response = await fetch("/api/tempo/tap", { method: "POST", headers: headers });
+      const answer = await response.json().catch(() => ({}));
+      if (answer.applied) text = "TAP ✓" + (answer.bpm ? " → " + answer.bpm.toFixed(1) + " bpm" : "");
+      else text = "TAP ignored — " + (answer.error || response.status);
+    } catch (err) {
+      text = "TAP failed: " + String(err);
+    }
+    $("answer").textContent = text;
+  }
+  $("tap").addEventListener("click", tap);
+  document.addEventListener("keydown", (e) => {
+    const tag = (e.target && e.target.tagName) || "";
+    if (tag === "INPUT" || tag === "TEXTAREA" || e.repeat) return;
+    if (e.key === "t" || e.key === "T") tap();
+  });
 
   // -- the event stream ----------------------------------------------------------------------
 
