@@ -379,6 +379,9 @@ class Timeouts(Model):
     first_frame: Seconds = Field(default=10.0, gt=0, description="The first video frame after connecting.")
 
 
+Transport = Literal["webrtc", "headless"]
+
+
 class ScopeTarget(Model):
     url: str | None = Field(
         default=None,
@@ -387,6 +390,11 @@ class ScopeTarget(Model):
     )
     auth: Auth | None = Field(default=None, description="Auth header for a Scope behind a proxy.")
     timeouts: Timeouts = Field(default_factory=Timeouts, description="Seconds before giving up.")
+    transport: Transport = Field(
+        default="webrtc",
+        description="How the show reaches Scope: webrtc (a session whose video comes back) or "
+        "headless (Scope's session without WebRTC, updates over HTTP, no video back).",
+    )
 
 
 class ImageAsset(Model):
@@ -700,7 +708,23 @@ def semantic_problems(show: Show) -> list[Problem]:
     """Errors that involve several fields, with the location of the offending value."""
     return (
         list(_names(show)) + list(_scene_refs(show)) + list(_sizes(show)) + list(_prompt_lists(show))
+        + transport_problems(show, show.scope.transport)
     )
+
+
+def transport_problems(show: Show, transport: Transport) -> list[Problem]:
+    """What `show` needs that `transport` cannot do (docs/scope.md §2.8): the headless session
+    runs one pipeline, so a chain of pipelines needs WebRTC."""
+    if transport != "headless":
+        return []
+    written: list[tuple[Loc, list[str]]] = [(("defaults", "pipeline"), show.defaults.pipeline)]
+    written += [(("scenes", i, "pipeline"), s.pipeline) for i, s in enumerate(show.scenes) if s.pipeline]
+    return [
+        (loc, f"the chain {'+'.join(chain)} cannot play over the headless transport: Scope's "
+              "headless session runs one pipeline; use transport webrtc for a chain")
+        for loc, chain in written
+        if len(chain) > 1
+    ]
 
 
 def _names(show: Show) -> Iterator[Problem]:
