@@ -43,10 +43,11 @@ from showrunner.plan.start import StartPoint, start_point
 from showrunner.plan.timeline import Timeline
 from showrunner.reload.apply import HotReload, Output
 from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession
+from showrunner.scope.headless import HeadlessSession
 from showrunner.scope.preflight import check_pipelines
 from showrunner.settings import Settings
-from showrunner.show.load import LoadResult, allowed_folders, load
-from showrunner.show.model import Show
+from showrunner.show.load import LoadResult, allowed_folders, format_key_path, load, source_location
+from showrunner.show.model import Show, Transport, transport_problems
 from showrunner.sim import SimThread
 
 __all__ = ["RunOptions", "StreamOutput", "needed_pipelines", "run", "run_show"]
@@ -101,10 +102,13 @@ class RunOptions:
     stdin_tty: bool | None = None  # keys from stdin: None = when it is a terminal
     allow_paths: tuple[Path, ...] = ()  # folders besides the show's own it may read (--allow-path)
     resume: bool = False  # continue from the state file (shows with hours or loops always do)
+    transport: Transport | None = None  # --transport; default: the show's scope.transport
 
     def __post_init__(self) -> None:
         if self.reload_at not in (None, "now", "boundary"):
             raise ValueError(f"reload_at must be 'now' or 'boundary', not {self.reload_at!r}")
+        if self.transport not in (None, "webrtc", "headless"):
+            raise ValueError(f"transport must be 'webrtc' or 'headless', not {self.transport!r}")
 
 
 @dataclass
@@ -233,12 +237,13 @@ async def run_show(
     reload_at: str | None = None,
     commands: Commands | None = None,
     resume: bool = False,
+    transport: Transport | None = None,
 ) -> int:
     """`run` without a control page or OSC, printing to stdout/stderr (tests, benchmarks)."""
     options = RunOptions(
         Path(path), scope_url=scope_url, start_scene=start_scene, at=at, journal_path=journal_path,
         record_video=record_video, state_file=state_file, reload_at=reload_at, stdin_tty=stdin_tty,
-        resume=resume,
+        resume=resume, transport=transport,
     )
     return await run(options, settings=settings, clock=clock, stop_event=stop_event,
                      on_player=on_player, commands=commands)
@@ -277,6 +282,7 @@ class _PreparedShow:
     headers: dict[str, str]
     hours: OpeningHours | None
     state_path: Path
+    transport: Transport
 
 
 def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _PreparedShow | None:
@@ -295,13 +301,33 @@ def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _Prep
     except ShowrunnerError as exc:
         out.warn(f"error: {exc}")
         return None
+    transport = options.transport or result.show.scope.transport
+    if (refusals := _transport_refusals(options, result, transport)):
+        for line in refusals:
+            out.warn(line)
+        return None
     state_path = Path(options.state_file) if options.state_file else default_state_path(show_path)
     if (refused := state_file_problem(state_path)) is not None:
         out.warn(f"error: {refused}")
         return None
     if options.start_scene is None and options.at is None:
         point = _where_to_start(options, result, timeline, state_path, out) or point
-    return _PreparedShow(result, timeline, point, headers, hours, state_path)
+    return _PreparedShow(result, timeline, point, headers, hours, state_path, transport)
+
+
+def _transport_refusals(options: RunOptions, result: LoadResult, transport: Transport) -> list[str]:
+    """What the show or the run options need that `transport` cannot do (one line each); the
+    show's own scope.transport was already checked by the load."""
+    lines = []
+    if transport != result.show.scope.transport:
+        for loc, message in transport_problems(result.show, transport):
+            path, line, col = source_location(result, loc)
+            lines.append(f"{path}:{line}:{col}: {format_key_path(loc)}: {message} (--transport {transport})")
+    if transport == "headless" and options.record_video is not None:
+        lines.append("error: --record-video records the video Scope sends back, and the headless "
+                     "transport receives none: record on the server (its output.ts, or the "
+                     "NDI/Spout/Syphon output) or use --transport webrtc")
+    return lines
 
 
 def _wall_clock_show(result: LoadResult, timeline: Timeline) -> bool:
@@ -359,9 +385,14 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         hot = HotReload(client, show_path, result, options.reload_at, out, show_hash)
         hot.start()
         stack.push_async_callback(hot.stop)
-        session = await stack.enter_async_context(
-            ScopeSession(client, record_video=options.record_video)
-        )
+        session: ScopeSession | HeadlessSession
+        if prepared.transport == "headless":
+            session = await stack.enter_async_context(HeadlessSession(client))
+            out.say("Transport: headless (updates over HTTP, no video back)")
+        else:
+            session = await stack.enter_async_context(
+                ScopeSession(client, record_video=options.record_video)
+            )
         # The player exists (pending, its first scene waiting) while Scope is prepared, so the
         # control surfaces show what the show waits for.
         player = await _player(stack, prepared, session, hooks, options, url)
@@ -386,7 +417,7 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
 async def _player(
     stack: AsyncExitStack,
     prepared: _PreparedShow,
-    session: ScopeSession,
+    session: ScopeSession | HeadlessSession,
     hooks: _Hooks,
     options: RunOptions,
     url: str,
@@ -407,7 +438,8 @@ async def _player(
     hooks.commands.attach(player)
     if hooks.server is not None:
         hooks.server.attach(player)
-        hooks.server.frames = session  # the page's preview: the video Scope sends back
+        # The page's preview: the video Scope sends back, or (headless) its /session/frame.
+        hooks.server.frames = session
     if hooks.on_player is not None:
         hooks.on_player(player)
     stack.enter_context(prompt_thread_switches())

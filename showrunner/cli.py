@@ -178,6 +178,7 @@ def _run(args: argparse.Namespace) -> int:
         min_go_interval=args.min_go_interval,
         allow_paths=tuple(args.allow_path),
         resume=args.resume,
+        transport=args.transport,
     )
     return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
 
@@ -250,6 +251,12 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--at", metavar="TIME", help="start at TIME or SCENE+OFFSET")
     p.add_argument("--journal", metavar="FILE", help="write every action as JSON lines")
     p.add_argument("--record-video", metavar="FILE", help="write the received video to a file")
+    p.add_argument(
+        "--transport", choices=["webrtc", "headless"],
+        help="how the show reaches Scope: webrtc (video comes back) or headless (HTTP only, no "
+             "video back; the picture leaves Scope by NDI/Spout/Syphon); default: the show's "
+             "scope.transport",
+    )
     p.add_argument(
         "--state-file", metavar="FILE",
         help="where the resume state is kept (default: .NAME.showrunner-state.json beside the show)",

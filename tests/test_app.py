@@ -569,3 +569,100 @@ async def test_a_go_while_scope_is_awaited_is_armed_and_applied_once_it_is_up(
         assert await asyncio.wait_for(run_task, 10) == 0
     finally:
         thread.stop()
+
+
+# -- the headless transport (docs/scope.md §2.8) ---------------------------------------------
+
+
+def journal_messages(path: Path) -> list[tuple[str, str, str, Any]]:
+    return [(r["kind"], r["label"], r["scene"], r["message"]) for r in read_journal(path)
+            if r["message"] is not None]
+
+
+@pytest.mark.anyio
+async def test_headless_plays_the_same_journal_without_any_webrtc(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """`--transport headless`: no offer, no peer connection, no video; the session starts over
+    HTTP, every update is a POST, and the journal's messages are those of the WebRTC run."""
+    show = write(tmp_path, THREE)
+    code = await asyncio.wait_for(
+        run_show(show, scope_url=sim_thread.url, journal_path=tmp_path / "webrtc.jsonl",
+                 stdin_tty=False, state_file=tmp_path / "s.json"), 20)
+    assert code == 0
+    mark = len(sim_thread.records)
+    code = await asyncio.wait_for(
+        run_show(show, scope_url=sim_thread.url, journal_path=tmp_path / "headless.jsonl",
+                 stdin_tty=False, state_file=tmp_path / "s.json", transport="headless"), 20)
+    assert code == 0
+    records = sim_thread.records[mark:]
+    assert not [r for r in records if "webrtc" in r.get("path", "") or r["kind"] == "data"]
+    assert not sim_thread.peers
+    starts = [r["json"] for r in records if r["kind"] == "http" and r["path"] == "/api/v1/session/start"]
+    assert [s["prompts"][0]["text"] for s in starts] == ["a forest at dawn"]
+    posts = [r["json"] for r in records
+             if r["kind"] == "http" and r["path"] == "/api/v1/session/parameters" and r["method"] == "POST"]
+    assert prompts_of(posts[-1]) == ["the forest at dusk"]
+    headless = journal_messages(tmp_path / "headless.jsonl")
+    assert headless == journal_messages(tmp_path / "webrtc.jsonl")
+    assert len(posts) == sum(kind == "send" for kind, *_ in headless)
+
+
+CHAIN = """
+title: chain
+defaults: {pipeline: [passthrough, controller-viz]}
+scenes:
+  - {name: only, prompts: a look, duration: 0.2}
+"""
+
+
+@pytest.mark.anyio
+async def test_what_headless_cannot_do_is_refused_before_anything_connects(
+    sim_thread: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show = write(tmp_path, CHAIN)
+    code = await run_show(show, scope_url=sim_thread.url, stdin_tty=False, transport="headless")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{show}:3:22: defaults.pipeline: the chain passthrough+controller-viz cannot play over " \
+           "the headless transport" in err and err.rstrip().endswith("(--transport headless)")
+    show = write(tmp_path, HOLD)
+    code = await run_show(show, scope_url=sim_thread.url, stdin_tty=False, transport="headless",
+                          record_video=tmp_path / "out.mp4")
+    assert code == 1
+    assert "error: --record-video records the video Scope sends back, and the headless transport " \
+           "receives none" in capsys.readouterr().err
+    assert not [r for r in sim_thread.records if r["kind"] == "http" and r["path"].startswith("/api/")]
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_headless_recovers_from_a_scope_crash_at_the_wall_clock_scene(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """As over WebRTC: the server dies and comes back; the watchdog starts a new headless
+    session with the state of the scene the wall clock says, and the show goes on."""
+    show = write(tmp_path, RECOVER)
+    journal_path = tmp_path / "run.jsonl"
+    players: list[Player] = []
+    run = asyncio.create_task(
+        run_show(show, scope_url=sim_thread.url, journal_path=journal_path, stdin_tty=False,
+                 state_file=tmp_path / "s.json", on_player=players.append, transport="headless")
+    )
+    await until(lambda: players and players[0].status().scene == "during")
+    await asyncio.sleep(0.2)
+    await sim_thread.crash()
+    restart_from = len(sim_thread.records)
+    await asyncio.sleep(1.0)
+    await sim_thread.start()
+    assert await asyncio.wait_for(run, 20) == 0
+    after = sim_thread.records[restart_from:]
+    start = next(r for r in after if r["kind"] == "http" and r["path"] == "/api/v1/session/start")
+    assert prompts_of(start["json"]) == ["during the storm"]
+    later = [r["json"] for r in after if r["kind"] == "http" and r["path"] == "/api/v1/session/parameters"
+             and r["method"] == "POST"]
+    assert any(prompts_of(m) == ["after the storm"] for m in later)
+    assert not [r for r in sim_thread.records if "webrtc" in r.get("path", "")]
+    journal = read_journal(journal_path)
+    assert "watchdog" in [r["kind"] for r in journal]
+    assert any(r["kind"] == "reconnect" and r["label"] == "ok" for r in journal)
