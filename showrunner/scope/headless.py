@@ -110,8 +110,12 @@ class HeadlessSession:
         self._frames_out: int | None = None
         self._progress_at: float | None = None  # monotonic time frames_out last rose
         self._in_force: dict[str, Any] = dict(HTTP_DEFAULTS)
-        self._posts: collections.OrderedDict[int, asyncio.Task[float]] = collections.OrderedDict()
+        # Per write number: when its POST started, for the senders whose update it carries.
+        self._posts: collections.OrderedDict[int, asyncio.Future[float]] = collections.OrderedDict()
         self._post_lock = asyncio.Lock()  # POSTs go out one after the other, in write order
+        self._post_tasks: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[int, tuple[float, dict[str, Any]]] = {}  # POSTs not answered yet
+        self._lost: list[tuple[int, float, dict[str, Any]]] = []
         self._monitor: asyncio.Task[None] | None = None
         self._jpeg: bytes | None = None
         self._jpeg_wanted = -math.inf
@@ -214,9 +218,10 @@ class HeadlessSession:
         """Stop the headless session on the server. Idempotent; never raises."""
         self._coalescer.cancel(ScopeConnectError("the headless session closed before the update was sent"))
         monitor, self._monitor = self._monitor, None
-        if monitor is not None:
-            monitor.cancel()
-            await asyncio.gather(monitor, return_exceptions=True)
+        tasks = [*self._post_tasks, *([monitor] if monitor is not None else [])]
+        for task in tasks:  # a POST the server has not answered is reported lost (`take_lost`)
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if not self._running:
             return
         self._running = False
@@ -251,8 +256,11 @@ class HeadlessSession:
         self._coalescer.expect(at)
 
     def take_lost(self) -> list[tuple[int, float, dict[str, Any]]]:
-        """Nothing is ever lost unseen: every POST is answered, and a failed one fails its send."""
-        return []
+        """(write number, unix time, message) of each POST the server had not answered when the
+        session closed (it may or may not have applied it); each is reported once. A POST the
+        server refused fails its send instead."""
+        lost, self._lost = self._lost, []
+        return lost
 
     def _write(self, message: dict[str, Any], number: int) -> float:
         """Start the POST of `message` (write `number`), after the ones before it."""
@@ -267,17 +275,37 @@ class HeadlessSession:
             self._paused = bool(message["paused"])
             if not self._paused:
                 self._watch_from = self.clock.monotonic()
-        self._posts[number] = asyncio.create_task(self._post(wire))
+        done: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+        self._posts[number] = done
         while len(self._posts) > _POSTS_KEPT:
             self._posts.popitem(last=False)
+        task = asyncio.create_task(self._post(wire, number, message, done))
+        self._post_tasks.add(task)
+        task.add_done_callback(self._post_tasks.discard)
         log.debug("sending %s", wire)
         return self.clock.time()
 
-    async def _post(self, wire: str) -> float:
-        async with self._post_lock:
-            at = self.clock.time()
-            await self.client.post_parameters(wire)
-            return at
+    async def _post(
+        self, wire: str, number: int, message: dict[str, Any], done: asyncio.Future[float]
+    ) -> None:
+        """POST `wire` once the POSTs before it are answered; `done` gets the time it started."""
+        try:
+            async with self._post_lock:
+                at = self.clock.time()
+                self._in_flight[number] = (at, message)
+                await self.client.post_parameters(wire)
+                del self._in_flight[number]
+                done.set_result(at)
+        except asyncio.CancelledError:  # the session closed
+            flight = self._in_flight.pop(number, None)
+            if flight is not None:  # written, never answered: its send went out, it may be lost
+                self._lost.append((number, *flight))
+                done.set_result(flight[0])
+            else:
+                _fail(done, ScopeConnectError("the headless session closed before the update was sent"))
+        except Exception as exc:
+            self._in_flight.pop(number, None)
+            _fail(done, exc)
 
     # -- health ------------------------------------------------------------------------------
 
@@ -358,3 +386,9 @@ class HeadlessSession:
     def _set_interval(self, interval: float | None) -> None:
         self._chunk_interval = interval if interval is not None else FALLBACK_CHUNK_INTERVAL
         self._coalescer.interval = self._chunk_interval
+
+
+def _fail(future: asyncio.Future[float], exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+        future.exception()  # its senders may have gone; don't let asyncio warn about it

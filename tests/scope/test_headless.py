@@ -178,3 +178,35 @@ async def test_the_preview_is_fetched_while_someone_looks(client: ScopeClient, s
         fetched = len(http(sim, "GET", "/api/v1/session/frame"))
         await asyncio.sleep(0.5)
         assert len(http(sim, "GET", "/api/v1/session/frame")) - fetched <= 6  # at most every 0.1 s
+
+
+@pytest.mark.anyio
+async def test_a_post_a_hung_server_never_answered_is_reported_lost() -> None:
+    """SIGSTOP: a POST written to the stopped server gets no answer. Its send went out (as a
+    data-channel write does); when the session closes it is reported by `take_lost` (the
+    journal's `lost`), the update behind it fails, and the frames' age grows meanwhile."""
+    from sim_process import sim_process
+
+    with sim_process() as server:
+        async with ScopeClient(server.url, timeouts=ClientTimeouts(request=5.0, connect=1.0)) as client:
+            session = HeadlessSession(client, watch_period=0.05)
+            await session.open(["controller-viz"], SMALL, FIRST)
+            await session.send({"noise_scale": 0.1})
+            await until(lambda: session.frame_age() is not None, 5)
+            server.stop()
+            await asyncio.sleep(session.chunk_interval + 0.05)
+            hung = asyncio.create_task(session.send({"noise_scale": 0.2}))
+            await asyncio.sleep(0.5)
+            assert not hung.done()
+            behind = asyncio.create_task(session.send({"noise_scale": 0.3}))
+            await asyncio.sleep(0.05)
+            age = session.frame_age()
+            assert age is not None and age >= 0.3
+            await session.close()  # the stop times out against the stopped server: no matter
+            sent_at, written = await hung
+            assert written == {"noise_scale": 0.2}
+            assert session.take_lost() == [(2, sent_at, {"noise_scale": 0.2})]
+            assert session.take_lost() == []
+            with pytest.raises(ScopeError, match="closed before the update was sent"):
+                await behind
+            server.cont()
