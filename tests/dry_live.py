@@ -171,7 +171,8 @@ async def play_and_compare(
     script = script or Script()
     done = 0
     async with _running(player):
-        for _ in range(limit * 4):
+        # Steps: an entry, or a keyframe the clock stops at on the way (enough for either).
+        for _ in range(limit * 40):
             await _quiet(player, clock, wait)
             scenes = [r for r in journal.records if r["kind"] == "scene"]
             for record in scenes[done:]:
