@@ -382,7 +382,8 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         quit_early = _quit_signal(stack, hooks.stop_event)
         # Watch the show from now on: an edit made while Scope connects is not lost, and the
         # watch's first look at the files happens before timed playback begins.
-        hot = HotReload(client, show_path, result, options.reload_at, out, show_hash)
+        hot = HotReload(client, show_path, result, options.reload_at, out, show_hash,
+                        refuse=lambda edited: _transport_refusals(options, edited, prepared.transport))
         hot.start()
         stack.push_async_callback(hot.stop)
         session: ScopeSession | HeadlessSession
