@@ -198,6 +198,15 @@ def _allow_path(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _transport(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--transport", choices=["webrtc", "headless"],
+        help="how the show reaches Scope: webrtc (video comes back) or headless (HTTP only, no "
+             "video back; the picture leaves Scope by NDI/Spout/Syphon); default: the show's "
+             "scope.transport",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="showrunner", description="Run AI-video shows against a Daydream Scope server."
@@ -251,12 +260,7 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--at", metavar="TIME", help="start at TIME or SCENE+OFFSET")
     p.add_argument("--journal", metavar="FILE", help="write every action as JSON lines")
     p.add_argument("--record-video", metavar="FILE", help="write the received video to a file")
-    p.add_argument(
-        "--transport", choices=["webrtc", "headless"],
-        help="how the show reaches Scope: webrtc (video comes back) or headless (HTTP only, no "
-             "video back; the picture leaves Scope by NDI/Spout/Syphon); default: the show's "
-             "scope.transport",
-    )
+    _transport(p)
     p.add_argument(
         "--state-file", metavar="FILE",
         help="where the resume state is kept (default: .NAME.showrunner-state.json beside the show)",
