@@ -103,6 +103,7 @@ class HeadlessSession:
         self._coalescer = Coalescer(self._write, self._chunk_interval, clock=clock)
         self._running = False  # a session was started here and not stopped
         self._gone: str | None = None  # the server says it no longer runs it
+        self._hidden = False  # the metrics show another (WebRTC) session instead of ours
         self._chain: list[str] = []
         self._server_start_time: float | None = None
         self._paused = False
@@ -187,7 +188,7 @@ class HeadlessSession:
             log.info("stopped a headless session that was already running")
         await self.client.start_headless(start_body(ids[0], initial))
         self.starts += 1
-        self._running, self._gone, self._chain = True, None, ids
+        self._running, self._gone, self._hidden, self._chain = True, None, False, ids
         self._in_force = {k: initial.get(k, v) for k, v in HTTP_DEFAULTS.items()}
         self._paused = bool(initial.get("paused", False))
         self._watch_from = self.clock.monotonic()
@@ -312,7 +313,7 @@ class HeadlessSession:
     def frame_age(self) -> float | None:
         """Seconds since ``frames_out`` last rose (or since frames were expected again); None
         while none is expected: no session, a paused picture, before the first frame."""
-        if not self._running or self._paused or self._progress_at is None:
+        if not self._running or self._paused or self._hidden or self._progress_at is None:
             return None
         return self.clock.monotonic() - max(self._progress_at, self._watch_from)
 
@@ -331,7 +332,7 @@ class HeadlessSession:
             return "no headless session"
         if self._gone is not None:
             return self._gone
-        if not self._paused:
+        if not (self._paused or self._hidden):
             now = self.clock.monotonic()
             if self._progress_at is None:
                 waited = now - self._watch_from
@@ -364,10 +365,16 @@ class HeadlessSession:
         entry = sessions.get(HEADLESS_ID)
         if not isinstance(entry, dict):
             # Nothing at all: the server runs no session. Another session listed instead (a
-            # WebRTC one, e.g. a browser on Scope's UI) hides ours: nothing can be told then.
+            # WebRTC one, e.g. a browser on Scope's UI) hides ours: nothing can be told then,
+            # and frames are not watched until ours shows again.
             if not sessions:
                 self._gone = "the headless session is gone"
+            else:
+                self._hidden = True
             return
+        if self._hidden:
+            self._hidden = False
+            self._watch_from = self.clock.monotonic()
         frames = entry.get("frames_out")
         if isinstance(frames, int) and not isinstance(frames, bool):
             if self._frames_out is None or frames != self._frames_out:

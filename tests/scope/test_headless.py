@@ -10,7 +10,7 @@ import pytest
 
 from showrunner.errors import ScopeError, ScopeProtocolError
 from showrunner.live.sink import PacedSink
-from showrunner.scope.client import ClientTimeouts, ScopeClient
+from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession
 from showrunner.scope.headless import HeadlessSession, start_body
 from showrunner.sim import Simulator, serve_sim
 from showrunner.testing import until
@@ -210,3 +210,24 @@ async def test_a_post_a_hung_server_never_answered_is_reported_lost() -> None:
             with pytest.raises(ScopeError, match="closed before the update was sent"):
                 await behind
             server.cont()
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_a_webrtc_session_beside_it_hides_the_frames_and_is_no_stall(
+    client: ScopeClient, sim: Simulator
+) -> None:
+    """With a WebRTC session open (Scope's UI in a browser), /session/metrics shows only that
+    one (§2.7): frames are not judged then, rather than taken for a stall; once it closes, they
+    are watched again."""
+    async with HeadlessSession(client, watch_period=0.05) as session:
+        await session.open(["controller-viz"], SMALL, FIRST)
+        await until(lambda: session.frame_age() is not None, 5)
+        async with ScopeSession(client) as browser:
+            await browser.open(["controller-viz"], SMALL, FIRST)
+            await until(lambda: session.frame_age() is None, 5)
+            await asyncio.sleep(0.3)
+            assert session.frame_age() is None and session.connected
+            assert await session.liveness() is None
+        await until(lambda: (session.frame_age() or 9) < 0.5, 5)
+        assert await session.liveness() is None
