@@ -666,3 +666,52 @@ async def test_headless_recovers_from_a_scope_crash_at_the_wall_clock_scene(
     journal = read_journal(journal_path)
     assert "watchdog" in [r["kind"] for r in journal]
     assert any(r["kind"] == "reconnect" and r["label"] == "ok" for r in journal)
+
+
+@pytest.mark.anyio
+async def test_the_page_preview_comes_from_session_frame_over_headless(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """No video comes back over the headless transport: the control page's preview is Scope's
+    `GET /api/v1/session/frame`, fetched only once the page asks for it (docs/scope.md §2.7)."""
+    import httpx
+
+    out, err = io.StringIO(), io.StringIO()
+    show = write(tmp_path, HOLD)
+    stop = asyncio.Event()
+    options = RunOptions(show, scope_url=sim_thread.url, stdin_tty=False, control_port=0,
+                         state_file=tmp_path / "s.json", transport="headless")
+    task = asyncio.create_task(run(options, output=StreamOutput(out, err), stop_event=stop,
+                                   settings=Settings.from_environ({})))
+    try:
+        line = await until(
+            lambda: next((li for li in err.getvalue().splitlines() if "control: " in li), None)
+        )
+        page = line.split("control: ", 1)[1].strip()
+        await until(lambda: sim_thread.headless is not None and sim_thread.headless.session.frames_sent)
+        await asyncio.sleep(1.5)
+
+        def frames_fetched() -> int:
+            return sum(1 for r in sim_thread.records if r["kind"] == "http"
+                       and r["path"] == "/api/v1/session/frame")
+
+        assert frames_fetched() == 0  # nobody looked yet
+        async with httpx.AsyncClient(base_url=page.split("/?")[0].rstrip("/"), timeout=5) as c:
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                async with c.stream("GET", "/preview.mjpg") as response:
+                    if response.status_code == 200:
+                        chunk = b""
+                        async for part in response.aiter_bytes():
+                            chunk += part
+                            if b"\xff\xd8" in chunk:
+                                break
+                        break
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.2)
+        assert b"\xff\xd8" in chunk
+        assert frames_fetched() >= 1
+        assert not [r for r in sim_thread.records if "webrtc" in r.get("path", "")]
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 10) == 0
