@@ -386,14 +386,7 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
                         refuse=lambda edited: _transport_refusals(options, edited, prepared.transport))
         hot.start()
         stack.push_async_callback(hot.stop)
-        session: ScopeSession | HeadlessSession
-        if prepared.transport == "headless":
-            session = await stack.enter_async_context(HeadlessSession(client))
-            out.say("Transport: headless (updates over HTTP, no video back)")
-        else:
-            session = await stack.enter_async_context(
-                ScopeSession(client, record_video=options.record_video)
-            )
+        session = await _session(stack, client, options, prepared.transport, out)
         # The player exists (pending, its first scene waiting) while Scope is prepared, so the
         # control surfaces show what the show waits for.
         player = await _player(stack, prepared, session, hooks, options, url)
@@ -413,6 +406,16 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
             return await player.run()
         finally:
             await hot.stop()  # before the journal and the session close
+
+
+async def _session(
+    stack: AsyncExitStack, client: ScopeClient, options: RunOptions, transport: Transport, out: Output
+) -> ScopeSession | HeadlessSession:
+    """The Scope session the show plays into: WebRTC, or headless (docs/operating.md)."""
+    if transport == "headless":
+        out.say("Transport: headless (updates over HTTP, no video back)")
+        return await stack.enter_async_context(HeadlessSession(client))
+    return await stack.enter_async_context(ScopeSession(client, record_video=options.record_video))
 
 
 async def _player(

@@ -41,10 +41,10 @@ from showrunner.scope.client import (
     FALLBACK_CHUNK_INTERVAL,
     HEALTH_TIMEOUT,
     ScopeClient,
-    initial_parameters,
     paced_interval,
     runtime_update,
 )
+from showrunner.scope.client import initial_parameters as checked_start
 from showrunner.scope.clock import SYSTEM_TIME, SessionClock
 from showrunner.scope.pacing import Coalescer, Prepared, Written
 
@@ -170,10 +170,10 @@ class HeadlessSession:
         self,
         chain: Sequence[str],
         load_params: Mapping[str, Any],
-        initial_parameters_: Mapping[str, Any],
+        initial_parameters: Mapping[str, Any],
     ) -> float:
         """Load `chain` (one pipeline), stop any headless session, start one with
-        `initial_parameters_`; return the seconds taken."""
+        `initial_parameters`; return the seconds taken."""
         if self._running:
             raise RuntimeError("the session is already open; call switch() or close() first")
         started = self.clock.monotonic()
@@ -181,7 +181,7 @@ class HeadlessSession:
         if len(ids) != 1:
             raise ScopeError(f"the headless transport plays one pipeline per session, not the chain "
                              f"{'+'.join(ids)} (docs/scope.md §2.8); use scope.transport: webrtc")
-        initial = initial_parameters(ids, initial_parameters_)
+        initial = checked_start(ids, initial_parameters)
         self._server_start_time = (await self.client.health()).server_start_time
         await self.client.load_pipeline(ids, load_params)
         if await self.client.stop_headless():
@@ -207,12 +207,12 @@ class HeadlessSession:
         self,
         chain: Sequence[str],
         load_params: Mapping[str, Any],
-        initial_parameters_: Mapping[str, Any],
+        initial_parameters: Mapping[str, Any],
     ) -> float:
         """Stop, load, start again (§4.2); return the gap."""
         started = self.clock.monotonic()
         await self.close()
-        await self.open(chain, load_params, initial_parameters_)
+        await self.open(chain, load_params, initial_parameters)
         return self.clock.monotonic() - started
 
     async def close(self) -> None:
