@@ -309,13 +309,15 @@ async def test_examples_play_what_the_report_says_on_both_transports(
     assert len(sim_thread.peers) == offers
     # Which keyframe samples go out while the FakeClock steps to the next scene depends on how
     # the real I/O interleaves with its steps (two WebRTC runs differ there too): those are
-    # compared with the plan, everything else between the two journals.
+    # compared with the plan, everything else between the two journals, except `lost` lines:
+    # whether a write was acknowledged when its connection closed for the scripted reconnect
+    # is the transport's timing (SCTP acknowledgements, HTTP answers).
     timeline = compile_timeline(load(path).show, source=str(path))
     for checked in (webrtc, played):
         for _kind, label, scene, offset, _ in checked.messages():
             if label == "keyframe":
                 assert offset in {a.offset for a in timeline.scene(scene).actions if a.label == label}
-    assert [m for m in played.messages() if m[1] != "keyframe"] == [
-        m for m in webrtc.messages() if m[1] != "keyframe"
+    assert [m for m in played.messages() if m[1] != "keyframe" and m[0] != "lost"] == [
+        m for m in webrtc.messages() if m[1] != "keyframe" and m[0] != "lost"
     ]
     assert len(played.messages()) > 4
