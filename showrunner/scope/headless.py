@@ -60,6 +60,8 @@ _PREVIEW_QUALITY = 70
 _STALL_SECONDS = 3.0
 # What the validated HTTP model adds to every update when it is absent (§2.8, §8-I).
 HTTP_DEFAULTS: Mapping[str, Any] = {"vace_context_scale": 1.0, "prompt_interpolation_method": "linear"}
+# Closing waits this long (real seconds) for POSTs already handed over before giving up on them.
+_DRAIN_SECONDS = 1.0
 # Futures of recent POSTs, by write number, for the senders whose update they carry.
 _POSTS_KEPT = 64
 
@@ -216,9 +218,12 @@ class HeadlessSession:
         return self.clock.monotonic() - started
 
     async def close(self) -> None:
-        """Stop the headless session on the server. Idempotent; never raises."""
+        """Stop the headless session on the server, once the POSTs already written are answered
+        (at most `_DRAIN_SECONDS`; the rest are reported lost). Idempotent; never raises."""
         self._coalescer.cancel(ScopeConnectError("the headless session closed before the update was sent"))
         monitor, self._monitor = self._monitor, None
+        if self._post_tasks:  # updates already handed over go out first (the show's last one)
+            await asyncio.wait(list(self._post_tasks), timeout=_DRAIN_SECONDS)
         tasks = [*self._post_tasks, *([monitor] if monitor is not None else [])]
         for task in tasks:  # a POST the server has not answered is reported lost (`take_lost`)
             task.cancel()

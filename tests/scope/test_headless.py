@@ -231,3 +231,22 @@ async def test_a_webrtc_session_beside_it_hides_the_frames_and_is_no_stall(
             assert await session.liveness() is None
         await until(lambda: (session.frame_age() or 9) < 0.5, 5)
         assert await session.liveness() is None
+
+
+@pytest.mark.anyio
+async def test_close_lets_the_updates_already_written_go_out_first(
+    client: ScopeClient, sim: Simulator
+) -> None:
+    """The show's last update, written just before the run ends, still reaches Scope, before
+    the stop (a data-channel write is on its way already too)."""
+    async with HeadlessSession(client) as session:
+        await session.open(["controller-viz"], SMALL, FIRST)
+        last = asyncio.create_task(session.send({"noise_scale": 0.6}))
+        await asyncio.sleep(0)
+        await session.close()
+        _, written = await last
+        assert written == {"noise_scale": 0.6} and session.take_lost() == []
+    steps = [(r["path"], r["json"]) for r in sim.records if r["kind"] == "http" and r["method"] == "POST"
+             and r["path"] in ("/api/v1/session/parameters", "/api/v1/session/stop")]
+    assert steps[-2][0] == "/api/v1/session/parameters" and steps[-2][1]["noise_scale"] == 0.6
+    assert steps[-1][0] == "/api/v1/session/stop"
