@@ -5,10 +5,15 @@ with `run_show` against the simulator in a process of its own (as a real Scope s
 a journal and the simulator's record, and prints:
 
 - send lateness: journal ``sent_at - planned_at`` (when the message was written to the data
-  channel, against its planned time) — target p99 <= 1 ms;
+  channel, or its POST started over the headless transport, against its planned time) —
+  target p99 <= 1 ms;
 - end-to-end lateness: simulator ``received_at - planned_at`` — target p99 <= 5 ms.
 
     .venv/bin/python bench/bench_cue_timing.py [--scenes 260] [--scene-seconds 0.25] [--sim-thread]
+        [--transport webrtc|headless|both]
+
+``--transport both`` (the default) plays the show over WebRTC and then over the headless
+transport (``POST /api/v1/session/parameters``, docs/scope.md §2.8) and prints both figures.
 
 Two references show what the machine itself allows during the same run: a bare process that
 does nothing but wake at planned times with the player's clock (its lateness is the floor no
@@ -33,6 +38,7 @@ from typing import Any
 
 from showrunner.app import run_show
 from showrunner.live.clock import SystemClock
+from showrunner.show.model import Transport
 from showrunner.sim import SimThread
 
 # The simulator's controller-viz runs 1 frame per chunk at 60 fps (16.7 ms per chunk), as a real
@@ -105,13 +111,31 @@ def percentiles(values: list[float]) -> tuple[float, float, float]:
     return statistics.median(ordered), p99, ordered[-1]
 
 
+def delivered(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The updates Scope received, as {received_at, message}: data-channel messages, or the
+    bodies of ``POST /api/v1/session/parameters`` (the headless transport)."""
+    out = []
+    for r in records:
+        if r.get("kind") == "data":
+            out.append({"received_at": r["received_at"], "message": r["message"]})
+        elif (r.get("kind") == "http" and r.get("method") == "POST"
+              and r.get("path") == "/api/v1/session/parameters"):
+            out.append({"received_at": r["received_at"], "message": r["json"]})
+    return out
+
+
+def _carries(sent: dict[str, Any], got: Any) -> bool:
+    # A headless POST also restates vace_context_scale and prompt_interpolation_method.
+    return isinstance(got, dict) and all(got.get(k) == v for k, v in sent.items())
+
+
 def analyse(journal: Path, records: list[dict[str, Any]]) -> dict[str, Any]:
     sends = [json.loads(line) for line in journal.read_text().splitlines()]
     sends = [r for r in sends if r["kind"] == "send"]
     sends.sort(key=lambda r: r["sent_at"])
-    data = [r for r in records if r.get("kind") == "data"]
+    data = delivered(records)
     send_late = [(r["sent_at"] - r["planned_at"]) * 1000 for r in sends]
-    matched = [(s, d) for s, d in zip(sends, data, strict=False) if s["message"] == d["message"]]
+    matched = [(s, d) for s, d in zip(sends, data, strict=False) if _carries(s["message"], d["message"])]
     e2e_late = [(d["received_at"] - s["planned_at"]) * 1000 for s, d in matched]
     entries = [(r["sent_at"] - r["planned_at"]) * 1000 for r in sends if r.get("label") == "enter"]
     others = [(r["sent_at"] - r["planned_at"]) * 1000 for r in sends if r.get("label") != "enter"]
@@ -135,9 +159,11 @@ def _serve_sim(conn: Any, record: str) -> None:
                               on_ready=lambda sim: conn.send(sim.url)))
 
 
-def play(show: Path, journal: Path, folder: Path, separate: bool) -> tuple[int, list[dict[str, Any]]]:
+def play(show: Path, journal: Path, folder: Path, separate: bool,
+         transport: Transport) -> tuple[int, list[dict[str, Any]]]:
     """Run the show against a simulator; return run_show's code and the simulator's record."""
-    record = folder / "sim.jsonl"
+    record = folder / f"sim-{transport}.jsonl"
+    record.unlink(missing_ok=True)
     state = folder / "state.json"
     if separate:
         parent, child = mp.get_context("spawn").Pipe()
@@ -146,7 +172,8 @@ def play(show: Path, journal: Path, folder: Path, separate: bool) -> tuple[int, 
         process.start()
         try:
             code = asyncio.run(run_show(show, scope_url=parent.recv(), journal_path=journal,
-                                        stdin_tty=False, state_file=state))
+                                        stdin_tty=False, state_file=state,
+                                        transport=transport))
         finally:
             process.terminate()
             process.join(10)
@@ -155,7 +182,8 @@ def play(show: Path, journal: Path, folder: Path, separate: bool) -> tuple[int, 
     sim = sim_thread.start()
     try:
         code = asyncio.run(run_show(show, scope_url=sim.url, journal_path=journal,
-                                    stdin_tty=False, state_file=state))
+                                    stdin_tty=False, state_file=state,
+                                    transport=transport))
     finally:
         records = list(sim.records)
         sim_thread.stop()
@@ -169,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, default=None, help="keep the show/journal/record here")
     parser.add_argument("--sim-thread", action="store_true",
                         help="run the simulator on a thread of this process, as the embedded one")
+    parser.add_argument("--transport", choices=["webrtc", "headless", "both"], default="both",
+                        help="play over WebRTC, over the headless transport, or both in turn")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     folder = args.keep or Path(tempfile.mkdtemp(prefix="showrunner-bench-"))
@@ -178,7 +208,20 @@ def main(argv: list[str] | None = None) -> int:
     show = folder / "show" / "bench.yaml"
     show.parent.mkdir(exist_ok=True)
     show.write_text(make_show(args.scenes, args.scene_seconds))
-    journal = folder / "journal.jsonl"
+    where = "a thread of this process (SimThread)" if args.sim_thread else "its own process"
+    print(f"simulator in {where}; {args.scenes} scenes of {args.scene_seconds:g} s")
+    transports: list[Transport] = ["webrtc", "headless"] if args.transport == "both" else [args.transport]
+    for transport in transports:
+        code = measure(args, show, folder, transport)
+        if code != 0:
+            return code
+    print(f"files: {folder}")
+    return 0
+
+
+def measure(args: argparse.Namespace, show: Path, folder: Path, transport: Transport) -> int:
+    """Play the show once over `transport` and print its figures."""
+    journal = folder / f"journal-{transport}.jsonl"
     journal.unlink(missing_ok=True)
     spawn = mp.get_context("spawn")
     parent, child = spawn.Pipe()
@@ -186,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                               daemon=True)
     reference.start()
     steal0, total0 = _cpu_ticks()
-    code, records = play(show, journal, folder, not args.sim_thread)
+    code, records = play(show, journal, folder, not args.sim_thread, transport)
     steal1, total1 = _cpu_ticks()
     floor = percentiles(parent.recv()) if parent.poll(60) else (float("nan"),) * 3
     reference.join(10)
@@ -197,8 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     result = analyse(journal, records)
     s50, s99, smax = result["send"]
     e50, e99, emax = result["e2e"]
-    where = "a thread of this process (SimThread)" if args.sim_thread else "its own process"
-    print(f"simulator in {where}; {args.scenes} scenes of {args.scene_seconds:g} s")
+    print(f"-- transport {transport}")
     print(f"reference, same time: bare wake-ups p50 {floor[0]:.3f} ms  p99 {floor[1]:.3f} ms  "
           f"max {floor[2]:.3f} ms; CPU stolen by the hypervisor {stolen:.1f} %")
     print(f"messages sent {result['messages']}, received {result['received']}, "
@@ -214,7 +256,6 @@ def main(argv: list[str] | None = None) -> int:
           f"max {nmax:.3f} ms   target p99 <= one chunk ({chunk_ms:.1f} ms): "
           f"{'ok' if n99 <= chunk_ms else 'MISSED'}")
     print(f"keyframe updates, send lateness:    p50 {k50:.3f} ms  p99 {k99:.3f} ms  max {kmax:.3f} ms")
-    print(f"files: {folder}")
     return 0
 
 

@@ -49,13 +49,14 @@ from showrunner.plan.start import StartPoint, start_point
 from showrunner.plan.timeline import Timeline
 from showrunner.reload.apply import HotReload, Output
 from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession, WebCalls
+from showrunner.scope.headless import HeadlessSession
 from showrunner.scope.ice import IceMode, IcePolicy, IceServer, policy_from_words
 from showrunner.scope.preflight import Need, NeedKind, Preflight
 from showrunner.scope.preflight import check as check_server
 from showrunner.settings import Settings
 from showrunner.show.lint import Finding
 from showrunner.show.load import LoadResult, allowed_folders, format_key_path, load, source_location
-from showrunner.show.model import Show
+from showrunner.show.model import Show, Transport, transport_problems
 from showrunner.sim import SimThread
 from showrunner.sync.runner import TempoRunner
 from showrunner.sync.sources import DEFAULT_BPM, SourceContext, SourceOptions
@@ -123,10 +124,13 @@ class RunOptions:
     alert_webhook: str | None = None  # --alert-webhook: outage messages (default: the show's)
     alert_after: float | None = None  # --alert-after: seconds without picture (default: the show's)
     tempo: str | None = None  # the tempo source (--tempo); default: the show's tempo.source
+    transport: Transport | None = None  # --transport; default: the show's scope.transport
 
     def __post_init__(self) -> None:
         if self.reload_at not in (None, "now", "boundary"):
             raise ValueError(f"reload_at must be 'now' or 'boundary', not {self.reload_at!r}")
+        if self.transport not in (None, "webrtc", "headless"):
+            raise ValueError(f"transport must be 'webrtc' or 'headless', not {self.transport!r}")
 
 
 @dataclass
@@ -257,12 +261,13 @@ async def run_show(
     reload_at: str | None = None,
     commands: Commands | None = None,
     resume: bool = False,
+    transport: Transport | None = None,
 ) -> int:
     """`run` without a control page or OSC, printing to stdout/stderr (tests, benchmarks)."""
     options = RunOptions(
         Path(path), scope_url=scope_url, start_scene=start_scene, at=at, journal_path=journal_path,
         record_video=record_video, state_file=state_file, reload_at=reload_at, stdin_tty=stdin_tty,
-        resume=resume,
+        resume=resume, transport=transport,
     )
     return await run(options, settings=settings, clock=clock, stop_event=stop_event,
                      on_player=on_player, commands=commands)
@@ -302,6 +307,7 @@ class _PreparedShow:
     hours: OpeningHours | None
     state_path: Path
     ice: IcePolicy
+    transport: Transport
 
 
 def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _PreparedShow | None:
@@ -321,13 +327,33 @@ def _prepare_show(options: RunOptions, settings: Settings, out: Output) -> _Prep
     except ShowrunnerError as exc:
         out.warn(f"error: {exc}")
         return None
+    transport = options.transport or result.show.scope.transport
+    if (refusals := _transport_refusals(options, result, transport)):
+        for line in refusals:
+            out.warn(line)
+        return None
     state_path = Path(options.state_file) if options.state_file else default_state_path(show_path)
     if (refused := state_file_problem(state_path)) is not None:
         out.warn(f"error: {refused}")
         return None
     if options.start_scene is None and options.at is None:
         point = _where_to_start(options, result, timeline, state_path, out) or point
-    return _PreparedShow(result, timeline, point, headers, hours, state_path, ice)
+    return _PreparedShow(result, timeline, point, headers, hours, state_path, ice, transport)
+
+
+def _transport_refusals(options: RunOptions, result: LoadResult, transport: Transport) -> list[str]:
+    """What the show or the run options need that `transport` cannot do (one line each); the
+    show's own scope.transport was already checked by the load."""
+    lines = []
+    if transport != result.show.scope.transport:
+        for loc, message in transport_problems(result.show, transport):
+            path, line, col = source_location(result, loc)
+            lines.append(f"{path}:{line}:{col}: {format_key_path(loc)}: {message} (--transport {transport})")
+    if transport == "headless" and options.record_video is not None:
+        lines.append("error: --record-video records the video Scope sends back, and the headless "
+                     "transport receives none: record on the server (its output.ts, or the "
+                     "NDI/Spout/Syphon output) or use --transport webrtc")
+    return lines
 
 
 def _wall_clock_show(result: LoadResult, timeline: Timeline) -> bool:
@@ -382,14 +408,14 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         quit_early = _quit_signal(stack, hooks.stop_event)
         # Watch the show from now on: an edit made while Scope connects is not lost, and the
         # watch's first look at the files happens before timed playback begins.
-        hot = HotReload(client, show_path, result, options.reload_at, out, show_hash)
+        hot = HotReload(client, show_path, result, options.reload_at, out, show_hash,
+                        refuse=lambda edited: _transport_refusals(options, edited, prepared.transport))
         hot.start()
         stack.push_async_callback(hot.stop)
-        session = await stack.enter_async_context(
-            ScopeSession(client, record_video=options.record_video, ice=prepared.ice)
-        )
+        session = await _session(stack, client, options, prepared, out)
         tempo = await _start_tempo(stack, options, result.show, SourceContext(
-            hooks.clock.monotonic if hooks.clock is not None else time.monotonic, client, session,
+            hooks.clock.monotonic if hooks.clock is not None else time.monotonic, client,
+            session if isinstance(session, ScopeSession) else None,
         ), hooks, out)
         # The player exists (pending, its first scene waiting) while Scope is prepared, so the
         # control surfaces show what the show waits for.
@@ -419,10 +445,22 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
             await hot.stop()  # before the journal and the session close
 
 
+async def _session(
+    stack: AsyncExitStack, client: ScopeClient, options: RunOptions, prepared: _PreparedShow, out: Output
+) -> ScopeSession | HeadlessSession:
+    """The Scope session the show plays into: WebRTC, or headless (docs/operating.md)."""
+    if prepared.transport == "headless":
+        out.say("Transport: headless (updates over HTTP, no video back)")
+        return await stack.enter_async_context(HeadlessSession(client))
+    return await stack.enter_async_context(
+        ScopeSession(client, record_video=options.record_video, ice=prepared.ice)
+    )
+
+
 async def _player(
     stack: AsyncExitStack,
     prepared: _PreparedShow,
-    session: ScopeSession,
+    session: ScopeSession | HeadlessSession,
     hooks: _Hooks,
     options: RunOptions,
     url: str,
@@ -447,7 +485,8 @@ async def _player(
     hooks.commands.attach(player)
     if hooks.server is not None:
         hooks.server.attach(player)
-        hooks.server.frames = session  # the page's preview: the video Scope sends back
+        # The page's preview: the video Scope sends back, or (headless) its /session/frame.
+        hooks.server.frames = session
         hooks.server.picture = session  # /api/health and /metrics: frames and their age
     if hooks.on_player is not None:
         hooks.on_player(player)

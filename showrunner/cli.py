@@ -275,6 +275,7 @@ def _run(args: argparse.Namespace) -> int:
         alert_webhook=args.alert_webhook,
         alert_after=args.alert_after,
         tempo=args.tempo,
+        transport=args.transport,
     )
     return asyncio.run(run(options, output=StreamOutput(sys.stdout, sys.stderr)))
 
@@ -455,6 +456,15 @@ def _tempo(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _transport(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--transport", choices=["webrtc", "headless"],
+        help="how the show reaches Scope: webrtc (video comes back) or headless (HTTP only, no "
+             "video back; the picture leaves Scope by NDI/Spout/Syphon); default: the show's "
+             "scope.transport",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="showrunner", description="Run AI-video shows against a Daydream Scope server."
@@ -503,6 +513,7 @@ def _parser() -> argparse.ArgumentParser:
     where.add_argument("--at", metavar="TIME", help="start at TIME or SCENE+OFFSET")
     _journal_options(p)
     p.add_argument("--record-video", metavar="FILE", help="write the received video to a file")
+    _transport(p)
     p.add_argument(
         "--state-file", metavar="FILE",
         help="where the resume state is kept (default: .NAME.showrunner-state.json beside the show)",

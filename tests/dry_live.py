@@ -2,8 +2,9 @@
 Scope holds with the compiled `state_at` for that moment.
 
 Shared by tests/live/test_dry_equals_live.py. Scope's side is a simulator session
-(`showrunner.sim.session.SimSession`): the real simulator over WebRTC for the example shows,
-or the same class in-process behind `SimSink` (no WebRTC) for the generated ones. What it holds
+(`showrunner.sim.session.SimSession`): the real simulator over WebRTC or its headless session
+for the example shows, or the same class in-process behind `SimSink` (no WebRTC) for the
+generated ones. What it holds
 is its *effective parameters*: the session's initial parameters, then every data-channel
 message merged (`SimSession.received`), with LoRA scales as its pipeline applied them.
 """
@@ -138,6 +139,13 @@ class Script:
 class Checked:
     entries: list[tuple[str, str, float]] = field(default_factory=list)  # (scene, label, offset)
     problems: list[str] = field(default_factory=list)
+    journal: list[dict[str, Any]] = field(default_factory=list)  # every record of the run
+
+    def messages(self) -> list[tuple[str, Any, Any, Any, Any]]:
+        """(kind, label, scene, offset, message) of each journal record that carries a message:
+        what was sent, in order (two transports that play the same show agree on these)."""
+        return [(r["kind"], r["label"], r["scene"], r.get("offset"), r["message"])
+                for r in self.journal if r.get("message") is not None]
 
 
 async def play_and_compare(
@@ -163,7 +171,8 @@ async def play_and_compare(
     script = script or Script()
     done = 0
     async with _running(player):
-        for _ in range(limit * 4):
+        # Steps: an entry, or a keyframe the clock stops at on the way (enough for either).
+        for _ in range(limit * 40):
             await _quiet(player, clock, wait)
             scenes = [r for r in journal.records if r["kind"] == "scene"]
             for record in scenes[done:]:
@@ -182,6 +191,7 @@ async def play_and_compare(
             else:
                 if done >= limit or not await _move_on(player, clock):
                     break
+    result.journal = list(journal.records)
     return result
 
 

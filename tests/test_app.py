@@ -673,6 +673,74 @@ scenes:
 """
 
 
+# -- the headless transport (docs/scope.md §2.8) ---------------------------------------------
+
+
+def journal_messages(path: Path) -> list[tuple[str, str, str, Any]]:
+    return [(r["kind"], r["label"], r["scene"], r["message"]) for r in read_journal(path)
+            if r["message"] is not None]
+
+
+def planned_updates(path: Path) -> list[tuple[str, str, float]]:
+    """(scene, label, offset) of every planned update the journal says went out, the ones a
+    write carried merged with a later one included (`items`), in order."""
+    out: list[tuple[str, str, float]] = []
+    for r in read_journal(path):
+        if r["kind"] == "send":
+            items = r.get("items") or [r]
+            out += [(i["scene"], i["label"], round(float(i["offset"] or 0.0), 6)) for i in items]
+    return out
+
+
+@pytest.mark.anyio
+async def test_headless_plays_the_same_journal_without_any_webrtc(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """`--transport headless`: no offer, no peer connection, no video; the session starts over
+    HTTP, every update is a POST, and the journal carries the planned updates the WebRTC run's
+    does, each alone with the plan's message (on a loaded machine the pacing may merge a late
+    keyframe into the next write, in either run: the merged write lists what it carries)."""
+    show = write(tmp_path, THREE)
+    code = await asyncio.wait_for(
+        run_show(show, scope_url=sim_thread.url, journal_path=tmp_path / "webrtc.jsonl",
+                 stdin_tty=False, state_file=tmp_path / "s.json"), 20)
+    assert code == 0
+    mark = len(sim_thread.records)
+    code = await asyncio.wait_for(
+        run_show(show, scope_url=sim_thread.url, journal_path=tmp_path / "headless.jsonl",
+                 stdin_tty=False, state_file=tmp_path / "s.json", transport="headless"), 20)
+    assert code == 0
+    records = sim_thread.records[mark:]
+    assert not [r for r in records if "webrtc" in r.get("path", "") or r["kind"] == "data"]
+    assert not sim_thread.peers
+    starts = [r["json"] for r in records if r["kind"] == "http" and r["path"] == "/api/v1/session/start"]
+    assert [s["prompts"][0]["text"] for s in starts] == ["a forest at dawn"]
+    posts = [r["json"] for r in records
+             if r["kind"] == "http" and r["path"] == "/api/v1/session/parameters" and r["method"] == "POST"]
+    assert prompts_of(posts[-1]) == ["the forest at dusk"]
+    headless = journal_messages(tmp_path / "headless.jsonl")
+    assert len(posts) == sum(kind == "send" for kind, *_ in headless)
+    timeline = compile_timeline(load(show).show)
+    plan = {(s.name, a.label, round(a.offset, 6)): dict(a.message) for s in timeline.scenes
+            for a in s.actions if a.kind == "send"}
+    assert planned_updates(tmp_path / "headless.jsonl") == planned_updates(tmp_path / "webrtc.jsonl")
+    assert planned_updates(tmp_path / "headless.jsonl") == list(plan)
+    for transport in ("webrtc", "headless"):
+        for r in read_journal(tmp_path / f"{transport}.jsonl"):
+            if r["kind"] == "send" and not r.get("items"):
+                assert r["message"] == plan[(r["scene"], r["label"], round(float(r["offset"]), 6))]
+            elif r["kind"] == "session":
+                assert r["message"] == dict(timeline.scenes[0].actions[0].message)
+
+
+CHAIN = """
+title: chain
+defaults: {pipeline: [passthrough, controller-viz]}
+scenes:
+  - {name: only, prompts: a look, duration: 0.2}
+"""
+
+
 @pytest.mark.anyio
 async def test_a_scene_changes_the_input_source_of_the_running_session(
     sim_thread: Simulator, tmp_path: Path
@@ -886,3 +954,104 @@ async def test_scope_tempo_sync_is_followed_and_turned_off_at_the_end(tmp_path: 
         assert not simulator.tempo.enabled
     finally:
         sim.stop()
+
+
+@pytest.mark.anyio
+async def test_what_headless_cannot_do_is_refused_before_anything_connects(
+    sim_thread: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show = write(tmp_path, CHAIN)
+    code = await run_show(show, scope_url=sim_thread.url, stdin_tty=False, transport="headless")
+    assert code == 1
+    err = capsys.readouterr().err
+    assert f"{show}:3:22: defaults.pipeline: the chain passthrough+controller-viz cannot play over " \
+           "the headless transport" in err and err.rstrip().endswith("(--transport headless)")
+    show = write(tmp_path, HOLD)
+    code = await run_show(show, scope_url=sim_thread.url, stdin_tty=False, transport="headless",
+                          record_video=tmp_path / "out.mp4")
+    assert code == 1
+    assert "error: --record-video records the video Scope sends back, and the headless transport " \
+           "receives none" in capsys.readouterr().err
+    assert not [r for r in sim_thread.records if r["kind"] == "http" and r["path"].startswith("/api/")]
+
+
+@pytest.mark.slow
+@pytest.mark.anyio
+async def test_headless_recovers_from_a_scope_crash_at_the_wall_clock_scene(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """As over WebRTC: the server dies and comes back; the watchdog starts a new headless
+    session with the state of the scene the wall clock says, and the show goes on."""
+    show = write(tmp_path, RECOVER)
+    journal_path = tmp_path / "run.jsonl"
+    players: list[Player] = []
+    run = asyncio.create_task(
+        run_show(show, scope_url=sim_thread.url, journal_path=journal_path, stdin_tty=False,
+                 state_file=tmp_path / "s.json", on_player=players.append, transport="headless")
+    )
+    await until(lambda: players and players[0].status().scene == "during")
+    await asyncio.sleep(0.2)
+    await sim_thread.crash()
+    restart_from = len(sim_thread.records)
+    await asyncio.sleep(1.0)
+    await sim_thread.start()
+    assert await asyncio.wait_for(run, 20) == 0
+    after = sim_thread.records[restart_from:]
+    start = next(r for r in after if r["kind"] == "http" and r["path"] == "/api/v1/session/start")
+    assert prompts_of(start["json"]) == ["during the storm"]
+    later = [r["json"] for r in after if r["kind"] == "http" and r["path"] == "/api/v1/session/parameters"
+             and r["method"] == "POST"]
+    assert any(prompts_of(m) == ["after the storm"] for m in later)
+    assert not [r for r in sim_thread.records if "webrtc" in r.get("path", "")]
+    journal = read_journal(journal_path)
+    assert "watchdog" in [r["kind"] for r in journal]
+    assert any(r["kind"] == "reconnect" and r["label"] == "ok" for r in journal)
+
+
+@pytest.mark.anyio
+async def test_the_page_preview_comes_from_session_frame_over_headless(
+    sim_thread: Simulator, tmp_path: Path
+) -> None:
+    """No video comes back over the headless transport: the control page's preview is Scope's
+    `GET /api/v1/session/frame`, fetched only once the page asks for it (docs/scope.md §2.7)."""
+    import httpx
+
+    out, err = io.StringIO(), io.StringIO()
+    show = write(tmp_path, HOLD)
+    stop = asyncio.Event()
+    options = RunOptions(show, scope_url=sim_thread.url, stdin_tty=False, control_port=0,
+                         state_file=tmp_path / "s.json", transport="headless")
+    task = asyncio.create_task(run(options, output=StreamOutput(out, err), stop_event=stop,
+                                   settings=Settings.from_environ({})))
+    try:
+        line = await until(
+            lambda: next((li for li in err.getvalue().splitlines() if "control: " in li), None)
+        )
+        page = line.split("control: ", 1)[1].strip()
+        await until(lambda: sim_thread.headless is not None and sim_thread.headless.session.frames_sent)
+        await asyncio.sleep(1.5)
+
+        def frames_fetched() -> int:
+            return sum(1 for r in sim_thread.records if r["kind"] == "http"
+                       and r["path"] == "/api/v1/session/frame")
+
+        assert frames_fetched() == 0  # nobody looked yet
+        async with httpx.AsyncClient(base_url=page.split("/?")[0].rstrip("/"), timeout=5) as c:
+            deadline = asyncio.get_running_loop().time() + 10
+            while True:
+                async with c.stream("GET", "/preview.mjpg") as response:
+                    if response.status_code == 200:
+                        chunk = b""
+                        async for part in response.aiter_bytes():
+                            chunk += part
+                            if b"\xff\xd8" in chunk:
+                                break
+                        break
+                assert asyncio.get_running_loop().time() < deadline
+                await asyncio.sleep(0.2)
+        assert b"\xff\xd8" in chunk
+        assert frames_fetched() >= 1
+        assert not [r for r in sim_thread.records if "webrtc" in r.get("path", "")]
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 10) == 0

@@ -104,6 +104,26 @@ def test_run_plays_a_short_show_on_the_embedded_simulator(
     assert sent[0]["message"]["transition"]["target_prompts"] == [{"text": "blue", "weight": 1.0}]
 
 
+def test_run_transport_headless_plays_without_webrtc(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    show = tmp_path / "tiny.yaml"
+    show.write_text(
+        "title: tiny\nend: stop\nscenes:\n"
+        "  - {name: a, prompts: red, duration: 0.6}\n"
+        "  - {name: b, prompts: blue, duration: 0.6}\n"
+    )
+    journal = tmp_path / "j.jsonl"
+    assert main(["run", str(show), "--transport", "headless", "--journal", str(journal),
+                 "--control-port", "-1"]) == 0
+    assert "Transport: headless" in capsys.readouterr().out
+    sent = [line for line in _journal_lines(journal) if line["kind"] == "send"]
+    assert sent[0]["message"]["transition"]["target_prompts"] == [{"text": "blue", "weight": 1.0}]
+    with pytest.raises(SystemExit):
+        main(["run", str(show), "--transport", "carrier-pigeon"])
+    assert "invalid choice: 'carrier-pigeon'" in capsys.readouterr().err
+
+
 BARS = (
     "title: in bars\nbpm: 240\nend: stop\nscenes:\n"  # one bar (4 beats) lasts a second
     "  - {name: intro, prompts: red, duration: 2.5 bars}\n"

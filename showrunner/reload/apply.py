@@ -138,8 +138,11 @@ class HotReload:
         reload_at: str | None,
         output: Output,
         hash_files: Callable[[Iterable[Path]], str],
+        refuse: Callable[[LoadResult], list[str]] | None = None,
     ) -> None:
         self._player: ReloadTarget | None = None
+        # What the run cannot play of a version that loads (one line each; e.g. its transport).
+        self.refuse = refuse
         self._ready = asyncio.Event()  # set once the player exists
         self.client = client
         self.path = path
@@ -228,6 +231,9 @@ class HotReload:
     async def _apply(self, item: LoadResult | ShowErrors, work: _Work) -> None:
         if isinstance(item, ShowErrors):
             self._failed([e.format() for e in item.errors])
+            return
+        if self.refuse is not None and (refused := self.refuse(item)):
+            self._failed(refused)
             return
         try:
             timeline = await asyncio.to_thread(compile_result, item, self.compiler)

@@ -54,6 +54,9 @@ __all__ = [
     "ScopeEvent",
     "ScopeSession",
     "Written",
+    "initial_parameters",
+    "paced_interval",
+    "runtime_update",
 ]
 
 log = logging.getLogger("showrunner.scope.client")
@@ -440,9 +443,9 @@ class ScopeClient:
         known = ", ".join(sorted(Path(str(f.get("path", ""))).name for f in loras)) or "none"
         raise ScopeError(f"LoRA {wanted!r} is not on the Scope server (it has: {known})")
 
-    async def session_metrics(self) -> dict[str, Any]:
-        """``GET /api/v1/session/metrics`` (§2.7)."""
-        return await self._get_json("/api/v1/session/metrics", what="session metrics")
+    async def session_metrics(self, *, timeout: float | None = None) -> dict[str, Any]:
+        """``GET /api/v1/session/metrics`` (§2.7), within `timeout` s (default: the request timeout)."""
+        return await self._get_json("/api/v1/session/metrics", what="session metrics", timeout=timeout)
 
     async def offer(self, sdp: str, initial_parameters: Mapping[str, Any]) -> tuple[str, str]:
         """POST our WebRTC offer (§2.6); return (answer SDP, session id)."""
@@ -488,9 +491,100 @@ class ScopeClient:
         """``POST /api/v1/tempo/disable``."""
         await self._request("POST", "/api/v1/tempo/disable", what="tempo disable")
 
+    # -- the headless session (§2.8, §10.1) ------------------------------------------------
+
+    async def start_headless(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """``POST /api/v1/session/start`` with `body` (``pipeline_id``, ``input_mode``,
+        ``prompts``, ``input_source``, ``parameters``): a session without WebRTC (§2.8). A
+        pipeline that is not loaded is a 500 (ScopeProtocolError); the answer is returned."""
+        response = await self._request(
+            "POST", "/api/v1/session/start", what="headless start", timeout=self.timeouts.offer,
+            json_body=dict(body),
+        )
+        return self._json_object(response, "headless start")
+
+    async def stop_headless(self) -> bool:
+        """``POST /api/v1/session/stop``: False when no headless session was running (a 404)."""
+        response = await self._request(
+            "POST", "/api/v1/session/stop", what="headless stop", ok=(200, 404),
+        )
+        return response.status_code == 200
+
+    async def post_parameters(self, wire: str) -> None:
+        """``POST /api/v1/session/parameters`` with `wire` (one JSON object as text): validated
+        (a 422 names the value), then given to every session of the server (§2.8)."""
+        await self._request(
+            "POST", "/api/v1/session/parameters", what="parameter update",
+            content=wire.encode(), headers={"Content-Type": "application/json"},
+        )
+
+    async def session_parameters(self) -> dict[str, Any]:
+        """``GET /api/v1/session/parameters``: the merged parameters of the observed session (§2.7)."""
+        body = await self._get_json("/api/v1/session/parameters", what="session parameters")
+        path = "/api/v1/session/parameters"
+        return dict(self._field(body, "parameters", dict, "session parameters", path))
+
+    async def session_frame(self, *, quality: int = 70, timeout: float | None = None) -> bytes | None:
+        """``GET /api/v1/session/frame``: the last output frame as JPEG, None when there is none (§2.7)."""
+        response = await self._request(
+            "GET", "/api/v1/session/frame", what="frame capture", ok=(200, 404),
+            params={"quality": str(quality)}, timeout=timeout,
+        )
+        return response.content if response.status_code == 200 else None
+
 
 # --------------------------------------------------------------------------------------
 # The live session
+
+
+def runtime_update(message: Mapping[str, Any]) -> dict[str, Any]:
+    """`message` checked and canonical for a running session, whatever carries it (the data
+    channel or ``/session/parameters``): only runtime keys (§3.3), ``prompts`` as a 0-step
+    ``transition`` (§8-G). ScopeError for what may not be sent."""
+    if not message:
+        raise ScopeError("refusing to send an empty parameter update")
+    keys = set(message)
+    start_only = sorted(keys & SESSION_START_KEYS)
+    if start_only:
+        raise ScopeError(
+            f"cannot change {', '.join(start_only)} mid-session (read only when a session "
+            "starts); use switch()"
+        )
+    unknown = sorted(keys - RUNTIME_KEYS)
+    if unknown:
+        raise ScopeError(
+            f"cannot send {', '.join(map(repr, unknown))} to Scope: not a runtime parameter"
+        )
+    prepared = _canonical(message)
+    if "prompts" in prepared and "transition" not in prepared:
+        # A bare `prompts` equal to the last one received is silently ignored (§8-G).
+        prepared["transition"] = {"target_prompts": prepared.pop("prompts"), "num_steps": 0}
+    return prepared
+
+
+def initial_parameters(ids: list[str], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters a session of the chain `ids` starts with: ``{"pipeline_ids": ids,
+    **given}``, checked (§2.6: without ``pipeline_ids`` there is never any video)."""
+    if not ids:
+        raise ScopeError("cannot open a session without pipelines")
+    if "pipeline_ids" in given and list(given["pipeline_ids"]) != ids:
+        raise ScopeError(f"initial pipeline_ids {list(given['pipeline_ids'])} differ from the "
+                         f"loaded chain {ids}")
+    unknown = sorted(set(given) - RUNTIME_KEYS - SESSION_START_KEYS)
+    if unknown:
+        raise ScopeError(f"cannot start a session with {', '.join(map(repr, unknown))}: "
+                         "not a Scope parameter")
+    initial = _canonical(given)
+    initial.pop("pipeline_ids", None)
+    return {"pipeline_ids": ids, **initial}
+
+
+def paced_interval(chain: Sequence[str], metrics: Mapping[str, Any], session_id: str | None) -> float | None:
+    """Seconds per chunk of `chain` from the session's ``pipeline_fps`` in `metrics` (§3.3),
+    None when either is unknown."""
+    frames = _chunk_frames(chain)
+    fps = _pipeline_fps(metrics, session_id) if frames is not None else None
+    return frames / fps if frames is not None and fps else None
 
 
 def _chunk_frames(chain: Sequence[str]) -> int | None:
@@ -781,25 +875,7 @@ class ScopeSession:
 
     @staticmethod
     def _prepare(message: Mapping[str, Any]) -> dict[str, Any]:
-        if not message:
-            raise ScopeError("refusing to send an empty parameter update")
-        keys = set(message)
-        start_only = sorted(keys & SESSION_START_KEYS)
-        if start_only:
-            raise ScopeError(
-                f"cannot change {', '.join(start_only)} mid-session (read only when a session "
-                "starts); use switch()"
-            )
-        unknown = sorted(keys - RUNTIME_KEYS)
-        if unknown:
-            raise ScopeError(
-                f"cannot send {', '.join(map(repr, unknown))} to Scope: not a runtime parameter"
-            )
-        prepared = _canonical(message)
-        if "prompts" in prepared and "transition" not in prepared:
-            # A bare `prompts` equal to the last one received is silently ignored (§8-G).
-            prepared["transition"] = {"target_prompts": prepared.pop("prompts"), "num_steps": 0}
-        return prepared
+        return runtime_update(message)
 
     def _write(self, message: dict[str, Any], number: int) -> float:
         rtc = self._require_rtc()
@@ -872,18 +948,7 @@ class ScopeSession:
 
     @staticmethod
     def _initial_parameters(ids: list[str], given: Mapping[str, Any]) -> dict[str, Any]:
-        if not ids:
-            raise ScopeError("cannot open a session without pipelines")
-        if "pipeline_ids" in given and list(given["pipeline_ids"]) != ids:
-            raise ScopeError(f"initial pipeline_ids {list(given['pipeline_ids'])} differ from the "
-                             f"loaded chain {ids}")
-        unknown = sorted(set(given) - RUNTIME_KEYS - SESSION_START_KEYS)
-        if unknown:
-            raise ScopeError(f"cannot start a session with {', '.join(map(repr, unknown))}: "
-                             "not a Scope parameter")
-        initial = _canonical(given)
-        initial.pop("pipeline_ids", None)
-        return {"pipeline_ids": ids, **initial}
+        return initial_parameters(ids, given)
 
     def _recording_path(self) -> Path | None:
         if self.record_video is None:

@@ -475,6 +475,9 @@ class IceServerSpec(Model):
     )
 
 
+Transport = Literal["webrtc", "headless"]
+
+
 class ScopeTarget(Model):
     url: str | None = Field(
         default=None,
@@ -490,6 +493,11 @@ class ScopeTarget(Model):
     )
     ice_transport_policy: Literal["all", "relay"] = Field(
         default="all", description="relay: connect through the TURN server only."
+    )
+    transport: Transport = Field(
+        default="webrtc",
+        description="How the show reaches Scope: webrtc (a session whose video comes back) or "
+        "headless (Scope's session without WebRTC, updates over HTTP, no video back).",
     )
 
 
@@ -1064,6 +1072,7 @@ def semantic_problems(show: Show, checked: Container[int] = ()) -> list[Problem]
         + list(_prompt_lists(show, checked))
         + list(_live_problems(show))
         + list(_quantize_needs_bpm(show))
+        + transport_problems(show, show.scope.transport)
     )
 
 
@@ -1075,6 +1084,21 @@ def _quantize_needs_bpm(show: Show) -> Iterator[Problem]:
     for i, scene in enumerate(show.scenes):
         if scene.quantize not in (None, "off"):
             yield ("scenes", i, "quantize"), f"{scene.quantize!r} needs `bpm` at the top of the show"
+
+
+def transport_problems(show: Show, transport: Transport) -> list[Problem]:
+    """What `show` needs that `transport` cannot do (docs/scope.md §2.8): the headless session
+    runs one pipeline, so a chain of pipelines needs WebRTC."""
+    if transport != "headless":
+        return []
+    written: list[tuple[Loc, list[str]]] = [(("defaults", "pipeline"), show.defaults.pipeline)]
+    written += [(("scenes", i, "pipeline"), s.pipeline) for i, s in enumerate(show.scenes) if s.pipeline]
+    return [
+        (loc, f"the chain {'+'.join(chain)} cannot play over the headless transport: Scope's "
+              "headless session runs one pipeline; use transport webrtc for a chain")
+        for loc, chain in written
+        if len(chain) > 1
+    ]
 
 
 def _names(show: Show) -> Iterator[Problem]:

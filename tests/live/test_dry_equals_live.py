@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ from showrunner.plan.saved import ResumeState
 from showrunner.plan.start import StartPoint
 from showrunner.plan.timeline import Timeline
 from showrunner.scope.client import ScopeClient, ScopeSession
+from showrunner.scope.headless import HeadlessSession
 from showrunner.show.load import load, load_text
 from showrunner.sim import SimThread, Simulator
 from showrunner.sim.session import SimSession
@@ -253,30 +254,71 @@ EXAMPLE_SCRIPTS = {
 }
 
 
-@pytest.mark.webrtc
-@pytest.mark.anyio
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
-async def test_examples_play_what_the_report_says(path: Path, sim_thread: Simulator) -> None:
+async def play_example(path: Path, url: str, transport: str,
+                       current: Callable[[ScopeSession | HeadlessSession], SimSession | None]) -> Checked:
     result = load(path)
     timeline = compile_timeline(result.show, source=str(path))
-    async with ScopeClient(sim_thread.url) as client, ScopeSession(client) as session:
-        assets = {name: image.server_path or await client.upload_asset(path.parent / str(image.file))
-                  for name, image in result.show.assets.images.items()}
-        loras = {name: await client.resolve_lora(str(lora.path or lora.filename))
-                 for name, lora in result.show.assets.loras.items()}
-
-        def current() -> SimSession | None:
-            return sim_thread.sessions.get(session.session_id or "")
-
-        # The gallery starts ten minutes before it closes (18:00 in Berlin): it closes into
-        # its closed scene and opens again the next morning.
-        clock = FakeClock(datetime(2026, 1, 1, 16, 50, tzinfo=UTC))
-        hours = OpeningHours(result.show.hours) if result.show.hours is not None else None
-        checked = await play_and_compare(
-            timeline, session, current, clock, loras=loras, assets=assets,
-            script=EXAMPLE_SCRIPTS[path.name], limit=16, wait=3.0, hours=hours,
+    async with ScopeClient(url) as client:
+        # No metrics watch, as play_and_compare turns the player's watchdog off: on a FakeClock
+        # its wake-ups would add steps to every advance and change what the player sees.
+        session: ScopeSession | HeadlessSession = (
+            HeadlessSession(client, watch_period=1e6) if transport == "headless" else ScopeSession(client)
         )
+        async with session:
+            assets = {name: image.server_path or await client.upload_asset(path.parent / str(image.file))
+                      for name, image in result.show.assets.images.items()}
+            loras = {name: await client.resolve_lora(str(lora.path or lora.filename))
+                     for name, lora in result.show.assets.loras.items()}
+            # The gallery starts ten minutes before it closes (18:00 in Berlin): it closes into
+            # its closed scene and opens again the next morning.
+            clock = FakeClock(datetime(2026, 1, 1, 16, 50, tzinfo=UTC))
+            hours = OpeningHours(result.show.hours) if result.show.hours is not None else None
+            checked = await play_and_compare(
+                timeline, session, lambda: current(session), clock, loras=loras, assets=assets,
+                script=EXAMPLE_SCRIPTS[path.name], limit=16, wait=3.0, hours=hours,
+            )
     assert len(checked.entries) >= 4
     if hours is not None:
         assert [e[1] for e in checked.entries if e[1] in ("closed", "open")] == ["closed", "open"]
     assert checked.problems == [], "\n".join(checked.problems)
+    return checked
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+async def test_examples_play_what_the_report_says_on_both_transports(
+    path: Path, sim_thread: Simulator
+) -> None:
+    """Over WebRTC and over the headless session (docs/scope.md §2.8) Scope holds what the plan
+    says after every entry, and both journals carry the same messages in the same order (the
+    keyframe samples: see below)."""
+
+    def over_webrtc(session: ScopeSession | HeadlessSession) -> SimSession | None:
+        assert isinstance(session, ScopeSession)
+        return sim_thread.sessions.get(session.session_id or "")
+
+    def headless(session: ScopeSession | HeadlessSession) -> SimSession | None:
+        run = sim_thread.headless
+        return run.session if run is not None and run.running else None
+
+    webrtc = await play_example(path, sim_thread.url, "webrtc", over_webrtc)
+    offers = len(sim_thread.peers)
+    mark = len(sim_thread.records)
+    played = await play_example(path, sim_thread.url, "headless", headless)
+    assert not [r for r in sim_thread.records[mark:] if "webrtc" in r.get("path", "")]
+    assert len(sim_thread.peers) == offers
+    # Which keyframe samples go out while the FakeClock steps to the next scene depends on how
+    # the real I/O interleaves with its steps (two WebRTC runs differ there too): those are
+    # compared with the plan, everything else between the two journals, except `lost` lines:
+    # whether a write was acknowledged when its connection closed for the scripted reconnect
+    # is the transport's timing (SCTP acknowledgements, HTTP answers).
+    timeline = compile_timeline(load(path).show, source=str(path))
+    for checked in (webrtc, played):
+        for _kind, label, scene, offset, _ in checked.messages():
+            if label == "keyframe":
+                assert offset in {a.offset for a in timeline.scene(scene).actions if a.label == label}
+    assert [m for m in played.messages() if m[1] != "keyframe" and m[0] != "lost"] == [
+        m for m in webrtc.messages() if m[1] != "keyframe" and m[0] != "lost"
+    ]
+    assert len(played.messages()) > 4

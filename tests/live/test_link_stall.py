@@ -1,5 +1,5 @@
-"""A hung Scope server (SIGSTOP) against the real client, over loopback: the simulator runs in a
-process of its own, the player on the real clock.
+"""A hung Scope server (SIGSTOP) against the real client (both transports), over loopback: the
+simulator runs in a process of its own, the player on the real clock.
 
 The FakeClock version of the same story, with every step checked, is in tests/live/test_link.py.
 """
@@ -17,6 +17,7 @@ from showrunner.live.journal import Journal, read_journal
 from showrunner.live.player import Player
 from showrunner.plan.compiler import compile_timeline
 from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession
+from showrunner.scope.headless import HeadlessSession
 from showrunner.show.load import load_text
 from showrunner.testing import until
 
@@ -40,16 +41,29 @@ def scene_at(origin: float, unix: float) -> str:
 
 
 @pytest.mark.timeout(120)
+@pytest.mark.parametrize("transport", ["webrtc", "headless"])
 async def test_a_stopped_server_shows_as_stalled_and_the_show_goes_on_where_the_clock_says(
-    tmp_path: Path,
+    tmp_path: Path, transport: str,
 ) -> None:
+    """Over WebRTC the frames stop; over the headless transport `frames_out` in
+    /session/metrics stops rising (docs/scope.md §2.7, §2.8). Either way: stalled, then back at
+    the scene the wall clock says."""
     from sim_process import sim_process
 
     timeline = compile_timeline(load_text(LOOP, path="stall.yaml").show, source="stall.yaml")
     timeouts = ClientTimeouts(request=2.0, connect=2.0, offer=5.0, first_frame=5.0)
     statuses: list[tuple[float, str]] = []
     with sim_process() as server, Journal(tmp_path / "j.jsonl") as journal:
-        async with ScopeClient(server.url, timeouts=timeouts) as client, ScopeSession(client) as session:
+        async with ScopeClient(server.url, timeouts=timeouts) as client:
+            session: ScopeSession | HeadlessSession = (
+                HeadlessSession(client) if transport == "headless" else ScopeSession(client)
+            )
+
+            def producing() -> bool:
+                if isinstance(session, HeadlessSession):
+                    return (session.frames_out or 0) > 10
+                return session.frames_received > 10
+
             player = Player(timeline, session, journal=journal)
             run = asyncio.create_task(player.run())
 
@@ -60,8 +74,7 @@ async def test_a_stopped_server_shows_as_stalled_and_the_show_goes_on_where_the_
 
             watcher = asyncio.create_task(watch())
             try:
-                await until(lambda: player.status().connection == "connected"
-                            and session.frames_received > 10, 20)
+                await until(lambda: player.status().connection == "connected" and producing(), 20)
                 await asyncio.sleep(1.0)
                 stopped = time.monotonic()
                 server.stop()
@@ -74,6 +87,7 @@ async def test_a_stopped_server_shows_as_stalled_and_the_show_goes_on_where_the_
                 watcher.cancel()
                 player.quit()
                 assert await asyncio.wait_for(run, 20) == 0
+                await session.close()
 
     sequence = [s for i, (_, s) in enumerate(statuses) if i == 0 or statuses[i - 1][1] != s]
     assert sequence[sequence.index("connected"):] == ["connected", "stalled", "connected"], sequence
@@ -87,9 +101,13 @@ async def test_a_stopped_server_shows_as_stalled_and_the_show_goes_on_where_the_
     watchdog = [r for r in records if r["kind"] == "watchdog"]
     assert watchdog and watchdog[0]["label"].startswith("stalled: no frames for")
     reconnect = next(r for r in records if r["kind"] == "reconnect" and r["label"] == "ok")
-    # What the show sent once it was back names the scene the wall clock says.
+    # The new session opened in the scene the wall clock said when the attempt began...
+    assert reconnect["scene"] in {scene_at(origin, reconnect["sent_at"] + d) for d in (-0.05, 0.0, 0.05)}
+    assert [p["text"] for p in reconnect["message"]["prompts"]] == [f"look {reconnect['scene']}"]
+    # ... and what the show sent next names the scene the wall clock says then: a resync when
+    # the show moved on while the session opened, else the next entry.
     after = [r for r in records if r["kind"] == "send" and r["sent_at"] >= reconnect["sent_at"]]
-    assert after and after[0]["label"] == "resync"
+    assert after and after[0]["label"] in ("resync", "enter")
     assert after[0]["scene"] in {scene_at(origin, after[0]["sent_at"] + d) for d in (-0.05, 0.0, 0.05)}
     texts = [p["text"] for p in after[0]["message"]["transition"]["target_prompts"]]
     assert texts == [f"look {after[0]['scene']}"]

@@ -715,3 +715,29 @@ async def test_live_long_reload_shows_its_work_in_the_status(
         assert ("uploading image 'ref'", 0.0) in seen
         assert run.player.status().working is None
         assert run.player.status().to_json()["working"] is None
+
+
+@pytest.mark.anyio
+async def test_live_edit_the_running_transport_cannot_play_is_refused(
+    tmp_path: Path, sim: Simulator
+) -> None:
+    """Under `--transport headless` an edit that brings in a chain of pipelines loads (the show
+    says webrtc) but cannot play: it is refused at its position and the show plays on; edits
+    reach Scope as POSTs (docs/scope.md §2.8)."""
+    async with LiveRun(tmp_path, sim, LIVE, transport="headless") as run:
+        run.edit("  - name: two\n", "  - name: two\n    pipeline: [passthrough, controller-viz]\n")
+        errors = list(await until(lambda: run.player.status().reload_errors))
+        assert errors == [f"{run.path}:9:15: scenes[1].pipeline: the chain passthrough+controller-viz "
+                          "cannot play over the headless transport: Scope's headless session runs one "
+                          "pipeline; use transport webrtc for a chain (--transport headless)"]
+        assert run.player.status().scene == "one"
+        run.edit("    pipeline: [passthrough, controller-viz]\n", "")
+        run.edit("a quiet harbour", "a harbour at night")
+
+        def posted() -> list[Any]:
+            return [r["json"] for r in sim.records if r["kind"] == "http"
+                    and r["path"] == "/api/v1/session/parameters" and "harbour at night" in str(r["json"])]
+
+        await until(posted)
+        assert run.player.status().reload_errors == ()
+        assert not run.offers()
