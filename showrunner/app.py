@@ -37,6 +37,7 @@ from showrunner.errors import (
 from showrunner.live.clock import Clock, prompt_thread_switches
 from showrunner.live.hooks import HookRunner
 from showrunner.live.hours import OpeningHours
+from showrunner.live.inputs import BeatClock
 from showrunner.live.installation import Installation
 from showrunner.live.journal import Journal, Rotation
 from showrunner.live.player import Player
@@ -420,6 +421,7 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         # The player exists (pending, its first scene waiting) while Scope is prepared, so the
         # control surfaces show what the show waits for.
         player = await _player(stack, prepared, session, hooks, options, url)
+        live_tempo = _follow_tempo(stack, tempo, player)
         await _installation(stack, player, hooks.settings, options)
         terminal = Terminal(player, commands=hooks.commands, tty=options.stdin_tty)
         terminal.tempo = tempo
@@ -436,7 +438,7 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
         _install_quit(stack, player, quit_early)
         performance = await start_performance(stack, player, hooks.commands, osc=hooks.osc,
                                               chunk_interval=lambda: session.chunk_interval,
-                                              show_path=show_path)
+                                              show_path=show_path, beat=live_tempo)
         if hooks.server is not None:
             hooks.server.live = performance
         try:
@@ -522,6 +524,8 @@ async def _start_tempo(
         name=options.tempo or show.tempo.source, bpm=show.bpm or DEFAULT_BPM,
         beats_per_bar=show.beats_per_bar, scope_follows=show.tempo.scope_follows,
         tap_reset=show.tempo.tap_reset,
+        midi_device=show.tempo.midi_clock or (show.midi.device if show.midi else None),
+        midi_api=show.midi.api if show.midi else None,
     ), context, warn=out.warn)
     server = hooks.server
     if server is not None:
@@ -543,6 +547,26 @@ async def _start_tempo(
     task.add_done_callback(_tempo_ended)
     stack.push_async_callback(_cancel, task)
     return runner
+
+
+def _follow_tempo(stack: AsyncExitStack, tempo: TempoRunner, player: Player) -> BeatClock | None:
+    """A live tempo source drives the player's musical time (bars and beats, quantize) and the
+    beat LFOs; the fixed bpm (also after a source fell back to it) leaves the player on the
+    show's own bpm. Returns the LFOs' beat clock (None: the fixed bpm)."""
+
+    def follow(reading: TempoReading) -> None:
+        if reading.source != "fixed":
+            player.tempo_reading(reading)
+
+    stack.callback(tempo.listen(follow))
+    if tempo.source_name == "fixed":
+        return None
+
+    def beats() -> float:  # the player's tempo map once it has a reading, else the source's own
+        tempo_map = player.beat.tempo
+        return tempo.status().beat if tempo_map.empty else tempo_map.beat_at(player.clock.monotonic())
+
+    return beats
 
 
 def _tempo_ended(task: asyncio.Task[None]) -> None:

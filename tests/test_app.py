@@ -1055,3 +1055,83 @@ async def test_the_page_preview_comes_from_session_frame_over_headless(
     finally:
         stop.set()
         assert await asyncio.wait_for(task, 10) == 0
+
+
+BARS = """
+title: bars
+bpm: 60
+end: stop
+defaults: {pipeline: controller-viz}
+scenes:
+  - {name: first, prompts: a slow pulse, duration: 2 bars}
+  - {name: second, prompts: a fast pulse, duration: 0.3}
+"""
+
+
+@pytest.mark.anyio
+async def test_a_live_tempo_stretches_the_bars_of_the_playing_show(tmp_path: Path) -> None:
+    """`--tempo osc`: the tempo a source reports drives the player's musical time. Two bars at
+    the show's 60 bpm last 8 s; set to 240 bpm just after the start they last about 2 s, and
+    the status carries the new tempo."""
+    import httpx
+
+    show = write(tmp_path, BARS)
+    lines, players = Lines(), []
+    options = RunOptions(show, stdin_tty=False, state_file=tmp_path / "s.json", control_port=0,
+                         tempo="osc")
+    task = asyncio.create_task(run(options, output=lines, on_player=players.append))
+    url = await until(lines.control_url, timeout=10)
+    await until(lambda: players and players[0].status().scene == "first", 10)
+    entered = asyncio.get_running_loop().time()
+    async with httpx.AsyncClient(base_url=url) as http:
+        answer = await http.post("/api/tempo/bpm", json={"bpm": 240})
+        assert answer.status_code == 200
+    await until(lambda: players[0].status().scene == "second", 7)
+    took = asyncio.get_running_loop().time() - entered
+    assert took < 5.0, f"two bars took {took:.2f} s: the live tempo was not followed"
+    assert players[0].beat.tempo.bpm_at(players[0].clock.monotonic()) == 240.0
+    assert await asyncio.wait_for(task, 20) == 0
+
+
+@pytest.mark.anyio
+async def test_a_midi_clock_drives_the_bars_of_the_show(tmp_path: Path, jack: str) -> None:
+    """`tempo: {source: midi}` with the show's MIDI device: MIDI clock at 240 bpm from a JACK
+    port plays two bars (8 s at the show's 60 bpm) in about 2 s."""
+    import time
+
+    import mido
+
+    device: Any = mido.Backend("mido.backends.rtmidi/UNIX_JACK").open_output(
+        "Drum Machine e2eclock", virtual=True
+    )
+    show = write(tmp_path, BARS.replace("bpm: 60\n", "bpm: 60\ntempo: {source: midi}\n"
+                                        "midi: {device: e2eclock, api: jack}\n"))
+    lines, players = Lines(), []
+    options = RunOptions(show, stdin_tty=False, state_file=tmp_path / "s.json", control_port=-1)
+    task = asyncio.create_task(run(options, output=lines, on_player=players.append))
+
+    async def send_clock() -> None:
+        step = 60.0 / 240.0 / 24  # 24 clocks a beat at 240 bpm
+        device.send(mido.Message("start"))
+        t0, i = time.monotonic(), 0
+        while True:
+            i += 1
+            await asyncio.sleep(max(0.0, t0 + i * step - time.monotonic()))
+            device.send(mido.Message("clock"))
+
+    clock: asyncio.Task[None] | None = None
+    try:
+        await until(lambda: players and players[0].status().scene == "first", 10)
+        await asyncio.sleep(1.0)  # the clock's port is found (polled) before the clock starts
+        clock = asyncio.create_task(send_clock())
+        started = asyncio.get_running_loop().time()
+        await until(lambda: players[0].status().scene == "second", 7)
+        took = asyncio.get_running_loop().time() - started
+        assert took < 5.0, f"two bars took {took:.2f} s: the MIDI clock was not followed"
+        assert players[0].beat.tempo.bpm_at(players[0].clock.monotonic()) == pytest.approx(240, rel=0.2)
+        assert await asyncio.wait_for(task, 20) == 0
+    finally:
+        if clock is not None:
+            clock.cancel()
+        device.close()
+    assert not [w for w in lines.warned if w.startswith("tempo source")]

@@ -44,7 +44,7 @@ LAYERS: dict[str, set[str]] = {
     "control": {"serving"},
     "sim": {"serving"},
     "midi": {"music", "show"},
-    "sync": {"music"},
+    "sync": {"music", "midi"},
 }
 
 

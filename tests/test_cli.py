@@ -643,8 +643,8 @@ def test_run_under_a_service_manager_writes_whole_plain_lines_at_once(tmp_path: 
 
 
 def test_run_tempo_names_the_source(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """`--tempo` takes the sources the show format knows; one this build lacks (midi) is one
-    line and the show plays to its end on the fixed bpm."""
+    """`--tempo` takes the sources the show format knows; one that cannot start (midi with no
+    device named) is one line and the show plays to its end on the fixed bpm."""
     show = tmp_path / "tiny.yaml"
     show.write_text("title: tiny\nbpm: 132\nend: stop\ntempo: {source: link}\nscenes:\n"
                     "  - {name: a, prompts: red, duration: 0.4}\n")
@@ -654,6 +654,6 @@ def test_run_tempo_names_the_source(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--tempo: invalid choice: 'ableton'" in capsys.readouterr().err
     assert main(["run", str(show), "--tempo", "midi", "--control-port", "-1"]) == 0
     err = capsys.readouterr().err
-    assert "tempo source midi: no tempo source 'midi' in this build (there are: fixed, link, " \
-           "scope, tap, osc); playing on the fixed 132 bpm\n" in err
+    assert "tempo source midi: source midi needs the device sending clock: `tempo.midi_clock` " \
+           "or `midi.device` in the show; playing on the fixed 132 bpm\n" in err
     assert "Traceback" not in err

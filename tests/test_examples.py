@@ -78,6 +78,7 @@ def test_rehearsal_templates_and_includes() -> None:
 def test_club_plays_to_a_controller_and_the_beat() -> None:
     show = load(SHOWS / "club.yaml").show
     assert show.midi is not None and show.bpm
+    assert show.tempo.source == "link" and show.quantize == "bar"  # tempo sync, quantized GO
     assert {c.do for c in show.controls if c.do} == {"go", "back", "hold", "resume", "panic"}
     assert any(c.goto for c in show.controls) and any(c.input for c in show.controls)
     lfos = {name for name, spec in show.inputs.items() if spec.lfo is not None}

@@ -963,6 +963,11 @@ class Tempo(Model):
     tap_reset: float = Field(
         default=2.0, gt=0, le=10, description="Seconds without a tap that start a new tap count."
     )
+    midi_clock: str | None = Field(
+        default=None, min_length=1,
+        description="With source midi: part of the name of the device sending MIDI clock "
+        "(absent: `midi.device`).",
+    )
 
 
 Loop = Annotated[

@@ -2,8 +2,8 @@
 
 Each entry makes a `BuiltSource`: the `TempoSource` itself and what else it can do — take a
 proposed tempo (taps and OSC ``/showrunner/bpm`` while it plays), take taps that also set the
-beat, count Link peers. A name without an entry (``midi`` until the MIDI clock is added) is a
-`TempoSourceError` naming the ones there are.
+beat, count Link peers. A name without an entry is a `TempoSourceError` naming the ones there
+are.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from showrunner.errors import TempoSourceError
+from showrunner.midi.clock import MidiClock
 from showrunner.music.reading import TempoSource
 from showrunner.sync.fixed import FixedTempo
 from showrunner.sync.link import LinkTempo
@@ -32,6 +33,8 @@ class SourceOptions:
     beats_per_bar: int = 4
     scope_follows: str = "link"
     tap_reset: float = 2.0
+    midi_device: str | None = None  # the device sending MIDI clock (part of its name)
+    midi_api: str | None = None  # the MIDI system (alsa, jack, ...); None: the platform's
 
 
 @dataclass(frozen=True)
@@ -79,13 +82,21 @@ def _scope(options: SourceOptions, context: SourceContext) -> BuiltSource:
     return BuiltSource(source, propose=source.propose)
 
 
-#: source name -> how it is made (the MIDI clock joins as "midi").
+def _midi(options: SourceOptions, context: SourceContext) -> BuiltSource:
+    if options.midi_device is None:
+        raise TempoSourceError("source midi needs the device sending clock: `tempo.midi_clock` "
+                               "or `midi.device` in the show")
+    return BuiltSource(MidiClock(options.midi_device, api=options.midi_api, clock=context.clock))
+
+
+#: source name -> how it is made.
 SOURCES: dict[str, Factory] = {
     "fixed": _fixed,
     "link": _link,
     "scope": _scope,
     "tap": _manual,
     "osc": _manual,
+    "midi": _midi,
 }
 
 

@@ -20,8 +20,8 @@ async def test_a_source_that_is_not_there_plays_the_fixed_bpm_and_says_so() -> N
     said: list[str] = []
     runner = TempoRunner(SourceOptions("midi", bpm=126.0), SourceContext(time.monotonic),
                          warn=said.append)
-    assert said == ["tempo source midi: no tempo source 'midi' in this build (there are: fixed, "
-                    "link, scope, tap, osc); playing on the fixed 126 bpm"]
+    assert said == ["tempo source midi: source midi needs the device sending clock: "
+                    "`tempo.midi_clock` or `midi.device` in the show; playing on the fixed 126 bpm"]
     task = asyncio.create_task(runner.run())
     await until(lambda: runner.status().source == "fixed")
     status = runner.status()
