@@ -46,6 +46,18 @@ def jack() -> Iterator[str]:
 
 
 @pytest.fixture
+def sim_thread() -> Iterator[Simulator]:
+    """A simulator on its own thread and loop (fast loads), so it never delays the runner's
+    timing."""
+    from showrunner.sim import SimThread
+
+    thread = SimThread("127.0.0.1", 0, load_time=0.02)
+    simulator = thread.start()
+    yield simulator
+    thread.stop()
+
+
+@pytest.fixture
 async def sim() -> AsyncIterator[Simulator]:
     """A running Scope simulator on 127.0.0.1 (free port) with fast loads."""
     from showrunner.sim import serve_sim

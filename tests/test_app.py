@@ -10,7 +10,6 @@ import contextlib
 import io
 import os
 import signal
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,14 +28,6 @@ from showrunner.sim import SimThread, Simulator
 from showrunner.testing import FakeClock
 
 pytestmark = pytest.mark.webrtc
-
-
-@pytest.fixture
-def sim_thread() -> Iterator[Simulator]:
-    thread = SimThread("127.0.0.1", 0, load_time=0.02)
-    simulator = thread.start()
-    yield simulator
-    thread.stop()
 
 
 def write(tmp_path: Path, text: str, name: str = "show.yaml") -> Path:

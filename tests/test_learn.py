@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from showrunner.app import RunOptions, run
 from showrunner.learn import LearnError, learn, mapping_for
 from showrunner.live.player import Player
 from showrunner.midi.ports import MidiKind, MidiMessage
-from showrunner.sim import SimThread, Simulator
+from showrunner.sim import Simulator
 from showrunner.testing import until
 
 SHOW = """\
@@ -84,14 +83,6 @@ def test_a_mapping_the_show_would_refuse_is_not_written(tmp_path: Path) -> None:
     with pytest.raises(LearnError, match=r"controls\[1\]\.goto: unknown scene 'secnd'"):
         learn(path, {"note": 41, "goto": "secnd"})
     assert path.read_text() == SHOW
-
-
-@pytest.fixture
-def sim_thread() -> Iterator[Simulator]:
-    thread = SimThread("127.0.0.1", 0, load_time=0.02)
-    simulator = thread.start()
-    yield simulator
-    thread.stop()
 
 
 def _free_port() -> int:

@@ -7,7 +7,6 @@ import itertools
 import socket
 import statistics
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from showrunner.app import RunOptions, run
 from showrunner.live.journal import read_journal
 from showrunner.live.player import Player
 from showrunner.music.modulation import map_value
-from showrunner.sim import SimThread, Simulator
+from showrunner.sim import Simulator
 from showrunner.testing import until
 
 SHOW = """
@@ -34,14 +33,6 @@ scenes:
     modulate:
       kv_cache_attention_bias: {input: level, range: [0.1, 0.9], curve: ease-in}
 """
-
-
-@pytest.fixture
-def sim_thread() -> Iterator[Simulator]:
-    thread = SimThread("127.0.0.1", 0, load_time=0.02)
-    simulator = thread.start()
-    yield simulator
-    thread.stop()
 
 
 def _free_port(kind: int = socket.SOCK_DGRAM) -> int:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,7 +18,7 @@ from showrunner.app import RunOptions, StreamOutput, run
 from showrunner.control.metrics import Metrics
 from showrunner.control.monitor import Health
 from showrunner.live.player import Player
-from showrunner.sim import SimThread, Simulator
+from showrunner.sim import Simulator
 from showrunner.testing import until
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.anyio]
@@ -31,14 +31,6 @@ scenes:
   - {name: one, prompts: look one, duration: 1}
   - {name: two, prompts: look two, duration: 1}
 """
-
-
-@pytest.fixture
-def sim_thread() -> Iterator[Simulator]:
-    thread = SimThread("127.0.0.1", 0, load_time=0.02)
-    simulator = thread.start()
-    yield simulator
-    thread.stop()
 
 
 def values(text: str) -> dict[str, float]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import io
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from showrunner.app import RunOptions, StreamOutput, run
-from showrunner.sim import SimThread, Simulator
+from showrunner.sim import Simulator
 from showrunner.testing import until
 
 pytestmark = [pytest.mark.webrtc, pytest.mark.anyio]
@@ -28,14 +27,6 @@ scenes:
   - {name: one, prompts: look one, duration: 1}
   - {name: two, prompts: look two, duration: 1}
 """
-
-
-@pytest.fixture
-def sim_thread() -> Iterator[Simulator]:
-    thread = SimThread("127.0.0.1", 0, load_time=0.02)
-    simulator = thread.start()
-    yield simulator
-    thread.stop()
 
 
 def control_url(err: io.StringIO) -> str | None:

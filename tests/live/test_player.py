@@ -25,19 +25,10 @@ from showrunner.plan.compiler import compile_timeline
 from showrunner.plan.timeline import Timeline
 from showrunner.scope.client import ScopeClient, ScopeSession
 from showrunner.show.load import load_text
-from showrunner.sim import SimThread, Simulator
+from showrunner.sim import Simulator
 from showrunner.testing import FakeClock, until
 
 pytestmark = pytest.mark.webrtc
-
-
-@pytest.fixture
-def sim_thread() -> Iterator[Simulator]:
-    """A simulator on its own thread and loop, so it never delays the player's timing."""
-    thread = SimThread("127.0.0.1", 0, load_time=0.02)
-    simulator = thread.start()
-    yield simulator
-    thread.stop()
 
 
 @pytest.fixture
