@@ -5,10 +5,10 @@ one chunk interval ahead, and the journal says how each landed."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pytest
+from sinks import RecordingSink
 
 from showrunner.live.beat import Beat, ChunkTimed
 from showrunner.live.player import Player
@@ -22,48 +22,16 @@ from showrunner.testing import FakeClock, MemoryJournal, until
 pytestmark = pytest.mark.anyio
 
 
-class ChunkSink:
+class ChunkSink(RecordingSink):
     """A recording `Sink` that also says its chunk interval (the lead), as ScopeSession does."""
 
     def __init__(self, clock: FakeClock, chunk_interval: float = 0.0) -> None:
-        self.clock = clock
+        super().__init__(clock)
         self._chunk_interval = chunk_interval
-        self.sent: list[tuple[float, dict[str, Any]]] = []
-        self.opened: list[float] = []
-        self.up = False
 
     @property
     def chunk_interval(self) -> float:
         return self._chunk_interval
-
-    @property
-    def connected(self) -> bool:
-        return self.up
-
-    async def open(
-        self, chain: Sequence[str], load_params: Mapping[str, Any], initial_parameters: Mapping[str, Any]
-    ) -> float:
-        self.opened.append(self.clock.monotonic())
-        self.up = True
-        return 0.0
-
-    async def switch(
-        self, chain: Sequence[str], load_params: Mapping[str, Any], initial_parameters: Mapping[str, Any]
-    ) -> float:
-        return 0.0
-
-    def prepare(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(message)
-
-    async def send(self, message: Mapping[str, Any]) -> tuple[float, dict[str, Any]]:
-        self.sent.append((self.clock.monotonic(), dict(message)))
-        return self.clock.time(), dict(message)
-
-    async def close(self) -> None:
-        self.up = False
-
-    async def liveness(self) -> str | None:
-        return None
 
 
 def compile_show(text: str) -> Timeline:

@@ -4,10 +4,9 @@ resent after a scene entry, and the labels keyframes have."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 import pytest
+from sinks import RecordingSink
 
 from showrunner.live.inputs import InputKind, LiveInputs, fixed_beats
 from showrunner.live.link import timed_update
@@ -42,48 +41,13 @@ scenes:
 """
 
 
-class Recorder:
-    """A plain `Sink` that writes nothing anywhere: it keeps what it was given, with the time."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.sent: list[tuple[float, dict[str, Any]]] = []
-        self.up = False
-
-    @property
-    def connected(self) -> bool:
-        return self.up
-
-    async def open(self, chain: Sequence[str], load_params: Mapping[str, Any],
-                   initial_parameters: Mapping[str, Any]) -> float:
-        self.up = True
-        return 0.0
-
-    async def switch(self, chain: Sequence[str], load_params: Mapping[str, Any],
-                     initial_parameters: Mapping[str, Any]) -> float:
-        return 0.0
-
-    def prepare(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        return dict(message)
-
-    async def send(self, message: Mapping[str, Any]) -> tuple[float, dict[str, Any]]:
-        self.sent.append((self.clock.monotonic(), dict(message)))
-        return self.clock.time(), dict(message)
-
-    async def close(self) -> None:
-        self.up = False
-
-    async def liveness(self) -> str | None:
-        return None
-
-
 def test_modulation_gives_way_to_entries_like_keyframes() -> None:
     assert timed_update(LABEL) and timed_update(f"keyframe + {LABEL}")
 
 
 async def test_mapped_values_go_on_air_and_come_back_where_the_mapping_ends() -> None:
     clock = FakeClock()
-    sink, journal = Recorder(clock), MemoryJournal()
+    sink, journal = RecordingSink(clock), MemoryJournal()
     timeline = compile_timeline(load_text(SHOW, path="mod.yaml").show)
     player = Player(timeline, sink, clock=clock, journal=journal, watchdog_period=3600)
     origin = clock.monotonic()

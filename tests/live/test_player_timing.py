@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import pytest
+from sinks import RecordingSink, Wire
 
 from showrunner.live.link import LinkState
 from showrunner.live.player import Player, Sink
@@ -25,57 +26,6 @@ from showrunner.show.load import load_text
 from showrunner.testing import FakeClock, MemoryJournal, until
 
 pytestmark = pytest.mark.anyio
-
-
-class Wire(dict[str, Any]):
-    """A message as `RecordingSink.prepare` made it (so a test can tell it was made ahead)."""
-
-
-class RecordingSink:
-    """Records (clock time, what) for every call of the Sink protocol; sessions open at once."""
-
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
-        self.sent: list[tuple[float, dict[str, Any]]] = []
-        self.prepared: list[tuple[float, Wire]] = []
-        self.opened: list[tuple[float, list[str], dict[str, Any]]] = []
-        self.switched: list[tuple[float, list[str], dict[str, Any]]] = []
-        self.up = False
-        self.problem: str | None = None  # what liveness() reports
-        self.closed = False
-
-    @property
-    def connected(self) -> bool:
-        return self.up
-
-    async def open(
-        self, chain: Sequence[str], load_params: Mapping[str, Any], initial_parameters: Mapping[str, Any]
-    ) -> float:
-        self.opened.append((self.clock.monotonic(), list(chain), dict(initial_parameters)))
-        self.up = True
-        return 0.0
-
-    async def switch(
-        self, chain: Sequence[str], load_params: Mapping[str, Any], initial_parameters: Mapping[str, Any]
-    ) -> float:
-        self.switched.append((self.clock.monotonic(), list(chain), dict(initial_parameters)))
-        self.up, self.problem = True, None
-        return 0.0
-
-    def prepare(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        ready = Wire(message)
-        self.prepared.append((self.clock.monotonic(), ready))
-        return ready
-
-    async def send(self, message: Mapping[str, Any]) -> tuple[float, dict[str, Any]]:
-        self.sent.append((self.clock.monotonic(), message))  # type: ignore[arg-type]
-        return self.clock.time(), dict(message)
-
-    async def close(self) -> None:
-        self.closed, self.up = True, False
-
-    async def liveness(self) -> str | None:
-        return self.problem
 
 
 def compile_show(text: str) -> Timeline:
