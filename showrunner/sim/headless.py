@@ -21,7 +21,7 @@ from typing import Any
 import av
 from PIL import Image
 
-from showrunner.sim.inputs import INPUT_PIPELINES, VideoFileSource
+from showrunner.sim.inputs import INPUT_PIPELINES, SourceClosed, VideoFileSource
 from showrunner.sim.loads import Faults
 from showrunner.sim.render import ChunkView, Renderer
 from showrunner.sim.session import SimSession
@@ -195,7 +195,10 @@ class HeadlessSession:
 
     async def _read_input(self, frames: int) -> None:
         assert self.source is not None and self.session.stream is not None
-        images = await asyncio.to_thread(self.source.read_many, frames)
+        try:
+            images = await asyncio.to_thread(self.source.read_many, frames)
+        except SourceClosed:  # swapped out while being read: the next read takes the new one
+            return
         self.session.frames_in += len(images)
         image = images[-1]
         for pipeline_id in self.session.stream.chain or (self.session.stream.pipeline_id,):

@@ -75,14 +75,23 @@ def resolve_video(name: str, assets_dir: Path) -> Path | None:
     return None
 
 
+class SourceClosed(EOFError):
+    """A read after `close` (PyAV would crash the process on a closed container)."""
+
+
 class VideoFileSource:
-    """A video file decoded frame by frame, from the start again at its end."""
+    """A video file decoded frame by frame, from the start again at its end.
+
+    Reads and `close` may come from different worker threads (a runtime swap closes the old
+    file while a chunk is being read); the lock orders them and a closed source refuses to read.
+    """
 
     source_type = VIDEO_FILE
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
+        self._closed = False
         self._container: Any = av.open(str(path))
         try:
             streams = self._container.streams.video
@@ -101,23 +110,32 @@ class VideoFileSource:
     def read(self) -> Image.Image:
         """The next frame as RGB; after the last one, the first again."""
         with self._lock:
-            try:
-                frame = next(self._frames)
-            except StopIteration:
-                self._container.seek(0)
-                self._frames = self._container.decode(self._stream)
-                frame = next(self._frames, None)
-                if frame is None:
-                    raise EOFError(f"no frame in {self.path}") from None
-            image: Image.Image = frame.to_image()
-            return image.convert("RGB") if image.mode != "RGB" else image
+            return self._read()
+
+    def _read(self) -> Image.Image:
+        if self._closed:
+            raise SourceClosed(f"{self.path} is closed")
+        try:
+            frame = next(self._frames)
+        except StopIteration:
+            self._container.seek(0)
+            self._frames = self._container.decode(self._stream)
+            frame = next(self._frames, None)
+            if frame is None:
+                raise EOFError(f"no frame in {self.path}") from None
+        image: Image.Image = frame.to_image()
+        return image.convert("RGB") if image.mode != "RGB" else image
 
     def read_many(self, count: int) -> list[Image.Image]:
-        return [self.read() for _ in range(count)]
+        """`count` frames in one go (a close waits for the batch)."""
+        with self._lock:
+            return [self._read() for _ in range(count)]
 
     def close(self) -> None:
         with self._lock:
-            self._container.close()
+            if not self._closed:
+                self._closed = True
+                self._container.close()
 
 
 def open_source(config: dict[str, Any], assets_dir: Path) -> VideoFileSource | None:

@@ -34,7 +34,7 @@ from aiortc.sdp import candidate_from_sdp
 from av import VideoFrame
 from PIL import Image
 
-from showrunner.sim.inputs import INPUT_PIPELINES, VideoFileSource
+from showrunner.sim.inputs import INPUT_PIPELINES, SourceClosed, VideoFileSource
 from showrunner.sim.loads import Faults
 from showrunner.sim.record import Recorder
 from showrunner.sim.render import Chunk, ChunkView, Renderer
@@ -426,14 +426,19 @@ class SimPeer:
         picture of the session's state."""
         stream = self.session.stream
         assert stream is not None
-        if self.source is not None and stream.pipeline_id in INPUT_PIPELINES:
-            images = await asyncio.to_thread(self.source.read_many, stream.frames_per_chunk)
-            self.session.frames_in += len(images)
-            for pipeline_id in stream.chain or (stream.pipeline_id,):
-                effect = INPUT_PIPELINES.get(pipeline_id)
-                if effect is not None:
-                    images = [effect(image) for image in images]
-            return Chunk(tuple(images), stamp=False)
+        source = self.source
+        if source is not None and stream.pipeline_id in INPUT_PIPELINES:
+            try:
+                images = await asyncio.to_thread(source.read_many, stream.frames_per_chunk)
+            except SourceClosed:  # swapped out while being read: drawn like no source
+                images = []
+            if images:
+                self.session.frames_in += len(images)
+                for pipeline_id in stream.chain or (stream.pipeline_id,):
+                    effect = INPUT_PIPELINES.get(pipeline_id)
+                    if effect is not None:
+                        images = [effect(image) for image in images]
+                return Chunk(tuple(images), stamp=False)
         base = self.renderer.chunk_image(chunk_view(self.session))
         return Chunk((base,) * stream.frames_per_chunk)
 

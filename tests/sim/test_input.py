@@ -215,3 +215,49 @@ async def test_a_runtime_input_source_is_taken_as_scope_takes_it(
     await sim.wait_for(lambda s: s.sessions[peer.session_id].input_source_type == "", timeout=5)
     stats = await metrics(sim, peer.session_id)
     assert stats["input_source_enabled"] is False
+
+
+CLOSE_WHILE_READING = """
+import sys, threading
+from pathlib import Path
+from showrunner.sim.inputs import SourceClosed, VideoFileSource
+
+source = VideoFileSource(Path(sys.argv[1]))
+source.read()
+source.close()
+source.close()  # twice is fine
+try:
+    source.read()
+except SourceClosed as exc:
+    print("read after close:", exc)
+errors = []
+for _ in range(20):  # a close from another thread while a batch is being read
+    source = VideoFileSource(Path(sys.argv[1]))
+    def batch(source=source):
+        try:
+            source.read_many(200)
+        except SourceClosed:
+            errors.append("closed")
+    reader = threading.Thread(target=batch)
+    reader.start()
+    source.close()
+    reader.join()
+print("batches ended:", len(errors) <= 20)
+"""
+
+
+def test_a_closed_source_refuses_to_read_instead_of_crashing(tmp_path: Path) -> None:
+    """A runtime `input_source` swap closes the old file while the chunk producer may still be
+    reading it in a worker thread; PyAV crashes the process (SIGSEGV) on a closed container, so
+    the source itself refuses. Run in a child process: a regression fails here, not the suite."""
+    import subprocess
+    import sys
+
+    clip = write_clip(tmp_path / "clip.mp4")
+    child = subprocess.run(
+        [sys.executable, "-c", CLOSE_WHILE_READING, str(clip)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert child.returncode == 0, child.stderr[-2000:]
+    assert f"read after close: {clip} is closed" in child.stdout
+    assert "batches ended: True" in child.stdout
