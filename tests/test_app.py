@@ -10,6 +10,7 @@ import contextlib
 import io
 import os
 import signal
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,37 @@ async def until(predicate: Any, timeout: float = 5.0) -> Any:
             raise TimeoutError("condition not met")
         await asyncio.sleep(0.01)
     return value
+
+
+@dataclass
+class Running:
+    """A `run_show` started in a task, with its player once it exists and a stop event."""
+
+    task: asyncio.Task[int]
+    stop: asyncio.Event
+    players: list[Player] = field(default_factory=list)
+
+    @property
+    def player(self) -> Player:
+        return self.players[0]
+
+    async def at_scene(self, name: str) -> None:
+        await until(lambda: self.players and self.players[0].status().scene == name)
+
+    async def finish(self, timeout: float = 10.0) -> int:
+        """Stop the run (as a service stop does) and return its exit code."""
+        self.stop.set()
+        return await asyncio.wait_for(self.task, timeout)
+
+
+def start(show: Path, **options: Any) -> Running:
+    """`run_show(show, stdin_tty=False, **options)` in a task, its player collected."""
+    stop = asyncio.Event()
+    players: list[Player] = []
+    task = asyncio.create_task(run_show(
+        show, stdin_tty=False, stop_event=stop, on_player=players.append, **options
+    ))
+    return Running(task, stop, players)
 
 
 # The show plans keyframes at 16 fps, below the simulator's 24 fps for controller-viz, so the
@@ -170,18 +202,15 @@ async def test_recovers_from_a_scope_crash_without_help(
     watchdog reconnects by itself with the state of the wall-clock-correct scene (§9.6)."""
     show = write(tmp_path, RECOVER)
     journal_path = tmp_path / "run.jsonl"
-    players: list[Player] = []
-    run = asyncio.create_task(
-        run_show(show, scope_url=sim_thread.url, journal_path=journal_path, stdin_tty=False,
-                 state_file=tmp_path / "s.json", on_player=players.append)
-    )
-    await until(lambda: players and players[0].status().scene == "during")
+    run = start(show, scope_url=sim_thread.url, journal_path=journal_path,
+                state_file=tmp_path / "s.json")
+    await run.at_scene("during")
     await asyncio.sleep(0.2)
     await sim_thread.crash()
     restart_from = len(sim_thread.records)
     await asyncio.sleep(1.0)
     await sim_thread.start()
-    assert await asyncio.wait_for(run, 20) == 0
+    assert await asyncio.wait_for(run.task, 20) == 0
     after = sim_thread.records[restart_from:]
     offer = next(r for r in after if r["kind"] == "http" and r["path"] == "/api/v1/webrtc/offer")
     assert prompts_of(offer["json"]["initialParameters"]) == ["during the storm"]
@@ -201,12 +230,9 @@ async def test_stream_stopped_reconnects_at_once(sim_thread: Simulator, tmp_path
     session would look healthy and never be rebuilt)."""
     show = write(tmp_path, RECOVER)
     journal_path = tmp_path / "run.jsonl"
-    players: list[Player] = []
-    run = asyncio.create_task(
-        run_show(show, scope_url=sim_thread.url, journal_path=journal_path, stdin_tty=False,
-                 state_file=tmp_path / "s.json", on_player=players.append)
-    )
-    await until(lambda: players and players[0].status().scene == "during")
+    run = start(show, scope_url=sim_thread.url, journal_path=journal_path,
+                state_file=tmp_path / "s.json")
+    await run.at_scene("during")
     await asyncio.sleep(0.3)
     offers_before = len(offers(sim_thread))
     told = asyncio.get_running_loop().time()
@@ -215,7 +241,7 @@ async def test_stream_stopped_reconnects_at_once(sim_thread: Simulator, tmp_path
     took = asyncio.get_running_loop().time() - told
     assert took < 1.5, f"reconnected {took:.2f} s after stream_stopped"
     assert prompts_of(offers(sim_thread)[-1]) == ["during the storm"]
-    assert await asyncio.wait_for(run, 20) == 0
+    assert await asyncio.wait_for(run.task, 20) == 0
     journal = read_journal(journal_path)
     assert [r["label"] for r in journal if r["kind"] == "watchdog"] == ["Scope stopped the stream"]
     assert [r["label"] for r in journal if r["kind"] == "reconnect"] == ["ok"]
@@ -234,15 +260,10 @@ async def test_stop_event_closes_the_session_and_returns_0(
     sim_thread: Simulator, tmp_path: Path
 ) -> None:
     show = write(tmp_path, HOLD)
-    stop = asyncio.Event()
-    run = asyncio.create_task(
-        run_show(show, scope_url=sim_thread.url, stdin_tty=False, stop_event=stop,
-                 state_file=tmp_path / "s.json")
-    )
+    run = start(show, scope_url=sim_thread.url, state_file=tmp_path / "s.json")
     await until(lambda: offers(sim_thread))
     await asyncio.sleep(0.3)
-    stop.set()
-    assert await asyncio.wait_for(run, 10) == 0
+    assert await run.finish() == 0
     assert len(deletes(sim_thread)) == 1
     assert read_state(tmp_path / "s.json") is not None  # kept: a service stop is not the end
 
@@ -352,31 +373,20 @@ async def test_a_second_run_resumes_from_the_state_file(
 ) -> None:
     show = write(tmp_path, RESUME)
     clock = FakeClock(datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
-    stop = asyncio.Event()
-    players: list[Player] = []
-    run = asyncio.create_task(
-        run_show(show, scope_url=sim_thread.url, stdin_tty=False, clock=clock, stop_event=stop,
-                 on_player=players.append, journal_path=tmp_path / "run.jsonl")
-    )
-    await until(lambda: players and players[0].status().scene == "one")
+    run = start(show, scope_url=sim_thread.url, clock=clock, journal_path=tmp_path / "run.jsonl")
+    await run.at_scene("one")
     await clock.advance(70)
     state = tmp_path / ".show.showrunner-state.json"  # one per show, beside it
     await until(lambda: (s := read_state(state)) and s.scene == "two")
-    stop.set()
-    assert await asyncio.wait_for(run, 10) == 0
+    assert await run.finish() == 0
     clock.jump_wall(70)  # back 140 s after the origin: "three", 20 s in
     before = len(offers(sim_thread))
-    stop = asyncio.Event()
-    players.clear()
-    run = asyncio.create_task(
-        run_show(show, scope_url=sim_thread.url, stdin_tty=False, clock=clock, stop_event=stop,
-                 on_player=players.append, journal_path=tmp_path / "run.jsonl", resume=True)
-    )
-    await until(lambda: players and players[0].status().scene == "three")
-    assert players[0].status().position == pytest.approx(20.0)
+    run = start(show, scope_url=sim_thread.url, clock=clock, journal_path=tmp_path / "run.jsonl",
+                resume=True)
+    await run.at_scene("three")
+    assert run.player.status().position == pytest.approx(20.0)
     assert prompts_of(offers(sim_thread)[before]) == ["look three"]
-    stop.set()
-    assert await asyncio.wait_for(run, 10) == 0
+    assert await run.finish() == 0
     assert "Resuming from" in capsys.readouterr().out
 
 
@@ -386,19 +396,13 @@ async def test_an_edited_show_does_not_resume(
 ) -> None:
     show = write(tmp_path, RESUME)
     state = tmp_path / "s.json"
-    stop = asyncio.Event()
-    run = asyncio.create_task(run_show(show, scope_url=sim_thread.url, stdin_tty=False,
-                                       stop_event=stop, state_file=state))
+    run = start(show, scope_url=sim_thread.url, state_file=state)
     await until(lambda: read_state(state))
-    stop.set()
-    assert await asyncio.wait_for(run, 10) == 0
+    assert await run.finish() == 0
     show.write_text(RESUME.replace("look one", "look one edited"))
-    stop = asyncio.Event()
-    run = asyncio.create_task(run_show(show, scope_url=sim_thread.url, stdin_tty=False,
-                                       stop_event=stop, state_file=state, resume=True))
+    run = start(show, scope_url=sim_thread.url, state_file=state, resume=True)
     await until(lambda: len(offers(sim_thread)) == 2)
-    stop.set()
-    assert await asyncio.wait_for(run, 10) == 0
+    assert await run.finish() == 0
     assert "Ignoring" in capsys.readouterr().out
     assert prompts_of(offers(sim_thread)[1]) == ["look one edited"]
 
@@ -410,13 +414,10 @@ async def test_unreachable_scope_is_retried_until_quit(
     """Scope being down at start is not fatal: the run waits for it (and quits cleanly)."""
     Image.new("RGB", (8, 8)).save(tmp_path / "ref.png")
     show = write(tmp_path, ASSETS)
-    stop = asyncio.Event()
-    run = asyncio.create_task(run_show(show, scope_url="http://127.0.0.1:9", stdin_tty=False,
-                                       stop_event=stop, state_file=tmp_path / "s.json"))
+    run = start(show, scope_url="http://127.0.0.1:9", state_file=tmp_path / "s.json")
     await asyncio.sleep(0.8)
-    assert not run.done()
-    stop.set()
-    assert await asyncio.wait_for(run, 5) == 0
+    assert not run.task.done()
+    assert await run.finish(5) == 0
     assert "not reachable" in capsys.readouterr().err
 
 
@@ -429,28 +430,19 @@ async def test_a_rerun_starts_from_the_top_unless_asked_to_resume(
     show = write(tmp_path, RESUME)
     other = write(tmp_path, RESUME.replace("look", "other look"), "other.yaml")
     clock = FakeClock(datetime(2026, 1, 5, 12, 0, tzinfo=UTC))
-    players: list[Player] = []
     for path in (show, other):
-        stop = asyncio.Event()
-        players.clear()
-        run = asyncio.create_task(run_show(path, scope_url=sim_thread.url, stdin_tty=False,
-                                           clock=clock, stop_event=stop, on_player=players.append))
-        await until(lambda: players and players[0].status().scene == "one")
+        run = start(path, scope_url=sim_thread.url, clock=clock)
+        await run.at_scene("one")
         await clock.advance(70)
-        await until(lambda: players[0].status().scene == "two")
-        stop.set()
-        assert await asyncio.wait_for(run, 10) == 0
+        await run.at_scene("two")
+        assert await run.finish() == 0
     assert read_state(tmp_path / ".show.showrunner-state.json").scene == "two"  # type: ignore[union-attr]
     assert read_state(tmp_path / ".other.showrunner-state.json") is not None
     capsys.readouterr()
-    stop = asyncio.Event()
-    players.clear()
-    run = asyncio.create_task(run_show(show, scope_url=sim_thread.url, stdin_tty=False,
-                                       clock=clock, stop_event=stop, on_player=players.append))
-    await until(lambda: players and players[0].status().scene is not None)
-    assert players[0].status().scene == "one"
-    stop.set()
-    assert await asyncio.wait_for(run, 10) == 0
+    run = start(show, scope_url=sim_thread.url, clock=clock)
+    await until(lambda: run.players and run.player.status().scene is not None)
+    assert run.player.status().scene == "one"
+    assert await run.finish() == 0
     out = capsys.readouterr().out
     assert "Starting from the top (--resume continues at two" in out
 
@@ -745,9 +737,7 @@ async def test_a_scene_changes_the_input_source_of_the_running_session(
 
     red, blue = write_solid(tmp_path / "red.mp4", RED), write_solid(tmp_path / "blue.mp4", BLUE)
     show = write(tmp_path, SOURCES.format(red=red, blue=blue))
-    players: list[Player] = []
-    run = asyncio.create_task(run_show(show, scope_url=sim_thread.url, stdin_tty=False,
-                                       state_file=tmp_path / "s.json", on_player=players.append))
+    run = start(show, scope_url=sim_thread.url, state_file=tmp_path / "s.json")
 
     async def pixel() -> tuple[int, ...]:
         async with httpx.AsyncClient(base_url=sim_thread.url) as client:
@@ -756,7 +746,7 @@ async def test_a_scene_changes_the_input_source_of_the_running_session(
             return (0, 0, 0)
         return tuple(Image.open(io.BytesIO(response.content)).convert("RGB").getpixel((32, 24)))
 
-    await until(lambda: players and players[0].status().scene == "red")
+    await run.at_scene("red")
     seen_red = False
     for _ in range(40):
         if near(await pixel(), RED):
@@ -764,7 +754,7 @@ async def test_a_scene_changes_the_input_source_of_the_running_session(
             break
         await asyncio.sleep(0.03)
     assert seen_red
-    await until(lambda: players[0].status().scene == "blue")
+    await run.at_scene("blue")
     seen_blue = False
     for _ in range(40):
         if near(await pixel(), BLUE):
@@ -772,7 +762,7 @@ async def test_a_scene_changes_the_input_source_of_the_running_session(
             break
         await asyncio.sleep(0.03)
     assert seen_blue
-    assert await asyncio.wait_for(run, 20) == 0
+    assert await asyncio.wait_for(run.task, 20) == 0
     assert len(offers(sim_thread)) == 1  # one session all along
     sent = [r["message"] for r in sim_thread.records
             if r["kind"] == "data" and "input_source" in r["message"]]
@@ -975,21 +965,19 @@ async def test_headless_recovers_from_a_scope_crash_at_the_wall_clock_scene(
     session with the state of the scene the wall clock says, and the show goes on."""
     show = write(tmp_path, RECOVER)
     journal_path = tmp_path / "run.jsonl"
-    players: list[Player] = []
-    run = asyncio.create_task(
-        run_show(show, scope_url=sim_thread.url, journal_path=journal_path, stdin_tty=False,
-                 state_file=tmp_path / "s.json", on_player=players.append, transport="headless")
-    )
-    await until(lambda: players and players[0].status().scene == "during")
+    run = start(show, scope_url=sim_thread.url, journal_path=journal_path,
+                state_file=tmp_path / "s.json",
+                transport="headless")
+    await run.at_scene("during")
     await asyncio.sleep(0.2)
     await sim_thread.crash()
     restart_from = len(sim_thread.records)
     await asyncio.sleep(1.0)
     await sim_thread.start()
-    assert await asyncio.wait_for(run, 20) == 0
+    assert await asyncio.wait_for(run.task, 20) == 0
     after = sim_thread.records[restart_from:]
-    start = next(r for r in after if r["kind"] == "http" and r["path"] == "/api/v1/session/start")
-    assert prompts_of(start["json"]) == ["during the storm"]
+    started = next(r for r in after if r["kind"] == "http" and r["path"] == "/api/v1/session/start")
+    assert prompts_of(started["json"]) == ["during the storm"]
     later = [r["json"] for r in after if r["kind"] == "http" and r["path"] == "/api/v1/session/parameters"
              and r["method"] == "POST"]
     assert any(prompts_of(m) == ["after the storm"] for m in later)
