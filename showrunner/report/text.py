@@ -8,6 +8,7 @@ import json
 import textwrap
 from collections.abc import Sequence
 
+from showrunner.plan.state import main_pipeline
 from showrunner.plan.timeline import State, Timeline, paused_gc
 from showrunner.report.common import (
     Marker,
@@ -207,6 +208,8 @@ def render_state(state: State, *, label: str) -> str:
     add("VACE refs", ", ".join(state.vace_refs) or "-")
     if state.output_sinks:
         add("output sinks", json.dumps(plain(state.output_sinks)))
-    if state.input_source is not None:
+    if state.input_source is not None and state.input_mode == "video":
         add("input source", json.dumps(plain(state.input_source)))
+    elif state.input_source is not None:  # as live: a text-mode session is not sent it
+        add("input source", f"not sent ({main_pipeline(state.chain)} runs in text mode)")
     return "\n".join(lines) + "\n"

@@ -376,3 +376,22 @@ def test_what_follows_the_tempo_is_marked_at_its_nominal_time() -> None:
         (True, False, None), (False, True, None), (False, True, 8.0)
     ]
     assert "♩" not in render_text(make([{"name": "a", "prompts": "a", "duration": 8}]))
+
+
+def test_the_input_source_shows_only_where_it_is_sent() -> None:
+    """Live, `input_source` goes only to sessions whose pipeline runs in video mode (a text-mode
+    session would start a decoder for nothing); `report --at` says the same."""
+    source = {"enabled": True, "source_type": "video_file", "source_name": "rehearsal.mp4"}
+    timeline = make(
+        [
+            {"name": "footage", "pipeline": "passthrough", "prompts": "x", "duration": 4},
+            {"name": "words", "pipeline": "longlive", "prompts": "y", "duration": 4},
+        ],
+        defaults={"input_source": source},
+    )
+    video = render_state(parse_at(timeline, "footage"), label="footage")
+    assert 'input source: {"enabled": true' in video
+    assert "input_source" in parse_at(timeline, "footage").initial_parameters()
+    text = render_state(parse_at(timeline, "words"), label="words")
+    assert "input_source" not in parse_at(timeline, "words").initial_parameters()
+    assert "input source: not sent (longlive runs in text mode)" in text
