@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
 from showrunner.live.commands import Command, Result
@@ -49,6 +49,7 @@ class Deferred:
     future: asyncio.Future[Result] | None
     beat: float
     due: float
+    grid: float  # the quantize grid `beat` is a line of (beats)
 
 
 class Beat:
@@ -89,10 +90,25 @@ class Beat:
 
     def take(self, reading: TempoReading, moved: Callable[[], None]) -> None:
         """A live reading: when it changes the map, the next start is placed again and `moved()`
-        (the main loop waits for the new moment)."""
-        if self.tempo.feed(reading):
-            self.position.retime()
-            moved()
+        (the main loop waits for the new moment). When the source's count jumped (a transport
+        restart), a quantized trigger waiting for its line lands again: on the first line of the
+        new count at least the lead ahead, as if it were pressed now."""
+        jumps = len(self.tempo.jumps)
+        if not self.tempo.feed(reading):
+            return
+        if len(self.tempo.jumps) > jumps:
+            self._land_again(reading.at)
+        self.position.retime()
+        moved()
+
+    def _land_again(self, now: float) -> None:
+        held, position = self.deferred, self.position
+        if held is not None:
+            beat = self.tempo.next_boundary(now + self.lead(), held.grid)
+            self.deferred = replace(held, beat=beat, due=self.tempo.time_of_beat(beat) - self.lead())
+        grid = position.next.scene.quantize if position.next is not None else None
+        if position.landing is not None and grid is not None:
+            position.landing = self.tempo.next_boundary(now + self.lead(), grid)
 
     # -- Timebase ------------------------------------------------------------------------------
 
@@ -152,7 +168,8 @@ class Beat:
         if landing is None:
             return False
         beat, moment = landing
-        self.deferred = Deferred(command, future, beat, moment - self.lead())
+        assert grid is not None
+        self.deferred = Deferred(command, future, beat, moment - self.lead(), grid)
         return True
 
     def due(self, before: float | None) -> Deferred | None:
@@ -162,5 +179,5 @@ class Beat:
             return None
         due = self.tempo.time_of_beat(held.beat) - self.lead()
         if due != held.due:
-            held = self.deferred = Deferred(held.command, held.future, held.beat, due)
+            held = self.deferred = replace(held, due=due)
         return held if before is None or held.due <= before else None

@@ -10,7 +10,10 @@ moment `at` on. Every reading (`TempoReading`) starts a new segment at its own m
   **smoothly when it is small**: under `JUMP_BEATS` the difference is absorbed over the next beat
   (one segment a little faster or slower, then the source's tempo), so nothing planned on the
   grid is skipped or played twice. A larger difference (a transport restart, a new Link session)
-  moves the grid **at once**.
+  moves the grid **at once**. Such a **jump** also renumbers the beats (a transport restarts at
+  beat 0): a musical time counted from before it keeps its beats to go, and what was on a line of
+  the old count goes to the next line of the new one (`jumped`, `recount`), so a show counted in
+  bars neither waits for a beat of the old numbering nor skips ahead.
 - Readings older than the last one are ignored; one that agrees with the map (within
   `TOLERANCE_BEATS`) adds nothing.
 
@@ -58,6 +61,7 @@ class TempoMap:
         self._segments: list[Segment] = []
         self._ats: list[float] = []
         self._last_reading: float | None = None
+        self._jumps: list[tuple[float, float]] = []  # (moment, beats the count moved by)
         self.source = ""
 
     @classmethod
@@ -79,6 +83,11 @@ class TempoMap:
     @property
     def segments(self) -> tuple[Segment, ...]:
         return tuple(self._segments)
+
+    @property
+    def jumps(self) -> tuple[tuple[float, float], ...]:
+        """(moment, beats the count moved by) of every jump of the grid, oldest first."""
+        return tuple(self._jumps)
 
     def bpm(self) -> float:
         """The tempo of the last reading (the tempo future beats are placed at)."""
@@ -111,6 +120,8 @@ class TempoMap:
             self._append(Segment(at, mine, bpm))
         elif abs(error) >= JUMP_BEATS:
             self._append(Segment(at, float(reading.beat), bpm))
+            self._jumps.append((at, error))
+            del self._jumps[:-_HISTORY]
         else:
             # Absorb the difference over the source's next beat, then run at its tempo.
             beat_len = 60.0 / bpm
@@ -175,7 +186,28 @@ class TempoMap:
     def warp(self, t: float, seconds: float, bpm: float) -> float:
         """The moment `seconds` of nominal time after `t`, counted in beats (at the nominal
         `bpm`: ``seconds × bpm / 60`` beats). At the nominal tempo with no change it is `t + seconds`
-        exactly."""
+        exactly. Across a jump of the grid after `t`, see `recount`."""
         if len(self._segments) == 1 and self._segments[0].bpm == bpm:
             return t + seconds
-        return self.time_of_beat(self.beat_at(t) + seconds * bpm / 60.0)
+        beat = self.beat_at(t) + seconds * bpm / 60.0
+        shift = self.jumped(t)
+        return self.time_of_beat(self.recount(beat, shift) if shift else beat)
+
+    def jumped(self, since: float) -> float:
+        """How many beats the count moved by in the jumps after moment `since` (0: none)."""
+        shift = 0.0
+        for at, moved in reversed(self._jumps):
+            if at <= since:
+                break
+            shift += moved
+        return shift
+
+    def recount(self, beat: float, shift: float) -> float:
+        """`beat` of a count that has since moved by `shift` beats, in the new count: moved by
+        `shift` (the beats to go stay), then, if it was on a bar line (else a beat line), on to
+        the next such line of the new count."""
+        moved = beat + shift
+        for line in (float(self.beats_per_bar), 1.0):
+            if abs(beat / line - round(beat / line)) < 1e-9 * max(1.0, abs(beat)):
+                return math.ceil(moved / line - 1e-9) * line
+        return moved

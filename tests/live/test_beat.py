@@ -393,3 +393,58 @@ async def test_a_hold_moves_musical_time_by_the_time_held() -> None:
     sink, _, origin = await play(BARS, tempo=TempoMap(), script=hold, seconds=16)
     assert entries(sink, origin) == [(pytest.approx(5.5), "two"), (pytest.approx(9.5), "three"),
                                      (pytest.approx(13.5), "four")]
+
+
+@pytest.mark.parametrize("restart_at", [0.0, 1612.0], ids=["back-to-0", "ahead"])
+async def test_a_transport_restart_renumbers_the_beats_and_the_show_goes_on(restart_at: float) -> None:
+    """A source whose beat count jumps while the show plays (MIDI start, a new Link session,
+    Scope's transport restarted), here from beat 806 to 0 or ahead: starts counted in bars from
+    before the jump keep going and land on the next bar line of the new count (the show used to
+    wait for beat 808 of a count that had restarted at 0, or skip past it)."""
+    clock = FakeClock()
+    sink, journal = ChunkSink(clock, 0.05), MemoryJournal()
+    origin = clock.monotonic()
+    tempo = TempoMap()
+    tempo.feed(TempoReading(120.0, 800.0, origin, source="test"))  # the source ran before us
+    player = Player(compile_show(BARS), sink, clock=clock, journal=journal, watchdog_period=3600,
+                    tempo=tempo)
+    run = asyncio.create_task(player.run())
+    await until(lambda: sink.opened)
+    await clock.advance(3.0)
+    player.tempo_reading(TempoReading(120.0, restart_at, origin + 3.0, source="test"))
+    await clock.advance(30.0)
+    player.quit()
+    assert await asyncio.wait_for(run, 5) == 0
+    # The restart makes 3.0 s a downbeat: the next bar lines are at 5.0, 7.0, 9.0 s...
+    assert entries(sink, origin) == [(4.95, "two"), (8.95, "three"), (12.95, "four")]
+    scenes = [r for r in journal.records if r["kind"] == "scene" and r["scene"] != "a"]
+    assert [(r["beat"], r["on_beat"]) for r in scenes] == [
+        (restart_at + 4.0, "on time"), (restart_at + 12.0, "on time"), (restart_at + 20.0, "on time")
+    ]
+
+
+async def test_a_waiting_quantized_goto_lands_on_the_new_grid_after_a_restart() -> None:
+    async def jump(player: Player, clock: FakeClock, origin: float) -> None:
+        await clock.advance(1.0)
+        player.goto("outro")  # 2 bars: beat 8, at 4.0 s
+        await clock.advance(1.0)  # beat 4: the source jumps to beat 101
+        player.tempo_reading(TempoReading(120.0, 101.0, origin + 2.0, source="test"))
+
+    sink, journal, origin = await play(QUANTIZED, tempo=TempoMap(), lead=0.05, script=jump, seconds=6)
+    # As if pressed at the jump: the next two-bar line of the new count is beat 104, at 3.5 s.
+    assert entries(sink, origin)[-1] == (pytest.approx(3.45), "four")
+    goto = [r for r in journal.records if r["kind"] == "scene" and r["scene"] == "outro"]
+    assert (goto[0]["beat"], goto[0]["on_beat"]) == (104.0, "on time")
+
+
+async def test_a_quantized_go_pressed_before_a_restart_lands_on_the_new_bar() -> None:
+    async def press(player: Player, clock: FakeClock, origin: float) -> None:
+        await clock.advance(0.5)
+        player.go()  # the drop waits for its cue: the next bar line, beat 4 at 2.0 s
+        await clock.advance(0.5)  # beat 2: the source jumps to beat 51 (a bar line at beat 52)
+        player.tempo_reading(TempoReading(120.0, 51.0, origin + 1.0, source="test"))
+
+    sink, journal, origin = await play(QUANTIZED, tempo=TempoMap(), lead=0.05, script=press, seconds=4)
+    assert entries(sink, origin)[-1] == (pytest.approx(1.45), "two")  # beat 52 at 1.5 s
+    drop = [r for r in journal.records if r["kind"] == "scene" and r["scene"] == "drop"]
+    assert (drop[0]["beat"], drop[0]["on_beat"]) == (52.0, "on time")

@@ -80,3 +80,21 @@ def test_a_moment_just_past_a_boundary_may_count_as_on_it() -> None:
     tempo = TempoMap.fixed(120.0, at=0.0)
     assert tempo.next_boundary(2.003, 4) == 8.0  # 3 ms past bar 1: the next bar
     assert tempo.next_boundary(2.003, 4, slack=0.005) == 4.0  # within the slack: that bar
+
+
+def test_a_jump_renumbers_the_beats_and_what_was_on_a_line_goes_to_the_next_line() -> None:
+    """A transport restart (MIDI start, a new Link session) renumbers the beats: a musical time
+    counted from before it keeps its beats to go, and what was on a bar or beat line of the old
+    count lands on the next such line of the new one (never at a beat of the old numbering,
+    which would be minutes away or long past)."""
+    tempo = TempoMap.fixed(120.0, at=0.0, beat=800.0)
+    assert tempo.jumped(0.0) == 0.0
+    assert tempo.feed(TempoReading(120.0, 0.0, 3.0))  # at 3 s the count was 806: restarted at 0
+    assert tempo.jumps == ((3.0, -806.0),)
+    assert tempo.jumped(0.0) == -806.0 and tempo.jumped(3.0) == 0.0
+    assert tempo.recount(808.0, -806.0) == 4.0  # a bar line: the next bar line of the new count
+    assert tempo.recount(807.0, -806.0) == 1.0  # a beat line: the next beat line
+    assert tempo.recount(807.3, -806.0) == pytest.approx(1.3)  # off the grid: beats to go kept
+    # Eight beats (two bars) from the show's start at 0 s (beat 800) end on the new bar line.
+    assert tempo.warp(0.0, 4.0, 120.0) == pytest.approx(5.0)
+    assert tempo.warp(3.5, 1.0, 120.0) == pytest.approx(4.5)  # after the jump: as before

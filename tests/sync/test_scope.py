@@ -90,6 +90,8 @@ async def test_silence_is_reported_as_stopped_and_a_lost_tempo_sync_is_turned_on
         stopped = await until(lambda: [r for r in readings if not r.playing], timeout=3.0)
         assert stopped[0].bpm == 132.0
         await until(lambda: sim.tempo.enabled, timeout=6.0)
+        # The server turns it on before its answer reaches the source: wait for the answer.
+        await until(lambda: source.enables >= 2, timeout=2.0)
         assert source.enables == 2
         await until(lambda: readings[-1].playing, timeout=2.0)
     finally:
