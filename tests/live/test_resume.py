@@ -69,10 +69,12 @@ def test_missing_file_and_clear(tmp_path: Path) -> None:
     assert not path.exists()
 
 
-def test_unwritable_folder_does_not_raise(tmp_path: Path) -> None:
+def test_unwritable_folder_does_not_raise(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     write_state(blocker / "state.json", _state())  # parent is a file: logged, not raised
+    assert "not writing the state file" in caplog.text and str(blocker) in caplog.text
+    assert blocker.read_text() == "x"
 
 
 def test_show_hash_follows_content(tmp_path: Path) -> None:
