@@ -16,7 +16,7 @@ from showrunner.live.opening import Opening
 from showrunner.live.position import Position
 from showrunner.live.status import Mode, PlayerStatus
 from showrunner.plan.start import StartPoint
-from showrunner.plan.timeline import ScheduledScene
+from showrunner.plan.timeline import ScheduledScene, Timeline
 
 __all__ = ["Board"]
 
@@ -47,6 +47,8 @@ class Board:
         self.scope_url: str | None = None
         self._hours_cache: tuple[str, datetime | None] | None = None
         self.working: tuple[str, float | None] | None = None  # see set_working
+        # The scene names and named cues of the plan they were read from (one plan, many calls).
+        self._names: tuple[Timeline, tuple[str, ...], tuple[str, ...]] | None = None
 
     def __repr__(self) -> str:
         return f"Board({self.position!r})"
@@ -84,7 +86,7 @@ class Board:
             held=self.holds.kind is not None or position.frozen_at is not None,
             closed=self.opening.closed,
             connection=self.link.state,
-            scenes=tuple(s.name for s in timeline.scenes),
+            scenes=self._scene_names(timeline)[0],
             errors=tuple(self.log.errors)[-5:],
             reload_errors=tuple(self.hotswap.errors),
             on_air=cur.scene.name if cur else (
@@ -98,12 +100,18 @@ class Board:
             switch_estimate=opening[1] if opening is not None else None,
             hours=self._hours_text(),
             scope_url=self.scope_url,
-            cues=tuple(dict.fromkeys(s.cue for s in timeline.scenes
-                                     if s.cue is not None and s.cue != "go")),
+            cues=self._scene_names(timeline)[1],
             plan=id(timeline) & 0xFFFFFFFF,
             working=self.working[0] if self.working is not None else None,
             work_progress=self.working[1] if self.working is not None else None,
         )
+
+    def _scene_names(self, timeline: Timeline) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(scene names, named cues) of `timeline`, read once per plan."""
+        if self._names is None or self._names[0] is not timeline:
+            cues = dict.fromkeys(s.cue for s in timeline.scenes if s.cue is not None and s.cue != "go")
+            self._names = (timeline, tuple(s.name for s in timeline.scenes), tuple(cues))
+        return self._names[1], self._names[2]
 
     def _first(self) -> ScheduledScene | None:
         """The occurrence the show will start with (before it has)."""

@@ -55,12 +55,13 @@ async def test_deleting_the_playing_scene_waits_for_the_next_scenes_cue() -> Non
     clock = FakeClock()
     player, sink, journal = await started(compile_text(CUED), clock)
     await clock.advance(2)
-    assert player.status().scene == "a"
+    assert (player.status().scene, player.status().scenes) == ("a", ("a", "b", "c"))
     player.replace_timeline(compile_text(CUED.replace(
         "  - {name: a, prompts: one, duration: 10, manage_cache: false}\n", "")))
     await clock.advance(1)
     status = player.status()
     assert (status.waiting_for, status.next, status.mode) == ("go", "b", "waiting")
+    assert status.scenes == ("b", "c")  # the list follows the new plan
     assert not any(r["kind"] == "scene" and r["scene"] == "b" for r in journal.records)
     player.go()
     await clock.advance(0.1)
