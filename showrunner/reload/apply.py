@@ -23,7 +23,8 @@ from showrunner.plan.diff import PlanDiff, diff_timelines
 from showrunner.plan.preflight import compile_result
 from showrunner.plan.timeline import Timeline
 from showrunner.reload.watch import watch_show
-from showrunner.show.load import LoadResult, load
+from showrunner.show.load import LoadResult, key_location, load
+from showrunner.show.model import Show
 
 __all__ = [
     "PROGRESS_AFTER_S",
@@ -251,6 +252,8 @@ class HotReload:
         except ScopeError as exc:
             self._failed([f"{self.path}: assets: {exc}"])
             return
+        for line in read_at_start(self.player.plan.show, item):
+            self.output.warn(line)
         diff = await asyncio.to_thread(diff_timelines, self.player.plan, timeline)
         self.player.show_hash = self.hash_files(item.files)
         apply = self.reload_at or item.show.reload_at
@@ -294,6 +297,27 @@ class HotReload:
                 loras[name] = await self.client.resolve_lora(wanted)
                 self._loras[name] = wanted
         return assets, loras, refreshed
+
+
+# What a run reads once, when it starts (the tempo source, the MIDI device, the Scope server and
+# its transport, the outage delay): an edit of it applies at the next run.
+_READ_AT_START: tuple[tuple[str, Callable[[Show], object]], ...] = (
+    ("tempo", lambda show: show.tempo),
+    ("midi", lambda show: show.midi),
+    ("scope", lambda show: show.scope),
+    ("alerts.after", lambda show: show.alerts.after),
+)
+
+
+def read_at_start(old: Show, new: LoadResult) -> list[str]:
+    """One positioned line for each setting read at the start of a run that `new` changes."""
+    lines = []
+    for name, read in _READ_AT_START:
+        if read(old) != read(new.show):
+            path, line, col = key_location(new, tuple(name.split(".")))
+            lines.append(f"{path}:{line}:{col}: {name}: read when the run starts: "
+                         "the edit applies at the next run")
+    return lines
 
 
 def _image_stats(result: LoadResult) -> dict[str, tuple[Path, tuple[int, int] | None]]:

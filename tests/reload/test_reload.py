@@ -741,3 +741,23 @@ async def test_live_edit_the_running_transport_cannot_play_is_refused(
         await until(posted)
         assert run.player.status().reload_errors == ()
         assert not run.offers()
+
+
+@pytest.mark.webrtc
+@pytest.mark.anyio
+async def test_live_edit_of_what_is_read_at_start_says_it_waits_for_the_next_run(
+    tmp_path: Path, sim: Simulator, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`tempo`, `midi`, `scope` and `alerts.after` are read when the run starts: an edit of them
+    is applied with the rest of the file but says, at its key, that it waits for the next run
+    (it used to be silently ignored)."""
+    text = LIVE.replace("fps: 16\n", "fps: 16\ntempo: {source: fixed}\n")
+    async with LiveRun(tmp_path, sim, text) as run:
+        run.edit("tempo: {source: fixed}", "tempo: {source: tap}\nscope: {transport: headless}")
+        run.edit("a quiet harbour", "a harbour at night")
+        await until(lambda: run.received("a harbour at night"))
+        err = capsys.readouterr().err
+        path = run.path
+    assert f"{path}:3:1: tempo: read when the run starts: the edit applies at the next run" in err
+    assert f"{path}:4:1: scope: read when the run starts: the edit applies at the next run" in err
+    assert "midi" not in err and "alerts" not in err
