@@ -36,7 +36,7 @@ from showrunner.errors import (
 )
 from showrunner.pipelines import lookup as pipeline_info
 from showrunner.scope.clock import SYSTEM_TIME, SessionClock
-from showrunner.scope.ice import DEFAULT_ICE, IcePolicy, IceServer, parse_served
+from showrunner.scope.ice import DEFAULT_ICE, IceMode, IcePolicy, IceServer, parse_served
 from showrunner.scope.pacing import ONE_SHOT_KEYS, Coalescer, Prepared, Written
 from showrunner.scope.rtc import RtcConnection
 
@@ -636,6 +636,7 @@ class ScopeSession:
         self.clock = clock
         self.loopback_only = _is_loopback_url(client.base_url) if loopback_only is None else loopback_only
         self.ice = ice
+        self._ice_warned = False  # `auto` without the server's list: said once
         self.record_video = Path(record_video) if record_video is not None else None
         self.on_event = on_event
         self._explicit_interval = chunk_interval
@@ -784,7 +785,15 @@ class ScopeSession:
         fresh at each connection, since TURN credentials may expire)."""
         if not self.ice.asks_server(self.loopback_only):
             return self.ice.choose()
-        return self.ice.choose(await self.client.ice_servers())
+        if self.ice.mode is not IceMode.AUTO:
+            return self.ice.choose(await self.client.ice_servers())
+        try:
+            return self.ice.choose(await self.client.ice_servers())
+        except ScopeProtocolError as exc:  # e.g. a proxy that does not pass the endpoint on
+            if not self._ice_warned:
+                self._ice_warned = True
+                log.warning("%s; using none (--ice-server to choose)", exc)
+            return ()
 
     async def switch(
         self,

@@ -56,7 +56,7 @@ class Server(Protocol):
     gpu: bool
     headless: HeadlessSession | None
     tempo: TempoSync
-    ice_servers: list[dict[str, Any]]
+    ice_servers: list[dict[str, Any]] | None
     pipelines: frozenset[str]
 
     def live_peers(self) -> list[SimPeer]: ...
@@ -276,6 +276,8 @@ class Api:
     # -- WebRTC ----------------------------------------------------------------------------
 
     async def ice_servers(self, request: Request) -> Response:
+        if self.sim.ice_servers is None:
+            return _error(404, "Not Found")
         return JSONResponse({"iceServers": copy.deepcopy(self.sim.ice_servers)})
 
     async def offer(self, request: Request) -> Response:

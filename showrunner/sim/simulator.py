@@ -90,8 +90,9 @@ class Simulator:
         # What `GET /api/v1/webrtc/ice-servers` hands out: `{urls, username?, credential?}` each.
         # Scope answers a public STUN server when it has no TURN credentials (docs/scope.md §10);
         # the simulator answers nothing by default, so a client that uses the list stays on this
-        # machine. A test points it at a TURN server on loopback.
-        self.ice_servers = [ice_server_entry(e) for e in ice_servers]
+        # machine. A test points it at a TURN server on loopback. None: the endpoint answers 404,
+        # as behind a proxy that does not pass it on.
+        self.ice_servers: list[dict[str, Any]] | None = [ice_server_entry(e) for e in ice_servers]
         self.faults = Faults(load_time=load_time)
         self.recorder = Recorder(Path(record_path) if record_path is not None else None)
         self._root = Path(tempfile.mkdtemp(prefix="showrunner-sim-"))

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from showrunner.errors import ScopeConnectError
+from showrunner.errors import ScopeConnectError, ScopeProtocolError
 from showrunner.scope.client import ClientTimeouts, ScopeClient, ScopeSession
 from showrunner.scope.ice import IceMode, IcePolicy, IceServer, policy_from_words
 from showrunner.scope.rtc import candidate_addresses, candidate_types
@@ -53,6 +53,27 @@ async def test_server_mode_asks_the_server_at_each_connection(sim: Simulator) ->
         async with ScopeSession(client, ice=policy) as session:
             await session.open(["controller-viz"], SMALL, FIRST)
             await session.switch(["controller-viz"], {"height": 32, "width": 32}, FIRST)
+    assert len(ice_requests(sim)) == 3
+
+
+async def test_auto_without_the_servers_list_falls_back_to_none_in_one_line(
+    sim: Simulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A remote Scope behind a proxy that does not pass `/api/v1/webrtc/ice-servers` on (404):
+    `auto` warns once and uses no ICE servers (host candidates, enough on a LAN) rather than
+    failing every connection; `server`, asked for explicitly, is an error. Only the list is
+    fetched here (127.0.0.1): no connection is made with a non-loopback policy."""
+    sim.ice_servers = None  # the endpoint answers 404
+    async with ScopeClient(sim.url, timeouts=QUICK) as client:
+        auto = ScopeSession(client, loopback_only=False)
+        assert await auto.ice_servers() == ()
+        assert await auto.ice_servers() == ()
+        warned = [r.getMessage() for r in caplog.records if "ICE servers" in r.getMessage()]
+        assert len(warned) == 1 and "using none (--ice-server to choose)" in warned[0]
+        assert "404" in warned[0]
+        server = ScopeSession(client, ice=IcePolicy(IceMode.SERVER))
+        with pytest.raises(ScopeProtocolError, match="ICE servers"):
+            await server.ice_servers()
     assert len(ice_requests(sim)) == 3
 
 
