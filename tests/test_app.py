@@ -900,10 +900,13 @@ def lines_sim_url(lines: Lines) -> str:
 
 
 @pytest.mark.anyio
-async def test_scope_tempo_sync_is_followed_and_turned_off_at_the_end(tmp_path: Path) -> None:
+@pytest.mark.parametrize("transport", ["webrtc", "headless"])
+async def test_scope_tempo_sync_is_followed_and_turned_off_at_the_end(
+    tmp_path: Path, transport: str
+) -> None:
     """tempo.source scope: Scope (the simulator) is asked to follow Link at the show's bpm, its
-    tempo_update messages drive the status, a set tempo reaches it, and the run's end turns
-    tempo sync off again."""
+    beat (tempo_update messages over WebRTC, the tempo status read over the headless transport)
+    drives the status, a set tempo reaches it, and the run's end turns tempo sync off again."""
     import httpx
 
     sim = SimThread("127.0.0.1", 0, load_time=0.02)
@@ -912,7 +915,7 @@ async def test_scope_tempo_sync_is_followed_and_turned_off_at_the_end(tmp_path: 
         show = write(tmp_path, HOLDING + "tempo: {source: scope}\n")
         lines, stop = Lines(), asyncio.Event()
         options = RunOptions(show, scope_url=simulator.url, stdin_tty=False,
-                             state_file=tmp_path / "s.json", control_port=0)
+                             state_file=tmp_path / "s.json", control_port=0, transport=transport)
         task = asyncio.create_task(run(options, output=lines, stop_event=stop))
         try:
             url = await until(lines.control_url, timeout=10)
@@ -933,6 +936,8 @@ async def test_scope_tempo_sync_is_followed_and_turned_off_at_the_end(tmp_path: 
             stop.set()
             assert await asyncio.wait_for(task, 20) == 0
         assert not simulator.tempo.enabled
+        offers = [r for r in simulator.records if "webrtc/offer" in r.get("path", "")]
+        assert bool(offers) == (transport == "webrtc")
     finally:
         sim.stop()
 

@@ -2,7 +2,9 @@
 
 `ScopeTempo` asks the server to follow Ableton Link or a MIDI clock (``POST
 /api/v1/tempo/enable``) and reads the ``tempo_update`` messages it then sends about 15 times
-a second over the session's data channel. A server that cannot (its Link or MIDI support is
+a second over the session's data channel. Without a data channel (the headless transport: Scope
+sends no tempo there) it reads ``beat_state`` from ``GET /api/v1/tempo/status`` as often
+instead, each reading timed at the middle of its request. A server that cannot (its Link or MIDI support is
 not installed: HTTP 400) is a `TempoSourceError`; one that does not answer yet is asked again.
 While no message arrives for a second the source reports `playing=False`; after three
 seconds it looks at Scope's tempo status and enables tempo sync again if it is off (a Scope
@@ -28,6 +30,7 @@ log = logging.getLogger(__name__)
 SCOPE_MAX_BPM = 300.0  # Scope's own limit for enable and set_tempo
 SILENCE = 1.0  # seconds without tempo_update before the source reports it stopped
 RECHECK = 3.0  # seconds without tempo_update before Scope's tempo status is looked at
+POLL = 1 / 15  # seconds between two reads of the tempo status without a data channel
 _RETRY = 2.0
 
 
@@ -61,7 +64,7 @@ class ScopeTempo:
     def __init__(
         self,
         api: ScopeTempoApi,
-        events: ServerEvents,
+        events: ServerEvents | None,
         *,
         bpm: float,
         beats_per_bar: int,
@@ -82,13 +85,17 @@ class ScopeTempo:
 
     async def run(self, listener: TempoListener) -> None:
         self._listener = listener
-        stop = self.events.listen(self._on_event)
+        stop = self.events.listen(self._on_event) if self.events is not None else (lambda: None)
         enabled = False
         try:
             await self._enable()
             enabled = True
             while True:
-                await asyncio.sleep(SILENCE / 2)
+                if self.events is None:
+                    await asyncio.sleep(POLL)
+                    await self._poll()
+                else:
+                    await asyncio.sleep(SILENCE / 2)
                 self._check_silence()
                 if self._clock() - self._heard_at > RECHECK:
                     await self._recheck()
@@ -129,10 +136,22 @@ class ScopeTempo:
             self.bpm = min(self._last.bpm, SCOPE_MAX_BPM) if self._last is not None else self.bpm
             await self._enable()
 
-    def _on_event(self, event: ServerEvent) -> None:
-        if event.kind != "tempo_update":
+    async def _poll(self) -> None:
+        """One read of the tempo status (no data channel): its `beat_state`, if any."""
+        sent = self._clock()
+        try:
+            state = (await self.api.tempo_status()).get("beat_state")
+        except ScopeError as exc:
+            log.debug("tempo: Scope's tempo status unreadable: %s", exc)
             return
-        payload = event.payload
+        if isinstance(state, Mapping):
+            self._take(state, (sent + self._clock()) / 2)
+
+    def _on_event(self, event: ServerEvent) -> None:
+        if event.kind == "tempo_update":
+            self._take(event.payload, self._clock())
+
+    def _take(self, payload: Mapping[str, Any], at: float) -> None:
         try:
             bpm = check_bpm(payload.get("bpm"))
             beat = float(int(payload["beat_count"])) + float(payload["beat_phase"])
@@ -142,7 +161,7 @@ class ScopeTempo:
                 log.warning("tempo: ignored a tempo_update from Scope: %s", exc)
             return
         self._heard_at = self._clock()
-        self._report(TempoReading(bpm, beat, self._clock(), True, self.name))
+        self._report(TempoReading(bpm, beat, at, True, self.name))
 
     def _check_silence(self) -> None:
         last = self._last

@@ -39,7 +39,8 @@ class SourceOptions:
 
 @dataclass(frozen=True)
 class SourceContext:
-    """What a source may use: the monotonic clock, and Scope's REST API and data channel."""
+    """What a source may use: the monotonic clock, and Scope's REST API and data channel (None
+    over the headless transport)."""
 
     clock: Callable[[], float]
     scope_api: ScopeTempoApi | None = None
@@ -74,8 +75,8 @@ def _link(options: SourceOptions, context: SourceContext) -> BuiltSource:
 
 
 def _scope(options: SourceOptions, context: SourceContext) -> BuiltSource:
-    if context.scope_api is None or context.scope_events is None:
-        raise TempoSourceError("source scope needs a Scope session")
+    if context.scope_api is None:
+        raise TempoSourceError("source scope needs a Scope server")
     source = ScopeTempo(context.scope_api, context.scope_events, bpm=options.bpm,
                         beats_per_bar=options.beats_per_bar, follows=options.scope_follows,
                         clock=context.clock)

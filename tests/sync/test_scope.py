@@ -97,3 +97,31 @@ async def test_silence_is_reported_as_stopped_and_a_lost_tempo_sync_is_turned_on
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_without_a_data_channel_the_tempo_is_read_from_the_status(sim: Simulator) -> None:
+    """The headless transport has no data channel, so no `tempo_update` (docs/scope.md §10.1):
+    the source reads `beat_state` from `GET /api/v1/tempo/status` about 15 times a second
+    instead, each reading timed at the middle of its request, and still leaves tempo sync off."""
+    readings: list[TempoReading] = []
+    async with ScopeClient(sim.url, timeouts=ClientTimeouts(request=2.0)) as client:
+        source = ScopeTempo(client, None, bpm=132.0, beats_per_bar=4, clock=time.monotonic)
+        task = asyncio.create_task(source.run(readings.append))
+        try:
+            await until(lambda: len(readings) >= 8, timeout=5.0)
+            assert sim.tempo.enabled and all(r.playing and r.bpm == 132.0 for r in readings)
+            first, last = readings[0], readings[-1]
+            expected = (last.at - first.at) * 132.0 / 60.0
+            assert last.beat - first.beat == pytest.approx(expected, abs=0.05)  # 23 ms at 132
+            rate = (len(readings) - 1) / (last.at - first.at)
+            assert 8 < rate < 25
+            polls = [r for r in sim.records if r["kind"] == "http" and r["path"] == "/api/v1/tempo/status"]
+            assert len(polls) >= len(readings)
+            sim.tempo.disable()  # a restart forgets it: seen in the status, turned on again
+            await until(lambda: sim.tempo.enabled, timeout=6.0)
+            await until(lambda: source.enables >= 2, timeout=2.0)
+            await until(lambda: readings[-1].playing, timeout=2.0)
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    assert not sim.tempo.enabled

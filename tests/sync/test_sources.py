@@ -35,7 +35,7 @@ def test_midi_needs_a_device_and_scope_needs_a_session() -> None:
     clock = build_source(SourceOptions("midi", midi_device="clock", midi_api="jack"), CONTEXT)
     assert isinstance(clock.source, MidiClock) and clock.propose is None
     assert (clock.source.device, clock.source.api) == ("clock", "jack")
-    with pytest.raises(TempoSourceError, match=r"^source scope needs a Scope session$"):
+    with pytest.raises(TempoSourceError, match=r"^source scope needs a Scope server$"):
         build_source(SourceOptions("scope"), CONTEXT)
     with pytest.raises(TempoSourceError, match=r"^no tempo source 'ableton' in this build \(there "
                        r"are: fixed, link, scope, tap, osc, midi\)$"):
