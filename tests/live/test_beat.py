@@ -63,12 +63,14 @@ scenes:
 
 
 async def play(text: str, *, tempo: TempoMap | None = None, lead: float = 0.0,
-               script: Any = None, seconds: float = 60.0) -> tuple[ChunkSink, MemoryJournal, float]:
+               script: Any = None, seconds: float = 60.0,
+               beat: float = 0.0) -> tuple[ChunkSink, MemoryJournal, float]:
+    """Play `text` on a FakeClock for `seconds`; a `tempo` map gets 120 bpm at `beat` first."""
     clock = FakeClock()
     sink, journal = ChunkSink(clock, lead), MemoryJournal()
     origin = clock.monotonic()
     if tempo is not None:
-        tempo.feed(TempoReading(120.0, 0.0, origin, source="test"))
+        tempo.feed(TempoReading(120.0, beat, origin, source="test"))
     player = Player(compile_show(text), sink, clock=clock, journal=journal, watchdog_period=3600,
                     tempo=tempo)
     run = asyncio.create_task(player.run())
@@ -401,20 +403,13 @@ async def test_a_transport_restart_renumbers_the_beats_and_the_show_goes_on(rest
     Scope's transport restarted), here from beat 806 to 0 or ahead: starts counted in bars from
     before the jump keep going and land on the next bar line of the new count (the show used to
     wait for beat 808 of a count that had restarted at 0, or skip past it)."""
-    clock = FakeClock()
-    sink, journal = ChunkSink(clock, 0.05), MemoryJournal()
-    origin = clock.monotonic()
-    tempo = TempoMap()
-    tempo.feed(TempoReading(120.0, 800.0, origin, source="test"))  # the source ran before us
-    player = Player(compile_show(BARS), sink, clock=clock, journal=journal, watchdog_period=3600,
-                    tempo=tempo)
-    run = asyncio.create_task(player.run())
-    await until(lambda: sink.opened)
-    await clock.advance(3.0)
-    player.tempo_reading(TempoReading(120.0, restart_at, origin + 3.0, source="test"))
-    await clock.advance(30.0)
-    player.quit()
-    assert await asyncio.wait_for(run, 5) == 0
+    async def restart(player: Player, clock: FakeClock, origin: float) -> None:
+        await clock.advance(3.0)
+        player.tempo_reading(TempoReading(120.0, restart_at, origin + 3.0, source="test"))
+
+    # The source ran before the show: its count is at beat 800 when the show starts.
+    sink, journal, origin = await play(BARS, tempo=TempoMap(), lead=0.05, script=restart,
+                                       seconds=33, beat=800.0)
     # The restart makes 3.0 s a downbeat: the next bar lines are at 5.0, 7.0, 9.0 s...
     assert entries(sink, origin) == [(4.95, "two"), (8.95, "three"), (12.95, "four")]
     scenes = [r for r in journal.records if r["kind"] == "scene" and r["scene"] != "a"]
