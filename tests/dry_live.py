@@ -251,7 +251,7 @@ async def _quiet(player: Player, clock: FakeClock, wait: float) -> None:
     await clock.settle()
     if wait > 0:
         await until(lambda: not player.link._lock.locked() and not player.link._inflight
-                    and not player._commands, max(wait, 5.0))
+                    and not player.inbox, max(wait, 5.0))
     await clock.settle()
 
 

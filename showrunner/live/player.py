@@ -27,7 +27,6 @@ errors and the show goes on. The player knows Scope only through the `Sink` prot
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -40,7 +39,6 @@ from showrunner.live.board import Board
 from showrunner.live.clock import Clock, SystemClock
 from showrunner.live.collector import IdleCollector
 from showrunner.live.commands import (
-    ALREADY_ARMED,
     CONNECTING,
     STOPPED,
     SWITCHING,
@@ -54,14 +52,13 @@ from showrunner.live.commands import (
     Quit,
     Result,
     Resume,
-    applied,
-    describe,
     ignored,
 )
 from showrunner.live.events import EventLog, Listener
 from showrunner.live.holds import Holds
 from showrunner.live.hotswap import HotSwap
 from showrunner.live.hours import OpeningHours
+from showrunner.live.inbox import Inbox
 from showrunner.live.journal import RecordWriter
 from showrunner.live.link import (
     BACKOFF_CAP,
@@ -155,9 +152,8 @@ class Player:
         self._collector = IdleCollector() if manage_gc else None
         self._next_at: float | None = None  # monotonic time of the next planned event
         # Commands for the main loop, each with the future its answer goes to (None: answered).
-        self._commands: collections.deque[tuple[Command, asyncio.Future[Result] | None]] = (
-            collections.deque()
-        )
+        self.inbox = Inbox(self.position, self.log, busy=self._busy,
+                           quitting=lambda: self._quitting, finish=self._finish, poke=self._poke)
         self.started = False  # the first scene is on the air (or pre-rolled, waiting for GO)
         self.notice: str | None = None  # what the show waits for before it starts (the status)
         self.gpu_notice: str | None = None  # "starting GPU" (installation.py), shown while set
@@ -237,12 +233,12 @@ class Player:
             asyncio.create_task(self.link.watch(self._room, self._collect), name="showrunner-watchdog"),
         ]
         # always: an edit may add `hours` to a show that had none
-        self._tasks.append(asyncio.create_task(self.opening.watch(self._post), name="showrunner-hours"))
+        self._tasks.append(asyncio.create_task(self.opening.watch(self.inbox.post), name="showrunner-hours"))
         try:
             await self._done.wait()
         finally:
             held = [(d.command, d.future)] if (d := self.beat.deferred) is not None else []
-            for _, future in [*self._commands, *held]:
+            for _, future in [*self.inbox, *held]:
                 if future is not None and not future.done():
                     future.set_result(ignored(STOPPED))
             for task in self._tasks:
@@ -286,8 +282,8 @@ class Player:
                 await self.clock.doze(self.clock.monotonic() + 0.1)
 
     async def _step(self) -> None:
-        if self._commands:
-            await self._apply(*self._commands.popleft())
+        if self.inbox:
+            await self._apply(*self.inbox.pop())
             return
         event = self.position.next_event()
         if (held := self.beat.due(event[0] if event else None)) is not None:
@@ -302,7 +298,7 @@ class Player:
         self._collect()
         if event is None:
             self._wake.clear()
-            if not self._commands and not self._quitting:
+            if not self.inbox and not self._quitting:
                 await self._wake.wait()
             return
         when, kind = event
@@ -338,7 +334,7 @@ class Player:
             return False
         finally:
             self._sleeper = None
-        if self._commands or self._quitting:
+        if self.inbox or self._quitting:
             return False
         await self.clock.sleep_until(deadline)
         return True
@@ -347,10 +343,6 @@ class Player:
         self._wake.set()
         if self._sleeper is not None and not self._sleeper.done():
             self._sleeper.cancel()
-
-    def _post(self, command: Command) -> None:
-        self._commands.append((command, None))
-        self._poke()
 
     def _on_loop(self, fn: Callable[..., object], *args: Any) -> None:
         # Callable from any thread (a control surface may run elsewhere); the work happens on
@@ -443,58 +435,20 @@ class Player:
         loop, running = self._loop, _running_loop()
         if loop is None or loop.is_closed():
             # Not running yet (Scope is being prepared): kept for when the show starts.
-            return self._take(command, None)
+            return self.inbox.take(command, None)
         if running is loop:
             future: asyncio.Future[Result] = loop.create_future()
-            self._take(command, future)
+            self.inbox.take(command, future)
             return future
         answer: concurrent.futures.Future[Result] = concurrent.futures.Future()
 
         def take() -> None:
             inner: asyncio.Future[Result] = loop.create_future()
             inner.add_done_callback(lambda done: answer.set_result(done.result()))
-            self._take(command, inner)
+            self.inbox.take(command, inner)
 
         loop.call_soon_threadsafe(take)
         return answer
-
-    def _take(self, command: Operator, future: asyncio.Future[Result] | None) -> Result:
-        """Queue `command` for the main loop; answer it now when the loop cannot (busy, quit)."""
-        busy = self._busy()
-        if self._quitting:
-            result = ignored(STOPPED)
-        elif isinstance(command, Quit):
-            self._finish(0)
-            result = applied()
-        elif busy is not None and isinstance(command, Go) and self._armed() is not None:
-            result = ignored(ALREADY_ARMED, self._armed())
-        elif busy is not None:
-            self._commands.append((command, None))
-            self._poke()
-            result = Result("queued", busy)
-            self.log.status_changed()
-        else:
-            self._commands.append((command, future))
-            self._poke()
-            return Result("queued", None)  # the main loop answers through `future`
-        self._journal(command, result)
-        if future is not None:
-            future.set_result(result)
-        return result
-
-    def _journal(self, command: Operator, result: Result, *, later: bool = False) -> None:
-        """The journal's ``operator`` line for `command` and what became of it. A command
-        answered "queued" gets a line of text when it is finally carried out (`later`)."""
-        label, arg = describe(command)
-        cur = self.position.current
-        text = None
-        if later:
-            what = label.upper() + (f" {arg}" if arg else "")
-            text = f"queued {what}: {result.text()}"
-        self.log.record("operator", label=label if result.applied else f"{label} {result.outcome}",
-                        arg=arg, scene=cur.scene.name if cur else None, result=result.outcome,
-                        reason=result.reason, detail=result.detail, text=text,
-                        level="info" if result.applied else "warning")
 
     def _busy(self) -> str | None:
         """Why the main loop cannot carry a command out now (None: it can)."""
@@ -502,14 +456,6 @@ class Player:
             return CONNECTING
         if self.link.state is LinkState.CONNECTING:
             return SWITCHING
-        return None
-
-    def _armed(self) -> str | None:
-        """The operator command kept for when the session is up ("go", "goto verse"), if any."""
-        for command, future in self._commands:
-            if future is None and isinstance(command, Go | Back | Goto):
-                label, arg = describe(command)
-                return label + (f" {arg}" if arg else "")
         return None
 
     async def _apply(
@@ -520,7 +466,7 @@ class Player:
         self.moves.aim = landing
         result = await self.moves.carry_out(command)
         if isinstance(command, Go | Back | Goto | Hold | Resume | Quit):
-            self._journal(command, result, later=future is None)
+            self.inbox.journal(command, result, later=future is None)
         if future is not None and not future.done():
             future.set_result(result)
 
@@ -562,7 +508,7 @@ class Player:
     def _new_plan(self, update: NewPlan, diff: PlanDiff) -> None:
         self.hotswap.arrived(update, diff)
         if not self._quitting:
-            self._post(update)
+            self.inbox.post(update)
 
     def working(self, what: str | None, progress: float | None = None) -> None:
         """Work in the background the status shows (a long reload, uploads); None when done."""
@@ -595,7 +541,7 @@ class Player:
         """A snapshot: scene, next, countdown, connection, holds, recent errors."""
         notice = self.gpu_notice or (None if self.started else self.notice)
         return self.board.status(started=self.started, quitting=self._quitting,
-                                 armed=self._armed(), notice=notice)
+                                 armed=self.inbox.armed(), notice=notice)
 
     def tempo_reading(self, reading: TempoReading) -> None:
         """A `TempoListener` (any thread): musical time and quantized changes follow it."""
