@@ -44,6 +44,7 @@ __all__ = [
     "MAP",
     "MAX_DEPTH",
     "MAX_NODES",
+    "PLAIN_TAG",
     "SCALAR",
     "SEQ",
     "SKIPPED_TAG",
@@ -53,6 +54,8 @@ __all__ = [
     "YamlProblem",
     "compose",
     "upsert_item",
+    "yaml_float",
+    "yaml_int",
 ]
 
 MAX_DEPTH = 100  # nesting levels; deeper input is an error, not a RecursionError
@@ -131,21 +134,53 @@ class Parsed:
 
 
 SKIPPED_TAG = "!showrunner/skipped"  # a list item left unread (`skip`): building it is an error
+# A list item built straight into plain data (`plain`): the node's value is (data, how many
+# values it holds), its position the item's first key; the positions inside are not kept.
+PLAIN_TAG = "!showrunner/plain"
 
 
-def compose(text: str, *, fast: bool = True, skip: Container[bytes] = ()) -> Parsed:
+def compose(text: str, *, fast: bool = True, skip: Container[bytes] = (),
+            plain: str | None = None, refuse: Container[str] = ()) -> Parsed:
     """Parse one YAML document; raises YamlProblem (positioned) or TooManyNodes.
 
     `fast=False` forces the exact (ruamel.yaml) path; tests compare the two. `skip`: texts of
     block-mapping list items the caller already has (a reload's unchanged scenes, from one item
     to the next); such items are not read and come back as an empty mapping tagged SKIPPED_TAG,
-    placed at their first key.
+    placed at their first key. `plain`: a key of the top-level mapping whose list's block-mapping
+    items the fast path builds straight into plain data (PLAIN_TAG), when they are plain data:
+    no tags, anchors, aliases, merges, empty values, duplicate or non-text keys, keys in
+    `refuse`, templates (``{{``, ``{%``) or values a show cannot hold; any other item is nodes.
     """
     if fast and _fast_allowed(text):
-        parsed = _Fast.compose(text, skip)
+        parsed = _Fast.compose(text, skip, plain, refuse)
         if parsed is not None:
             return parsed
     return _exact(text)
+
+
+def yaml_int(text: str) -> int:
+    """A YAML 1.2 integer's value (ValueError when it has none)."""
+    if text.isdigit() and text.isascii():
+        return int(text)
+    t = text.replace("_", "")
+    sign = -1 if t.startswith("-") else 1
+    t = t.lstrip("+-")
+    for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
+        if t.lower().startswith(prefix):
+            return sign * int(t[2:], base)
+    return sign * int(t, 10)
+
+
+def yaml_float(text: str) -> float:
+    """A YAML 1.2 float's value (ValueError when it has none)."""
+    t = text.replace("_", "").lower()
+    if t in (".inf", "+.inf"):
+        return float("inf")
+    if t == "-.inf":
+        return float("-inf")
+    if t == ".nan":
+        return float("nan")
+    return float(t)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -341,7 +376,8 @@ class _Fast:
     ryml: Any = None
 
     @classmethod
-    def compose(cls, text: str, skip: Container[bytes] = ()) -> Parsed | None:
+    def compose(cls, text: str, skip: Container[bytes] = (), plain: str | None = None,
+                refuse: Container[str] = ()) -> Parsed | None:
         if cls._usable is None:
             cls._usable = cls._check_layout()
         if not cls._usable:
@@ -353,6 +389,7 @@ class _Fast:
             return None
         try:
             walk = _Walk(tree, buf, data, skip)
+            walk.plain, walk.refuse = plain, refuse
             del tree  # the node array is copied out: free rapidyaml's tree before the walk
             parsed = walk.run()
         except _Unsure:
@@ -463,6 +500,8 @@ class _Walk:
 
     def __init__(self, tree: Any, buf: bytearray, data: bytes, skip: Container[bytes] = ()) -> None:
         self.skip = skip
+        self.plain: str | None = None  # see compose
+        self.refuse: Container[str] = ()
         words, self.size = _words(tree)
         n = _Layout.WORDS
         self.types = [t & 0xFFFFFFFF for t in words[_Layout.TYPE::n].tolist()]
@@ -645,6 +684,7 @@ class _NodeBuilder:
         self.base, self.end = tree.base, tree.base + len(tree.buf)
         self.data, self.lines, self.skip = tree.data, tree.lines, tree.skip
         self.anchors, self.resolved, self.text = tree.anchors, tree.resolved, tree._text
+        self.plain = _PlainBuilder(tree) if tree.plain is not None else None
 
     def key_node(self, c: int, tc: int) -> Node:
         ptr = self.kptr[c]
@@ -724,13 +764,16 @@ class _NodeBuilder:
             after = following[c]
             if tc & _VALNIL or not self.vptr[c]:
                 pairs.append((key, tree._null(c, flow, after, self.key_node)))
+            elif depth == 1 and self.plain is not None and key.value == tree.plain and \
+                    key.tag == STR_TAG and types[c] & _SEQ and not types[c] & (_VAL_BAD | _VALREF):
+                pairs.append((key, self.sequence(c, types[c], depth + 1, self.plain)))
             else:
                 pairs.append((key, self.value(c, depth + 1)))
             c = after
         node._line = node.off = tree._container_at(i, t, first_key)
         return node
 
-    def sequence(self, i: int, t: int, depth: int) -> Node:
+    def sequence(self, i: int, t: int, depth: int, plain: _PlainBuilder | None = None) -> Node:
         tree, types, following, size, data = self.tree, self.types, self.following, self.size, self.data
         node = Node(SEQ, SEQ_TAG, [], 0, 0, self.lines)
         if t & _VALANCH:
@@ -746,6 +789,8 @@ class _NodeBuilder:
             if starts is not None and starts[k] >= 0 and starts[k + 1] >= 0 and \
                     data[starts[k]:starts[k + 1]] in skip:
                 items.append(Node(MAP, SKIPPED_TAG, [], starts[k], 0, self.lines))
+            elif plain is not None and (built := plain.item(c, depth + 1)) is not None:
+                items.append(Node(MAP, PLAIN_TAG, built[:2], built[2], 0, self.lines))
             else:
                 items.append(self.value(c, depth + 1))
             c = following[c]
@@ -779,6 +824,165 @@ class _NodeBuilder:
         if t & _VALANCH:
             self.tree._anchor(i, node)
         return node
+
+
+class _NotPlain(Exception):
+    """This item is more than plain data: it is read as nodes."""
+
+
+class _PlainBuilder:
+    """Block-mapping list items straight into plain data, without nodes (see `compose`). It
+    raises _Unsure wherever _NodeBuilder would (so a text takes the same path either way) and
+    gives up on an item (None) wherever building its nodes could say more than the data."""
+
+    def __init__(self, tree: _Walk) -> None:
+        self.tree = tree
+        self.size, self.types, self.first, self.following = tree.size, tree.types, tree.first, tree.next
+        self.kptr, self.klen, self.vptr, self.vlen = tree.kptr, tree.klen, tree.vptr, tree.vlen
+        self.base, self.end = tree.base, tree.base + len(tree.buf)
+        self.data, self.resolved, self.text = tree.data, tree.resolved, tree._text
+        self.values: dict[str, Any] = {}  # plain scalar text -> its value (short ones)
+        self.count = 0  # values built in the current item
+        self.first_key = -1
+
+    def item(self, i: int, depth: int) -> tuple[dict[str, Any], int, int] | None:
+        """(data, values built, offset of the first key) of list item `i`, or None."""
+        t = self.types[i]
+        if not t & _MAP or t & (_FLOW | _VAL_BAD | _VALREF | _VALANCH) or depth > MAX_DEPTH:
+            return None
+        self.count = 0
+        try:
+            data = self.mapping(i, t, depth, self.tree.refuse)
+        except _NotPlain:
+            return None
+        return data, self.count, self.first_key
+
+    def value(self, i: int, t: int, depth: int) -> Any:
+        if depth > MAX_DEPTH or t & _VAL_BAD:
+            raise _Unsure
+        if t & (_VALREF | _VALANCH):
+            raise _NotPlain  # an alias or an anchor: nodes share them
+        if t & _MAP:
+            return self.mapping(i, t, depth, ())
+        if t & _SEQ:
+            return self.sequence(i, t, depth)
+        return self.scalar(i, t)
+
+    def key(self, c: int, tc: int) -> tuple[str, int]:
+        """A key's text and offset, as _NodeBuilder.key_node reads it; only text keys."""
+        ptr = self.kptr[c]
+        if tc & _KEY_BAD or not self.base <= ptr <= self.end:
+            raise _Unsure
+        at = ptr - self.base
+        s = self.text(at, self.klen[c])
+        if tc & _KEY_PLAIN:
+            tag = self.resolved.get(s)
+            if tag is None:
+                if s[:1] in _RESERVED:
+                    raise _Unsure
+                tag = self.resolved[s] = resolve_plain(s)
+            if tag != STR_TAG:
+                raise _NotPlain  # a number, true, null or `<<` as a key
+            return s, at
+        if tc & (_KEY_SQUO | _KEY_DQUO) and at and self.data[at - 1] == (
+                0x27 if tc & _KEY_SQUO else 0x22):
+            return s, at - 1
+        raise _Unsure
+
+    def mapping(self, i: int, t: int, depth: int, refuse: Container[str]) -> dict[str, Any]:
+        types, following, size, vptr = self.types, self.following, self.size, self.vptr
+        out: dict[str, Any] = {}
+        pairs = 0
+        first_key = -1
+        c = self.first[i]
+        while c < size:
+            tc = types[c]
+            key, at = self.key(c, tc)
+            if key in refuse:
+                raise _NotPlain
+            if first_key < 0:
+                first_key = at
+            if tc & _VALNIL or not vptr[c]:
+                raise _NotPlain  # `key:` alone: its position depends on what follows
+            out[key] = self.value(c, tc, depth + 1)
+            pairs += 1
+            c = following[c]
+        if len(out) != pairs:
+            raise _NotPlain  # a duplicate key (an error, positioned by the nodes)
+        self.first_key = self.tree._container_at(i, t, first_key)
+        self.count += 1
+        return out
+
+    def sequence(self, i: int, t: int, depth: int) -> list[Any]:
+        types, following, size, vptr = self.types, self.following, self.size, self.vptr
+        out: list[Any] = []
+        c = self.first[i]
+        while c < size:
+            tc = types[c]
+            if tc & _VALNIL or not vptr[c]:
+                raise _Unsure  # an empty list item: its position is after its `-`
+            out.append(self.value(c, tc, depth + 1))
+            c = following[c]
+        self.tree._container_at(i, t, -1)
+        self.count += 1
+        return out
+
+    def scalar(self, i: int, t: int) -> Any:
+        ptr = self.vptr[i]
+        if not self.base <= ptr <= self.end:
+            raise _Unsure  # the value was moved to the arena: no position
+        at = ptr - self.base
+        s = self.text(at, self.vlen[i])
+        self.count += 1
+        if t & _VAL_PLAIN:
+            values = self.values
+            if s in values:
+                return values[s]
+            tag = self.resolved.get(s)
+            if tag is None:
+                if s[:1] in _RESERVED:
+                    raise _Unsure
+                tag = resolve_plain(s)
+                if len(s) < 64:
+                    self.resolved[s] = tag
+            value = s if tag == STR_TAG else _plain_value(tag, s)
+            if isinstance(value, str) and ("{{" in value or "{%" in value):
+                raise _NotPlain  # a template: rendered while the show is built
+            if len(s) < 64:
+                values[s] = value
+            return value
+        if t & (_VAL_SQUO | _VAL_DQUO):
+            if not at or self.data[at - 1] != (0x27 if t & _VAL_SQUO else 0x22):
+                raise _Unsure
+        elif t & (_VAL_LITERAL | _VAL_FOLDED):
+            self.tree._block_header(at)
+        else:
+            raise _Unsure
+        if "{{" in s or "{%" in s:
+            raise _NotPlain
+        return s
+
+
+_INT_TAG, _FLOAT_TAG, _BOOL_TAG, _NULL_TAG, _TIMESTAMP_TAG = (
+    YAML_TAG + t for t in ("int", "float", "bool", "null", "timestamp"))
+
+
+def _plain_value(tag: str, text: str) -> Any:
+    """A plain scalar's value, as the show's data holds it; _NotPlain for one it cannot hold."""
+    try:
+        if tag == _INT_TAG:
+            return yaml_int(text)
+        if tag == _FLOAT_TAG:
+            return yaml_float(text)
+    except ValueError:
+        raise _NotPlain from None
+    if tag == _BOOL_TAG and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if tag == _NULL_TAG:
+        return None
+    if tag == _TIMESTAMP_TAG:
+        return text  # kept as written
+    raise _NotPlain
 
 
 def upsert_item(

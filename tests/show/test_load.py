@@ -16,6 +16,7 @@ from showrunner.show.load import (
     LoadResult,
     allowed_folders,
     format_key_path,
+    key_location,
     load,
     load_show,
     load_text,
@@ -976,3 +977,82 @@ def test_random_edits_load_as_a_full_load_does(tmp_path: Path) -> None:
         assert got == want, new_text
         if got[0] == "show":
             previous, text = load(path, previous=previous), new_text
+
+
+# -- scenes built straight from the text: their positions are read when first asked for ---------
+
+PLAIN_SCENES = EDITED + """\
+more:
+  - name: after the scenes
+"""
+PLAIN_SCENES = PLAIN_SCENES.replace("more:\n  - name: after the scenes\n", "") + (
+    "# a comment at the end\n")
+MIXED = """\
+title: "mixed \u00e9"
+scenes:
+  - name: plain
+    prompts: [{text: 'a quoted "one"', weight: 0.5}, {text: "caf\u00e9", weight: 1}]
+    duration: 4
+  - name: anchored
+    prompts: &p a shared prompt
+    duration: 4
+  - name: alias
+    prompts: *p
+    duration: 0x10
+  - name: templated
+    prompts: "{{ 'x' ~ 'y' }}"
+    duration: 4
+  - name: empty-value
+    prompts: a
+    duration: 4
+    notes:
+  -
+    name: below-its-dash
+    prompts: >
+      folded
+      text
+    duration: 1.5e1
+bpm: 120
+"""
+
+
+def _written(node: Any, loc: tuple[Any, ...], values: dict[Any, Any], keys: dict[Any, Any]) -> None:
+    """ruamel's line and column of every value and key under `node`, by key path."""
+    from showrunner.show import yaml as Y
+
+    values[loc] = (node.line, node.col)
+    if node.kind == Y.MAP:
+        for key, value in node.value:
+            keys[(*loc, key.value)] = (key.line, key.col)
+            _written(value, (*loc, key.value), values, keys)
+    elif node.kind == Y.SEQ:
+        for i, item in enumerate(node.value):
+            _written(item, (*loc, i), values, keys)
+
+
+@pytest.mark.parametrize("text", [EDITED, PLAIN_SCENES, MIXED, EDITED.replace("\n", "\r\n")],
+                         ids=["plain", "comment at the end", "mixed", "crlf"])
+def test_positions_in_scenes_are_exact(tmp_path: Path, text: str) -> None:
+    """Every value and key inside the scenes is where the exact parser (ruamel) puts it, for
+    scenes built straight into data as for the others, asked for in any order."""
+    from showrunner.show import yaml as Y
+
+    (tmp_path / "ref.png").write_bytes(b"\x89PNG")
+    path = write(tmp_path, "show.yaml", text)
+    root = Y.compose(text, fast=False).root
+    scenes = next(v for k, v in root.value if k.value == "scenes")
+    values: dict[Any, Any] = {}
+    keys: dict[Any, Any] = {}
+    _written(scenes, ("scenes",), values, keys)
+    result = load(path)
+    for loc in sorted(values, key=lambda loc: (-len(loc), str(loc))):  # the deepest first
+        assert source_location(result, loc) == (str(path), *values[loc]), loc
+    for loc in sorted(keys, key=str, reverse=True):
+        assert key_location(result, loc) == (str(path), *keys[loc]), loc
+
+
+def test_an_error_inside_a_plain_scene_is_positioned(tmp_path: Path) -> None:
+    (tmp_path / "ref.png").write_bytes(b"\x89PNG")
+    text = EDITED.replace("      weight: 1\n", "      weight: lots\n")
+    assert errors_of(text, tmp_path) == [
+        "show.yaml:13:17: scenes[1].prompts[0].weight: expected a number (got 'lots')"]
