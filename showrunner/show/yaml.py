@@ -891,12 +891,45 @@ class _PlainBuilder:
 
     def mapping(self, i: int, t: int, depth: int, refuse: Container[str]) -> dict[str, Any]:
         types, following, size, vptr = self.types, self.following, self.size, self.vptr
+        kptr, klen, vlen, base, end = self.kptr, self.klen, self.vlen, self.base, self.end
+        resolved, values, sbuf, data = self.resolved, self.values, self.tree.sbuf, self.data
         out: dict[str, Any] = {}
-        pairs = 0
+        pairs = scalars = 0
         first_key = -1
         c = self.first[i]
         while c < size:
             tc = types[c]
+            ptr = kptr[c]
+            # The common pair, inlined: a plain text key and a short plain or a quoted scalar.
+            if sbuf is not None and tc & _PLAIN_KEY == _PLAIN_KEY and tc & _SCALAR_VAL \
+                    and not tc & _PAIR_BAD and base <= ptr <= end and base <= vptr[c] <= end:
+                at = ptr - base
+                key = sbuf[at:at + klen[c]]
+                vat = vptr[c] - base
+                vs = sbuf[vat:vat + vlen[c]]
+                if resolved.get(key) == STR_TAG and key not in refuse and "{" not in vs:
+                    if not tc & _VAL_PLAIN:
+                        if not vat or data[vat - 1] != (0x27 if tc & _VAL_SQUO else 0x22):
+                            raise _Unsure
+                        value = vs
+                    elif vs in values:
+                        value = values[vs]
+                    else:
+                        tag = resolved.get(vs)
+                        if tag is None:
+                            if vs[:1] in _RESERVED:
+                                raise _Unsure
+                            tag = resolve_plain(vs)
+                        value = vs if tag == STR_TAG else _plain_value(tag, vs)
+                        if len(vs) < 64:
+                            values[vs] = value
+                    scalars += 1
+                    if first_key < 0:
+                        first_key = at
+                    out[key] = value
+                    pairs += 1
+                    c = following[c]
+                    continue
             key, at = self.key(c, tc)
             if key in refuse:
                 raise _NotPlain
@@ -910,7 +943,7 @@ class _PlainBuilder:
         if len(out) != pairs:
             raise _NotPlain  # a duplicate key (an error, positioned by the nodes)
         self.first_key = self.tree._container_at(i, t, first_key)
-        self.count += 1
+        self.count += 1 + scalars
         return out
 
     def sequence(self, i: int, t: int, depth: int) -> list[Any]:
