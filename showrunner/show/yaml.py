@@ -390,7 +390,7 @@ class _Fast:
         try:
             walk = _Walk(tree, buf, data, skip)
             walk.plain, walk.refuse = plain, refuse
-            del tree  # the node array is copied out: free rapidyaml's tree before the walk
+            del tree  # the walk keeps it
             parsed = walk.run()
         except _Unsure:
             return None
@@ -442,9 +442,10 @@ class _Fast:
         base = _address(buf)
         api = ryml._ryml
         L = _Layout
+        types = _types(words)
         for i in range(size):
             o = i * L.WORDS
-            if (words[o + L.TYPE] & 0xFFFFFFFF) != api.Tree_type(tree, i):
+            if types[i] != api.Tree_type(tree, i) or types[i] != words[o + L.TYPE] & 0xFFFFFFFF:
                 return False
             if words[o + L.FIRST_CHILD] != _id(api.Tree_first_child(tree, i)):
                 return False
@@ -480,6 +481,11 @@ def _words(tree: Any) -> tuple[memoryview, int]:
     return memoryview(raw).cast("B").cast("Q"), size
 
 
+def _types(words: memoryview) -> memoryview:
+    """The node types: the low 32 bits of each node's first word (checked by _check_layout)."""
+    return words.cast("B").cast("I")[_Layout.TYPE * 2::_Layout.WORDS * 2]
+
+
 def _pass_on(written: bytes, failed: bool) -> None:
     """Write back what others wrote to fd 2 while it was redirected (not rapidyaml's error)."""
     if failed:
@@ -496,7 +502,7 @@ class _Unsure(Exception):
 
 
 class _Walk:
-    """rapidyaml's node array -> Nodes (the node array is copied field by field into lists)."""
+    """rapidyaml's node array -> Nodes (each field of the node array read through a view)."""
 
     def __init__(self, tree: Any, buf: bytearray, data: bytes, skip: Container[bytes] = ()) -> None:
         self.skip = skip
@@ -504,16 +510,18 @@ class _Walk:
         self.refuse: Container[str] = ()
         words, self.size = _words(tree)
         n = _Layout.WORDS
-        self.types = [t & 0xFFFFFFFF for t in words[_Layout.TYPE::n].tolist()]
-        self.kptr = words[_Layout.KEY_PTR::n].tolist()
-        self.klen = words[_Layout.KEY_LEN::n].tolist()
-        self.vptr = words[_Layout.VAL_PTR::n].tolist()
-        self.vlen = words[_Layout.VAL_LEN::n].tolist()
-        self.aptr = words[_Layout.VAL_ANCHOR::n].tolist()
-        self.alen = words[_Layout.VAL_ANCHOR + 1::n].tolist()
-        self.first = words[_Layout.FIRST_CHILD::n].tolist()
-        self.next = words[_Layout.NEXT_SIBLING::n].tolist()
-        words.release()
+        # Read in place (no copy): strided views of the node array, so the tree lives as long
+        # as the walk.
+        self._tree = tree
+        self.types = _types(words)
+        self.kptr = words[_Layout.KEY_PTR::n]
+        self.klen = words[_Layout.KEY_LEN::n]
+        self.vptr = words[_Layout.VAL_PTR::n]
+        self.vlen = words[_Layout.VAL_LEN::n]
+        self.aptr = words[_Layout.VAL_ANCHOR::n]
+        self.alen = words[_Layout.VAL_ANCHOR + 1::n]
+        self.first = words[_Layout.FIRST_CHILD::n]
+        self.next = words[_Layout.NEXT_SIBLING::n]
         self.buf = buf  # the text after rapidyaml filtered its scalars in place
         self.data = data  # the text as written
         self.base = _address(buf)
