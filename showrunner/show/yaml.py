@@ -326,15 +326,21 @@ _IMPLICIT = _implicit_resolvers()
 _ANY_FIRST = _IMPLICIT.get(None, [])
 
 
+# By first character: the (tag, match) pairs to try, in order. ruamel's table holds lazily
+# compiled patterns whose every call goes through Python; their own `match` is kept instead.
+_MATCHERS: dict[str, list[tuple[str, Callable[[str], Any]]]] = {}
+
+
 def resolve_plain(text: str) -> str:
     """The tag ruamel's YAML 1.2 resolver gives a plain scalar (ruamel's own table)."""
-    for tag, regexp in _IMPLICIT.get(text[0] if text else "", _ANY_FIRST):
-        if regexp.match(text):
+    first = text[:1]
+    matchers = _MATCHERS.get(first)
+    if matchers is None:
+        pairs = _IMPLICIT.get(first, _ANY_FIRST) + (_ANY_FIRST if first else [])
+        matchers = _MATCHERS[first] = [(tag, regexp.match) for tag, regexp in pairs]
+    for tag, match in matchers:
+        if match(text):
             return tag
-    if _ANY_FIRST and text:
-        for tag, regexp in _ANY_FIRST:
-            if regexp.match(text):
-                return tag
     return STR_TAG
 
 
@@ -514,6 +520,10 @@ class _Walk:
         # as the walk.
         self._tree = tree
         self.types = _types(words)
+        # Keys, counted in C: each node's lowest type byte (little-endian, as `types`), 1 if
+        # it has a key.
+        low = bytes(words.cast("B")[_Layout.TYPE * 8::n * 8])
+        self.keys = low.translate(_HAS_KEY).count(1)
         self.kptr = words[_Layout.KEY_PTR::n]
         self.klen = words[_Layout.KEY_LEN::n]
         self.vptr = words[_Layout.VAL_PTR::n]
@@ -545,7 +555,7 @@ class _Walk:
             return Parsed(None, 0)
         if flags & _VAL and not flags & (_MAP | _SEQ) and (flags & _VALNIL or not self.vptr[root]):
             return Parsed(None, 1)
-        count = size + sum(1 for t in types if t & _KEY)  # as ruamel counts: keys are nodes
+        count = size + self.keys  # as ruamel counts: keys are nodes
         node = self._walk(root)
         if node.kind == SCALAR and node.tag == YAML_TAG + "null" and node.value in ("", "~", "null"):
             return Parsed(None, count)
@@ -668,6 +678,7 @@ class _Walk:
 
 _RESERVED = ("@", "`")
 _KEY, _VAL, _MAP, _SEQ = 1, 2, 4, 8
+_HAS_KEY = bytes(b & _KEY for b in range(256))
 _STREAM = 40
 _KEYREF, _VALREF, _KEYANCH, _VALANCH = 64, 128, 256, 512
 _KEYTAG, _VALTAG, _KEYNIL, _VALNIL = 1024, 2048, 4096, 8192
