@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import functools
 import io
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Container
 from typing import Any
@@ -285,10 +285,15 @@ def _syntax_error(exc: MarkedYAMLError) -> YamlProblem:
 
 # Texts the fast path leaves to ruamel: tabs, line breaks other than \n and \r\n, characters
 # ruamel refuses, a BOM inside, directives and document markers after the first line.
-_UNSAFE = re.compile(
-    r"\t|\r(?!\n)|[\x85\u2028\u2029\ufeff]|" + Reader.NON_PRINTABLE.pattern
-    + r"|^(?:%|(?:---|\.\.\.)(?:[ \r\n]|$))", re.MULTILINE,
-)
+# (Compiled when a text is not ASCII: ruamel's class of printable characters is large.)
+@functools.cache
+def _unsafe() -> re.Pattern[str]:
+    return re.compile(
+        r"\t|\r(?!\n)|[\x85\u2028\u2029\ufeff]|" + Reader.NON_PRINTABLE.pattern
+        + r"|^(?:%|(?:---|\.\.\.)(?:[ \r\n]|$))", re.MULTILINE,
+    )
+
+
 _FIRST_LINE_MARKER = re.compile(r"---(?:[ \r\n]|$)")
 # Each node starts at one of these (or at the start): a bound on how many nodes a text holds.
 _NODE_STARTS = ("\n", ":", "-", ",", "[", "{", "?")
@@ -311,7 +316,7 @@ def _fast_allowed(text: str) -> bool:
         if "\t" in text or ("\r" in text and _LONE_CR.search(text)) or _ASCII_CONTROL.search(text) \
                 or _DOCUMENT_MARK.match(text) or _LINE_MARK.search(text):
             return False
-    elif _UNSAFE.search(text):
+    elif _unsafe().search(text):
         return False
     bound = 1 + sum(text.count(c) for c in _NODE_STARTS)
     return bound <= 2 * MAX_NODES
@@ -412,6 +417,8 @@ class _Fast:
         message is the one shown, so fd 2 is pointed at a scratch file meanwhile and whatever
         else was written there in that moment is passed on.
         """
+        import tempfile  # here: only a parse needs it (start-up)
+
         ryml = cls.ryml
         tree = ryml.Tree()
         with cls._lock, tempfile.TemporaryFile() as scratch:
