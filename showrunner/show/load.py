@@ -132,8 +132,9 @@ class _Index:
 
     def _read_scene(self, scene: Any) -> None:
         """The positions inside a scene built straight from the text: its text is parsed alone
-        (indented as in the file) and its offsets moved to where it starts."""
-        start, end = self.later.pop(scene)
+        (indented as in the file) and its offsets moved to where it starts. (Filled in before
+        the scene leaves `later`: a reader on another thread sees all of it or waits for none.)"""
+        start, end = self.later[scene]
         assert self.lines is not None
         data = self.lines.data
         line = data.rfind(b"\n", 0, start) + 1
@@ -141,7 +142,8 @@ class _Index:
         scratch = _Builder(_Index(self.main), _Templates())
         root = scratch.parse(" " * col + data[start:end].decode("utf-8"), self.main)
         if root is None or root.kind != MAP or scratch.errors:
-            return  # cannot happen for text the load read as plain data; the scene's start stays
+            self.later.pop(scene, None)  # cannot happen for plain data: the scene's start stays
+            return
         loc: Loc = ("scenes", scene)
         scratch.build(root, loc, self.main, None)
         first = data.count(b"\n", 0, start)  # lines before the scene's first line
@@ -153,6 +155,7 @@ class _Index:
                     table.setdefault(sub, spot - col + start)
                 elif isinstance(spot, Node):  # read by the exact parser: a line and column
                     table.setdefault(sub, _Pos(self.main, spot.line + first, spot.col))
+        self.later.pop(scene, None)
 
     def spot(self, node: Node) -> _Spot:
         """How to keep where `node` (of the main file, no generator note) was written."""
