@@ -146,7 +146,6 @@ class _Index:
             return
         loc: Loc = ("scenes", scene)
         scratch.build(root, loc, self.main, None)
-        first = data.count(b"\n", 0, start)  # lines before the scene's first line
         for table, own in ((self.values, scratch.index.values), (self.keys, scratch.index.keys)):
             for sub, spot in own.items():
                 if sub == loc:
@@ -154,6 +153,7 @@ class _Index:
                 if isinstance(spot, int):
                     table.setdefault(sub, spot - col + start)
                 elif isinstance(spot, Node):  # read by the exact parser: a line and column
+                    first = self.lines.line_col(start)[0] - 1  # lines before the scene's
                     table.setdefault(sub, _Pos(self.main, spot.line + first, spot.col))
         self.later.pop(scene, None)
 
@@ -907,11 +907,16 @@ class _Loader:
         out.append(data)
 
     def _ends(self, items: list[Node]) -> list[int]:
-        """Where each item's text ends: the start of the next item's line; the last one's at
-        the line of the next top-level key, or the end of the file."""
+        """Where each item's text ends: at the start of the line of the next item's `-`; the
+        last one's at the line of the next top-level key, or the end of the file."""
         data = self.text
         assert data is not None
-        ends = [data.rfind(b"\n", 0, item.off) + 1 for item in items[1:]]
+        ends = []
+        for item in items[1:]:
+            line = data.rfind(b"\n", 0, item.off) + 1
+            if not _ITEM_START.fullmatch(data, line, item.off):  # `-` on a line above
+                line = _dash_line(data, line)
+            ends.append(line)
         after = [off for _, off in self.top if off > items[-1].off]
         return [*ends, data.rfind(b"\n", 0, min(after)) + 1 if after else len(data)]
 
@@ -1128,6 +1133,22 @@ class _Loader:
 
 
 _ITEM_START = re.compile(rb" *- +")  # a line's text before a list item's first key
+_DASH_ALONE = re.compile(rb" *-[ ]*(?:#[^\n]*)?\r?\n")  # a list item's `-` on its own line
+_NOTHING = re.compile(rb" *(?:#[^\n]*)?\r?\n")  # a blank or comment line
+
+
+def _dash_line(data: bytes, line: int) -> int:
+    """The start of the line of the `-` above the item whose first key starts the line at
+    `line` (blank and comment lines between are passed); `line` when there is none."""
+    at = line
+    while at > 0:
+        above = data.rfind(b"\n", 0, at - 1) + 1
+        if _DASH_ALONE.fullmatch(data, above, at):
+            return above
+        if not _NOTHING.fullmatch(data, above, at):
+            break
+        at = above
+    return line
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:

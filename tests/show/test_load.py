@@ -1004,10 +1004,21 @@ scenes:
     duration: 4
   - name: empty-value
     prompts: a
-    duration: 4
     notes:
+    duration: 4
+  - name: before-a-dash-alone
+    prompts: a
+    duration: 4
   -
     name: below-its-dash
+    prompts: b
+    duration: 4
+  - name: before-a-dash-and-a-comment
+    prompts: a
+    duration: 4
+  # between
+  -   # the next one
+    name: below-its-dash-2
     prompts: >
       folded
       text
@@ -1039,6 +1050,9 @@ def test_positions_in_scenes_are_exact(tmp_path: Path, text: str) -> None:
 
     (tmp_path / "ref.png").write_bytes(b"\x89PNG")
     path = write(tmp_path, "show.yaml", text)
+    built = Y.compose(text, plain="scenes").root
+    assert built is not None and any(  # scenes built straight into data are among them
+        item.tag == Y.PLAIN_TAG for k, v in built.value if k.value == "scenes" for item in v.value)
     root = Y.compose(text, fast=False).root
     scenes = next(v for k, v in root.value if k.value == "scenes")
     values: dict[Any, Any] = {}
@@ -1056,3 +1070,44 @@ def test_an_error_inside_a_plain_scene_is_positioned(tmp_path: Path) -> None:
     text = EDITED.replace("      weight: 1\n", "      weight: lots\n")
     assert errors_of(text, tmp_path) == [
         "show.yaml:13:17: scenes[1].prompts[0].weight: expected a number (got 'lots')"]
+
+
+def test_random_texts_load_the_same_with_scenes_built_as_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Characters typed anywhere in two shows (400 texts): a load that builds plain scenes
+    straight into data gives what building every scene as nodes gives, the same show or the
+    same errors at the same positions."""
+    import random
+
+    import showrunner.show.load as loader
+
+    rng = random.Random(16)
+    (tmp_path / "ref.png").write_bytes(b"\x89PNG")
+    path = tmp_path / "show.yaml"
+    typed = [" ", "\n", "\n    ", "# c\n", "\n  -\n    name: z\n    duration: 1\n", "\r\n", "\u00e9",
+             "\n  -   # k\n    name: w\n    duration: 3\n", "\n    noise_scale: 0.5", "'", '"',
+             "[", "]", "{", "}", ":", "- ", "7", "-1", "\n    duration: soon", "\n    weight: x",
+             "\t", "&x ", "*x", "{{ 1 }}", "!!str ", "\n    bogus: 1", "\n      more"]
+    real = loader.compose
+
+    def outcome(plain: bool) -> tuple[Any, ...]:
+        monkeypatch.setattr(loader, "compose", real if plain else (
+            lambda text, **kwargs: real(text, **{**kwargs, "plain": None})))
+        try:
+            return ("show", load(path).show)
+        except ShowErrors as errors:
+            return ("errors", str(errors))
+
+    shows = errors = 0
+    for _ in range(400):
+        text = rng.choice([EDITED, MIXED])
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(text))
+            text = text[:at] + rng.choice(typed) + text[at:]
+        path.write_bytes(text.encode("utf-8"))
+        got = outcome(plain=True)
+        assert got == outcome(plain=False), text
+        shows += got[0] == "show"
+        errors += got[0] == "errors"
+    assert shows > 20 and errors > 200  # both kinds of outcome were compared
