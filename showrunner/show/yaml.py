@@ -383,6 +383,7 @@ class _Fast:
     """The rapidyaml path; `compose` gives None when the text must go to ruamel."""
 
     _lock = threading.Lock()  # rapidyaml writes its error text to fd 2: see _parse
+    _scratch = -1  # the file descriptor fd 2 points at while rapidyaml parses
     _usable: bool | None = None
     ryml: Any = None
 
@@ -415,15 +416,22 @@ class _Fast:
 
         On an error rapidyaml prints its own message to the C stderr before raising; ruamel's
         message is the one shown, so fd 2 is pointed at a scratch file meanwhile and whatever
-        else was written there in that moment is passed on.
+        else was written there in that moment is passed on. The scratch file is made once and
+        emptied before each parse (making one took a third of parsing one scene).
         """
-        import tempfile  # here: only a parse needs it (start-up)
-
         ryml = cls.ryml
         tree = ryml.Tree()
-        with cls._lock, tempfile.TemporaryFile() as scratch:
+        with cls._lock:
+            if cls._scratch < 0:
+                import tempfile  # here: only a parse needs it (start-up)
+
+                cls._scratch, name = tempfile.mkstemp(prefix="showrunner-yaml-")
+                os.unlink(name)  # an anonymous file, gone with the process
+            scratch = cls._scratch
+            os.lseek(scratch, 0, os.SEEK_SET)
+            os.ftruncate(scratch, 0)
             saved = os.dup(2)
-            os.dup2(scratch.fileno(), 2)
+            os.dup2(scratch, 2)
             failed = False
             try:
                 ryml.parse_in_place(buf, tree)
@@ -432,9 +440,9 @@ class _Fast:
             finally:
                 os.dup2(saved, 2)
                 os.close(saved)
-            if scratch.tell():
-                scratch.seek(0)
-                _pass_on(scratch.read(), failed)
+            written = os.lseek(scratch, 0, os.SEEK_CUR)
+            if written:
+                _pass_on(os.pread(scratch, written, 0), failed)
         return None if failed else tree
 
     @classmethod
