@@ -49,6 +49,7 @@ from showrunner.show.yaml import (
     SCALAR,
     SEQ,
     SEQ_TAG,
+    SKIPPED_TAG,
     STR_TAG,
     YAML_TAG,
     Lines,
@@ -79,6 +80,7 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHAPE = "a show file is a mapping with at least `title` and `scenes`"
 _EACH_NOTE = re.compile(r" \(each [^()]*\)$")
 _SCENE_BLOCKS = frozenset({"include", "each"})  # list items of `scenes` that are not a scene
+_KEPT = (PLAIN_TAG, SKIPPED_TAG)  # scenes whose text is known to be plain data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -902,8 +904,7 @@ class _Loader:
         if span is not None:
             self.spans[k] = span
             data = reuse.get(span, data)  # the same text as in the version playing
-        if data is item.value[0]:
-            self.index.later[k] = (item.off, end)
+        self.index.later[k] = (item.off, end)
         out.append(data)
 
     def _ends(self, items: list[Node]) -> list[int]:
@@ -922,7 +923,9 @@ class _Loader:
 
     def _spans(self, items: list[Node]) -> list[bytes | None] | None:
         """Each scene's text (to its next sibling), where re-using it is safe: plain text, no
-        templates and no aliases or merges (their meaning is written elsewhere)."""
+        templates and no aliases or merges (their meaning is written elsewhere). A scene built
+        straight into data is such a text, and so is one the parser skipped (a text kept
+        here before)."""
         data = self.text
         if data is None or not items or any(item.off < 0 for item in items):
             return None
@@ -930,8 +933,9 @@ class _Loader:
         out: list[bytes | None] = []
         for item, end in zip(items, ends, strict=True):
             span = data[item.off:end]
-            unsafe = (b"{{" in span or b"{%" in span or b"*" in span or b"<<" in span
-                      or b"&" in span)  # an anchor there may be used elsewhere: read it
+            unsafe = item.tag not in _KEPT and (
+                b"{{" in span or b"{%" in span or b"*" in span or b"<<" in span
+                or b"&" in span)  # an anchor there may be used elsewhere: read it
             out.append(None if unsafe else span)
         return out
 

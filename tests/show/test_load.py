@@ -1111,3 +1111,18 @@ def test_random_texts_load_the_same_with_scenes_built_as_nodes(
         shows += got[0] == "show"
         errors += got[0] == "errors"
     assert shows > 20 and errors > 200  # both kinds of outcome were compared
+
+
+def test_a_plain_scene_is_reused_whatever_characters_its_text_holds(tmp_path: Path) -> None:
+    """`*` and `&` inside quotes are no alias or anchor: a plain scene is re-used by the next
+    loads (edits outside the scenes) like any other, and gives what a full load gives."""
+    text = ('title: t\nscenes:\n  - name: a\n    prompts: "a *bold* look & feel"\n    duration: 4\n'
+            '  - name: b\n    prompts: x\n    duration: 2\n')
+    path = write(tmp_path, "show.yaml", text)
+    previous = load(path)
+    for title in ("u", "v"):
+        path.write_text(text.replace("title: t", f"title: {title}"), "utf-8")
+        result = load(path, previous=previous)
+        assert result.show.scenes[0] is previous.show.scenes[0]
+        assert result.show == load(path).show
+        previous = result
