@@ -934,16 +934,18 @@ class _PlainBuilder:
         pairs = scalars = 0
         first_key = -1
         c = self.first[i]
+        inline = sbuf is not None
+        text = sbuf or ""  # (an ASCII text: its slices are byte slices)
         while c < size:
             tc = types[c]
-            ptr = kptr[c]
             # The common pair, inlined: a plain text key and a short plain or a quoted scalar.
-            if sbuf is not None and tc & _PLAIN_KEY == _PLAIN_KEY and tc & _SCALAR_VAL \
-                    and not tc & _PAIR_BAD and base <= ptr <= end and base <= vptr[c] <= end:
+            if inline and tc & _PLAIN_KEY == _PLAIN_KEY and tc & _SCALAR_VAL \
+                    and not tc & _PAIR_BAD and base <= (ptr := kptr[c]) <= end \
+                    and base <= (vp := vptr[c]) <= end:
                 at = ptr - base
-                key = sbuf[at:at + klen[c]]
-                vat = vptr[c] - base
-                vs = sbuf[vat:vat + vlen[c]]
+                key = text[at:at + klen[c]]
+                vat = vp - base
+                vs = text[vat:vat + vlen[c]]
                 if resolved.get(key) == STR_TAG and key not in refuse and "{" not in vs:
                     if not tc & _VAL_PLAIN:
                         if not vat or data[vat - 1] != (0x27 if tc & _VAL_SQUO else 0x22):
