@@ -646,8 +646,7 @@ class _Walk:
         if flags & _MAP and not flags & _FLOW:
             if first_key < 0:
                 raise _Unsure
-            before = data.rfind(b"\n", 0, first_key) + 1
-            if b"?" in data[before:first_key]:
+            if data.find(b"?", data.rfind(b"\n", 0, first_key) + 1, first_key) >= 0:
                 raise _Unsure  # an explicit `? key` starts the mapping at its `?`
             return first_key
         ptr = self.vptr[i]
