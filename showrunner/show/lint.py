@@ -251,6 +251,8 @@ class _Checker:
     # -- per scene -----------------------------------------------------------------------------
 
     def loras(self, i: int, scene: Scene) -> None:
+        if not (scene.loras or scene.keyframes or scene.modulate):
+            return  # changes no LoRA scale
         state = self.states[i]
         changes: list[tuple[str, Loc]] = [(name, ("scenes", i, "loras", name)) for name in scene.loras]
         changes += [(t.split(".", 1)[1], ("scenes", i, "keyframes", t))
