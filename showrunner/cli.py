@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import gc
 import io
@@ -71,6 +70,8 @@ def _check(args: argparse.Namespace) -> int:
     verified: list[str] = []
     planner: Planner = plan_findings
     if args.scope:
+        import asyncio  # only here: the check of a show without a server never needs it
+
         from showrunner.app import check_scope
         from showrunner.settings import Settings
 
@@ -166,6 +167,8 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _sim(args: argparse.Namespace) -> int:
+    import asyncio
+
     from showrunner.sim import serve_forever
 
     record = Path(args.record) if args.record else None
@@ -241,6 +244,8 @@ def _line_buffered() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import asyncio
+
     from showrunner.app import RunOptions, StreamOutput, run
 
     def path(value: str | None) -> Path | None:

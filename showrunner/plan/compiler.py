@@ -404,6 +404,7 @@ class _Compiler:
         )
         t = self.timing
         goto = (t.names[s.goto.scene], s.goto.times) if s.goto is not None else None
+        follows, start_follows, grid, transitions_follow = self._musical(i)
         compiled = build(
             CompiledScene,
             index=i,
@@ -427,10 +428,10 @@ class _Compiler:
             curves=plan.curves,
             switch_estimate=switch_estimate(wire, state_in) if e.session else 0.0,
             sections=sections,
-            follows_tempo=self._musical(i)[0],
-            start_follows_tempo=self._musical(i)[1],
-            quantize=self._musical(i)[2],
-            transitions_follow_tempo=self._musical(i)[3],
+            follows_tempo=follows,
+            start_follows_tempo=start_follows,
+            quantize=grid,
+            transitions_follow_tempo=transitions_follow,
             _later=later,
         )
         return compiled, after

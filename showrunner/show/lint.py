@@ -13,6 +13,7 @@ import itertools
 import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -115,27 +116,28 @@ def _count(n: int, word: str) -> str:
 
 @dataclass(frozen=True)
 class _InForce:
-    """What is in force while a scene plays (values track from scene to scene)."""
+    """What is in force while a scene plays (values track from scene to scene). Scenes that
+    change none of it share one, and its pipeline facts are worked out once."""
 
     chain: tuple[str, ...]
     load: LoadParams
     input_mode: str | None
     manage_cache: bool | None
 
-    @property
+    @cached_property
     def infos(self) -> list[PipelineInfo] | None:
         """Facts of every pipeline in the chain; None when one is unknown (a plugin)."""
         infos = [pipelines.lookup(p) for p in self.chain]
         return None if any(i is None for i in infos) else [i for i in infos if i is not None]
 
-    @property
+    @cached_property
     def main(self) -> PipelineInfo | None:
         infos = self.infos
         if not infos:
             return None
         return next((i for i in infos if i.supports_prompts), infos[-1])
 
-    @property
+    @cached_property
     def mode(self) -> str | None:
         main = self.main
         return self.input_mode or (main.default_mode if main else None)
@@ -146,6 +148,10 @@ def _states(show: Show) -> list[_InForce]:
     state = _InForce(tuple(d.pipeline), d.load, d.input_mode, d.manage_cache)
     out = []
     for scene in show.scenes:
+        if scene.pipeline is None and scene.load is None and scene.input_mode is None and \
+                scene.manage_cache is None:
+            out.append(state)
+            continue
         load_params = state.load
         if scene.load is not None:
             load_params = LoadParams.model_validate(
@@ -238,13 +244,15 @@ class _Checker:
                      f"{prefix}changes load settings ({', '.join(changed)}): Scope reloads the "
                      "pipeline and reconnects, so the output stops for the load time")
 
-    @property
+    @cached_property
     def _names(self) -> dict[str, int]:
         return {s.name: i for i, s in enumerate(self.show.scenes)}
 
     # -- per scene -----------------------------------------------------------------------------
 
     def loras(self, i: int, scene: Scene) -> None:
+        if not (scene.loras or scene.keyframes or scene.modulate):
+            return  # changes no LoRA scale
         state = self.states[i]
         changes: list[tuple[str, Loc]] = [(name, ("scenes", i, "loras", name)) for name in scene.loras]
         changes += [(t.split(".", 1)[1], ("scenes", i, "keyframes", t))

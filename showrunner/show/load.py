@@ -45,9 +45,11 @@ from showrunner.show.yaml import (
     MAP_TAG,
     MAX_DEPTH,
     MAX_NODES,
+    PLAIN_TAG,
     SCALAR,
     SEQ,
     SEQ_TAG,
+    SKIPPED_TAG,
     STR_TAG,
     YAML_TAG,
     Lines,
@@ -55,6 +57,8 @@ from showrunner.show.yaml import (
     TooManyNodes,
     YamlProblem,
     compose,
+    yaml_float,
+    yaml_int,
 )
 
 if TYPE_CHECKING:  # jinja2 is imported when a show has a template (start-up of check/report)
@@ -75,6 +79,8 @@ _MERGE_TAG = f"{_YAML_TAG}merge"
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _SHAPE = "a show file is a mapping with at least `title` and `scenes`"
 _EACH_NOTE = re.compile(r" \(each [^()]*\)$")
+_SCENE_BLOCKS = frozenset({"include", "each"})  # list items of `scenes` that are not a scene
+_KEPT = (PLAIN_TAG, SKIPPED_TAG)  # scenes whose text is known to be plain data
 
 
 # ---------------------------------------------------------------------------------------------
@@ -106,9 +112,14 @@ class _Index:
     values: dict[Loc, _Spot] = field(default_factory=dict)
     keys: dict[Loc, _Spot] = field(default_factory=dict)
     lines: Lines | None = None  # the main file's text, when its offsets are kept (int spots)
+    # Scenes built straight from the text (PLAIN_TAG): scene index -> where its text starts (its
+    # first key) and ends. The positions inside are read from that text when first asked for.
+    later: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     def value(self, loc: Loc) -> _Pos:
         """The position of `loc`, or of the nearest enclosing value that was written."""
+        if self.later and len(loc) > 2 and loc[0] == "scenes" and loc[1] in self.later:
+            self._read_scene(loc[1])
         for end in range(len(loc), -1, -1):
             where = self.values.get(loc[:end])
             if where is not None:
@@ -116,8 +127,37 @@ class _Index:
         return _Pos(self.main, 1, 1)
 
     def key(self, loc: Loc) -> _Pos:
+        if self.later and len(loc) > 2 and loc[0] == "scenes" and loc[1] in self.later:
+            self._read_scene(loc[1])
         where = self.keys.get(loc)
         return self._pos(where) if where is not None else self.value(loc[:-1])
+
+    def _read_scene(self, scene: Any) -> None:
+        """The positions inside a scene built straight from the text: its text is parsed alone
+        (indented as in the file) and its offsets moved to where it starts. (Filled in before
+        the scene leaves `later`: a reader on another thread sees all of it or waits for none.)"""
+        start, end = self.later[scene]
+        assert self.lines is not None
+        data = self.lines.data
+        line = data.rfind(b"\n", 0, start) + 1
+        col = len(data[line:start].decode("utf-8"))
+        scratch = _Builder(_Index(self.main), _Templates())
+        root = scratch.parse(" " * col + data[start:end].decode("utf-8"), self.main)
+        if root is None or root.kind != MAP or scratch.errors:
+            self.later.pop(scene, None)  # cannot happen for plain data: the scene's start stays
+            return
+        loc: Loc = ("scenes", scene)
+        scratch.build(root, loc, self.main, None)
+        for table, own in ((self.values, scratch.index.values), (self.keys, scratch.index.keys)):
+            for sub, spot in own.items():
+                if sub == loc:
+                    continue
+                if isinstance(spot, int):
+                    table.setdefault(sub, spot - col + start)
+                elif isinstance(spot, Node):  # read by the exact parser: a line and column
+                    first = self.lines.line_col(start)[0] - 1  # lines before the scene's
+                    table.setdefault(sub, _Pos(self.main, spot.line + first, spot.col))
+        self.later.pop(scene, None)
 
     def spot(self, node: Node) -> _Spot:
         """How to keep where `node` (of the main file, no generator note) was written."""
@@ -429,10 +469,13 @@ class _Builder:
 
     # -- parsing -------------------------------------------------------------------------------
 
-    def parse(self, text: str, path: str, skip: Container[bytes] = ()) -> Node | None:
-        """Text -> one YAML node; a syntax error is recorded and gives None."""
+    def parse(self, text: str, path: str, skip: Container[bytes] = (), *,
+              plain: bool = False) -> Node | None:
+        """Text -> one YAML node; a syntax error is recorded and gives None. `plain`: plain
+        scenes come as data (PLAIN_TAG, see _Loader._scenes)."""
         try:
-            parsed = compose(text, skip=skip)
+            parsed = compose(text, skip=skip, plain="scenes" if plain else None,
+                             refuse=_SCENE_BLOCKS)
         except YamlProblem as problem:
             self.errors.append(ShowError(problem.message, path=path, line=problem.line,
                                          col=problem.col))
@@ -568,9 +611,9 @@ class _Builder:
         tag, text = node.tag, str(node.value)
         try:
             if tag == _INT_TAG:
-                return _yaml_int(text)
+                return yaml_int(text)
             if tag == _FLOAT_TAG:
-                return _yaml_float(text)
+                return yaml_float(text)
         except ValueError:
             kind = "integer" if tag.endswith("int") else "number"
             big = re.fullmatch(r"[-+]?[0-9_]{300,}", text)
@@ -656,29 +699,6 @@ def _too_many(big: _TooBig | _TooDeep) -> ShowError:
     )
 
 
-def _yaml_int(text: str) -> int:
-    if text.isdigit() and text.isascii():
-        return int(text)
-    t = text.replace("_", "")
-    sign = -1 if t.startswith("-") else 1
-    t = t.lstrip("+-")
-    for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
-        if t.lower().startswith(prefix):
-            return sign * int(t[2:], base)
-    return sign * int(t, 10)
-
-
-def _yaml_float(text: str) -> float:
-    t = text.replace("_", "").lower()
-    if t in (".inf", "+.inf"):
-        return float("inf")
-    if t == "-.inf":
-        return float("-inf")
-    if t == ".nan":
-        return float("nan")
-    return float(t)
-
-
 # ---------------------------------------------------------------------------------------------
 # The show: vars, includes, generators, then validation
 # ---------------------------------------------------------------------------------------------
@@ -748,7 +768,7 @@ class _Loader:
     def _run(self, text: str, out: dict[str, Any]) -> Show | None:
         # Scenes whose text the version playing had are not even read (see _scenes).
         skip = self.reuse.by_text if self.reuse is not None else ()
-        root = self.b.parse(text, self.display, skip)
+        root = self.b.parse(text, self.display, skip, plain=True)
         self.text = self.b.last_data
         if root is None:
             if not self.b.errors:
@@ -849,7 +869,11 @@ class _Loader:
             self.items = [item.off for item in items]
         reuse = self.reuse.by_text if (self.reuse is not None and self.context is not None
                                        and self.reuse.context == self.context) else {}
+        ends = self._ends(items) if items and any(item.tag == PLAIN_TAG for item in items) else []
         for index, item in enumerate(items):
+            if item.tag == PLAIN_TAG:
+                self._plain_scene(item, ends[index], spans[index] if spans else None, reuse, out)
+                continue
             keys = {str(k.value) for k, _ in item.value} if _is_map(item) and any(
                 k.value in ("include", "each") for k, _ in item.value) else ()
             # Problems of an include or each block itself name the item as written in its file.
@@ -868,9 +892,40 @@ class _Loader:
                         continue
                 out.append(self.b.build(item, ("scenes", len(out)), path, ctx))
 
+    def _plain_scene(self, item: Node, end: int, span: bytes | None, reuse: dict[bytes, Any],
+                     out: list[Any]) -> None:
+        """A scene the parser built as plain data: its positions are read when asked for."""
+        data, count = item.value
+        b, k = self.b, len(out)
+        b.count += count
+        if b.count > b.limit:
+            raise _TooBig(_pos(item, self.display), b.limit)
+        self.index.values.setdefault(("scenes", k), item.off)
+        if span is not None:
+            self.spans[k] = span
+            data = reuse.get(span, data)  # the same text as in the version playing
+        self.index.later[k] = (item.off, end)
+        out.append(data)
+
+    def _ends(self, items: list[Node]) -> list[int]:
+        """Where each item's text ends: at the start of the line of the next item's `-`; the
+        last one's at the line of the next top-level key, or the end of the file."""
+        data = self.text
+        assert data is not None
+        ends = []
+        for item in items[1:]:
+            line = data.rfind(b"\n", 0, item.off) + 1
+            if not _ITEM_START.fullmatch(data, line, item.off):  # `-` on a line above
+                line = _dash_line(data, line)
+            ends.append(line)
+        after = [off for _, off in self.top if off > items[-1].off]
+        return [*ends, data.rfind(b"\n", 0, min(after)) + 1 if after else len(data)]
+
     def _spans(self, items: list[Node]) -> list[bytes | None] | None:
         """Each scene's text (to its next sibling), where re-using it is safe: plain text, no
-        templates and no aliases or merges (their meaning is written elsewhere)."""
+        templates and no aliases or merges (their meaning is written elsewhere). A scene built
+        straight into data is such a text, and so is one the parser skipped (a text kept
+        here before)."""
         data = self.text
         if data is None or not items or any(item.off < 0 for item in items):
             return None
@@ -878,8 +933,9 @@ class _Loader:
         out: list[bytes | None] = []
         for item, end in zip(items, ends, strict=True):
             span = data[item.off:end]
-            unsafe = (b"{{" in span or b"{%" in span or b"*" in span or b"<<" in span
-                      or b"&" in span)  # an anchor there may be used elsewhere: read it
+            unsafe = item.tag not in _KEPT and (
+                b"{{" in span or b"{%" in span or b"*" in span or b"<<" in span
+                or b"&" in span)  # an anchor there may be used elsewhere: read it
             out.append(None if unsafe else span)
         return out
 
@@ -1081,6 +1137,22 @@ class _Loader:
 
 
 _ITEM_START = re.compile(rb" *- +")  # a line's text before a list item's first key
+_DASH_ALONE = re.compile(rb" *-[ ]*(?:#[^\n]*)?\r?\n")  # a list item's `-` on its own line
+_NOTHING = re.compile(rb" *(?:#[^\n]*)?\r?\n")  # a blank or comment line
+
+
+def _dash_line(data: bytes, line: int) -> int:
+    """The start of the line of the `-` above the item whose first key starts the line at
+    `line` (blank and comment lines between are passed); `line` when there is none."""
+    at = line
+    while at > 0:
+        above = data.rfind(b"\n", 0, at - 1) + 1
+        if _DASH_ALONE.fullmatch(data, above, at):
+            return above
+        if not _NOTHING.fullmatch(data, above, at):
+            break
+        at = above
+    return line
 
 
 def _common_prefix(a: bytes, b: bytes) -> int:

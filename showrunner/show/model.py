@@ -1152,9 +1152,13 @@ def _scene_refs(show: Show, checked: Container[int]) -> Iterator[Problem]:
             yield (*base, "goto", "scene"), _unknown("scene", scene.goto.scene, names)
         if id(scene) in checked:
             continue
-        yield from _asset_refs(show, base, scene)
-        yield from _keyframe_problems(show, i, scene)
-        yield from _travel_problems(i, scene)
+        if scene.vace is not None or scene.first_frame is not None or \
+                scene.last_frame is not None or scene.loras or scene.load is not None:
+            yield from _asset_refs(show, base, scene)
+        if scene.keyframes:
+            yield from _keyframe_problems(show, i, scene)
+        if scene.travel:
+            yield from _travel_problems(i, scene)
 
 
 def _asset_refs(show: Show, base: Loc, scene: Scene) -> Iterator[Problem]:
@@ -1218,8 +1222,10 @@ def _prompt_lists(show: Show, checked: Container[int]) -> Iterator[Problem]:
     for i, scene in enumerate(show.scenes):
         if id(scene) in checked:
             continue
-        if scene.prompts is not None:
-            yield from _prompt_problems(scene.prompts, ("scenes", i, "prompts"))
+        prompts = scene.prompts
+        if prompts is not None and not (prompts and all(p.text.strip() for p in prompts)
+                                        and any(p.weight for p in prompts)):
+            yield from _prompt_problems(prompts, ("scenes", i, "prompts"))
         for k, step in enumerate(scene.travel):
             yield from _prompt_problems(step.prompts, ("scenes", i, "travel", k, "prompts"))
 
@@ -1274,8 +1280,8 @@ def _unknown(what: str, name: str, known: dict[str, Any] | set[str]) -> str:
 
 def _live_problems(show: Show) -> Iterator[Problem]:
     """Controls and modulations name inputs, scenes and LoRAs that exist, with values in range."""
-    names = {s.name for s in show.scenes}
-    cues = {c for s in show.scenes if (c := s.cue_name) is not None}
+    names = {s.name for s in show.scenes} if show.controls else set()
+    cues = {c for s in show.scenes if (c := s.cue_name) is not None} if show.controls else set()
     seen: dict[tuple[str, int, int | None], int] = {}
     for i, control in enumerate(show.controls):
         loc: Loc = ("controls", i)

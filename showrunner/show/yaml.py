@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import bisect
 import ctypes
+import functools
 import io
 import os
 import re
-import tempfile
 import threading
 from collections.abc import Callable, Container
 from typing import Any
@@ -44,6 +44,7 @@ __all__ = [
     "MAP",
     "MAX_DEPTH",
     "MAX_NODES",
+    "PLAIN_TAG",
     "SCALAR",
     "SEQ",
     "SKIPPED_TAG",
@@ -53,6 +54,8 @@ __all__ = [
     "YamlProblem",
     "compose",
     "upsert_item",
+    "yaml_float",
+    "yaml_int",
 ]
 
 MAX_DEPTH = 100  # nesting levels; deeper input is an error, not a RecursionError
@@ -131,21 +134,53 @@ class Parsed:
 
 
 SKIPPED_TAG = "!showrunner/skipped"  # a list item left unread (`skip`): building it is an error
+# A list item built straight into plain data (`plain`): the node's value is (data, how many
+# values it holds), its position the item's first key; the positions inside are not kept.
+PLAIN_TAG = "!showrunner/plain"
 
 
-def compose(text: str, *, fast: bool = True, skip: Container[bytes] = ()) -> Parsed:
+def compose(text: str, *, fast: bool = True, skip: Container[bytes] = (),
+            plain: str | None = None, refuse: Container[str] = ()) -> Parsed:
     """Parse one YAML document; raises YamlProblem (positioned) or TooManyNodes.
 
     `fast=False` forces the exact (ruamel.yaml) path; tests compare the two. `skip`: texts of
     block-mapping list items the caller already has (a reload's unchanged scenes, from one item
     to the next); such items are not read and come back as an empty mapping tagged SKIPPED_TAG,
-    placed at their first key.
+    placed at their first key. `plain`: a key of the top-level mapping whose list's block-mapping
+    items the fast path builds straight into plain data (PLAIN_TAG), when they are plain data:
+    no tags, anchors, aliases, merges, empty values, duplicate or non-text keys, keys in
+    `refuse`, templates (``{{``, ``{%``) or values a show cannot hold; any other item is nodes.
     """
     if fast and _fast_allowed(text):
-        parsed = _Fast.compose(text, skip)
+        parsed = _Fast.compose(text, skip, plain, refuse)
         if parsed is not None:
             return parsed
     return _exact(text)
+
+
+def yaml_int(text: str) -> int:
+    """A YAML 1.2 integer's value (ValueError when it has none)."""
+    if text.isdigit() and text.isascii():
+        return int(text)
+    t = text.replace("_", "")
+    sign = -1 if t.startswith("-") else 1
+    t = t.lstrip("+-")
+    for prefix, base in (("0x", 16), ("0o", 8), ("0b", 2)):
+        if t.lower().startswith(prefix):
+            return sign * int(t[2:], base)
+    return sign * int(t, 10)
+
+
+def yaml_float(text: str) -> float:
+    """A YAML 1.2 float's value (ValueError when it has none)."""
+    t = text.replace("_", "").lower()
+    if t in (".inf", "+.inf"):
+        return float("inf")
+    if t == "-.inf":
+        return float("-inf")
+    if t == ".nan":
+        return float("nan")
+    return float(t)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,10 +285,15 @@ def _syntax_error(exc: MarkedYAMLError) -> YamlProblem:
 
 # Texts the fast path leaves to ruamel: tabs, line breaks other than \n and \r\n, characters
 # ruamel refuses, a BOM inside, directives and document markers after the first line.
-_UNSAFE = re.compile(
-    r"\t|\r(?!\n)|[\x85\u2028\u2029\ufeff]|" + Reader.NON_PRINTABLE.pattern
-    + r"|^(?:%|(?:---|\.\.\.)(?:[ \r\n]|$))", re.MULTILINE,
-)
+# (Compiled when a text is not ASCII: ruamel's class of printable characters is large.)
+@functools.cache
+def _unsafe() -> re.Pattern[str]:
+    return re.compile(
+        r"\t|\r(?!\n)|[\x85\u2028\u2029\ufeff]|" + Reader.NON_PRINTABLE.pattern
+        + r"|^(?:%|(?:---|\.\.\.)(?:[ \r\n]|$))", re.MULTILINE,
+    )
+
+
 _FIRST_LINE_MARKER = re.compile(r"---(?:[ \r\n]|$)")
 # Each node starts at one of these (or at the start): a bound on how many nodes a text holds.
 _NODE_STARTS = ("\n", ":", "-", ",", "[", "{", "?")
@@ -263,7 +303,9 @@ _SQ = re.compile(r"'(?:[^']|'')*'", re.DOTALL)
 
 
 # The same test for an ASCII text, in simpler scans (a fifth of the time on a big show).
-_ASCII_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # NON_PRINTABLE, in ASCII
+# NON_PRINTABLE, in ASCII: [\x00-\x08\x0b\x0c\x0e-\x1f\x7f]. What is left of a text once these
+# bytes are deleted is its control characters (a pass in C, a tenth of a regular expression's).
+_ASCII_ALLOWED = bytes([9, 10, 13, *range(32, 127)])
 _LONE_CR = re.compile(r"\r(?!\n)")
 _DOCUMENT_MARK = re.compile(r"(?:%|(?:---|\.\.\.)(?:[ \r\n]|$))")
 _LINE_MARK = re.compile(r"\n(?:%|(?:---|\.\.\.)(?:[ \r\n]|$))")
@@ -273,10 +315,11 @@ def _fast_allowed(text: str) -> bool:
     if text.startswith("---") and _FIRST_LINE_MARKER.match(text):
         text = text[3:]  # a first `---` is fine; later ones are for ruamel to report
     if text.isascii():
-        if "\t" in text or ("\r" in text and _LONE_CR.search(text)) or _ASCII_CONTROL.search(text) \
+        if "\t" in text or ("\r" in text and _LONE_CR.search(text)) \
+                or text.encode("ascii").translate(None, _ASCII_ALLOWED) \
                 or _DOCUMENT_MARK.match(text) or _LINE_MARK.search(text):
             return False
-    elif _UNSAFE.search(text):
+    elif _unsafe().search(text):
         return False
     bound = 1 + sum(text.count(c) for c in _NODE_STARTS)
     return bound <= 2 * MAX_NODES
@@ -291,15 +334,21 @@ _IMPLICIT = _implicit_resolvers()
 _ANY_FIRST = _IMPLICIT.get(None, [])
 
 
+# By first character: the (tag, match) pairs to try, in order. ruamel's table holds lazily
+# compiled patterns whose every call goes through Python; their own `match` is kept instead.
+_MATCHERS: dict[str, list[tuple[str, Callable[[str], Any]]]] = {}
+
+
 def resolve_plain(text: str) -> str:
     """The tag ruamel's YAML 1.2 resolver gives a plain scalar (ruamel's own table)."""
-    for tag, regexp in _IMPLICIT.get(text[0] if text else "", _ANY_FIRST):
-        if regexp.match(text):
+    first = text[:1]
+    matchers = _MATCHERS.get(first)
+    if matchers is None:
+        pairs = _IMPLICIT.get(first, _ANY_FIRST) + (_ANY_FIRST if first else [])
+        matchers = _MATCHERS[first] = [(tag, regexp.match) for tag, regexp in pairs]
+    for tag, match in matchers:
+        if match(text):
             return tag
-    if _ANY_FIRST and text:
-        for tag, regexp in _ANY_FIRST:
-            if regexp.match(text):
-                return tag
     return STR_TAG
 
 
@@ -337,11 +386,13 @@ class _Fast:
     """The rapidyaml path; `compose` gives None when the text must go to ruamel."""
 
     _lock = threading.Lock()  # rapidyaml writes its error text to fd 2: see _parse
+    _scratch = -1  # the file descriptor fd 2 points at while rapidyaml parses
     _usable: bool | None = None
     ryml: Any = None
 
     @classmethod
-    def compose(cls, text: str, skip: Container[bytes] = ()) -> Parsed | None:
+    def compose(cls, text: str, skip: Container[bytes] = (), plain: str | None = None,
+                refuse: Container[str] = ()) -> Parsed | None:
         if cls._usable is None:
             cls._usable = cls._check_layout()
         if not cls._usable:
@@ -353,7 +404,8 @@ class _Fast:
             return None
         try:
             walk = _Walk(tree, buf, data, skip)
-            del tree  # the node array is copied out: free rapidyaml's tree before the walk
+            walk.plain, walk.refuse = plain, refuse
+            del tree  # the walk keeps it
             parsed = walk.run()
         except _Unsure:
             return None
@@ -367,13 +419,22 @@ class _Fast:
 
         On an error rapidyaml prints its own message to the C stderr before raising; ruamel's
         message is the one shown, so fd 2 is pointed at a scratch file meanwhile and whatever
-        else was written there in that moment is passed on.
+        else was written there in that moment is passed on. The scratch file is made once and
+        emptied before each parse (making one took a third of parsing one scene).
         """
         ryml = cls.ryml
         tree = ryml.Tree()
-        with cls._lock, tempfile.TemporaryFile() as scratch:
+        with cls._lock:
+            if cls._scratch < 0:
+                import tempfile  # here: only a parse needs it (start-up)
+
+                cls._scratch, name = tempfile.mkstemp(prefix="showrunner-yaml-")
+                os.unlink(name)  # an anonymous file, gone with the process
+            scratch = cls._scratch
+            os.lseek(scratch, 0, os.SEEK_SET)
+            os.ftruncate(scratch, 0)
             saved = os.dup(2)
-            os.dup2(scratch.fileno(), 2)
+            os.dup2(scratch, 2)
             failed = False
             try:
                 ryml.parse_in_place(buf, tree)
@@ -382,9 +443,9 @@ class _Fast:
             finally:
                 os.dup2(saved, 2)
                 os.close(saved)
-            if scratch.tell():
-                scratch.seek(0)
-                _pass_on(scratch.read(), failed)
+            written = os.lseek(scratch, 0, os.SEEK_CUR)
+            if written:
+                _pass_on(os.pread(scratch, written, 0), failed)
         return None if failed else tree
 
     @classmethod
@@ -405,9 +466,10 @@ class _Fast:
         base = _address(buf)
         api = ryml._ryml
         L = _Layout
+        types = _types(words)
         for i in range(size):
             o = i * L.WORDS
-            if (words[o + L.TYPE] & 0xFFFFFFFF) != api.Tree_type(tree, i):
+            if types[i] != api.Tree_type(tree, i) or types[i] != words[o + L.TYPE] & 0xFFFFFFFF:
                 return False
             if words[o + L.FIRST_CHILD] != _id(api.Tree_first_child(tree, i)):
                 return False
@@ -443,6 +505,11 @@ def _words(tree: Any) -> tuple[memoryview, int]:
     return memoryview(raw).cast("B").cast("Q"), size
 
 
+def _types(words: memoryview) -> memoryview:
+    """The node types: the low 32 bits of each node's first word (checked by _check_layout)."""
+    return words.cast("B").cast("I")[_Layout.TYPE * 2::_Layout.WORDS * 2]
+
+
 def _pass_on(written: bytes, failed: bool) -> None:
     """Write back what others wrote to fd 2 while it was redirected (not rapidyaml's error)."""
     if failed:
@@ -459,22 +526,30 @@ class _Unsure(Exception):
 
 
 class _Walk:
-    """rapidyaml's node array -> Nodes (the node array is copied field by field into lists)."""
+    """rapidyaml's node array -> Nodes (each field of the node array read through a view)."""
 
     def __init__(self, tree: Any, buf: bytearray, data: bytes, skip: Container[bytes] = ()) -> None:
         self.skip = skip
+        self.plain: str | None = None  # see compose
+        self.refuse: Container[str] = ()
         words, self.size = _words(tree)
         n = _Layout.WORDS
-        self.types = [t & 0xFFFFFFFF for t in words[_Layout.TYPE::n].tolist()]
-        self.kptr = words[_Layout.KEY_PTR::n].tolist()
-        self.klen = words[_Layout.KEY_LEN::n].tolist()
-        self.vptr = words[_Layout.VAL_PTR::n].tolist()
-        self.vlen = words[_Layout.VAL_LEN::n].tolist()
-        self.aptr = words[_Layout.VAL_ANCHOR::n].tolist()
-        self.alen = words[_Layout.VAL_ANCHOR + 1::n].tolist()
-        self.first = words[_Layout.FIRST_CHILD::n].tolist()
-        self.next = words[_Layout.NEXT_SIBLING::n].tolist()
-        words.release()
+        # Read in place (no copy): strided views of the node array, so the tree lives as long
+        # as the walk.
+        self._tree = tree
+        self.types = _types(words)
+        # Keys, counted in C: each node's lowest type byte (little-endian, as `types`), 1 if
+        # it has a key.
+        low = bytes(words.cast("B")[_Layout.TYPE * 8::n * 8])
+        self.keys = low.translate(_HAS_KEY).count(1)
+        self.kptr = words[_Layout.KEY_PTR::n]
+        self.klen = words[_Layout.KEY_LEN::n]
+        self.vptr = words[_Layout.VAL_PTR::n]
+        self.vlen = words[_Layout.VAL_LEN::n]
+        self.aptr = words[_Layout.VAL_ANCHOR::n]
+        self.alen = words[_Layout.VAL_ANCHOR + 1::n]
+        self.first = words[_Layout.FIRST_CHILD::n]
+        self.next = words[_Layout.NEXT_SIBLING::n]
         self.buf = buf  # the text after rapidyaml filtered its scalars in place
         self.data = data  # the text as written
         self.base = _address(buf)
@@ -498,7 +573,7 @@ class _Walk:
             return Parsed(None, 0)
         if flags & _VAL and not flags & (_MAP | _SEQ) and (flags & _VALNIL or not self.vptr[root]):
             return Parsed(None, 1)
-        count = size + sum(1 for t in types if t & _KEY)  # as ruamel counts: keys are nodes
+        count = size + self.keys  # as ruamel counts: keys are nodes
         node = self._walk(root)
         if node.kind == SCALAR and node.tag == YAML_TAG + "null" and node.value in ("", "~", "null"):
             return Parsed(None, count)
@@ -571,8 +646,7 @@ class _Walk:
         if flags & _MAP and not flags & _FLOW:
             if first_key < 0:
                 raise _Unsure
-            before = data.rfind(b"\n", 0, first_key) + 1
-            if b"?" in data[before:first_key]:
+            if data.find(b"?", data.rfind(b"\n", 0, first_key) + 1, first_key) >= 0:
                 raise _Unsure  # an explicit `? key` starts the mapping at its `?`
             return first_key
         ptr = self.vptr[i]
@@ -621,6 +695,7 @@ class _Walk:
 
 _RESERVED = ("@", "`")
 _KEY, _VAL, _MAP, _SEQ = 1, 2, 4, 8
+_HAS_KEY = bytes(b & _KEY for b in range(256))
 _STREAM = 40
 _KEYREF, _VALREF, _KEYANCH, _VALANCH = 64, 128, 256, 512
 _KEYTAG, _VALTAG, _KEYNIL, _VALNIL = 1024, 2048, 4096, 8192
@@ -645,6 +720,7 @@ class _NodeBuilder:
         self.base, self.end = tree.base, tree.base + len(tree.buf)
         self.data, self.lines, self.skip = tree.data, tree.lines, tree.skip
         self.anchors, self.resolved, self.text = tree.anchors, tree.resolved, tree._text
+        self.plain = _PlainBuilder(tree) if tree.plain is not None else None
 
     def key_node(self, c: int, tc: int) -> Node:
         ptr = self.kptr[c]
@@ -724,13 +800,16 @@ class _NodeBuilder:
             after = following[c]
             if tc & _VALNIL or not self.vptr[c]:
                 pairs.append((key, tree._null(c, flow, after, self.key_node)))
+            elif depth == 1 and self.plain is not None and key.value == tree.plain and \
+                    key.tag == STR_TAG and types[c] & _SEQ and not types[c] & (_VAL_BAD | _VALREF):
+                pairs.append((key, self.sequence(c, types[c], depth + 1, self.plain)))
             else:
                 pairs.append((key, self.value(c, depth + 1)))
             c = after
         node._line = node.off = tree._container_at(i, t, first_key)
         return node
 
-    def sequence(self, i: int, t: int, depth: int) -> Node:
+    def sequence(self, i: int, t: int, depth: int, plain: _PlainBuilder | None = None) -> Node:
         tree, types, following, size, data = self.tree, self.types, self.following, self.size, self.data
         node = Node(SEQ, SEQ_TAG, [], 0, 0, self.lines)
         if t & _VALANCH:
@@ -746,6 +825,8 @@ class _NodeBuilder:
             if starts is not None and starts[k] >= 0 and starts[k + 1] >= 0 and \
                     data[starts[k]:starts[k + 1]] in skip:
                 items.append(Node(MAP, SKIPPED_TAG, [], starts[k], 0, self.lines))
+            elif plain is not None and (built := plain.item(c, depth + 1)) is not None:
+                items.append(Node(MAP, PLAIN_TAG, built[:2], built[2], 0, self.lines))
             else:
                 items.append(self.value(c, depth + 1))
             c = following[c]
@@ -779,6 +860,200 @@ class _NodeBuilder:
         if t & _VALANCH:
             self.tree._anchor(i, node)
         return node
+
+
+class _NotPlain(Exception):
+    """This item is more than plain data: it is read as nodes."""
+
+
+class _PlainBuilder:
+    """Block-mapping list items straight into plain data, without nodes (see `compose`). It
+    raises _Unsure wherever _NodeBuilder would (so a text takes the same path either way) and
+    gives up on an item (None) wherever building its nodes could say more than the data."""
+
+    def __init__(self, tree: _Walk) -> None:
+        self.tree = tree
+        self.size, self.types, self.first, self.following = tree.size, tree.types, tree.first, tree.next
+        self.kptr, self.klen, self.vptr, self.vlen = tree.kptr, tree.klen, tree.vptr, tree.vlen
+        self.base, self.end = tree.base, tree.base + len(tree.buf)
+        self.data, self.resolved, self.text = tree.data, tree.resolved, tree._text
+        self.values: dict[str, Any] = {}  # plain scalar text -> its value (short ones)
+        self.count = 0  # values built in the current item
+        self.first_key = -1
+
+    def item(self, i: int, depth: int) -> tuple[dict[str, Any], int, int] | None:
+        """(data, values built, offset of the first key) of list item `i`, or None."""
+        t = self.types[i]
+        if not t & _MAP or t & (_FLOW | _VAL_BAD | _VALREF | _VALANCH) or depth > MAX_DEPTH:
+            return None
+        self.count = 0
+        try:
+            data = self.mapping(i, t, depth, self.tree.refuse)
+        except _NotPlain:
+            return None
+        return data, self.count, self.first_key
+
+    def value(self, i: int, t: int, depth: int) -> Any:
+        if depth > MAX_DEPTH or t & _VAL_BAD:
+            raise _Unsure
+        if t & (_VALREF | _VALANCH):
+            raise _NotPlain  # an alias or an anchor: nodes share them
+        if t & _MAP:
+            return self.mapping(i, t, depth, ())
+        if t & _SEQ:
+            return self.sequence(i, t, depth)
+        return self.scalar(i, t)
+
+    def key(self, c: int, tc: int) -> tuple[str, int]:
+        """A key's text and offset, as _NodeBuilder.key_node reads it; only text keys."""
+        ptr = self.kptr[c]
+        if tc & _KEY_BAD or not self.base <= ptr <= self.end:
+            raise _Unsure
+        at = ptr - self.base
+        s = self.text(at, self.klen[c])
+        if tc & _KEY_PLAIN:
+            tag = self.resolved.get(s)
+            if tag is None:
+                if s[:1] in _RESERVED:
+                    raise _Unsure
+                tag = self.resolved[s] = resolve_plain(s)
+            if tag != STR_TAG:
+                raise _NotPlain  # a number, true, null or `<<` as a key
+            return s, at
+        if tc & (_KEY_SQUO | _KEY_DQUO) and at and self.data[at - 1] == (
+                0x27 if tc & _KEY_SQUO else 0x22):
+            return s, at - 1
+        raise _Unsure
+
+    def mapping(self, i: int, t: int, depth: int, refuse: Container[str]) -> dict[str, Any]:
+        types, following, size, vptr = self.types, self.following, self.size, self.vptr
+        kptr, klen, vlen, base, end = self.kptr, self.klen, self.vlen, self.base, self.end
+        resolved, values, sbuf, data = self.resolved, self.values, self.tree.sbuf, self.data
+        out: dict[str, Any] = {}
+        pairs = scalars = 0
+        first_key = -1
+        c = self.first[i]
+        inline = sbuf is not None
+        text = sbuf or ""  # (an ASCII text: its slices are byte slices)
+        while c < size:
+            tc = types[c]
+            # The common pair, inlined: a plain text key and a short plain or a quoted scalar.
+            if inline and tc & _PLAIN_KEY == _PLAIN_KEY and tc & _SCALAR_VAL \
+                    and not tc & _PAIR_BAD and base <= (ptr := kptr[c]) <= end \
+                    and base <= (vp := vptr[c]) <= end:
+                at = ptr - base
+                key = text[at:at + klen[c]]
+                vat = vp - base
+                vs = text[vat:vat + vlen[c]]
+                if resolved.get(key) == STR_TAG and key not in refuse and "{" not in vs:
+                    if not tc & _VAL_PLAIN:
+                        if not vat or data[vat - 1] != (0x27 if tc & _VAL_SQUO else 0x22):
+                            raise _Unsure
+                        value = vs
+                    elif vs in values:
+                        value = values[vs]
+                    else:
+                        tag = resolved.get(vs)
+                        if tag is None:
+                            if vs[:1] in _RESERVED:
+                                raise _Unsure
+                            tag = resolve_plain(vs)
+                        value = vs if tag == STR_TAG else _plain_value(tag, vs)
+                        if len(vs) < 64:
+                            values[vs] = value
+                    scalars += 1
+                    if first_key < 0:
+                        first_key = at
+                    out[key] = value
+                    pairs += 1
+                    c = following[c]
+                    continue
+            key, at = self.key(c, tc)
+            if key in refuse:
+                raise _NotPlain
+            if first_key < 0:
+                first_key = at
+            if tc & _VALNIL or not vptr[c]:
+                raise _NotPlain  # `key:` alone: its position depends on what follows
+            out[key] = self.value(c, tc, depth + 1)
+            pairs += 1
+            c = following[c]
+        if len(out) != pairs:
+            raise _NotPlain  # a duplicate key (an error, positioned by the nodes)
+        self.first_key = self.tree._container_at(i, t, first_key)
+        self.count += 1 + scalars
+        return out
+
+    def sequence(self, i: int, t: int, depth: int) -> list[Any]:
+        types, following, size, vptr = self.types, self.following, self.size, self.vptr
+        out: list[Any] = []
+        c = self.first[i]
+        while c < size:
+            tc = types[c]
+            if tc & _VALNIL or not vptr[c]:
+                raise _Unsure  # an empty list item: its position is after its `-`
+            out.append(self.value(c, tc, depth + 1))
+            c = following[c]
+        self.tree._container_at(i, t, -1)
+        self.count += 1
+        return out
+
+    def scalar(self, i: int, t: int) -> Any:
+        ptr = self.vptr[i]
+        if not self.base <= ptr <= self.end:
+            raise _Unsure  # the value was moved to the arena: no position
+        at = ptr - self.base
+        s = self.text(at, self.vlen[i])
+        self.count += 1
+        if t & _VAL_PLAIN:
+            values = self.values
+            if s in values:
+                return values[s]
+            tag = self.resolved.get(s)
+            if tag is None:
+                if s[:1] in _RESERVED:
+                    raise _Unsure
+                tag = resolve_plain(s)
+                if len(s) < 64:
+                    self.resolved[s] = tag
+            value = s if tag == STR_TAG else _plain_value(tag, s)
+            if isinstance(value, str) and ("{{" in value or "{%" in value):
+                raise _NotPlain  # a template: rendered while the show is built
+            if len(s) < 64:
+                values[s] = value
+            return value
+        if t & (_VAL_SQUO | _VAL_DQUO):
+            if not at or self.data[at - 1] != (0x27 if t & _VAL_SQUO else 0x22):
+                raise _Unsure
+        elif t & (_VAL_LITERAL | _VAL_FOLDED):
+            self.tree._block_header(at)
+        else:
+            raise _Unsure
+        if "{{" in s or "{%" in s:
+            raise _NotPlain
+        return s
+
+
+_INT_TAG, _FLOAT_TAG, _BOOL_TAG, _NULL_TAG, _TIMESTAMP_TAG = (
+    YAML_TAG + t for t in ("int", "float", "bool", "null", "timestamp"))
+
+
+def _plain_value(tag: str, text: str) -> Any:
+    """A plain scalar's value, as the show's data holds it; _NotPlain for one it cannot hold."""
+    try:
+        if tag == _INT_TAG:
+            return yaml_int(text)
+        if tag == _FLOAT_TAG:
+            return yaml_float(text)
+    except ValueError:
+        raise _NotPlain from None
+    if tag == _BOOL_TAG and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if tag == _NULL_TAG:
+        return None
+    if tag == _TIMESTAMP_TAG:
+        return text  # kept as written
+    raise _NotPlain
 
 
 def upsert_item(

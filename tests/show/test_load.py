@@ -16,6 +16,7 @@ from showrunner.show.load import (
     LoadResult,
     allowed_folders,
     format_key_path,
+    key_location,
     load,
     load_show,
     load_text,
@@ -976,3 +977,152 @@ def test_random_edits_load_as_a_full_load_does(tmp_path: Path) -> None:
         assert got == want, new_text
         if got[0] == "show":
             previous, text = load(path, previous=previous), new_text
+
+
+# -- scenes built straight from the text: their positions are read when first asked for ---------
+
+PLAIN_SCENES = EDITED + """\
+more:
+  - name: after the scenes
+"""
+PLAIN_SCENES = PLAIN_SCENES.replace("more:\n  - name: after the scenes\n", "") + (
+    "# a comment at the end\n")
+MIXED = """\
+title: "mixed \u00e9"
+scenes:
+  - name: plain
+    prompts: [{text: 'a quoted "one"', weight: 0.5}, {text: "caf\u00e9", weight: 1}]
+    duration: 4
+  - name: anchored
+    prompts: &p a shared prompt
+    duration: 4
+  - name: alias
+    prompts: *p
+    duration: 0x10
+  - name: templated
+    prompts: "{{ 'x' ~ 'y' }}"
+    duration: 4
+  - name: empty-value
+    prompts: a
+    notes:
+    duration: 4
+  - name: before-a-dash-alone
+    prompts: a
+    duration: 4
+  -
+    name: below-its-dash
+    prompts: b
+    duration: 4
+  - name: before-a-dash-and-a-comment
+    prompts: a
+    duration: 4
+  # between
+  -   # the next one
+    name: below-its-dash-2
+    prompts: >
+      folded
+      text
+    duration: 1.5e1
+bpm: 120
+"""
+
+
+def _written(node: Any, loc: tuple[Any, ...], values: dict[Any, Any], keys: dict[Any, Any]) -> None:
+    """ruamel's line and column of every value and key under `node`, by key path."""
+    from showrunner.show import yaml as Y
+
+    values[loc] = (node.line, node.col)
+    if node.kind == Y.MAP:
+        for key, value in node.value:
+            keys[(*loc, key.value)] = (key.line, key.col)
+            _written(value, (*loc, key.value), values, keys)
+    elif node.kind == Y.SEQ:
+        for i, item in enumerate(node.value):
+            _written(item, (*loc, i), values, keys)
+
+
+@pytest.mark.parametrize("text", [EDITED, PLAIN_SCENES, MIXED, EDITED.replace("\n", "\r\n")],
+                         ids=["plain", "comment at the end", "mixed", "crlf"])
+def test_positions_in_scenes_are_exact(tmp_path: Path, text: str) -> None:
+    """Every value and key inside the scenes is where the exact parser (ruamel) puts it, for
+    scenes built straight into data as for the others, asked for in any order."""
+    from showrunner.show import yaml as Y
+
+    (tmp_path / "ref.png").write_bytes(b"\x89PNG")
+    path = write(tmp_path, "show.yaml", text)
+    built = Y.compose(text, plain="scenes").root
+    assert built is not None and any(  # scenes built straight into data are among them
+        item.tag == Y.PLAIN_TAG for k, v in built.value if k.value == "scenes" for item in v.value)
+    root = Y.compose(text, fast=False).root
+    scenes = next(v for k, v in root.value if k.value == "scenes")
+    values: dict[Any, Any] = {}
+    keys: dict[Any, Any] = {}
+    _written(scenes, ("scenes",), values, keys)
+    result = load(path)
+    for loc in sorted(values, key=lambda loc: (-len(loc), str(loc))):  # the deepest first
+        assert source_location(result, loc) == (str(path), *values[loc]), loc
+    for loc in sorted(keys, key=str, reverse=True):
+        assert key_location(result, loc) == (str(path), *keys[loc]), loc
+
+
+def test_an_error_inside_a_plain_scene_is_positioned(tmp_path: Path) -> None:
+    (tmp_path / "ref.png").write_bytes(b"\x89PNG")
+    text = EDITED.replace("      weight: 1\n", "      weight: lots\n")
+    assert errors_of(text, tmp_path) == [
+        "show.yaml:13:17: scenes[1].prompts[0].weight: expected a number (got 'lots')"]
+
+
+def test_random_texts_load_the_same_with_scenes_built_as_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Characters typed anywhere in two shows (400 texts): a load that builds plain scenes
+    straight into data gives what building every scene as nodes gives, the same show or the
+    same errors at the same positions."""
+    import random
+
+    import showrunner.show.load as loader
+
+    rng = random.Random(16)
+    (tmp_path / "ref.png").write_bytes(b"\x89PNG")
+    path = tmp_path / "show.yaml"
+    typed = [" ", "\n", "\n    ", "# c\n", "\n  -\n    name: z\n    duration: 1\n", "\r\n", "\u00e9",
+             "\n  -   # k\n    name: w\n    duration: 3\n", "\n    noise_scale: 0.5", "'", '"',
+             "[", "]", "{", "}", ":", "- ", "7", "-1", "\n    duration: soon", "\n    weight: x",
+             "\t", "&x ", "*x", "{{ 1 }}", "!!str ", "\n    bogus: 1", "\n      more"]
+    real = loader.compose
+
+    def outcome(plain: bool) -> tuple[Any, ...]:
+        monkeypatch.setattr(loader, "compose", real if plain else (
+            lambda text, **kwargs: real(text, **{**kwargs, "plain": None})))
+        try:
+            return ("show", load(path).show)
+        except ShowErrors as errors:
+            return ("errors", str(errors))
+
+    shows = errors = 0
+    for _ in range(400):
+        text = rng.choice([EDITED, MIXED])
+        for _ in range(rng.randint(1, 3)):
+            at = rng.randrange(len(text))
+            text = text[:at] + rng.choice(typed) + text[at:]
+        path.write_bytes(text.encode("utf-8"))
+        got = outcome(plain=True)
+        assert got == outcome(plain=False), text
+        shows += got[0] == "show"
+        errors += got[0] == "errors"
+    assert shows > 20 and errors > 200  # both kinds of outcome were compared
+
+
+def test_a_plain_scene_is_reused_whatever_characters_its_text_holds(tmp_path: Path) -> None:
+    """`*` and `&` inside quotes are no alias or anchor: a plain scene is re-used by the next
+    loads (edits outside the scenes) like any other, and gives what a full load gives."""
+    text = ('title: t\nscenes:\n  - name: a\n    prompts: "a *bold* look & feel"\n    duration: 4\n'
+            '  - name: b\n    prompts: x\n    duration: 2\n')
+    path = write(tmp_path, "show.yaml", text)
+    previous = load(path)
+    for title in ("u", "v"):
+        path.write_text(text.replace("title: t", f"title: {title}"), "utf-8")
+        result = load(path, previous=previous)
+        assert result.show.scenes[0] is previous.show.scenes[0]
+        assert result.show == load(path).show
+        previous = result

@@ -154,3 +154,51 @@ def test_upsert_item_creates_the_list_and_refuses_what_is_not_one() -> None:
         upsert_item("title: t\ncontrols: 3\n", "controls", {"note": 1}, lambda old: False)
     with pytest.raises(YamlProblem):
         upsert_item("title: [\n", "controls", {"note": 1}, lambda old: False)
+
+
+@pytest.mark.parametrize("path", files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_plain_items_are_the_data_their_nodes_build(path: Path) -> None:
+    """`plain`: a scene that is plain data comes built (the data the nodes build, placed where
+    the node is), any other as nodes; the text takes the same path (fast or exact) either way."""
+    from showrunner.errors import ShowErrors
+    from showrunner.show.load import read_yaml
+
+    text = path.read_bytes().decode("utf-8", "replace")
+    try:
+        nodes = Y.compose(text)
+        built = Y.compose(text, plain="scenes", refuse=("include", "each"))
+        data = read_yaml(path)
+    except (Y.YamlProblem, Y.TooManyNodes, ShowErrors):
+        return
+    assert (built.data is None) == (nodes.data is None)
+    written, read = scenes_of(nodes.root), scenes_of(built.root)
+    assert len(written) == len(read)
+    for i, (node, item) in enumerate(zip(written, read, strict=True)):
+        assert (item.line, item.col) == (node.line, node.col)
+        if item.tag == Y.PLAIN_TAG:
+            assert item.value[0] == data["scenes"][i]
+        else:
+            assert dump(item) == dump(node)
+
+
+def scenes_of(root: Y.Node | None) -> list[Y.Node]:
+    if root is None or root.kind != Y.MAP:
+        return []
+    scenes = next((v for k, v in root.value if k.value == "scenes"), None)
+    return scenes.value if scenes is not None and scenes.kind == Y.SEQ else []
+
+
+def test_plain_takes_plain_scenes_only() -> None:
+    text = ("scenes:\n  - name: a\n    n: [1, 0x1f, 2.5, true, ~, 2024-01-01, 'q']\n"
+            "  - name: b\n    p: '{{ x }}'\n  - name: c\n    p: &a 1\n  - name: d\n    p: *a\n"
+            "  - name: e\n    p:\n    q: 1\n  - include: f.yaml\n  - {name: g}\n  - name: h\n    n: 1\n"
+            "    n: 2\n  - name: i\n    1: x\n  - name: j\n    b: True\n")
+    root = Y.compose(text, plain="scenes", refuse=("include",)).root
+    assert root is not None
+    items = root.value[0][1].value
+    plain = {i: item.value for i, item in enumerate(items) if item.tag == Y.PLAIN_TAG}
+    assert plain == {
+        0: ({"name": "a", "n": [1, 31, 2.5, True, None, "2024-01-01", "q"]}, 10),
+        9: ({"name": "j", "b": True}, 3),
+    }
+    assert (items[0].line, items[0].col) == (2, 5)
