@@ -5,19 +5,25 @@
 this script samples the run's process: resident memory (RSS), open file descriptors and threads
 (from /proc), the simulator's RSS, and ``GET /api/health`` (its HTTP status, the frame age and
 the scene). At the end it prints the samples (one a minute), start, end and the fitted growth
-per hour (least squares over the samples after the first minute, and over the second half:
-per-write histories bounded at 1024 writes fill during the first part), how often the run was ready,
-and how the sends kept to plan (from the journal).
+per hour (least squares over the samples after `--warmup` minutes (5), and over the second
+half) of the run and, apart, of the simulator, the run's beside the goal, how often the run
+was ready, and how the sends kept to plan (from the journal).
 
     .venv/bin/python bench/bench_soak.py [--minutes 30] [--every 10] [--hours cycle|file]
-                                         [--show SHOW.yaml]
+                                         [--show SHOW.yaml] [--warmup 5]
+                                         [--runner-env NAME=VALUE ...] [--scope URL]
+
+`--runner-env` sets a variable for the run's process only, to compare allocators:
+`MALLOC_ARENA_MAX=2`, or `LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libjemalloc.so.2`.
+`--scope URL` plays against a server already running (a real Scope, or a simulator started
+by hand) instead of starting `showrunner sim`; the simulator's column is then empty.
 
 `--hours cycle` (the default) replaces the example's opening hours with windows of
 `--cycle` minutes (10) that open and close in turn from the start of the run, in UTC, so a
 half-hour run plays the open scenes, closes into the holding scene and opens again at the
 wall-clock-correct scene. `--hours file` keeps the example's own hours (Europe/Berlin).
 
-Goals: RSS growth well under 1 MB per hour once warm, flat descriptors and threads, ready
+Goals: the run's RSS growth under 1 MB per hour after the warm-up, flat descriptors and threads, ready
 (200) at every sample outside the few seconds of a scene's session switch.
 """
 
@@ -45,6 +51,7 @@ from typing import IO, Any
 
 ROOT = Path(__file__).resolve().parents[1]
 GALLERY = ROOT / "shows" / "gallery.yaml"
+GOAL_MB_PER_HOUR = 1.0
 _SIM_READY = re.compile(r"Scope simulator on (http://\S+)")
 _CONTROL = re.compile(r"control: (http://[^/\s]+)/")
 
@@ -196,7 +203,8 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def _report(samples: list[Sample], journal: Path, minutes: float, code: int | None) -> None:
+def _report(samples: list[Sample], journal: Path, minutes: float, warmup: float,
+            code: int | None) -> None:
     print(f"\n{'min':>6}{'RSS MB':>9}{'fds':>6}{'threads':>8}{'sim MB':>8}{'health':>7}"
           f"{'frame age':>10}  scene")
     last_minute = -1
@@ -206,17 +214,21 @@ def _report(samples: list[Sample], journal: Path, minutes: float, code: int | No
             age = f"{s.frame_age:.2f}" if s.frame_age is not None else "-"
             print(f"{s.at / 60:6.1f}{s.rss_mb:9.1f}{s.fds:6d}{s.threads:8d}{s.sim_rss_mb:8.1f}"
                   f"{s.health:7d}{age:>10}  {s.scene or '-'}")
-    warm = [s for s in samples if s.at >= 60] or samples
+    warm = [s for s in samples if s.at >= warmup * 60] or samples
     print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           f"({os.cpu_count()} cores); {len(samples)} samples over {minutes:g} min")
-    for name, key in (("RSS MB", "rss_mb"), ("fds", "fds"), ("threads", "threads"),
+    for name, key in (("run RSS MB", "rss_mb"), ("fds", "fds"), ("threads", "threads"),
                       ("sim RSS MB", "sim_rss_mb")):
         first, last = getattr(warm[0], key), getattr(samples[-1], key)
         slope = _slope_per_hour([(s.at, float(getattr(s, key))) for s in warm])
         late = _slope_per_hour([(s.at, float(getattr(s, key))) for s in samples
                                 if s.at >= samples[-1].at / 2])
-        print(f"{name:>11}: start {getattr(samples[0], key):8.1f}  after 1 min {first:8.1f}  "
+        print(f"{name:>11}: start {getattr(samples[0], key):8.1f}  after {warmup:g} min {first:8.1f}  "
               f"end {last:8.1f}  fitted growth {slope:+8.2f}/h, second half {late:+8.2f}/h")
+        if key == "rss_mb":
+            verdict = "met" if slope < GOAL_MB_PER_HOUR else "NOT met"
+            print(f"{'':>11}  the run's RSS after the warm-up: {slope:+.2f} MB/h against the goal "
+                  f"< {GOAL_MB_PER_HOUR:g} MB/h: {verdict}")
     ready = sum(1 for s in samples if s.health == 200)
     print(f"     health: {ready}/{len(samples)} samples ready (200); "
           f"not ready at min {[round(s.at / 60, 1) for s in samples if s.health != 200][:20]}")
@@ -233,25 +245,37 @@ def main() -> int:
     parser.add_argument("--hours", choices=["cycle", "file"], default="cycle")
     parser.add_argument("--cycle", type=float, default=10.0, help="minutes open, then closed")
     parser.add_argument("--show", type=Path, default=GALLERY, help="another show (default: the gallery)")
+    parser.add_argument("--warmup", type=float, default=5.0,
+                        help="minutes left out of the fitted growth (default 5)")
+    parser.add_argument("--runner-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="a variable for the run's process only (repeatable)")
+    parser.add_argument("--scope", metavar="URL", help="a server already running (no simulator started)")
     args = parser.parse_args()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    extra = dict(item.split("=", 1) for item in args.runner_env if "=" in item)
+    if len(extra) != len(args.runner_env):
+        parser.error("--runner-env takes NAME=VALUE")
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="showrunner-soak-") as tmp:
         folder = Path(tmp)
         show = _show(args.show.resolve(), folder, args.hours, args.minutes, args.cycle)
         journal = folder / "journal.jsonl"
-        sim, sim_url = _start([python, "-m", "showrunner", "sim", "--port", "0", "--load-time",
-                               "0.5"], _SIM_READY, env, folder / "sim.log")
+        sim: subprocess.Popen[str] | None = None
+        if args.scope:
+            sim_url = args.scope
+        else:
+            sim, sim_url = _start([python, "-m", "showrunner", "sim", "--port", "0", "--load-time",
+                                   "0.5"], _SIM_READY, env, folder / "sim.log")
         code: int | None = None
         samples: list[Sample] = []
         try:
             run, control = _start(
                 [python, "-m", "showrunner", "run", str(show), "--scope", sim_url,
                  "--journal", str(journal), "--state-file", str(folder / "state.json"),
-                 "--control-port", "0"], _CONTROL, env, folder / "run.log")
+                 "--control-port", "0"], _CONTROL, {**env, **extra}, folder / "run.log")
             print(f"run pid {run.pid} on {sim_url}, control {control}, {args.minutes:g} min, "
-                  f"hours: {args.hours}", flush=True)
+                  f"hours: {args.hours}, run's environment: {extra or 'as is'}", flush=True)
             started = time.monotonic()
             try:
                 while (elapsed := time.monotonic() - started) < args.minutes * 60:
@@ -262,16 +286,17 @@ def main() -> int:
                     samples.append(Sample(
                         elapsed, _proc_status(run.pid, "VmRSS") / 1024, _fds(run.pid),
                         int(_proc_status(run.pid, "Threads")),
-                        _proc_status(sim.pid, "VmRSS") / 1024, status,
+                        _proc_status(sim.pid, "VmRSS") / 1024 if sim else math.nan, status,
                         body.get("frame_age"), body.get("scene"),
                     ))
                     time.sleep(max(0.0, args.every - (time.monotonic() - started - elapsed)))
             finally:
                 code = _stop(run)
         finally:
-            _stop(sim)
+            if sim is not None:
+                _stop(sim)
         if samples:
-            _report(samples, journal, args.minutes, code)
+            _report(samples, journal, args.minutes, args.warmup, code)
         tail = [line for name in ("run.out", "run.log")
                 for line in (folder / name).read_text("utf-8", errors="replace").splitlines()[-5:]]
         print("run log (last lines):", *tail, sep="\n  ")

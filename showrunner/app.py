@@ -398,7 +398,7 @@ async def _play(options: RunOptions, hooks: _Hooks, out: Output) -> int:
     async with AsyncExitStack() as stack:
         url = options.scope_url or result.show.scope.url
         if url is None:
-            sim = SimThread("127.0.0.1", 0)
+            sim = SimThread("127.0.0.1", 0, keep_records=False)  # it plays as long as the show
             await asyncio.to_thread(sim.start)
             stack.push_async_callback(asyncio.to_thread, sim.stop)
             url = sim.url

@@ -12,11 +12,16 @@ log = logging.getLogger(__name__)
 
 
 class Recorder:
-    """Appends records to `records` and, with a path, writes and flushes one JSON line each."""
+    """Appends records to `records` and, with a path, writes and flushes one JSON line each.
 
-    def __init__(self, path: Path | None = None) -> None:
+    With `keep=False` nothing stays in memory (`records` stays empty): a simulator that runs
+    for days would otherwise grow by every request and message; the file still gets them all.
+    """
+
+    def __init__(self, path: Path | None = None, *, keep: bool = True) -> None:
         self.records: list[dict[str, Any]] = []
         self.path = path
+        self.keep = keep
         self._file: IO[str] | None = None
         self._lock = threading.Lock()
         if path is not None:
@@ -26,7 +31,8 @@ class Recorder:
     def add(self, record: dict[str, Any]) -> None:
         """Store one record; it is on disk when this returns."""
         with self._lock:
-            self.records.append(record)
+            if self.keep:
+                self.records.append(record)
             if self._file is not None:
                 try:
                     self._file.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")

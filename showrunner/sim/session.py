@@ -109,6 +109,10 @@ class SimSession:
     created_at: float = field(default_factory=time.time)
     input_source_type: str = ""  # a connected server-side input source, "" for none
     on_pause_change: Callable[[bool], None] | None = None
+    # How many entries each of the lists above (applied ... transitions) keeps, the newest;
+    # None keeps all (what tests read). A long-running simulator keeps a few only.
+    history: int | None = None
+    resets: int = 0  # cache resets so far (shown in the picture), however many are kept
 
     def __post_init__(self) -> None:
         initial = {k: v for k, v in self.initial_parameters.items() if k not in CONTROL_KEYS}
@@ -185,7 +189,7 @@ class SimSession:
         if len(self._queue) >= QUEUE_SIZE:
             # Scope drops the update being put, i.e. the newest one.
             log.warning("parameter queue full (%d), dropping update", QUEUE_SIZE)
-            self.dropped.append(update)
+            self._keep(self.dropped, update)
             return
         self._queue.append(update)
 
@@ -203,9 +207,8 @@ class SimSession:
         update = self._queue.popleft() if self._queue else None
         if update is not None:
             self._apply(update)
-            self.applied.append(
-                {"chunk": self.chunk, "at": time.time() if now is None else now, "update": update}
-            )
+            self._keep(self.applied, {"chunk": self.chunk, "at": time.time() if now is None else now,
+                                      "update": update})
         self._advance_transition()
         self._has_embedding = True
         return update
@@ -264,10 +267,16 @@ class SimSession:
             self._apply_ctrl(ctrl)
 
     def _reset_cache(self, reason: str) -> None:
-        self.cache_resets.append({"chunk": self.chunk, "reason": reason})
+        self._keep(self.cache_resets, {"chunk": self.chunk, "reason": reason})
+        self.resets += 1
         self._has_embedding = False
         # A reference image only lives on through the KV cache (docs/scope.md §4.4).
         self.vace_ref = None
+
+    def _keep(self, history: list[dict[str, Any]], entry: dict[str, Any]) -> None:
+        history.append(entry)
+        if self.history is not None and len(history) > self.history:
+            del history[: len(history) - self.history]
 
     def _apply_lora_scales(self, scales: Any) -> None:
         if self.stream is None or not isinstance(scales, list):
@@ -310,7 +319,7 @@ class SimSession:
             "target_prompts": target,
             "cancelled": False,
         }
-        self.transitions.append(record)
+        self._keep(self.transitions, record)
         if num_steps == 0 or not self._has_embedding or not self.prompts:
             # Nothing to interpolate from: snap (docs/scope.md §3.3).
             record["end_chunk"] = self.chunk

@@ -37,6 +37,9 @@ log = logging.getLogger(__name__)
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# Entries each session history keeps when the simulator keeps no records (`keep_records`).
+SESSION_HISTORY = 64
+
 
 def _on_sim_loop(
     method: Callable[Concatenate[Simulator, P], Awaitable[R]],
@@ -71,6 +74,7 @@ class Simulator:
         gpu: bool = False,
         ice_servers: Sequence[Mapping[str, Any]] = (),
         pipelines: Sequence[str] | None = None,
+        keep_records: bool = True,
     ) -> None:
         self.host = host
         # The pipelines it offers (schemas, loads): all of `catalog` by default, a GPU host's
@@ -94,7 +98,14 @@ class Simulator:
         # as behind a proxy that does not pass it on.
         self.ice_servers: list[dict[str, Any]] | None = [ice_server_entry(e) for e in ice_servers]
         self.faults = Faults(load_time=load_time)
-        self.recorder = Recorder(Path(record_path) if record_path is not None else None)
+        # What it keeps in memory for the caller to read: every record (`records`), the
+        # sessions' histories (`SimSession.applied`, ...) and closed sessions (`sessions`). A
+        # simulator run as a server (`showrunner sim`, the one `run` embeds) keeps none of
+        # that beyond the last few entries: nobody reads them, and they grew without bound.
+        self.keep_records = keep_records
+        self._history = None if keep_records else SESSION_HISTORY
+        self.recorder = Recorder(Path(record_path) if record_path is not None else None,
+                                 keep=keep_records)
         self._root = Path(tempfile.mkdtemp(prefix="showrunner-sim-"))
         self.assets = AssetStore(self._root)
         self.loads = LoadManager(self.faults, self.assets.lora_paths,
@@ -312,7 +323,8 @@ class Simulator:
         if reason is not None:
             # Scope only logs this; the offer still succeeds (docs/scope.md §2.6, §10).
             log.warning("session %s: %s; no video", session_id, reason)
-        session = SimSession(session_id, initial, stream=stream, no_video_reason=reason)
+        session = SimSession(session_id, initial, stream=stream, no_video_reason=reason,
+                             history=self._history)
         if source is not None:
             session.input_source_type = source.source_type
         peer = SimPeer(
@@ -389,7 +401,8 @@ class Simulator:
             log.error("headless session: %s", reason)
             raise HeadlessRefused(500, "FrameProcessor failed to start (check logs for details)")
         source, stream, reason = await self.with_input(initial, stream, reason)
-        session = SimSession(HEADLESS_ID, initial, stream=stream, no_video_reason=reason)
+        session = SimSession(HEADLESS_ID, initial, stream=stream, no_video_reason=reason,
+                             history=self._history)
         if source is not None:
             session.input_source_type = source.source_type
         for node_id, params in (request.node_parameters or {}).items():
@@ -428,6 +441,8 @@ class Simulator:
 
     def _peer_closed(self, peer: SimPeer) -> None:
         self.peers.pop(peer.session.session_id, None)
+        if not self.keep_records:
+            self.sessions.pop(peer.session.session_id, None)
 
     def model_status(self, pipeline_id: str) -> dict[str, Any]:
         """Body of `GET /api/v1/models/status` (docs/scope.md §2.5)."""
@@ -483,15 +498,17 @@ async def serve_sim(
     gpu: bool = False,
     ice_servers: Sequence[Mapping[str, Any]] = (),
     pipelines: Sequence[str] | None = None,
+    keep_records: bool = True,
 ) -> AsyncIterator[Simulator]:
     """Run a simulator on the current event loop for the duration of the `async with`.
 
     `load_time=None` gives realistic loads (2 s Wan, 0.02 s weight-free); `fps=None` gives
     each pipeline its own rate (controller-viz 60, passthrough/gray 30 or their input file's,
-    Wan 16; see `showrunner.sim.catalog`).
+    Wan 16; see `showrunner.sim.catalog`). `keep_records=False` keeps no records, closed
+    sessions or long session histories in memory (a server that runs for days).
     """
     sim = Simulator(host, port, load_time=load_time, fps=fps, record_path=record_path, gpu=gpu,
-                    ice_servers=ice_servers, pipelines=pipelines)
+                    ice_servers=ice_servers, pipelines=pipelines, keep_records=keep_records)
     try:
         await sim.start()
         yield sim
@@ -513,9 +530,11 @@ class SimThread:
         gpu: bool = False,
         ice_servers: Sequence[Mapping[str, Any]] = (),
         pipelines: Sequence[str] | None = None,
+        keep_records: bool = True,
     ) -> None:
         self._kwargs: dict[str, Any] = {
             "pipelines": pipelines,
+            "keep_records": keep_records,
             "load_time": load_time,
             "fps": fps,
             "record_path": record_path,
@@ -598,19 +617,21 @@ async def serve_forever(
     gpu: bool = False,
     ice_servers: Sequence[Mapping[str, Any]] = (),
     pipelines: Sequence[str] | None = None,
+    keep_records: bool = False,
 ) -> None:
     """Run a simulator until cancelled (Ctrl-C); `on_ready` gets it once it listens.
 
     The process is the simulator's own, so it takes a short thread switch interval: the render
     thread then holds the GIL for at most 0.5 ms (Python's default: 5 ms) while a message waits,
     and the record's ``received_at`` says when a message arrived, not when the thread let go.
+    It keeps no records in memory by default (`keep_records`): `record_path` has them all.
     """
     previous = sys.getswitchinterval()
     sys.setswitchinterval(min(previous, 0.0005))
     try:
         async with serve_sim(host, port, load_time=load_time, fps=fps,
                              record_path=record_path, gpu=gpu, ice_servers=ice_servers,
-                             pipelines=pipelines) as sim:
+                             pipelines=pipelines, keep_records=keep_records) as sim:
             if on_ready is not None:
                 on_ready(sim)
             await asyncio.Event().wait()

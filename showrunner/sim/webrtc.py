@@ -129,7 +129,7 @@ def chunk_view(session: SimSession) -> ChunkView:
         lora_scales=tuple(sorted(session.lora_scales.items())),
         vace_ref=session.vace_ref,
         paused=session.paused,
-        cache_resets=len(session.cache_resets),
+        cache_resets=session.resets,
         buttons=tuple(session.ctrl["button"]),
         mouse=(float(session.ctrl["mouse"][0]), float(session.ctrl["mouse"][1])),
     )

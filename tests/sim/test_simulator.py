@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from showrunner.sim import SimThread, Simulator, serve_forever, serve_sim
+from showrunner.sim.simulator import SESSION_HISTORY
 
 pytestmark = pytest.mark.anyio
 
@@ -177,3 +179,51 @@ async def test_leaving_serve_sim_with_open_sessions_sends_stream_stopped(
     while {"type": "stream_stopped"} not in peer.messages:
         assert asyncio.get_running_loop().time() < deadline, peer.messages
         await asyncio.sleep(0.02)
+
+
+async def test_serve_forever_keeps_no_records_in_memory(tmp_path: Path) -> None:
+    """`showrunner sim` runs for days: its records go to the file only, none stay in memory
+    (they grew by every request and message, about 2 MB an hour under a playing show)."""
+    path = tmp_path / "records.jsonl"
+    ready: asyncio.Queue[Simulator] = asyncio.Queue()
+    task = asyncio.get_running_loop().create_task(
+        serve_forever("127.0.0.1", 0, record_path=path, load_time=None, fps=None,
+                      on_ready=ready.put_nowait)
+    )
+    sim = await asyncio.wait_for(ready.get(), 5)
+    async with httpx.AsyncClient(base_url=sim.url) as client:
+        for _ in range(300):
+            assert (await client.get("/health")).status_code == 200
+    assert sim.records == []
+    assert len(path.read_text("utf-8").splitlines()) == 300
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.webrtc
+async def test_a_long_session_keeps_bounded_histories(
+    sim_peer: Callable[..., Awaitable[Any]]
+) -> None:
+    """Without kept records a session keeps its last SESSION_HISTORY updates, drops and
+    transitions however many it took, and a closed session is forgotten."""
+    async with serve_sim(load_time=0.01, keep_records=False) as sim:
+        async with httpx.AsyncClient(base_url=sim.url) as client:
+            await client.post("/api/v1/pipeline/load", json={"pipeline_ids": ["controller-viz"]})
+        await sim.wait_for(lambda s: s.loads.combined() == "loaded")
+        peer = await sim_peer(sim.url, {"pipeline_ids": ["controller-viz"]})
+        await asyncio.wait_for(peer.opened.wait(), 5)
+        (session,) = sim.sessions.values()
+        for burst in range(SESSION_HISTORY // 4):
+            for i in range(12):  # 8 fit the queue, 4 are dropped
+                step = burst * 12 + i
+                await peer.send({"transition": {"target_prompts": [{"text": f"p{step}", "weight": 1}],
+                                                "num_steps": 0}, "reset_cache": True})
+            await sim.wait_for(lambda s, n=(burst + 1) * 8: session.resets >= n and session.queued == 0)
+        assert session.resets > 2 * SESSION_HISTORY  # it did take that many (one reset each)
+        assert len(session.applied) == len(session.transitions) == SESSION_HISTORY
+        assert len(session.cache_resets) == SESSION_HISTORY
+        assert 0 < len(session.dropped) <= SESSION_HISTORY
+        assert session.applied[-1]["update"]["transition"]["target_prompts"][0]["text"].startswith("p")
+        await peer.close()
+        await sim.wait_for(lambda s: not s.sessions)
