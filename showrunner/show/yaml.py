@@ -603,6 +603,26 @@ class _Walk:
         out.append(len(self.data))
         return out
 
+    def key(self, c: int, tc: int) -> tuple[str, int, str]:
+        """Key `c` (its type bits `tc`): (text, offset of its first character, tag). _Unsure
+        for what only ruamel can tell (a block scalar as a key, a reserved first character)."""
+        ptr = self.kptr[c]
+        if tc & _KEY_BAD or not self.base <= ptr <= self.base + len(self.buf):
+            raise _Unsure
+        at = ptr - self.base
+        s = self._text(at, self.klen[c])
+        if tc & _KEY_PLAIN:
+            tag = self.resolved.get(s)
+            if tag is None:
+                if s[:1] in _RESERVED:
+                    raise _Unsure  # ruamel: "found character that cannot start any token"
+                tag = self.resolved[s] = resolve_plain(s)
+            return s, at, tag
+        if tc & (_KEY_SQUO | _KEY_DQUO) and at and self.data[at - 1] == (
+                0x27 if tc & _KEY_SQUO else 0x22):
+            return s, at - 1, STR_TAG
+        raise _Unsure  # block scalars as keys
+
     def _text(self, at: int, length: int) -> str:
         if self.sbuf is not None:
             return self.sbuf[at:at + length]
@@ -723,22 +743,8 @@ class _NodeBuilder:
         self.plain = _PlainBuilder(tree) if tree.plain is not None else None
 
     def key_node(self, c: int, tc: int) -> Node:
-        ptr = self.kptr[c]
-        if tc & _KEY_BAD or not self.base <= ptr <= self.end:
-            raise _Unsure
-        at = ptr - self.base
-        s = self.text(at, self.klen[c])
-        if tc & _KEY_PLAIN:
-            tag = self.resolved.get(s)
-            if tag is None:
-                if s[:1] in _RESERVED:
-                    raise _Unsure  # ruamel: "found character that cannot start any token"
-                tag = self.resolved[s] = resolve_plain(s)
-            return Node(SCALAR, tag, s, at, 0, self.lines)
-        if tc & (_KEY_SQUO | _KEY_DQUO) and at and self.data[at - 1] == (
-                0x27 if tc & _KEY_SQUO else 0x22):
-            return Node(SCALAR, STR_TAG, s, at - 1, 0, self.lines)
-        raise _Unsure  # block scalars as keys
+        s, at, tag = self.tree.key(c, tc)
+        return Node(SCALAR, tag, s, at, 0, self.lines)
 
     def value(self, i: int, depth: int) -> Node:
         t = self.types[i]
@@ -906,24 +912,10 @@ class _PlainBuilder:
 
     def key(self, c: int, tc: int) -> tuple[str, int]:
         """A key's text and offset, as _NodeBuilder.key_node reads it; only text keys."""
-        ptr = self.kptr[c]
-        if tc & _KEY_BAD or not self.base <= ptr <= self.end:
-            raise _Unsure
-        at = ptr - self.base
-        s = self.text(at, self.klen[c])
-        if tc & _KEY_PLAIN:
-            tag = self.resolved.get(s)
-            if tag is None:
-                if s[:1] in _RESERVED:
-                    raise _Unsure
-                tag = self.resolved[s] = resolve_plain(s)
-            if tag != STR_TAG:
-                raise _NotPlain  # a number, true, null or `<<` as a key
-            return s, at
-        if tc & (_KEY_SQUO | _KEY_DQUO) and at and self.data[at - 1] == (
-                0x27 if tc & _KEY_SQUO else 0x22):
-            return s, at - 1
-        raise _Unsure
+        s, at, tag = self.tree.key(c, tc)
+        if tag != STR_TAG:
+            raise _NotPlain  # a number, true, null or `<<` as a key
+        return s, at
 
     def mapping(self, i: int, t: int, depth: int, refuse: Container[str]) -> dict[str, Any]:
         types, following, size, vptr = self.types, self.following, self.size, self.vptr
