@@ -93,10 +93,10 @@ class Beat:
         (the main loop waits for the new moment). When the source's count jumped (a transport
         restart), a quantized trigger waiting for its line lands again: on the first line of the
         new count at least the lead ahead, as if it were pressed now."""
-        jumps = len(self.tempo.jumps)
+        jumps = self.tempo.jump_count
         if not self.tempo.feed(reading):
             return
-        if len(self.tempo.jumps) > jumps:
+        if self.tempo.jump_count != jumps:
             self._land_again(reading.at)
         self.position.retime()
         moved()

@@ -62,6 +62,7 @@ class TempoMap:
         self._ats: list[float] = []
         self._last_reading: float | None = None
         self._jumps: list[tuple[float, float]] = []  # (moment, beats the count moved by)
+        self.jump_count = 0  # jumps ever taken (the list above keeps the last _HISTORY)
         self.source = ""
 
     @classmethod
@@ -86,7 +87,7 @@ class TempoMap:
 
     @property
     def jumps(self) -> tuple[tuple[float, float], ...]:
-        """(moment, beats the count moved by) of every jump of the grid, oldest first."""
+        """(moment, beats the count moved by) of the last jumps of the grid, oldest first."""
         return tuple(self._jumps)
 
     def bpm(self) -> float:
@@ -122,6 +123,7 @@ class TempoMap:
             self._append(Segment(at, float(reading.beat), bpm))
             self._jumps.append((at, error))
             del self._jumps[:-_HISTORY]
+            self.jump_count += 1
         else:
             # Absorb the difference over the source's next beat, then run at its tempo.
             beat_len = 60.0 / bpm

@@ -98,3 +98,14 @@ def test_a_jump_renumbers_the_beats_and_what_was_on_a_line_goes_to_the_next_line
     # Eight beats (two bars) from the show's start at 0 s (beat 800) end on the new bar line.
     assert tempo.warp(0.0, 4.0, 120.0) == pytest.approx(5.0)
     assert tempo.warp(3.5, 1.0, 120.0) == pytest.approx(4.5)  # after the jump: as before
+
+
+def test_jumps_are_counted_past_the_kept_history() -> None:
+    """The player tells a jump by the count going up; the list keeps only the last ones, so a
+    count taken from its length would stop moving after a few thousand transport restarts."""
+    tempo = TempoMap.fixed(120.0, at=0.0)
+    for n in range(4100):
+        assert tempo.feed(TempoReading(120.0, 10.0 * (n % 2), 1.0 + n))
+    assert tempo.jump_count == 4100 and len(tempo.jumps) == 4096
+    assert tempo.feed(TempoReading(120.0, 500.0, 5000.0))
+    assert tempo.jump_count == 4101
