@@ -73,6 +73,7 @@ class Board:
             remaining = max(0.0, position.next_start - (position.frozen_at or now))
         origin = position.show_origin_unix
         opening = self.link.opening
+        scenes, cues = self._scene_names(timeline)
         return PlayerStatus(
             title=timeline.show.title,
             scene=cur.scene.name if cur else None,
@@ -86,7 +87,7 @@ class Board:
             held=self.holds.kind is not None or position.frozen_at is not None,
             closed=self.opening.closed,
             connection=self.link.state,
-            scenes=self._scene_names(timeline)[0],
+            scenes=scenes,
             errors=tuple(self.log.errors)[-5:],
             reload_errors=tuple(self.hotswap.errors),
             on_air=cur.scene.name if cur else (
@@ -100,7 +101,7 @@ class Board:
             switch_estimate=opening[1] if opening is not None else None,
             hours=self._hours_text(),
             scope_url=self.scope_url,
-            cues=self._scene_names(timeline)[1],
+            cues=cues,
             plan=id(timeline) & 0xFFFFFFFF,
             working=self.working[0] if self.working is not None else None,
             work_progress=self.working[1] if self.working is not None else None,

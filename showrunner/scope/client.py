@@ -785,15 +785,16 @@ class ScopeSession:
         fresh at each connection, since TURN credentials may expire)."""
         if not self.ice.asks_server(self.loopback_only):
             return self.ice.choose()
-        if self.ice.mode is not IceMode.AUTO:
-            return self.ice.choose(await self.client.ice_servers())
         try:
-            return self.ice.choose(await self.client.ice_servers())
+            served = await self.client.ice_servers()
         except ScopeProtocolError as exc:  # e.g. a proxy that does not pass the endpoint on
+            if self.ice.mode is not IceMode.AUTO:
+                raise
             if not self._ice_warned:
                 self._ice_warned = True
                 log.warning("%s; using none (--ice-server to choose)", exc)
             return ()
+        return self.ice.choose(served)
 
     async def switch(
         self,
