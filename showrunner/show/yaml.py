@@ -612,16 +612,31 @@ class _Walk:
         at = ptr - self.base
         s = self._text(at, self.klen[c])
         if tc & _KEY_PLAIN:
-            tag = self.resolved.get(s)
-            if tag is None:
-                if s[:1] in _RESERVED:
-                    raise _Unsure  # ruamel: "found character that cannot start any token"
-                tag = self.resolved[s] = resolve_plain(s)
-            return s, at, tag
+            return s, at, self.plain_tag(s)
         if tc & (_KEY_SQUO | _KEY_DQUO) and at and self.data[at - 1] == (
                 0x27 if tc & _KEY_SQUO else 0x22):
             return s, at - 1, STR_TAG
         raise _Unsure  # block scalars as keys
+
+    def value_text(self, i: int) -> tuple[str, int]:
+        """Scalar value `i`: (text, offset); _Unsure when rapidyaml moved it out of the text."""
+        ptr = self.vptr[i]
+        if not self.base <= ptr <= self.base + len(self.buf):
+            raise _Unsure  # the value was moved to the arena: no position
+        at = ptr - self.base
+        return self._text(at, self.vlen[i]), at
+
+    def plain_tag(self, s: str) -> str:
+        """The tag of the plain scalar `s` (remembered for short texts); _Unsure for a first
+        character that cannot start a plain scalar."""
+        tag = self.resolved.get(s)
+        if tag is None:
+            if s[:1] in _RESERVED:
+                raise _Unsure  # ruamel: "found character that cannot start any token"
+            tag = resolve_plain(s)
+            if len(s) < 64:
+                self.resolved[s] = tag
+        return tag
 
     def _text(self, at: int, length: int) -> str:
         if self.sbuf is not None:
@@ -841,20 +856,9 @@ class _NodeBuilder:
         return node
 
     def scalar(self, i: int, t: int) -> Node:
-        ptr = self.vptr[i]
-        if not self.base <= ptr <= self.end:
-            raise _Unsure  # the value was moved to the arena: no position
-        at = ptr - self.base
-        s = self.text(at, self.vlen[i])
+        s, at = self.tree.value_text(i)
         if t & _VAL_PLAIN:
-            tag = self.resolved.get(s)
-            if tag is None:
-                if s[:1] in _RESERVED:
-                    raise _Unsure
-                tag = resolve_plain(s)
-                if len(s) < 64:
-                    self.resolved[s] = tag
-            node = Node(SCALAR, tag, s, at, 0, self.lines)
+            node = Node(SCALAR, self.tree.plain_tag(s), s, at, 0, self.lines)
         elif t & (_VAL_SQUO | _VAL_DQUO):
             if not at or self.data[at - 1] != (0x27 if t & _VAL_SQUO else 0x22):
                 raise _Unsure
@@ -945,11 +949,7 @@ class _PlainBuilder:
                     elif vs in values:
                         value = values[vs]
                     else:
-                        tag = resolved.get(vs)
-                        if tag is None:
-                            if vs[:1] in _RESERVED:
-                                raise _Unsure
-                            tag = resolve_plain(vs)
+                        tag = resolved.get(vs) or self.tree.plain_tag(vs)
                         value = vs if tag == STR_TAG else _plain_value(tag, vs)
                         if len(vs) < 64:
                             values[vs] = value
@@ -991,23 +991,13 @@ class _PlainBuilder:
         return out
 
     def scalar(self, i: int, t: int) -> Any:
-        ptr = self.vptr[i]
-        if not self.base <= ptr <= self.end:
-            raise _Unsure  # the value was moved to the arena: no position
-        at = ptr - self.base
-        s = self.text(at, self.vlen[i])
+        s, at = self.tree.value_text(i)
         self.count += 1
         if t & _VAL_PLAIN:
             values = self.values
             if s in values:
                 return values[s]
-            tag = self.resolved.get(s)
-            if tag is None:
-                if s[:1] in _RESERVED:
-                    raise _Unsure
-                tag = resolve_plain(s)
-                if len(s) < 64:
-                    self.resolved[s] = tag
+            tag = self.tree.plain_tag(s)
             value = s if tag == STR_TAG else _plain_value(tag, s)
             if isinstance(value, str) and ("{{" in value or "{%" in value):
                 raise _NotPlain  # a template: rendered while the show is built
