@@ -754,7 +754,7 @@ class _NodeBuilder:
         self.kptr, self.klen, self.vptr, self.vlen = tree.kptr, tree.klen, tree.vptr, tree.vlen
         self.base, self.end = tree.base, tree.base + len(tree.buf)
         self.data, self.lines, self.skip = tree.data, tree.lines, tree.skip
-        self.anchors, self.resolved, self.text = tree.anchors, tree.resolved, tree._text
+        self.anchors, self.resolved = tree.anchors, tree.resolved
         self.plain = _PlainBuilder(tree) if tree.plain is not None else None
 
     def key_node(self, c: int, tc: int) -> Node:
@@ -886,7 +886,7 @@ class _PlainBuilder:
         self.size, self.types, self.first, self.following = tree.size, tree.types, tree.first, tree.next
         self.kptr, self.klen, self.vptr, self.vlen = tree.kptr, tree.klen, tree.vptr, tree.vlen
         self.base, self.end = tree.base, tree.base + len(tree.buf)
-        self.data, self.resolved, self.text = tree.data, tree.resolved, tree._text
+        self.data, self.resolved = tree.data, tree.resolved
         self.values: dict[str, Any] = {}  # plain scalar text -> its value (short ones)
         self.count = 0  # values built in the current item
         self.first_key = -1
