@@ -688,6 +688,7 @@ async def test_headless_plays_the_same_journal_without_any_webrtc(
         run_show(show, scope_url=sim_thread.url, journal_path=tmp_path / "webrtc.jsonl",
                  stdin_tty=False, state_file=tmp_path / "s.json"), 20)
     assert code == 0
+    before = set(sim_thread.peers)  # the WebRTC run's peer may still be closing
     mark = len(sim_thread.records)
     code = await asyncio.wait_for(
         run_show(show, scope_url=sim_thread.url, journal_path=tmp_path / "headless.jsonl",
@@ -695,7 +696,7 @@ async def test_headless_plays_the_same_journal_without_any_webrtc(
     assert code == 0
     records = sim_thread.records[mark:]
     assert not [r for r in records if "webrtc" in r.get("path", "") or r["kind"] == "data"]
-    assert not sim_thread.peers
+    assert set(sim_thread.peers) <= before
     starts = [r["json"] for r in records if r["kind"] == "http" and r["path"] == "/api/v1/session/start"]
     assert [s["prompts"][0]["text"] for s in starts] == ["a forest at dawn"]
     posts = [r["json"] for r in records
