@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -290,13 +291,19 @@ async def test_random_packets_are_counted_not_raised(caplog: pytest.LogCaptureFi
                     sock.sendto(data, ("127.0.0.1", osc.port))
                     if n % 200 == 0:
                         await asyncio.sleep(0.01)
-                sock.sendto(raw("/showrunner/hold"), ("127.0.0.1", osc.port))
-                await until(lambda: player.calls == ["hold"])
+                # A loaded machine may still be draining the flood and drop a datagram when
+                # its receive buffer is full: the hold is sent again until one arrives.
+                for _ in range(20):
+                    sock.sendto(raw("/showrunner/hold"), ("127.0.0.1", osc.port))
+                    with contextlib.suppress(TimeoutError):
+                        await until(lambda: player.calls, timeout=0.5)
+                        break
             assert osc.bad.total > 1000
     finally:
         loop.set_exception_handler(None)
     assert errors == []
-    assert [r["command"] for r in journal.records] == ["hold"]
+    assert player.calls and set(player.calls) == {"hold"}
+    assert {r["command"] for r in journal.records} == {"hold"}
     bad_lines = [r for r in caplog.records if "OSC: ignored" in r.getMessage()]
     assert 1 <= len(bad_lines) <= 2
     assert not any(r.exc_info for r in caplog.records)

@@ -29,9 +29,10 @@ async def test_each_wait_is_one_date_job_and_never_ends_early() -> None:
         assert "running" in repr(clock)
         assert clock._scheduler is not None
         jobs_seen = []
-        origin = clock.monotonic() + 0.05
-        for i in range(5):
-            deadline = origin + i * 0.03
+        for _ in range(5):
+            # Set from now, so a stall of the machine between two waits cannot put a deadline
+            # in the past (a wait whose deadline has passed ends at once, with no job).
+            deadline = clock.monotonic() + 0.1
             waiter = asyncio.create_task(clock.sleep_until(deadline))
             await asyncio.sleep(0)
             jobs_seen.append(len(clock._scheduler.get_jobs()))

@@ -227,7 +227,7 @@ async def test_first_poll_after_a_load_reads_loading_not_the_previous_status(sim
     await post_load(sim, {"pipeline_ids": ["controller-viz"], "load_params": {"height": 64}})
     await sim.wait_for(lambda s: s.loads.combined() == "loaded")
     assert (await status(sim))["status"] == "loaded"
-    sim.faults.load_time = 0.3
+    sim.faults.load_time = 2.0  # long enough that a loaded machine still polls before the end
     await post_load(sim, {"pipeline_ids": ["passthrough"], "load_params": {"height": 32}})
     first = await status(sim)
     assert (first["status"], first["pipeline_id"], first["load_params"]) == (
