@@ -1114,6 +1114,10 @@ async def test_a_midi_clock_drives_the_bars_of_the_show(tmp_path: Path, jack: st
         took = asyncio.get_running_loop().time() - started
         assert took < 5.0, f"two bars took {took:.2f} s: the MIDI clock was not followed"
         assert players[0].beat.tempo.bpm_at(players[0].clock.monotonic()) == pytest.approx(240, rel=0.2)
+        # The clock stops before the run ends and closes its port: a JACK client closed while
+        # a message is being delivered can hang the process (docs/operating.md, "Known limit
+        # on JACK").
+        clock.cancel()
         assert await asyncio.wait_for(task, 20) == 0
     finally:
         if clock is not None:
