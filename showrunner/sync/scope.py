@@ -91,14 +91,15 @@ class ScopeTempo:
             await self._enable()
             enabled = True
             while True:
+                status = None  # the tempo status read in this turn, if any
                 if self.events is None:
                     await asyncio.sleep(POLL)
-                    await self._poll()
+                    status = await self._poll()
                 else:
                     await asyncio.sleep(SILENCE / 2)
                 self._check_silence()
                 if self._clock() - self._heard_at > RECHECK:
-                    await self._recheck()
+                    await self._recheck(status)
         finally:
             stop()
             self._listener = None
@@ -123,29 +124,33 @@ class ScopeTempo:
                 raise TempoSourceError(f"Scope cannot follow {self.follows}: {exc}") from exc
             await asyncio.sleep(_RETRY)
 
-    async def _recheck(self) -> None:
-        """Silence: tempo sync on again if Scope lost it (a restart); else wait (no session)."""
+    async def _recheck(self, status: Mapping[str, Any] | None) -> None:
+        """Silence: tempo sync on again if Scope lost it (a restart); else wait (no session).
+        `status`: the tempo status just read, if any (else it is read here)."""
         self._heard_at = self._clock()
-        try:
-            enabled = bool((await self.api.tempo_status()).get("enabled"))
-        except ScopeError as exc:
-            log.debug("tempo: Scope's tempo status unreadable: %s", exc)
+        if status is None and (status := await self._status()) is None:
             return
-        if not enabled:
+        if not status.get("enabled"):
             log.warning("tempo: Scope's tempo sync is off (a restart?); turning it on again")
             self.bpm = min(self._last.bpm, SCOPE_MAX_BPM) if self._last is not None else self.bpm
             await self._enable()
 
-    async def _poll(self) -> None:
-        """One read of the tempo status (no data channel): its `beat_state`, if any."""
-        sent = self._clock()
+    async def _status(self) -> Mapping[str, Any] | None:
+        """Scope's tempo status; None when it cannot be read."""
         try:
-            state = (await self.api.tempo_status()).get("beat_state")
+            return await self.api.tempo_status()
         except ScopeError as exc:
             log.debug("tempo: Scope's tempo status unreadable: %s", exc)
-            return
-        if isinstance(state, Mapping):
+            return None
+
+    async def _poll(self) -> Mapping[str, Any] | None:
+        """One read of the tempo status (no data channel): its `beat_state`, if any, is taken
+        as a reading. Returns the status (None: unreadable)."""
+        sent = self._clock()
+        status = await self._status()
+        if status is not None and isinstance(state := status.get("beat_state"), Mapping):
             self._take(state, (sent + self._clock()) / 2)
+        return status
 
     def _on_event(self, event: ServerEvent) -> None:
         if event.kind == "tempo_update":
